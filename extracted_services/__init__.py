@@ -1,0 +1,1 @@
+"""extracted_services package."""

@@ -1,0 +1,1 @@
+"""Control plane: per-context migration plans, the field mapping, and the `strangler` CLI."""

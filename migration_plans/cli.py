@@ -1,0 +1,36 @@
+"""The `strangler` command line: one Typer app that mounts every package's commands."""
+
+from __future__ import annotations
+
+import typer
+
+from dualwrite.cli import app as dualwrite_app
+from extracted_services.cli import app as service_app
+from legacy_monolith.cli import app as monolith_app
+from reconciler.cli import app as reconcile_app
+from strangler_proxy.cli import app as proxy_app
+from strangler_proxy.cli import routes_app
+
+app = typer.Typer(
+    no_args_is_help=True,
+    help="strangler: migrate a Django monolith to services one bounded context at a time.",
+)
+app.add_typer(monolith_app, name="monolith")
+app.add_typer(proxy_app, name="proxy")
+app.add_typer(routes_app, name="routes")
+app.add_typer(service_app, name="service")
+app.add_typer(dualwrite_app, name="dualwrite")
+app.add_typer(reconcile_app, name="reconcile")
+
+
+@app.command()
+def demo() -> None:
+    """Run the migration story end to end on the embedded default (SQLite, no servers)."""
+    from migration_plans.demo import run_demo
+
+    raise typer.Exit(run_demo())
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

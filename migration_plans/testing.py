@@ -1,0 +1,1 @@
+"""Pytest plugin that replays migration phases (fixtures arrive with the plans issue)."""

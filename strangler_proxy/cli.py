@@ -1,0 +1,8 @@
+"""`strangler proxy` commands. Imports inside commands stay lazy: the CLI must start fast."""
+
+from __future__ import annotations
+
+import typer
+
+app = typer.Typer(no_args_is_help=True, help="The routing proxy.")
+routes_app = typer.Typer(no_args_is_help=True, help="Route tables: validate, diff, schema.")

@@ -1,0 +1,111 @@
+"""Fixtures every test package shares: real PostgreSQL, real Redis, real server processes.
+
+- ``pg_admin_url``: the server URL (``STRANGLER_PG_URL``); skips when unreachable,
+  fails instead under ``CI=true``.
+- ``pg_url``: a fresh database for the test session, dropped at the end.
+- ``pg_database``: a factory for more fresh databases (monolith + service pairs).
+- ``redis_url``: ``STRANGLER_REDIS_URL``, checked with PING.
+- ``processes``: a factory that starts real processes and always stops them.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+
+import pytest
+import redis
+
+from migration_plans.databases import (
+    DatabaseUnavailable,
+    check_server,
+    create_database,
+    drop_database,
+    pg_admin_url as _pg_admin_url,
+    redis_url as _redis_url,
+    unique_name,
+)
+from migration_plans.processes import ManagedProcess
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def service_missing(reason: str) -> None:
+    """Skip locally; under CI=true a missing service is a failure, never a skip."""
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"{reason} (CI=true: a missing service fails the run)", pytrace=False)
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def pg_admin_url() -> str:
+    url = _pg_admin_url()
+    try:
+        check_server(url)
+    except DatabaseUnavailable as exc:
+        service_missing(str(exc))
+    return url
+
+
+@pytest.fixture(scope="session")
+def pg_database(pg_admin_url: str) -> Iterator[Callable[[str], str]]:
+    """Factory: ``pg_database("monolith")`` -> URL of a new, empty database."""
+    created: list[str] = []
+
+    def make(label: str = "db") -> str:
+        name = unique_name(f"strangler_{label}")
+        created.append(name)
+        return create_database(pg_admin_url, name)
+
+    yield make
+    for name in created:
+        drop_database(pg_admin_url, name)
+
+
+@pytest.fixture(scope="session")
+def pg_url(pg_database: Callable[[str], str]) -> str:
+    """One fresh PostgreSQL database for the whole test session."""
+    return pg_database("session")
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    url = _redis_url()
+    try:
+        client = redis.Redis.from_url(url, socket_connect_timeout=3)
+        client.ping()
+        client.close()
+    except redis.RedisError as exc:
+        service_missing(f"Redis at {url} is not reachable: {exc}")
+    return url
+
+
+@pytest.fixture
+def processes(tmp_path: Path) -> Iterator[Callable[..., ManagedProcess]]:
+    """Factory that starts real processes (logs under tmp_path) and stops them all after."""
+    started: list[ManagedProcess] = []
+
+    def start(
+        argv: Sequence[str],
+        *,
+        name: str,
+        health_url: str | None = None,
+        env: dict[str, str] | None = None,
+        timeout: float = 30.0,
+    ) -> ManagedProcess:
+        process = ManagedProcess.start(
+            argv,
+            name=name,
+            health_url=health_url,
+            env=env,
+            cwd=REPO_ROOT,
+            log_dir=tmp_path / "logs",
+            timeout=timeout,
+        )
+        started.append(process)
+        return process
+
+    yield start
+    for process in reversed(started):
+        process.stop()
