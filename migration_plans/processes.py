@@ -21,7 +21,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -54,7 +54,7 @@ def wait_until(
 def http_ok(url: str, timeout: float = 1.0) -> bool:
     """True when GET ``url`` answers 2xx."""
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310
+        with urllib.request.urlopen(url, timeout=timeout) as response:
             return 200 <= int(response.status) < 300
     except (urllib.error.URLError, OSError, ValueError):
         return False
@@ -140,10 +140,8 @@ class ManagedProcess:
     def signal(self, signum: int) -> None:
         """Send ``signum`` to the whole process group."""
         if self.alive():
-            try:
+            with suppress(ProcessLookupError):
                 os.killpg(self.popen.pid, signum)
-            except ProcessLookupError:
-                pass
 
     def kill(self) -> None:
         """SIGKILL the process group at once (fault injection)."""
@@ -162,10 +160,8 @@ class ManagedProcess:
             self.signal(signal.SIGKILL)
             self.popen.wait(timeout=10)
         # Children that outlived the leader (workers of a pool) go too.
-        try:
+        with suppress(ProcessLookupError, PermissionError):
             os.killpg(self.popen.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
         self._stopped = True
         return self.popen.returncode
 
@@ -181,7 +177,9 @@ class ManagedProcess:
         self.stop()
 
 
-def uvicorn_argv(app: str, port: int, *, factory: bool = False, host: str = "127.0.0.1") -> list[str]:
+def uvicorn_argv(
+    app: str, port: int, *, factory: bool = False, host: str = "127.0.0.1"
+) -> list[str]:
     """The command line that serves ASGI ``app`` (``module:attr``) with uvicorn."""
     argv = [sys.executable, "-m", "uvicorn", app, "--host", host, "--port", str(port)]
     argv += ["--no-access-log", "--log-level", "warning"]

@@ -36,7 +36,9 @@ class ConfigIssue:
 
     def __str__(self) -> str:
         where = f"{self.path}:{self.line}" if self.line is not None else self.path
-        return f"{where}: {self.field}: {self.message}" if self.field else f"{where}: {self.message}"
+        return (
+            f"{where}: {self.field}: {self.message}" if self.field else f"{where}: {self.message}"
+        )
 
 
 class ConfigError(Exception):
@@ -72,7 +74,9 @@ class SourceDocument:
             mark = exc.problem_mark or exc.context_mark
             line = mark.line + 1 if mark is not None else None
             message = " ".join(str(part) for part in (exc.context, exc.problem) if part)
-            raise ConfigError([ConfigIssue(str(path), line, "", f"YAML syntax: {message}")]) from exc
+            raise ConfigError(
+                [ConfigIssue(str(path), line, "", f"YAML syntax: {message}")]
+            ) from exc
         if data is None:
             data = CommentedMap()
         return cls(path, data)

@@ -38,10 +38,14 @@ def _mac(payload: str, key: bytes) -> str:
     return hmac.new(key, payload.encode("ascii"), hashlib.sha256).hexdigest()
 
 
-def sign_identity(identity: Identity, *, key: bytes, ttl: float = 60.0, now: float | None = None) -> str:
+def sign_identity(
+    identity: Identity, *, key: bytes, ttl: float = 60.0, now: float | None = None
+) -> str:
     """Header value asserting ``identity`` for ``ttl`` seconds."""
     expires = int((time.time() if now is None else now) + ttl)
-    claims = json.dumps({"sub": identity.sub, "name": identity.name, "exp": expires}, separators=(",", ":"))
+    claims = json.dumps(
+        {"sub": identity.sub, "name": identity.name, "exp": expires}, separators=(",", ":")
+    )
     payload = base64.urlsafe_b64encode(claims.encode()).decode("ascii").rstrip("=")
     return f"{payload}.{_mac(payload, key)}"
 

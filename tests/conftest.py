@@ -22,9 +22,13 @@ from migration_plans.databases import (
     check_server,
     create_database,
     drop_database,
-    pg_admin_url as _pg_admin_url,
-    redis_url as _redis_url,
     unique_name,
+)
+from migration_plans.databases import (
+    pg_admin_url as _pg_admin_url,
+)
+from migration_plans.databases import (
+    redis_url as _redis_url,
 )
 from migration_plans.processes import ManagedProcess
 

@@ -1,0 +1,156 @@
+"""The outbox: a change and its event commit in ONE local transaction.
+
+Both sides have a ``strangler_outbox`` table with the same columns. On the service
+side the write path calls :meth:`OutboxSink.record` inside the transaction that
+writes the row; on the monolith side database triggers insert the rows (see
+``dualwrite`` capture). The relay reads pending events in ``id`` order per
+aggregate key and applies them to the other store through the field mapping.
+
+    sink = OutboxSink(context="catalog", origin="service")
+    with Session(engine) as session, session.begin():
+        session.add(product)
+        session.flush()
+        sink.record(session, table="products", operation="update", key=product.id,
+                    row=row_image, request_id=request_id)
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Mapping
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any, Protocol
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    func,
+    insert,
+)
+from sqlalchemy.orm import Session
+
+OUTBOX_TABLE = "strangler_outbox"
+
+
+class Operation(StrEnum):
+    INSERT = "insert"
+    UPDATE = "update"
+    DELETE = "delete"
+
+
+class EventStatus(StrEnum):
+    PENDING = "pending"
+    IN_FLIGHT = "in_flight"
+    APPLIED = "applied"
+    DEAD = "dead"
+
+
+class Origin(StrEnum):
+    """Who produced a change. Changes applied by the relay are never captured again."""
+
+    SERVICE = "service"
+    MONOLITH = "monolith"
+    RELAY = "relay"
+
+
+outbox_metadata = MetaData()
+
+outbox_table = Table(
+    OUTBOX_TABLE,
+    outbox_metadata,
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column("event_id", String(36), nullable=False, unique=True),
+    Column("context", String(64), nullable=False),
+    Column("aggregate_type", String(64), nullable=False),
+    Column("aggregate_key", String(64), nullable=False),
+    Column("operation", String(8), nullable=False),
+    Column("payload", Text, nullable=True),
+    Column("origin", String(16), nullable=False),
+    Column("request_id", String(128), nullable=True),
+    Column("status", String(16), nullable=False, server_default=EventStatus.PENDING.value),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("last_error", Text, nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("applied_at", DateTime(timezone=True), nullable=True),
+    Index("ix_strangler_outbox_status_id", "status", "id"),
+    Index("ix_strangler_outbox_aggregate", "aggregate_type", "aggregate_key", "id"),
+)
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        moment = value if value.tzinfo else value.replace(tzinfo=UTC)
+        return moment.astimezone(UTC).isoformat()
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return str(value)
+    raise TypeError(f"cannot encode {type(value).__name__} in an outbox payload")
+
+
+def encode_payload(row: Mapping[str, Any] | None) -> str | None:
+    """JSON text of a row image (decimals as strings, timestamps as UTC ISO 8601)."""
+    if row is None:
+        return None
+    return json.dumps(dict(row), default=_json_default, sort_keys=True)
+
+
+class ChangeSink(Protocol):
+    """What a service's write path calls, inside its transaction, for every row it changes."""
+
+    def record(
+        self,
+        session: Session,
+        *,
+        table: str,
+        operation: Operation | str,
+        key: int | str,
+        row: Mapping[str, Any] | None,
+        request_id: str | None = None,
+    ) -> None: ...
+
+
+class OutboxSink:
+    """A :class:`ChangeSink` that appends an event to ``strangler_outbox`` in the same transaction."""
+
+    def __init__(self, *, context: str, origin: Origin | str = Origin.SERVICE) -> None:
+        self.context = context
+        self.origin = Origin(origin)
+
+    def record(
+        self,
+        session: Session,
+        *,
+        table: str,
+        operation: Operation | str,
+        key: int | str,
+        row: Mapping[str, Any] | None,
+        request_id: str | None = None,
+    ) -> None:
+        session.execute(
+            insert(outbox_table).values(
+                event_id=str(uuid.uuid4()),
+                context=self.context,
+                aggregate_type=table,
+                aggregate_key=str(key),
+                operation=Operation(operation).value,
+                payload=encode_payload(row),
+                origin=self.origin.value,
+                request_id=request_id,
+                status=EventStatus.PENDING.value,
+                attempts=0,
+                created_at=datetime.now(UTC),
+            )
+        )
