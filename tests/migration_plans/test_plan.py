@@ -72,3 +72,16 @@ def test_load_plans_reports_every_broken_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as caught:
         load_plans(tmp_path)
     assert {Path(issue.path).name for issue in caught.value.issues} == {"a.yaml", "b.yaml"}
+
+
+def test_set_phase_keeps_comments_and_the_rest_of_the_file(tmp_path: Path) -> None:
+    from migration_plans.mapping import plan_path
+    from migration_plans.plan_file import set_phase
+
+    path = tmp_path / "catalog.yaml"
+    original = plan_path("catalog").read_text()
+    path.write_text(original)
+    plan = set_phase(path, Phase.DUAL_WRITE)
+    assert plan.phase is Phase.DUAL_WRITE
+    rewritten = path.read_text()
+    assert rewritten == original.replace("phase: shared", "phase: dual_write")
