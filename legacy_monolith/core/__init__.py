@@ -1,0 +1,1 @@
+"""Cross-cutting plumbing of the monolith: errors, pagination, request ids, logs, metrics, seed."""

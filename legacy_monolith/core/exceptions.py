@@ -1,0 +1,132 @@
+"""The monolith's error format, rendered in one place.
+
+Every error body is ``{"code": "<snake_case>", "detail": "<human message>"}``;
+validation errors (code ``invalid``) add ``"fields": {"field": ["msg", ...]}`` where
+nested fields are dotted (``lines.0.quantity``) and object-level errors sit under
+``non_field_errors``.
+
+Exception tree (domain conflicts raised by services)::
+
+    rest_framework.exceptions.APIException
+    ├── Conflict (409, code ``conflict``)
+    │   ├── InsufficientStock (409, ``insufficient_stock``)
+    │   ├── InUse (409, ``in_use``: delete of a referenced row)
+    │   └── InvalidState (409, ``invalid_state``)
+    └── PaymentFailed (402, ``payment_failed``)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.db import IntegrityError
+from django.db.models import ProtectedError, RestrictedError
+from django.http import Http404, HttpRequest, JsonResponse
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+
+
+class Conflict(exceptions.APIException):
+    """The request conflicts with the current state of a resource."""
+
+    status_code = status.HTTP_409_CONFLICT
+    default_detail = "The request conflicts with the current state."
+    default_code = "conflict"
+
+
+class InsufficientStock(Conflict):
+    """Not enough available stock to reserve."""
+
+    default_detail = "Not enough stock available."
+    default_code = "insufficient_stock"
+
+
+class InvalidState(Conflict):
+    """The resource is not in a state that allows the operation."""
+
+    default_detail = "The operation is not allowed in the current state."
+    default_code = "invalid_state"
+
+
+class InUse(Conflict):
+    """The resource is still referenced by other records and cannot be deleted."""
+
+    default_detail = "The resource is referenced by other records and cannot be deleted."
+    default_code = "in_use"
+
+
+class PaymentFailed(exceptions.APIException):
+    """The payment provider declined the charge."""
+
+    status_code = status.HTTP_402_PAYMENT_REQUIRED
+    default_detail = "The payment was declined."
+    default_code = "payment_failed"
+
+
+VALIDATION_DETAIL = "Invalid input."
+COMPACT = {"separators": (",", ":")}
+
+
+def flatten_errors(errors: Any, prefix: str = "") -> dict[str, list[str]]:
+    """Turn DRF's nested error structure into ``{"dotted.field": ["msg", ...]}``."""
+    if isinstance(errors, dict):
+        flat: dict[str, list[str]] = {}
+        for key, value in errors.items():
+            flat.update(flatten_errors(value, f"{prefix}.{key}" if prefix else str(key)))
+        return flat
+    if isinstance(errors, list) and any(isinstance(item, dict | list) for item in errors):
+        flat = {}
+        for index, value in enumerate(errors):
+            flat.update(flatten_errors(value, f"{prefix}.{index}" if prefix else str(index)))
+        return flat
+    messages = errors if isinstance(errors, list) else [errors]
+    return {prefix or "non_field_errors": [str(message) for message in messages]}
+
+
+def error_body(exc: exceptions.APIException) -> dict[str, Any]:
+    """The JSON body for an API exception."""
+    if isinstance(exc, exceptions.ValidationError):
+        return {
+            "code": "invalid",
+            "detail": VALIDATION_DETAIL,
+            "fields": flatten_errors(exc.detail),
+        }
+    detail = exc.detail
+    if isinstance(detail, list | dict):
+        return {"code": "invalid", "detail": VALIDATION_DETAIL, "fields": flatten_errors(detail)}
+    return {"code": str(getattr(detail, "code", None) or exc.default_code), "detail": str(detail)}
+
+
+def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    """DRF's handler with the monolith's body format (REST_FRAMEWORK['EXCEPTION_HANDLER'])."""
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound()
+    elif isinstance(exc, DjangoPermissionDenied):
+        exc = exceptions.PermissionDenied()
+    elif isinstance(exc, ProtectedError | RestrictedError):
+        exc = InUse()
+    elif isinstance(exc, IntegrityError):
+        exc = Conflict("The change conflicts with existing data.")
+    response = drf_exception_handler(exc, context)
+    if response is None or not isinstance(exc, exceptions.APIException):
+        return response
+    response.data = error_body(exc)
+    return response
+
+
+def not_found(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
+    """handler404: unknown URLs answer in the API's error format."""
+    return JsonResponse(
+        {"code": "not_found", "detail": "Not found."}, status=404, json_dumps_params=COMPACT
+    )
+
+
+def server_error(request: HttpRequest) -> JsonResponse:
+    """handler500: unexpected errors answer in the API's error format."""
+    return JsonResponse(
+        {"code": "server_error", "detail": "A server error occurred."},
+        status=500,
+        json_dumps_params=COMPACT,
+    )

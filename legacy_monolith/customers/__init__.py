@@ -1,0 +1,1 @@
+"""Customers bounded context: shop accounts, profiles and API tokens."""

@@ -1,0 +1,1 @@
+"""Inventory bounded context: warehouses, stock levels and reservations."""

@@ -1,0 +1,1 @@
+"""Orders bounded context: placing, listing and cancelling orders."""

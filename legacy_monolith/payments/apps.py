@@ -1,0 +1,8 @@
+from django.apps import AppConfig
+
+
+class PaymentsConfig(AppConfig):
+    """Payments of orders (``payments_payment``)."""
+
+    name = "legacy_monolith.payments"
+    label = "payments"

@@ -1,0 +1,8 @@
+from django.apps import AppConfig
+
+
+class ShippingConfig(AppConfig):
+    """Shipments (``shipping_shipment``)."""
+
+    name = "legacy_monolith.shipping"
+    label = "shipping"
