@@ -1,0 +1,5 @@
+"""The catalog service: categories and products, in every data phase.
+
+Files: ``main.py`` (app factory), ``config.py`` (Settings), ``db.py``, ``models.py``,
+``schemas.py``, ``deps.py``, ``api.py``, ``crud.py`` (the write path), ``alembic/``.
+"""

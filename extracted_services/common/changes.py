@@ -1,0 +1,73 @@
+"""The explicit hook of every write path: report each changed row to a ChangeSink.
+
+Service code never writes a mapped table without calling :meth:`ChangeRecorder.record`
+in the same transaction. Which sink that is depends on the phase (:func:`sink_for`);
+the dual-write relay applies monolith changes with :data:`NO_CHANGES` so they are
+never captured again.
+
+    changes = ChangeRecorder("catalog", sink_for(settings), request_id="abc")
+    with session.begin():
+        product = crud.create_product(session, values, changes=changes)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from dualwrite.outbox import ChangeSink, Operation, OutboxSink
+from extracted_services.common.metrics import OUTBOX_EVENTS
+from extracted_services.common.phase import Phase
+from extracted_services.common.settings import ServiceSettings
+
+
+def sink_for(settings: ServiceSettings) -> ChangeSink | None:
+    """The sink of the configured phase: outbox in dual_write, and in split with reverse sync."""
+    if settings.phase is Phase.DUAL_WRITE or (
+        settings.phase is Phase.SPLIT and settings.reverse_sync
+    ):
+        return OutboxSink(context=settings.context, origin="service")
+    return None
+
+
+def row_image(instance: object, columns: Iterable[str]) -> dict[str, Any]:
+    """The service-form image of an ORM row: the mapped columns only."""
+    return {column: getattr(instance, column) for column in columns}
+
+
+@dataclass(frozen=True)
+class ChangeRecorder:
+    """A :class:`ChangeSink` (or none) plus the request it serves."""
+
+    context: str
+    sink: ChangeSink | None = None
+    request_id: str | None = None
+
+    def record(
+        self,
+        session: Session,
+        *,
+        table: str,
+        operation: Operation,
+        key: int,
+        row: Mapping[str, Any] | None,
+    ) -> None:
+        """Report one changed row (``row`` is ``None`` for a delete)."""
+        if self.sink is None:
+            return
+        self.sink.record(
+            session,
+            table=table,
+            operation=operation,
+            key=key,
+            row=row,
+            request_id=self.request_id,
+        )
+        OUTBOX_EVENTS.labels(self.context, table, operation.value).inc()
+
+
+NO_CHANGES = ChangeRecorder(context="", sink=None)
+"""For writers whose changes must not be captured (the relay applying the other side's)."""

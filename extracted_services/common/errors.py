@@ -1,0 +1,174 @@
+"""The HTTP error format every service shares with the monolith, rendered in one place.
+
+Every error body is ``{"code": "<snake_case>", "detail": "<message>"}``; validation
+errors (code ``invalid``) add ``"fields": {"dotted.field": ["msg", ...]}``.
+
+Exception tree::
+
+    ApiError
+    ├── ValidationFailed (400, ``invalid``)
+    ├── ParseError (400, ``parse_error``)
+    ├── NotAuthenticated (401, ``not_authenticated``)
+    │   └── AuthenticationFailed (401, ``authentication_failed``)
+    ├── PermissionDenied (403, ``permission_denied``)
+    ├── NotFound (404, ``not_found``)
+    ├── MethodNotAllowed (405, ``method_not_allowed``)
+    ├── UnsupportedMediaType (415, ``unsupported_media_type``)
+    └── Conflict (409, ``conflict``)
+        ├── PhaseReadOnly (409, ``phase_read_only``)
+        ├── InsufficientStock (409, ``insufficient_stock``)
+        └── InvalidState (409, ``invalid_state``)
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from extracted_services.common.validation import drf_fields
+
+log = logging.getLogger("extracted_services.errors")
+
+VALIDATION_DETAIL = "Invalid input."
+
+
+class ApiError(Exception):
+    """An error with a status code, a stable code and a message for humans."""
+
+    status_code = 500
+    code = "server_error"
+    default_detail = "A server error occurred."
+
+    def __init__(self, detail: str | None = None, *, fields: dict[str, list[str]] | None = None):
+        self.detail = detail or self.default_detail
+        self.fields = fields
+        super().__init__(self.detail)
+
+    def body(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"code": self.code, "detail": self.detail}
+        if self.fields is not None:
+            body["fields"] = self.fields
+        return body
+
+
+class ValidationFailed(ApiError):
+    status_code = 400
+    code = "invalid"
+    default_detail = VALIDATION_DETAIL
+
+    def __init__(self, fields: dict[str, list[str]]) -> None:
+        super().__init__(VALIDATION_DETAIL, fields=fields)
+
+
+class ParseError(ApiError):
+    status_code = 400
+    code = "parse_error"
+    default_detail = "Malformed request."
+
+
+class NotAuthenticated(ApiError):
+    status_code = 401
+    code = "not_authenticated"
+    default_detail = "Authentication credentials were not provided."
+
+
+class AuthenticationFailed(NotAuthenticated):
+    code = "authentication_failed"
+    default_detail = "Incorrect authentication credentials."
+
+
+class PermissionDenied(ApiError):
+    status_code = 403
+    code = "permission_denied"
+    default_detail = "You do not have permission to perform this action."
+
+
+class NotFound(ApiError):
+    status_code = 404
+    code = "not_found"
+    default_detail = "Not found."
+
+
+class MethodNotAllowed(ApiError):
+    status_code = 405
+    code = "method_not_allowed"
+    default_detail = "Method not allowed."
+
+
+class UnsupportedMediaType(ApiError):
+    status_code = 415
+    code = "unsupported_media_type"
+    default_detail = "Unsupported media type in request."
+
+
+class Conflict(ApiError):
+    status_code = 409
+    code = "conflict"
+    default_detail = "The request conflicts with the current state."
+
+
+class PhaseReadOnly(Conflict):
+    code = "phase_read_only"
+    default_detail = "This context is read-only in the current phase."
+
+
+class InsufficientStock(Conflict):
+    code = "insufficient_stock"
+    default_detail = "Not enough stock available."
+
+
+class InvalidState(Conflict):
+    code = "invalid_state"
+    default_detail = "The operation is not allowed in the current state."
+
+
+_STATUS_ERRORS: dict[int, type[ApiError]] = {
+    401: NotAuthenticated,
+    403: PermissionDenied,
+    404: NotFound,
+    405: MethodNotAllowed,
+    415: UnsupportedMediaType,
+}
+
+
+def render(error: ApiError, headers: dict[str, str] | None = None) -> JSONResponse:
+    """The JSON response for ``error``."""
+    return JSONResponse(error.body(), status_code=error.status_code, headers=headers)
+
+
+async def _api_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ApiError)
+    return render(exc)
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 405:
+        error: ApiError = MethodNotAllowed(f'Method "{request.method}" not allowed.')
+    else:
+        error = _STATUS_ERRORS.get(exc.status_code, ApiError)()
+        error.status_code = exc.status_code
+    return render(error, headers=dict(exc.headers or {}))
+
+
+async def _request_invalid(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    return render(ValidationFailed(drf_fields(exc.errors(), skip_prefix=1)))
+
+
+async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    log.exception("unhandled error", exc_info=exc)
+    return render(ApiError())
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Render every error the way the monolith does."""
+    app.add_exception_handler(ApiError, _api_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(RequestValidationError, _request_invalid)
+    app.add_exception_handler(Exception, _unexpected)

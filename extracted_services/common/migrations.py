@@ -1,0 +1,90 @@
+"""Alembic for every service: one ``alembic.ini`` per context, one shared ``env.py`` body.
+
+    upgrade("catalog", "postgresql://.../catalog")              # to head
+    upgrade("catalog", "postgresql://", sql=True)               # print the SQL instead
+    downgrade("catalog", "postgresql://.../catalog", "base")
+
+The URL comes from the caller (the CLI reads ``<CONTEXT>_DATABASE_URL``); a URL
+with no database is enough for offline SQL generation.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import MetaData
+from sqlalchemy.engine import make_url
+
+from extracted_services.common.database import service_engine
+from migration_plans.databases import sqlalchemy_url
+
+OFFLINE_DEFAULT_URL = "postgresql+psycopg://"
+
+
+def alembic_config(context: str, url: str, *, stdout: TextIO | None = None) -> Config:
+    """The Alembic config of ``context`` pointed at ``url``."""
+    package = importlib.import_module(f"extracted_services.{context}")
+    ini = Path(str(package.__file__)).parent / "alembic.ini"
+    config = Config(str(ini), stdout=stdout) if stdout else Config(str(ini))
+    config.set_main_option("sqlalchemy.url", sqlalchemy_url(url).replace("%", "%%"))
+    return config
+
+
+def upgrade(
+    context: str,
+    url: str,
+    revision: str = "head",
+    *,
+    sql: bool = False,
+    stdout: TextIO | None = None,
+) -> None:
+    """Migrate ``context``'s database up to ``revision`` (or print the SQL with ``sql``)."""
+    command.upgrade(alembic_config(context, url, stdout=stdout), revision, sql=sql)
+
+
+def downgrade(
+    context: str, url: str, revision: str = "-1", *, sql: bool = False, stdout: TextIO | None = None
+) -> None:
+    """Migrate down to ``revision``; offline ``sql`` needs a ``from:to`` range (``head:base``)."""
+    command.downgrade(alembic_config(context, url, stdout=stdout), revision, sql=sql)
+
+
+def current(context: str, url: str) -> str | None:
+    """The revision the database is at (``None`` before the first migration)."""
+    from alembic.runtime.migration import MigrationContext
+
+    engine = service_engine(url)
+    try:
+        with engine.connect() as connection:
+            return MigrationContext.configure(connection).get_current_revision()
+    finally:
+        engine.dispose()
+
+
+def run_migrations(alembic_context: Any, target_metadata: Sequence[MetaData]) -> None:
+    """The body of every service's ``alembic/env.py``."""
+    url = alembic_context.config.get_main_option("sqlalchemy.url") or OFFLINE_DEFAULT_URL
+    batch = make_url(url).get_backend_name() == "sqlite"
+    options: dict[str, Any] = {
+        "target_metadata": list(target_metadata),
+        "render_as_batch": batch,
+        "compare_type": True,
+    }
+    if alembic_context.is_offline_mode():
+        alembic_context.configure(url=url, literal_binds=True, **options)
+        with alembic_context.begin_transaction():
+            alembic_context.run_migrations()
+        return
+    engine = service_engine(url)
+    try:
+        with engine.connect() as connection:
+            alembic_context.configure(connection=connection, **options)
+            with alembic_context.begin_transaction():
+                alembic_context.run_migrations()
+    finally:
+        engine.dispose()

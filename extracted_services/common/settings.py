@@ -1,0 +1,114 @@
+"""Configuration every service shares, parsed once from the environment.
+
+Each setting is read from ``<CONTEXT>_<NAME>`` first (``CATALOG_PHASE``), then from
+``STRANGLER_<NAME>`` (``STRANGLER_PHASE``), so one variable can set all services
+and a context-specific one overrides it::
+
+    CATALOG_DATABASE_URL=postgresql://.../catalog   the service's own database
+    STRANGLER_MONOLITH_DATABASE_URL=postgresql://.../monolith
+    STRANGLER_PHASE=dual_write                      shared | dual_write | split
+    STRANGLER_IDENTITY_KEY=...                      HMAC key shared with the proxy
+    CATALOG_REVERSE_SYNC=false                      split only: no outbox events
+
+    settings = CatalogSettings()
+    settings.check_runnable()             # names every missing setting
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from pydantic import Field
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+from extracted_services.common.phase import Phase
+
+SHARED_PREFIX = "STRANGLER_"
+DEV_IDENTITY_KEY = "strangler-development-identity-key"
+
+
+class ConfigurationError(RuntimeError):
+    """The environment does not describe a service that can run (names each setting)."""
+
+
+class ServiceSettings(BaseSettings):
+    """Settings of one extracted service; subclasses set ``context``."""
+
+    context: ClassVar[str] = ""
+
+    model_config = SettingsConfigDict(frozen=True, extra="ignore", case_sensitive=False)
+
+    database_url: str = Field(
+        default="", description="The service's own database (dual_write and split)."
+    )
+    monolith_database_url: str = Field(
+        default="", description="The monolith's database, read-only (shared phase)."
+    )
+    phase: Phase = Phase.SHARED
+    identity_key: str = Field(default="", description="HMAC key of the proxy's identity header.")
+    allow_dev_identity_key: bool = Field(
+        default=False, description="Development only: run with a well-known identity key."
+    )
+    reverse_sync: bool = Field(
+        default=True, description="split: keep writing outbox events so the monolith stays current."
+    )
+    sql_echo: bool = False
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        own = EnvSettingsSource(settings_cls, env_prefix=f"{cls.context.upper()}_")
+        shared = EnvSettingsSource(settings_cls, env_prefix=SHARED_PREFIX)
+        return (init_settings, own, shared)
+
+    def problems(self) -> list[str]:
+        """Why this configuration cannot serve requests (empty when it can)."""
+        name = self.context.upper()
+        found: list[str] = []
+        if not self.identity_key and not self.allow_dev_identity_key:
+            found.append(
+                f"{name}_IDENTITY_KEY (or STRANGLER_IDENTITY_KEY) is not set: the service cannot "
+                f"verify the proxy's identity header. Set it, or {name}_ALLOW_DEV_IDENTITY_KEY=true "
+                "for local development."
+            )
+        if self.phase is Phase.SHARED and not self.monolith_database_url:
+            found.append(
+                f"{name}_MONOLITH_DATABASE_URL (or STRANGLER_MONOLITH_DATABASE_URL) is required "
+                "in the shared phase: the service reads the monolith's tables."
+            )
+        if self.phase.owns_database and not self.database_url:
+            found.append(
+                f"{name}_DATABASE_URL is required in the {self.phase} phase: "
+                "the service reads and writes its own database."
+            )
+        return found
+
+    def check_runnable(self) -> None:
+        """Raise :class:`ConfigurationError` naming every missing setting."""
+        found = self.problems()
+        if found:
+            raise ConfigurationError("; ".join(found))
+
+    @property
+    def identity_secret(self) -> bytes:
+        """The key identity headers are verified with."""
+        return (self.identity_key or DEV_IDENTITY_KEY).encode()
+
+    def describe(self) -> dict[str, Any]:
+        """What the service runs with, safe to log (no key)."""
+        return {
+            "context": self.context,
+            "phase": self.phase.value,
+            "reverse_sync": self.reverse_sync,
+        }

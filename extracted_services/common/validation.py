@@ -1,0 +1,136 @@
+"""Request-body validation with Django REST framework's field types and messages.
+
+Pydantic does the parsing; :func:`drf_fields` turns its errors into the monolith's
+``{"field": ["message"]}`` shape with DRF's wording, so clients see the same
+errors from a service as from the monolith.
+
+    class ProductIn(BaseModel):
+        sku: Annotated[str, as_text, Field(min_length=1, max_length=32)]
+    try:
+        ProductIn.model_validate(body)
+    except ValidationError as exc:
+        raise ValidationFailed(drf_fields(exc.errors()))
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BeforeValidator
+from pydantic_core import PydanticCustomError
+
+_MESSAGES: dict[str, str] = {
+    "missing": "This field is required.",
+    "string_type": "Not a valid string.",
+    "string_too_short": "This field may not be blank.",
+    "string_too_long": "Ensure this field has no more than {max_length} characters.",
+    "decimal_parsing": "A valid number is required.",
+    "decimal_type": "A valid number is required.",
+    "finite_number": "A valid number is required.",
+    "decimal_max_digits": "Ensure that there are no more than {max_digits} digits in total.",
+    "decimal_max_places": "Ensure that there are no more than {decimal_places} decimal places.",
+    "decimal_whole_digits": (
+        "Ensure that there are no more than {whole_digits} digits before the decimal point."
+    ),
+    "greater_than_equal": "Ensure this value is greater than or equal to {ge}.",
+    "greater_than": "Ensure this value is greater than {gt}.",
+    "less_than_equal": "Ensure this value is less than or equal to {le}.",
+    "bool_parsing": "Must be a valid boolean.",
+    "bool_type": "Must be a valid boolean.",
+    "int_parsing": "A valid integer is required.",
+    "int_type": "A valid integer is required.",
+    "int_from_float": "A valid integer is required.",
+    "list_type": 'Expected a list of items but got type "{type}".',
+    "too_short": "This list may not be empty.",
+    "model_type": "Invalid data. Expected a dictionary, but got {type}.",
+    "model_attributes_type": "Invalid data. Expected a dictionary, but got {type}.",
+    "dict_type": "Invalid data. Expected a dictionary, but got {type}.",
+}
+
+_JSON_TYPE_NAMES = {
+    "list": "list",
+    "str": "str",
+    "int": "int",
+    "float": "float",
+    "bool": "bool",
+    "NoneType": "NoneType",
+}
+
+
+def _message(error: Mapping[str, Any]) -> str:
+    kind = str(error["type"])
+    if kind not in _MESSAGES:
+        return str(error["msg"])
+    if error.get("input", ...) is None and kind != "missing":
+        return "This field may not be null."
+    context = {key: str(value) for key, value in (error.get("ctx") or {}).items()}
+    context["type"] = _JSON_TYPE_NAMES.get(type(error.get("input")).__name__, "object")
+    if kind in {"decimal_max_places", "decimal_max_digits", "decimal_whole_digits"}:
+        context.setdefault("whole_digits", context.get("whole_digits", ""))
+    return _MESSAGES[kind].format(**context)
+
+
+def drf_fields(
+    errors: Iterable[Mapping[str, Any]], *, skip_prefix: int = 0
+) -> dict[str, list[str]]:
+    """Pydantic errors as ``{"dotted.field": [message, ...]}`` (object-level: ``non_field_errors``)."""
+    fields: dict[str, list[str]] = {}
+    for error in errors:
+        location = [str(part) for part in tuple(error.get("loc") or ())[skip_prefix:]]
+        name = ".".join(location) or "non_field_errors"
+        message = _message(error)
+        if message not in fields.setdefault(name, []):
+            fields[name].append(message)
+    return fields
+
+
+def _drf_string(value: Any) -> Any:
+    """DRF's CharField: numbers become text, other types are refused, whitespace trimmed."""
+    if value is None:
+        raise PydanticCustomError("null", "This field may not be null.")
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise PydanticCustomError("string_type", "Not a valid string.")
+    return str(value).strip()
+
+
+def _drf_pk(value: Any) -> Any:
+    """DRF's PrimaryKeyRelatedField input: an integer or digits; anything else has the wrong type."""
+    if value is None:
+        raise PydanticCustomError("null", "This field may not be null.")
+    try:
+        if isinstance(value, bool) or not isinstance(value, int | str):
+            raise TypeError
+        return int(value)
+    except (TypeError, ValueError):
+        raise PydanticCustomError(
+            "incorrect_type",
+            "Incorrect type. Expected pk value, received {data_type}.",
+            {"data_type": type(value).__name__},
+        ) from None
+
+
+_SLUG = re.compile(r"^[-a-zA-Z0-9_]+\Z")
+
+
+def _slug(value: str) -> str:
+    if value and not _SLUG.match(value):
+        raise PydanticCustomError(
+            "invalid_slug",
+            "Enter a valid “slug” consisting of letters, numbers, underscores or hyphens.",
+        )
+    return value
+
+
+as_text = BeforeValidator(_drf_string)
+"""Annotate a ``str`` field with this to parse it as DRF's ``CharField`` does."""
+
+slug_format = AfterValidator(_slug)
+"""Annotate a ``str`` field with this to validate it as DRF's ``SlugField`` does."""
+
+PrimaryKey = Annotated[int, BeforeValidator(_drf_pk)]
+"""A DRF ``PrimaryKeyRelatedField`` value (existence is checked by the write path)."""
+
+LongText = Annotated[str, BeforeValidator(_drf_string)]
+"""A DRF ``CharField(allow_blank=True)`` without a length limit (a ``TextField``)."""
