@@ -1,0 +1,162 @@
+"""The canonical text of a row, in Python: the reference the SQL renderings must equal.
+
+A row is rendered in its *service* form (see :mod:`migration_plans.mapping`): the key,
+then every mapped field in declaration order, ``|``-separated. NULL is ``~``; text
+values carry a length prefix (``5:hello``) so no separator inside a value can make two
+different rows render alike. Numbers are rendered without trailing zeros, booleans as
+``true``/``false``, timestamps in UTC as ``YYYY-MM-DD HH:MM:SS[.ffffff]`` (PostgreSQL's
+own text form, trailing zeros dropped) truncated to the field's precision.
+
+    op = Op(kind=OpKind.CENTS, scale=2)
+    render(op, Decimal("79.19"))          # '7919'
+    row_text("42", [op], [True], [Decimal("79.19")])   # '42|7919'
+
+On SQLite this module *is* the implementation (registered as SQL functions); on
+PostgreSQL :mod:`reconciler.sql` compiles the same rules to SQL, and the tests check
+both agree on every op.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any
+
+NULL_MARK = "~"
+SEPARATOR = "|"
+
+
+class Category(StrEnum):
+    """What a column holds, as far as rendering is concerned."""
+
+    INT = "int"
+    DECIMAL = "decimal"
+    FLOAT = "float"
+    TEXT = "text"
+    BOOL = "bool"
+    TIMESTAMP = "timestamp"
+    DATE = "date"
+    OTHER = "other"
+
+
+class OpKind(StrEnum):
+    """How one side renders one column to canonical text."""
+
+    INT = "int"
+    DECIMAL = "decimal"
+    CENTS = "cents"
+    FLOAT = "float"
+    TEXT = "text"
+    BOOL = "bool"
+    ENUM = "enum"
+    TIMESTAMP = "timestamp"
+    DATE = "date"
+    OTHER = "other"
+
+
+@dataclass(frozen=True)
+class Op:
+    """One column's rendering on one side (``category`` is the column's stored type)."""
+
+    kind: OpKind
+    category: Category = Category.OTHER
+    scale: int = 0
+    true_value: str = ""
+    false_value: str = ""
+    precision: str = "us"
+    timezone: bool = False
+
+    @property
+    def textual(self) -> bool:
+        """Whether the rendered value may contain any character (needs a length prefix)."""
+        return self.kind in (OpKind.TEXT, OpKind.ENUM, OpKind.OTHER)
+
+
+def render_decimal(value: Decimal) -> str:
+    """``79.190`` -> ``79.19``, ``100.00`` -> ``100``, ``-0.00`` -> ``0`` (as trim_scale)."""
+    if value == 0:
+        return "0"
+    return format(value.normalize(), "f")
+
+
+def render_float(value: float) -> str:
+    """Shortest round-trip text, integral values without ``.0`` (PostgreSQL float8 output)."""
+    if value.is_integer() and abs(value) < 1e15:
+        return str(int(value))
+    text = repr(value)
+    return {"inf": "Infinity", "-inf": "-Infinity", "nan": "NaN"}.get(text, text)
+
+
+def to_utc_naive(value: Any) -> datetime:
+    """A timestamp (datetime or ISO text; naive means UTC) as a naive UTC datetime."""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    elif isinstance(value, date) and not isinstance(value, datetime):
+        value = datetime(value.year, value.month, value.day)
+    if not isinstance(value, datetime):
+        raise TypeError(f"{value!r} is not a timestamp")
+    if value.tzinfo is not None:
+        value = value.astimezone(UTC).replace(tzinfo=None)
+    return value
+
+
+def render_timestamp(value: Any, precision: str) -> str:
+    """UTC, truncated to ``precision``, in PostgreSQL's text form."""
+    moment = to_utc_naive(value)
+    micro = moment.microsecond
+    if precision == "s":
+        micro = 0
+    elif precision == "ms":
+        micro = micro // 1000 * 1000
+    text = moment.replace(microsecond=0).isoformat(sep=" ")
+    if micro:
+        text += f".{micro:06d}".rstrip("0")
+    return text
+
+
+def render(op: Op, value: Any) -> str | None:
+    """The canonical text of one value (None for NULL)."""
+    if value is None:
+        return None
+    kind = op.kind
+    if kind is OpKind.INT:
+        return str(int(value))
+    if kind is OpKind.DECIMAL:
+        return render_decimal(Decimal(str(value)))
+    if kind is OpKind.CENTS:
+        return render_decimal(Decimal(str(value)) * (10**op.scale))
+    if kind is OpKind.FLOAT:
+        return render_float(float(value))
+    if kind is OpKind.BOOL:
+        return "true" if value else "false"
+    if kind is OpKind.ENUM:
+        return op.true_value if value else op.false_value
+    if kind is OpKind.TIMESTAMP:
+        return render_timestamp(value, op.precision)
+    if kind is OpKind.DATE:
+        return value.isoformat() if isinstance(value, date) else str(value)[:10]
+    return str(value)
+
+
+def render_part(text: str | None, quoted: bool) -> str:
+    """One field of the row text: NULL mark, or the value (length-prefixed if ``quoted``)."""
+    if text is None:
+        return NULL_MARK
+    return f"{len(text)}:{text}" if quoted else text
+
+
+def row_text(key: Any, ops: Sequence[Op], quoted: Sequence[bool], values: Sequence[Any]) -> str:
+    """The canonical text of a whole row: key, then each field."""
+    parts = [str(key)]
+    for op, is_quoted, value in zip(ops, quoted, values, strict=True):
+        parts.append(render_part(render(op, value), is_quoted))
+    return SEPARATOR.join(parts)
+
+
+def md5_hash64(text: str) -> int:
+    """First 8 bytes of md5 as a signed 64-bit integer (same as the PostgreSQL md5 mode)."""
+    return int.from_bytes(hashlib.md5(text.encode("utf-8")).digest()[:8], "big", signed=True)

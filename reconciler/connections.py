@@ -1,0 +1,90 @@
+"""Engines for the monolith and service databases, with the session settings hashing needs.
+
+Text renderings depend on session settings, so every PostgreSQL session the
+reconciler opens pins ``TimeZone`` to UTC, ``DateStyle`` to ISO and float output to
+shortest-exact. Engines are cached per URL so Celery workers reuse their pools.
+
+    engine = engine_for("postgresql://postgres@127.0.0.1/monolith")
+    with snapshot(engine) as conn: ...
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import lru_cache
+from typing import Any
+
+from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.exc import SQLAlchemyError
+
+from migration_plans.databases import sqlalchemy_url
+from reconciler.exceptions import DatabaseError
+
+_PG_SETTINGS = (
+    "SET TimeZone = 'UTC'",
+    "SET DateStyle = 'ISO, YMD'",
+    "SET IntervalStyle = 'postgres'",
+    "SET extra_float_digits = 1",
+)
+
+
+def _pin_session(dbapi_connection: Any, _record: Any) -> None:
+    autocommit = dbapi_connection.autocommit
+    dbapi_connection.autocommit = True
+    with dbapi_connection.cursor() as cursor:
+        for statement in _PG_SETTINGS:
+            cursor.execute(statement)
+    dbapi_connection.autocommit = autocommit
+
+
+def _sqlite_busy(dbapi_connection: Any, _record: Any) -> None:
+    dbapi_connection.execute("PRAGMA busy_timeout = 10000")
+
+
+@lru_cache(maxsize=32)
+def engine_for(url: str) -> Engine:
+    """A pooled engine for ``url`` (``postgresql://`` or ``sqlite://``), cached per URL."""
+    url = sqlalchemy_url(url)
+    connect_args = {"check_same_thread": False} if url.startswith("sqlite") else {}
+    engine = create_engine(url, pool_pre_ping=True, connect_args=connect_args)
+    if engine.dialect.name == "postgresql":
+        event.listen(engine, "connect", _pin_session)
+    elif engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", _sqlite_busy)
+    return engine
+
+
+def server_major(engine: Engine) -> int | None:
+    """PostgreSQL major version of ``engine``'s server (None for other databases)."""
+    if engine.dialect.name != "postgresql":
+        return None
+    with engine.connect() as conn:
+        info = conn.dialect.server_version_info
+    return int(info[0]) if info else None
+
+
+@contextmanager
+def snapshot(engine: Engine) -> Iterator[Connection]:
+    """A read-only connection whose queries all see one snapshot.
+
+    PostgreSQL: a REPEATABLE READ, READ ONLY transaction. SQLite: an explicit BEGIN
+    (pysqlite would otherwise give each SELECT its own snapshot).
+    """
+    try:
+        if engine.dialect.name == "sqlite":
+            with engine.connect() as conn:
+                conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+                conn.exec_driver_sql("BEGIN")
+                try:
+                    yield conn
+                finally:
+                    conn.exec_driver_sql("COMMIT")
+            return
+        with engine.connect() as conn:
+            conn = conn.execution_options(isolation_level="REPEATABLE READ")
+            with conn.begin():
+                conn.exec_driver_sql("SET TRANSACTION READ ONLY")
+                yield conn
+    except SQLAlchemyError as exc:
+        raise DatabaseError(f"{engine.url.render_as_string(hide_password=True)}: {exc}") from exc

@@ -1,0 +1,321 @@
+"""Reconcile a context: check every pair, fan key ranges out, re-check, build the report.
+
+    report = reconcile(mapping, monolith_url, service_url)             # in-process
+    report = reconcile(mapping, m_url, s_url, executor=CeleryExecutor(app))  # on workers
+
+Every pair is checked against both databases before the first scan (bad input fails
+fast). Divergent keys are re-read after ``grace_seconds``: a key that agrees now is
+dropped, one that is still changing is re-read again (up to ``max_rechecks``), one
+with a pending outbox event is reported as in flight.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Protocol
+
+import sqlalchemy as sa
+from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
+
+from migration_plans.mapping import ContextMapping, TableMapping
+from reconciler import metrics
+from reconciler.connections import engine_for
+from reconciler.diff import Divergence, root_cause_hints
+from reconciler.exceptions import ReconcileError, UnknownTable
+from reconciler.pending import OutboxPending, PendingChanges
+from reconciler.report import Report, TableReport
+from reconciler.schema import HashMode, PairSchema, inspect_pair
+from reconciler.segment import (
+    SegmentResult,
+    SegmentSpec,
+    compare_fetched,
+    fetch_keys,
+    key_bounds,
+    run_segment,
+)
+from reconciler.sql import statistics_sql
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReconcileOptions:
+    """Tuning knobs; the defaults suit tables up to tens of millions of rows."""
+
+    levels: tuple[int, ...] = (1024, 32)
+    segment_size: int = 1024 * 1024
+    grace_seconds: float = 1.0
+    max_rechecks: int = 3
+    hash_mode: HashMode | None = None
+    create_statistics: bool = True
+    statistics_min_rows: int = 100_000
+
+    def __post_init__(self) -> None:
+        sizes = (self.segment_size, *self.levels)
+        if any(big % small for big, small in itertools.pairwise(sizes)):
+            raise ValueError(f"each of segment_size, levels must divide the previous: {sizes}")
+
+
+@dataclass
+class Progress:
+    """What the progress bar shows."""
+
+    table: str
+    segments_total: int
+    segments_done: int = 0
+    rows_done: int = 0
+    started: float = field(default_factory=time.perf_counter)
+
+
+ProgressCallback = Callable[[Progress], None]
+
+
+class Executor(Protocol):
+    """Runs segment specs somewhere and calls ``on_done`` as each finishes."""
+
+    name: str
+
+    def run(
+        self, specs: Sequence[SegmentSpec], on_done: Callable[[SegmentResult], None]
+    ) -> list[SegmentResult]: ...
+
+
+class LocalExecutor:
+    """Runs segments one after another in this process."""
+
+    name = "local"
+
+    def __init__(self, pairs: dict[str, PairSchema] | None = None) -> None:
+        self.pairs = pairs or {}
+
+    def run(
+        self, specs: Sequence[SegmentSpec], on_done: Callable[[SegmentResult], None]
+    ) -> list[SegmentResult]:
+        results = []
+        for spec in specs:
+            result = run_segment(spec, self.pairs.get(spec.mapping.name))
+            on_done(result)
+            results.append(result)
+        return results
+
+
+def select_tables(mapping: ContextMapping, tables: Sequence[str] | None) -> list[TableMapping]:
+    """The pairs to reconcile; :class:`UnknownTable` names the known ones."""
+    if not tables:
+        return list(mapping.tables)
+    known = {table.name: table for table in mapping.tables}
+    unknown = [name for name in tables if name not in known]
+    if unknown:
+        raise UnknownTable(
+            f"context {mapping.context!r} has no table {', '.join(map(repr, unknown))} "
+            f"(known: {', '.join(known)})"
+        )
+    return [known[name] for name in tables]
+
+
+def plan_segments(
+    pair: PairSchema, urls: tuple[str, str], bounds: tuple[int, int], options: ReconcileOptions
+) -> list[SegmentSpec]:
+    """Key ranges of ``segment_size`` covering ``bounds``, aligned to the bucket grid."""
+    lo, hi = bounds
+    offset = min(0, lo)
+    step = options.segment_size
+    start = offset + (lo - offset) // step * step
+    return [
+        SegmentSpec(
+            monolith_url=urls[0],
+            service_url=urls[1],
+            mapping=pair.mapping,
+            hash_mode=pair.hash_mode,
+            lo=seg_lo,
+            hi=seg_lo + step,
+            offset=offset,
+            levels=options.levels,
+        )
+        for seg_lo in range(start, hi + 1, step)
+    ]
+
+
+def ensure_statistics(engine: Engine, pair: PairSchema, role: str, size: int, min_rows: int) -> str:
+    """Let PostgreSQL plan bucket checksums as a parallel hash aggregate (best effort).
+
+    Without extended statistics on ``key / size`` the planner expects one group per
+    row and picks a serial sort. Returns a note for the report ('' when nothing to say).
+    """
+    if engine.dialect.name != "postgresql":
+        return ""
+    side = pair.side(role)  # type: ignore[arg-type]
+    name, statement = statistics_sql(side, size)
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(
+                sa.text("SELECT reltuples FROM pg_class WHERE oid = to_regclass(:t)"),
+                {"t": side.table},
+            ).scalar()
+            if (rows or 0) < min_rows:
+                return ""
+            exists = conn.execute(
+                sa.text("SELECT 1 FROM pg_statistic_ext WHERE stxname = :n"), {"n": name}
+            ).scalar()
+            if exists:
+                return ""
+            conn.exec_driver_sql(statement)
+            conn.exec_driver_sql(f'ANALYZE "{side.table}"')
+            conn.commit()
+    except SQLAlchemyError as exc:
+        return f"{role}: could not create statistics {name} ({exc.__class__.__name__}); slower plan"
+    return f"{role}: created statistics {name} for a parallel hash aggregate"
+
+
+def recheck(
+    pair: PairSchema,
+    engines: tuple[Engine, Engine],
+    divergences: list[Divergence],
+    options: ReconcileOptions,
+) -> tuple[list[Divergence], int]:
+    """Re-read divergent keys after the grace delay; (still divergent, resolved count)."""
+    current = {d.key: d for d in divergences}
+    confirmed: dict[int, Divergence] = {}
+    resolved = 0
+    for attempt in range(options.max_rechecks):
+        if not current:
+            break
+        time.sleep(options.grace_seconds)
+        left, right = fetch_keys(pair, engines[0], engines[1], list(current))
+        fresh = {d.key: d for d in compare_fetched(pair.mapping, left, right)}
+        still: dict[int, Divergence] = {}
+        for key, seen in current.items():
+            now = fresh.get(key)
+            if now is None:
+                resolved += 1
+            elif now == seen or attempt == options.max_rechecks - 1:
+                confirmed[key] = now
+            else:
+                still[key] = now
+        current = still
+    confirmed.update(current)
+    return [confirmed[key] for key in sorted(confirmed)], resolved
+
+
+def _mark_in_flight(
+    pair: PairSchema, divergences: list[Divergence], pending: PendingChanges
+) -> list[Divergence]:
+    keys = pending.pending_keys(pair.mapping, [d.key for d in divergences])
+    return [d.model_copy(update={"in_flight": True}) if d.key in keys else d for d in divergences]
+
+
+def reconcile_pair(
+    pair: PairSchema,
+    urls: tuple[str, str],
+    *,
+    options: ReconcileOptions,
+    executor: Executor,
+    pending: PendingChanges,
+    progress: ProgressCallback | None = None,
+) -> TableReport:
+    """Compare one checked pair end to end."""
+    started = time.perf_counter()
+    mapping = pair.mapping
+    report = TableReport(
+        name=mapping.name,
+        monolith_table=mapping.monolith_table,
+        service_table=mapping.service_table,
+    )
+    engines = (engine_for(urls[0]), engine_for(urls[1]))
+    bounds = key_bounds(pair, *engines)
+    specs = plan_segments(pair, urls, bounds, options) if bounds else []
+    if specs and specs[0].offset == 0 and options.create_statistics:
+        for role, engine in zip(("monolith", "service"), engines, strict=True):
+            note = ensure_statistics(
+                engine, pair, role, options.levels[0], options.statistics_min_rows
+            )
+            if note:
+                report.notes.append(note)
+    state = Progress(table=mapping.name, segments_total=len(specs))
+
+    def on_done(result: SegmentResult) -> None:
+        state.segments_done += 1
+        state.rows_done += result.monolith_rows + result.service_rows
+        if progress:
+            progress(state)
+
+    if progress:
+        progress(state)
+    results = executor.run(specs, on_done)
+    found = [d for result in results for d in result.divergences]
+    settled, report.resolved_on_recheck = recheck(pair, engines, found, options)
+    report.divergences = _mark_in_flight(pair, settled, pending)
+    report.segments = len(results)
+    report.monolith_rows = sum(r.monolith_rows for r in results)
+    report.service_rows = sum(r.service_rows for r in results)
+    report.checksummed_rows = report.monolith_rows + report.service_rows
+    report.buckets = sum(r.buckets for r in results)
+    report.mismatched_buckets = sum(r.mismatched_buckets for r in results)
+    report.rows_fetched = sum(r.rows_fetched for r in results)
+    report.tally()
+    report.hints = root_cause_hints(
+        [d for d in report.divergences if not d.in_flight],
+        report.monolith_rows,
+        report.service_rows,
+    )
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def reconcile(
+    mapping: ContextMapping,
+    monolith_url: str,
+    service_url: str,
+    *,
+    tables: Sequence[str] | None = None,
+    options: ReconcileOptions | None = None,
+    executor: Executor | None = None,
+    pending: PendingChanges | None = None,
+    progress: ProgressCallback | None = None,
+    phase: str | None = None,
+) -> Report:
+    """Reconcile the selected pairs of ``mapping``; errors in the input raise before scanning."""
+    options = options or ReconcileOptions()
+    started_at = datetime.now(UTC)
+    started = time.perf_counter()
+    selected = select_tables(mapping, tables)
+    monolith, service = engine_for(monolith_url), engine_for(service_url)
+    pairs = [inspect_pair(table, monolith, service, options.hash_mode) for table in selected]
+    executor = executor or LocalExecutor({pair.mapping.name: pair for pair in pairs})
+    pending = pending or OutboxPending(monolith, service)
+    report = Report(
+        run_id=uuid.uuid4().hex,
+        context=mapping.context,
+        phase=phase,
+        started_at=started_at,
+        hash_mode=pairs[0].hash_mode if pairs else "",
+        executor=executor.name,
+    )
+    for pair in pairs:
+        try:
+            table_report = reconcile_pair(
+                pair,
+                (monolith_url, service_url),
+                options=options,
+                executor=executor,
+                pending=pending,
+                progress=progress,
+            )
+        except ReconcileError as exc:
+            table_report = TableReport(
+                name=pair.mapping.name,
+                monolith_table=pair.mapping.monolith_table,
+                service_table=pair.mapping.service_table,
+                error=str(exc),
+            )
+            table_report.tally()
+        metrics.observe(mapping.context, table_report)
+        report.tables.append(table_report)
+    report.finished_at = datetime.now(UTC)
+    report.seconds = time.perf_counter() - started
+    report.settle()
+    return report

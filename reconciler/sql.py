@@ -1,0 +1,175 @@
+"""Compile a side's canonical rendering and row hash to SQL, per dialect.
+
+PostgreSQL renders each column with SQL expressions that match
+:mod:`reconciler.canonical` exactly and hashes the row text with
+``hashtextextended`` (fast, but its values may change between major versions) or
+md5 folded to 64 bits (portable). SQLite gets the Python reference itself,
+registered as SQL functions. Both aggregate per bucket with a 64-bit XOR, which is
+order-independent; the key is part of every row text, so rows cannot cancel.
+
+    sql = bucket_sql(pair, "monolith", size=1024, offset=0, ranges=[(0, 1_000_000)])
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Connection
+
+from reconciler.canonical import Category, Op, OpKind, md5_hash64, row_text
+from reconciler.schema import PairSchema, Role, SideSchema
+
+Range = tuple[int, int]
+
+
+def quote_ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def quote_literal(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _pg_value(op: Op, column: str) -> str:
+    """PostgreSQL expression rendering ``column`` as canonical text (NULL stays NULL)."""
+    c = quote_ident(column)
+    kind, category = op.kind, op.category
+    if kind in (OpKind.DECIMAL, OpKind.CENTS):
+        scaled = f"({c} * {10**op.scale})" if kind is OpKind.CENTS else c
+        if category in (Category.INT, Category.BOOL):
+            return f"{scaled}::text"
+        return f"trim_scale({scaled}::numeric)::text"
+    if kind in (OpKind.BOOL, OpKind.ENUM):
+        truth = f"{c} <> 0" if category is Category.INT else c
+        yes, no = (
+            ("'true'", "'false'")
+            if kind is OpKind.BOOL
+            else (
+                quote_literal(op.true_value),
+                quote_literal(op.false_value),
+            )
+        )
+        return f"CASE WHEN {c} IS NULL THEN NULL WHEN {truth} THEN {yes} ELSE {no} END"
+    if kind is OpKind.TIMESTAMP:
+        moment = f"({c} AT TIME ZONE 'UTC')" if op.timezone else c
+        if category is Category.TEXT:
+            moment = f"({c}::timestamptz AT TIME ZONE 'UTC')"
+        if op.precision == "s":
+            moment = f"date_trunc('second', {moment})"
+        elif op.precision == "ms":
+            moment = f"date_trunc('milliseconds', {moment})"
+        return f"{moment}::timestamp::text"
+    if kind is OpKind.TEXT and category is Category.TEXT:
+        return c
+    return f"{c}::text"
+
+
+def _pg_part(op: Op, column: str, quoted: bool) -> str:
+    value = _pg_value(op, column)
+    if quoted:
+        return f"coalesce(length({value})::text || ':' || {value}, '~')"
+    return f"coalesce({value}, '~')"
+
+
+def pg_row_text(side: SideSchema, quoted: Sequence[bool]) -> str:
+    """PostgreSQL expression of a row's canonical text."""
+    parts = [f"{quote_ident(side.key)}::text"]
+    for op, column, is_quoted in zip(side.ops[1:], side.columns, quoted, strict=True):
+        parts.append(_pg_part(op, column, is_quoted))
+    return " || '|' || ".join(parts)
+
+
+def pg_hash(text_sql: str, mode: str) -> str:
+    if mode == "hashtext":
+        return f"hashtextextended({text_sql}, 0)"
+    return f"('x' || left(md5({text_sql}), 16))::bit(64)::bigint"
+
+
+def sqlite_function_name(pair: PairSchema, role: Role) -> str:
+    return "strangler_row_" + re.sub(r"\W", "_", f"{pair.mapping.name}_{role}")
+
+
+class _Xor:
+    """SQLite aggregate: 64-bit XOR of signed integers."""
+
+    def __init__(self) -> None:
+        self.value = 0
+
+    def step(self, value: int | None) -> None:
+        if value is not None:
+            self.value ^= value
+
+    def finalize(self) -> int:
+        return self.value
+
+
+def prepare(conn: Connection, pair: PairSchema, role: Role) -> None:
+    """Register the SQLite functions the row hash needs on ``conn`` (no-op elsewhere)."""
+    if conn.dialect.name != "sqlite":
+        return
+    side = pair.side(role)
+    ops, quoted = side.ops[1:], pair.quoted
+
+    def row_hash(key: Any, *values: Any) -> int:
+        return md5_hash64(row_text(key, ops, quoted, values))
+
+    raw: Any = conn.connection.driver_connection
+    raw.create_function(sqlite_function_name(pair, role), -1, row_hash, deterministic=True)
+    raw.create_aggregate("strangler_xor", 1, _Xor)
+
+
+def row_hash_sql(pair: PairSchema, role: Role, dialect: str) -> str:
+    """SQL expression of the 64-bit hash of a row of ``role``'s table."""
+    side = pair.side(role)
+    if dialect == "sqlite":
+        columns = ", ".join(quote_ident(name) for name in (side.key, *side.columns))
+        return f"{sqlite_function_name(pair, role)}({columns})"
+    return pg_hash(pg_row_text(side, pair.quoted), pair.hash_mode)
+
+
+def xor_agg(dialect: str) -> str:
+    return "strangler_xor" if dialect == "sqlite" else "bit_xor"
+
+
+def ranges_sql(key: str, ranges: Sequence[Range]) -> str:
+    """``(k >= lo AND k < hi) OR ...`` for integer ranges."""
+    k = quote_ident(key)
+    return " OR ".join(f"({k} >= {int(lo)} AND {k} < {int(hi)})" for lo, hi in ranges)
+
+
+def bucket_expr(key: str, size: int, offset: int) -> str:
+    k = quote_ident(key)
+    return f"{k} / {int(size)}" if offset == 0 else f"({k} - {int(offset)}) / {int(size)}"
+
+
+def bucket_sql(
+    pair: PairSchema, role: Role, dialect: str, size: int, offset: int, ranges: Sequence[Range]
+) -> str:
+    """One scan: count and XOR of row hashes per bucket of ``size`` keys within ``ranges``."""
+    side = pair.side(role)
+    return (
+        f"SELECT {bucket_expr(side.key, size, offset)} AS b, count(*) AS n, "
+        f"{xor_agg(dialect)}({row_hash_sql(pair, role, dialect)}) AS h "
+        f"FROM {quote_ident(side.table)} WHERE {ranges_sql(side.key, ranges)} GROUP BY 1"
+    )
+
+
+def total_sql(pair: PairSchema, role: Role, dialect: str) -> str:
+    """One scan, no grouping: count and XOR of every row (the single-scan limit)."""
+    side = pair.side(role)
+    return (
+        f"SELECT count(*) AS n, {xor_agg(dialect)}({row_hash_sql(pair, role, dialect)}) AS h "
+        f"FROM {quote_ident(side.table)}"
+    )
+
+
+def statistics_sql(side: SideSchema, size: int) -> tuple[str, str]:
+    """(name, CREATE STATISTICS statement) that lets PostgreSQL plan a parallel hash aggregate."""
+    name = f"strangler_{side.table}_{side.key}_{size}"[:63]
+    statement = (
+        f"CREATE STATISTICS IF NOT EXISTS {quote_ident(name)} "
+        f"ON (({quote_ident(side.key)} / {int(size)})) FROM {quote_ident(side.table)}"
+    )
+    return name, statement
