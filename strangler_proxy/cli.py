@@ -1,8 +1,117 @@
-"""`strangler proxy` commands. Imports inside commands stay lazy: the CLI must start fast."""
+"""`strangler proxy` and `strangler routes` commands.
+
+Imports inside commands stay lazy: the CLI must start fast.
+"""
 
 from __future__ import annotations
+
+import json
+from pathlib import Path
 
 import typer
 
 app = typer.Typer(no_args_is_help=True, help="The routing proxy.")
 routes_app = typer.Typer(no_args_is_help=True, help="Route tables: validate, diff, schema.")
+
+
+@app.callback()
+def _proxy() -> None:
+    """The routing proxy."""
+
+
+RoutesFile = typer.Argument(..., exists=False, dir_okay=False, help="Route table (YAML).")
+
+
+@app.command()
+def serve(
+    routes: Path = typer.Option(..., "--routes", help="Route table (YAML), hot-reloaded."),
+    port: int = typer.Option(8000, help="Port to listen on."),
+    host: str = typer.Option("127.0.0.1", help="Address to listen on."),
+    admin_prefix: str = typer.Option("/_strangler/", help="Path prefix of the admin API."),
+    slashes: str = typer.Option("reject", help="Encoded slashes/backslashes: reject|normalise."),
+    max_body: int = typer.Option(10 * 1024 * 1024, help="Max request body in bytes."),
+    reload_interval: float = typer.Option(0.5, help="Seconds between route-file checks."),
+    access_log: bool = typer.Option(True, help="JSON access log on stderr."),
+) -> None:
+    """Serve the proxy with uvicorn (uvloop + httptools). SIGHUP reloads the route table.
+
+    The admin bearer token comes from $STRANGLER_ADMIN_TOKEN (admin API off without
+    it); the identity signing key from $STRANGLER_IDENTITY_KEY when the table has `auth:`.
+    """
+    from migration_plans.yamlfile import ConfigError
+    from strangler_proxy.config import ProxyConfig
+    from strangler_proxy.server import run
+
+    config = ProxyConfig.from_env(
+        routes=routes,
+        host=host,
+        port=port,
+        admin_prefix=admin_prefix,
+        slashes=slashes,
+        max_body_bytes=max_body,
+        reload_interval=reload_interval,
+        access_log=access_log,
+    )
+    try:
+        run(config)
+    except ConfigError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(1) from exc
+
+
+def _load(path: Path) -> object:
+    from migration_plans.yamlfile import ConfigError
+    from strangler_proxy.loader import load_table
+
+    try:
+        return load_table(path)
+    except ConfigError as exc:
+        typer.echo(str(exc), err=True)
+        issues = len(exc.issues)
+        typer.echo(f"{path}: {issues} problem{'s' if issues != 1 else ''}", err=True)
+        raise typer.Exit(1) from exc
+
+
+@routes_app.command()
+def validate(path: Path = RoutesFile) -> None:
+    """Validate a route table; exit 1 listing every problem as file:line: field: message."""
+    from strangler_proxy.loader import LoadedTable
+
+    loaded = _load(path)
+    assert isinstance(loaded, LoadedTable)
+    routes = len(loaded.router.routes)
+    contexts = len(loaded.table.contexts)
+    typer.echo(
+        f"{path}: ok: {routes} routes in {contexts} contexts, "
+        f"version {loaded.version}, hash {loaded.hash}"
+    )
+
+
+@routes_app.command()
+def diff(
+    old: Path = RoutesFile,
+    new: Path = RoutesFile,
+    as_json: bool = typer.Option(False, "--json", help="Print the moves as JSON."),
+) -> None:
+    """Which method+path moves from which upstream to which, and canary weight changes."""
+    from strangler_proxy.diff import diff_tables
+    from strangler_proxy.loader import LoadedTable
+
+    before, after = _load(old), _load(new)
+    assert isinstance(before, LoadedTable) and isinstance(after, LoadedTable)
+    moves = diff_tables(before, after)
+    if as_json:
+        typer.echo(json.dumps([move.as_dict() for move in moves], indent=2))
+        return
+    if not moves:
+        typer.echo("no traffic moves")
+    for move in moves:
+        typer.echo(str(move))
+
+
+@routes_app.command()
+def schema() -> None:
+    """Print the JSON Schema of the route table (for editor completion)."""
+    from strangler_proxy.routes import RouteTable
+
+    typer.echo(json.dumps(RouteTable.model_json_schema(), indent=2))

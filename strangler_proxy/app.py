@@ -1,0 +1,338 @@
+"""The proxy as a plain ASGI app: normalise, match, authenticate, forward, log.
+
+    proxy = StranglerProxy(ProxyConfig(routes=Path("routes.yaml")))
+    uvicorn.run(proxy, loop="uvloop", http="httptools")
+
+Each request captures the table serving when it arrives; a reload swaps the table
+for the requests after it. A read whose upstream is down (breaker open, connect
+refused) goes to the fallback upstream when its route allows it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import signal
+import time
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
+from contextlib import suppress
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from migration_plans.yamlfile import ConfigError, ConfigIssue
+from strangler_proxy.admin import Admin
+from strangler_proxy.auth import TokenAuth
+from strangler_proxy.body import ClientGone, RequestBody
+from strangler_proxy.config import ProxyConfig
+from strangler_proxy.exceptions import BreakerOpen, ProxyError, UpstreamConnectFailed
+from strangler_proxy.forwarder import Forwarder, Outgoing, StreamBroken
+from strangler_proxy.headers import content_length, request_id_from, upstream_headers
+from strangler_proxy.identity import IDENTITY_HEADER
+from strangler_proxy.loader import LoadedTable, ReloadError, TableHolder, load_table
+from strangler_proxy.matcher import Target
+from strangler_proxy.metrics import ProxyMetrics
+from strangler_proxy.normalize import normalize_path
+from strangler_proxy.validation import PhaseRules
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+access_log = logging.getLogger("strangler.proxy.access")
+log = logging.getLogger("strangler.proxy")
+
+
+@dataclass
+class Exchange:
+    """What the access log and the metrics say about one request."""
+
+    method: str
+    path: str
+    request_id: str
+    route: str = "-"
+    upstream: str = "-"
+    status: int = 0
+    code: str = ""
+
+
+class StranglerProxy:
+    """The routing proxy (ASGI)."""
+
+    def __init__(
+        self,
+        config: ProxyConfig,
+        *,
+        holder: TableHolder | None = None,
+        phase_rules: PhaseRules | None = None,
+        environ: Mapping[str, str] | None = None,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
+        self.config = config
+        self.environ = os.environ if environ is None else environ
+        self.metrics = ProxyMetrics()
+        self.forwarder = Forwarder(
+            buffer_bytes=config.buffer_bytes,
+            drain_seconds=config.drain_seconds,
+            on_breaker_change=self._breaker_changed,
+            clock=clock,
+        )
+        self.holder = holder or TableHolder(load_table(config.routes, phase_rules))
+        self.holder.phase_rules = self.holder.phase_rules or phase_rules
+        self.holder.check = self._check_table
+        problems = self._check_table(self.holder.current)
+        if problems:
+            raise ConfigError(
+                [ConfigIssue(self.holder.current.source, None, "", p) for p in problems]
+            )
+        self.holder.listeners.append(self._table_event)
+        self.auth: TokenAuth | None = None
+        self._activate(self.holder.current)
+        self.metrics.reload_failing.set_function(lambda: float(self.holder.last_error is not None))
+        self.admin = Admin(self, config.admin_token)
+        self.handle_sighup = False
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            await self._http(scope, receive, send)
+        elif scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+
+    # -- table lifecycle ------------------------------------------------------------
+
+    def _check_table(self, loaded: LoadedTable) -> list[str]:
+        auth = loaded.table.auth
+        if auth is not None and not self.environ.get(auth.identity_key_env):
+            return [
+                f"auth.identity_key_env: environment variable {auth.identity_key_env} is not set"
+            ]
+        return []
+
+    def _activate(self, loaded: LoadedTable) -> None:
+        self.forwarder.sync(loaded.table)
+        settings = loaded.table.auth
+        if settings is None:
+            self.auth = None
+        elif self.auth is None or self.auth.settings != settings:
+            key = self.environ[settings.identity_key_env].encode()
+            self.auth = TokenAuth(settings, key=key)
+        self.metrics.table_loaded(loaded.version, loaded.hash)
+
+    def _table_event(self, loaded: LoadedTable | None, error: ReloadError | None) -> None:
+        if loaded is not None:
+            self._activate(loaded)
+            self.metrics.reloads.labels("ok").inc()
+        if error is not None:
+            self.metrics.reloads.labels("failed").inc()
+
+    def _breaker_changed(self, upstream: str, state: Any) -> None:
+        self.metrics.breaker_changed(upstream, state)
+        log.warning("breaker %s is %s", upstream, state, extra={"event": "breaker"})
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                self.start()
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.stop()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    def start(self) -> None:
+        """Watch the route file; reload on SIGHUP when asked to."""
+        watch = self.holder.watch(self.config.reload_interval)
+        self._tasks.append(asyncio.get_running_loop().create_task(watch))
+        if self.handle_sighup:
+            asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self.holder.reload)
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+            with suppress(asyncio.CancelledError):
+                await task
+        if self.handle_sighup:
+            asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
+        await self.forwarder.close()
+
+    # -- requests -------------------------------------------------------------------
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started = time.perf_counter()
+        headers = dict(scope["headers"])
+        request_id = request_id_from(headers)
+        exchange = Exchange(scope["method"], scope.get("path", ""), request_id)
+        try:
+            exchange.status = await self._handle(scope, receive, send, headers, exchange)
+        except ProxyError as exc:
+            exchange.status, exchange.code = exc.status_code, exc.code
+            await _send_error(send, exc, request_id)
+        except StreamBroken as exc:
+            exchange.status, exchange.code = 502, "stream_broken"
+            log.warning("%s", exc, extra={"request_id": request_id})
+        except ClientGone:
+            exchange.status, exchange.code = 499, "client_gone"
+        finally:
+            self._record(exchange, time.perf_counter() - started)
+
+    async def _handle(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        headers: dict[bytes, bytes],
+        exchange: Exchange,
+    ) -> int:
+        config = self.config
+        declared, chunked = content_length(scope["headers"], config.max_header_bytes)
+        raw_path = scope.get("raw_path") or scope["path"].encode("utf-8")
+        path = normalize_path(raw_path, slashes=config.slashes, max_length=config.max_path_length)
+        exchange.path = path
+        if path.startswith(config.admin_prefix):
+            exchange.route = "admin"
+            return await self._admin(scope["method"], path, headers, exchange.request_id, send)
+        client = scope["client"][0] if scope.get("client") else ""
+        target = self.holder.current.router.resolve(scope["method"], path, headers, client)
+        exchange.route, exchange.upstream = target.route_name, target.upstream
+        if target.canary:
+            self.metrics.canary.labels(target.route_name, target.upstream).inc()
+        identity = await self.auth.identity_header(headers, self.forwarder) if self.auth else None
+        body = RequestBody(receive, declared=declared, chunked=chunked, limit=config.max_body_bytes)
+        payload = await body.read() if body.small(config.buffer_bytes) else body.stream()
+        query = scope.get("query_string", b"")
+        request = _Request(scope, path + ("?" + query.decode("latin-1") if query else ""), identity)
+        return await self._dispatch(
+            target, request, None if body.empty else payload, body, send, exchange
+        )
+
+    async def _dispatch(
+        self,
+        target: Target,
+        request: _Request,
+        payload: Any,
+        body: RequestBody,
+        send: Send,
+        exchange: Exchange,
+    ) -> int:
+        def outgoing(upstream: str) -> Outgoing:
+            headers = self._upstream_headers(request, upstream, exchange.request_id)
+            return Outgoing(
+                request.method,
+                request.target,
+                headers,
+                payload,
+                exchange.request_id,
+                lambda: body.failure,
+            )
+
+        if not self.forwarder.breakers[target.upstream].allow():
+            if target.fallback is None:
+                raise BreakerOpen(f"upstream {target.upstream!r} is unavailable (breaker open)")
+            return await self._fall_back(target, outgoing, send, exchange)
+        try:
+            return await self.forwarder.exchange(target.upstream, outgoing(target.upstream), send)
+        except UpstreamConnectFailed:
+            if target.fallback is None or (body.started and not isinstance(payload, bytes)):
+                raise
+            return await self._fall_back(target, outgoing, send, exchange)
+
+    async def _fall_back(
+        self, target: Target, outgoing: Callable[[str], Outgoing], send: Send, exchange: Exchange
+    ) -> int:
+        assert target.fallback is not None
+        self.metrics.fallbacks.labels(target.route_name, target.upstream, target.fallback).inc()
+        exchange.upstream = target.fallback
+        return await self.forwarder.exchange(target.fallback, outgoing(target.fallback), send)
+
+    def _upstream_headers(
+        self, request: _Request, name: str, request_id: str
+    ) -> list[tuple[str, str]]:
+        upstream = self.forwarder.pools[name].upstream
+        netloc = urlsplit(upstream.url).netloc
+        if upstream.host_header == "client":
+            host = request.host or netloc
+        else:
+            host = netloc if upstream.host_header == "upstream" else upstream.host_header
+        extra = (
+            [(IDENTITY_HEADER, request.identity)] if request.identity and upstream.identity else []
+        )
+        return upstream_headers(
+            request.raw_headers,
+            client_host=request.client,
+            scheme=request.scheme,
+            host=host,
+            request_id=request_id,
+            extra=extra,
+        )
+
+    async def _admin(
+        self, method: str, path: str, headers: dict[bytes, bytes], request_id: str, send: Send
+    ) -> int:
+        name = path[len(self.config.admin_prefix) :].rstrip("/")
+        status, body, content_type = self.admin.handle(method, name, headers)
+        response_headers = [
+            (b"content-type", content_type),
+            (b"content-length", str(len(body)).encode()),
+            (b"x-request-id", request_id.encode()),
+            (b"cache-control", b"no-store"),
+        ]
+        await send({"type": "http.response.start", "status": status, "headers": response_headers})
+        await send({"type": "http.response.body", "body": body})
+        return status
+
+    def _record(self, exchange: Exchange, seconds: float) -> None:
+        route, upstream = exchange.route, exchange.upstream
+        self.metrics.requests.labels(route, upstream, exchange.method, str(exchange.status)).inc()
+        self.metrics.duration.labels(route, upstream).observe(seconds)
+        if exchange.code:
+            self.metrics.errors.labels(route, upstream, exchange.code).inc()
+        if self.config.access_log and access_log.isEnabledFor(logging.INFO):
+            access_log.info(
+                json.dumps(
+                    {
+                        "ts": round(time.time(), 3),
+                        "request_id": exchange.request_id,
+                        "method": exchange.method,
+                        "path": exchange.path,
+                        "route": route,
+                        "upstream": upstream,
+                        "status": exchange.status,
+                        "code": exchange.code or None,
+                        "duration_ms": round(seconds * 1000, 2),
+                    },
+                    separators=(",", ":"),
+                )
+            )
+
+
+class _Request:
+    """The parts of the client's request every upstream attempt needs."""
+
+    __slots__ = ("client", "host", "identity", "method", "raw_headers", "scheme", "target")
+
+    def __init__(self, scope: Scope, target: str, identity: str | None) -> None:
+        self.method: str = scope["method"]
+        self.target = target
+        self.identity = identity
+        self.raw_headers: list[tuple[bytes, bytes]] = scope["headers"]
+        self.client: str = scope["client"][0] if scope.get("client") else ""
+        self.scheme: str = scope.get("scheme", "http")
+        self.host = next((v.decode("latin-1") for k, v in self.raw_headers if k == b"host"), "")
+
+
+async def _send_error(send: Send, exc: ProxyError, request_id: str) -> None:
+    body = exc.render(request_id)
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+        (b"x-request-id", request_id.encode()),
+    ]
+    if exc.status_code in (400, 413, 414, 431):
+        headers.append((b"connection", b"close"))
+    await send({"type": "http.response.start", "status": exc.status_code, "headers": headers})
+    await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,80 @@
+"""Prometheus metrics of one proxy, in their own registry (served by the admin API).
+
+strangler_proxy_requests_total{route, upstream, method, status}
+strangler_proxy_request_duration_seconds{route, upstream}   (histogram)
+strangler_proxy_errors_total{route, upstream, code}         (errors the proxy made)
+strangler_proxy_canary_assignments_total{route, upstream}
+strangler_proxy_fallbacks_total{route, from_upstream, to_upstream}
+strangler_proxy_breaker_state{upstream}                     (0 closed, 1 half-open, 2 open)
+strangler_proxy_breaker_transitions_total{upstream, state}
+strangler_proxy_reloads_total{result}                       (ok | failed)
+strangler_proxy_reload_failing                              (1 while the file on disk is bad)
+strangler_proxy_table_info{version, hash}
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+from strangler_proxy.breaker import BreakerState
+
+_STATE_VALUE = {BreakerState.CLOSED: 0, BreakerState.HALF_OPEN: 1, BreakerState.OPEN: 2}
+_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+
+
+class ProxyMetrics:
+    """All metric families of the proxy."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        p = "strangler_proxy_"
+        self.requests = Counter(
+            p + "requests",
+            "Requests answered.",
+            ["route", "upstream", "method", "status"],
+            registry=r,
+        )
+        self.duration = Histogram(
+            p + "request_duration_seconds",
+            "Time to answer, proxy included.",
+            ["route", "upstream"],
+            buckets=_BUCKETS,
+            registry=r,
+        )
+        self.errors = Counter(
+            p + "errors", "Errors made by the proxy.", ["route", "upstream", "code"], registry=r
+        )
+        self.canary = Counter(
+            p + "canary_assignments", "Canary split outcomes.", ["route", "upstream"], registry=r
+        )
+        self.fallbacks = Counter(
+            p + "fallbacks",
+            "Reads sent to the fallback upstream.",
+            ["route", "from_upstream", "to_upstream"],
+            registry=r,
+        )
+        self.breaker_state = Gauge(
+            p + "breaker_state", "0 closed, 1 half-open, 2 open.", ["upstream"], registry=r
+        )
+        self.breaker_transitions = Counter(
+            p + "breaker_transitions", "Breaker state changes.", ["upstream", "state"], registry=r
+        )
+        self.reloads = Counter(p + "reloads", "Route table reloads.", ["result"], registry=r)
+        self.reload_failing = Gauge(
+            p + "reload_failing", "1 while the route file on disk is refused.", registry=r
+        )
+        self.table_info = Gauge(
+            p + "table_info", "The route table serving.", ["version", "hash"], registry=r
+        )
+
+    def breaker_changed(self, upstream: str, state: BreakerState) -> None:
+        self.breaker_state.labels(upstream).set(_STATE_VALUE[state])
+        self.breaker_transitions.labels(upstream, str(state)).inc()
+
+    def table_loaded(self, version: str, table_hash: str) -> None:
+        self.table_info.clear()
+        self.table_info.labels(version, table_hash).set(1)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
