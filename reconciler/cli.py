@@ -1,7 +1,242 @@
-"""`strangler reconcile` commands. Imports inside commands stay lazy: the CLI must start fast."""
+"""`strangler reconcile` commands. Imports inside commands stay lazy: the CLI must start fast.
+
+    strangler reconcile catalog [--table products] [--repair [--dry-run]] [--format json]
+    strangler reconcile history [catalog]
+
+The first word is a context unless it names a subcommand (``history``), so
+``strangler reconcile catalog`` runs a reconcile without a ``run`` keyword.
+Exit status: 0 clean, 1 divergent, 2 error (bad input, database unreachable).
+"""
 
 from __future__ import annotations
 
-import typer
+import sys
+import time
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
 
-app = typer.Typer(no_args_is_help=True, help="Reconcile a context's monolith and service databases.")
+import typer
+from typer.core import TyperGroup
+
+if TYPE_CHECKING:
+    from reconciler.report import Report
+    from reconciler.runner import Progress
+
+
+class ContextFirstGroup(TyperGroup):
+    """Treats an unknown first word as the context of the default ``run`` command."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        if args and not args[0].startswith("-") and args[0] not in self.commands:
+            args = ["run", *args]
+        return super().parse_args(ctx, args)
+
+
+app = typer.Typer(
+    cls=ContextFirstGroup,
+    no_args_is_help=True,
+    help="Reconcile a context's monolith and service databases "
+    "(strangler reconcile CONTEXT [OPTIONS] | strangler reconcile history).",
+)
+
+
+class Format(StrEnum):
+    table = "table"
+    json = "json"
+    html = "html"
+
+
+class ExecutorChoice(StrEnum):
+    local = "local"
+    celery = "celery"
+
+
+def _fail(message: str) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(2)
+
+
+def _progress_bar() -> tuple[Any, Any]:
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+    from rich.progress import Progress as RichProgress
+
+    bar = RichProgress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("ranges  {task.fields[rate]} rows/s"),
+        TimeRemainingColumn(),
+        transient=True,
+        console=_console(stderr=True),
+    )
+    tasks: dict[str, Any] = {}
+
+    def update(state: Progress) -> None:
+        if state.table not in tasks:
+            tasks[state.table] = bar.add_task(state.table, total=state.segments_total, rate="0")
+        elapsed = max(time.perf_counter() - state.started, 1e-6)
+        bar.update(
+            tasks[state.table],
+            completed=state.segments_done,
+            rate=f"{state.rows_done / elapsed:,.0f}",
+        )
+
+    return bar, update
+
+
+def _console(stderr: bool = False) -> Any:
+    from rich.console import Console
+
+    return Console(stderr=stderr, soft_wrap=False, width=160 if not sys.stdout.isatty() else None)
+
+
+def _emit(report: Report, fmt: Format, output: Path | None, limit: int) -> None:
+    from reconciler.render import to_html, to_json, to_rich
+
+    if fmt is Format.table and output is None:
+        _console().print(to_rich(report, limit=limit))
+        return
+    if fmt is Format.table:
+        from rich.console import Console
+
+        with output.open("w", encoding="utf-8") as handle:  # type: ignore[union-attr]
+            Console(file=handle, width=160).print(to_rich(report, limit=limit))
+        return
+    text = to_json(report, limit=limit) if fmt is Format.json else to_html(report, limit=limit)
+    if output is None:
+        typer.echo(text)
+    else:
+        output.write_text(text, encoding="utf-8")
+        typer.echo(f"report written to {output}", err=True)
+
+
+@app.command("run")
+def run(
+    context: Annotated[str, typer.Argument(help="Bounded context, e.g. catalog.")],
+    table: Annotated[
+        list[str] | None, typer.Option("--table", "-t", help="Only this pair (repeatable).")
+    ] = None,
+    repair: Annotated[
+        bool, typer.Option(help="Write the source of truth to the other side.")
+    ] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print what --repair would write; write nothing.")
+    ] = False,
+    fmt: Annotated[Format, typer.Option("--format", "-f", help="Report format.")] = Format.table,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write here.")] = None,
+    limit: Annotated[int, typer.Option(help="Divergent keys listed per table.")] = 100,
+    monolith_url: Annotated[str | None, typer.Option(help="Monolith database URL.")] = None,
+    service_url: Annotated[str | None, typer.Option(help="Service database URL.")] = None,
+    executor: Annotated[
+        ExecutorChoice, typer.Option(help="Run segments here or on Celery workers.")
+    ] = ExecutorChoice.local,
+    grace: Annotated[float, typer.Option(help="Seconds before divergent keys are re-read.")] = 1.0,
+    segment_size: Annotated[int, typer.Option(help="Keys per segment (Celery task).")] = 1 << 20,
+    no_history: Annotated[bool, typer.Option("--no-history", help="Do not store the run.")] = False,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar on stderr.")] = True,
+) -> None:
+    """Compare CONTEXT's tables in both databases through the mapping; report, optionally repair."""
+    from reconciler.config import resolve
+    from reconciler.exceptions import ReconcileError
+    from reconciler.history import record_run
+    from reconciler.report import Verdict
+    from reconciler.runner import ReconcileOptions, reconcile
+
+    try:
+        target = resolve(context, monolith=monolith_url, service=service_url)
+        options = ReconcileOptions(grace_seconds=grace, segment_size=segment_size)
+        runner_executor = None
+        if executor is ExecutorChoice.celery:
+            from reconciler.celery_app import app as celery_app
+            from reconciler.tasks import CeleryExecutor
+
+            runner_executor = CeleryExecutor(celery_app)
+        bar, update = _progress_bar() if progress and fmt is Format.table else (None, None)
+        if bar is not None:
+            bar.start()
+        try:
+            report = reconcile(
+                target.plan.mapping,
+                target.monolith_url,
+                target.service_url,
+                tables=table,
+                options=options,
+                executor=runner_executor,
+                progress=update,
+                phase=target.plan.phase.value,
+            )
+        finally:
+            if bar is not None:
+                bar.stop()
+        if not no_history:
+            record_run(report, limit=limit)
+        _emit(report, fmt, output, limit)
+        if repair or dry_run:
+            _repair(report, target, dry_run=dry_run or not repair)
+    except ReconcileError as exc:
+        raise _fail(str(exc)) from exc
+    except ValueError as exc:
+        raise _fail(str(exc)) from exc
+    raise typer.Exit(0 if report.verdict is Verdict.CLEAN else 1)
+
+
+def _repair(report: Report, target: Any, *, dry_run: bool) -> None:
+    from reconciler.repair import apply_repair, plan_repair
+
+    plan = plan_repair(
+        report,
+        target.plan.mapping,
+        target.monolith_url,
+        target.service_url,
+        phase=target.plan.phase.value,
+        reverse_sync=target.plan.reverse_sync,
+    )
+    verb = "would write" if dry_run else "writing"
+    typer.echo(f"repair {plan.direction}: {verb} {len(plan.actions)} rows", err=True)
+    if dry_run:
+        typer.echo(plan.model_dump_json(indent=2))
+        return
+    written = apply_repair(plan, target.plan.mapping, target.monolith_url, target.service_url)
+    typer.echo(
+        f"repair {plan.direction}: wrote {written} rows (audited, run {plan.run_id})", err=True
+    )
+
+
+@app.command("history")
+def history(
+    context: Annotated[str | None, typer.Argument(help="Only this context.")] = None,
+    limit: Annotated[int, typer.Option(help="Newest N runs.")] = 20,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON lines instead of a table.")] = False,
+) -> None:
+    """List stored runs, newest first, with their verdicts."""
+    import json
+
+    from rich.table import Table
+
+    from reconciler.history import recent_runs
+
+    runs = recent_runs(context, limit=limit)
+    if as_json:
+        for summary in runs:
+            typer.echo(json.dumps(summary.__dict__, default=str))
+        return
+    table = Table(title="reconcile history")
+    for column in ("run", "context", "phase", "verdict", "started", "seconds", "divergent"):
+        table.add_column(column)
+    for summary in runs:
+        table.add_row(
+            summary.run_id[:12],
+            summary.context,
+            summary.phase or "",
+            summary.verdict,
+            summary.started_at.isoformat(timespec="seconds"),
+            f"{summary.seconds:.2f}",
+            str(summary.divergent),
+        )
+    _console().print(table)

@@ -1,0 +1,221 @@
+"""Repair: copy the source of truth's rows to the other side, through the mapping.
+
+The phase decides the direction (``dual_write``: monolith -> service; ``split``:
+service -> monolith, only while reverse sync is on; ``shared``: nothing to repair).
+Rows are re-read at repair time, so a repair never writes a stale value; writes
+are batched, idempotent (update, else insert; delete what the source lacks) and
+each changed row gets an audit record.
+
+    plan = plan_repair(report, mapping, monolith_url, service_url, phase="dual_write")
+    applied = apply_repair(plan, monolith_url, service_url)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Literal
+
+import sqlalchemy as sa
+from pydantic import BaseModel, PrivateAttr
+from sqlalchemy.exc import SQLAlchemyError
+
+from migration_plans.mapping import ContextMapping, TableMapping
+from reconciler.connections import engine_for
+from reconciler.diff import compare_rows, jsonable
+from reconciler.exceptions import DatabaseError, RepairRefused
+from reconciler.history import AuditRecord, record_repairs
+from reconciler.report import Report
+from reconciler.schema import Role, inspect_pair
+from reconciler.segment import fetch_keys, reflected_table
+from reconciler.sql import quote_ident
+
+Action = Literal["insert", "update", "delete"]
+
+
+class RepairAction(BaseModel):
+    """One row to write on the target side (values in the target's own form)."""
+
+    table: str
+    key: int
+    action: Action
+    before: dict[str, Any] | None = None
+    after: dict[str, Any] | None = None
+    _values: dict[str, Any] | None = PrivateAttr(default=None)
+
+    def values(self, table: TableMapping, target: Role) -> dict[str, Any] | None:
+        """The typed values to write (rebuilt from ``after`` for a plan read from JSON)."""
+        if self._values is not None or self.after is None:
+            return self._values
+        if target == "service":
+            return table.to_service(table.to_monolith(self.after))
+        return table.to_monolith(table.to_service(self.after))
+
+
+class RepairPlan(BaseModel):
+    """Everything a repair would change."""
+
+    run_id: str
+    context: str
+    source: Role
+    target: Role
+    actions: list[RepairAction] = []
+
+    @property
+    def direction(self) -> str:
+        return f"{self.source}->{self.target}"
+
+
+def target_for(phase: str | None, reverse_sync: bool = True) -> Role:
+    """Which side a repair writes to in ``phase``; :class:`RepairRefused` when none."""
+    if phase == "dual_write":
+        return "service"
+    if phase == "split":
+        if not reverse_sync:
+            raise RepairRefused("phase split without reverse sync: the monolith is not kept")
+        return "monolith"
+    raise RepairRefused(
+        f"phase {phase!r}: the service reads the monolith's tables, there is nothing to repair"
+    )
+
+
+def _jsonable_row(row: dict[str, Any] | None) -> dict[str, Any] | None:
+    return None if row is None else {name: jsonable(value) for name, value in row.items()}
+
+
+def _actions_for(
+    table: TableMapping,
+    keys: Sequence[int],
+    rows: tuple[dict[int, dict[str, Any]], dict[int, dict[str, Any]]],
+    target: Role,
+) -> list[RepairAction]:
+    monolith_rows, service_rows = rows
+    source_rows, target_rows = (
+        (monolith_rows, service_rows) if target == "service" else (service_rows, monolith_rows)
+    )
+    convert = table.to_service if target == "service" else table.to_monolith
+    actions = []
+    for key in keys:
+        if compare_rows(table, key, monolith_rows.get(key), service_rows.get(key)) is None:
+            continue
+        source, current = source_rows.get(key), target_rows.get(key)
+        if source is None:
+            action: Action = "delete"
+            desired = None
+        else:
+            action = "insert" if current is None else "update"
+            desired = convert(source)
+        repair = RepairAction(
+            table=table.name,
+            key=key,
+            action=action,
+            before=_jsonable_row(current),
+            after=_jsonable_row(desired),
+        )
+        repair._values = desired
+        actions.append(repair)
+    return actions
+
+
+def plan_repair(
+    report: Report,
+    mapping: ContextMapping,
+    monolith_url: str,
+    service_url: str,
+    *,
+    phase: str | None,
+    reverse_sync: bool = True,
+) -> RepairPlan:
+    """What a repair of ``report``'s divergences would write, from rows read now."""
+    target = target_for(phase, reverse_sync)
+    plan = RepairPlan(
+        run_id=report.run_id,
+        context=report.context,
+        source="monolith" if target == "service" else "service",
+        target=target,
+    )
+    monolith, service = engine_for(monolith_url), engine_for(service_url)
+    for table_report in report.tables:
+        keys = [d.key for d in table_report.divergences if not d.in_flight]
+        if not keys:
+            continue
+        table = mapping.table(table_report.name)
+        pair = inspect_pair(table, monolith, service)
+        rows = fetch_keys(pair, monolith, service, keys)
+        plan.actions.extend(_actions_for(table, keys, rows, target))
+    return plan
+
+
+def _write(
+    conn: sa.Connection, table: sa.Table, key_column: str, action: RepairAction, values: Any
+) -> None:
+    key = table.c[key_column]
+    if action.action == "delete":
+        conn.execute(table.delete().where(key == action.key))
+        return
+    updated = conn.execute(table.update().where(key == action.key).values(**values))
+    if updated.rowcount == 0:
+        conn.execute(table.insert().values(**values))
+
+
+def _bump_sequence(conn: sa.Connection, table: str, key: str) -> None:
+    """Keep a serial/identity key's sequence ahead of the ids a repair inserted."""
+    if conn.dialect.name != "postgresql":
+        return
+    sequence = conn.execute(
+        sa.text("SELECT pg_get_serial_sequence(:t, :k)"), {"t": quote_ident(table), "k": key}
+    ).scalar()
+    if sequence:
+        conn.execute(
+            sa.text(
+                f"SELECT setval(:s, (SELECT max({quote_ident(key)}) FROM {quote_ident(table)}))"
+            ),
+            {"s": sequence},
+        )
+
+
+def apply_repair(
+    plan: RepairPlan,
+    mapping: ContextMapping,
+    monolith_url: str,
+    service_url: str,
+    *,
+    batch_size: int = 500,
+    audit_url: str | None = None,
+) -> int:
+    """Write ``plan`` in batches (one transaction each) and audit every row; rows written."""
+    engine = engine_for(service_url if plan.target == "service" else monolith_url)
+    written = 0
+    for name in dict.fromkeys(action.table for action in plan.actions):
+        table = mapping.table(name)
+        target_table = reflected_table(engine, getattr(table, f"{plan.target}_table"))
+        key_column = getattr(table.key, plan.target)
+        actions = [a for a in plan.actions if a.table == name]
+        for start in range(0, len(actions), batch_size):
+            batch = actions[start : start + batch_size]
+            try:
+                with engine.begin() as conn:
+                    for action in batch:
+                        values = action.values(table, plan.target)
+                        _write(conn, target_table, key_column, action, values)
+                    if any(a.action == "insert" for a in batch):
+                        _bump_sequence(conn, target_table.name, key_column)
+            except SQLAlchemyError as exc:
+                raise DatabaseError(f"repair of {name!r} failed: {exc}") from exc
+            record_repairs(
+                [
+                    AuditRecord(
+                        run_id=plan.run_id,
+                        context=plan.context,
+                        table=name,
+                        key=a.key,
+                        action=a.action,
+                        direction=plan.direction,
+                        before=a.before,
+                        after=a.after,
+                    )
+                    for a in batch
+                ],
+                audit_url,
+            )
+            written += len(batch)
+    return written
