@@ -1,0 +1,40 @@
+"""Fixtures of the reconciler tests: fresh monolith + service database pairs."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from reconcile_tables import ENGINES, Pair, engine, monolith_metadata, service_metadata
+
+from migration_plans.mapping import mapping_for
+from reconciler.runner import ReconcileOptions
+
+FAST = ReconcileOptions(grace_seconds=0.05, max_rechecks=2, levels=(64, 8), segment_size=1024)
+
+
+@pytest.fixture
+def fast_options() -> ReconcileOptions:
+    return FAST
+
+
+@pytest.fixture
+def make_pair(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Callable[[str], Pair]]:
+    """Factory: ``make_pair("sqlite" | "pg")`` -> two fresh databases with the tables."""
+    counter = iter(range(1000))
+
+    def make(backend: str) -> Pair:
+        n = next(counter)
+        if backend == "sqlite":
+            urls = (f"sqlite:///{tmp_path}/monolith{n}.db", f"sqlite:///{tmp_path}/service{n}.db")
+        else:
+            pg_database = request.getfixturevalue("pg_database")
+            urls = (pg_database("monolith"), pg_database("service"))
+        monolith_metadata.create_all(engine(urls[0]))
+        service_metadata.create_all(engine(urls[1]))
+        return Pair(backend, urls[0], urls[1], mapping_for("catalog"))
+
+    yield make
+    for url in list(ENGINES):
+        ENGINES.pop(url).dispose()
