@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
+import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import MetaData
@@ -88,3 +89,38 @@ def run_migrations(alembic_context: Any, target_metadata: Sequence[MetaData]) ->
                 alembic_context.run_migrations()
     finally:
         engine.dispose()
+
+
+def create_outbox_v1(op: Any) -> None:
+    """Revision 0001 of every service: ``strangler_outbox`` as ``dualwrite.outbox.outbox_table``.
+
+    Frozen: it is what revision 0001 created. Later changes are new revisions.
+    """
+    Id = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+    op.create_table(
+        "strangler_outbox",
+        sa.Column("id", Id, primary_key=True, autoincrement=True),
+        sa.Column("event_id", sa.String(36), nullable=False),
+        sa.Column("context", sa.String(64), nullable=False),
+        sa.Column("aggregate_type", sa.String(64), nullable=False),
+        sa.Column("aggregate_key", sa.String(64), nullable=False),
+        sa.Column("operation", sa.String(8), nullable=False),
+        sa.Column("payload", sa.Text(), nullable=True),
+        sa.Column("origin", sa.String(16), nullable=False),
+        sa.Column("request_id", sa.String(128), nullable=True),
+        sa.Column("status", sa.String(16), nullable=False, server_default="pending"),
+        sa.Column("attempts", sa.Integer(), nullable=False, server_default="0"),
+        sa.Column("last_error", sa.Text(), nullable=True),
+        sa.Column(
+            "created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+        ),
+        sa.Column("applied_at", sa.DateTime(timezone=True), nullable=True),
+        sa.PrimaryKeyConstraint("id", name="pk_strangler_outbox"),
+        sa.UniqueConstraint("event_id", name="uq_strangler_outbox_event_id"),
+    )
+    op.create_index("ix_strangler_outbox_status_id", "strangler_outbox", ["status", "id"])
+    op.create_index(
+        "ix_strangler_outbox_aggregate",
+        "strangler_outbox",
+        ["aggregate_type", "aggregate_key", "id"],
+    )

@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
+from functools import cache
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BeforeValidator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, TypeAdapter, ValidationError
 from pydantic_core import PydanticCustomError
 
 _MESSAGES: dict[str, str] = {
@@ -49,6 +50,11 @@ _MESSAGES: dict[str, str] = {
     "dict_type": "Invalid data. Expected a dictionary, but got {type}.",
 }
 
+_OBJECT_LEVEL = frozenset(
+    {"too_short", "list_type", "model_type", "model_attributes_type", "dict_type"}
+)
+"""Errors DRF reports about a nested list or object itself, under its ``non_field_errors``."""
+
 _JSON_TYPE_NAMES = {
     "list": "list",
     "str": "str",
@@ -65,6 +71,8 @@ def _message(error: Mapping[str, Any]) -> str:
         return str(error["msg"])
     if error.get("input", ...) is None and kind != "missing":
         return "This field may not be null."
+    if isinstance(error.get("input"), str) and kind in {"too_short", "too_long"}:
+        kind = f"string_{kind}"
     context = {key: str(value) for key, value in (error.get("ctx") or {}).items()}
     context["type"] = _JSON_TYPE_NAMES.get(type(error.get("input")).__name__, "object")
     if kind in {"decimal_max_places", "decimal_max_digits", "decimal_whole_digits"}:
@@ -73,12 +81,15 @@ def _message(error: Mapping[str, Any]) -> str:
 
 
 def drf_fields(
-    errors: Iterable[Mapping[str, Any]], *, skip_prefix: int = 0
+    errors: Iterable[Mapping[str, Any]], *, skip_prefix: int = 0, prefix: str = ""
 ) -> dict[str, list[str]]:
     """Pydantic errors as ``{"dotted.field": [message, ...]}`` (object-level: ``non_field_errors``)."""
     fields: dict[str, list[str]] = {}
     for error in errors:
-        location = [str(part) for part in tuple(error.get("loc") or ())[skip_prefix:]]
+        location = [prefix] if prefix else []
+        location += [str(part) for part in tuple(error.get("loc") or ())[skip_prefix:]]
+        if str(error["type"]) in _OBJECT_LEVEL and not isinstance(error.get("input"), str | None):
+            location.append("non_field_errors")
         name = ".".join(location) or "non_field_errors"
         message = _message(error)
         if message not in fields.setdefault(name, []):
@@ -134,3 +145,50 @@ PrimaryKey = Annotated[int, BeforeValidator(_drf_pk)]
 
 LongText = Annotated[str, BeforeValidator(_drf_string)]
 """A DRF ``CharField(allow_blank=True)`` without a length limit (a ``TextField``)."""
+
+
+@cache
+def _adapter(model: type[BaseModel], name: str) -> TypeAdapter[Any]:
+    info = model.model_fields[name]
+    annotation: Any = info.annotation
+    if info.metadata:
+        annotation = Annotated[(annotation, *info.metadata)]
+    return TypeAdapter(annotation)
+
+
+def parse_fields(
+    model: type[BaseModel], data: Mapping[str, Any], *, partial: bool = False
+) -> tuple[dict[str, Any], dict[str, list[str]]]:
+    """Validate the fields of ``model`` present in ``data`` (all required ones unless ``partial``).
+
+    Returns the valid values and DRF-style errors; fields absent from ``data`` get no
+    value (the write path applies defaults), like DRF's ``validated_data``.
+    """
+    values: dict[str, Any] = {}
+    errors: dict[str, list[str]] = {}
+    for name, info in model.model_fields.items():
+        if name not in data:
+            if not partial and info.is_required():
+                errors[name] = [_MESSAGES["missing"]]
+            continue
+        try:
+            values[name] = _adapter(model, name).validate_python(data[name])
+        except ValidationError as exc:
+            errors.update(drf_fields(exc.errors(), prefix=name))
+    return values, errors
+
+
+def require_object(data: Any) -> Mapping[str, Any]:
+    """DRF's refusal of a body that is not a JSON object (as ``non_field_errors``)."""
+    if isinstance(data, Mapping):
+        return data
+    kind = _JSON_TYPE_NAMES.get(type(data).__name__, "object")
+    raise _not_an_object(kind)
+
+
+def _not_an_object(kind: str) -> Exception:
+    from extracted_services.common.errors import ValidationFailed
+
+    return ValidationFailed(
+        {"non_field_errors": [f"Invalid data. Expected a dictionary, but got {kind}."]}
+    )

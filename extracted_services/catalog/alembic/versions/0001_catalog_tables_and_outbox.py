@@ -10,6 +10,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
+from extracted_services.common.migrations import create_outbox_v1
+
 revision: str = "0001"
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
@@ -54,38 +56,7 @@ def upgrade() -> None:
         ),
     )
     op.create_index("ix_products_category_id", "products", ["category_id"])
-    create_outbox()
-
-
-def create_outbox() -> None:
-    """``strangler_outbox``: the same columns as ``dualwrite.outbox.outbox_table``."""
-    op.create_table(
-        "strangler_outbox",
-        sa.Column("id", Id, primary_key=True, autoincrement=True),
-        sa.Column("event_id", sa.String(36), nullable=False),
-        sa.Column("context", sa.String(64), nullable=False),
-        sa.Column("aggregate_type", sa.String(64), nullable=False),
-        sa.Column("aggregate_key", sa.String(64), nullable=False),
-        sa.Column("operation", sa.String(8), nullable=False),
-        sa.Column("payload", sa.Text(), nullable=True),
-        sa.Column("origin", sa.String(16), nullable=False),
-        sa.Column("request_id", sa.String(128), nullable=True),
-        sa.Column("status", sa.String(16), nullable=False, server_default="pending"),
-        sa.Column("attempts", sa.Integer(), nullable=False, server_default="0"),
-        sa.Column("last_error", sa.Text(), nullable=True),
-        sa.Column(
-            "created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
-        ),
-        sa.Column("applied_at", sa.DateTime(timezone=True), nullable=True),
-        sa.PrimaryKeyConstraint("id", name="pk_strangler_outbox"),
-        sa.UniqueConstraint("event_id", name="uq_strangler_outbox_event_id"),
-    )
-    op.create_index("ix_strangler_outbox_status_id", "strangler_outbox", ["status", "id"])
-    op.create_index(
-        "ix_strangler_outbox_aggregate",
-        "strangler_outbox",
-        ["aggregate_type", "aggregate_key", "id"],
-    )
+    create_outbox_v1(op)
 
 
 def downgrade() -> None:

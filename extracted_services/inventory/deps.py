@@ -1,0 +1,17 @@
+"""``Annotated`` dependency aliases of the inventory API."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends
+from sqlalchemy.orm import Session
+
+from extracted_services.common import deps
+from extracted_services.common.changes import ChangeRecorder
+from extracted_services.common.store import TableView
+
+SessionDep = Annotated[Session, Depends(deps.session)]
+ViewsDep = Annotated[dict[str, TableView], Depends(deps.views)]
+ChangesDep = Annotated[ChangeRecorder, Depends(deps.changes)]
+BodyDep = Annotated[deps.RawBody, Depends(deps.raw_body)]
