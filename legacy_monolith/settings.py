@@ -9,6 +9,7 @@ Environment:
     MONOLITH_PAYMENTS_FAIL  ``true`` makes the fake payment provider decline every charge.
     MONOLITH_ACCESS_LOG     ``false`` silences the per-request JSON access log line.
     LOG_LEVEL      default ``INFO``.
+    DB_CONN_MAX_AGE  persistent connection lifetime in seconds (default 0; only for WSGI servers).
 """
 
 from __future__ import annotations
@@ -54,7 +55,9 @@ def database_config(url: str) -> dict[str, Any]:
             options.setdefault("pool", {"min_size": 2, "max_size": 16})
         options.setdefault("connect_timeout", 10)
     config["OPTIONS"] = options
-    config["CONN_MAX_AGE"] = 0
+    # Keep 0 under the ASGI handler (a thread per request); gunicorn gthread may persist.
+    config["CONN_MAX_AGE"] = int(os.environ.get("DB_CONN_MAX_AGE", "0"))
+    config["CONN_HEALTH_CHECKS"] = config["CONN_MAX_AGE"] > 0
     config["ATOMIC_REQUESTS"] = False
     return config
 
