@@ -1,0 +1,240 @@
+"""Change capture on the monolith: triggers that append every change to ``strangler_outbox``.
+
+Django signals miss ``QuerySet.update``, ``bulk_create`` and raw SQL; row triggers see
+them all, in the writer's own transaction. The triggers skip:
+
+- changes made by the relay (loop prevention): PostgreSQL reads the transaction
+  setting ``strangler.origin`` (``SET LOCAL strangler.origin = 'relay'``); SQLite
+  reads the one row of ``strangler_capture_origin``, which the relay sets and clears
+  inside its own (single-writer) transaction;
+- contexts whose capture is off (``strangler_capture``), so the shared phase costs
+  one index probe per row and no outbox growth.
+
+The payload is the monolith row image (JSON); the relay maps it to the service form.
+The ``X-Request-ID`` comes from the session setting ``strangler.request_id`` (set by
+:class:`dualwrite.django_app.middleware.CaptureRequestIdMiddleware`), else from
+``strangler_capture_origin.request_id`` on SQLite, else the transaction id.
+
+    install_capture(engine, [mapping_for("catalog")])
+    set_capture(engine, "catalog", enabled=True)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+
+from sqlalchemy import Connection, Engine, select, update
+
+from dualwrite.outbox import OUTBOX_TABLE, outbox_table
+from dualwrite.schema import (
+    CAPTURE_ORIGIN_TABLE,
+    CAPTURE_TABLE,
+    MONOLITH_TABLES,
+    capture_origin_table,
+    capture_table,
+)
+from migration_plans.mapping import ContextMapping, TableMapping
+
+RELAY_ORIGIN = "relay"
+NOTIFY_CHANNEL = "strangler_outbox"
+
+_OUTBOX_COLUMNS = (
+    "event_id, context, aggregate_type, aggregate_key, operation, payload, origin, "
+    "request_id, status, attempts, created_at"
+)
+
+PG_FUNCTION = f"""
+CREATE OR REPLACE FUNCTION strangler_capture() RETURNS trigger
+LANGUAGE plpgsql AS $fn$
+DECLARE
+    new_image jsonb;
+    old_key text;
+    new_key text;
+    rid text;
+BEGIN
+    IF coalesce(current_setting('strangler.origin', true), '') = '{RELAY_ORIGIN}' THEN
+        RETURN NULL;
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM {CAPTURE_TABLE} WHERE context = TG_ARGV[0] AND enabled) THEN
+        RETURN NULL;
+    END IF;
+    rid := coalesce(nullif(current_setting('strangler.request_id', true), ''),
+                    'pg-tx-' || txid_current()::text);
+    IF TG_OP IN ('UPDATE', 'DELETE') THEN
+        old_key := to_jsonb(OLD) ->> TG_ARGV[2];
+    END IF;
+    IF TG_OP IN ('INSERT', 'UPDATE') THEN
+        new_image := to_jsonb(NEW);
+        new_key := new_image ->> TG_ARGV[2];
+    END IF;
+    IF old_key IS NOT NULL AND old_key IS DISTINCT FROM new_key THEN
+        INSERT INTO {OUTBOX_TABLE} ({_OUTBOX_COLUMNS})
+        VALUES (gen_random_uuid()::text, TG_ARGV[0], TG_ARGV[1], old_key, 'delete', NULL,
+                'monolith', rid, 'pending', 0, clock_timestamp());
+    END IF;
+    IF new_key IS NOT NULL THEN
+        INSERT INTO {OUTBOX_TABLE} ({_OUTBOX_COLUMNS})
+        VALUES (gen_random_uuid()::text, TG_ARGV[0], TG_ARGV[1], new_key, lower(TG_OP),
+                new_image::text, 'monolith', rid, 'pending', 0, clock_timestamp());
+    END IF;
+    PERFORM pg_notify('{NOTIFY_CHANNEL}', TG_ARGV[0]);
+    RETURN NULL;
+END
+$fn$
+"""
+
+
+def _trigger_name(table: TableMapping, suffix: str) -> str:
+    return f"strangler_capture_{table.monolith_table}_{suffix}"
+
+
+def _pg_statements(context: str, table: TableMapping) -> list[str]:
+    args = f"'{context}', '{table.name}', '{table.key.monolith}'"
+    target = f'"{table.monolith_table}"'
+    return [
+        f'DROP TRIGGER IF EXISTS "{_trigger_name(table, "iud")}" ON {target}',
+        f'DROP TRIGGER IF EXISTS "{_trigger_name(table, "u")}" ON {target}',
+        f'CREATE TRIGGER "{_trigger_name(table, "iud")}" AFTER INSERT OR DELETE ON {target} '
+        f"FOR EACH ROW EXECUTE FUNCTION strangler_capture({args})",
+        f'CREATE TRIGGER "{_trigger_name(table, "u")}" AFTER UPDATE ON {target} '
+        f"FOR EACH ROW WHEN (OLD.* IS DISTINCT FROM NEW.*) "
+        f"EXECUTE FUNCTION strangler_capture({args})",
+    ]
+
+
+def _sqlite_image(table: TableMapping, ref: str) -> str:
+    pairs = ", ".join(f"'{column}', {ref}.\"{column}\"" for column in table.monolith_columns)
+    return f"json_object({pairs})"
+
+
+def _sqlite_insert(context: str, table: TableMapping, operation: str, ref: str) -> str:
+    key = f'CAST({ref}."{table.key.monolith}" AS TEXT)'
+    payload = "NULL" if operation == "delete" else _sqlite_image(table, ref)
+    request_id = (
+        f"coalesce((SELECT request_id FROM {CAPTURE_ORIGIN_TABLE} WHERE id = 1), "
+        "'sqlite-' || lower(hex(randomblob(8))))"
+    )
+    return (
+        f"INSERT INTO {OUTBOX_TABLE} ({_OUTBOX_COLUMNS}) VALUES ("
+        f"lower(hex(randomblob(16))), '{context}', '{table.name}', {key}, '{operation}', "
+        f"{payload}, 'monolith', {request_id}, 'pending', 0, "
+        "strftime('%Y-%m-%d %H:%M:%f', 'now') || '000')"
+    )
+
+
+def _sqlite_statements(context: str, table: TableMapping) -> list[str]:
+    when = (
+        f"WHEN coalesce((SELECT origin FROM {CAPTURE_ORIGIN_TABLE} WHERE id = 1), '') "
+        f"<> '{RELAY_ORIGIN}' AND EXISTS (SELECT 1 FROM {CAPTURE_TABLE} "
+        f"WHERE context = '{context}' AND enabled)"
+    )
+    target, key = f'"{table.monolith_table}"', f'"{table.key.monolith}"'
+    key_moved = _sqlite_insert(context, table, "delete", "OLD").replace(
+        ") VALUES (", ") SELECT ", 1
+    )
+    key_moved = key_moved[: key_moved.rfind(")")] + f" WHERE OLD.{key} IS NOT NEW.{key}"
+    statements: list[str] = []
+    for operation, ref, extra in (
+        ("insert", "NEW", ""),
+        ("update", "NEW", key_moved + ";\n"),
+        ("delete", "OLD", ""),
+    ):
+        name = _trigger_name(table, operation)
+        statements.append(f'DROP TRIGGER IF EXISTS "{name}"')
+        statements.append(
+            f'CREATE TRIGGER "{name}" AFTER {operation.upper()} ON {target} {when}\n'
+            f"BEGIN\n{extra}{_sqlite_insert(context, table, operation, ref)};\nEND"
+        )
+    return statements
+
+
+def capture_statements(dialect: str, mappings: Iterable[ContextMapping]) -> list[str]:
+    """DDL (idempotent) that installs the capture triggers of every mapped monolith table."""
+    statements = [PG_FUNCTION] if dialect == "postgresql" else []
+    build = _pg_statements if dialect == "postgresql" else _sqlite_statements
+    if dialect not in ("postgresql", "sqlite"):
+        raise ValueError(f"change capture supports PostgreSQL and SQLite, not {dialect!r}")
+    for mapping in mappings:
+        for table in mapping.tables:
+            statements.extend(build(mapping.context, table))
+    return statements
+
+
+def uninstall_statements(dialect: str, mappings: Iterable[ContextMapping]) -> list[str]:
+    """DDL that removes the capture triggers again (reverse of :func:`capture_statements`)."""
+    statements: list[str] = []
+    for mapping in mappings:
+        for table in mapping.tables:
+            if dialect == "postgresql":
+                for suffix in ("iud", "u"):
+                    statements.append(
+                        f'DROP TRIGGER IF EXISTS "{_trigger_name(table, suffix)}" '
+                        f'ON "{table.monolith_table}"'
+                    )
+            else:
+                for suffix in ("insert", "update", "delete"):
+                    statements.append(f'DROP TRIGGER IF EXISTS "{_trigger_name(table, suffix)}"')
+    return statements
+
+
+def run_statements(execute: Callable[[str], object], statements: Iterable[str]) -> None:
+    """Run DDL through any ``execute(sql)`` (a Django cursor or a SQLAlchemy connection)."""
+    for statement in statements:
+        execute(statement)
+
+
+def install_capture(engine: Engine, mappings: Iterable[ContextMapping]) -> None:
+    """Create the monolith-side tables if missing and (re)install the triggers. Idempotent.
+
+    Normally the Django migrations of ``dualwrite.django_app`` do this; the CLI's
+    ``install-capture`` uses it for tables mapped after those migrations ran.
+    """
+    with engine.begin() as conn:
+        for table in (outbox_table, *MONOLITH_TABLES):
+            table.create(conn, checkfirst=True)
+        if conn.execute(select(capture_origin_table.c.id)).first() is None:
+            conn.execute(capture_origin_table.insert().values(id=1, origin=None))
+        run_statements(
+            conn.exec_driver_sql, capture_statements(engine.dialect.name, list(mappings))
+        )
+
+
+def set_capture(engine: Engine, context: str, *, enabled: bool) -> None:
+    """Switch capture of ``context`` on or off (takes effect for the next transaction)."""
+    now = datetime.now(UTC)
+    with engine.begin() as conn:
+        changed = conn.execute(
+            update(capture_table)
+            .where(capture_table.c.context == context)
+            .values(enabled=enabled, updated_at=now)
+        ).rowcount
+        if not changed:
+            conn.execute(
+                capture_table.insert().values(context=context, enabled=enabled, updated_at=now)
+            )
+
+
+def capture_enabled(conn: Connection, context: str) -> bool:
+    row = conn.execute(
+        select(capture_table.c.enabled).where(capture_table.c.context == context)
+    ).first()
+    return bool(row and row[0])
+
+
+@contextmanager
+def relay_origin(conn: Connection, request_id: str | None = None) -> Iterator[None]:
+    """Mark the writes of ``conn``'s current transaction as the relay's (never captured).
+
+    Use inside the transaction, around the writes; on SQLite the marker row is cleared
+    again before the transaction commits, so no other writer ever sees it.
+    """
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql(f"SELECT set_config('strangler.origin', '{RELAY_ORIGIN}', true)")
+        yield
+        return
+    marker = update(capture_origin_table).where(capture_origin_table.c.id == 1)
+    conn.execute(marker.values(origin=RELAY_ORIGIN, request_id=request_id))
+    yield
+    conn.execute(marker.values(origin=None, request_id=None))

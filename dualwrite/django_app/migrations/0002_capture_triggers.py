@@ -1,0 +1,43 @@
+"""Install the capture triggers on every mapped monolith table (PostgreSQL and SQLite).
+
+The trigger DDL is generated from the plans' field mapping by
+``dualwrite.capture.capture_statements``; ``strangler dualwrite install-capture``
+re-runs it (idempotently) when a later plan maps more tables.
+"""
+
+from django.db import migrations
+
+CAPTURED_CONTEXTS = ("catalog", "inventory")
+
+
+def _mappings():
+    from migration_plans.mapping import mapping_for
+
+    return [mapping_for(context) for context in CAPTURED_CONTEXTS]
+
+
+def install(apps, schema_editor):
+    from dualwrite.capture import capture_statements
+
+    apps.get_model("strangler_dualwrite", "CaptureOrigin").objects.get_or_create(id=1)
+    with schema_editor.connection.cursor() as cursor:
+        for statement in capture_statements(schema_editor.connection.vendor, _mappings()):
+            cursor.execute(statement)
+
+
+def uninstall(apps, schema_editor):
+    from dualwrite.capture import uninstall_statements
+
+    with schema_editor.connection.cursor() as cursor:
+        for statement in uninstall_statements(schema_editor.connection.vendor, _mappings()):
+            cursor.execute(statement)
+
+
+class Migration(migrations.Migration):
+    dependencies = [
+        ("strangler_dualwrite", "0001_initial"),
+        ("catalog", "0001_initial"),
+        ("inventory", "0001_initial"),
+    ]
+
+    operations = [migrations.RunPython(install, uninstall)]

@@ -1,0 +1,72 @@
+"""An outbox row as the relay sees it, and what applying it did."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import Row
+
+
+class Outcome(StrEnum):
+    """What applying one event did to the other side."""
+
+    APPLIED = "applied"
+    DUPLICATE = "duplicate"  # this event (or a later one) was applied before: no change
+    SUPERSEDED = "superseded"  # the source of truth changed the row since: truth wins
+
+
+@dataclass(frozen=True)
+class Event:
+    """One ``strangler_outbox`` row."""
+
+    id: int
+    event_id: str
+    context: str
+    aggregate_type: str
+    aggregate_key: str
+    operation: str
+    payload: str | None
+    origin: str
+    request_id: str | None
+    status: str
+    attempts: int
+    created_at: datetime
+
+    @classmethod
+    def from_row(cls, row: Row[Any]) -> Event:
+        values = dict(row._mapping)
+        created = values["created_at"]
+        if isinstance(created, str):
+            created = datetime.fromisoformat(created)
+        if created.tzinfo is None:
+            created = created.replace(tzinfo=UTC)
+        values["created_at"] = created
+        return cls(**{name: values[name] for name in cls.__dataclass_fields__})
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.aggregate_type, self.aggregate_key)
+
+    @property
+    def request(self) -> str:
+        """The X-Request-ID to log and propagate (never empty)."""
+        return self.request_id or f"event-{self.event_id}"
+
+    def image(self) -> dict[str, Any]:
+        """The row image of the payload (decimals exact)."""
+        if self.payload is None:
+            return {}
+        return dict(json.loads(self.payload, parse_float=Decimal))
+
+
+@dataclass(frozen=True)
+class Applied:
+    """An event and its outcome."""
+
+    event: Event
+    outcome: Outcome

@@ -1,0 +1,53 @@
+"""Errors of the dual-write relay and backfill.
+
+    DualwriteError
+    ├── StoreUnavailable   a database cannot be reached now: retried, never dead-lettered
+    └── ApplyFailed        one event could not be applied: counts toward the dead letter
+
+SQLAlchemy and driver errors are translated at the boundary (:func:`translate`).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from sqlalchemy import exc as sa_exc
+
+if TYPE_CHECKING:
+    from dualwrite.events import Event
+
+
+class DualwriteError(Exception):
+    """Base of every error this package raises."""
+
+
+class StoreUnavailable(DualwriteError):
+    """A database (monolith or service) is unreachable or locked; try again later."""
+
+
+class ApplyFailed(DualwriteError):
+    """Applying ``event`` failed for a reason retrying the same batch will not fix by itself."""
+
+    def __init__(self, event: Event, cause: BaseException) -> None:
+        super().__init__(
+            f"event {event.id} ({event.aggregate_type}/{event.aggregate_key}): {cause}"
+        )
+        self.event = event
+        self.cause = cause
+        self.attempts = 0
+
+
+def is_unavailable(error: BaseException) -> bool:
+    """True for errors that mean "not now" rather than "not this event"."""
+    if isinstance(error, StoreUnavailable):
+        return True
+    if isinstance(error, sa_exc.DBAPIError) and error.connection_invalidated:
+        return True
+    transient = (
+        sa_exc.OperationalError,
+        sa_exc.InterfaceError,
+        sa_exc.DisconnectionError,
+        ConnectionError,
+        TimeoutError,
+    )
+    return isinstance(error, transient)

@@ -1,0 +1,197 @@
+"""The relay loop (``strangler dualwrite relay CONTEXT``): apply events as soon as they commit.
+
+PostgreSQL outboxes announce new events with ``NOTIFY strangler_outbox`` (the capture
+trigger, :class:`~dualwrite.outbox.OutboxSink`), so the loop wakes at once; SQLite is
+polled. Two modes:
+
+- ``inline`` (default): the loop applies each batch itself; an event that fails is
+  handed to Celery (``dualwrite.apply_key``) with exponential backoff, its key waits.
+- ``celery``: the loop only hands keys to Celery workers (scale-out).
+
+Either way a sweeper re-dispatches keys whose retry task was lost (broker restarted
+empty, worker killed) once they have waited ``stale_after`` seconds.
+
+    RelayLoop(Relay(RelaySettings.from_env("catalog"))).run(stop_event)
+"""
+
+from __future__ import annotations
+
+import logging
+import select
+import threading
+import time
+from collections.abc import Callable
+from contextlib import suppress
+from itertools import groupby
+from typing import Any
+
+import psycopg
+
+from dualwrite.capture import NOTIFY_CHANNEL
+from dualwrite.config import Direction
+from dualwrite.events import Event
+from dualwrite.exceptions import ApplyFailed, StoreUnavailable
+from dualwrite.relay import Relay
+from migration_plans.databases import libpq_url
+
+log = logging.getLogger("dualwrite.loop")
+
+Dispatcher = Callable[..., bool]
+
+
+def _default_dispatcher(*args: Any, **kwargs: Any) -> bool:
+    from dualwrite.tasks import dispatch
+
+    return dispatch(*args, **kwargs)
+
+
+class Waiter:
+    """Sleeps until a PostgreSQL outbox NOTIFYs or ``timeout`` passes (SQLite: just sleeps)."""
+
+    def __init__(self, urls: list[str]) -> None:
+        self.urls = [url for url in urls if url.startswith(("postgresql", "postgres"))]
+        self.connections: dict[str, psycopg.Connection[Any]] = {}
+
+    def _connect(self) -> None:
+        for url in self.urls:
+            if url in self.connections and not self.connections[url].closed:
+                continue
+            with suppress(psycopg.Error):
+                conn = psycopg.connect(libpq_url(url), autocommit=True, connect_timeout=3)
+                conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
+                self.connections[url] = conn
+
+    def wait(self, timeout: float) -> None:
+        self._connect()
+        live = [conn for conn in self.connections.values() if not conn.closed]
+        if not live:
+            time.sleep(timeout)
+            return
+        with suppress(OSError, ValueError):
+            select.select([conn.fileno() for conn in live], [], [], timeout)
+        for conn in live:
+            try:
+                for _ in conn.notifies(timeout=0, stop_after=1000):
+                    pass
+            except psycopg.Error:
+                conn.close()
+
+    def close(self) -> None:
+        for conn in self.connections.values():
+            conn.close()
+
+
+class RelayLoop:
+    """Drives a :class:`Relay`: batches, failure hand-off to Celery, sweeping, waiting."""
+
+    def __init__(
+        self,
+        relay: Relay,
+        *,
+        mode: str = "inline",
+        dispatcher: Dispatcher | None = None,
+        max_backoff: float = 2.0,
+    ) -> None:
+        if mode not in ("inline", "celery"):
+            raise ValueError(f"relay mode must be inline or celery, not {mode!r}")
+        self.relay = relay
+        self.settings = relay.settings
+        self.mode = mode
+        self.dispatch = dispatcher or _default_dispatcher
+        self.max_backoff = max_backoff
+        self._seen: dict[tuple[Direction, tuple[str, str]], float] = {}
+        self._last_sweep = 0.0
+
+    def run(self, stop: threading.Event) -> None:
+        """Loop until ``stop`` is set; an unreachable database only slows the loop down."""
+        waiter = Waiter([self.settings.monolith_url, self.settings.service_url])
+        delay = 0.0
+        log.info("relay of %s started (%s mode)", self.settings.context, self.mode)
+        try:
+            while not stop.is_set():
+                try:
+                    handled = self.run_once()
+                    delay = 0.0
+                except StoreUnavailable as exc:
+                    delay = min(self.max_backoff, max(0.1, delay * 2))
+                    log.warning("database unavailable, retrying in %.1fs: %s", delay, exc)
+                    stop.wait(delay)
+                    continue
+                if not handled:
+                    waiter.wait(self.settings.poll_interval)
+        finally:
+            waiter.close()
+            log.info("relay of %s stopped", self.settings.context)
+
+    def run_once(self) -> int:
+        """One pass over every direction of the phase; returns events handled."""
+        handled = 0
+        for direction in self.settings.directions:
+            if direction is Direction.MONOLITH_TO_SERVICE and self.relay.backfill_running():
+                continue
+            events = self.relay.pending(direction)
+            if not events:
+                continue
+            handled += len(events)
+            if self.mode == "celery":
+                self._hand_off(direction, events)
+            else:
+                self._apply(direction, events)
+        self.sweep()
+        return handled
+
+    def _apply(self, direction: Direction, events: list[Event]) -> None:
+        try:
+            self.relay.apply(direction, events)
+            return
+        except ApplyFailed:
+            pass
+        # Isolate the failing keys; the others go through, in first-event order.
+        ordered = sorted(events, key=lambda event: (event.key, event.id))
+        groups = [list(group) for _, group in groupby(ordered, key=lambda event: event.key)]
+        for group in sorted(groups, key=lambda group: group[0].id):
+            try:
+                self.relay.apply(direction, group)
+            except ApplyFailed as failure:
+                attempts = self.relay.record_failure(direction, failure.event, failure.cause)
+                self._dispatch(direction, failure.event, countdown=self.settings.backoff(attempts))
+
+    def _hand_off(self, direction: Direction, events: list[Event]) -> None:
+        self.relay.mark_in_flight(direction, events)
+        first: dict[tuple[str, str], Event] = {}
+        for event in events:
+            first.setdefault(event.key, event)
+        for event in first.values():
+            self._dispatch(direction, event)
+
+    def _dispatch(self, direction: Direction, event: Event, countdown: float = 0.0) -> None:
+        self._seen[(direction, event.key)] = time.monotonic()
+        self.dispatch(
+            self.settings.context,
+            direction,
+            event.aggregate_type,
+            event.aggregate_key,
+            request_id=event.request,
+            countdown=countdown,
+        )
+
+    def sweep(self, *, force: bool = False) -> int:
+        """Re-dispatch keys that have waited in flight longer than ``stale_after``."""
+        now = time.monotonic()
+        if not force and now - self._last_sweep < min(5.0, self.settings.stale_after / 4):
+            return 0
+        self._last_sweep = now
+        redispatched = 0
+        waiting: set[tuple[Direction, tuple[str, str]]] = set()
+        for direction in self.settings.directions:
+            heads: dict[tuple[str, str], Event] = {}
+            for event in self.relay.in_flight(direction):
+                heads.setdefault(event.key, event)
+            for key, event in heads.items():
+                waiting.add((direction, key))
+                seen = self._seen.setdefault((direction, key), now)
+                if now - seen >= self.settings.stale_after:
+                    self._dispatch(direction, event)
+                    redispatched += 1
+        self._seen = {key: value for key, value in self._seen.items() if key in waiting}
+        return redispatched

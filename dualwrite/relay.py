@@ -1,0 +1,547 @@
+"""The relay: applies one side's outbox events to the other side's tables, exactly once in effect.
+
+For a batch of events (oldest first) of one direction:
+
+1. A monolith transaction takes the context's relay lock (PostgreSQL advisory lock;
+   SQLite's ``BEGIN IMMEDIATE`` is one already). Every applier (the relay loop, the
+   in-process applier of a service, Celery retries) holds it, so the two directions
+   and the retries of one key never interleave.
+2. Under the lock the events still unapplied are re-read; in the target's transaction
+   each is checked against ``strangler_applied_event`` (the version guard: an event
+   whose id is not above the key's last applied id changes nothing, so redelivery and
+   out-of-order delivery are harmless) and against the source of truth (dual_write:
+   the monolith, split: the service): an event from the other side is superseded when
+   the truth has unrelayed changes of the same row, and an event from the truth
+   supersedes the other side's unrelayed ones.
+3. Rows are written through the field mapping; writes into the monolith are marked
+   as the relay's, so the capture triggers skip them (no ping-pong).
+4. The events are marked applied on the source side.
+
+    relay = Relay(RelaySettings.from_env("catalog"))
+    relay.apply_pending(Direction.MONOLITH_TO_SERVICE)
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    Connection,
+    Engine,
+    MetaData,
+    Table,
+    delete,
+    func,
+    insert,
+    select,
+    tuple_,
+    update,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.sql.elements import ColumnElement
+
+from dualwrite.capture import relay_origin
+from dualwrite.config import Direction, RelaySettings
+from dualwrite.engines import relay_engine
+from dualwrite.events import Applied, Event, Outcome
+from dualwrite.exceptions import ApplyFailed, StoreUnavailable, is_unavailable
+from dualwrite.metrics import EVENTS, FAILURES, LAG
+from dualwrite.outbox import EventStatus, outbox_table
+from dualwrite.schema import applied_table, backfill_table, dead_letter_table
+from migration_plans.mapping import ContextMapping, TableMapping, mapping_for
+
+log = logging.getLogger("dualwrite.relay")
+
+UNAPPLIED = (EventStatus.PENDING.value, EventStatus.IN_FLIGHT.value)
+SUPERSEDED = "superseded"
+
+
+def upsert(conn: Connection, table: Table, rows: Sequence[dict[str, Any]], keys: list[str]) -> None:
+    """INSERT ... ON CONFLICT (keys) DO UPDATE, on PostgreSQL and SQLite."""
+    if not rows:
+        return
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    statement = dialect.insert(table)
+    changing = [name for name in rows[0] if name not in keys]
+    if not changing:
+        conn.execute(statement.on_conflict_do_nothing(index_elements=keys), list(rows))
+        return
+    excluded = statement.excluded
+    conn.execute(
+        statement.on_conflict_do_update(
+            index_elements=keys, set_={name: excluded[name] for name in changing}
+        ),
+        list(rows),
+    )
+
+
+def _key_value(table: Table, column: str, key: str) -> Any:
+    try:
+        python_type = table.c[column].type.python_type
+    except NotImplementedError:
+        return key
+    return int(key) if python_type is int else key
+
+
+class Relay:
+    """Applies outbox events of one context between the monolith and its service."""
+
+    def __init__(
+        self,
+        settings: RelaySettings,
+        *,
+        monolith: Engine | None = None,
+        service: Engine | None = None,
+        mapping: ContextMapping | None = None,
+    ) -> None:
+        self.settings = settings
+        self.context = settings.context
+        self.mapping = mapping or mapping_for(settings.context)
+        self.engines = {
+            "monolith": monolith or relay_engine(settings.monolith_url),
+            "service": service or relay_engine(settings.service_url),
+        }
+        self._tables: dict[tuple[str, str], Table] = {}
+
+    def close(self) -> None:
+        for engine in self.engines.values():
+            engine.dispose()
+
+    # -- reading the outbox -------------------------------------------------------------
+
+    def _events(self, conn: Connection, *conditions: Any, limit: int | None = None) -> list[Event]:
+        query = (
+            select(outbox_table)
+            .where(outbox_table.c.context == self.context, *conditions)
+            .order_by(outbox_table.c.id)
+        )
+        if limit is not None:
+            query = query.limit(limit)
+        return [Event.from_row(row) for row in conn.execute(query)]
+
+    def pending(self, direction: Direction, limit: int | None = None) -> list[Event]:
+        """Oldest pending events, minus keys whose earlier event waits for a retry."""
+        with self._guarded(direction.source) as conn:
+            events = self._events(
+                conn,
+                outbox_table.c.status == EventStatus.PENDING.value,
+                limit=limit or self.settings.batch_size,
+            )
+            if not events:
+                return []
+            blocked = self._in_flight_keys(conn)
+        return [event for event in events if event.key not in blocked]
+
+    def _in_flight_keys(self, conn: Connection) -> set[tuple[str, str]]:
+        query = (
+            select(outbox_table.c.aggregate_type, outbox_table.c.aggregate_key)
+            .where(
+                outbox_table.c.context == self.context,
+                outbox_table.c.status == EventStatus.IN_FLIGHT.value,
+            )
+            .distinct()
+        )
+        return {(row[0], row[1]) for row in conn.execute(query)}
+
+    def in_flight(self, direction: Direction) -> list[Event]:
+        """Events waiting for a retry (oldest first)."""
+        with self._guarded(direction.source) as conn:
+            return self._events(conn, outbox_table.c.status == EventStatus.IN_FLIGHT.value)
+
+    def unapplied(
+        self, conn: Connection, keys: Iterable[tuple[str, str]], upto: int | None = None
+    ) -> list[Event]:
+        """Unapplied events of ``keys`` (optionally up to id ``upto``), oldest first."""
+        conditions: list[ColumnElement[bool]] = [
+            outbox_table.c.status.in_(UNAPPLIED),
+            tuple_(outbox_table.c.aggregate_type, outbox_table.c.aggregate_key).in_(list(keys)),
+        ]
+        if upto is not None:
+            conditions.append(outbox_table.c.id <= upto)
+        return self._events(conn, *conditions)
+
+    # -- applying ------------------------------------------------------------------------
+
+    def apply_pending(self, direction: Direction, limit: int | None = None) -> list[Applied]:
+        """Apply the oldest pending batch of ``direction`` (see the module docstring)."""
+        events = self.pending(direction, limit)
+        return self.apply(direction, events) if events else []
+
+    def apply(
+        self, direction: Direction, events: Sequence[Event], *, whole_chain: bool = False
+    ) -> list[Applied]:
+        """Apply ``events`` (and unapplied predecessors of their keys) in per-key order.
+
+        Raises :class:`StoreUnavailable` (nothing changed, try later) or
+        :class:`ApplyFailed` naming the event that failed (nothing changed either).
+        """
+        if not events:
+            return []
+        keys = sorted({event.key for event in events})
+        upto = None if whole_chain else max(event.id for event in events)
+        try:
+            results = self._apply_locked(direction, keys, upto)
+        except (ApplyFailed, StoreUnavailable):
+            raise
+        except Exception as exc:
+            if is_unavailable(exc):
+                FAILURES.labels(self.context, direction.value, "unavailable").inc()
+                raise StoreUnavailable(str(exc)) from exc
+            raise
+        self._observe(direction, results)
+        return results
+
+    def _apply_locked(
+        self, direction: Direction, keys: list[tuple[str, str]], upto: int | None
+    ) -> list[Applied]:
+        monolith, service = self.engines["monolith"], self.engines["service"]
+        if direction is Direction.MONOLITH_TO_SERVICE:
+            with monolith.begin() as mconn:
+                self._lock(mconn)
+                chain = self.unapplied(mconn, keys, upto)
+                with service.begin() as sconn:
+                    results = self._apply_chain(sconn, direction, chain)
+                self._mark(mconn, results)
+            return results
+        with monolith.begin() as mconn:
+            self._lock(mconn)
+            with service.connect() as sconn:
+                chain = self.unapplied(sconn, keys, upto)
+                sconn.rollback()
+            with relay_origin(mconn, chain[0].request if chain else None):
+                results = self._apply_chain(mconn, direction, chain)
+        with service.begin() as sconn:
+            self._mark(sconn, results)
+        return results
+
+    def _lock(self, conn: Connection) -> None:
+        if conn.dialect.name == "postgresql":
+            conn.exec_driver_sql(
+                f"SELECT pg_advisory_xact_lock(hashtextextended('strangler-relay:{self.context}', 0))"
+            )
+
+    def _apply_chain(
+        self, conn: Connection, direction: Direction, chain: list[Event]
+    ) -> list[Applied]:
+        if not chain:
+            return []
+        keys = sorted({event.key for event in chain})
+        guards = self._guards(conn, keys)
+        source_is_truth = direction.source == self.settings.truth
+        truth_busy = set() if source_is_truth else self._own_unapplied_keys(conn, keys)
+        results: list[Applied] = []
+        applied_keys: set[tuple[str, str]] = set()
+        for event in chain:
+            if guards.get(event.key, 0) >= event.id:
+                results.append(Applied(event, Outcome.DUPLICATE))
+                continue
+            if event.key in truth_busy:
+                results.append(Applied(event, Outcome.SUPERSEDED))
+            else:
+                self._write(conn, direction, event)
+                results.append(Applied(event, Outcome.APPLIED))
+                applied_keys.add(event.key)
+            guards[event.key] = event.id
+        self._save_guards(conn, {key: guards[key] for key in {r.event.key for r in results}})
+        if source_is_truth and applied_keys:
+            self._supersede_own(conn, sorted(applied_keys), direction)
+        return results
+
+    def _guards(self, conn: Connection, keys: list[tuple[str, str]]) -> dict[tuple[str, str], int]:
+        query = select(
+            applied_table.c.aggregate_type,
+            applied_table.c.aggregate_key,
+            applied_table.c.last_event_id,
+        ).where(
+            applied_table.c.context == self.context,
+            tuple_(applied_table.c.aggregate_type, applied_table.c.aggregate_key).in_(keys),
+        )
+        return {(row[0], row[1]): int(row[2]) for row in conn.execute(query)}
+
+    def _save_guards(self, conn: Connection, guards: dict[tuple[str, str], int]) -> None:
+        now = datetime.now(UTC)
+        rows = [
+            {
+                "context": self.context,
+                "aggregate_type": kind,
+                "aggregate_key": key,
+                "last_event_id": last,
+                "applied_at": now,
+            }
+            for (kind, key), last in sorted(guards.items())
+        ]
+        upsert(conn, applied_table, rows, ["context", "aggregate_type", "aggregate_key"])
+
+    def _own_unapplied_keys(
+        self, conn: Connection, keys: list[tuple[str, str]]
+    ) -> set[tuple[str, str]]:
+        """Keys the target (the source of truth here) changed and has not relayed yet."""
+        query = (
+            select(outbox_table.c.aggregate_type, outbox_table.c.aggregate_key)
+            .where(
+                outbox_table.c.context == self.context,
+                outbox_table.c.status.in_(UNAPPLIED),
+                tuple_(outbox_table.c.aggregate_type, outbox_table.c.aggregate_key).in_(keys),
+            )
+            .distinct()
+        )
+        return {(row[0], row[1]) for row in conn.execute(query)}
+
+    def _supersede_own(
+        self, conn: Connection, keys: list[tuple[str, str]], direction: Direction
+    ) -> None:
+        """The truth's version just overwrote these rows: the target's own events lose."""
+        conn.execute(
+            update(outbox_table)
+            .where(
+                outbox_table.c.context == self.context,
+                outbox_table.c.status.in_(UNAPPLIED),
+                tuple_(outbox_table.c.aggregate_type, outbox_table.c.aggregate_key).in_(keys),
+            )
+            .values(
+                status=SUPERSEDED,
+                applied_at=datetime.now(UTC),
+                last_error=f"superseded by the {direction.source}'s version (source of truth)",
+            )
+        )
+
+    def table(self, side: str, pair: TableMapping) -> Table:
+        """The reflected table of ``pair`` on ``side``."""
+        name = pair.service_table if side == "service" else pair.monolith_table
+        cached = self._tables.get((side, name))
+        if cached is None:
+            cached = Table(name, MetaData(), autoload_with=self.engines[side])
+            self._tables[(side, name)] = cached
+        return cached
+
+    def _write(self, conn: Connection, direction: Direction, event: Event) -> None:
+        try:
+            pair = self.mapping.table(event.aggregate_type)
+            table = self.table(direction.target, pair)
+            key = pair.key.service if direction.target == "service" else pair.key.monolith
+            if event.operation == "delete":
+                value = _key_value(table, key, event.aggregate_key)
+                conn.execute(delete(table).where(table.c[key] == value))
+                return
+            image = event.image()
+            row = (
+                pair.to_service(image) if direction.target == "service" else pair.to_monolith(image)
+            )
+            upsert(conn, table, [row], [key])
+        except Exception as exc:
+            if is_unavailable(exc):
+                raise
+            raise ApplyFailed(event, exc) from exc
+
+    def _mark(self, conn: Connection, results: list[Applied]) -> None:
+        now = datetime.now(UTC)
+        by_status: dict[str, list[int]] = {}
+        for result in results:
+            status = SUPERSEDED if result.outcome is Outcome.SUPERSEDED else "applied"
+            by_status.setdefault(status, []).append(result.event.id)
+        for status, ids in by_status.items():
+            conn.execute(
+                update(outbox_table)
+                .where(outbox_table.c.id.in_(ids), outbox_table.c.status.in_(UNAPPLIED))
+                .values(status=status, applied_at=now)
+            )
+
+    def _observe(self, direction: Direction, results: list[Applied]) -> None:
+        now = datetime.now(UTC)
+        for result in results:
+            event = result.event
+            EVENTS.labels(self.context, direction.value, result.outcome.value).inc()
+            lag = (now - event.created_at).total_seconds()
+            if result.outcome is Outcome.APPLIED:
+                LAG.labels(self.context, direction.value).observe(max(lag, 0.0))
+            log.info(
+                "%s %s %s/%s event %s: %s (lag %.1f ms)",
+                direction.value,
+                event.operation,
+                event.aggregate_type,
+                event.aggregate_key,
+                event.id,
+                result.outcome.value,
+                lag * 1000,
+                extra={"request_id": event.request, "event_id": event.event_id},
+            )
+
+    # -- failures ------------------------------------------------------------------------
+
+    def record_failure(self, direction: Direction, event: Event, error: BaseException) -> int:
+        """Count one failed attempt of ``event`` (now waiting for a retry); returns attempts."""
+        FAILURES.labels(self.context, direction.value, "apply").inc()
+        with self.engines[direction.source].begin() as conn:
+            conn.execute(
+                update(outbox_table)
+                .where(outbox_table.c.id == event.id, outbox_table.c.status.in_(UNAPPLIED))
+                .values(
+                    attempts=outbox_table.c.attempts + 1,
+                    last_error=str(error)[:2000],
+                    status=EventStatus.IN_FLIGHT.value,
+                )
+            )
+            attempts = conn.execute(
+                select(outbox_table.c.attempts).where(outbox_table.c.id == event.id)
+            ).scalar_one()
+        log.warning(
+            "%s event %s %s/%s failed (attempt %s): %s",
+            direction.value,
+            event.id,
+            event.aggregate_type,
+            event.aggregate_key,
+            attempts,
+            error,
+            extra={"request_id": event.request, "event_id": event.event_id},
+        )
+        return int(attempts)
+
+    def mark_in_flight(self, direction: Direction, events: Sequence[Event]) -> None:
+        """Hand ``events`` to Celery: the relay loop leaves them to their task."""
+        with self.engines[direction.source].begin() as conn:
+            conn.execute(
+                update(outbox_table)
+                .where(
+                    outbox_table.c.id.in_([event.id for event in events]),
+                    outbox_table.c.status == EventStatus.PENDING.value,
+                )
+                .values(status=EventStatus.IN_FLIGHT.value)
+            )
+
+    def dead_letter(self, direction: Direction, event: Event) -> None:
+        """Move ``event`` to ``strangler_dead_letter`` (status ``dead``)."""
+        with self.engines[direction.source].begin() as conn:
+            current = conn.execute(
+                select(outbox_table).where(outbox_table.c.id == event.id)
+            ).first()
+            if current is None or current.status not in UNAPPLIED:
+                return
+            row = current._mapping
+            conn.execute(
+                insert(dead_letter_table).values(
+                    outbox_id=row["id"],
+                    **{
+                        name: row[name]
+                        for name in (
+                            "event_id",
+                            "context",
+                            "aggregate_type",
+                            "aggregate_key",
+                            "operation",
+                            "payload",
+                            "origin",
+                            "request_id",
+                            "attempts",
+                            "last_error",
+                            "created_at",
+                        )
+                    },
+                    dead_at=datetime.now(UTC),
+                )
+            )
+            conn.execute(
+                update(outbox_table)
+                .where(outbox_table.c.id == event.id)
+                .values(status=EventStatus.DEAD.value)
+            )
+        log.error(
+            "%s event %s %s/%s dead-lettered after %s attempts",
+            direction.value,
+            event.id,
+            event.aggregate_type,
+            event.aggregate_key,
+            event.attempts,
+            extra={"request_id": event.request, "event_id": event.event_id},
+        )
+
+    def retry_key(self, direction: Direction, aggregate_type: str, aggregate_key: str) -> int:
+        """Apply every unapplied event of one key (a Celery retry). Returns events handled.
+
+        A failing event counts an attempt; after ``max_attempts`` it is dead-lettered and
+        the key's later events go on. Raises :class:`ApplyFailed` (with ``attempts``
+        set) when the event should be retried later, :class:`StoreUnavailable` when a
+        database is unreachable.
+        """
+        handled = 0
+        while True:
+            with self._guarded(direction.source) as conn:
+                chain = self.unapplied(conn, [(aggregate_type, aggregate_key)])
+            if not chain:
+                return handled
+            try:
+                return handled + len(self.apply(direction, chain, whole_chain=True))
+            except ApplyFailed as failure:
+                attempts = self.record_failure(direction, failure.event, failure.cause)
+                if attempts < self.settings.max_attempts:
+                    failure.attempts = attempts
+                    raise
+                self.dead_letter(direction, failure.event)
+                handled += 1
+
+    def requeue_dead(self, direction: Direction) -> int:
+        """Put dead-lettered events back to pending (``strangler dualwrite retry-dead``)."""
+        with self.engines[direction.source].begin() as conn:
+            ids = [
+                row[0]
+                for row in conn.execute(
+                    select(dead_letter_table.c.outbox_id).where(
+                        dead_letter_table.c.context == self.context
+                    )
+                )
+            ]
+            if not ids:
+                return 0
+            conn.execute(
+                update(outbox_table)
+                .where(outbox_table.c.id.in_(ids), outbox_table.c.status == EventStatus.DEAD.value)
+                .values(status=EventStatus.PENDING.value, attempts=0, last_error=None)
+            )
+            conn.execute(delete(dead_letter_table).where(dead_letter_table.c.outbox_id.in_(ids)))
+        return len(ids)
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    def _guarded(self, side: str) -> Any:
+        """A connection to ``side``; connection errors become :class:`StoreUnavailable`."""
+        return _GuardedConnection(self.engines[side])
+
+    def backfill_running(self) -> bool:
+        """True while a backfill of this context has unfinished tables (monolith events wait)."""
+        with self._guarded("service") as conn:
+            try:
+                count = conn.execute(
+                    select(func.count())
+                    .select_from(backfill_table)
+                    .where(
+                        backfill_table.c.context == self.context,
+                        backfill_table.c.finished_at.is_(None),
+                    )
+                ).scalar_one()
+            except Exception as exc:
+                if is_unavailable(exc) and "no such table" not in str(exc):
+                    raise
+                conn.rollback()
+                return False
+        return bool(count)
+
+
+class _GuardedConnection:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.conn: Connection | None = None
+
+    def __enter__(self) -> Connection:
+        try:
+            self.conn = self.engine.connect()
+        except Exception as exc:
+            raise StoreUnavailable(str(exc)) from exc
+        return self.conn
+
+    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
+        assert self.conn is not None
+        self.conn.close()
+        if exc is not None and not isinstance(exc, ApplyFailed) and is_unavailable(exc):
+            raise StoreUnavailable(str(exc)) from exc

@@ -1,0 +1,118 @@
+"""The relay's own tables, next to ``strangler_outbox`` on each side.
+
+Both sides (monolith: Django migrations of ``dualwrite.django_app``; service: an
+Alembic revision after the service's ``0001``):
+
+- ``strangler_applied_event``: per aggregate key, the id of the last event from the
+  OTHER side applied here. Written in the same transaction as the row, so a
+  redelivered or older event changes nothing (the version guard).
+- ``strangler_dead_letter``: events that failed ``max_attempts`` times, with their error.
+
+Service side only: ``strangler_backfill`` (per table checkpoint, committed with each chunk).
+Monolith side only: ``strangler_capture`` (capture on/off per context, read by the
+triggers) and ``strangler_capture_origin`` (SQLite's stand-in for PostgreSQL's
+``strangler.origin`` session setting: one row the relay sets inside its transaction).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+from dualwrite.outbox import outbox_table
+
+APPLIED_TABLE = "strangler_applied_event"
+DEAD_LETTER_TABLE = "strangler_dead_letter"
+BACKFILL_TABLE = "strangler_backfill"
+CAPTURE_TABLE = "strangler_capture"
+CAPTURE_ORIGIN_TABLE = "strangler_capture_origin"
+
+relay_metadata = MetaData()
+
+applied_table = Table(
+    APPLIED_TABLE,
+    relay_metadata,
+    Column("context", String(64), primary_key=True),
+    Column("aggregate_type", String(64), primary_key=True),
+    Column("aggregate_key", String(64), primary_key=True),
+    Column("last_event_id", BigInteger, nullable=False),
+    Column("applied_at", DateTime(timezone=True), nullable=False),
+)
+
+dead_letter_table = Table(
+    DEAD_LETTER_TABLE,
+    relay_metadata,
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column("outbox_id", BigInteger, nullable=False, unique=True),
+    Column("event_id", String(36), nullable=False),
+    Column("context", String(64), nullable=False),
+    Column("aggregate_type", String(64), nullable=False),
+    Column("aggregate_key", String(64), nullable=False),
+    Column("operation", String(8), nullable=False),
+    Column("payload", Text, nullable=True),
+    Column("origin", String(16), nullable=False),
+    Column("request_id", String(128), nullable=True),
+    Column("attempts", Integer, nullable=False),
+    Column("last_error", Text, nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("dead_at", DateTime(timezone=True), nullable=False),
+)
+
+backfill_table = Table(
+    BACKFILL_TABLE,
+    relay_metadata,
+    Column("context", String(64), primary_key=True),
+    Column("table_name", String(64), primary_key=True),
+    Column("last_key", BigInteger, nullable=True),
+    Column("rows_copied", BigInteger, nullable=False),
+    Column("total_rows", BigInteger, nullable=True),
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("finished_at", DateTime(timezone=True), nullable=True),
+)
+
+capture_table = Table(
+    CAPTURE_TABLE,
+    relay_metadata,
+    Column("context", String(64), primary_key=True),
+    Column("enabled", Boolean, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+capture_origin_table = Table(
+    CAPTURE_ORIGIN_TABLE,
+    relay_metadata,
+    Column("id", Integer, primary_key=True),
+    Column("origin", String(16), nullable=True),
+    Column("request_id", String(128), nullable=True),
+)
+
+SERVICE_TABLES = (outbox_table, applied_table, dead_letter_table, backfill_table)
+MONOLITH_TABLES = (applied_table, dead_letter_table, capture_table, capture_origin_table)
+
+
+def create_service_relay_tables() -> None:
+    """Body of a service's Alembic revision that adds the relay tables (runs inside Alembic)."""
+    from alembic import op
+
+    for table in (applied_table, dead_letter_table, backfill_table):
+        op.create_table(table.name, *(column._copy() for column in table.columns))
+
+
+def drop_service_relay_tables() -> None:
+    """Reverse of :func:`create_service_relay_tables`."""
+    from alembic import op
+
+    for table in (backfill_table, dead_letter_table, applied_table):
+        op.drop_table(table.name)
