@@ -20,7 +20,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import Engine
 
-from migration_plans.control import control_engine
+from migration_plans.control import control_db_url, control_engine
 from reconciler.report import Report, Verdict
 
 metadata = sa.MetaData()
@@ -76,7 +76,7 @@ _READY: set[str] = set()
 
 def store(url: str | None = None) -> Engine:
     """The control-plane engine with the reconciler's tables in place."""
-    engine = control_engine(url)
+    engine = control_engine(url or control_db_url())
     marker = str(engine.url)
     if marker not in _READY:
         metadata.create_all(engine)
