@@ -202,6 +202,7 @@ def _diff_json(primary: Any, candidate: Any, rules: CompareRules) -> list[Differ
     options: dict[str, Any] = {
         "exclude_regex_paths": [regex.pattern for regex in rules._ignore_regexes],
         "ignore_numeric_type_changes": True,
+        "threshold_to_diff_deeper": 0,  # always name the fields, never "root changed"
         "view": "tree",
         "verbose_level": 2,
     }

@@ -83,14 +83,19 @@ class NoiseLearner:
         return noise_yaml(self.learned())
 
 
-def noise_yaml(learned: Mapping[str, Iterable[str]]) -> str:
-    """The learned ignore lists as route-table YAML, one block per route."""
-    document = {
-        "routes": [
-            {"name": route, "shadow": {"compare": {"ignore_paths": sorted(paths)}}}
-            for route, paths in sorted(learned.items())
-        ]
-    }
+def noise_yaml(
+    learned: Mapping[str, Iterable[str]], *, contexts: Mapping[str, str] | None = None
+) -> str:
+    """The learned ignore lists in the route table's shape (``contexts.<ctx>.routes``)."""
+    contexts = contexts or {}
+    grouped: dict[str, list[dict[str, object]]] = defaultdict(list)
+    for route, paths in sorted(learned.items()):
+        block: dict[str, object] = {
+            "name": route,
+            "shadow": {"compare": {"ignore_paths": sorted(paths)}},
+        }
+        grouped[contexts.get(route) or "unknown"].append(block)
+    document = {"contexts": {name: {"routes": routes} for name, routes in sorted(grouped.items())}}
     header = "# Learned noise: fields that differ between two identical primary calls.\n"
-    header += "# Paste each ignore_paths list into the route's shadow.compare block.\n"
+    header += "# Merge each ignore_paths list into that route's shadow.compare block.\n"
     return header + yaml.safe_dump(document, sort_keys=False, width=200)

@@ -168,7 +168,8 @@ def noise(redis_url: RedisOpt = None, prefix: PrefixOpt = None) -> None:
     """Print the learned noise as YAML to paste into the route table."""
     from strangler_proxy.noise import noise_yaml
 
-    typer.echo(noise_yaml(_store(redis_url, prefix).noise()), nl=False)
+    store = _store(redis_url, prefix)
+    typer.echo(noise_yaml(store.noise(), contexts=store.routes()), nl=False)
 
 
 @shadow_app.command("export-tests")
