@@ -190,7 +190,8 @@ class StranglerProxy:
     ) -> int:
         config = self.config
         declared, chunked = content_length(scope["headers"], config.max_header_bytes)
-        raw_path = scope.get("raw_path") or scope["path"].encode("utf-8")
+        # Some servers (and httpx's ASGITransport) leave the query on raw_path.
+        raw_path = (scope.get("raw_path") or scope["path"].encode("utf-8")).split(b"?", 1)[0]
         path = normalize_path(raw_path, slashes=config.slashes, max_length=config.max_path_length)
         exchange.path = path
         if path.startswith(config.admin_prefix):

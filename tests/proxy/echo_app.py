@@ -53,7 +53,9 @@ async def app(
 
 
 async def _stream(send: Callable[[Message], Awaitable[None]], size: int) -> None:
-    await send({"type": "http.response.start", "status": 200, "headers": [(b"x-upstream", NAME.encode())]})
+    await send(
+        {"type": "http.response.start", "status": 200, "headers": [(b"x-upstream", NAME.encode())]}
+    )
     chunk = b"x" * 65536
     while size > 0:
         piece = chunk[: min(size, len(chunk))]

@@ -1,0 +1,133 @@
+"""Fixtures for the proxy tests: route tables, and upstream/proxy processes."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+
+from strangler_proxy.loader import LoadedTable, parse_table
+
+BASE = """\
+version: 7
+upstreams:
+  monolith: {url: "http://127.0.0.1:1"}
+  catalog: {url: "http://127.0.0.1:2"}
+  inventory: {url: "http://127.0.0.1:3"}
+contexts:
+  catalog:
+    routes:
+      - name: product-detail
+        path: /api/v1/products/{id:int}/
+        methods: [GET, HEAD]
+        upstream: catalog
+        fallback: true
+      - name: products
+        prefix: /api/v1/products/
+        methods: [GET, POST]
+        upstream: monolith
+      - name: categories
+        prefix: /api/v1/categories/
+        methods: [GET]
+        canary:
+          split: {monolith: 90, catalog: 10}
+          sticky: {header: X-User-ID}
+  inventory:
+    routes:
+      - name: stock
+        path: /api/v1/stock/{sku}/
+        upstream: inventory
+"""
+
+TableFactory = Callable[..., LoadedTable]
+
+
+@pytest.fixture(scope="session")
+def base_text() -> str:
+    """A valid table: catalog routes (detail with fallback, prefix, canary) and inventory."""
+    return BASE
+
+
+@pytest.fixture(scope="session")
+def make_table() -> TableFactory:
+    """Factory: ``make_table(text=BASE, name="routes.yaml")`` -> a validated table."""
+
+    @functools.lru_cache(maxsize=32)
+    def make(text: str = BASE, name: str = "routes.yaml") -> LoadedTable:
+        return parse_table(text, Path(name))
+
+    return make
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+class EchoUpstream:
+    """An in-process aiohttp upstream that answers with what it received."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.whoami_calls = 0
+        self.runner: web.AppRunner | None = None
+        self.port = 0
+
+    async def start(self) -> EchoUpstream:
+        app = web.Application()
+        app.router.add_get("/api/v1/auth/whoami/", self.whoami)
+        app.router.add_route("*", "/{tail:.*}", self.echo)
+        self.runner = web.AppRunner(app, access_log=None)
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, "127.0.0.1", 0)
+        await site.start()
+        server = site._server
+        assert server is not None
+        self.port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        return self
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def echo(self, request: web.Request) -> web.Response:
+        body = await request.read()
+        if request.path.startswith("/status/"):
+            return web.json_response({"upstream": self.name}, status=int(request.path[8:]))
+        return web.json_response(
+            {
+                "upstream": self.name,
+                "method": request.method,
+                "raw_path": request.raw_path,
+                "headers": [[k.lower(), v] for k, v in request.headers.items()],
+                "body_length": len(body),
+            },
+            headers={"Set-Cookie": "session=upstream", "X-Upstream": self.name},
+        )
+
+    async def whoami(self, request: web.Request) -> web.Response:
+        self.whoami_calls += 1
+        if request.headers.get("Authorization") == "Token good-token":
+            return web.json_response({"id": 7, "username": "alice"})
+        return web.json_response({"detail": "Invalid token."}, status=401)
+
+    async def stop(self) -> None:
+        if self.runner is not None:
+            await self.runner.cleanup()
+
+
+@pytest.fixture
+async def monolith() -> AsyncIterator[EchoUpstream]:
+    upstream = await EchoUpstream("monolith").start()
+    yield upstream
+    await upstream.stop()
+
+
+@pytest.fixture
+async def catalog() -> AsyncIterator[EchoUpstream]:
+    upstream = await EchoUpstream("catalog").start()
+    yield upstream
+    await upstream.stop()

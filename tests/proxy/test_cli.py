@@ -1,0 +1,98 @@
+"""`strangler routes validate|diff|schema` through Typer's CliRunner."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from strangler_proxy.cli import routes_app
+
+runner = CliRunner()
+
+
+def write(tmp_path: Path, name: str, text: str) -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def test_validate_ok(tmp_path: Path, base_text: str) -> None:
+    path = write(tmp_path, "routes.yaml", base_text)
+    result = runner.invoke(routes_app, ["validate", str(path)])
+    assert result.exit_code == 0, result.output
+    assert "ok: 4 routes in 2 contexts, version 7" in result.output
+
+
+def test_validate_reports_every_problem_and_fails(tmp_path: Path, base_text: str) -> None:
+    bad = base_text.replace("upstream: inventory\n", "upstream: inventry\n").replace(
+        "{monolith: 90, catalog: 10}", "{monolith: 90, catalog: 20}"
+    )
+    path = write(tmp_path, "routes.yaml", bad)
+    result = runner.invoke(routes_app, ["validate", str(path)])
+    assert result.exit_code == 1
+    assert (
+        f"{path}:22: contexts.catalog.routes[2].canary.split: canary weights sum to 110"
+        in result.output
+    )
+    assert (
+        f"{path}:28: contexts.inventory.routes[0].upstream: unknown upstream 'inventry'"
+        in result.output
+    )
+    assert "2 problems" in result.output
+
+
+def test_validate_missing_file(tmp_path: Path) -> None:
+    result = runner.invoke(routes_app, ["validate", str(tmp_path / "nope.yaml")])
+    assert result.exit_code == 1 and "cannot read" in result.output
+
+
+def test_diff_shows_moves_and_weight_changes(tmp_path: Path, base_text: str) -> None:
+    old = write(tmp_path, "old.yaml", base_text)
+    cut = base_text.replace(
+        "methods: [GET, POST]\n        upstream: monolith",
+        "methods: [GET, POST]\n        upstream: catalog",
+    ).replace("{monolith: 90, catalog: 10}", "{monolith: 50, catalog: 50}")
+    new = write(tmp_path, "new.yaml", cut)
+    result = runner.invoke(routes_app, ["diff", str(old), str(new)])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert "POST    /api/v1/products/ (prefix)  monolith -> catalog  (route products)" in lines
+    assert any(
+        "/api/v1/categories/ (prefix)  canary monolith 90 / catalog 10 -> canary monolith 50 / catalog 50"
+        in line
+        for line in lines
+    )
+    assert not any("product-detail" in line for line in lines)
+    as_json = runner.invoke(routes_app, ["diff", str(old), str(new), "--json"])
+    moves = json.loads(as_json.output)
+    assert {
+        "method": "GET",
+        "path": "/api/v1/products/ (prefix)",
+        "before": "monolith",
+        "after": "catalog",
+        "route_before": "products",
+        "route_after": "products",
+    } in moves
+
+
+def test_diff_of_identical_tables(tmp_path: Path, base_text: str) -> None:
+    path = write(tmp_path, "a.yaml", base_text)
+    result = runner.invoke(routes_app, ["diff", str(path), str(path)])
+    assert result.exit_code == 0 and "no traffic moves" in result.output
+
+
+def test_diff_reports_default_upstream_change(tmp_path: Path, base_text: str) -> None:
+    old = write(tmp_path, "old.yaml", base_text)
+    new = write(tmp_path, "new.yaml", "default_upstream: inventory\n" + base_text)
+    result = runner.invoke(routes_app, ["diff", str(old), str(new)])
+    assert "DELETE  (anything else)  monolith -> inventory" in result.output
+
+
+def test_schema_is_json_schema(tmp_path: Path) -> None:
+    result = runner.invoke(routes_app, ["schema"])
+    schema = json.loads(result.output)
+    assert schema["title"] == "RouteTable"
+    assert {"upstreams", "contexts", "auth"} <= set(schema["properties"])
+    assert "Route" in schema["$defs"] and "Shadow" in schema["$defs"]
