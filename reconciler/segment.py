@@ -58,6 +58,7 @@ class SegmentResult(BaseModel):
     rows_fetched: int = 0
     divergences: list[Divergence] = []
     seconds: float = 0.0
+    worker: str = ""
 
 
 def merge_ranges(ranges: Iterable[Range]) -> list[Range]:

@@ -8,6 +8,8 @@
 
 from __future__ import annotations
 
+import os
+import socket
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -20,7 +22,9 @@ from reconciler.segment import SegmentResult, SegmentSpec, run_segment
 @shared_task(name="reconciler.segment")
 def segment_task(spec: dict[str, Any]) -> dict[str, Any]:
     """Compare one key range; the result travels back as JSON."""
-    return run_segment(SegmentSpec.model_validate(spec)).model_dump(mode="json")
+    result = run_segment(SegmentSpec.model_validate(spec))
+    result.worker = f"{socket.gethostname()}:{os.getpid()}"
+    return result.model_dump(mode="json")
 
 
 @shared_task(name="reconciler.reconcile_context")

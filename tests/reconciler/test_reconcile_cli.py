@@ -60,17 +60,25 @@ def test_reconcile_report_formats_repair_and_history(
     assert table["differing"] == 1 and table["divergences"][0]["key"] == 9
 
     html_path = tmp_path / "report.html"
-    as_html = runner.invoke(app, _args(pair, "--table", "products", "--format", "html", "-o", str(html_path)))
+    as_html = runner.invoke(
+        app, _args(pair, "--table", "products", "--format", "html", "-o", str(html_path))
+    )
     assert as_html.exit_code == 1
     page = html_path.read_text()
     assert page.startswith("<!doctype html>") and "price_cents" in page and "<script" not in page
 
     as_table = runner.invoke(app, _args(pair, "--table", "products"))
-    assert as_table.exit_code == 1 and "divergent" in as_table.stdout and "price_cents" in as_table.stdout
+    assert (
+        as_table.exit_code == 1
+        and "divergent" in as_table.stdout
+        and "price_cents" in as_table.stdout
+    )
 
     dry = runner.invoke(app, _args(pair, "--dry-run", "--format", "json"))
     assert "would write 1 rows" in dry.stderr
-    assert runner.invoke(app, _args(pair, "--format", "json")).exit_code == 1  # dry run wrote nothing
+    assert (
+        runner.invoke(app, _args(pair, "--format", "json")).exit_code == 1
+    )  # dry run wrote nothing
 
     repaired = runner.invoke(app, _args(pair, "--repair", "--format", "json"))
     assert "wrote 1 rows" in repaired.stderr, repaired.output

@@ -44,7 +44,7 @@ def _with_products(pair: Pair, **changes: Any) -> ContextMapping:
 
 
 def test_unknown_context_names_the_known_ones() -> None:
-    with pytest.raises(UnknownContext, match="unknown context 'catalogue'.*catalog"):
+    with pytest.raises(UnknownContext, match=r"unknown context 'catalogue'.*catalog"):
         load_context_plan("catalogue")
 
 
@@ -103,7 +103,7 @@ def test_mismatched_key_types(
             ],
         }
     )
-    with pytest.raises(KeyTypeMismatch, match="key types differ .monolith int, service text"):
+    with pytest.raises(KeyTypeMismatch, match=r"key types differ .monolith int, service text"):
         reconcile(mapping, pair.monolith_url, pair.service_url, options=fast_options)
 
 

@@ -11,8 +11,8 @@ from reconcile_tables import Pair, catalog_product, products
 
 from reconciler.exceptions import RepairRefused
 from reconciler.history import repairs_of
-from reconciler.report import Verdict
 from reconciler.repair import apply_repair, plan_repair
+from reconciler.report import Verdict
 from reconciler.runner import ReconcileOptions, reconcile
 
 MakePair = Callable[[str], Pair]
@@ -36,14 +36,18 @@ def test_repair_in_dual_write_copies_the_monolith_and_audits_each_row(
     report = reconcile(pair.mapping, pair.monolith_url, pair.service_url, options=fast_options)
     assert report.table("products").divergent == 4
 
-    plan = plan_repair(report, pair.mapping, pair.monolith_url, pair.service_url, phase="dual_write")
+    plan = plan_repair(
+        report, pair.mapping, pair.monolith_url, pair.service_url, phase="dual_write"
+    )
     assert {(a.key, a.action) for a in plan.actions} == {
         (3, "insert"),
         (4, "insert"),
         (8, "update"),
         (20, "delete"),
     }
-    assert apply_repair(plan, pair.mapping, pair.monolith_url, pair.service_url, audit_url=audit) == 4
+    assert (
+        apply_repair(plan, pair.mapping, pair.monolith_url, pair.service_url, audit_url=audit) == 4
+    )
 
     again = reconcile(pair.mapping, pair.monolith_url, pair.service_url, options=fast_options)
     assert again.verdict is Verdict.CLEAN
@@ -56,7 +60,9 @@ def test_repair_in_dual_write_copies_the_monolith_and_audits_each_row(
     ]
     assert all(r["direction"] == "monolith->service" for r in records)
 
-    replay = plan_repair(report, pair.mapping, pair.monolith_url, pair.service_url, phase="dual_write")
+    replay = plan_repair(
+        report, pair.mapping, pair.monolith_url, pair.service_url, phase="dual_write"
+    )
     assert replay.actions == []  # idempotent: nothing left to write
 
 
@@ -69,7 +75,11 @@ def test_repair_in_split_writes_the_monolith(
     report = reconcile(pair.mapping, pair.monolith_url, pair.service_url, options=fast_options)
     plan = plan_repair(report, pair.mapping, pair.monolith_url, pair.service_url, phase="split")
     apply_repair(
-        plan, pair.mapping, pair.monolith_url, pair.service_url, audit_url=f"sqlite:///{tmp_path}/c.db"
+        plan,
+        pair.mapping,
+        pair.monolith_url,
+        pair.service_url,
+        audit_url=f"sqlite:///{tmp_path}/c.db",
     )
     with pair.monolith.connect() as conn:
         name = conn.execute(sa.select(catalog_product.c.name).where(catalog_product.c.id == 2))
@@ -85,5 +95,10 @@ def test_repair_is_refused_where_there_is_nothing_to_copy(
         plan_repair(report, pair.mapping, pair.monolith_url, pair.service_url, phase="shared")
     with pytest.raises(RepairRefused, match="reverse sync"):
         plan_repair(
-            report, pair.mapping, pair.monolith_url, pair.service_url, phase="split", reverse_sync=False
+            report,
+            pair.mapping,
+            pair.monolith_url,
+            pair.service_url,
+            phase="split",
+            reverse_sync=False,
         )
