@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import functools
+import sys
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
 from aiohttp import web
 
+from migration_plans.processes import ManagedProcess, free_port, uvicorn_argv
 from strangler_proxy.loader import LoadedTable, parse_table
 
 BASE = """\
@@ -131,3 +133,43 @@ async def catalog() -> AsyncIterator[EchoUpstream]:
     upstream = await EchoUpstream("catalog").start()
     yield upstream
     await upstream.stop()
+
+
+ADMIN_TOKEN = "e2e-admin-token-0123456789"
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+class Servers:
+    """Starts echo upstreams and proxies as real uvicorn processes on free ports."""
+
+    def __init__(self, processes: Callable[..., ManagedProcess]) -> None:
+        self.processes = processes
+
+    def echo(self, name: str, port: int | None = None) -> tuple[ManagedProcess, str]:
+        port = port or free_port()
+        process = self.processes(
+            uvicorn_argv("tests.proxy.echo_app:app", port),
+            name=f"echo-{name}",
+            health_url=f"http://127.0.0.1:{port}/healthz",
+            env={"ECHO_NAME": name},
+        )
+        return process, f"http://127.0.0.1:{port}"
+
+    def proxy(
+        self, routes: Path, *, reload_interval: float = 0.1, env: dict[str, str] | None = None
+    ) -> tuple[ManagedProcess, str]:
+        port = free_port()
+        argv = [sys.executable, "-m", "strangler_proxy", "serve", "--routes", str(routes)]
+        argv += ["--port", str(port), "--reload-interval", str(reload_interval), "--no-access-log"]
+        process = self.processes(
+            argv,
+            name="proxy",
+            health_url=f"http://127.0.0.1:{port}/_strangler/health",
+            env={"STRANGLER_ADMIN_TOKEN": ADMIN_TOKEN, **(env or {})},
+        )
+        return process, f"http://127.0.0.1:{port}"
+
+
+@pytest.fixture
+def servers(processes: Callable[..., ManagedProcess]) -> Servers:
+    return Servers(processes)
