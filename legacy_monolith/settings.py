@@ -9,6 +9,7 @@ Environment:
     MONOLITH_PAYMENTS_FAIL  ``true`` makes the fake payment provider decline every charge.
     MONOLITH_ACCESS_LOG     ``false`` silences the per-request JSON access log line.
     LOG_LEVEL      default ``INFO``.
+    PASSWORD_HASHERS comma-separated hasher classes (default: Django's; tests use MD5 for speed).
     DB_CONN_MAX_AGE  persistent connection lifetime in seconds (default 0; only for WSGI servers).
 """
 
@@ -111,6 +112,10 @@ LANGUAGE_CODE = "en-us"
 USE_I18N = False
 
 TEMPLATES: list[dict[str, Any]] = []
+
+if os.environ.get("PASSWORD_HASHERS"):
+    # e.g. the test suite: django.contrib.auth.hashers.MD5PasswordHasher (fast, not for production)
+    PASSWORD_HASHERS = env_list("PASSWORD_HASHERS", "")
 
 PAYMENTS_FAIL = env_bool("MONOLITH_PAYMENTS_FAIL")
 ACCESS_LOG = env_bool("MONOLITH_ACCESS_LOG", default=True)

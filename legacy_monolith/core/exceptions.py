@@ -2,7 +2,8 @@
 
 Every error body is ``{"code": "<snake_case>", "detail": "<human message>"}``;
 validation errors (code ``invalid``) add ``"fields": {"field": ["msg", ...]}`` where
-nested fields are dotted (``lines.0.quantity``) and object-level errors sit under
+nested fields are dotted (``lines.0.quantity``), a nested object's or list's own
+errors sit under its name (``lines``) and top-level object errors under
 ``non_field_errors``.
 
 Exception tree (domain conflicts raised by services)::
@@ -67,6 +68,7 @@ class PaymentFailed(exceptions.APIException):
 
 VALIDATION_DETAIL = "Invalid input."
 COMPACT = {"separators": (",", ":")}
+NON_FIELD_ERRORS = "non_field_errors"
 
 
 def flatten_errors(errors: Any, prefix: str = "") -> dict[str, list[str]]:
@@ -74,7 +76,10 @@ def flatten_errors(errors: Any, prefix: str = "") -> dict[str, list[str]]:
     if isinstance(errors, dict):
         flat: dict[str, list[str]] = {}
         for key, value in errors.items():
-            flat.update(flatten_errors(value, f"{prefix}.{key}" if prefix else str(key)))
+            if prefix and key == NON_FIELD_ERRORS:  # a nested serializer's own errors
+                flat.update(flatten_errors(value, prefix))
+            else:
+                flat.update(flatten_errors(value, f"{prefix}.{key}" if prefix else str(key)))
         return flat
     if isinstance(errors, list) and any(isinstance(item, dict | list) for item in errors):
         flat = {}
@@ -82,7 +87,7 @@ def flatten_errors(errors: Any, prefix: str = "") -> dict[str, list[str]]:
             flat.update(flatten_errors(value, f"{prefix}.{index}" if prefix else str(index)))
         return flat
     messages = errors if isinstance(errors, list) else [errors]
-    return {prefix or "non_field_errors": [str(message) for message in messages]}
+    return {prefix or NON_FIELD_ERRORS: [str(message) for message in messages]}
 
 
 def error_body(exc: exceptions.APIException) -> dict[str, Any]:

@@ -16,6 +16,17 @@ from legacy_monolith.core.metrics import LATENCY, REQUESTS
 
 REQUEST_ID_HEADER = "X-Request-ID"
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+_NAMED_GROUP = re.compile(r"\(\?P<(\w+)>[^)]*\)")
+
+
+def route_template(request: HttpRequest) -> str:
+    """The matched URL pattern as a low-cardinality label: ``api/v1/products/{pk}/``."""
+    match = request.resolver_match
+    if match is None:
+        return "unmatched"
+    return _NAMED_GROUP.sub(r"{\1}", str(match.route)).replace("^", "").replace("$", "")
+
+
 access_log = logging.getLogger("legacy_monolith.access")
 
 
@@ -53,8 +64,7 @@ class MetricsMiddleware:
         started = time.perf_counter()
         response = self.get_response(request)
         elapsed = time.perf_counter() - started
-        match = request.resolver_match
-        route = str(match.route) if match is not None else "unmatched"
+        route = route_template(request)
         REQUESTS.labels(request.method, route, str(response.status_code)).inc()
         LATENCY.labels(request.method, route).observe(elapsed)
         if settings.ACCESS_LOG:

@@ -27,6 +27,8 @@ class OrderViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
     ordering = ["id"]
 
     def get_queryset(self) -> QuerySet[Order]:
+        if getattr(self, "swagger_fake_view", False):  # schema generation
+            return Order.objects.none()
         user = self.request.user
         queryset = Order.objects.prefetch_related("lines")
         return queryset if user.is_staff else queryset.filter(customer__user=user)

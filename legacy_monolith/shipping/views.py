@@ -27,6 +27,8 @@ class ShipmentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
     ordering = ["id"]
 
     def get_queryset(self) -> QuerySet[Shipment]:
+        if getattr(self, "swagger_fake_view", False):  # schema generation
+            return Shipment.objects.none()
         user = self.request.user
         queryset = Shipment.objects.all()
         return queryset if user.is_staff else queryset.filter(order__customer__user=user)
