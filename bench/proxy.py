@@ -1,0 +1,315 @@
+"""Benchmark: the strangler proxy against direct access, mitmdump (reverse) and nginx.
+
+One load generator for every cell: ``wrk`` (Debian package) when installed, otherwise
+a Python generator (asyncio + aiohttp keep-alive clients, one per connection; it tops
+out far below wrk, so only its ratios are comparable). Two upstreams: a trivial ASGI
+app answering 1 KB of JSON (uvicorn, httptools, uvloop), and the seeded monolith
+(``strangler monolith serve`` on a temporary SQLite database, ``GET
+/api/v1/products/1/``). Targets: direct, strangler (``python -m strangler_proxy
+serve``, access log off), ``mitmdump --mode reverse:URL`` from ``.venv-mitm`` and
+nginx (one worker, upstream keep-alive, access log off) when installed; a missing
+peer is reported under ``"missing"``. Concurrency 1, 16, 64. Prints JSON: req/s, p50
+and p99 latency in ms, and req/s as a ratio to direct.
+
+    .venv/bin/python bench/proxy.py                   # about 3 minutes
+    .venv/bin/python bench/proxy.py --duration 2 --concurrency 16 --upstreams trivial
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable, Iterator, MutableMapping
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from migration_plans.processes import ManagedProcess, free_port, http_ok, wait_until  # noqa: E402
+
+MITMDUMP = REPO / ".venv-mitm" / "bin" / "mitmdump"
+PAYLOAD = json.dumps(
+    {"items": [{"id": n, "name": f"item-{n:04d}", "price": "12.50"} for n in range(22)]}
+).encode()[:1024]
+
+
+async def trivial_app(
+    scope: MutableMapping[str, Any],
+    receive: Callable[[], Awaitable[Any]],
+    send: Callable[[MutableMapping[str, Any]], Awaitable[None]],
+) -> None:
+    """The trivial upstream: 1 KB of JSON for any request."""
+    if scope["type"] != "http":
+        return
+    headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(PAYLOAD))]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body", "body": PAYLOAD})
+
+
+# -- processes --------------------------------------------------------------------------
+
+
+def start(argv: list[str], name: str, health: str, logs: Path, **kw: Any) -> ManagedProcess:
+    return ManagedProcess.start(argv, name=name, health_url=health, log_dir=logs, cwd=REPO, **kw)
+
+
+def trivial_upstream(logs: Path) -> tuple[ManagedProcess, str, str]:
+    port = free_port()
+    argv = [sys.executable, "-m", "uvicorn", "proxy:trivial_app", "--app-dir", str(REPO / "bench")]
+    argv += ["--port", str(port), "--no-access-log", "--log-level", "warning"]
+    argv += ["--loop", "uvloop", "--http", "httptools"]
+    url = f"http://127.0.0.1:{port}"
+    return start(argv, "trivial", url + "/", logs), url, "/"
+
+
+def monolith_upstream(logs: Path, workdir: Path) -> tuple[ManagedProcess, str, str]:
+    env = {
+        **os.environ,
+        "SECRET_KEY": "bench-secret",
+        "DATABASE_URL": f"sqlite:///{workdir}/monolith.sqlite3",
+    }
+    cli = [sys.executable, "-m", "legacy_monolith.cli"]
+    for command in (
+        ["migrate"],
+        ["seed", "--products", "1000", "--customers", "50", "--orders", "50"],
+    ):
+        subprocess.run([*cli, *command], env=env, cwd=REPO, check=True, capture_output=True)
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    process = start(
+        [*cli, "serve", "--port", str(port)], "monolith", url + "/healthz", logs, env=env
+    )
+    return process, url, "/api/v1/products/1/"
+
+
+def strangler(upstream: str, logs: Path, workdir: Path) -> tuple[ManagedProcess, str]:
+    routes = workdir / f"routes-{free_port()}.yaml"
+    routes.write_text(f'upstreams:\n  monolith: {{url: "{upstream}"}}\n')
+    port = free_port()
+    argv = [sys.executable, "-m", "strangler_proxy", "serve", "--routes", str(routes)]
+    argv += ["--port", str(port), "--no-access-log"]
+    url = f"http://127.0.0.1:{port}"
+    return start(argv, "strangler", url + "/_strangler/health", logs), url
+
+
+def mitmdump(upstream: str, logs: Path, path: str) -> tuple[ManagedProcess, str]:
+    port = free_port()
+    argv = [str(MITMDUMP), "--mode", f"reverse:{upstream}", "--listen-host", "127.0.0.1"]
+    argv += ["--listen-port", str(port), "-q", "--set", "flow_detail=0"]
+    url = f"http://127.0.0.1:{port}"
+    return start(argv, "mitmdump", url + path, logs, timeout=60), url
+
+
+NGINX_CONF = """\
+worker_processes 1;
+daemon off;
+pid {dir}/nginx.pid;
+error_log {dir}/error.log warn;
+events {{ worker_connections 4096; }}
+http {{
+  access_log off;
+  client_body_temp_path {dir}/body;
+  proxy_temp_path {dir}/proxy;
+  fastcgi_temp_path {dir}/fastcgi;
+  uwsgi_temp_path {dir}/uwsgi;
+  scgi_temp_path {dir}/scgi;
+  upstream backend {{ server {upstream}; keepalive 128; }}
+  server {{
+    listen 127.0.0.1:{port};
+    location / {{
+      proxy_pass http://backend;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header Host $host;
+    }}
+  }}
+}}
+"""
+
+
+def nginx(upstream: str, logs: Path, workdir: Path, path: str) -> tuple[ManagedProcess, str]:
+    port = free_port()
+    directory = Path(tempfile.mkdtemp(dir=workdir, prefix="nginx-"))
+    conf = directory / "nginx.conf"
+    conf.write_text(
+        NGINX_CONF.format(dir=directory, upstream=upstream.removeprefix("http://"), port=port)
+    )
+    argv = [
+        shutil.which("nginx") or "nginx",
+        "-c",
+        str(conf),
+        "-p",
+        str(directory),
+        "-e",
+        str(directory / "error.log"),
+    ]
+    url = f"http://127.0.0.1:{port}"
+    return start(argv, "nginx", url + path, logs), url
+
+
+# -- load -------------------------------------------------------------------------------
+
+
+def run_wrk(url: str, connections: int, duration: float) -> dict[str, float]:
+    argv = ["wrk", "-t", "1", "-c", str(connections), "-d", f"{duration:g}s", "--latency", url]
+    out = subprocess.run(
+        argv, capture_output=True, text=True, check=True, timeout=duration + 30
+    ).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    socket_errors = re.search(r"Socket errors: (.*)", out)
+    return {
+        "rps": round(rps, 1),
+        "p50_ms": _wrk_ms(out, "50%"),
+        "p99_ms": _wrk_ms(out, "99%"),
+        "errors": int(errors.group(1)) if errors else 0,
+        **({"socket_errors": socket_errors.group(1)} if socket_errors else {}),  # type: ignore[dict-item]
+    }
+
+
+def _wrk_ms(out: str, label: str) -> float:
+    value, unit = re.search(rf"^\s+{label}\s+([\d.]+)(us|ms|s)\s*$", out, re.M).groups()  # type: ignore[union-attr]
+    return round(float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit], 3)
+
+
+def run_python(url: str, connections: int, duration: float) -> dict[str, float]:
+    """Fallback generator: ``connections`` keep-alive aiohttp clients for ``duration`` s."""
+    return asyncio.run(_python_load(url, connections, duration))
+
+
+async def _python_load(url: str, connections: int, duration: float) -> dict[str, float]:
+    import aiohttp
+
+    latencies: list[float] = []
+    errors = 0
+    deadline = time.perf_counter() + duration
+
+    async def worker(session: aiohttp.ClientSession) -> None:
+        nonlocal errors
+        while time.perf_counter() < deadline:
+            began = time.perf_counter()
+            async with session.get(url) as response:
+                await response.read()
+                errors += response.status >= 400
+            latencies.append(time.perf_counter() - began)
+
+    connector = aiohttp.TCPConnector(limit=connections)
+    async with aiohttp.ClientSession(connector=connector, auto_decompress=False) as session:
+        started = time.perf_counter()
+        await asyncio.gather(*(worker(session) for _ in range(connections)))
+        elapsed = time.perf_counter() - started
+    cuts = statistics.quantiles(latencies, n=100)
+    return {
+        "rps": round(len(latencies) / elapsed, 1),
+        "p50_ms": round(cuts[49] * 1000, 3),
+        "p99_ms": round(cuts[98] * 1000, 3),
+        "errors": errors,
+    }
+
+
+# -- the run ----------------------------------------------------------------------------
+
+
+@contextmanager
+def targets(
+    upstream: str, path: str, logs: Path, workdir: Path, missing: list[str]
+) -> Iterator[dict[str, str]]:
+    found = {"direct": upstream}
+    with ExitStack() as stack:
+        process, found["strangler"] = strangler(upstream, logs, workdir)
+        stack.callback(process.stop)
+        if MITMDUMP.exists():
+            process, found["mitmdump"] = mitmdump(upstream, logs, path)
+            stack.callback(process.stop)
+        elif "mitmdump" not in missing:
+            missing.append(f"mitmdump (run `make mitm` to create {MITMDUMP.parent.parent})")
+        if shutil.which("nginx"):
+            process, found["nginx"] = nginx(upstream, logs, workdir, path)
+            stack.callback(process.stop)
+        elif not any(m.startswith("nginx") for m in missing):
+            missing.append("nginx (apt-get install -y nginx)")
+        yield found
+
+
+def measure(
+    load: Callable[[str, int, float], dict[str, float]],
+    found: dict[str, str],
+    path: str,
+    concurrency: list[int],
+    duration: float,
+) -> dict[str, dict[str, dict[str, float]]]:
+    table: dict[str, dict[str, dict[str, float]]] = {}
+    for name, base in found.items():
+        table[name] = {}
+        load(base + path, 4, min(1.0, duration))  # warm pools and caches
+        for connections in concurrency:
+            table[name][f"c={connections}"] = load(base + path, connections, duration)
+            print(
+                f"  {name:10} c={connections:<3} {table[name][f'c={connections}']}", file=sys.stderr
+            )
+    for name, cells in table.items():
+        for key, cell in cells.items():
+            direct = table["direct"][key]["rps"]
+            cell["ratio_to_direct"] = round(cell["rps"] / direct, 3) if direct else 0.0
+    return table
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--duration", type=float, default=3.0, help="seconds per cell")
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 16, 64])
+    parser.add_argument("--upstreams", nargs="+", default=["trivial", "monolith"])
+    parser.add_argument("--generator", choices=["auto", "wrk", "python"], default="auto")
+    args = parser.parse_args()
+
+    missing: list[str] = []
+    use_wrk = args.generator == "wrk" or (args.generator == "auto" and shutil.which("wrk"))
+    if not use_wrk:
+        missing.append("wrk (apt-get install -y wrk): using the Python generator")
+    load = run_wrk if use_wrk else run_python
+    report: dict[str, Any] = {
+        "generator": "wrk -t1" if use_wrk else "python asyncio+aiohttp",
+        "duration_s": args.duration,
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "load_avg": os.getloadavg(),
+        },
+        "results": {},
+        "missing": missing,
+    }
+    with tempfile.TemporaryDirectory(prefix="strangler-bench-") as tmp:
+        workdir = Path(tmp)
+        logs = workdir / "logs"
+        for upstream_name in args.upstreams:
+            print(f"upstream {upstream_name}", file=sys.stderr)
+            make = trivial_upstream if upstream_name == "trivial" else None
+            process, url, path = make(logs) if make else monolith_upstream(logs, workdir)
+            try:
+                wait_until(lambda u=url, p=path: http_ok(u + p), timeout=30, what=upstream_name)
+                with targets(url, path, logs, workdir, missing) as found:
+                    report["results"][upstream_name] = {
+                        "path": path,
+                        **measure(load, found, path, args.concurrency, args.duration),
+                    }
+            finally:
+                process.stop()
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
