@@ -27,7 +27,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import Connection, Engine, select, update
 
-from dualwrite.outbox import OUTBOX_TABLE, outbox_table
+from dualwrite.outbox import NOTIFY_CHANNEL, OUTBOX_TABLE, outbox_table
 from dualwrite.schema import (
     CAPTURE_ORIGIN_TABLE,
     CAPTURE_TABLE,
@@ -38,7 +38,6 @@ from dualwrite.schema import (
 from migration_plans.mapping import ContextMapping, TableMapping
 
 RELAY_ORIGIN = "relay"
-NOTIFY_CHANNEL = "strangler_outbox"
 
 _OUTBOX_COLUMNS = (
     "event_id, context, aggregate_type, aggregate_key, operation, payload, origin, "

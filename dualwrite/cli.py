@@ -2,6 +2,213 @@
 
 from __future__ import annotations
 
+import json
+from typing import Annotated
+
 import typer
 
 app = typer.Typer(no_args_is_help=True, help="Dual-write: outbox relay, backfill, status.")
+
+ContextArg = Annotated[str, typer.Argument(help="Bounded context, e.g. catalog.")]
+
+
+def _relay(context: str):  # type: ignore[no-untyped-def]
+    from dualwrite.config import RelaySettings
+    from dualwrite.relay import Relay
+
+    return Relay(RelaySettings.from_env(context))
+
+
+def _contexts(contexts: list[str] | None) -> list[str]:
+    if contexts:
+        return contexts
+    from migration_plans.plan import load_plans
+
+    return sorted(load_plans())
+
+
+@app.command()
+def status(
+    contexts: Annotated[list[str] | None, typer.Argument(help="Contexts (default: all).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Pending, in-flight and dead-lettered events, relay lag p50/p99, backfill checkpoint."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from dualwrite.status import collect_status
+
+    reports = []
+    for context in _contexts(contexts):
+        relay = _relay(context)
+        try:
+            reports.append(collect_status(relay))
+        finally:
+            relay.close()
+    if as_json:
+        typer.echo(json.dumps([report.as_dict() for report in reports], default=str, indent=2))
+        return
+    table = Table(title="dual-write")
+    for column in (
+        "context",
+        "phase",
+        "outbox",
+        "pending",
+        "in flight",
+        "dead",
+        "lag p50",
+        "lag p99",
+    ):
+        table.add_column(column)
+    for report in reports:
+        for side in (report.monolith, report.service):
+
+            def ms(value: float | None) -> str:
+                return "-" if value is None else f"{value:.1f} ms"
+
+            table.add_row(
+                report.context,
+                report.phase,
+                side.side if side.reachable else f"{side.side} (unreachable)",
+                str(side.pending),
+                str(side.in_flight),
+                str(side.dead),
+                ms(side.lag_p50_ms),
+                ms(side.lag_p99_ms),
+            )
+    console = Console()
+    console.print(table)
+    for report in reports:
+        for row in report.backfill:
+            state = "done" if row["finished_at"] else "in progress"
+            console.print(
+                f"backfill {report.context}.{row['table_name']}: {state}, "
+                f"{row['rows_copied']}/{row['total_rows']} rows, last key {row['last_key']}, "
+                f"checkpoint {row['updated_at']}"
+            )
+
+
+@app.command()
+def relay(
+    context: ContextArg,
+    mode: Annotated[
+        str, typer.Option(help="inline: apply here; celery: hand keys to workers.")
+    ] = "inline",
+    metrics_port: Annotated[int, typer.Option(help="Serve Prometheus /metrics (0: off).")] = 0,
+    log_level: Annotated[str, typer.Option(help="Log level.")] = "INFO",
+) -> None:
+    """Run the relay loop of CONTEXT until SIGTERM/SIGINT."""
+    import signal
+    import threading
+
+    from prometheus_client import start_http_server
+
+    from dualwrite.logs import configure_logging
+    from dualwrite.loop import RelayLoop
+
+    configure_logging(log_level)
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    if metrics_port:
+        start_http_server(metrics_port, addr="127.0.0.1")
+    worker = _relay(context)
+    try:
+        RelayLoop(worker, mode=mode).run(stop)
+    finally:
+        worker.close()
+
+
+@app.command()
+def backfill(
+    context: ContextArg,
+    chunk_size: Annotated[int, typer.Option(help="Rows per chunk (and per checkpoint).")] = 20_000,
+    throttle: Annotated[float, typer.Option(help="Seconds to pause between chunks.")] = 0.0,
+    id_headroom: Annotated[
+        int, typer.Option(help="Service id sequences start this far past the monolith's max id.")
+    ] = 1_000_000,
+    progress: Annotated[bool, typer.Option(help="Show the progress bar.")] = True,
+    max_chunks: Annotated[int | None, typer.Option(hidden=True)] = None,
+) -> None:
+    """Copy CONTEXT's existing monolith rows into the service database (resumable)."""
+    from dualwrite.backfill import Backfill
+    from dualwrite.config import RelaySettings
+    from dualwrite.logs import configure_logging
+
+    configure_logging("WARNING")
+    job = Backfill(
+        RelaySettings.from_env(context),
+        chunk_size=chunk_size,
+        throttle=throttle,
+        id_headroom=id_headroom,
+    )
+    try:
+        result = job.run(progress=progress, max_chunks=max_chunks)
+    finally:
+        job.close()
+    verdict = "done" if result.finished else "stopped (resume by running it again)"
+    typer.echo(
+        f"backfill {context}: {verdict}; {result.total} rows in {result.seconds:.1f}s "
+        f"({result.rows_per_second:,.0f} rows/s)"
+    )
+
+
+@app.command("retry-dead")
+def retry_dead(context: ContextArg) -> None:
+    """Put CONTEXT's dead-lettered events back in the queue."""
+    worker = _relay(context)
+    from dualwrite.config import Direction
+
+    try:
+        total = sum(worker.requeue_dead(direction) for direction in Direction)
+    finally:
+        worker.close()
+    typer.echo(f"{context}: {total} dead-lettered events back to pending")
+
+
+@app.command()
+def capture(
+    context: ContextArg,
+    on: Annotated[bool, typer.Option("--on/--off", help="Switch capture on or off.")] = True,
+) -> None:
+    """Switch the monolith's change capture of CONTEXT on or off."""
+    from dualwrite.capture import set_capture
+
+    worker = _relay(context)
+    try:
+        set_capture(worker.engines["monolith"], context, enabled=on)
+    finally:
+        worker.close()
+    typer.echo(f"{context}: capture {'on' if on else 'off'}")
+
+
+@app.command("install-capture")
+def install_capture(contexts: Annotated[list[str], typer.Argument(help="Contexts.")]) -> None:
+    """(Re)install the capture triggers of CONTEXTS on the monolith (idempotent)."""
+    from dualwrite.capture import install_capture as install
+    from migration_plans.mapping import mapping_for
+
+    worker = _relay(contexts[0])
+    try:
+        install(worker.engines["monolith"], [mapping_for(context) for context in contexts])
+    finally:
+        worker.close()
+    typer.echo(f"capture triggers installed for {', '.join(contexts)}")
+
+
+@app.command()
+def worker(
+    queue: Annotated[
+        str | None, typer.Option(help="Queue (default STRANGLER_RELAY_QUEUE).")
+    ] = None,
+    concurrency: Annotated[int, typer.Option(help="Worker processes (1: solo pool).")] = 1,
+) -> None:
+    """Run a Celery worker for the relay's retries."""
+    from dualwrite.celery_app import app as celery_app
+    from dualwrite.celery_app import queue_name
+    from dualwrite.logs import configure_logging
+
+    configure_logging("INFO")
+    argv = ["worker", "-Q", queue or queue_name(), "--loglevel", "INFO"]
+    argv += ["--pool", "solo"] if concurrency == 1 else ["--concurrency", str(concurrency)]
+    celery_app.worker_main(argv)

@@ -27,10 +27,10 @@ from typing import Any
 
 import psycopg
 
-from dualwrite.capture import NOTIFY_CHANNEL
 from dualwrite.config import Direction
 from dualwrite.events import Event
 from dualwrite.exceptions import ApplyFailed, StoreUnavailable
+from dualwrite.outbox import NOTIFY_CHANNEL
 from dualwrite.relay import Relay
 from migration_plans.databases import libpq_url
 
@@ -136,11 +136,12 @@ class RelayLoop:
             if self.mode == "celery":
                 self._hand_off(direction, events)
             else:
-                self._apply(direction, events)
+                self.apply_batch(direction, events)
         self.sweep()
         return handled
 
-    def _apply(self, direction: Direction, events: list[Event]) -> None:
+    def apply_batch(self, direction: Direction, events: list[Event]) -> None:
+        """Apply ``events``; keys that fail go to Celery with backoff, the others go through."""
         try:
             self.relay.apply(direction, events)
             return

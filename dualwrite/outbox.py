@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from enum import StrEnum
@@ -36,10 +36,14 @@ from sqlalchemy import (
     Text,
     func,
     insert,
+    text,
 )
+from sqlalchemy import event as sa_event
 from sqlalchemy.orm import Session
 
 OUTBOX_TABLE = "strangler_outbox"
+NOTIFY_CHANNEL = "strangler_outbox"
+SESSION_CONTEXTS = "strangler_outbox_contexts"
 
 
 class Operation(StrEnum):
@@ -154,3 +158,38 @@ class OutboxSink:
                 created_at=datetime.now(UTC),
             )
         )
+        if session.get_bind().dialect.name == "postgresql":
+            session.execute(
+                text("SELECT pg_notify(:channel, :context)"),
+                {"channel": NOTIFY_CHANNEL, "context": self.context},
+            )
+        _announce_after_commit(session, self.context)
+
+
+AfterCommitHook = Callable[[str], None]
+_after_commit_hooks: list[AfterCommitHook] = []
+
+
+def on_outbox_commit(hook: AfterCommitHook) -> None:
+    """Call ``hook(context)`` after every commit that recorded events (the inline relay)."""
+    if hook not in _after_commit_hooks:
+        _after_commit_hooks.append(hook)
+
+
+def _announce_after_commit(session: Session, context: str) -> None:
+    if not _after_commit_hooks:
+        return
+    session.info.setdefault(SESSION_CONTEXTS, set()).add(context)
+    if not sa_event.contains(session, "after_commit", _after_commit):
+        sa_event.listen(session, "after_commit", _after_commit)
+        sa_event.listen(session, "after_soft_rollback", _after_rollback)
+
+
+def _after_commit(session: Session) -> None:
+    for context in session.info.pop(SESSION_CONTEXTS, set()):
+        for hook in _after_commit_hooks:
+            hook(context)
+
+
+def _after_rollback(session: Session, previous_transaction: object) -> None:
+    session.info.pop(SESSION_CONTEXTS, None)

@@ -1,0 +1,363 @@
+"""Backfill: copy a context's existing monolith rows into the service database.
+
+    strangler dualwrite backfill catalog [--chunk-size 20000] [--throttle 0]
+
+1. Capture is switched on first and a checkpoint row per table is written: from then
+   on every monolith change is in the outbox, and the relay holds monolith -> service
+   events back until the copy has finished (then applies them in order, so rows the
+   copy read before a change end up with the change).
+2. Tables are copied in mapping order, by primary key, in chunks. Each chunk and its
+   checkpoint commit in ONE service transaction, so a killed backfill resumes exactly
+   where it stopped. Rows already in the service (written by the service itself) are
+   left alone (``ON CONFLICT DO NOTHING``): their changes reach the monolith through
+   the service's outbox.
+3. PostgreSQL to PostgreSQL streams each chunk with COPY, the mapping compiled to SQL;
+   other combinations convert rows in Python through the same mapping.
+4. Finally each service id sequence is moved past the monolith's largest id plus
+   ``id_headroom``, so rows created on either side never collide (PostgreSQL).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import psycopg
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.text import Text
+from sqlalchemy import Engine, MetaData, Table, func, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from dualwrite.capture import set_capture
+from dualwrite.config import RelaySettings
+from dualwrite.engines import relay_engine
+from dualwrite.metrics import BACKFILL_ROWS
+from dualwrite.schema import backfill_table
+from migration_plans.databases import libpq_url
+from migration_plans.mapping import (
+    BoolEnumField,
+    ContextMapping,
+    DecimalCentsField,
+    TableMapping,
+    TimestampField,
+    mapping_for,
+)
+
+log = logging.getLogger("dualwrite.backfill")
+
+
+@dataclass
+class BackfillResult:
+    """Rows copied per table by this run, and how fast."""
+
+    rows: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+    finished: bool = False
+
+    @property
+    def total(self) -> int:
+        return sum(self.rows.values())
+
+    @property
+    def rows_per_second(self) -> float:
+        return self.total / self.seconds if self.seconds > 0 else 0.0
+
+
+class RateColumn(ProgressColumn):
+    """Rows per second of a progress task."""
+
+    def render(self, task: Task) -> Text:
+        speed = task.finished_speed or task.speed
+        return Text(f"{speed:,.0f} rows/s" if speed else "- rows/s", style="progress.data.speed")
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def service_form_sql(pair: TableMapping) -> list[str]:
+    """PostgreSQL expressions over the monolith table giving each service column's value."""
+    expressions = [_quote(pair.key.monolith)]
+    for item in pair.fields:
+        column = _quote(item.monolith)
+        if isinstance(item, DecimalCentsField):
+            expressions.append(f"round({column} * {10**item.scale})::bigint")
+        elif isinstance(item, BoolEnumField):
+            expressions.append(
+                f"CASE WHEN {column} IS NULL THEN NULL WHEN {column} "
+                f"THEN '{item.true_value}' ELSE '{item.false_value}' END"
+            )
+        elif isinstance(item, TimestampField) and item.precision != "us":
+            unit = "milliseconds" if item.precision == "ms" else "second"
+            expressions.append(f"date_trunc('{unit}', {column})")
+        else:
+            expressions.append(column)
+    return expressions
+
+
+class Backfill:
+    """Copies a context's monolith rows into its service database, resumably."""
+
+    def __init__(
+        self,
+        settings: RelaySettings,
+        *,
+        chunk_size: int = 20_000,
+        throttle: float = 0.0,
+        id_headroom: int = 1_000_000,
+        monolith: Engine | None = None,
+        service: Engine | None = None,
+        mapping: ContextMapping | None = None,
+    ) -> None:
+        self.settings = settings
+        self.context = settings.context
+        self.chunk_size = chunk_size
+        self.throttle = throttle
+        self.id_headroom = id_headroom
+        self.mapping = mapping or mapping_for(settings.context)
+        self.monolith = monolith or relay_engine(settings.monolith_url)
+        self.service = service or relay_engine(settings.service_url)
+        both_pg = all(
+            engine.dialect.name == "postgresql" for engine in (self.monolith, self.service)
+        )
+        self.copy_chunk: Callable[[TableMapping, int | None], tuple[int, int | None]] = (
+            self._copy_chunk_pg if both_pg else self._copy_chunk_python
+        )
+        self._pg: dict[str, psycopg.Connection[Any]] = {}
+        self._tables: dict[str, Table] = {}
+
+    def close(self) -> None:
+        for conn in self._pg.values():
+            conn.close()
+
+    # -- checkpoints ---------------------------------------------------------------------
+
+    def checkpoints(self) -> dict[str, dict[str, Any]]:
+        """The checkpoint row of every table of the context that has one."""
+        with self.service.connect() as conn:
+            rows = conn.execute(
+                select(backfill_table).where(backfill_table.c.context == self.context)
+            ).mappings()
+            return {row["table_name"]: dict(row) for row in rows}
+
+    def _start(self) -> dict[str, dict[str, Any]]:
+        existing = self.checkpoints()
+        now = datetime.now(UTC)
+        with self.service.begin() as conn:
+            for pair in self.mapping.tables:
+                if pair.name in existing:
+                    continue
+                total = self._count(pair)
+                conn.execute(
+                    insert(backfill_table).values(
+                        context=self.context,
+                        table_name=pair.name,
+                        last_key=None,
+                        rows_copied=0,
+                        total_rows=total,
+                        started_at=now,
+                        updated_at=now,
+                        finished_at=None,
+                    )
+                )
+        return self.checkpoints()
+
+    def _count(self, pair: TableMapping) -> int:
+        with self.monolith.connect() as conn:
+            table = self._table(pair)
+            return int(conn.execute(select(func.count()).select_from(table)).scalar_one())
+
+    def _save(self, conn: Any, pair: TableMapping, last_key: int | None, copied: int) -> None:
+        values: dict[str, Any] = {"updated_at": datetime.now(UTC)}
+        if copied:
+            values.update(last_key=last_key, rows_copied=backfill_table.c.rows_copied + copied)
+        else:
+            values["finished_at"] = datetime.now(UTC)
+        conn.execute(
+            update(backfill_table)
+            .where(
+                backfill_table.c.context == self.context,
+                backfill_table.c.table_name == pair.name,
+            )
+            .values(**values)
+        )
+
+    # -- running -------------------------------------------------------------------------
+
+    def run(self, *, progress: bool = True, max_chunks: int | None = None) -> BackfillResult:
+        """Copy every table (resuming from checkpoints); ``max_chunks`` stops early (tests)."""
+        set_capture(self.monolith, self.context, enabled=True)
+        checkpoints = self._start()
+        result = BackfillResult()
+        started = time.perf_counter()
+        chunks = 0
+        console = Console(stderr=True)
+        with Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            RateColumn(),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=console,
+            disable=not progress,
+        ) as bar:
+            for pair in self.mapping.tables:
+                state = checkpoints[pair.name]
+                if state["finished_at"] is not None:
+                    continue
+                task = bar.add_task(
+                    f"{self.context}.{pair.name}",
+                    total=max(state["total_rows"] or 0, state["rows_copied"]),
+                    completed=state["rows_copied"],
+                )
+                last_key = state["last_key"]
+                result.rows[pair.name] = 0
+                while True:
+                    if max_chunks is not None and chunks >= max_chunks:
+                        result.seconds = time.perf_counter() - started
+                        return result
+                    copied, last_key = self.copy_chunk(pair, last_key)
+                    chunks += 1
+                    result.rows[pair.name] += copied
+                    BACKFILL_ROWS.labels(self.context, pair.name).inc(copied)
+                    bar.update(task, advance=copied)
+                    if not copied:
+                        break
+                    if self.throttle:
+                        time.sleep(self.throttle)
+        self.advance_sequences()
+        result.seconds = time.perf_counter() - started
+        result.finished = True
+        log.info(
+            "backfill of %s done: %s rows in %.1fs (%.0f rows/s)",
+            self.context,
+            result.total,
+            result.seconds,
+            result.rows_per_second,
+            extra={"request_id": f"backfill-{self.context}"},
+        )
+        return result
+
+    def _table(self, pair: TableMapping, side: str = "monolith") -> Table:
+        name = pair.monolith_table if side == "monolith" else pair.service_table
+        if name not in self._tables:
+            engine = self.monolith if side == "monolith" else self.service
+            self._tables[name] = Table(name, MetaData(), autoload_with=engine)
+        return self._tables[name]
+
+    def _copy_chunk_python(
+        self, pair: TableMapping, last_key: int | None
+    ) -> tuple[int, int | None]:
+        source = self._table(pair)
+        key = source.c[pair.key.monolith]
+        query = select(*(source.c[name] for name in pair.monolith_columns)).order_by(key)
+        if last_key is not None:
+            query = query.where(key > last_key)
+        with self.monolith.connect() as conn:
+            rows = [dict(row) for row in conn.execute(query.limit(self.chunk_size)).mappings()]
+        target = self._table(pair, "service")
+        with self.service.begin() as conn:
+            if rows:
+                dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+                statement = dialect.insert(target).on_conflict_do_nothing(
+                    index_elements=[pair.key.service]
+                )
+                conn.execute(statement, [pair.to_service(row) for row in rows])
+                last_key = int(rows[-1][pair.key.monolith])
+            self._save(conn, pair, last_key, len(rows))
+        return len(rows), last_key
+
+    def _pg_connection(self, side: str) -> psycopg.Connection[Any]:
+        conn = self._pg.get(side)
+        if conn is None or conn.closed:
+            engine = self.monolith if side == "monolith" else self.service
+            url = engine.url.render_as_string(hide_password=False)
+            conn = psycopg.connect(libpq_url(url), options="-c TimeZone=UTC")
+            self._pg[side] = conn
+        return conn
+
+    def _copy_chunk_pg(self, pair: TableMapping, last_key: int | None) -> tuple[int, int | None]:
+        key = _quote(pair.key.monolith)
+        where = f"WHERE {key} > {int(last_key)}" if last_key is not None else ""
+        query = (
+            f"SELECT {', '.join(service_form_sql(pair))} FROM {_quote(pair.monolith_table)} "
+            f"{where} ORDER BY {key} LIMIT {int(self.chunk_size)}"
+        )
+        source = self._pg_connection("monolith")
+        with source.cursor() as cursor, cursor.copy(f"COPY ({query}) TO STDOUT") as copy:
+            data = b"".join(bytes(block) for block in copy)
+        source.rollback()
+        target = self._pg_connection("service")
+        columns = ", ".join(_quote(name) for name in pair.service_columns)
+        stage = _quote(f"strangler_stage_{pair.service_table}")
+        with target.cursor() as cursor:
+            cursor.execute(
+                f"CREATE TEMP TABLE IF NOT EXISTS {stage} AS "
+                f"SELECT {columns} FROM {_quote(pair.service_table)} WITH NO DATA"
+            )
+            cursor.execute(f"TRUNCATE {stage}")
+            with cursor.copy(f"COPY {stage} ({columns}) FROM STDIN") as copy:
+                copy.write(data)
+            cursor.execute(
+                f"INSERT INTO {_quote(pair.service_table)} ({columns}) "
+                f"SELECT {columns} FROM {stage} "
+                f"ON CONFLICT ({_quote(pair.key.service)}) DO NOTHING"
+            )
+            cursor.execute(f"SELECT count(*), max({_quote(pair.key.service)}) FROM {stage}")
+            count, newest = cursor.fetchone() or (0, None)
+            copied = int(count)
+            if copied and newest is not None:
+                last_key = int(newest)
+            cursor.execute(
+                "UPDATE strangler_backfill SET updated_at = clock_timestamp(), "
+                + (
+                    "last_key = %s, rows_copied = rows_copied + %s "
+                    if copied
+                    else "finished_at = clock_timestamp() "
+                )
+                + "WHERE context = %s AND table_name = %s",
+                ([last_key, copied] if copied else []) + [self.context, pair.name],
+            )
+        target.commit()
+        return copied, last_key
+
+    def advance_sequences(self) -> dict[str, int]:
+        """Move each service id sequence past the monolith's ids (+ headroom); PostgreSQL only."""
+        moved: dict[str, int] = {}
+        if self.service.dialect.name != "postgresql":
+            return moved
+        for pair in self.mapping.tables:
+            with self.monolith.connect() as conn:
+                table = self._table(pair)
+                top = conn.execute(select(func.max(table.c[pair.key.monolith]))).scalar() or 0
+            with self.service.begin() as conn:
+                sequence = conn.exec_driver_sql(
+                    "SELECT pg_get_serial_sequence(%(t)s, %(c)s)",
+                    {"t": _quote(pair.service_table), "c": pair.key.service},
+                ).scalar()
+                if sequence is None:
+                    continue
+                value = conn.exec_driver_sql(
+                    f"SELECT setval(%(s)s, GREATEST(%(v)s, "
+                    f"(SELECT coalesce(max({_quote(pair.key.service)}), 0) "
+                    f"FROM {_quote(pair.service_table)}), "
+                    f"(SELECT last_value FROM {sequence})))",
+                    {"s": sequence, "v": int(top) + self.id_headroom},
+                ).scalar_one()
+                moved[pair.service_table] = int(value)
+        return moved

@@ -1,0 +1,74 @@
+"""The inline relay: a service applies its own outbox events right after its commit.
+
+The write path stays one local transaction; when it commits, :class:`OutboxSink`
+wakes this background thread, which applies the new events to the monolith at
+once (no polling delay, no work on the request thread). Failures are left to the
+relay loop and Celery retries, so nothing depends on this thread surviving.
+
+    start_inline_relay(RelaySettings.from_env("catalog"))   # at service start-up
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from dualwrite.config import Direction, RelaySettings
+from dualwrite.exceptions import StoreUnavailable
+from dualwrite.loop import RelayLoop
+from dualwrite.outbox import on_outbox_commit
+from dualwrite.relay import Relay
+
+log = logging.getLogger("dualwrite.inline")
+
+
+class InlineRelay:
+    """A daemon thread applying service -> monolith events when woken after a commit."""
+
+    def __init__(self, relay: Relay, *, direction: Direction = Direction.SERVICE_TO_MONOLITH):
+        self.relay = relay
+        self.loop = RelayLoop(relay)
+        self.direction = direction
+        self.wake = threading.Event()
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="strangler-inline-relay", daemon=True)
+
+    def start(self) -> InlineRelay:
+        self.thread.start()
+        on_outbox_commit(self.committed)
+        return self
+
+    def committed(self, context: str) -> None:
+        if context == self.relay.context:
+            self.wake.set()
+
+    def stop(self) -> None:
+        self.stopped.set()
+        self.wake.set()
+        self.thread.join(timeout=10)
+
+    def _run(self) -> None:
+        while not self.stopped.is_set():
+            self.wake.wait(self.relay.settings.poll_interval * 10)
+            self.wake.clear()
+            try:
+                while not self.stopped.is_set():
+                    events = self.relay.pending(self.direction)
+                    if not events:
+                        break
+                    self.loop.apply_batch(self.direction, events)
+            except StoreUnavailable as exc:
+                log.warning("inline relay: %s (the relay loop will retry)", exc)
+            except Exception:
+                log.exception("inline relay failed (the relay loop will retry)")
+
+
+_running: dict[str, InlineRelay] = {}
+
+
+def start_inline_relay(settings: RelaySettings) -> InlineRelay:
+    """Start (once per context and process) the inline relay of ``settings.context``."""
+    if settings.context not in _running:
+        direction = Direction.SERVICE_TO_MONOLITH
+        _running[settings.context] = InlineRelay(Relay(settings), direction=direction).start()
+    return _running[settings.context]

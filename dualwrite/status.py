@@ -1,0 +1,138 @@
+"""What ``strangler dualwrite status`` shows per context, read from both databases.
+
+status = collect_status(relay)
+status.as_dict()   # {"context": "catalog", "monolith": {"pending": 0, ...}, ...}
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Connection, func, select
+
+from dualwrite.exceptions import StoreUnavailable
+from dualwrite.metrics import DEAD_LETTERS, PENDING
+from dualwrite.outbox import EventStatus, outbox_table
+from dualwrite.relay import Relay
+from dualwrite.schema import backfill_table, dead_letter_table
+
+
+def percentile(values: list[float], fraction: float) -> float | None:
+    """Nearest-rank percentile (``None`` for no values)."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(fraction * len(ordered) + 0.5) - 1))
+    return ordered[index]
+
+
+def _aware(moment: Any) -> datetime:
+    if isinstance(moment, str):
+        moment = datetime.fromisoformat(moment)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+@dataclass
+class OutboxStatus:
+    """One side's outbox: events waiting, retried, dead, and how fast they were relayed."""
+
+    side: str
+    reachable: bool = True
+    pending: int = 0
+    in_flight: int = 0
+    dead: int = 0
+    applied: int = 0
+    superseded: int = 0
+    lag_p50_ms: float | None = None
+    lag_p99_ms: float | None = None
+    error: str | None = None
+
+
+@dataclass
+class ContextStatus:
+    context: str
+    phase: str
+    directions: list[str]
+    monolith: OutboxStatus
+    service: OutboxStatus
+    backfill: list[dict[str, Any]] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _outbox_status(conn: Connection, side: str, context: str, sample: int) -> OutboxStatus:
+    status = OutboxStatus(side=side)
+    counts = conn.execute(
+        select(outbox_table.c.status, func.count())
+        .where(outbox_table.c.context == context)
+        .group_by(outbox_table.c.status)
+    ).all()
+    by_status = {row[0]: int(row[1]) for row in counts}
+    status.pending = by_status.get(EventStatus.PENDING.value, 0)
+    status.in_flight = by_status.get(EventStatus.IN_FLIGHT.value, 0)
+    status.applied = by_status.get(EventStatus.APPLIED.value, 0)
+    status.superseded = by_status.get("superseded", 0)
+    status.dead = int(
+        conn.execute(
+            select(func.count())
+            .select_from(dead_letter_table)
+            .where(dead_letter_table.c.context == context)
+        ).scalar_one()
+    )
+    recent = conn.execute(
+        select(outbox_table.c.created_at, outbox_table.c.applied_at)
+        .where(
+            outbox_table.c.context == context,
+            outbox_table.c.status == EventStatus.APPLIED.value,
+        )
+        .order_by(outbox_table.c.id.desc())
+        .limit(sample)
+    ).all()
+    lags = [
+        (_aware(applied) - _aware(created)).total_seconds() * 1000
+        for created, applied in recent
+        if applied is not None
+    ]
+    status.lag_p50_ms = percentile(lags, 0.50)
+    status.lag_p99_ms = percentile(lags, 0.99)
+    return status
+
+
+def _side(relay: Relay, side: str, sample: int) -> OutboxStatus:
+    try:
+        with relay._guarded(side) as conn:
+            return _outbox_status(conn, side, relay.context, sample)
+    except (StoreUnavailable, Exception) as exc:
+        return OutboxStatus(side=side, reachable=False, error=str(exc).splitlines()[0])
+
+
+def _backfill(relay: Relay) -> list[dict[str, Any]]:
+    try:
+        with relay._guarded("service") as conn:
+            rows = conn.execute(
+                select(backfill_table)
+                .where(backfill_table.c.context == relay.context)
+                .order_by(backfill_table.c.started_at)
+            ).mappings()
+            return [dict(row) for row in rows]
+    except Exception:
+        return []
+
+
+def collect_status(relay: Relay, *, sample: int = 1000) -> ContextStatus:
+    """Both outboxes, dead letters, relay lag over the last ``sample`` events, backfill."""
+    status = ContextStatus(
+        context=relay.context,
+        phase=relay.settings.phase.value,
+        directions=[direction.value for direction in relay.settings.directions],
+        monolith=_side(relay, "monolith", sample),
+        service=_side(relay, "service", sample),
+        backfill=_backfill(relay),
+    )
+    for side in (status.monolith, status.service):
+        PENDING.labels(relay.context, side.side).set(side.pending + side.in_flight)
+        DEAD_LETTERS.labels(relay.context, side.side).set(side.dead)
+    return status
