@@ -259,7 +259,7 @@ def measure(
             print(
                 f"  {name:10} c={connections:<3} {table[name][f'c={connections}']}", file=sys.stderr
             )
-    for name, cells in table.items():
+    for cells in table.values():
         for key, cell in cells.items():
             direct = table["direct"][key]["rps"]
             cell["ratio_to_direct"] = round(cell["rps"] / direct, 3) if direct else 0.0
