@@ -46,13 +46,13 @@ from reconciler.sql import statistics_sql
 class ReconcileOptions:
     """Tuning knobs; the defaults suit tables up to tens of millions of rows."""
 
-    levels: tuple[int, ...] = (1024, 32)
+    levels: tuple[int, ...] = (1024, 32, 4)
     segment_size: int = 1024 * 1024
     grace_seconds: float = 1.0
     max_rechecks: int = 3
     hash_mode: HashMode | None = None
     create_statistics: bool = True
-    statistics_min_rows: int = 100_000
+    statistics_min_rows: int = 20_000
 
     def __post_init__(self) -> None:
         sizes = (self.segment_size, *self.levels)

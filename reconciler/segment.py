@@ -42,7 +42,7 @@ class SegmentSpec(BaseModel):
     lo: int
     hi: int
     offset: int = 0
-    levels: tuple[int, ...] = (1024, 32)
+    levels: tuple[int, ...] = (1024, 32, 4)
 
 
 class SegmentResult(BaseModel):

@@ -1,0 +1,245 @@
+"""Benchmark: strangler's reconcile against the single-scan limit, reladiff and a naive diff.
+
+Two PostgreSQL databases get the catalog product table in its two shapes (monolith
+``catalog_product``: decimal price, boolean is_active, name; service ``products``:
+integer price_cents, status enum, title), ``--rows`` rows each, linked by the plan's
+mapping, with ``--divergences`` planted differences (missing on either side, and
+differing prices, statuses and titles). Prints JSON.
+
+    .venv/bin/python bench/reconcile.py                 # 1,000,000 rows
+    .venv/bin/python bench/reconcile.py --rows 100000   # quick
+
+Measured: the single-scan limit (one mapped-hash aggregate per side, both sides at
+once), strangler's reconcile (in-process), reladiff (pip ``reladiff``, if installed)
+on the same pair, and fetch-everything + deepdiff on a sample, extrapolated.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import statistics
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import psycopg
+
+from migration_plans.databases import create_database, drop_database, pg_admin_url, unique_name
+from migration_plans.mapping import mapping_for
+from reconciler.connections import engine_for
+from reconciler.runner import ReconcileOptions, reconcile
+from reconciler.schema import inspect_pair
+from reconciler.segment import compare_fetched, fetch_keys
+from reconciler.sql import total_sql
+
+MONOLITH_DDL = """
+CREATE TABLE catalog_product (
+    id bigint PRIMARY KEY, sku varchar(64) NOT NULL, name varchar(200) NOT NULL,
+    description text, price numeric(10,2) NOT NULL, is_active boolean NOT NULL,
+    category_id bigint, created_at timestamptz NOT NULL, updated_at timestamptz NOT NULL)
+"""
+# One row generator, rendered in each shape: the service rows are the monolith rows mapped.
+ROW_SQL = """
+SELECT g AS id, 'SKU-' || g AS sku,
+       'Product ' || g || CASE WHEN g %% 7 = 0 THEN ' ☕' ELSE '' END AS name,
+       CASE WHEN g %% 5 = 0 THEN NULL ELSE 'Description of ' || md5(g::text) END AS description,
+       (g %% 100000) / 100.0 AS price, g %% 3 <> 0 AS is_active, g %% 50 AS category_id,
+       timestamptz '2026-01-01 00:00:00+00' + g * interval '1.000123 second' AS created_at,
+       timestamptz '2026-06-01 00:00:00+00' + g * interval '1 second' AS updated_at
+FROM generate_series(1, %(rows)s) AS g
+"""
+MONOLITH_FILL = f"INSERT INTO catalog_product {ROW_SQL}"
+SERVICE_FILL = f"""
+INSERT INTO products
+SELECT id, sku, name, description, (price * 100)::int,
+       CASE WHEN is_active THEN 'active' ELSE 'archived' END, category_id, created_at, updated_at
+FROM ({ROW_SQL}) AS r
+"""
+SERVICE_DDL = """
+CREATE TABLE products (
+    id integer PRIMARY KEY, sku varchar(64) NOT NULL, title varchar(200) NOT NULL,
+    description text, price_cents integer NOT NULL, status varchar(16) NOT NULL,
+    category_id integer, created_at timestamptz NOT NULL, updated_at timestamptz NOT NULL)
+"""
+
+
+def _timed(action: Callable[[], Any]) -> tuple[float, Any]:
+    started = time.perf_counter()
+    value = action()
+    return time.perf_counter() - started, value
+
+
+def build(monolith_url: str, service_url: str, rows: int) -> None:
+    with psycopg.connect(monolith_url, autocommit=True) as conn:
+        conn.execute(MONOLITH_DDL)
+        conn.execute(MONOLITH_FILL, {"rows": rows})
+    with psycopg.connect(service_url, autocommit=True) as conn:
+        conn.execute(SERVICE_DDL)
+        conn.execute(SERVICE_FILL, {"rows": rows})
+
+
+def plant(monolith_url: str, service_url: str, rows: int, count: int) -> dict[int, str]:
+    """Plant ``count`` divergences; returns key -> expected class."""
+    keys = random.Random(42).sample(range(1, rows + 1), count)
+    quarter = count // 4
+    planted: dict[int, str] = {}
+    with (
+        psycopg.connect(monolith_url, autocommit=True) as mono,
+        psycopg.connect(service_url, autocommit=True) as serv,
+    ):
+        for index, key in enumerate(keys):
+            if index < quarter:
+                serv.execute("DELETE FROM products WHERE id = %s", (key,))
+                planted[key] = "missing_in_service"
+            elif index < 2 * quarter:
+                mono.execute("DELETE FROM catalog_product WHERE id = %s", (key,))
+                planted[key] = "missing_in_monolith"
+            elif index % 3 == 0:
+                serv.execute(
+                    "UPDATE products SET price_cents = price_cents + 1 WHERE id = %s", (key,)
+                )
+                planted[key] = "differing"
+            elif index % 3 == 1:
+                serv.execute(
+                    "UPDATE products SET status = CASE status WHEN 'active' THEN 'archived' "
+                    "ELSE 'active' END WHERE id = %s",
+                    (key,),
+                )
+                planted[key] = "differing"
+            else:
+                serv.execute("UPDATE products SET title = title || '!' WHERE id = %s", (key,))
+                planted[key] = "differing"
+        mono.execute("VACUUM ANALYZE catalog_product")
+        serv.execute("VACUUM ANALYZE products")
+    return planted
+
+
+def single_scan(monolith_url: str, service_url: str) -> float:
+    """Both sides' full mapped-hash aggregate at once (the floor for any checksum method)."""
+    mapping = mapping_for("catalog").table("products")
+    monolith, service = engine_for(monolith_url), engine_for(service_url)
+    pair = inspect_pair(mapping, monolith, service)
+
+    def scan(role: str) -> Any:
+        engine = monolith if role == "monolith" else service
+        with engine.connect() as conn:
+            return conn.exec_driver_sql(total_sql(pair, role, "postgresql")).one()  # type: ignore[arg-type]
+
+    with ThreadPoolExecutor(2) as pool:
+        seconds, _ = _timed(lambda: list(pool.map(scan, ("monolith", "service"))))
+    return seconds
+
+
+def strangler(monolith_url: str, service_url: str) -> tuple[float, dict[int, str]]:
+    mapping = mapping_for("catalog")
+    options = ReconcileOptions(grace_seconds=0.0, max_rechecks=1)
+    seconds, report = _timed(
+        lambda: reconcile(mapping, monolith_url, service_url, tables=["products"], options=options)
+    )
+    found = {d.key: d.kind.value for d in report.table("products").divergences}
+    return seconds, found
+
+
+def reladiff_run(monolith_url: str, service_url: str) -> dict[str, Any]:
+    try:
+        from reladiff import connect_to_table, diff_tables
+    except ImportError:
+        return {"skipped": "reladiff is not installed (pip install 'reladiff[postgresql]')"}
+    # reladiff compares columns by position and type; it cannot apply the mapping, so it
+    # gets the columns whose values are the same on both sides (price/price_cents and
+    # is_active/status are invisible to it: it refuses boolean vs varchar outright and
+    # compares 79.19 with 7919 at reduced precision).
+    left = connect_to_table(
+        monolith_url,
+        "catalog_product",
+        "id",
+        extra_columns=("sku", "name", "description", "category_id", "created_at", "updated_at"),
+    )
+    right = connect_to_table(
+        service_url,
+        "products",
+        "id",
+        extra_columns=("sku", "title", "description", "category_id", "created_at", "updated_at"),
+    )
+    seconds, diffs = _timed(lambda: list(diff_tables(left, right, threaded=True)))
+    columns = "unmapped columns only (cannot compare price/price_cents, is_active/status)"
+    keys = {int(row[0]) for _, row in diffs}
+    return {"seconds": round(seconds, 3), "diff_rows": len(diffs), "keys": keys, "columns": columns}
+
+
+def naive(monolith_url: str, service_url: str, rows: int, sample: int) -> dict[str, Any]:
+    """Fetch every row of a key sample from both sides, map, deepdiff; extrapolate."""
+    mapping = mapping_for("catalog").table("products")
+    monolith, service = engine_for(monolith_url), engine_for(service_url)
+    pair = inspect_pair(mapping, monolith, service)
+    keys = list(range(1, sample + 1))
+    seconds, _ = _timed(
+        lambda: compare_fetched(mapping, *fetch_keys(pair, monolith, service, keys))
+    )
+    return {
+        "sample_rows": sample,
+        "sample_seconds": round(seconds, 3),
+        "extrapolated_seconds": round(seconds * rows / sample, 1),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--divergences", type=int, default=100)
+    parser.add_argument("--repeat", type=int, default=3, help="timed runs; the median is kept")
+    parser.add_argument("--sample", type=int, default=5000, help="rows for the naive diff")
+    parser.add_argument("--skip-reladiff", action="store_true")
+    parser.add_argument("--keep", action="store_true", help="keep the databases")
+    args = parser.parse_args()
+
+    admin = pg_admin_url()
+    names = [unique_name("bench_monolith"), unique_name("bench_service")]
+    monolith_url, service_url = (create_database(admin, name) for name in names)
+    try:
+        build_seconds, _ = _timed(lambda: build(monolith_url, service_url, args.rows))
+        planted = plant(monolith_url, service_url, args.rows, args.divergences)
+        first_seconds, _ = strangler(monolith_url, service_url)  # creates statistics once
+        scans = [single_scan(monolith_url, service_url) for _ in range(args.repeat)]
+        runs = [strangler(monolith_url, service_url) for _ in range(args.repeat)]
+        found = runs[-1][1]
+        scan = statistics.median(scans)
+        ours = statistics.median(seconds for seconds, _ in runs)
+        result: dict[str, Any] = {
+            "rows_per_side": args.rows,
+            "planted_divergences": len(planted),
+            "build_seconds": round(build_seconds, 1),
+            "single_scan_limit_seconds": round(scan, 3),
+            "strangler_first_run_seconds": round(first_seconds, 3),
+            "strangler_seconds": round(ours, 3),
+            "strangler_vs_single_scan": round(ours / scan, 2),
+            "found": sum(1 for key in planted if found.get(key) == planted[key]),
+            "found_pct": round(
+                100 * sum(1 for k in planted if found.get(k) == planted[k]) / len(planted), 1
+            ),
+            "false_divergences": sum(1 for key in found if key not in planted),
+            "naive_deepdiff": naive(monolith_url, service_url, args.rows, args.sample),
+        }
+        result["naive_vs_strangler"] = round(
+            result["naive_deepdiff"]["extrapolated_seconds"] / ours, 1
+        )
+        if not args.skip_reladiff:
+            peer = reladiff_run(monolith_url, service_url)
+            if "keys" in peer:
+                keys = peer.pop("keys")
+                peer["found"] = len(keys & set(planted))
+                peer["false_divergences"] = len(keys - set(planted))
+                result["reladiff_vs_strangler"] = round(peer["seconds"] / ours, 2)
+            result["reladiff"] = peer
+        print(json.dumps(result, indent=2))
+    finally:
+        if not args.keep:
+            for name in names:
+                drop_database(admin, name)
+
+
+if __name__ == "__main__":
+    main()
