@@ -9,7 +9,7 @@ for noise calibration, to a second primary), compare in a thread, and record the
 outcome in the results store.
 
     engine = MirrorEngine(store=RedisShadowStore.from_url(url), concurrency=4)
-    await engine.start()
+    engine.start()                                         # inside the running loop
     engine.submit(route, request_copy, primary_response)   # on the request path
     await engine.close()                                   # at shutdown
 """
@@ -152,8 +152,8 @@ class MirrorEngine:
         self._workers: list[asyncio.Task[None]] = []
         self._pending_drops: Counter[tuple[str, str]] = Counter()
 
-    async def start(self) -> None:
-        """Open the client and start the workers (idempotent)."""
+    def start(self) -> None:
+        """Open the client and start the workers (idempotent; needs a running loop)."""
         if self._workers:
             return
         limits = httpx.Limits(max_connections=self.concurrency * 2)
@@ -228,7 +228,7 @@ class MirrorEngine:
                 self._metrics.queue_depth.set(self._queue.qsize())
 
     async def _send(self, base_url: str, request: CapturedRequest) -> CapturedResponse:
-        assert self._client is not None, "MirrorEngine.start() was not awaited"
+        assert self._client is not None, "MirrorEngine.start() was not called"
         headers = [*forwardable_headers(request.headers), (SHADOW_HEADER, "1")]
         response = await self._client.request(
             request.method,

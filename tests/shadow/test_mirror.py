@@ -57,7 +57,7 @@ PATHS = {
 async def mirror_traffic(
     engine: MirrorEngine, shops: Shops, table: dict[str, ShadowRoute], rounds: int
 ) -> None:
-    await engine.start()
+    engine.start()
     async with httpx.AsyncClient() as client:
         for _ in range(rounds):
             for name, path in PATHS.items():
@@ -123,7 +123,7 @@ def test_a_slow_shadow_fills_the_queue_then_copies_are_dropped_and_counted(
         engine = MirrorEngine(
             store=store, queue_size=5, concurrency=1, timeout=10, metrics=metrics()
         )
-        await engine.start()
+        engine.start()
         # submit is synchronous: the whole burst runs without yielding to the workers
         results = [engine.submit(route, request, primary) for _ in range(50)]
         depth = engine.queue_depth
@@ -146,7 +146,7 @@ def test_a_dead_shadow_is_a_counted_shadow_error_and_never_raises(store: RedisSh
 
     async def run() -> MirrorEngine:
         engine = MirrorEngine(store=store, concurrency=2, timeout=2, metrics=metrics())
-        await engine.start()
+        engine.start()
         for _ in range(4):
             engine.submit(route, get("/api/v1/products/1/"), primary)
         await engine.drain(30)
@@ -177,7 +177,7 @@ def test_writes_are_not_mirrored_unless_the_shadow_is_side_effect_free(
 
     async def run() -> tuple[Submitted, Submitted]:
         engine = MirrorEngine(store=store, metrics=metrics())
-        await engine.start()
+        engine.start()
         refused = engine.submit(guarded, write, created)
         await engine.drain(10)
         writes_before = httpx.get(candidate + "/_writes").json()["count"]

@@ -160,7 +160,7 @@ def test_planted_differences_in_the_service_are_found_with_their_paths(
 
     async def run() -> None:
         engine = MirrorEngine(store=store, concurrency=2, metrics=MirrorMetrics(None))
-        await engine.start()
+        engine.start()
         async with httpx.AsyncClient(base_url=stack.monolith) as client:
             for route, path in calls:
                 response = await client.get(path)
