@@ -27,7 +27,12 @@ from strangler_proxy.admin import Admin
 from strangler_proxy.auth import TokenAuth
 from strangler_proxy.body import ClientGone, RequestBody
 from strangler_proxy.config import ProxyConfig
-from strangler_proxy.exceptions import BreakerOpen, ProxyError, UpstreamConnectFailed
+from strangler_proxy.exceptions import (
+    BreakerOpen,
+    ProxyError,
+    UpstreamConnectFailed,
+    UpstreamFailed,
+)
 from strangler_proxy.forwarder import Forwarder, Outgoing, StreamBroken
 from strangler_proxy.headers import content_length, request_id_from, upstream_headers
 from strangler_proxy.identity import IDENTITY_HEADER
@@ -231,7 +236,8 @@ class StranglerProxy:
                 lambda: body.failure,
             )
 
-        if not self.forwarder.breakers[target.upstream].allow():
+        breaker = self.forwarder.breakers.get(target.upstream)
+        if breaker is not None and not breaker.allow():
             if target.fallback is None:
                 raise BreakerOpen(f"upstream {target.upstream!r} is unavailable (breaker open)")
             return await self._fall_back(target, outgoing, send, exchange)
@@ -253,7 +259,10 @@ class StranglerProxy:
     def _upstream_headers(
         self, request: _Request, name: str, request_id: str
     ) -> list[tuple[str, str]]:
-        upstream = self.forwarder.pools[name].upstream
+        pool = self.forwarder.pools.get(name)
+        if pool is None:  # removed by a reload while this request ran
+            raise UpstreamFailed(f"upstream {name!r} is no longer configured")
+        upstream = pool.upstream
         netloc = urlsplit(upstream.url).netloc
         if upstream.host_header == "client":
             host = request.host or netloc
@@ -288,8 +297,7 @@ class StranglerProxy:
 
     def _record(self, exchange: Exchange, seconds: float) -> None:
         route, upstream = exchange.route, exchange.upstream
-        self.metrics.requests.labels(route, upstream, exchange.method, str(exchange.status)).inc()
-        self.metrics.duration.labels(route, upstream).observe(seconds)
+        self.metrics.observe(route, upstream, exchange.method, exchange.status, seconds)
         if exchange.code:
             self.metrics.errors.labels(route, upstream, exchange.code).inc()
         if self.config.access_log and access_log.isEnabledFor(logging.INFO):

@@ -152,8 +152,9 @@ class Forwarder:
 
     async def exchange(self, name: str, outgoing: Outgoing, send: Send) -> int:
         """Send ``outgoing`` to upstream ``name`` and stream the answer; the status."""
-        pool = self.pools[name]
-        breaker = self.breakers[name]
+        pool, breaker = self.pools.get(name), self.breakers.get(name)
+        if pool is None or breaker is None:  # removed by a reload while this request ran
+            raise UpstreamFailed(f"upstream {name!r} is no longer configured")
         try:
             response = await self._request(pool, outgoing)
         except Exception as exc:

@@ -128,8 +128,11 @@ class TableHolder:
         """Poll the file and reload on change (run as a task; cancel to stop)."""
         while True:
             await asyncio.sleep(interval)
-            if self.changed_on_disk():
-                self.reload()
+            try:
+                if self.changed_on_disk():
+                    self.reload()
+            except Exception:  # the watcher must outlive any one bad reload
+                log.exception("route table watcher failed; still serving %s", self.current.hash)
 
     def _refuse(self, issues: list[str]) -> None:
         self.last_error = ReloadError(time.time(), tuple(issues))

@@ -14,6 +14,8 @@ strangler_proxy_table_info{version, hash}
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from strangler_proxy.breaker import BreakerState
@@ -27,6 +29,7 @@ class ProxyMetrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
+        self._children: dict[tuple[str, str, str, int], tuple[Any, Any]] = {}
         r = self.registry
         p = "strangler_proxy_"
         self.requests = Counter(
@@ -67,6 +70,20 @@ class ProxyMetrics:
         self.table_info = Gauge(
             p + "table_info", "The route table serving.", ["version", "hash"], registry=r
         )
+
+    def observe(self, route: str, upstream: str, method: str, status: int, seconds: float) -> None:
+        """Count one answered request (labelled children cached: this is the hot path)."""
+        key = (route, upstream, method, status)
+        children = self._children.get(key)
+        if children is None:
+            children = (
+                self.requests.labels(route, upstream, method, str(status)),
+                self.duration.labels(route, upstream),
+            )
+            if len(self._children) < 10_000:
+                self._children[key] = children
+        children[0].inc()
+        children[1].observe(seconds)
 
     def breaker_changed(self, upstream: str, state: BreakerState) -> None:
         self.breaker_state.labels(upstream).set(_STATE_VALUE[state])
