@@ -23,9 +23,11 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMappi
 from dataclasses import dataclass
 from typing import Any
 
+from prometheus_client import CollectorRegistry
+
 from strangler_proxy.compare import CompareRules
 from strangler_proxy.exchange import CapturedRequest, CapturedResponse
-from strangler_proxy.mirror import MirrorEngine, ShadowRoute, Submitted
+from strangler_proxy.mirror import MirrorEngine, MirrorMetrics, ShadowRoute, Submitted
 from strangler_proxy.noise import NoiseLearner
 from strangler_proxy.shadow_store import DEFAULT_PREFIX, RedisShadowStore, ShadowResults
 
@@ -156,8 +158,13 @@ class Shadowing:
         self.skipped_large = 0
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> Shadowing:
-        """An engine recording into Redis when ``STRANGLER_REDIS_URL`` is set."""
+    def from_env(
+        cls, environ: Mapping[str, str] | None = None, *, registry: CollectorRegistry | None = None
+    ) -> Shadowing:
+        """An engine recording into Redis when ``STRANGLER_REDIS_URL`` is set.
+
+        ``registry``: the proxy's Prometheus registry (the ``strangler_shadow_*`` series).
+        """
         settings = ShadowSettings.from_env(environ)
         store: ShadowResults | None = None
         if settings.redis_url:
@@ -168,6 +175,7 @@ class Shadowing:
             queue_size=settings.queue_size,
             concurrency=settings.concurrency,
             timeout=settings.timeout,
+            metrics=MirrorMetrics(registry) if registry is not None else None,
         )
         return cls(engine, settings)
 

@@ -33,6 +33,7 @@ class RouteReport:
     counts: Counts
     top_fields: list[tuple[str, int]]
     examples: list[dict[str, Any]]
+    series: list[tuple[float, Counts]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -41,6 +42,10 @@ class RouteReport:
             **self.counts.to_dict(),
             "top_fields": [{"path": path, "count": count} for path, count in self.top_fields],
             "examples": self.examples,
+            "series": [
+                {"at": _iso(at), "compared": c.compared, "match_rate": c.match_rate}
+                for at, c in self.series
+            ],
         }
 
 
@@ -90,6 +95,7 @@ def build_report(
             counts=store.counts(route=name, since=since),
             top_fields=store.top_fields(name, since=since, limit=top),
             examples=_trim(store.samples(name, since=since, limit=examples)),
+            series=store.series(name, since=since),
         )
         for name in names
     ]

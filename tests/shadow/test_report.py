@@ -30,6 +30,7 @@ def test_json_report(filled: MemoryShadowStore) -> None:
     assert {f["path"] for f in detail["top_fields"]} == {"root['name']", "root['title']"}
     assert detail["examples"][0]["request"] == "GET /api/v1/products/1/"
     assert document["totals"]["compared"] == 5
+    assert sum(point["compared"] for point in detail["series"]) == 4
 
 
 def test_table_report_names_routes_rates_and_paths(filled: MemoryShadowStore) -> None:
