@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -335,3 +336,20 @@ async def test_streams_large_responses(
     await proxy.stop()
     assert response.json()["body_length"] == 300_000
     assert "set-cookie" in response.headers  # passed through, never stored by the proxy
+
+
+async def test_streamed_body_over_the_limit_is_413(
+    tmp_path: Path, monolith: EchoUpstream, catalog: EchoUpstream
+) -> None:
+    proxy = make_proxy(tmp_path, table_text(monolith.url, catalog.url), max_body_bytes=100_000)
+
+    async def chunks() -> AsyncIterator[bytes]:
+        for _ in range(4):
+            yield b"c" * 40_000
+
+    async with client(proxy) as http:
+        response = await http.post("/upload", content=chunks())
+        fine = await http.post("/upload", content=b"d" * 90_000)
+    await proxy.stop()
+    assert response.status_code == 413 and response.json()["code"] == "body_too_large"
+    assert fine.json()["body_length"] == 90_000
