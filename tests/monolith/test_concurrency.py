@@ -84,7 +84,7 @@ def test_twenty_buyers_for_five_units(pg_monolith: tuple[ManagedProcess, str]) -
         client.headers["Authorization"] = f"Token {token}"
         product_id = _stock_up(client)
 
-    stop, seen = threading.Event(), []
+    stop, seen = threading.Event(), list[int]()
     watcher = threading.Thread(target=_watch_min_available, args=(database_url, stop, seen))
     watcher.start()
     barrier = threading.Barrier(BUYERS)
