@@ -26,7 +26,7 @@ from reconciler.exceptions import DatabaseError, RepairRefused
 from reconciler.history import AuditRecord, record_repairs
 from reconciler.report import Report
 from reconciler.schema import Role, inspect_pair
-from reconciler.segment import fetch_keys, reflected_table
+from reconciler.segment import fetch_keys
 from reconciler.sql import quote_ident
 
 Action = Literal["insert", "update", "delete"]
@@ -187,7 +187,9 @@ def apply_repair(
     written = 0
     for name in dict.fromkeys(action.table for action in plan.actions):
         table = mapping.table(name)
-        target_table = reflected_table(engine, getattr(table, f"{plan.target}_table"))
+        target_table = sa.Table(
+            getattr(table, f"{plan.target}_table"), sa.MetaData(), autoload_with=engine
+        )
         key_column = getattr(table.key, plan.target)
         actions = [a for a in plan.actions if a.table == name]
         for start in range(0, len(actions), batch_size):

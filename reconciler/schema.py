@@ -41,6 +41,13 @@ class SideSchema:
     key: str
     columns: tuple[str, ...]
     ops: tuple[Op, ...]
+    types: tuple[Any, ...] = ()
+
+    def selectable(self) -> sa.TableClause:
+        """A lightweight table of the key and mapped columns, typed as reflected."""
+        names = (self.key, *self.columns)
+        types = self.types or (None,) * len(names)
+        return sa.table(self.table, *(sa.column(n, t) for n, t in zip(names, types, strict=True)))
 
 
 @dataclass(frozen=True)
@@ -150,6 +157,7 @@ def _side(mapping: TableMapping, role: Role, engine: Engine) -> SideSchema:
         key=key,
         columns=tuple(getattr(field, role) for field in mapping.fields),
         ops=(key_op, *ops),
+        types=tuple(columns[name] for name in wanted),
     )
 
 

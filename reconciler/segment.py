@@ -99,7 +99,7 @@ class SideReader:
         return found
 
     def rows(self, where: sa.ColumnElement[bool] | sa.TextClause) -> dict[int, dict[str, Any]]:
-        table = reflected_table(self.conn.engine, self.side.table)
+        table = self.side.selectable()
         names = (self.side.key, *self.side.columns)
         query = sa.select(*(table.c[name] for name in names)).where(where)
         return {int(row[0]): dict(zip(names, row, strict=True)) for row in self.conn.execute(query)}
@@ -116,17 +116,6 @@ class SideReader:
         for chunk in _chunks(sorted(keys), FETCH_CHUNK):
             found.update(self.rows(key.in_(list(chunk))))
         return found
-
-
-_TABLES: dict[tuple[str, str], sa.Table] = {}
-
-
-def reflected_table(engine: Engine, name: str) -> sa.Table:
-    """The reflected table (its types convert fetched values), cached per engine URL."""
-    cache_key = (str(engine.url), name)
-    if cache_key not in _TABLES:
-        _TABLES[cache_key] = sa.Table(name, sa.MetaData(), autoload_with=engine)
-    return _TABLES[cache_key]
 
 
 def _differing(left: Buckets, right: Buckets, size: int, offset: int) -> list[Range]:

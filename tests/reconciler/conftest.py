@@ -6,6 +6,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from reconcile_tables import ENGINES, Pair, engine, monolith_metadata, service_metadata
 
 from migration_plans.mapping import mapping_for
@@ -19,6 +20,22 @@ def fast_options() -> ReconcileOptions:
     return FAST
 
 
+@pytest.fixture(scope="session")
+def pg_session_urls(pg_database: Callable[[str], str]) -> tuple[str, str]:
+    """One monolith and one service database for the whole session (emptied per test)."""
+    return pg_database("rec_monolith"), pg_database("rec_service")
+
+
+@pytest.fixture
+def pg_urls(pg_session_urls: tuple[str, str]) -> tuple[str, str]:
+    """The session's PostgreSQL pair, emptied: creating databases per test is slow."""
+    for url in pg_session_urls:
+        with engine(url).begin() as conn:
+            conn.execute(sa.text("DROP SCHEMA public CASCADE"))
+            conn.execute(sa.text("CREATE SCHEMA public"))
+    return pg_session_urls
+
+
 @pytest.fixture
 def make_pair(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Callable[[str], Pair]]:
     """Factory: ``make_pair("sqlite" | "pg")`` -> two fresh databases with the tables."""
@@ -29,8 +46,7 @@ def make_pair(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Callab
         if backend == "sqlite":
             urls = (f"sqlite:///{tmp_path}/monolith{n}.db", f"sqlite:///{tmp_path}/service{n}.db")
         else:
-            pg_database = request.getfixturevalue("pg_database")
-            urls = (pg_database("monolith"), pg_database("service"))
+            urls = request.getfixturevalue("pg_urls")
         monolith_metadata.create_all(engine(urls[0]))
         service_metadata.create_all(engine(urls[1]))
         return Pair(backend, urls[0], urls[1], mapping_for("catalog"))

@@ -143,8 +143,8 @@ ROWS: list[dict[str, Any]] = [
 def backend_urls(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, str]:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path}/m.db", f"sqlite:///{tmp_path}/s.db"
-    make = request.getfixturevalue("pg_database")
-    return make("canon_m"), make("canon_s")
+    urls: tuple[str, str] = request.getfixturevalue("pg_urls")
+    return urls
 
 
 def _as_stored(url: str, row: dict[str, Any]) -> dict[str, Any]:
@@ -188,8 +188,6 @@ def _hashes(urls: tuple[str, str], mode: str) -> tuple[dict[int, int], dict[int,
 
 def _reference() -> dict[int, int]:
     """Hashes of the Python reference rendering of the canonical (service-form) rows."""
-    monolith = engine_for("sqlite://")
-    del monolith
     ops = []
     for field in MAPPING.fields:
         kind = {
@@ -230,17 +228,18 @@ def test_canonical_hashes_equal_on_both_sides_and_the_python_reference(
     assert monolith == _reference()
 
 
-def test_hashtext_mode_agrees_between_postgresql_sides(pg_database: Any) -> None:
-    urls = (pg_database("canon_m"), pg_database("canon_s"))
+def test_hashtext_mode_agrees_between_postgresql_sides(pg_urls: tuple[str, str]) -> None:
+    urls = pg_urls
     _load(urls)
     monolith, service = _hashes(urls, "hashtext")
     assert monolith == service
     assert len(set(monolith.values())) == len(ROWS)
 
 
-def test_sqlite_and_postgresql_render_the_same_rows_alike(tmp_path: Path, pg_database: Any) -> None:
+def test_sqlite_and_postgresql_render_the_same_rows_alike(
+    tmp_path: Path, pg_urls: tuple[str, str]
+) -> None:
     sqlite_urls = (f"sqlite:///{tmp_path}/m.db", f"sqlite:///{tmp_path}/s.db")
-    pg_urls = (pg_database("canon_m"), pg_database("canon_s"))
     _load(sqlite_urls)
     _load(pg_urls)
     assert _hashes(sqlite_urls, "md5") == _hashes(pg_urls, "md5")
