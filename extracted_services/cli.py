@@ -1,9 +1,9 @@
 """`strangler service` commands. Imports inside commands stay lazy: the CLI must start fast.
 
-    strangler service serve catalog --port 8101
-    strangler service migrate catalog                  # CATALOG_DATABASE_URL to head
-    strangler service migrate catalog --sql            # print the SQL instead (offline)
-    strangler service downgrade catalog --revision base
+strangler service serve catalog --port 8101
+strangler service migrate catalog                  # CATALOG_DATABASE_URL to head
+strangler service migrate catalog --sql            # print the SQL instead (offline)
+strangler service downgrade catalog --revision base
 """
 
 from __future__ import annotations

@@ -80,6 +80,13 @@ def _message(error: Mapping[str, Any]) -> str:
     return _MESSAGES[kind].format(**context)
 
 
+def _object_level(error: Mapping[str, Any]) -> bool:
+    kind, value = str(error["type"]), error.get("input")
+    if kind not in _OBJECT_LEVEL or value is None:
+        return False
+    return not (kind == "too_short" and isinstance(value, str))
+
+
 def drf_fields(
     errors: Iterable[Mapping[str, Any]], *, skip_prefix: int = 0, prefix: str = ""
 ) -> dict[str, list[str]]:
@@ -88,7 +95,7 @@ def drf_fields(
     for error in errors:
         location = [prefix] if prefix else []
         location += [str(part) for part in tuple(error.get("loc") or ())[skip_prefix:]]
-        if str(error["type"]) in _OBJECT_LEVEL and not isinstance(error.get("input"), str | None):
+        if _object_level(error):
             location.append("non_field_errors")
         name = ".".join(location) or "non_field_errors"
         message = _message(error)
