@@ -6,6 +6,7 @@ Broker and result backend come from the environment:
 - ``STRANGLER_RESULT_BACKEND`` (default: the Redis broker itself, or
   ``db+sqlite:///var/results.sqlite3`` for the embedded broker)
 - ``STRANGLER_RECONCILE_QUEUE`` (default ``reconciler``)
+- ``STRANGLER_RECONCILE_METRICS_PORT``: serve the Prometheus gauges from the worker
 
 Run a worker and the scheduler::
 
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from celery import Celery
+from celery.signals import worker_ready
 
 DEFAULT_BROKER = "sqla+sqlite:///var/broker.sqlite3"
 DEFAULT_BACKEND = "db+sqlite:///var/results.sqlite3"
@@ -78,6 +80,15 @@ def make_celery(
         beat_schedule=beat_schedule(),
     )
     return app
+
+
+@worker_ready.connect
+def _serve_metrics(**_kwargs: Any) -> None:
+    port = os.environ.get("STRANGLER_RECONCILE_METRICS_PORT")
+    if port:
+        from prometheus_client import start_http_server
+
+        start_http_server(int(port))
 
 
 app = make_celery()

@@ -208,17 +208,33 @@ def _mark_in_flight(
     return [d.model_copy(update={"in_flight": True}) if d.key in keys else d for d in divergences]
 
 
-def reconcile_pair(
+def prepare_pair(
+    pair: PairSchema, urls: tuple[str, str], options: ReconcileOptions
+) -> tuple[list[SegmentSpec], list[str]]:
+    """The segments covering both tables' keys, and notes (statistics created)."""
+    engines = (engine_for(urls[0]), engine_for(urls[1]))
+    bounds = key_bounds(pair, *engines)
+    specs = plan_segments(pair, urls, bounds, options) if bounds else []
+    notes = []
+    if specs and specs[0].offset == 0 and options.create_statistics:
+        for role, engine in zip(("monolith", "service"), engines, strict=True):
+            note = ensure_statistics(
+                engine, pair, role, options.levels[0], options.statistics_min_rows
+            )
+            if note:
+                notes.append(note)
+    return specs, notes
+
+
+def finish_pair(
     pair: PairSchema,
     urls: tuple[str, str],
+    results: Sequence[SegmentResult],
     *,
     options: ReconcileOptions,
-    executor: Executor,
     pending: PendingChanges,
-    progress: ProgressCallback | None = None,
 ) -> TableReport:
-    """Compare one checked pair end to end."""
-    started = time.perf_counter()
+    """Re-check what the segments found, mark in-flight keys, total it up."""
     mapping = pair.mapping
     report = TableReport(
         name=mapping.name,
@@ -226,26 +242,6 @@ def reconcile_pair(
         service_table=mapping.service_table,
     )
     engines = (engine_for(urls[0]), engine_for(urls[1]))
-    bounds = key_bounds(pair, *engines)
-    specs = plan_segments(pair, urls, bounds, options) if bounds else []
-    if specs and specs[0].offset == 0 and options.create_statistics:
-        for role, engine in zip(("monolith", "service"), engines, strict=True):
-            note = ensure_statistics(
-                engine, pair, role, options.levels[0], options.statistics_min_rows
-            )
-            if note:
-                report.notes.append(note)
-    state = Progress(table=mapping.name, segments_total=len(specs))
-
-    def on_done(result: SegmentResult) -> None:
-        state.segments_done += 1
-        state.rows_done += result.monolith_rows + result.service_rows
-        if progress:
-            progress(state)
-
-    if progress:
-        progress(state)
-    results = executor.run(specs, on_done)
     found = [d for result in results for d in result.divergences]
     settled, report.resolved_on_recheck = recheck(pair, engines, found, options)
     report.divergences = _mark_in_flight(pair, settled, pending)
@@ -262,6 +258,34 @@ def reconcile_pair(
         report.monolith_rows,
         report.service_rows,
     )
+    return report
+
+
+def reconcile_pair(
+    pair: PairSchema,
+    urls: tuple[str, str],
+    *,
+    options: ReconcileOptions,
+    executor: Executor,
+    pending: PendingChanges,
+    progress: ProgressCallback | None = None,
+) -> TableReport:
+    """Compare one checked pair end to end."""
+    started = time.perf_counter()
+    specs, notes = prepare_pair(pair, urls, options)
+    state = Progress(table=pair.mapping.name, segments_total=len(specs))
+
+    def on_done(result: SegmentResult) -> None:
+        state.segments_done += 1
+        state.rows_done += result.monolith_rows + result.service_rows
+        if progress:
+            progress(state)
+
+    if progress:
+        progress(state)
+    results = executor.run(specs, on_done)
+    report = finish_pair(pair, urls, results, options=options, pending=pending)
+    report.notes = notes
     report.seconds = time.perf_counter() - started
     return report
 

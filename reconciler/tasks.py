@@ -1,7 +1,8 @@
 """Celery tasks and the executor that fans segments out to workers.
 
 ``reconciler.segment`` compares one key range (any worker, any machine);
-``reconciler.reconcile_context`` is what beat schedules: a whole run, stored in history.
+``reconciler.reconcile_context`` is what beat schedules: it fans a context's segments
+out as a chord whose callback (``reconciler.finish_run``) re-checks, reports and stores.
 
     report = reconcile(mapping, m_url, s_url, executor=CeleryExecutor(app, queue="reconciler"))
 """
@@ -11,10 +12,12 @@ from __future__ import annotations
 import os
 import socket
 import time
+import uuid
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
-from celery import Celery, group, shared_task
+from celery import Celery, chord, group, shared_task
 
 from reconciler.segment import SegmentResult, SegmentSpec, run_segment
 
@@ -29,18 +32,80 @@ def segment_task(spec: dict[str, Any]) -> dict[str, Any]:
 
 @shared_task(name="reconciler.reconcile_context")
 def reconcile_context_task(context: str) -> dict[str, Any]:
-    """Reconcile a whole context in this worker and store the run (scheduled by beat)."""
+    """What beat schedules: a context's segments fan out as a chord, the callback stores the run.
+
+    The task itself never waits on its subtasks (a worker blocked on its own
+    subtasks can deadlock a small pool); :func:`finish_run_task` collects them.
+    """
     from reconciler.config import resolve
-    from reconciler.history import record_run
-    from reconciler.runner import reconcile
+    from reconciler.connections import engine_for
+    from reconciler.runner import ReconcileOptions, prepare_pair
+    from reconciler.schema import inspect_pair
 
     target = resolve(context)
-    report = reconcile(
-        target.plan.mapping,
-        target.monolith_url,
-        target.service_url,
-        phase=target.plan.phase.value,
+    urls = (target.monolith_url, target.service_url)
+    monolith, service = engine_for(urls[0]), engine_for(urls[1])
+    pairs = [inspect_pair(table, monolith, service) for table in target.plan.mapping.tables]
+    specs: list[SegmentSpec] = []
+    notes: dict[str, list[str]] = {}
+    for pair in pairs:
+        pair_specs, notes[pair.mapping.name] = prepare_pair(pair, urls, ReconcileOptions())
+        specs.extend(pair_specs)
+    meta = {
+        "run_id": uuid.uuid4().hex,
+        "context": context,
+        "phase": target.plan.phase.value,
+        "urls": list(urls),
+        "started_at": datetime.now(UTC).isoformat(),
+        "started": time.time(),
+        "hash_mode": pairs[0].hash_mode if pairs else "",
+        "notes": notes,
+    }
+    if not specs:
+        return finish_run([], meta)
+    header = [segment_task.s(spec.model_dump(mode="json")) for spec in specs]
+    chord(header)(finish_run_task.s(meta))
+    return {"run_id": meta["run_id"], "segments": len(specs)}
+
+
+@shared_task(name="reconciler.finish_run")
+def finish_run_task(results: list[dict[str, Any]], meta: dict[str, Any]) -> dict[str, Any]:
+    """Chord callback: re-check, build the report, store it."""
+    return finish_run(results, meta)
+
+
+def finish_run(results: list[dict[str, Any]], meta: dict[str, Any]) -> dict[str, Any]:
+    from reconciler import metrics
+    from reconciler.config import resolve
+    from reconciler.connections import engine_for
+    from reconciler.history import record_run
+    from reconciler.pending import OutboxPending
+    from reconciler.report import Report
+    from reconciler.runner import ReconcileOptions, finish_pair
+    from reconciler.schema import inspect_pair
+
+    urls = (meta["urls"][0], meta["urls"][1])
+    monolith, service = engine_for(urls[0]), engine_for(urls[1])
+    segments = [SegmentResult.model_validate(value) for value in results]
+    report = Report(
+        run_id=meta["run_id"],
+        context=meta["context"],
+        phase=meta["phase"],
+        started_at=datetime.fromisoformat(meta["started_at"]),
+        hash_mode=meta["hash_mode"],
+        executor="celery",
     )
+    pending = OutboxPending(monolith, service)
+    for table in resolve(meta["context"]).plan.mapping.tables:
+        pair = inspect_pair(table, monolith, service)
+        mine = [segment for segment in segments if segment.table == table.name]
+        table_report = finish_pair(pair, urls, mine, options=ReconcileOptions(), pending=pending)
+        table_report.notes = meta["notes"].get(table.name, [])
+        metrics.observe(report.context, table_report)
+        report.tables.append(table_report)
+    report.finished_at = datetime.now(UTC)
+    report.seconds = time.time() - meta["started"]
+    report.settle()
     record_run(report)
     return {"run_id": report.run_id, "verdict": report.verdict.value}
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,6 +13,7 @@ from reconcile_tables import Pair, catalog_product, products
 
 from migration_plans.processes import ManagedProcess, wait_until
 from reconciler.celery_app import beat_schedule, make_celery
+from reconciler.history import last_runs_clean, load_report, recent_runs
 from reconciler.runner import ReconcileOptions, plan_segments, reconcile
 from reconciler.schema import inspect_pair
 from reconciler.segment import SegmentResult
@@ -29,7 +31,10 @@ def _comparable(report: Any) -> list[dict[str, Any]]:
 @pytest.mark.redis
 @pytest.mark.slow
 def test_two_workers_share_a_table_and_agree_with_in_process(
-    make_pair: MakePair, redis_url: str, processes: Callable[..., ManagedProcess]
+    make_pair: MakePair,
+    redis_url: str,
+    processes: Callable[..., ManagedProcess],
+    tmp_path: Path,
 ) -> None:
     pair = make_pair("pg")
     pair.seed(5000)
@@ -38,10 +43,14 @@ def test_two_workers_share_a_table_and_agree_with_in_process(
     pair.execute("monolith", catalog_product.delete().where(catalog_product.c.id == 4999))
 
     queue = f"reconcile-test-{uuid.uuid4().hex[:10]}"
+    control = f"sqlite:///{tmp_path}/control.db"
     env = {
         "STRANGLER_BROKER_URL": redis_url,
         "STRANGLER_RESULT_BACKEND": redis_url,
         "STRANGLER_RECONCILE_QUEUE": queue,
+        "STRANGLER_CONTROL_DB_URL": control,
+        "CATALOG_MONOLITH_DATABASE_URL": pair.monolith_url,
+        "CATALOG_DATABASE_URL": pair.service_url,
     }
     names = [f"w{n}-{queue}@localhost" for n in (1, 2)]
     for name in names:
@@ -89,6 +98,14 @@ def test_two_workers_share_a_table_and_agree_with_in_process(
     assert remote.executor == "celery" and local.executor == "local"
     assert _comparable(remote) == _comparable(local)
     assert [d.key for d in local.table("products").divergences] == [10, 2600, 4000, 4999]
+
+    # What beat schedules: the segments fan out as a chord, the callback stores the run.
+    app.send_task("reconciler.reconcile_context", args=("catalog",), queue=queue)
+    wait_until(lambda: recent_runs("catalog", url=control), timeout=90, what="a stored run")
+    stored = load_report(recent_runs("catalog", url=control)[0].run_id, url=control)
+    assert stored is not None and stored.executor == "celery"
+    assert [d.key for d in stored.table("products").divergences] == [10, 2600, 4000, 4999]
+    assert stored.verdict == "divergent" and not last_runs_clean("catalog", 1, url=control)
 
 
 def test_beat_schedules_each_context_at_its_plan_interval() -> None:
