@@ -211,7 +211,8 @@ class StranglerProxy:
         body = RequestBody(receive, declared=declared, chunked=chunked, limit=config.max_body_bytes)
         payload = await body.read() if body.small(config.buffer_bytes) else body.stream()
         query = scope.get("query_string", b"")
-        request = _Request(scope, path + ("?" + query.decode("latin-1") if query else ""), identity)
+        target_path = path + ("?" + query.decode("latin-1") if query else "")
+        request = _Request(scope, headers, target_path, identity)
         return await self._dispatch(
             target, request, None if body.empty else payload, body, send, exchange
         )
@@ -276,6 +277,7 @@ class StranglerProxy:
             client_host=request.client,
             scheme=request.scheme,
             host=host,
+            client_host_header=request.host,
             request_id=request_id,
             extra=extra,
         )
@@ -324,14 +326,16 @@ class _Request:
 
     __slots__ = ("client", "host", "identity", "method", "raw_headers", "scheme", "target")
 
-    def __init__(self, scope: Scope, target: str, identity: str | None) -> None:
+    def __init__(
+        self, scope: Scope, headers: dict[bytes, bytes], target: str, identity: str | None
+    ) -> None:
         self.method: str = scope["method"]
         self.target = target
         self.identity = identity
         self.raw_headers: list[tuple[bytes, bytes]] = scope["headers"]
         self.client: str = scope["client"][0] if scope.get("client") else ""
         self.scheme: str = scope.get("scheme", "http")
-        self.host = next((v.decode("latin-1") for k, v in self.raw_headers if k == b"host"), "")
+        self.host = headers.get(b"host", b"").decode("latin-1")
 
 
 async def _send_error(send: Send, exc: ProxyError, request_id: str) -> None:

@@ -11,8 +11,8 @@ id is added.
 
 from __future__ import annotations
 
+import os
 import re
-import uuid
 from collections.abc import Iterable
 
 from strangler_proxy.exceptions import BadRequest, HeadersTooLarge
@@ -33,22 +33,17 @@ def request_id_from(headers: dict[bytes, bytes]) -> str:
     value = headers.get(b"x-request-id")
     if value is not None and _REQUEST_ID.fullmatch(value):
         return value.decode("ascii")
-    return uuid.uuid4().hex
+    return os.urandom(16).hex()
 
 
-def connection_tokens(headers: RawHeaders) -> frozenset[bytes]:
-    """Header names the ``Connection`` header declares hop-by-hop."""
-    names: set[bytes] = set()
-    for name, value in headers:
-        if name.lower() == b"connection":
-            names.update(token.strip().lower() for token in value.split(b","))
-    return frozenset(names)
+def connection_tokens(value: bytes) -> frozenset[bytes]:
+    """Header names a ``Connection`` header value declares hop-by-hop."""
+    return frozenset(token.strip().lower() for token in value.split(b","))
 
 
-def _drop(name: bytes, named: frozenset[bytes]) -> bool:
+def _drop(name: bytes) -> bool:
     return (
         name in HOP_BY_HOP
-        or name in named
         or name in _UNTRUSTED
         or name in _SET_BY_CLIENT_LIBRARY
         or name.startswith(_UNTRUSTED_PREFIXES)
@@ -61,44 +56,43 @@ def upstream_headers(
     client_host: str,
     scheme: str,
     host: str,
+    client_host_header: str,
     request_id: str,
     extra: Iterable[tuple[str, str]] = (),
 ) -> list[tuple[str, str]]:
-    """Headers to send upstream for a request whose ASGI headers are ``raw``."""
-    named = connection_tokens(raw)
-    out = [
-        (name.decode("latin-1"), value.decode("latin-1"))
-        for name, value in raw
-        if not _drop(name, named)
-    ]
+    """Headers to send upstream for a request whose (lower-case) ASGI headers are ``raw``."""
+    named: frozenset[bytes] = frozenset()
+    out: list[tuple[str, str]] = []
+    for name, value in raw:
+        if name == b"connection":
+            named |= connection_tokens(value)
+        elif not _drop(name):
+            out.append((name.decode("latin-1"), value.decode("latin-1")))
+    if named:
+        out = [(name, value) for name, value in out if name.encode("latin-1") not in named]
     out.append(("Host", host))
     out.append(("X-Forwarded-For", client_host))
     out.append(("X-Forwarded-Proto", scheme))
-    out.append(("X-Forwarded-Host", _client_host_header(raw)))
+    out.append(("X-Forwarded-Host", client_host_header))
     out.append(("X-Request-ID", request_id))
     out.extend(extra)
     return out
 
 
-def _client_host_header(raw: list[tuple[bytes, bytes]]) -> str:
-    for name, value in raw:
-        if name == b"host":
-            return value.decode("latin-1")
-    return ""
-
-
 def client_headers(raw: RawHeaders, request_id: str) -> list[tuple[bytes, bytes]]:
     """Response headers for the client from the upstream's raw response headers."""
-    pairs = list(raw)
-    named = connection_tokens(pairs)
+    named: frozenset[bytes] = frozenset()
     out = []
     has_id = False
-    for name, value in pairs:
+    for name, value in raw:
         lower = name.lower()
-        if lower in HOP_BY_HOP or lower in named or lower.startswith(b"proxy-"):
-            continue
-        has_id = has_id or lower == b"x-request-id"
-        out.append((lower, value))
+        if lower == b"connection":
+            named |= connection_tokens(value)
+        elif lower not in HOP_BY_HOP and not lower.startswith(b"proxy-"):
+            has_id = has_id or lower == b"x-request-id"
+            out.append((lower, value))
+    if named:
+        out = [(name, value) for name, value in out if name not in named]
     if not has_id:
         out.append((b"x-request-id", request_id.encode("ascii")))
     return out
