@@ -13,9 +13,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event, make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from migration_plans.databases import sqlalchemy_url
@@ -40,6 +41,15 @@ def _pin_session(dbapi_connection: Any, _record: Any) -> None:
 
 def _sqlite_busy(dbapi_connection: Any, _record: Any) -> None:
     dbapi_connection.execute("PRAGMA busy_timeout = 10000")
+
+
+def require_database(url: str) -> None:
+    """Refuse a SQLite file that does not exist (connecting would silently create it)."""
+    parsed = make_url(sqlalchemy_url(url))
+    database = parsed.database or ""
+    in_file = parsed.get_backend_name() == "sqlite" and database not in ("", ":memory:")
+    if in_file and not Path(database).exists():
+        raise DatabaseError(f"SQLite database {database} does not exist")
 
 
 @lru_cache(maxsize=32)

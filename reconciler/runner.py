@@ -25,7 +25,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from migration_plans.mapping import ContextMapping, TableMapping
 from reconciler import metrics
-from reconciler.connections import engine_for
+from reconciler.connections import engine_for, require_database
 from reconciler.diff import Divergence, root_cause_hints
 from reconciler.exceptions import ReconcileError, UnknownTable
 from reconciler.pending import OutboxPending, PendingChanges
@@ -307,6 +307,8 @@ def reconcile(
     started_at = datetime.now(UTC)
     started = time.perf_counter()
     selected = select_tables(mapping, tables)
+    for url in (monolith_url, service_url):
+        require_database(url)
     monolith, service = engine_for(monolith_url), engine_for(service_url)
     pairs = [inspect_pair(table, monolith, service, options.hash_mode) for table in selected]
     executor = executor or LocalExecutor({pair.mapping.name: pair for pair in pairs})

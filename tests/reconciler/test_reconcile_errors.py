@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
 from reconcile_tables import Pair, engine
 
-from migration_plans.mapping import ContextMapping, TableMapping
+from migration_plans.mapping import ContextMapping, TableMapping, mapping_for
 from reconciler import segment
 from reconciler.config import load_context_plan
 from reconciler.exceptions import (
+    DatabaseError,
     KeyTypeMismatch,
     MissingColumn,
     MissingPrimaryKey,
@@ -110,3 +112,10 @@ def test_mismatched_key_types(
 def test_bad_options_are_refused() -> None:
     with pytest.raises(ValueError, match="must divide"):
         ReconcileOptions(levels=(1000, 32))
+
+
+def test_missing_sqlite_file_is_not_created(tmp_path: Path, fast_options: ReconcileOptions) -> None:
+    missing = tmp_path / "nope.db"
+    with pytest.raises(DatabaseError, match="does not exist"):
+        reconcile(mapping_for("catalog"), f"sqlite:///{missing}", f"sqlite:///{missing}")
+    assert not missing.exists()
