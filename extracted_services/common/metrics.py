@@ -10,6 +10,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from extracted_services.common.logs import request_id_var
+
 REQUESTS = Counter(
     "strangler_service_http_requests_total",
     "HTTP requests handled by an extracted service.",
@@ -68,6 +70,7 @@ class MetricsMiddleware:
                     "path": scope["path"],
                     "status": status,
                     "duration_ms": round(elapsed * 1000, 3),
+                    "request_id": request_id_var.get(),
                 },
             )
 
