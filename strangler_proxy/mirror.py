@@ -73,6 +73,7 @@ class ShadowRoute:
     side_effect_free: bool = False
     rules: CompareRules = field(default_factory=CompareRules)
     second_primary_url: str | None = None
+    upstream: str = ""  # the route table's name for the shadow upstream
 
 
 class Submitted(StrEnum):

@@ -7,9 +7,12 @@ response, up to ``max_response_bytes``. After the response is complete the proxy
 calls :meth:`Tap.finish`, which hands request copy and response to the
 :class:`~strangler_proxy.mirror.MirrorEngine` (never awaited; a full queue drops).
 
-    tap = shadowing.begin(target, method, path_qs, headers, body)
+    tap = shadowing.begin(route, method, path_qs, body, send, headers_for_upstream)
     status = await forward(..., send=tap.send if tap else send)
     if tap: tap.finish()
+
+A route with ``record: {sample_rate: 0.01}`` also has a sample of its exchanges
+written (redacted) to a mitmproxy flow file by :class:`~strangler_proxy.recorder.FlowRecorder`.
 
 Configuration comes from the environment (``STRANGLER_SHADOW_*``), the rules from the
 route table.
@@ -17,18 +20,23 @@ route table.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
+import random
 from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from prometheus_client import CollectorRegistry
 
+from strangler_proxy.captures import CaptureError
 from strangler_proxy.compare import CompareRules
 from strangler_proxy.exchange import CapturedRequest, CapturedResponse
 from strangler_proxy.mirror import MirrorEngine, MirrorMetrics, ShadowRoute, Submitted
 from strangler_proxy.noise import NoiseLearner
+from strangler_proxy.recorder import FlowRecorder
 from strangler_proxy.shadow_store import DEFAULT_PREFIX, RedisShadowStore, ShadowResults
 
 __all__ = ["ShadowSettings", "Shadowing", "Tap", "shadow_routes"]
@@ -50,6 +58,7 @@ class ShadowSettings:
     max_response_bytes: int = 1024 * 1024
     redis_url: str | None = None
     prefix: str = DEFAULT_PREFIX
+    record_file: Path = Path(f"var/record/proxy-{os.getpid()}.flows")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ShadowSettings:
@@ -67,29 +76,56 @@ class ShadowSettings:
             max_response_bytes=int(number("MAX_RESPONSE_BYTES", cls.max_response_bytes)),
             redis_url=env.get("STRANGLER_REDIS_URL") or None,
             prefix=env.get("STRANGLER_SHADOW_PREFIX", DEFAULT_PREFIX),
+            record_file=Path(env.get("STRANGLER_RECORD_FILE") or cls.record_file),
         )
+
+
+def _shadow_route(table: Any, context: str, route: Any) -> ShadowRoute | None:
+    shadow = route.shadow
+    if shadow is None or shadow.upstream not in table.upstreams:
+        return None
+    calibrate = getattr(shadow, "calibrate", None)
+    return ShadowRoute(
+        name=route.name,
+        shadow_url=table.upstreams[shadow.upstream].url.rstrip("/"),
+        context=context,
+        sample_rate=shadow.sample_rate,
+        side_effect_free=shadow.side_effect_free,
+        rules=CompareRules.coerce(shadow.compare),
+        second_primary_url=(
+            table.upstreams[calibrate].url.rstrip("/") if calibrate in table.upstreams else None
+        ),
+        upstream=shadow.upstream,
+    )
 
 
 def shadow_routes(table: Any) -> dict[int, ShadowRoute]:
     """``id(route) -> ShadowRoute`` for every route of a route table with a shadow block."""
-    found: dict[int, ShadowRoute] = {}
+    found = {}
     for _, context, route in table.located_routes():
-        shadow = route.shadow
-        if shadow is None or shadow.upstream not in table.upstreams:
-            continue
-        calibrate = getattr(shadow, "calibrate", None)
-        found[id(route)] = ShadowRoute(
-            name=route.name,
-            shadow_url=table.upstreams[shadow.upstream].url.rstrip("/"),
-            context=context,
-            sample_rate=shadow.sample_rate,
-            side_effect_free=shadow.side_effect_free,
-            rules=CompareRules.coerce(shadow.compare),
-            second_primary_url=(
-                table.upstreams[calibrate].url.rstrip("/") if calibrate in table.upstreams else None
-            ),
-        )
+        shadow = _shadow_route(table, context, route)
+        if shadow is not None:
+            found[id(route)] = shadow
     return found
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """What happens to a route's traffic: mirrored (``shadow``), recorded (``record_rate``)."""
+
+    shadow: ShadowRoute | None
+    record_rate: float = 0.0
+
+
+def _plans(table: Any) -> dict[int, _Plan]:
+    plans = {}
+    for _, context, route in table.located_routes():
+        shadow = _shadow_route(table, context, route)
+        record = getattr(route, "record", None)
+        rate = float(getattr(record, "sample_rate", 0.0)) if record is not None else 0.0
+        if shadow is not None or rate > 0:
+            plans[id(route)] = _Plan(shadow, rate)
+    return plans
 
 
 def _text_headers(raw: Iterable[tuple[bytes | str, bytes | str]]) -> tuple[tuple[str, str], ...]:
@@ -102,24 +138,37 @@ def _text_headers(raw: Iterable[tuple[bytes | str, bytes | str]]) -> tuple[tuple
     )
 
 
+HeadersFor = Callable[[str], Iterable[tuple[bytes | str, bytes | str]]]
+
+
 class Tap:
     """A ``send`` that forwards everything and keeps a bounded copy of the response."""
 
-    __slots__ = ("_chunks", "_engine", "_headers", "_request", "_route", "_size", "_status", "send")
+    __slots__ = (
+        "_chunks",
+        "_headers",
+        "_owner",
+        "_record",
+        "_request",
+        "_room",
+        "_route",
+        "_status",
+        "send",
+    )
 
     def __init__(
         self,
-        engine: MirrorEngine,
-        route: ShadowRoute,
+        owner: Shadowing,
+        route: ShadowRoute | None,
+        record: bool,
         request: CapturedRequest,
         send: Send,
-        limit: int,
     ) -> None:
-        self._engine, self._route, self._request = engine, route, request
+        self._owner, self._route, self._record, self._request = owner, route, record, request
         self._status = 0
         self._headers: Sequence[tuple[bytes, bytes]] = ()
         self._chunks: list[bytes] | None = []
-        self._size = limit
+        self._room = owner.settings.max_response_bytes
         self.send = self._wrap(send)
 
     def _wrap(self, send: Send) -> Send:
@@ -129,33 +178,47 @@ class Tap:
                 self._status, self._headers = message["status"], message.get("headers", ())
             elif message["type"] == "http.response.body" and self._chunks is not None:
                 chunk = message.get("body", b"")
-                self._size -= len(chunk)
-                if self._size < 0:
-                    self._chunks = None  # too large to compare: not mirrored
+                self._room -= len(chunk)
+                if self._room < 0:
+                    self._chunks = None  # too large to compare: neither mirrored nor recorded
                 else:
                     self._chunks.append(chunk)
 
         return tapped
 
     def finish(self) -> Submitted | None:
-        """Hand the copy to the engine (None when the response was not captured whole)."""
+        """Hand the copies over (None when the response was not captured whole)."""
         if self._chunks is None or not self._status:
+            self._owner.skipped_large += self._chunks is None
             return None
         response = CapturedResponse(
             self._status, _text_headers(self._headers), b"".join(self._chunks)
         )
-        return self._engine.submit(self._route, self._request, response)
+        if self._record and self._owner.recorder is not None:
+            self._owner.recorder.submit(self._request, response)
+        if self._route is None:
+            return None
+        return self._owner.engine.submit(self._route, self._request, response)
 
 
 class Shadowing:
-    """The proxy's side of mirroring: route lookup, body size cap, taps, engine lifecycle."""
+    """The proxy's side of mirroring and recording: route plans, size caps, taps, lifecycle."""
 
-    def __init__(self, engine: MirrorEngine, settings: ShadowSettings | None = None) -> None:
+    def __init__(
+        self,
+        engine: MirrorEngine,
+        settings: ShadowSettings | None = None,
+        *,
+        recorder: FlowRecorder | None = None,
+        sample: Callable[[], float] = random.random,
+    ) -> None:
         self.engine = engine
         self.settings = settings or ShadowSettings()
-        self._routes: dict[int, ShadowRoute] = {}
-        self._table: Any = None
+        self.recorder = recorder
         self.skipped_large = 0
+        self._plans: dict[int, _Plan] = {}
+        self._table: Any = None
+        self._sample = sample
 
     @classmethod
     def from_env(
@@ -164,6 +227,8 @@ class Shadowing:
         """An engine recording into Redis when ``STRANGLER_REDIS_URL`` is set.
 
         ``registry``: the proxy's Prometheus registry (the ``strangler_shadow_*`` series).
+        Recording writes to ``STRANGLER_RECORD_FILE`` (default
+        ``var/record/proxy-<pid>.flows``), started when a route first asks for it.
         """
         settings = ShadowSettings.from_env(environ)
         store: ShadowResults | None = None
@@ -180,26 +245,42 @@ class Shadowing:
         return cls(engine, settings)
 
     def sync(self, table: Any) -> None:
-        """Take the shadow blocks of a (re)loaded route table."""
+        """Take the shadow and record blocks of a (re)loaded route table."""
         self._table = table  # keeps the route objects (and so their ids) alive
-        self._routes = shadow_routes(table)
+        self._plans = _plans(table)
 
     @property
     def active(self) -> bool:
-        return bool(self._routes)
+        return bool(self._plans)
+
+    def _recording(self, rate: float) -> bool:
+        if rate <= 0 or (rate < 1.0 and self._sample() >= rate):
+            return False
+        if self.recorder is None:
+            try:
+                self.recorder = FlowRecorder(self.settings.record_file).start()
+            except CaptureError:
+                log.exception("cannot record traffic")
+                self._plans = {k: _Plan(p.shadow) for k, p in self._plans.items()}
+                return False
+        return True
 
     def begin(
         self,
         route: Any,
         method: str,
         target: str,
-        headers: Iterable[tuple[bytes | str, bytes | str]],
         body: object,
         send: Send,
+        headers: HeadersFor,
     ) -> Tap | None:
-        """A tap when ``route`` mirrors and the body was buffered within the cap."""
-        shadow = self._routes.get(id(route)) if route is not None else None
-        if shadow is None:
+        """A tap when ``route`` mirrors or records and the body was buffered within the cap.
+
+        ``headers(upstream)`` gives the request headers as the proxy would send them to
+        that upstream (called only when a tap is made).
+        """
+        plan = self._plans.get(id(route)) if route is not None else None
+        if plan is None:
             return None
         if body is not None and not isinstance(body, bytes):
             self.skipped_large += 1  # streamed body: no copy to send
@@ -208,9 +289,17 @@ class Shadowing:
         if len(payload) > self.settings.max_request_bytes:
             self.skipped_large += 1
             return None
-        self.engine.start()
-        request = CapturedRequest(method, target, _text_headers(headers), payload)
-        return Tap(self.engine, shadow, request, send, self.settings.max_response_bytes)
+        record = self._recording(plan.record_rate)
+        if plan.shadow is None and not record:
+            return None
+        if plan.shadow is not None:
+            self.engine.start()
+        upstream = plan.shadow.upstream if plan.shadow is not None else ""
+        request = CapturedRequest(method, target, _text_headers(headers(upstream)), payload)
+        return Tap(self, plan.shadow, record, request, send)
 
     async def close(self) -> None:
         await self.engine.close()
+        if self.recorder is not None:
+            await asyncio.to_thread(self.recorder.close)
+            self.recorder = None

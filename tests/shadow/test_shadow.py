@@ -11,7 +11,7 @@ from prometheus_client import CollectorRegistry
 
 from strangler_proxy.loader import parse_table
 from strangler_proxy.mirror import MirrorEngine, MirrorMetrics, Submitted
-from strangler_proxy.shadow import Shadowing, ShadowSettings, shadow_routes
+from strangler_proxy.shadow import Shadowing, ShadowSettings, _Plan, shadow_routes
 from strangler_proxy.shadow_store import RedisShadowStore
 
 from .conftest import Shops
@@ -88,11 +88,19 @@ def test_tap_passes_the_response_through_and_mirrors_a_copy(
 
     async def run() -> Submitted | None:
         path = "/api/v1/products/1/"
+        asked: list[str] = []
+
+        def headers(upstream: str) -> list[tuple[bytes, bytes]]:
+            asked.append(upstream)
+            return [(b"accept", b"*/*")]
+
+        categories_path = "/api/v1/categories/"
         assert (
-            shadowing.begin(categories, "GET", "/api/v1/categories/", [], None, client_send) is None
+            shadowing.begin(categories, "GET", categories_path, None, client_send, headers) is None
         )
-        assert shadowing.begin(detail, "GET", path, [], b"x" * 11, client_send) is None
-        tap = shadowing.begin(detail, "GET", path, [(b"accept", b"*/*")], None, client_send)
+        assert shadowing.begin(detail, "GET", path, b"x" * 11, client_send, headers) is None
+        tap = shadowing.begin(detail, "GET", path, None, client_send, headers)
+        assert asked == ["catalog"]
         assert tap is not None
         for message in messages:
             await tap.send(message)
@@ -118,13 +126,13 @@ def test_oversized_responses_are_not_mirrored() -> None:
     route = Route()
     from strangler_proxy.mirror import ShadowRoute
 
-    shadowing._routes = {id(route): ShadowRoute("r", "http://127.0.0.1:9")}
+    shadowing._plans = {id(route): _Plan(ShadowRoute("r", "http://127.0.0.1:9"))}
 
     async def noop(message: Any) -> None:
         return None
 
     async def run() -> Submitted | None:
-        tap = shadowing.begin(route, "GET", "/", [], None, noop)
+        tap = shadowing.begin(route, "GET", "/", None, noop, lambda upstream: [])
         assert tap is not None
         await tap.send({"type": "http.response.start", "status": 200, "headers": []})
         await tap.send({"type": "http.response.body", "body": b"0123456789"})
@@ -134,3 +142,44 @@ def test_oversized_responses_are_not_mirrored() -> None:
 
     assert asyncio.run(run()) is None
     assert engine.stats["queued"] == 0
+    assert shadowing.skipped_large == 1
+
+
+def test_routes_with_a_record_block_write_a_redacted_sample(
+    tmp_path: Path, mitm_python: Path
+) -> None:
+    from types import SimpleNamespace
+
+    from strangler_proxy.captures import read_capture
+
+    route = SimpleNamespace(
+        name="product-list", shadow=None, record=SimpleNamespace(sample_rate=0.5)
+    )
+    table = SimpleNamespace(upstreams={}, located_routes=lambda: [((), "catalog", route)])
+    engine = MirrorEngine(metrics=MirrorMetrics(CollectorRegistry()))
+    settings = ShadowSettings(record_file=tmp_path / "live.flows")
+    values = iter([0.1, 0.9, 0.2])
+    shadowing = Shadowing(engine, settings, sample=lambda: next(values))
+    shadowing.sync(table)
+
+    async def noop(message: Any) -> None:
+        return None
+
+    async def run() -> int:
+        recorded = 0
+        for _ in range(3):
+            headers = lambda upstream: [(b"authorization", b"Token s3cret")]  # noqa: E731
+            tap = shadowing.begin(route, "GET", "/api/v1/products/", None, noop, headers)
+            if tap is None:
+                continue
+            recorded += 1
+            await tap.send({"type": "http.response.start", "status": 200, "headers": []})
+            await tap.send({"type": "http.response.body", "body": b"[]"})
+            assert tap.finish() is None  # recorded, not mirrored
+        await shadowing.close()
+        return recorded
+
+    assert asyncio.run(run()) == 2
+    exchanges = list(read_capture(tmp_path / "live.flows"))
+    assert [e.request.header("authorization") for e in exchanges] == ["[REDACTED]"] * 2
+    assert exchanges[0].response is not None and exchanges[0].response.body == b"[]"
