@@ -1,0 +1,137 @@
+"""Phase rules in the route validator, and the route-table rewrite a phase change makes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from migration_plans.phase_rules import PlanPhaseRules
+from migration_plans.plan import Phase, Plan, load_plans
+from migration_plans.routing import apply_phase_to_routes, routes_for_phase
+from migration_plans.yamlfile import ConfigError
+from strangler_proxy.loader import load_table, parse_table
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "strangler_proxy" / "examples" / "routes.yaml"
+
+TABLE = """# the team's table
+default_upstream: monolith
+upstreams:
+  monolith: {{url: "http://127.0.0.1:8001"}}
+  catalog: {{url: "http://127.0.0.1:8101"}}
+contexts:
+  catalog:
+    routes:
+      - name: product-reads   # moved first
+        prefix: /api/v1/products/
+        methods: [GET, HEAD]
+        upstream: catalog
+      - name: product-writes
+        prefix: /api/v1/products/
+        methods: [POST, PUT, PATCH, DELETE]
+        upstream: {writes}
+      - name: category-reads
+        prefix: /api/v1/categories/
+        methods: [GET]
+        canary:
+          split: {{monolith: 90, catalog: 10}}
+          sticky: {{header: X-User-ID}}
+        fallback: true
+"""
+
+
+def plans_in(phase: Phase) -> dict[str, Plan]:
+    plans = load_plans()
+    plans["catalog"] = plans["catalog"].model_copy(update={"phase": phase})
+    return plans
+
+
+def write_table(tmp_path: Path, writes: str = "monolith") -> Path:
+    path = tmp_path / "routes.yaml"
+    path.write_text(TABLE.format(writes=writes))
+    return path
+
+
+def test_writes_to_a_service_in_shared_are_rejected_with_the_line(tmp_path: Path) -> None:
+    path = write_table(tmp_path, writes="catalog")
+    with pytest.raises(ConfigError) as caught:
+        load_table(path, phase_rules=PlanPhaseRules(plans_in(Phase.SHARED)))
+    [issue] = caught.value.issues
+    assert issue.line == 16
+    assert issue.field == "contexts.catalog.routes[1].upstream"
+    assert "phase 'shared'" in issue.message
+    load_table(path, phase_rules=PlanPhaseRules(plans_in(Phase.DUAL_WRITE)))
+
+
+def test_fallback_in_split_is_rejected(tmp_path: Path) -> None:
+    path = write_table(tmp_path, writes="catalog")
+    with pytest.raises(ConfigError) as caught:
+        load_table(path, phase_rules=PlanPhaseRules(plans_in(Phase.SPLIT)))
+    [issue] = caught.value.issues
+    assert (issue.line, issue.field) == (23, "contexts.catalog.routes[2].fallback")
+
+
+def test_advancing_moves_writes_and_keeps_the_rest(tmp_path: Path) -> None:
+    path = write_table(tmp_path)
+    plans = plans_in(Phase.SHARED)
+    apply_phase_to_routes(path, plans["catalog"], Phase.DUAL_WRITE, plans)
+    text = path.read_text()
+    assert text.startswith("# the team's table\n")
+    assert "- name: product-reads   # moved first" in text
+    table = load_table(path, phase_rules=PlanPhaseRules(plans_in(Phase.DUAL_WRITE))).table
+    routes = {route.name: route for route in table.contexts["catalog"].routes}
+    assert routes["product-writes"].upstream == "catalog"
+    assert routes["product-reads"].fallback
+    assert routes["category-reads"].canary is not None
+
+
+def test_split_sends_everything_to_the_service_without_fallback(tmp_path: Path) -> None:
+    path = write_table(tmp_path)
+    plans = plans_in(Phase.DUAL_WRITE)
+    apply_phase_to_routes(path, plans["catalog"], Phase.SPLIT, plans)
+    table = load_table(path, phase_rules=PlanPhaseRules(plans_in(Phase.SPLIT))).table
+    for route in table.contexts["catalog"].routes:
+        assert (route.upstream, route.canary, route.fallback) == ("catalog", None, False)
+
+
+def test_rollback_to_shared_sends_writes_back_to_the_monolith(tmp_path: Path) -> None:
+    path = write_table(tmp_path, writes="catalog")
+    plans = plans_in(Phase.DUAL_WRITE)
+    apply_phase_to_routes(path, plans["catalog"], Phase.SHARED, plans)
+    table = load_table(path, phase_rules=PlanPhaseRules(plans_in(Phase.SHARED))).table
+    routes = {route.name: route for route in table.contexts["catalog"].routes}
+    assert routes["product-writes"].upstream == "monolith"
+
+
+def test_routes_are_generated_from_the_plan_when_the_context_has_none(tmp_path: Path) -> None:
+    path = tmp_path / "routes.yaml"
+    path.write_text(EXAMPLE.read_text())
+    plans = plans_in(Phase.SHARED)
+    inventory = plans["inventory"]
+    text = routes_for_phase(
+        path, inventory.model_copy(update={"phase": Phase.SHARED}), Phase.SHARED
+    )
+    loaded = parse_table(text, path, phase_rules=PlanPhaseRules(plans))
+    # The example's own inventory routes are kept (it has some), so generate into a fresh one:
+    assert loaded.table.contexts["inventory"].routes
+    bare = tmp_path / "bare.yaml"
+    bare.write_text(
+        'upstreams:\n  monolith: {url: "http://127.0.0.1:8001"}\n'
+        '  inventory: {url: "http://127.0.0.1:8102"}\n'
+    )
+    apply_phase_to_routes(bare, inventory, Phase.SHARED, plans)
+    routes = load_table(bare, phase_rules=PlanPhaseRules(plans)).table.contexts["inventory"].routes
+    by_name = {route.name: route for route in routes}
+    assert by_name["inventory-stock-reserve-writes"].upstream == "monolith"
+    assert by_name["inventory-stock-item-reads"].upstream == "inventory"
+    assert by_name["inventory-stock-item-reads"].fallback
+
+
+def test_a_rewrite_that_would_not_validate_is_not_written(tmp_path: Path) -> None:
+    path = write_table(tmp_path)
+    before = path.read_text()
+    plans = plans_in(Phase.SHARED)
+    broken = plans["catalog"].model_copy(update={"upstream": "nowhere"})
+    with pytest.raises(ConfigError, match="after rewrite for dual_write"):
+        apply_phase_to_routes(path, broken, Phase.DUAL_WRITE, plans)
+    assert path.read_text() == before
