@@ -32,6 +32,7 @@ def serve(
     max_body: int = typer.Option(10 * 1024 * 1024, help="Max request body in bytes."),
     reload_interval: float = typer.Option(0.5, help="Seconds between route-file checks."),
     access_log: bool = typer.Option(True, help="JSON access log on stderr."),
+    workers: int = typer.Option(1, min=1, help="Worker processes sharing the port."),
 ) -> None:
     """Serve the proxy with uvicorn (uvloop + httptools). SIGHUP reloads the route table.
 
@@ -51,6 +52,7 @@ def serve(
         max_body_bytes=max_body,
         reload_interval=reload_interval,
         access_log=access_log,
+        workers=workers,
     )
     try:
         run(config)

@@ -40,6 +40,7 @@ class ProxyConfig(BaseModel):
     reload_interval: float = Field(0.5, gt=0)
     drain_seconds: float = Field(30.0, ge=0, description="old upstream pools close after")
     access_log: bool = True
+    workers: int = Field(1, ge=1, le=64, description="processes sharing the listening socket")
 
     @field_validator("admin_prefix")
     @classmethod

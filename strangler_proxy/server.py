@@ -7,10 +7,17 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import signal
+import socket
 import sys
+import time
+from contextlib import suppress
 
 from strangler_proxy.app import StranglerProxy
 from strangler_proxy.config import ProxyConfig
+
+log = logging.getLogger("strangler.proxy")
 
 
 class JsonFormatter(logging.Formatter):
@@ -42,11 +49,19 @@ def configure_logging(access_log: bool) -> None:
 
 
 def run(config: ProxyConfig) -> None:
-    """Serve until SIGTERM/SIGINT; SIGHUP reloads the route table."""
+    """Serve until SIGTERM/SIGINT; SIGHUP reloads the route table (in every worker)."""
+    configure_logging(config.access_log)
+    proxy = StranglerProxy(config)  # the table is validated before anything listens
+    if config.workers == 1:
+        serve(proxy, config)
+        return
+    Supervisor(proxy, config, bind(config.host, config.port)).run()
+
+
+def serve(proxy: StranglerProxy, config: ProxyConfig, sock: socket.socket | None = None) -> None:
+    """Run one uvicorn server for ``proxy`` (on ``sock`` when given)."""
     import uvicorn
 
-    configure_logging(config.access_log)
-    proxy = StranglerProxy(config)
     proxy.handle_sighup = True
     uvicorn_config = uvicorn.Config(
         proxy,
@@ -64,4 +79,75 @@ def run(config: ProxyConfig) -> None:
         proxy_headers=False,  # X-Forwarded-* from clients are never trusted
         h11_max_incomplete_event_size=config.max_header_bytes,
     )
-    uvicorn.Server(uvicorn_config).run()
+    uvicorn.Server(uvicorn_config).run(sockets=[sock] if sock is not None else None)
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """The listening socket the workers share."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(4096)
+    sock.set_inheritable(True)
+    return sock
+
+
+class Supervisor:
+    """Forks ``config.workers`` proxies sharing one socket; forwards SIGHUP, stops on SIGTERM.
+
+    Each worker is a whole proxy: its own table holder (all watch the same file), its own
+    upstream pools and breakers, its own admin API and metrics (scrape each worker, or
+    run one worker per port). A worker that dies is replaced; one that dies within a
+    second of starting stops the whole proxy rather than crash-looping.
+    """
+
+    def __init__(self, proxy: StranglerProxy, config: ProxyConfig, sock: socket.socket) -> None:
+        self.proxy = proxy
+        self.config = config
+        self.sock = sock
+        self.children: dict[int, float] = {}
+        self.stopping = False
+
+    def run(self) -> None:
+        for _ in range(self.config.workers):
+            self._spawn()
+        signal.signal(signal.SIGHUP, lambda *_: self._forward(signal.SIGHUP))
+        signal.signal(signal.SIGTERM, lambda *_: self._stop(signal.SIGTERM))
+        signal.signal(signal.SIGINT, lambda *_: self._stop(signal.SIGINT))
+        while self.children:
+            try:
+                pid, _ = os.wait()
+            except ChildProcessError:
+                break
+            started = self.children.pop(pid, time.monotonic())
+            if self.stopping:
+                continue
+            if time.monotonic() - started < 1.0:
+                log.error("worker %d died at start; stopping", pid)
+                self._stop(signal.SIGTERM)
+                continue
+            log.warning("worker %d died; starting another", pid)
+            self._spawn()
+
+    def _spawn(self) -> None:
+        pid = os.fork()
+        if pid == 0:
+            for signum in (signal.SIGHUP, signal.SIGTERM, signal.SIGINT):
+                signal.signal(signum, signal.SIG_DFL)
+            code = 0
+            try:
+                serve(self.proxy, self.config, self.sock)
+            except BaseException:
+                log.exception("worker failed")
+                code = 1
+            os._exit(code)
+        self.children[pid] = time.monotonic()
+
+    def _forward(self, signum: int) -> None:
+        for pid in list(self.children):
+            with suppress(ProcessLookupError):
+                os.kill(pid, signum)
+
+    def _stop(self, signum: int) -> None:
+        self.stopping = True
+        self._forward(signum)

@@ -156,11 +156,17 @@ class Servers:
         return process, f"http://127.0.0.1:{port}"
 
     def proxy(
-        self, routes: Path, *, reload_interval: float = 0.1, env: dict[str, str] | None = None
+        self,
+        routes: Path,
+        *,
+        reload_interval: float = 0.1,
+        env: dict[str, str] | None = None,
+        workers: int = 1,
     ) -> tuple[ManagedProcess, str]:
         port = free_port()
         argv = [sys.executable, "-m", "strangler_proxy", "serve", "--routes", str(routes)]
         argv += ["--port", str(port), "--reload-interval", str(reload_interval), "--no-access-log"]
+        argv += ["--workers", str(workers)]
         process = self.processes(
             argv,
             name="proxy",

@@ -153,6 +153,24 @@ def test_sighup_reloads(servers: Servers, tmp_path: Path) -> None:
     assert admin(proxy, "table")["version"] == "2"
 
 
+def test_workers_share_the_port_and_all_reload_on_sighup(servers: Servers, tmp_path: Path) -> None:
+    _, monolith = servers.echo("monolith")
+    _, catalog = servers.echo("catalog")
+    path = tmp_path / "routes.yaml"
+    path.write_text(routes(monolith, catalog))
+    process, proxy = servers.proxy(path, reload_interval=3600, workers=2)
+    url = f"{proxy}/api/v1/products/1/"
+    assert {httpx.get(url).json()["upstream"] for _ in range(10)} == {"monolith"}
+    path.write_text(routes(monolith, catalog, "catalog", version=2))
+    os.kill(process.pid, signal.SIGHUP)  # the supervisor only: it forwards to its workers
+    wait_until(
+        lambda: {httpx.get(url).json()["upstream"] for _ in range(10)} == {"catalog"},
+        timeout=15,
+        what="every worker reloaded",
+    )
+    assert process.stop() == 0
+
+
 def test_breaker_opens_when_service_dies_and_reads_fall_back(
     servers: Servers, tmp_path: Path
 ) -> None:
