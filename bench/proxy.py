@@ -6,7 +6,7 @@ out far below wrk, so only its ratios are comparable). Two upstreams: a trivial 
 app answering 1 KB of JSON (uvicorn, httptools, uvloop), and the seeded monolith
 (``strangler monolith serve`` on a temporary SQLite database, ``GET
 /api/v1/products/1/``). Targets: direct, strangler (``python -m strangler_proxy
-serve``, access log off), ``mitmdump --mode reverse:URL`` from ``.venv-mitm`` and
+serve``, access log off; ``strangler_2w``: ``--workers 2``), ``mitmdump --mode reverse:URL`` from ``.venv-mitm`` and
 nginx (one worker, upstream keep-alive, access log off) when installed; a missing
 peer is reported under ``"missing"``. Concurrency 1, 16, 64. Prints JSON: req/s, p50
 and p99 latency in ms, and req/s as a ratio to direct.
@@ -94,12 +94,14 @@ def monolith_upstream(logs: Path, workdir: Path) -> tuple[ManagedProcess, str, s
     return process, url, "/api/v1/products/1/"
 
 
-def strangler(upstream: str, logs: Path, workdir: Path) -> tuple[ManagedProcess, str]:
+def strangler(
+    upstream: str, logs: Path, workdir: Path, workers: int = 1
+) -> tuple[ManagedProcess, str]:
     routes = workdir / f"routes-{free_port()}.yaml"
     routes.write_text(f'upstreams:\n  monolith: {{url: "{upstream}"}}\n')
     port = free_port()
     argv = [sys.executable, "-m", "strangler_proxy", "serve", "--routes", str(routes)]
-    argv += ["--port", str(port), "--no-access-log"]
+    argv += ["--port", str(port), "--no-access-log", "--workers", str(workers)]
     url = f"http://127.0.0.1:{port}"
     return start(argv, "strangler", url + "/_strangler/health", logs), url
 
@@ -230,6 +232,9 @@ def targets(
     with ExitStack() as stack:
         process, found["strangler"] = strangler(upstream, logs, workdir)
         stack.callback(process.stop)
+        if (os.cpu_count() or 1) > 1:
+            process, found["strangler_2w"] = strangler(upstream, logs, workdir, workers=2)
+            stack.callback(process.stop)
         if MITMDUMP.exists():
             process, found["mitmdump"] = mitmdump(upstream, logs, path)
             stack.callback(process.stop)
