@@ -9,6 +9,7 @@ Every test creates its own rows (unique names), so tests share the servers safel
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import uuid
@@ -18,8 +19,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psycopg
 import pytest
+from psycopg import sql
 
+from migration_plans.databases import drop_database, libpq_url, unique_name, with_database
 from migration_plans.processes import ManagedProcess, free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -122,30 +126,79 @@ def sign_up(client: httpx.Client, username: str | None = None) -> str:
     return str(token.json()["token"])
 
 
-def _database_url(request: pytest.FixtureRequest, backend: str, tmp: Path) -> str:
-    if backend == "sqlite":
-        return f"sqlite:///{tmp / 'monolith.sqlite3'}"
-    make_database: Callable[[str], str] = request.getfixturevalue("pg_database")
-    return make_database("monolith")
+class MonolithDatabases:
+    """Fresh monolith databases, cloned from one migrated template per backend.
+
+    The template is migrated and given the staff user once; clones are a file copy
+    (SQLite) or ``CREATE DATABASE ... TEMPLATE`` (PostgreSQL), so each test that
+    needs a database of its own does not pay for Django's migrations again.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.templates: dict[str, str] = {}
+        self.clones: list[tuple[str, str]] = []  # (admin url, database name)
+
+    def fresh(self, request: pytest.FixtureRequest, backend: str) -> str:
+        """A new migrated database on ``backend`` (``sqlite`` or ``postgresql``)."""
+        if backend == "sqlite":
+            template = self._template(
+                backend, lambda: f"sqlite:///{self.root / 'template.sqlite3'}"
+            )
+            path = self.root / f"{unique('monolith')}.sqlite3"
+            shutil.copyfile(template.removeprefix("sqlite:///"), path)
+            return f"sqlite:///{path}"
+        admin: str = request.getfixturevalue("pg_admin_url")
+        make_database: Callable[[str], str] = request.getfixturevalue("pg_database")
+        template = self._template(backend, lambda: make_database("monolith_template"))
+        name = unique_name("strangler_monolith")
+        with psycopg.connect(libpq_url(admin), autocommit=True) as conn:
+            conn.execute(
+                sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
+                    sql.Identifier(name), sql.Identifier(template.rsplit("/", 1)[1])
+                )
+            )
+        self.clones.append((admin, name))
+        return with_database(libpq_url(admin), name)
+
+    def _template(self, backend: str, create: Callable[[], str]) -> str:
+        if backend not in self.templates:
+            url = create()
+            manage(url, "migrate", "--no-input")
+            manage(
+                url,
+                *("createsuperuser", "--no-input", "--username", STAFF_USERNAME),
+                *("--email", "staff@example.com"),
+                DJANGO_SUPERUSER_PASSWORD=STAFF_PASSWORD,
+            )
+            self.templates[backend] = url
+        return self.templates[backend]
+
+    def drop_clones(self) -> None:
+        for admin, name in self.clones:
+            drop_database(admin, name)
+
+
+@pytest.fixture(scope="session")
+def monolith_databases(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MonolithDatabases]:
+    """Factory of fresh, migrated monolith databases (see :class:`MonolithDatabases`)."""
+    databases = MonolithDatabases(tmp_path_factory.mktemp("monolith-databases"))
+    yield databases
+    databases.drop_clones()
 
 
 @pytest.fixture(
     scope="session", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.pg)]
 )
 def monolith(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    monolith_databases: MonolithDatabases,
 ) -> Iterator[Monolith]:
     """A migrated, running monolith with a staff user and a customer (per backend)."""
     backend = str(request.param)
     tmp = tmp_path_factory.mktemp(f"monolith-{backend}")
-    database_url = _database_url(request, backend, tmp)
-    manage(database_url, "migrate", "--no-input")
-    manage(
-        database_url,
-        *("createsuperuser", "--no-input", "--username", STAFF_USERNAME),
-        *("--email", "staff@example.com"),
-        DJANGO_SUPERUSER_PASSWORD=STAFF_PASSWORD,
-    )
+    database_url = monolith_databases.fresh(request, backend)
     process = start_monolith(database_url, tmp / "logs", name=f"monolith-{backend}")
     server = Monolith(backend, base_url(process), database_url, process)
     try:

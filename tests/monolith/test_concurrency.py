@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -13,7 +13,14 @@ import pytest
 
 from migration_plans.processes import ManagedProcess
 
-from .conftest import STAFF_PASSWORD, STAFF_USERNAME, base_url, manage, start_monolith, unique
+from .conftest import (
+    STAFF_PASSWORD,
+    STAFF_USERNAME,
+    MonolithDatabases,
+    base_url,
+    start_monolith,
+    unique,
+)
 
 pytestmark = [pytest.mark.pg, pytest.mark.e2e]
 
@@ -23,16 +30,10 @@ UNITS = 5
 
 @pytest.fixture
 def pg_monolith(
-    pg_database: Callable[[str], str], tmp_path: Path
+    request: pytest.FixtureRequest, monolith_databases: MonolithDatabases, tmp_path: Path
 ) -> Iterator[tuple[ManagedProcess, str]]:
     """A fresh PostgreSQL database and a two-worker monolith serving it."""
-    database_url = pg_database("monolith_race")
-    manage(database_url, "migrate", "--no-input")
-    manage(
-        database_url,
-        *("createsuperuser", "--no-input", "--username", STAFF_USERNAME, "--email", "s@x.io"),
-        DJANGO_SUPERUSER_PASSWORD=STAFF_PASSWORD,
-    )
+    database_url = monolith_databases.fresh(request, "postgresql")
     process = start_monolith(database_url, tmp_path / "logs", workers=2, name="monolith-race")
     try:
         yield process, database_url

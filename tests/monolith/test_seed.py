@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
 
-from .conftest import manage
+from .conftest import MonolithDatabases, manage
 
 SEED = ["seed", "--products", "300", "--customers", "15", "--orders", "60", "--seed", "7"]
 
@@ -51,13 +50,9 @@ def _query(database_url: str) -> Callable[[str], list[tuple[Any, ...]]]:
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.pg)])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'seed.sqlite3'}"
-    else:
-        url = request.getfixturevalue("pg_database")("monolith_seed")
-    manage(url, "migrate", "--no-input")
-    return url
+def database_url(request: pytest.FixtureRequest, monolith_databases: MonolithDatabases) -> str:
+    """A fresh, migrated monolith database per backend."""
+    return monolith_databases.fresh(request, str(request.param))
 
 
 SNAPSHOT = (
