@@ -24,6 +24,10 @@ def test_warehouse_crud(staff: httpx.Client, anon: httpx.Client) -> None:
     assert list(duplicate.json()["fields"]) == ["code"]
     listing = anon.get("/api/v1/warehouses/", params={"ordering": "-id", "page_size": 1}).json()
     assert listing["results"][0]["id"] >= warehouse["id"]
+    url = f"/api/v1/warehouses/{warehouse['id']}/"
+    assert staff.patch(url, json={"name": "South"}).json()["name"] == "South"
+    assert staff.delete(url).status_code == 204
+    assert anon.get(url).status_code == 404
 
 
 def test_stock_item_representation_and_filters(

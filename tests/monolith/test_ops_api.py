@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
+import json
+import sys
+from pathlib import Path
+
 import httpx
+import pytest
+
+from migration_plans.processes import ManagedProcess, free_port, wait_until
+
+from .conftest import REPO_ROOT, Monolith, monolith_env
 
 
 def test_healthz(anon: httpx.Client) -> None:
@@ -53,3 +62,40 @@ def test_method_not_allowed(anon: httpx.Client, staff: httpx.Client) -> None:
     response = staff.put("/api/v1/orders/1/", json={})
     assert response.status_code == 405
     assert response.json()["code"] == "method_not_allowed"
+
+
+def test_json_logs_carry_the_request_id(anon: httpx.Client, monolith: Monolith) -> None:
+    anon.get("/api/v1/categories/", headers={"X-Request-ID": "trace-me-42"})
+
+    def logged() -> list[dict[str, object]]:
+        lines = monolith.process.log_path.read_text().splitlines()
+        records = [json.loads(line) for line in lines if line.startswith("{")]
+        return [r for r in records if r.get("request_id") == "trace-me-42"]
+
+    wait_until(lambda: bool(logged()), timeout=10, what="the access log line")
+    record = logged()[0]
+    assert (record["path"], record["status"], record["level"]) == (
+        "/api/v1/categories/",
+        200,
+        "info",
+    )
+
+
+@pytest.mark.e2e
+def test_serves_under_gunicorn(tmp_path: Path, monolith: Monolith) -> None:
+    port = free_port()
+    argv = [sys.executable, "-m", "legacy_monolith.cli", "serve", "--port", str(port)]
+    argv += ["--server", "gunicorn", "--workers", "1", "--threads", "4"]
+    with ManagedProcess.start(
+        argv,
+        name="monolith-gunicorn",
+        health_url=f"http://127.0.0.1:{port}/healthz",
+        env=monolith_env(monolith.database_url),
+        cwd=REPO_ROOT,
+        log_dir=tmp_path,
+        timeout=60,
+    ), httpx.Client(base_url=f"http://127.0.0.1:{port}") as client:
+        for _ in range(3):  # one kept-alive connection, persistent DB connection
+            response = client.get("/api/v1/products/", params={"page_size": 1})
+            assert response.status_code == 200
+            assert response.headers["X-Request-ID"]

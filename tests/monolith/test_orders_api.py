@@ -37,6 +37,9 @@ def test_place_order(customer: httpx.Client, make_product: MakeProduct) -> None:
     assert customer.get(f"/api/v1/orders/{order['id']}/").json() == order
     payments = customer.get("/api/v1/payments/", params={"order": order["id"]}).json()["results"]
     assert [(p["amount"], p["status"]) for p in payments] == [("165.88", "succeeded")]
+    payment = customer.get(f"/api/v1/payments/{payments[0]['id']}/").json()
+    assert payment == payments[0]
+    assert payment["provider_reference"].startswith("ch_")
 
 
 def test_unit_price_is_a_snapshot(
@@ -159,6 +162,7 @@ def test_shipping_consumes_reserved_stock(
     assert (level["quantity"], level["reserved"]) == (4, 0)
     assert customer.get(f"/api/v1/orders/{order['id']}/").json()["status"] == "shipped"
     assert customer.get("/api/v1/shipments/", params={"order": order["id"]}).json()["count"] == 1
+    assert customer.get(f"/api/v1/shipments/{shipment['id']}/").json() == shipment
     twice = staff.post("/api/v1/shipments/", json={"order": order["id"], "carrier": "UPS"})
     assert twice.status_code == 409
     delivered = staff.post(f"/api/v1/shipments/{shipment['id']}/deliver/")
