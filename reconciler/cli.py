@@ -37,7 +37,7 @@ app = typer.Typer(
     cls=ContextFirstGroup,
     no_args_is_help=True,
     help="Reconcile a context's monolith and service databases "
-    "(strangler reconcile CONTEXT [OPTIONS] | strangler reconcile history).",
+    "(strangler reconcile CONTEXT \\[OPTIONS] | strangler reconcile history).",
 )
 
 

@@ -79,6 +79,7 @@ def test_continuous_writes_produce_no_false_divergence(make_pair: MakePair, back
     assert writer.error is None
     assert during > 0
     table = report.table("products")
+    print(f"writes during the run: {during}, resolved on re-check: {table.resolved_on_recheck}")
     assert table.divergences == [], table.divergences
     assert report.verdict is Verdict.CLEAN
 
@@ -114,3 +115,22 @@ def test_pending_outbox_event_is_in_flight_not_divergent(
 
     assert {d.key: d.in_flight for d in table.divergences} == {5: True, 6: False}
     assert (table.in_flight, table.differing) == (1, 1)
+
+
+def test_a_row_fixed_within_the_grace_delay_is_not_reported(
+    make_pair: MakePair, fast_options: ReconcileOptions, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pair = make_pair("sqlite")
+    pair.seed(20)
+    pair.execute("service", products.update().where(products.c.id == 4).values(price_cents=1))
+    pair.execute("service", products.update().where(products.c.id == 9).values(price_cents=2))
+
+    def relay_catches_up(seconds: float) -> None:  # the grace delay: key 4 gets its event
+        pair.execute("service", products.update().where(products.c.id == 4).values(price_cents=4))
+
+    monkeypatch.setattr("reconciler.runner.time.sleep", relay_catches_up)
+    table = reconcile(
+        pair.mapping, pair.monolith_url, pair.service_url, options=fast_options
+    ).table("products")
+    assert [d.key for d in table.divergences] == [9]
+    assert table.resolved_on_recheck == 1
