@@ -15,7 +15,6 @@ Environment:
 
 from __future__ import annotations
 
-import importlib.util
 import os
 from pathlib import Path
 from typing import Any
@@ -51,9 +50,6 @@ def database_config(url: str) -> dict[str, Any]:
         options.setdefault("transaction_mode", "IMMEDIATE")
         options.setdefault("init_command", "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;")
     elif config["ENGINE"] == "django.db.backends.postgresql":
-        if importlib.util.find_spec("psycopg_pool") is not None:
-            # Under ASGI each request runs on a fresh thread: pool instead of persistent conns.
-            options.setdefault("pool", {"min_size": 2, "max_size": 16})
         options.setdefault("connect_timeout", 10)
     config["OPTIONS"] = options
     # Keep 0 under the ASGI handler (a thread per request); gunicorn gthread may persist.
