@@ -50,20 +50,6 @@ _MESSAGES: dict[str, str] = {
     "dict_type": "Invalid data. Expected a dictionary, but got {type}.",
 }
 
-_OBJECT_LEVEL = frozenset(
-    {"too_short", "list_type", "model_type", "model_attributes_type", "dict_type"}
-)
-"""Errors DRF reports about a nested list or object itself, under its ``non_field_errors``."""
-
-_JSON_TYPE_NAMES = {
-    "list": "list",
-    "str": "str",
-    "int": "int",
-    "float": "float",
-    "bool": "bool",
-    "NoneType": "NoneType",
-}
-
 
 def _message(error: Mapping[str, Any]) -> str:
     kind = str(error["type"])
@@ -74,29 +60,24 @@ def _message(error: Mapping[str, Any]) -> str:
     if isinstance(error.get("input"), str) and kind in {"too_short", "too_long"}:
         kind = f"string_{kind}"
     context = {key: str(value) for key, value in (error.get("ctx") or {}).items()}
-    context["type"] = _JSON_TYPE_NAMES.get(type(error.get("input")).__name__, "object")
+    context["type"] = type(error.get("input")).__name__
     if kind in {"decimal_max_places", "decimal_max_digits", "decimal_whole_digits"}:
         context.setdefault("whole_digits", context.get("whole_digits", ""))
     return _MESSAGES[kind].format(**context)
 
 
-def _object_level(error: Mapping[str, Any]) -> bool:
-    kind, value = str(error["type"]), error.get("input")
-    if kind not in _OBJECT_LEVEL or value is None:
-        return False
-    return not (kind == "too_short" and isinstance(value, str))
-
-
 def drf_fields(
     errors: Iterable[Mapping[str, Any]], *, skip_prefix: int = 0, prefix: str = ""
 ) -> dict[str, list[str]]:
-    """Pydantic errors as ``{"dotted.field": [message, ...]}`` (object-level: ``non_field_errors``)."""
+    """Pydantic errors as ``{"dotted.field": [message, ...]}``, flattened like the monolith's.
+
+    A nested list's or object's own errors sit under its name (``lines``, ``lines.1``);
+    errors about the whole body under ``non_field_errors``.
+    """
     fields: dict[str, list[str]] = {}
     for error in errors:
         location = [prefix] if prefix else []
         location += [str(part) for part in tuple(error.get("loc") or ())[skip_prefix:]]
-        if _object_level(error):
-            location.append("non_field_errors")
         name = ".".join(location) or "non_field_errors"
         message = _message(error)
         if message not in fields.setdefault(name, []):
@@ -136,7 +117,7 @@ def _slug(value: str) -> str:
     if value and not _SLUG.match(value):
         raise PydanticCustomError(
             "invalid_slug",
-            "Enter a valid “slug” consisting of letters, numbers, underscores or hyphens.",
+            'Enter a valid "slug" consisting of letters, numbers, underscores or hyphens.',
         )
     return value
 
@@ -189,8 +170,7 @@ def require_object(data: Any) -> Mapping[str, Any]:
     """DRF's refusal of a body that is not a JSON object (as ``non_field_errors``)."""
     if isinstance(data, Mapping):
         return data
-    kind = _JSON_TYPE_NAMES.get(type(data).__name__, "object")
-    raise _not_an_object(kind)
+    raise _not_an_object(type(data).__name__)
 
 
 def _not_an_object(kind: str) -> Exception:

@@ -167,7 +167,7 @@ def test_request_validation_and_release_errors(service_app):
     empty = client.post("/api/v1/stock/reserve/", json={"order_id": 0, "lines": []}, headers=auth)
     assert empty.json()["fields"] == {
         "order_id": ["Ensure this value is greater than or equal to 1."],
-        "lines.non_field_errors": ["This list may not be empty."],
+        "lines": ["This list may not be empty."],
     }
     nested = client.post(
         "/api/v1/stock/reserve/",
@@ -176,7 +176,7 @@ def test_request_validation_and_release_errors(service_app):
     ).json()
     assert nested["fields"] == {
         "lines.0.quantity": ["Ensure this value is greater than or equal to 1."],
-        "lines.1.non_field_errors": ["Invalid data. Expected a dictionary, but got str."],
+        "lines.1": ["Invalid data. Expected a dictionary, but got str."],
     }
     missing = client.post("/api/v1/stock/release/", json={"order_id": 5}, headers=auth)
     assert missing.status_code == 404
