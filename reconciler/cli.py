@@ -148,7 +148,6 @@ def run(
     """Compare CONTEXT's tables in both databases through the mapping; report, optionally repair."""
     from reconciler.config import resolve
     from reconciler.exceptions import ReconcileError
-    from reconciler.history import record_run
     from reconciler.report import Verdict
     from reconciler.runner import ReconcileOptions, reconcile
 
@@ -180,9 +179,9 @@ def run(
         finally:
             if bar is not None:
                 bar.stop()
-        if not no_history:
-            record_run(report, limit=limit)
         _emit(report, fmt, output, limit)
+        if not no_history:
+            _store(report, limit)
         if repair or dry_run:
             _repair(report, target, dry_run=dry_run or not repair)
     except ReconcileError as exc:
@@ -190,6 +189,18 @@ def run(
     except ValueError as exc:
         raise _fail(str(exc)) from exc
     raise typer.Exit(0 if report.verdict is Verdict.CLEAN else 1)
+
+
+def _store(report: Report, limit: int) -> None:
+    """Store the run; a control plane that is down must not hide the report just printed."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from reconciler.history import record_run
+
+    try:
+        record_run(report, limit=limit)
+    except SQLAlchemyError as exc:
+        typer.echo(f"warning: run {report.run_id} not stored in the control plane: {exc}", err=True)
 
 
 def _repair(report: Report, target: Any, *, dry_run: bool) -> None:
