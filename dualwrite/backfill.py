@@ -46,6 +46,7 @@ from dualwrite.capture import set_capture
 from dualwrite.config import RelaySettings
 from dualwrite.engines import relay_engine
 from dualwrite.metrics import BACKFILL_ROWS
+from dualwrite.relay import relay_lock
 from dualwrite.schema import backfill_table
 from migration_plans.databases import libpq_url
 from migration_plans.mapping import (
@@ -174,6 +175,8 @@ class Backfill:
                         finished_at=None,
                     )
                 )
+        with self.monolith.begin() as conn:
+            relay_lock(conn, self.context)  # waits out a relay batch already under way
         return self.checkpoints()
 
     def _count(self, pair: TableMapping) -> int:
@@ -200,8 +203,9 @@ class Backfill:
 
     def run(self, *, progress: bool = True, max_chunks: int | None = None) -> BackfillResult:
         """Copy every table (resuming from checkpoints); ``max_chunks`` stops early (tests)."""
-        set_capture(self.monolith, self.context, enabled=True)
+        # Checkpoints first (the relay holds monolith events back from now on), then capture.
         checkpoints = self._start()
+        set_capture(self.monolith, self.context, enabled=True)
         result = BackfillResult()
         started = time.perf_counter()
         chunks = 0

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -59,23 +60,46 @@ UNAPPLIED = (EventStatus.PENDING.value, EventStatus.IN_FLIGHT.value)
 SUPERSEDED = "superseded"
 
 
+def relay_lock(conn: Connection, context: str) -> None:
+    """Take the context's relay lock for the transaction of ``conn`` (a monolith connection).
+
+    PostgreSQL: an advisory lock; SQLite: the transaction's ``BEGIN IMMEDIATE`` already is one.
+    """
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql(
+            f"SELECT pg_advisory_xact_lock(hashtextextended('strangler-relay:{context}', 0))"
+        )
+
+
+_UPSERTS: dict[tuple[str, int, tuple[str, ...], tuple[str, ...]], Any] = {}
+
+
+def _upsert_statement(
+    dialect_name: str, table: Table, columns: tuple[str, ...], keys: list[str]
+) -> Any:
+    cache_key = (dialect_name, id(table), columns, tuple(keys))
+    statement = _UPSERTS.get(cache_key)
+    if statement is None:
+        dialect = postgresql if dialect_name == "postgresql" else sqlite
+        insert_ = dialect.insert(table)
+        changing = [name for name in columns if name not in keys]
+        if changing:
+            excluded = insert_.excluded
+            statement = insert_.on_conflict_do_update(
+                index_elements=keys, set_={name: excluded[name] for name in changing}
+            )
+        else:
+            statement = insert_.on_conflict_do_nothing(index_elements=keys)
+        _UPSERTS[cache_key] = statement
+    return statement
+
+
 def upsert(conn: Connection, table: Table, rows: Sequence[dict[str, Any]], keys: list[str]) -> None:
-    """INSERT ... ON CONFLICT (keys) DO UPDATE, on PostgreSQL and SQLite."""
+    """INSERT ... ON CONFLICT (keys) DO UPDATE, on PostgreSQL and SQLite (statement cached)."""
     if not rows:
         return
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    statement = dialect.insert(table)
-    changing = [name for name in rows[0] if name not in keys]
-    if not changing:
-        conn.execute(statement.on_conflict_do_nothing(index_elements=keys), list(rows))
-        return
-    excluded = statement.excluded
-    conn.execute(
-        statement.on_conflict_do_update(
-            index_elements=keys, set_={name: excluded[name] for name in changing}
-        ),
-        list(rows),
-    )
+    statement = _upsert_statement(conn.dialect.name, table, tuple(rows[0]), keys)
+    conn.execute(statement, list(rows))
 
 
 def _key_value(table: Table, column: str, key: str) -> Any:
@@ -201,6 +225,8 @@ class Relay:
         if direction is Direction.MONOLITH_TO_SERVICE:
             with monolith.begin() as mconn:
                 self._lock(mconn)
+                if self.backfill_running():
+                    return []  # monolith events wait until the copy is done
                 chain = self.unapplied(mconn, keys, upto)
                 with service.begin() as sconn:
                     results = self._apply_chain(sconn, direction, chain)
@@ -218,10 +244,7 @@ class Relay:
         return results
 
     def _lock(self, conn: Connection) -> None:
-        if conn.dialect.name == "postgresql":
-            conn.exec_driver_sql(
-                f"SELECT pg_advisory_xact_lock(hashtextextended('strangler-relay:{self.context}', 0))"
-            )
+        relay_lock(conn, self.context)
 
     def _apply_chain(
         self, conn: Connection, direction: Direction, chain: list[Event]
@@ -234,6 +257,7 @@ class Relay:
         truth_busy = set() if source_is_truth else self._own_unapplied_keys(conn, keys)
         results: list[Applied] = []
         applied_keys: set[tuple[str, str]] = set()
+        run = _Run()
         for event in chain:
             if guards.get(event.key, 0) >= event.id:
                 results.append(Applied(event, Outcome.DUPLICATE))
@@ -241,10 +265,15 @@ class Relay:
             if event.key in truth_busy:
                 results.append(Applied(event, Outcome.SUPERSEDED))
             else:
-                self._write(conn, direction, event)
+                change = self._change(conn, direction, event)
+                if not run.accepts(change):
+                    self._flush(conn, run)
+                    run = _Run()
+                run.add(change)
                 results.append(Applied(event, Outcome.APPLIED))
                 applied_keys.add(event.key)
             guards[event.key] = event.id
+        self._flush(conn, run)
         self._save_guards(conn, {key: guards[key] for key in {r.event.key for r in results}})
         if source_is_truth and applied_keys:
             self._supersede_own(conn, sorted(applied_keys), direction)
@@ -308,33 +337,49 @@ class Relay:
             )
         )
 
-    def table(self, side: str, pair: TableMapping) -> Table:
-        """The reflected table of ``pair`` on ``side``."""
+    def table(self, side: str, pair: TableMapping, conn: Connection | None = None) -> Table:
+        """The reflected table of ``pair`` on ``side`` (through ``conn`` inside a transaction)."""
         name = pair.service_table if side == "service" else pair.monolith_table
         cached = self._tables.get((side, name))
         if cached is None:
-            cached = Table(name, MetaData(), autoload_with=self.engines[side])
+            cached = Table(name, MetaData(), autoload_with=conn or self.engines[side])
             self._tables[(side, name)] = cached
         return cached
 
-    def _write(self, conn: Connection, direction: Direction, event: Event) -> None:
+    def _change(self, conn: Connection, direction: Direction, event: Event) -> _Change:
+        """The row write ``event`` asks for, converted through the mapping."""
         try:
             pair = self.mapping.table(event.aggregate_type)
-            table = self.table(direction.target, pair)
+            table = self.table(direction.target, pair, conn)
             key = pair.key.service if direction.target == "service" else pair.key.monolith
             if event.operation == "delete":
-                value = _key_value(table, key, event.aggregate_key)
-                conn.execute(delete(table).where(table.c[key] == value))
-                return
+                return _Change(event, table, key, None)
             image = event.image()
             row = (
                 pair.to_service(image) if direction.target == "service" else pair.to_monolith(image)
             )
-            upsert(conn, table, [row], [key])
+            return _Change(event, table, key, row)
         except Exception as exc:
             if is_unavailable(exc):
                 raise
             raise ApplyFailed(event, exc) from exc
+
+    def _flush(self, conn: Connection, run: _Run) -> None:
+        """Write a run of same-kind changes to distinct rows of one table in one statement."""
+        if not run.changes:
+            return
+        first = run.changes[0]
+        table, key = first.table, first.key
+        try:
+            if first.row is None:
+                values = [_key_value(table, key, c.event.aggregate_key) for c in run.changes]
+                conn.execute(delete(table).where(table.c[key].in_(values)))
+            else:
+                upsert(conn, table, [change.row for change in run.changes if change.row], [key])
+        except Exception as exc:
+            if is_unavailable(exc):
+                raise
+            raise ApplyFailed(first.event, exc) from exc
 
     def _mark(self, conn: Connection, results: list[Applied]) -> None:
         now = datetime.now(UTC)
@@ -526,6 +571,40 @@ class Relay:
                 conn.rollback()
                 return False
         return bool(count)
+
+
+@dataclass(frozen=True)
+class _Change:
+    event: Event
+    table: Table
+    key: str
+    row: dict[str, Any] | None  # None: delete
+
+    @property
+    def kind(self) -> tuple[str, bool]:
+        return (self.table.name, self.row is None)
+
+
+@dataclass
+class _Run:
+    """Consecutive changes of one kind (upsert or delete) to distinct rows of one table."""
+
+    changes: list[_Change] = field(default_factory=list)
+    keys: set[tuple[str, str]] = field(default_factory=set)
+
+    def accepts(self, change: _Change) -> bool:
+        if not self.changes:
+            return True
+        same_shape = self.changes[0].row is None or (
+            change.row is not None and change.row.keys() == self.changes[0].row.keys()
+        )
+        return (
+            change.kind == self.changes[0].kind and same_shape and change.event.key not in self.keys
+        )
+
+    def add(self, change: _Change) -> None:
+        self.changes.append(change)
+        self.keys.add(change.event.key)
 
 
 class _GuardedConnection:

@@ -21,7 +21,7 @@ import psycopg
 import pytest
 import redis
 from psycopg import sql
-from sqlalchemy import text
+from sqlalchemy import select, text
 
 from dualwrite.capture import set_capture
 from dualwrite.config import RelaySettings
@@ -161,14 +161,13 @@ class Pair:
     def rows(self, side: str) -> dict[str, dict[Any, dict[str, Any]]]:
         """Every mapped table of ``side`` in canonical (service) form, by key."""
         mapping = mapping_for("catalog")
-        engine = self.relays[0].engines[side]
+        relay = self.relays[0]
         found: dict[str, dict[Any, dict[str, Any]]] = {}
-        with engine.connect() as conn:
+        with relay.engines[side].connect() as conn:
             for pair in mapping.tables:
-                table = pair.monolith_table if side == "monolith" else pair.service_table
+                table = relay.table(side, pair, conn)
                 columns = pair.monolith_columns if side == "monolith" else pair.service_columns
-                listed = ", ".join(f'"{name}"' for name in columns)
-                result = conn.execute(text(f'SELECT {listed} FROM "{table}"')).mappings()
+                result = conn.execute(select(*(table.c[name] for name in columns))).mappings()
                 convert = (
                     pair.canonical_from_monolith
                     if side == "monolith"
@@ -210,6 +209,16 @@ class Pair:
                 ][:3]
                 print(name, "missing", missing, "extra", extra, "differing", differing)
             print("outbox", self.outbox_counts("monolith"), self.outbox_counts("service"))
+            for side in ("monolith", "service"):
+                with self.relays[0].engines[side].connect() as conn:
+                    stuck = conn.execute(
+                        text(
+                            "SELECT id, aggregate_type, aggregate_key, operation, attempts, "
+                            "last_error FROM strangler_outbox "
+                            "WHERE status NOT IN ('applied', 'superseded') LIMIT 5"
+                        )
+                    ).all()
+                print(side, "stuck", stuck)
             raise
 
     def set_service_connections(self, allowed: bool) -> None:
@@ -247,9 +256,16 @@ Starter = Callable[..., ManagedProcess]
 
 
 @pytest.fixture
-def start_relay(processes: Starter) -> Callable[..., ManagedProcess]:
-    """Factory: ``start_relay(pair, mode="inline", **env)`` -> the relay as a real process."""
-    return lambda pair, mode="inline", **env: _start_relay(processes, pair, mode, env)
+def start_relay(
+    processes: Starter, redis_url: str, queue_name: str
+) -> Callable[..., ManagedProcess]:
+    """Factory: ``start_relay(pair, mode="inline", **env)`` -> the relay as a real process.
+
+    Its Celery retries go to this test's own queue on the shared Redis unless ``env`` says
+    otherwise.
+    """
+    broker = {"STRANGLER_BROKER_URL": redis_url, "STRANGLER_RELAY_QUEUE": queue_name}
+    return lambda pair, mode="inline", **env: _start_relay(processes, pair, mode, {**broker, **env})
 
 
 def _start_relay(processes: Starter, pair: Pair, mode: str, env: dict[str, str]) -> ManagedProcess:
@@ -363,3 +379,18 @@ def own_redis(processes: Starter) -> OwnRedis:
 def django_ops_fixture() -> Callable[..., dict[str, Any]]:
     """``django_ops(url, "seed", "bulk_update", ...)``: ORM writes in a subprocess."""
     return run_django_ops
+
+
+@pytest.fixture
+def fresh_service(pg_admin_url: str, dw_templates: dict[str, str]) -> Iterator[Callable[[], str]]:
+    """Factory: another freshly migrated, empty catalog service database (URL)."""
+    made: list[str] = []
+
+    def make() -> str:
+        name, url = clone_database(pg_admin_url, dw_templates["service"], "fresh")
+        made.append(name)
+        return url
+
+    yield make
+    for name in made:
+        drop_database(pg_admin_url, name)

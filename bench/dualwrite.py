@@ -1,0 +1,304 @@
+"""Dual-write benchmark (not a test): prints JSON figures.
+
+1. Write latency through the catalog service (real uvicorn process, PATCH over HTTP),
+   dual-write off (split, no reverse sync: no outbox) vs on (dual_write: row + outbox
+   event in one transaction, relay process running). Target: p50 ratio <= 1.2.
+2. Relay lag at a steady write rate (default 200 writes/s, half monolith-internal
+   writes captured by the triggers, half service writes): from the event's timestamp
+   to its application on the other side. Target: p99 <= 100 ms.
+3. Backfill throughput on ``--rows`` monolith products (default 1,000,000), PostgreSQL
+   to PostgreSQL. Target: >= 50k rows/s (ghostferry's published best: ~33k rows/s).
+
+    .venv/bin/python bench/dualwrite.py [--rows 1000000] [--writes 2000] [--rate 200]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from dualwrite.backfill import Backfill  # noqa: E402
+from dualwrite.capture import set_capture  # noqa: E402
+from dualwrite.config import RelaySettings  # noqa: E402
+from migration_plans.databases import (  # noqa: E402
+    create_database,
+    drop_database,
+    libpq_url,
+    pg_admin_url,
+    unique_name,
+)
+from migration_plans.processes import ManagedProcess, free_port, uvicorn_argv  # noqa: E402
+from strangler_proxy.identity import IDENTITY_HEADER, Identity, sign_identity  # noqa: E402
+
+KEY = "bench-identity-key"
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(fraction * len(ordered) + 0.5) - 1))]
+
+
+def summary(values: list[float]) -> dict[str, float]:
+    return {
+        "p50_ms": round(percentile(values, 0.5), 3),
+        "p99_ms": round(percentile(values, 0.99), 3),
+        "mean_ms": round(statistics.fmean(values), 3),
+        "n": len(values),
+    }
+
+
+def django_migrate(url: str) -> None:
+    env = {
+        **os.environ,
+        "DATABASE_URL": url,
+        "DJANGO_SETTINGS_MODULE": "tests.dualwrite.monolith_settings",
+        "DEBUG": "true",
+        "PYTHONPATH": str(REPO),
+    }
+    subprocess.run(
+        [sys.executable, "-m", "django", "migrate", "--verbosity", "0"],
+        cwd=REPO,
+        env=env,
+        check=True,
+    )
+
+
+def make_pair(admin: str, label: str, created: list[str]) -> tuple[str, str]:
+    from extracted_services.common.migrations import upgrade
+
+    names = [unique_name(f"strangler_bench_{label}_m"), unique_name(f"strangler_bench_{label}_s")]
+    created.extend(names)
+    monolith, service = (create_database(admin, name) for name in names)
+    django_migrate(monolith)
+    upgrade("catalog", service)
+    return monolith, service
+
+
+def seed(monolith: str, rows: int) -> None:
+    with psycopg.connect(libpq_url(monolith)) as conn:
+        conn.execute(
+            "INSERT INTO catalog_category (id, name, slug, description) "
+            "SELECT n, 'Category ' || n, 'category-' || n, '' FROM generate_series(1, 100) n"
+        )
+        conn.execute(
+            "INSERT INTO catalog_product (sku, name, description, price, is_active, "
+            "category_id, created_at, updated_at) SELECT 'SKU-' || n, 'Product ' || n, "
+            "'description of product ' || n, (n % 10000) * 0.01 + 1, n % 5 <> 0, 1 + n % 100, "
+            "now(), now() FROM generate_series(1, %s) n",
+            [rows],
+        )
+        conn.execute("ANALYZE catalog_product")
+
+
+def env_for(monolith: str, service: str, **extra: str) -> dict[str, str]:
+    return {
+        "CATALOG_DATABASE_URL": service,
+        "STRANGLER_MONOLITH_DATABASE_URL": monolith,
+        "STRANGLER_IDENTITY_KEY": KEY,
+        "STRANGLER_BROKER_URL": os.environ.get("STRANGLER_REDIS_URL", "redis://127.0.0.1:6379/0"),
+        "STRANGLER_RELAY_QUEUE": f"dualwrite-bench-{os.getpid()}",
+        "LOG_LEVEL": "WARNING",
+        **extra,
+    }
+
+
+def start(argv: list[str], name: str, env: dict[str, str], health: str | None) -> ManagedProcess:
+    return ManagedProcess.start(
+        argv, name=name, health_url=health, env=env, cwd=REPO, log_dir=REPO / "var" / "log"
+    )
+
+
+def start_service(monolith: str, service: str, **extra: str) -> tuple[ManagedProcess, str]:
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    argv = uvicorn_argv("extracted_services.catalog.main:create_app", port, factory=True)
+    process = start(argv, "bench-catalog", env_for(monolith, service, **extra), f"{base}/healthz")
+    return process, base
+
+
+def start_relay(monolith: str, service: str) -> ManagedProcess:
+    port = free_port()
+    argv = [
+        sys.executable,
+        "-m",
+        "dualwrite",
+        "relay",
+        "catalog",
+        "--log-level",
+        "WARNING",
+        "--metrics-port",
+        str(port),
+    ]
+    env = env_for(monolith, service, STRANGLER_PHASE="dual_write")
+    return start(argv, "bench-relay", env, f"http://127.0.0.1:{port}/metrics")
+
+
+def patch_latencies(base: str, writes: int, products: int) -> list[float]:
+    header = sign_identity(Identity(sub="bench"), key=KEY.encode(), ttl=3600)
+    timings: list[float] = []
+    with httpx.Client(base_url=base, headers={IDENTITY_HEADER: header}) as client:
+        for n in range(writes + 50):
+            key = 1 + n % products
+            started = time.perf_counter()
+            response = client.patch(
+                f"/api/v1/products/{key}/", json={"price": f"{10 + n % 90}.{n % 100:02d}"}
+            )
+            elapsed = (time.perf_counter() - started) * 1000
+            response.raise_for_status()
+            if n >= 50:  # warm-up
+                timings.append(elapsed)
+    return timings
+
+
+def bench_latency(admin: str, writes: int, created: list[str]) -> dict[str, Any]:
+    monolith, service = make_pair(admin, "lat", created)
+    seed(monolith, 1000)
+    Backfill(RelaySettings(context="catalog", monolith_url=monolith, service_url=service)).run(
+        progress=False
+    )
+    results: dict[str, Any] = {}
+    process, base = start_service(
+        monolith, service, STRANGLER_PHASE="split", CATALOG_REVERSE_SYNC="false"
+    )
+    try:
+        results["off"] = summary(patch_latencies(base, writes, 1000))
+    finally:
+        process.stop()
+    relay = start_relay(monolith, service)
+    process, base = start_service(monolith, service, STRANGLER_PHASE="dual_write")
+    try:
+        results["on"] = summary(patch_latencies(base, writes, 1000))
+    finally:
+        process.stop()
+        relay.stop()
+    results["p50_ratio"] = round(results["on"]["p50_ms"] / results["off"]["p50_ms"], 3)
+    results["p99_ratio"] = round(results["on"]["p99_ms"] / results["off"]["p99_ms"], 3)
+    return results
+
+
+def bench_lag(admin: str, rate: float, seconds: float, created: list[str]) -> dict[str, Any]:
+    monolith, service = make_pair(admin, "lag", created)
+    seed(monolith, 1000)
+    settings = RelaySettings(context="catalog", monolith_url=monolith, service_url=service)
+    Backfill(settings).run(progress=False)
+    relay = start_relay(monolith, service)
+    process, base = start_service(monolith, service, STRANGLER_PHASE="dual_write")
+    header = sign_identity(Identity(sub="bench"), key=KEY.encode(), ttl=3600)
+    started = time.time()
+    total = int(rate * seconds)
+
+    def monolith_writes() -> None:
+        with psycopg.connect(libpq_url(monolith), autocommit=True) as conn:
+            for n in range(0, total, 2):
+                wait = started + n / rate - time.time()
+                if wait > 0:
+                    time.sleep(wait)
+                conn.execute(
+                    "UPDATE catalog_product SET price = price + 0.01, updated_at = now() "
+                    "WHERE id = %s",
+                    [501 + n % 500],
+                )
+
+    def service_writes() -> None:
+        with httpx.Client(base_url=base, headers={IDENTITY_HEADER: header}) as client:
+            for n in range(1, total, 2):
+                wait = started + n / rate - time.time()
+                if wait > 0:
+                    time.sleep(wait)
+                client.patch(
+                    f"/api/v1/products/{1 + n % 500}/", json={"price": f"{n % 90 + 10}.50"}
+                )
+
+    threads = [threading.Thread(target=monolith_writes), threading.Thread(target=service_writes)]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        achieved = total / (time.time() - started)
+        lags: dict[str, list[float]] = {}
+        deadline = time.time() + 60
+        for side, url in (("monolith_to_service", monolith), ("service_to_monolith", service)):
+            with psycopg.connect(libpq_url(url)) as conn:
+                while time.time() < deadline:
+                    waiting = conn.execute(
+                        "SELECT count(*) FROM strangler_outbox WHERE status IN ('pending', 'in_flight')"
+                    ).fetchone()
+                    conn.commit()
+                    if waiting is not None and waiting[0] == 0:
+                        break
+                    time.sleep(0.2)
+                rows = conn.execute(
+                    "SELECT extract(epoch FROM applied_at - created_at) * 1000 FROM strangler_outbox "
+                    "WHERE status = 'applied'"
+                ).fetchall()
+            lags[side] = [float(row[0]) for row in rows]
+    finally:
+        process.stop()
+        relay.stop()
+    every = [value for values in lags.values() for value in values]
+    return {
+        "target_writes_per_s": rate,
+        "achieved_writes_per_s": round(achieved, 1),
+        "all": summary(every),
+        **{side: summary(values) for side, values in lags.items() if values},
+    }
+
+
+def bench_backfill(admin: str, rows: int, created: list[str]) -> dict[str, Any]:
+    monolith, service = make_pair(admin, "bf", created)
+    seed(monolith, rows)
+    settings = RelaySettings(context="catalog", monolith_url=monolith, service_url=service)
+    job = Backfill(settings, chunk_size=50_000)
+    set_capture(job.monolith, "catalog", enabled=False)
+    result = job.run(progress=sys.stderr.isatty())
+    job.close()
+    return {
+        "rows": result.total,
+        "seconds": round(result.seconds, 2),
+        "rows_per_s": round(result.rows_per_second),
+        "vs_ghostferry_33k": round(result.rows_per_second / 33_000, 2),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=1_000_000, help="backfill rows")
+    parser.add_argument("--writes", type=int, default=2000, help="latency samples per mode")
+    parser.add_argument("--rate", type=float, default=200.0, help="writes/s for the lag run")
+    parser.add_argument("--seconds", type=float, default=15.0, help="length of the lag run")
+    args = parser.parse_args()
+    admin = pg_admin_url()
+    created: list[str] = []
+    figures: dict[str, Any] = {"machine": {"cpus": os.cpu_count()}}
+    try:
+        figures["write_latency"] = bench_latency(admin, args.writes, created)
+        figures["relay_lag"] = bench_lag(admin, args.rate, args.seconds, created)
+        figures["backfill"] = bench_backfill(admin, args.rows, created)
+    finally:
+        for name in created:
+            drop_database(admin, name)
+    figures["targets"] = {
+        "write_latency_p50_ratio_le_1_2": figures["write_latency"]["p50_ratio"] <= 1.2,
+        "relay_lag_p99_le_100ms": figures["relay_lag"]["all"]["p99_ms"] <= 100,
+        "backfill_ge_50k_rows_per_s": figures["backfill"]["rows_per_s"] >= 50_000,
+    }
+    print(json.dumps(figures, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,158 @@
+"""Faults, each ending with both databases identical and nothing lost (real processes)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from sqlalchemy.orm import Session
+
+from dualwrite.outbox import OutboxSink
+from migration_plans.processes import ManagedProcess, wait_until
+
+pytestmark = [pytest.mark.pg, pytest.mark.e2e, pytest.mark.slow]
+
+PRODUCTS = (
+    "INSERT INTO catalog_product (sku, name, description, price, is_active, category_id, "
+    "created_at, updated_at) SELECT :prefix || n, 'Item ' || n, '', n * 0.25, true, 1, now(), "
+    "now() FROM generate_series(1, :count) AS n"
+)
+
+
+def seed(pair: Any, count: int, prefix: str = "P-") -> None:
+    pair.monolith(
+        "INSERT INTO catalog_category (id, name, slug, description) VALUES (1, 'All', 'all', '') "
+        "ON CONFLICT DO NOTHING"
+    )
+    pair.monolith(PRODUCTS, {"prefix": prefix, "count": count})
+
+
+def applied(pair: Any, side: str = "monolith") -> int:
+    return pair.outbox_counts(side).get("applied", 0)
+
+
+def service_event(pair: Any, key: int, row: dict[str, Any] | None, operation: str) -> None:
+    """An outbox event written the way the service's write path does (row in service form)."""
+    with Session(pair.relays[0].engines["service"]) as session, session.begin():
+        OutboxSink(context="catalog").record(
+            session,
+            table="products",
+            operation=operation,
+            key=key,
+            row=row,
+            request_id=f"req-{key}",
+        )
+
+
+def test_relay_sigkilled_mid_batch_loses_nothing(
+    pair: Any, start_relay: Callable[..., ManagedProcess]
+) -> None:
+    seed(pair, 3000)
+    relay = start_relay(pair, STRANGLER_RELAY_BATCH_SIZE="200")
+    wait_until(lambda: applied(pair) >= 400, timeout=60, what="relay under way")
+    relay.kill()
+    seed(pair, 200, prefix="Q-")  # written while no relay runs
+    pair.monolith("UPDATE catalog_product SET price = price + 1 WHERE id % 7 = 0")
+    start_relay(pair, STRANGLER_RELAY_BATCH_SIZE="200")
+    pair.assert_in_sync(timeout=90)
+    assert len(pair.rows("service")["products"]) == 3200
+
+
+def test_service_database_unreachable_then_back(
+    pair: Any, start_relay: Callable[..., ManagedProcess]
+) -> None:
+    seed(pair, 10)
+    relay = start_relay(pair)
+    pair.assert_in_sync(timeout=30)
+    pair.set_service_connections(False)
+    pair.monolith("UPDATE catalog_product SET name = name || ' (new)' WHERE id <= 5")
+    pair.monolith("DELETE FROM catalog_product WHERE id = 10")
+    seed(pair, 5, prefix="U-")
+    wait_until(
+        lambda: "database unavailable" in relay.log_tail(400),
+        timeout=30,
+        what="relay noticing the outage",
+    )
+    assert pair.outbox_counts("monolith").get("pending", 0) > 0
+    pair.set_service_connections(True)
+    pair.assert_in_sync(timeout=60)
+    assert relay.alive()
+
+
+def test_redis_stopped_and_restarted(
+    pair: Any,
+    own_redis: Any,
+    queue_name: str,
+    start_relay: Callable[..., ManagedProcess],
+    start_worker: Callable[..., ManagedProcess],
+) -> None:
+    broker = {"STRANGLER_BROKER_URL": own_redis.url, "STRANGLER_RELAY_QUEUE": queue_name}
+    start_worker(pair, own_redis.url, queue_name)
+    start_relay(pair, mode="celery", **broker)
+    seed(pair, 20)
+    pair.assert_in_sync(timeout=60)  # every key went through a Celery task
+    own_redis.stop()
+    pair.monolith("UPDATE catalog_product SET price = price * 2 WHERE id <= 10")
+    service_event(pair, 15, None, "delete")
+    pair.service("DELETE FROM products WHERE id = 15")
+    wait_until(
+        lambda: pair.outbox_counts("monolith").get("in_flight", 0) > 0,
+        timeout=30,
+        what="events handed off while the broker is down",
+    )
+    own_redis.start()  # an empty broker: tasks queued before the outage are gone too
+    pair.assert_in_sync(timeout=90)
+    assert 15 not in pair.rows("monolith")["products"]
+
+
+def test_poison_event_is_retried_with_backoff_then_dead_lettered(
+    pair: Any,
+    redis_url: str,
+    queue_name: str,
+    start_relay: Callable[..., ManagedProcess],
+    start_worker: Callable[..., ManagedProcess],
+) -> None:
+    broker = {"STRANGLER_BROKER_URL": redis_url, "STRANGLER_RELAY_QUEUE": queue_name}
+    seed(pair, 3)
+    start_worker(pair, redis_url, queue_name)
+    start_relay(pair, **broker)
+    pair.assert_in_sync(timeout=30)
+    good = {
+        "id": 2,
+        "sku": "P-2",
+        "title": "Renamed",
+        "description": "",
+        "price_cents": 50,
+        "status": "active",
+        "category_id": 1,
+        "created_at": "2026-01-01T00:00:00+00:00",
+        "updated_at": "2026-01-01T00:00:00+00:00",
+    }
+    service_event(pair, 1, {**good, "id": 1, "sku": "P-1", "status": "unknown"}, "update")
+    service_event(pair, 2, good, "update")
+    pair.service(
+        "UPDATE products SET title = 'Renamed', price_cents = 50, "
+        "created_at = '2026-01-01T00:00:00+00:00', updated_at = created_at WHERE id = 2"
+    )
+    wait_until(
+        lambda: pair.outbox_counts("service").get("dead", 0) == 1,
+        timeout=60,
+        what="the poison event dead-lettered",
+    )
+    dead = pair.service("SELECT attempts, last_error, request_id FROM strangler_dead_letter").one()
+    assert dead[0] == 3 and "unknown" in dead[1] and dead[2] == "req-1"
+    assert pair.rows("monolith")["products"][2]["title"] == "Renamed"
+    status = subprocess.run(
+        [sys.executable, "-m", "dualwrite", "status", "catalog", "--json"],
+        env={**pair.env(), "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    report = json.loads(status.stdout)[0]
+    assert report["service"]["dead"] == 1
+    assert report["monolith"]["lag_p99_ms"] is not None
