@@ -1,1 +1,1 @@
-"""legacy_monolith package."""
+"""The legacy Django + DRF shop that strangler migrates, one bounded context at a time."""

@@ -48,10 +48,5 @@ class OrderLine(models.Model):
             ),
         ]
 
-    @property
-    def line_total(self):
-        """``quantity * unit_price``."""
-        return self.quantity * self.unit_price
-
     def __str__(self) -> str:
         return f"{self.quantity} x product {self.product_id} @ {self.unit_price}"
