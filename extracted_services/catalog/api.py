@@ -20,7 +20,7 @@ from extracted_services.catalog.deps import BodyDep, ChangesDep, SessionDep, Vie
 from extracted_services.catalog.models import Category, Product
 from extracted_services.catalog.schemas import CategoryIn, CategoryOut, ProductIn, ProductOut
 from extracted_services.common.changes import row_image
-from extracted_services.common.errors import Conflict, NotFound
+from extracted_services.common.errors import InUse, NotFound
 from extracted_services.common.legacy import legacy_json, service_column, service_values
 from extracted_services.common.listing import (
     FilterErrors,
@@ -141,7 +141,7 @@ def delete_category(key: str, session: SessionDep, changes: ChangesDep) -> Respo
         with session.begin():
             crud.delete_category(session, _load_category(session, key), changes=changes)
     except IntegrityError as exc:
-        raise Conflict("The category still has products.") from exc
+        raise InUse() from exc
     return Response(status_code=204)
 
 

@@ -16,6 +16,7 @@ Exception tree::
     ├── UnsupportedMediaType (415, ``unsupported_media_type``)
     └── Conflict (409, ``conflict``)
         ├── PhaseReadOnly (409, ``phase_read_only``)
+        ├── InUse (409, ``in_use``: delete of a referenced row)
         ├── InsufficientStock (409, ``insufficient_stock``)
         └── InvalidState (409, ``invalid_state``)
 """
@@ -28,6 +29,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import IntegrityError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from extracted_services.common.validation import drf_fields
@@ -117,6 +119,11 @@ class PhaseReadOnly(Conflict):
     default_detail = "This context is read-only in the current phase."
 
 
+class InUse(Conflict):
+    code = "in_use"
+    default_detail = "The resource is referenced by other records and cannot be deleted."
+
+
 class InsufficientStock(Conflict):
     code = "insufficient_stock"
     default_detail = "Not enough stock available."
@@ -161,6 +168,11 @@ async def _request_invalid(request: Request, exc: Exception) -> JSONResponse:
     return render(ValidationFailed(drf_fields(exc.errors(), skip_prefix=1)))
 
 
+async def _integrity(request: Request, exc: Exception) -> JSONResponse:
+    log.warning("integrity error", exc_info=exc)
+    return render(Conflict("The change conflicts with existing data."))
+
+
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled error", exc_info=exc)
     return render(ApiError())
@@ -171,4 +183,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _request_invalid)
+    app.add_exception_handler(IntegrityError, _integrity)
     app.add_exception_handler(Exception, _unexpected)

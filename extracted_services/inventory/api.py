@@ -14,7 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from extracted_services.common.changes import row_image
-from extracted_services.common.errors import NotFound
+from extracted_services.common.errors import MethodNotAllowed, NotFound
 from extracted_services.common.legacy import legacy_json, service_column
 from extracted_services.common.listing import (
     FilterErrors,
@@ -147,6 +147,13 @@ def list_stock(request: Request, session: SessionDep, views: ViewsDep) -> dict[s
         ordering=_ordering(request, "stock_levels", STOCK_ORDERING),
     )
     return page_of(request, session, views["stock_levels"], query, stock_json)
+
+
+@router.api_route("/stock/reserve/", methods=["GET", "PUT", "PATCH", "DELETE"])
+@router.api_route("/stock/release/", methods=["GET", "PUT", "PATCH", "DELETE"])
+def stock_actions_take_post_only(request: Request) -> None:
+    """The actions are POST-only; without this ``GET /stock/reserve/`` would be a 404 detail."""
+    raise MethodNotAllowed(f'Method "{request.method}" not allowed.')
 
 
 @router.get("/stock/{key}/", response_model=StockLevelOut)
