@@ -1,0 +1,54 @@
+"""Reservations lock their stock rows: a concurrent reserve waits, then sees the new stock."""
+
+from __future__ import annotations
+
+import threading
+
+import psycopg
+import pytest
+
+from dualwrite.outbox import OutboxSink
+from extracted_services.common.changes import ChangeRecorder
+from extracted_services.common.database import service_engine, session_factory
+from extracted_services.common.errors import InsufficientStock
+from extracted_services.inventory import crud
+from migration_plans.databases import libpq_url
+from migration_plans.processes import wait_until
+from tests.services.seed import seed_inventory_service
+
+
+def waiting_on_a_lock(url: str) -> bool:
+    with psycopg.connect(libpq_url(url), autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+        ).fetchone()
+    return bool(row and row[0])
+
+
+@pytest.mark.parametrize("backend", ["pg"], indirect=True)
+def test_concurrent_reserve_waits_for_the_row_lock_and_cannot_oversell(databases):
+    url = databases.service("inventory")
+    seed_inventory_service(url)
+    engine = service_engine(url)
+    sessions = session_factory(engine)
+    changes = ChangeRecorder("inventory", OutboxSink(context="inventory"))
+    outcome: dict[str, object] = {}
+
+    def second_order() -> None:
+        try:
+            with sessions() as session, session.begin():
+                crud.reserve(session, 2, [crud.StockRequest(2, 10)], changes=changes)
+            outcome["second"] = "reserved"
+        except InsufficientStock as exc:
+            outcome["second"] = exc.detail
+
+    with sessions() as first, first.begin():
+        crud.reserve(first, 1, [crud.StockRequest(2, 10)], changes=changes)
+        thread = threading.Thread(target=second_order)
+        thread.start()
+        wait_until(lambda: waiting_on_a_lock(url), timeout=20, what="the second reserve to wait")
+    thread.join(timeout=30)
+    engine.dispose()
+    assert not thread.is_alive()
+    assert outcome["second"] == "Not enough stock for product 2: requested 10, available 0."
