@@ -11,7 +11,7 @@ import pytest
 
 from migration_plans.processes import ManagedProcess, free_port, wait_until
 
-from .conftest import REPO_ROOT, Monolith, monolith_env
+from .conftest import REPO_ROOT, Monolith, MonolithDatabases, monolith_env
 
 
 def test_healthz(anon: httpx.Client) -> None:
@@ -82,19 +82,25 @@ def test_json_logs_carry_the_request_id(anon: httpx.Client, monolith: Monolith) 
 
 
 @pytest.mark.e2e
-def test_serves_under_gunicorn(tmp_path: Path, monolith: Monolith) -> None:
+def test_serves_under_gunicorn(
+    tmp_path: Path, request: pytest.FixtureRequest, monolith_databases: MonolithDatabases
+) -> None:
+    database_url = monolith_databases.fresh(request, "sqlite")
     port = free_port()
     argv = [sys.executable, "-m", "legacy_monolith.cli", "serve", "--port", str(port)]
     argv += ["--server", "gunicorn", "--workers", "1", "--threads", "4"]
-    with ManagedProcess.start(
-        argv,
-        name="monolith-gunicorn",
-        health_url=f"http://127.0.0.1:{port}/healthz",
-        env=monolith_env(monolith.database_url),
-        cwd=REPO_ROOT,
-        log_dir=tmp_path,
-        timeout=60,
-    ), httpx.Client(base_url=f"http://127.0.0.1:{port}") as client:
+    with (
+        ManagedProcess.start(
+            argv,
+            name="monolith-gunicorn",
+            health_url=f"http://127.0.0.1:{port}/healthz",
+            env=monolith_env(database_url),
+            cwd=REPO_ROOT,
+            log_dir=tmp_path,
+            timeout=60,
+        ),
+        httpx.Client(base_url=f"http://127.0.0.1:{port}") as client,
+    ):
         for _ in range(3):  # one kept-alive connection, persistent DB connection
             response = client.get("/api/v1/products/", params={"page_size": 1})
             assert response.status_code == 200

@@ -11,7 +11,7 @@ import pytest
 
 from .conftest import MonolithDatabases, manage
 
-SEED = ["seed", "--products", "300", "--customers", "15", "--orders", "60", "--seed", "7"]
+SEED = ["seed", "--products", "200", "--customers", "10", "--orders", "40", "--seed", "7"]
 
 CONSISTENCY = {
     "stock reserved = held reservations": """
@@ -65,12 +65,12 @@ SNAPSHOT = (
 def test_seed_is_consistent_deterministic_and_replaces_data(database_url: str) -> None:
     output = manage(database_url, *SEED).stdout
     query = _query(database_url)
-    assert query("SELECT count(*) FROM catalog_product") == [(300,)]
-    assert query("SELECT count(*) FROM customers_customer") == [(15,)]
-    assert query("SELECT count(*) FROM catalog_product WHERE sku = 'SKU-0000300'") == [(1,)]
+    assert query("SELECT count(*) FROM catalog_product") == [(200,)]
+    assert query("SELECT count(*) FROM customers_customer") == [(10,)]
+    assert query("SELECT count(*) FROM catalog_product WHERE sku = 'SKU-0000200'") == [(1,)]
     assert "catalog_product" in output and "seeded in" in output
     orders = query("SELECT id, status, total FROM orders_order ORDER BY id")
-    assert 0 < len(orders) <= 60
+    assert 0 < len(orders) <= 40
     for what, sql in CONSISTENCY.items():
         assert query(sql) == [(0,)], what
     products = query(SNAPSHOT)
@@ -78,4 +78,4 @@ def test_seed_is_consistent_deterministic_and_replaces_data(database_url: str) -
     manage(database_url, *SEED)
     assert query(SNAPSHOT) == products
     assert query("SELECT id, status, total FROM orders_order ORDER BY id") == orders
-    assert query("SELECT max(id) FROM catalog_product") == [(300,)]
+    assert query("SELECT max(id) FROM catalog_product") == [(200,)]
