@@ -97,7 +97,7 @@ def seed(monolith: str, rows: int) -> None:
         conn.execute(
             "INSERT INTO catalog_product (sku, name, description, price, is_active, "
             "category_id, created_at, updated_at) SELECT 'SKU-' || n, 'Product ' || n, "
-            "'description of product ' || n, (n % 10000) * 0.01 + 1, n % 5 <> 0, 1 + n % 100, "
+            "'description of product ' || n, (n %% 10000) * 0.01 + 1, n %% 5 <> 0, 1 + n %% 100, "
             "now(), now() FROM generate_series(1, %s) n",
             [rows],
         )
@@ -147,20 +147,28 @@ def start_relay(monolith: str, service: str) -> ManagedProcess:
     return start(argv, "bench-relay", env, f"http://127.0.0.1:{port}/metrics")
 
 
-def patch_latencies(base: str, writes: int, products: int) -> list[float]:
+def patch_latencies(bases: dict[str, str], writes: int, products: int) -> dict[str, list[float]]:
+    """PATCH the same products through each service in turn (interleaved: same conditions)."""
     header = sign_identity(Identity(sub="bench"), key=KEY.encode(), ttl=3600)
-    timings: list[float] = []
-    with httpx.Client(base_url=base, headers={IDENTITY_HEADER: header}) as client:
+    timings: dict[str, list[float]] = {mode: [] for mode in bases}
+    clients = {
+        mode: httpx.Client(base_url=base, headers={IDENTITY_HEADER: header})
+        for mode, base in bases.items()
+    }
+    try:
         for n in range(writes + 50):
-            key = 1 + n % products
-            started = time.perf_counter()
-            response = client.patch(
-                f"/api/v1/products/{key}/", json={"price": f"{10 + n % 90}.{n % 100:02d}"}
-            )
-            elapsed = (time.perf_counter() - started) * 1000
-            response.raise_for_status()
-            if n >= 50:  # warm-up
-                timings.append(elapsed)
+            for mode, client in clients.items():
+                key = 1 + n % products
+                body = {"price": f"{10 + n % 90}.{n % 100:02d}"}
+                started = time.perf_counter()
+                response = client.patch(f"/api/v1/products/{key}/", json=body)
+                elapsed = (time.perf_counter() - started) * 1000
+                response.raise_for_status()
+                if n >= 50:  # warm-up
+                    timings[mode].append(elapsed)
+    finally:
+        for client in clients.values():
+            client.close()
     return timings
 
 
@@ -170,21 +178,17 @@ def bench_latency(admin: str, writes: int, created: list[str]) -> dict[str, Any]
     Backfill(RelaySettings(context="catalog", monolith_url=monolith, service_url=service)).run(
         progress=False
     )
-    results: dict[str, Any] = {}
-    process, base = start_service(
+    relay = start_relay(monolith, service)
+    off, off_base = start_service(
         monolith, service, STRANGLER_PHASE="split", CATALOG_REVERSE_SYNC="false"
     )
+    on, on_base = start_service(monolith, service, STRANGLER_PHASE="dual_write")
     try:
-        results["off"] = summary(patch_latencies(base, writes, 1000))
+        timings = patch_latencies({"off": off_base, "on": on_base}, writes, 1000)
     finally:
-        process.stop()
-    relay = start_relay(monolith, service)
-    process, base = start_service(monolith, service, STRANGLER_PHASE="dual_write")
-    try:
-        results["on"] = summary(patch_latencies(base, writes, 1000))
-    finally:
-        process.stop()
-        relay.stop()
+        for process in (on, off, relay):
+            process.stop()
+    results: dict[str, Any] = {mode: summary(values) for mode, values in timings.items()}
     results["p50_ratio"] = round(results["on"]["p50_ms"] / results["off"]["p50_ms"], 3)
     results["p99_ratio"] = round(results["on"]["p99_ms"] / results["off"]["p99_ms"], 3)
     return results
