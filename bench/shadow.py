@@ -6,7 +6,7 @@ slowed by 200 ms. Same load generator as ``bench/proxy.py`` (wrk when installed)
 Prints JSON: req/s, p50 and p99 of the primary path, their ratio to "off", and the
 mirror's own counters (queued, dropped, matched) from the proxy's metrics.
 
-    .venv/bin/python bench/shadow.py                       # about a minute
+    .venv/bin/python bench/shadow.py                       # about two minutes
     .venv/bin/python bench/shadow.py --duration 3 --concurrency 1 16 --sample-rate 0.1
     .venv/bin/python bench/proxy.py --shadow               # the same, after the proxy cells
 """
@@ -18,6 +18,7 @@ import asyncio
 import json
 import os
 import shutil
+import statistics
 import sys
 import tempfile
 import urllib.request
@@ -101,40 +102,66 @@ def shadow_counters(url: str) -> dict[str, float]:
     return counters
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def median_cell(cells: list[dict[str, float]]) -> dict[str, float]:
+    keys = ("rps", "p50_ms", "p99_ms", "proxy_cpu_us_per_request")
+    middle = {key: round(statistics.median(cell[key] for cell in cells), 3) for key in keys}
+    return {**middle, "errors": sum(cell.get("errors", 0) for cell in cells), "rounds": len(cells)}
+
+
 def run_shadow(
     load: Callable[[str, int, float], dict[str, float]],
     concurrency: list[int],
     duration: float,
     sample_rate: float = 1.0,
+    rounds: int = 3,
 ) -> dict[str, Any]:
-    """Cells ``off``, ``healthy``, ``slow_200ms`` per concurrency, with ratios to ``off``."""
+    """Cells ``off``, ``healthy``, ``slow_200ms`` per concurrency, with ratios to ``off``.
+
+    The three proxies run side by side and the cells are measured in turn, ``rounds``
+    times, reporting medians: drift in the machine's load hits every cell alike.
+    """
     results: dict[str, Any] = {"sample_rate": sample_rate, "slow_shadow_s": SLOW_SECONDS}
     with tempfile.TemporaryDirectory(prefix="strangler-bench-shadow-") as tmp, ExitStack() as stack:
         workdir = Path(tmp)
         logs = workdir / "logs"
         process, primary, _ = trivial_upstream(logs)
         stack.callback(process.stop)
-        process, healthy = trivial_upstream(logs)[:2]
+        process, healthy, _ = trivial_upstream(logs)
         stack.callback(process.stop)
         process, slow = slow_upstream(logs)
         stack.callback(process.stop)
+        proxies: dict[str, tuple[ManagedProcess, str]] = {}
         for name, shadow in (("off", None), ("healthy", healthy), ("slow_200ms", slow)):
-            process, url = proxy(primary, shadow, sample_rate, logs, workdir)
-            try:
-                load(url + "/", 4, min(1.0, duration))  # warm pools
-                cells = {f"c={c}": load(url + "/", c, duration) for c in concurrency}
-                for key, cell in cells.items():
-                    print(f"  shadow {name:10} {key:5} {cell}", file=sys.stderr)
-                cells["mirror"] = shadow_counters(url)  # type: ignore[assignment]
-                results[name] = cells
-            finally:
-                process.stop()
+            proxies[name] = proxy(primary, shadow, sample_rate, logs, workdir)
+            stack.callback(proxies[name][0].stop)
+            load(proxies[name][1] + "/", 4, min(1.0, duration))  # warm pools
+        cells: dict[str, dict[str, list[dict[str, float]]]] = {name: {} for name in proxies}
+        for _ in range(rounds):
+            for c in concurrency:
+                for name, (process, url) in proxies.items():
+                    before = cpu_seconds(process.pid)
+                    cell = load(url + "/", c, duration)
+                    spent = cpu_seconds(process.pid) - before
+                    cell["proxy_cpu_us_per_request"] = (
+                        spent * 1e6 / max(1.0, cell["rps"] * duration)
+                    )
+                    print(f"  shadow {name:10} c={c:<3} {cell}", file=sys.stderr)
+                    cells[name].setdefault(f"c={c}", []).append(cell)
+        for name, (_, url) in proxies.items():
+            results[name] = {key: median_cell(found) for key, found in cells[name].items()}
+            results[name]["mirror"] = shadow_counters(url)
     for name in ("healthy", "slow_200ms"):
         for key in (f"c={c}" for c in concurrency):
             base, cell = results["off"][key], results[name][key]
-            cell["p99_vs_off"] = round(cell["p99_ms"] / base["p99_ms"], 3) if base["p99_ms"] else 0
-            cell["p50_vs_off"] = round(cell["p50_ms"] / base["p50_ms"], 3) if base["p50_ms"] else 0
-            cell["rps_vs_off"] = round(cell["rps"] / base["rps"], 3) if base["rps"] else 0
+            for metric in ("p50_ms", "p99_ms", "rps"):
+                ratio = cell[metric] / base[metric] if base[metric] else 0.0
+                cell[f"{metric.split('_')[0]}_vs_off"] = round(ratio, 3)
     return results
 
 
@@ -145,6 +172,7 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=5.0, help="seconds per cell")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 16])
     parser.add_argument("--sample-rate", type=float, default=1.0)
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (medians)")
     parser.add_argument("--generator", choices=["auto", "wrk", "python"], default="auto")
     args = parser.parse_args()
     use_wrk = args.generator == "wrk" or (args.generator == "auto" and shutil.which("wrk"))
@@ -153,7 +181,7 @@ def main() -> None:
         "generator": "wrk -t1" if use_wrk else "python asyncio+aiohttp",
         "duration_s": args.duration,
         "machine": {"cpus": os.cpu_count(), "load_avg": os.getloadavg()},
-        "shadow": run_shadow(load, args.concurrency, args.duration, args.sample_rate),
+        "shadow": run_shadow(load, args.concurrency, args.duration, args.sample_rate, args.rounds),
     }
     print(json.dumps(report, indent=2))
 

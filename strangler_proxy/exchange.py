@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import json
+import zlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -86,9 +87,19 @@ class CapturedResponse:
         content_type = (self.header("content-type") or "").split(";")[0].strip().lower()
         return any(content_type.endswith(kind) for kind in _JSON_TYPES)
 
+    def decoded_body(self) -> bytes:
+        """The body without its gzip/deflate content-encoding (as is when unknown or broken)."""
+        encoding = (self.header("content-encoding") or "").strip().lower()
+        if encoding in ("gzip", "x-gzip", "deflate") and self.body:
+            try:
+                return zlib.decompress(self.body, wbits=47 if "gzip" in encoding else 15)
+            except zlib.error:
+                return self.body
+        return self.body
+
     def json_body(self) -> Any:
         """The decoded JSON body; :class:`ValueError` when it is not JSON."""
-        return json.loads(self.body)
+        return json.loads(self.decoded_body())
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -5,7 +5,7 @@ The proxy calls :meth:`MirrorEngine.submit` after it has the primary's response.
 the route's shadow is side-effect-free, and puts the job on a bounded queue; when
 the queue is full the copy is dropped and counted. A fixed number of worker tasks
 (the engine's own concurrency limit) send the copy to the shadow upstream (and,
-for noise calibration, to a second primary), compare in a thread, and record the
+for noise calibration, to a second primary), compare, and record the
 outcome in the results store.
 
     engine = MirrorEngine(store=RedisShadowStore.from_url(url), concurrency=4)
@@ -17,6 +17,7 @@ outcome in the results store.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import time
@@ -24,8 +25,10 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
 
-import httpx
+import aiohttp
+import yarl
 from prometheus_client import REGISTRY, CollectorRegistry, Gauge
 from prometheus_client import Counter as PromCounter
 
@@ -98,6 +101,14 @@ class MirrorMetrics:
         self.queue_depth = Gauge(
             "strangler_shadow_queue_depth", "Copies waiting for a mirror worker.", registry=registry
         )
+        self._children: dict[tuple[str, str], Any] = {}
+
+    def count(self, route: str, outcome: str) -> None:
+        """One outcome (labelled children cached: ``labels()`` is slow for a hot path)."""
+        child = self._children.get((route, outcome))
+        if child is None:
+            child = self._children[(route, outcome)] = self.outcomes.labels(route, outcome)
+        child.inc()
 
 
 _default_metrics: MirrorMetrics | None = None
@@ -122,6 +133,9 @@ def join_url(base: str, path: str) -> str:
     return base.rstrip("/") + (path if path.startswith("/") else "/" + path)
 
 
+_BATCH = 200  # outcomes per store write
+_FLUSH_SECONDS = 0.25  # at the latest
+_SKIP_AUTO = frozenset({"User-Agent", "Accept", "Accept-Encoding", "Content-Type"})
 _Job = tuple[ShadowRoute, CapturedRequest, CapturedResponse, float]
 
 
@@ -136,7 +150,6 @@ class MirrorEngine:
         queue_size: int = 1000,
         concurrency: int = 4,
         timeout: float = 5.0,
-        transport: httpx.AsyncBaseTransport | None = None,
         metrics: MirrorMetrics | None = None,
         sample: Callable[[], float] = random.random,
     ) -> None:
@@ -146,26 +159,35 @@ class MirrorEngine:
         self.timeout = timeout
         self.stats: Counter[str] = Counter()
         self._queue: asyncio.Queue[_Job] = asyncio.Queue(maxsize=queue_size)
-        self._transport = transport
         self._metrics = metrics or default_metrics()
         self._sample = sample
-        self._client: httpx.AsyncClient | None = None
+        self._client: aiohttp.ClientSession | None = None
         self._workers: list[asyncio.Task[None]] = []
         self._pending_drops: Counter[tuple[str, str]] = Counter()
+        self._pending: list[Outcome] = []
+        self._pending_noise: dict[str, set[str]] = {}
+        self._flush_now = asyncio.Event()
+        self._flush_lock = asyncio.Lock()
 
     def start(self) -> None:
         """Open the client and start the workers (idempotent; needs a running loop)."""
         if self._workers:
             return
-        limits = httpx.Limits(max_connections=self.concurrency * 2)
-        self._client = httpx.AsyncClient(
-            transport=self._transport, timeout=self.timeout, limits=limits
+        # aiohttp, like the forwarder: a fraction of httpx's CPU per request, and this
+        # runs in the proxy's process. Bytes pass through undecoded, as the primary's did.
+        self._client = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=self.concurrency * 2, keepalive_timeout=30),
+            timeout=aiohttp.ClientTimeout(total=self.timeout),
+            auto_decompress=False,
+            cookie_jar=aiohttp.DummyCookieJar(),
+            trust_env=False,
+            skip_auto_headers=_SKIP_AUTO,
         )
         self._workers = [
             asyncio.create_task(self._worker(), name=f"shadow-mirror-{index}")
             for index in range(self.concurrency)
         ]
-        self._workers.append(asyncio.create_task(self._flush_drops(), name="shadow-drops"))
+        self._workers.append(asyncio.create_task(self._flusher(), name="shadow-results"))
 
     def submit(
         self, route: ShadowRoute, request: CapturedRequest, primary: CapturedResponse
@@ -191,7 +213,7 @@ class MirrorEngine:
 
     def _count(self, route: str, outcome: str) -> None:
         self.stats[outcome] += 1
-        self._metrics.outcomes.labels(route=route, outcome=outcome).inc()
+        self._metrics.count(route, outcome)
 
     @property
     def queue_depth(self) -> int:
@@ -200,7 +222,7 @@ class MirrorEngine:
     async def drain(self, timeout: float = 30.0) -> None:
         """Wait until every queued copy has been mirrored and recorded."""
         await asyncio.wait_for(self._queue.join(), timeout)
-        await self._flush_pending_drops()
+        await self._flush()
 
     async def close(self, drain_timeout: float = 5.0) -> None:
         """Finish queued work (up to ``drain_timeout``), then stop workers and the client."""
@@ -214,7 +236,7 @@ class MirrorEngine:
         await asyncio.gather(*self._workers, return_exceptions=True)
         self._workers = []
         if self._client is not None:
-            await self._client.aclose()
+            await self._client.close()
             self._client = None
 
     async def _worker(self) -> None:
@@ -231,15 +253,16 @@ class MirrorEngine:
     async def _send(self, base_url: str, request: CapturedRequest) -> CapturedResponse:
         assert self._client is not None, "MirrorEngine.start() was not called"
         headers = [*forwardable_headers(request.headers), (SHADOW_HEADER, "1")]
-        response = await self._client.request(
+        async with self._client.request(
             request.method,
-            join_url(base_url, request.path),
+            yarl.URL(join_url(base_url, request.path), encoded=True),
             headers=headers,
-            content=request.body or None,
-        )
-        return CapturedResponse(
-            response.status_code, tuple(response.headers.items()), response.content
-        )
+            data=request.body or None,
+            allow_redirects=False,
+        ) as response:
+            body = await response.read()
+            raw = tuple((k.decode("latin-1"), v.decode("latin-1")) for k, v in response.raw_headers)
+            return CapturedResponse(response.status, raw, body)
 
     async def _mirror(
         self, route: ShadowRoute, request: CapturedRequest, primary: CapturedResponse, at: float
@@ -249,70 +272,60 @@ class MirrorEngine:
             if route.second_primary_url and self.noise is not None:
                 second = await self._send(route.second_primary_url, request)
             candidate = await self._send(route.shadow_url, request)
-        except httpx.HTTPError as exc:
-            outcome = Outcome(
-                route.name,
-                "shadow_error",
-                route.context,
-                request,
-                primary,
-                error=f"{type(exc).__name__}: {exc}",
-                at=at,
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            error = f"{type(exc).__name__}: {exc}"
+            kind: OutcomeKind = "shadow_error"
+            self._keep(
+                Outcome(route.name, kind, route.context, request, primary, error=error, at=at)
             )
-            await asyncio.to_thread(self._record, outcome, ())
-            self._count(route.name, outcome.kind)
             return
-        outcome, learned = await asyncio.to_thread(
-            self._compare, route, request, primary, second, candidate, at
-        )
-        await asyncio.to_thread(self._record, outcome, learned)
-        self._count(route.name, outcome.kind)
-
-    def _compare(
-        self,
-        route: ShadowRoute,
-        request: CapturedRequest,
-        primary: CapturedResponse,
-        second: CapturedResponse | None,
-        candidate: CapturedResponse,
-        at: float,
-    ) -> tuple[Outcome, tuple[str, ...]]:
-        learned: tuple[str, ...]
-        rules, learned = route.rules, ()
+        # Inline, not in a thread: a comparing thread would hold the GIL against the event
+        # loop (convoy effect: the primary path waits up to a switch interval per request).
+        learned: tuple[str, ...] = ()
+        rules = route.rules
         if self.noise is not None:
             if second is not None:
                 learned = self.noise.observe(route.name, primary, second, route.rules)
             rules = self.noise.rules_for(route.name, route.rules)
         result = compare_responses(primary, candidate, rules)
-        kind: OutcomeKind = "matched" if result.matched else "mismatched"
-        outcome = Outcome(
-            route.name, kind, route.context, request, primary, candidate, result, at=at
+        kind = "matched" if result.matched else "mismatched"
+        self._keep(
+            Outcome(route.name, kind, route.context, request, primary, candidate, result, at=at)
         )
-        return outcome, learned
-
-    def _record(self, outcome: Outcome, learned: tuple[str, ...]) -> None:
-        if self.store is None:
-            return
-        self.store.record(outcome)
         if learned:
-            self.store.save_noise(outcome.route, learned)
+            self._pending_noise.setdefault(route.name, set()).update(learned)
 
-    async def _flush_pending_drops(self) -> None:
-        if not self._pending_drops or self.store is None:
-            self._pending_drops.clear()
-            return
-        pending, self._pending_drops = self._pending_drops, Counter()
-        await asyncio.to_thread(self._record_drops, pending)
+    def _keep(self, outcome: Outcome) -> None:
+        """Count now; write to the store in the next batch."""
+        self._count(outcome.route, outcome.kind)
+        if self.store is not None:
+            self._pending.append(outcome)
+            if len(self._pending) >= _BATCH:
+                self._flush_now.set()
 
-    def _record_drops(self, pending: Counter[tuple[str, str]]) -> None:
-        assert self.store is not None
-        for (route, context), count in pending.items():
-            self.store.record(Outcome.dropped(route, context, count))
+    async def _flush(self) -> None:
+        """Write pending outcomes, drops and noise in one thread hop (one Redis pipeline)."""
+        async with self._flush_lock:
+            outcomes, self._pending = self._pending, []
+            drops, self._pending_drops = self._pending_drops, Counter()
+            noise, self._pending_noise = self._pending_noise, {}
+            if self.store is None or not (outcomes or drops or noise):
+                return
+            outcomes += [Outcome.dropped(r, ctx, n) for (r, ctx), n in drops.items()]
+            await asyncio.to_thread(self._write, self.store, outcomes, noise)
 
-    async def _flush_drops(self) -> None:
+    @staticmethod
+    def _write(store: ShadowResults, outcomes: list[Outcome], noise: dict[str, set[str]]) -> None:
+        store.record_many(outcomes)
+        for route, paths in noise.items():
+            store.save_noise(route, paths)
+
+    async def _flusher(self) -> None:
         while True:
-            await asyncio.sleep(1.0)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._flush_now.wait(), _FLUSH_SECONDS)
+            self._flush_now.clear()
             try:
-                await self._flush_pending_drops()
+                await self._flush()
             except Exception:
-                log.exception("could not record dropped shadow copies")
+                log.exception("could not record shadow results")

@@ -138,6 +138,8 @@ class ShadowResults(Protocol):
 
     def record(self, outcome: Outcome) -> None: ...
 
+    def record_many(self, outcomes: Iterable[Outcome]) -> None: ...
+
     def routes(self) -> dict[str, str]: ...
 
     def counts(
@@ -221,27 +223,33 @@ class RedisShadowStore(_Aggregates):
 
     def record(self, outcome: Outcome) -> None:
         """Count the outcome in its bucket; keep a redacted sample of mismatches and errors."""
-        bucket = self._bucket(outcome.at)
-        counters, fields = (
-            self._key("c", outcome.route, bucket),
-            self._key("f", outcome.route, bucket),
-        )
+        self.record_many([outcome])
+
+    def record_many(self, outcomes: Iterable[Outcome]) -> None:
+        """Several outcomes in one transaction (one round trip)."""
+        cutoff = time.time() - self.retention_seconds
         with self.client.pipeline(transaction=True) as pipe:
-            pipe.hset(self._key("routes"), outcome.route, outcome.context)
-            pipe.zadd(self._key("b", outcome.route), {str(bucket): bucket})
-            cutoff = time.time() - self.retention_seconds
-            pipe.zremrangebyscore(self._key("b", outcome.route), "-inf", cutoff)
-            for name, amount in outcome.increments().items():
-                pipe.hincrby(counters, name, amount)
-            pipe.expire(counters, self.retention_seconds)
-            for path in outcome.field_paths():
-                pipe.hincrby(fields, path, 1)
-            pipe.expire(fields, self.retention_seconds)
-            if outcome.kind in ("mismatched", "shadow_error"):
-                samples = self._key("s", outcome.route)
-                pipe.lpush(samples, json.dumps(outcome.sample()))
-                pipe.ltrim(samples, 0, self.max_samples - 1)
+            for outcome in outcomes:
+                self._queue_writes(pipe, outcome, cutoff)
             pipe.execute()
+
+    def _queue_writes(self, pipe: Any, outcome: Outcome, cutoff: float) -> None:
+        bucket = self._bucket(outcome.at)
+        route = outcome.route
+        counters, fields = self._key("c", route, bucket), self._key("f", route, bucket)
+        pipe.hset(self._key("routes"), route, outcome.context)
+        pipe.zadd(self._key("b", route), {str(bucket): bucket})
+        pipe.zremrangebyscore(self._key("b", route), "-inf", cutoff)
+        for name, amount in outcome.increments().items():
+            pipe.hincrby(counters, name, amount)
+        pipe.expire(counters, self.retention_seconds)
+        for path in outcome.field_paths():
+            pipe.hincrby(fields, path, 1)
+        pipe.expire(fields, self.retention_seconds)
+        if outcome.kind in ("mismatched", "shadow_error"):
+            samples = self._key("s", route)
+            pipe.lpush(samples, json.dumps(outcome.sample()))
+            pipe.ltrim(samples, 0, self.max_samples - 1)
 
     def routes(self) -> dict[str, str]:
         return dict(self.client.hgetall(self._key("routes")))  # type: ignore[arg-type]
@@ -331,6 +339,10 @@ class MemoryShadowStore(_Aggregates):
                 samples = self._samples[outcome.route]
                 samples.insert(0, outcome.sample())
                 del samples[self.max_samples :]
+
+    def record_many(self, outcomes: Iterable[Outcome]) -> None:
+        for outcome in outcomes:
+            self.record(outcome)
 
     def routes(self) -> dict[str, str]:
         with self._lock:

@@ -158,3 +158,15 @@ def test_path_helpers() -> None:
     assert pattern.match("root['results'][3]['updated_at']")
     assert not pattern.match("root['results'][3]['updated_at_x']")
     assert not pattern.match("root['other'][3]['updated_at']")
+
+
+def test_compressed_bodies_are_compared_decoded() -> None:
+    import gzip
+
+    body = json.dumps({"id": 1, "name": "Lamp"}).encode()
+    headers = (("content-type", "application/json"), ("content-encoding", "gzip"))
+    fast = CapturedResponse(200, headers, gzip.compress(body, compresslevel=1, mtime=0))
+    small = CapturedResponse(200, headers, gzip.compress(body, compresslevel=9, mtime=1))
+    assert compare_responses(fast, small).matched
+    plain = as_json({"id": 1, "title": "Lamp"})
+    assert compare_responses(fast, plain).paths == ("root['name']", "root['title']")

@@ -157,7 +157,7 @@ def test_a_dead_shadow_is_a_counted_shadow_error_and_never_raises(store: RedisSh
     assert engine.stats["shadow_error"] == 4
     counts = store.counts(route="product-detail")
     assert (counts.shadow_errors, counts.compared) == (4, 0)
-    assert "ConnectError" in store.samples("product-detail")[0]["error"]
+    assert "ClientConnectorError" in store.samples("product-detail")[0]["error"]
 
 
 def test_writes_are_not_mirrored_unless_the_shadow_is_side_effect_free(
