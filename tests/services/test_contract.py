@@ -4,7 +4,9 @@ HTTP, compared field by field (see ``contract.py`` for the sequence's accepted d
 from __future__ import annotations
 
 import secrets
+import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -18,6 +20,8 @@ from tests.services.contract import Comparison, Exchange, Step
 from tests.services.seed import seed_inventory_service, seed_monolith
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+STRANGLER = str(Path(sys.executable).with_name("strangler"))
 
 CATALOG_READS = [
     Step("categories", "GET", "/api/v1/categories/"),
@@ -160,6 +164,13 @@ INVENTORY_WRITES = [
         True,
     ),
     Step(
+        "reserve an unknown product",
+        "POST",
+        "/api/v1/stock/reserve/",
+        {"order_id": 6, "lines": [{"product": 999, "quantity": 1}]},
+        True,
+    ),
+    Step(
         "reserve anonymous",
         "POST",
         "/api/v1/stock/reserve/",
@@ -228,12 +239,11 @@ def start_service(
         f"{prefix}_MONOLITH_DATABASE_URL": monolith_url,
         f"{prefix}_IDENTITY_KEY": IDENTITY_KEY,
     }
-    processes(
-        uvicorn_argv(f"extracted_services.{context}.main:create_app", port, factory=True),
-        name=context,
-        health_url=f"http://127.0.0.1:{port}/healthz",
-        env=env,
-    )
+    if context == "catalog":  # the documented way: `strangler service serve catalog --port P`
+        argv = [STRANGLER, "service", "serve", context, "--port", str(port)]
+    else:
+        argv = uvicorn_argv(f"extracted_services.{context}.main:create_app", port, factory=True)
+    processes(argv, name=context, health_url=f"http://127.0.0.1:{port}/healthz", env=env)
     return f"http://127.0.0.1:{port}"
 
 
