@@ -149,12 +149,24 @@ def render_part(text: str | None, quoted: bool) -> str:
     return f"{len(text)}:{text}" if quoted else text
 
 
-def row_text(key: Any, ops: Sequence[Op], quoted: Sequence[bool], values: Sequence[Any]) -> str:
-    """The canonical text of a whole row: key, then each field."""
-    parts = [str(key)]
+def row_text(
+    key: Any,
+    ops: Sequence[Op],
+    quoted: Sequence[bool],
+    values: Sequence[Any],
+    *,
+    key_quoted: bool = False,
+) -> str:
+    """The canonical text of a whole row: key (length-prefixed if text), then each field."""
+    parts = [render_part(str(key), key_quoted)]
     for op, is_quoted, value in zip(ops, quoted, values, strict=True):
         parts.append(render_part(render(op, value), is_quoted))
     return SEPARATOR.join(parts)
+
+
+def key_bucket(key: Any, buckets: int) -> int:
+    """Bucket of a text key: 60 bits of md5 of its text, modulo ``buckets`` (as in SQL)."""
+    return int(hashlib.md5(str(key).encode("utf-8")).hexdigest()[:15], 16) % buckets
 
 
 def md5_hash64(text: str) -> int:

@@ -22,6 +22,8 @@ from pydantic import BaseModel, ConfigDict
 
 from migration_plans.mapping import MappingValueError, TableMapping
 
+Key = int | str
+
 
 class DivergenceKind(StrEnum):
     MISSING_IN_SERVICE = "missing_in_service"
@@ -44,7 +46,7 @@ class Divergence(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    key: int
+    key: Key
     kind: DivergenceKind
     fields: tuple[FieldDiff, ...] = ()
     in_flight: bool = False
@@ -89,7 +91,7 @@ def _changed_fields(diff: DeepDiff) -> list[str]:
 
 def compare_rows(
     mapping: TableMapping,
-    key: int,
+    key: Key,
     monolith_row: Mapping[str, Any] | None,
     service_row: Mapping[str, Any] | None,
 ) -> Divergence | None:

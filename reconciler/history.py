@@ -224,7 +224,7 @@ class AuditRecord:
     run_id: str
     context: str
     table: str
-    key: int
+    key: int | str
     action: str
     direction: str
     before: dict[str, Any] | None

@@ -18,6 +18,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from migration_plans.mapping import TableMapping
+from reconciler.diff import Key
 
 OUTBOX_TABLE = "strangler_outbox"
 OPEN_STATUSES = ("pending", "in_flight")
@@ -26,13 +27,13 @@ OPEN_STATUSES = ("pending", "in_flight")
 class PendingChanges(Protocol):
     """Keys of ``table`` that have a change not yet applied to the other side."""
 
-    def pending_keys(self, table: TableMapping, keys: Sequence[int]) -> set[int]: ...
+    def pending_keys(self, table: TableMapping, keys: Sequence[Key]) -> set[Key]: ...
 
 
 class NoPending:
     """Nothing is ever in flight (no dual-write)."""
 
-    def pending_keys(self, table: TableMapping, keys: Sequence[int]) -> set[int]:
+    def pending_keys(self, table: TableMapping, keys: Sequence[Key]) -> set[Key]:
         return set()
 
 
@@ -55,12 +56,12 @@ class OutboxPending:
     def __init__(self, *engines: Engine) -> None:
         self.engines = engines
 
-    def pending_keys(self, table: TableMapping, keys: Sequence[int]) -> set[int]:
+    def pending_keys(self, table: TableMapping, keys: Sequence[Key]) -> set[Key]:
         if not keys:
             return set()
         types = [table.name, table.monolith_table, table.service_table]
         wanted = {str(key): key for key in keys}
-        found: set[int] = set()
+        found: set[Key] = set()
         for engine in self.engines:
             try:
                 if not sa.inspect(engine).has_table(OUTBOX_TABLE):

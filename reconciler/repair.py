@@ -21,12 +21,12 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from migration_plans.mapping import ContextMapping, TableMapping
 from reconciler.connections import engine_for
-from reconciler.diff import compare_rows, jsonable
+from reconciler.diff import Key, compare_rows, jsonable
 from reconciler.exceptions import DatabaseError, RepairRefused
 from reconciler.history import AuditRecord, record_repairs
 from reconciler.report import Report
 from reconciler.schema import Role, inspect_pair
-from reconciler.segment import fetch_keys
+from reconciler.segment import Rows, fetch_keys
 from reconciler.sql import quote_ident
 
 Action = Literal["insert", "update", "delete"]
@@ -36,7 +36,7 @@ class RepairAction(BaseModel):
     """One row to write on the target side (values in the target's own form)."""
 
     table: str
-    key: int
+    key: Key
     action: Action
     before: dict[str, Any] | None = None
     after: dict[str, Any] | None = None
@@ -84,8 +84,8 @@ def _jsonable_row(row: dict[str, Any] | None) -> dict[str, Any] | None:
 
 def _actions_for(
     table: TableMapping,
-    keys: Sequence[int],
-    rows: tuple[dict[int, dict[str, Any]], dict[int, dict[str, Any]]],
+    keys: Sequence[Key],
+    rows: tuple[Rows, Rows],
     target: Role,
 ) -> list[RepairAction]:
     monolith_rows, service_rows = rows

@@ -26,7 +26,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from migration_plans.mapping import ContextMapping, TableMapping
 from reconciler import metrics
 from reconciler.connections import engine_for, require_database
-from reconciler.diff import Divergence, root_cause_hints
+from reconciler.diff import Divergence, Key, root_cause_hints
 from reconciler.exceptions import ReconcileError, UnknownTable
 from reconciler.pending import OutboxPending, PendingChanges
 from reconciler.report import Report, TableReport
@@ -37,6 +37,7 @@ from reconciler.segment import (
     compare_fetched,
     fetch_keys,
     key_bounds,
+    row_counts,
     run_segment,
 )
 from reconciler.sql import statistics_sql
@@ -140,6 +141,27 @@ def plan_segments(
     ]
 
 
+def text_key_segments(
+    pair: PairSchema, urls: tuple[str, str], rows: int, options: ReconcileOptions
+) -> list[SegmentSpec]:
+    """Text keys have no ranges to split: one segment, hashed into ~levels[0]-row buckets."""
+    if rows == 0:
+        return []
+    buckets = -(-rows // options.levels[0])
+    spec = SegmentSpec(
+        monolith_url=urls[0],
+        service_url=urls[1],
+        mapping=pair.mapping,
+        hash_mode=pair.hash_mode,
+        lo=0,
+        hi=buckets,
+        levels=options.levels,
+        key_kind="text",
+        key_buckets=buckets,
+    )
+    return [spec]
+
+
 def ensure_statistics(engine: Engine, pair: PairSchema, role: str, size: int, min_rows: int) -> str:
     """Let PostgreSQL plan bucket checksums as a parallel hash aggregate (best effort).
 
@@ -178,8 +200,8 @@ def recheck(
     options: ReconcileOptions,
 ) -> tuple[list[Divergence], int]:
     """Re-read divergent keys after the grace delay; (still divergent, resolved count)."""
-    current = {d.key: d for d in divergences}
-    confirmed: dict[int, Divergence] = {}
+    current: dict[Key, Divergence] = {d.key: d for d in divergences}
+    confirmed: dict[Key, Divergence] = {}
     resolved = 0
     for attempt in range(options.max_rechecks):
         if not current:
@@ -187,7 +209,7 @@ def recheck(
         time.sleep(options.grace_seconds)
         left, right = fetch_keys(pair, engines[0], engines[1], list(current))
         fresh = {d.key: d for d in compare_fetched(pair.mapping, left, right)}
-        still: dict[int, Divergence] = {}
+        still: dict[Key, Divergence] = {}
         for key, seen in current.items():
             now = fresh.get(key)
             if now is None:
@@ -213,6 +235,8 @@ def prepare_pair(
 ) -> tuple[list[SegmentSpec], list[str]]:
     """The segments covering both tables' keys, and notes (statistics created)."""
     engines = (engine_for(urls[0]), engine_for(urls[1]))
+    if pair.key_kind == "text":
+        return text_key_segments(pair, urls, max(row_counts(pair, *engines)), options), []
     bounds = key_bounds(pair, *engines)
     specs = plan_segments(pair, urls, bounds, options) if bounds else []
     notes = []

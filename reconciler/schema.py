@@ -29,6 +29,7 @@ from reconciler.exceptions import (
 
 Role = Literal["monolith", "service"]
 HashMode = Literal["hashtext", "md5"]
+KeyKind = Literal["int", "text"]
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,7 @@ class PairSchema:
     service: SideSchema
     quoted: tuple[bool, ...]
     hash_mode: HashMode
+    key_kind: KeyKind = "int"
 
     def side(self, role: Role) -> SideSchema:
         return self.monolith if role == "monolith" else self.service
@@ -149,7 +151,10 @@ def _side(mapping: TableMapping, role: Role, engine: Engine) -> SideSchema:
             f"{role} table {table!r}: mapped key {key!r} is not its primary key {primary_key}"
         )
     ops = tuple(op_for(field, role, columns[getattr(field, role)]) for field in mapping.fields)
-    key_op = Op(kind=OpKind.INT, category=category_of(columns[key]))
+    key_category = category_of(columns[key])
+    key_op = Op(
+        kind=OpKind.INT if key_category is Category.INT else OpKind.TEXT, category=key_category
+    )
     return SideSchema(
         role=role,
         dialect=engine.dialect.name,
@@ -178,14 +183,7 @@ def inspect_pair(
     """Check ``mapping`` against both databases; raise a :class:`SchemaMismatch` otherwise."""
     left = _side(mapping, "monolith", monolith)
     right = _side(mapping, "service", service)
-    key_types = {left.ops[0].category, right.ops[0].category}
-    if key_types != {Category.INT}:
-        detail = f"monolith {left.ops[0].category}, service {right.ops[0].category}"
-        if len(key_types) > 1:
-            raise KeyTypeMismatch(f"table pair {mapping.name!r}: key types differ ({detail})")
-        raise KeyTypeMismatch(
-            f"table pair {mapping.name!r}: only integer keys are supported ({detail})"
-        )
+    key_kind = _key_kind(mapping.name, left.ops[0].category, right.ops[0].category)
     quoted = tuple(a.textual or b.textual for a, b in zip(left.ops[1:], right.ops[1:], strict=True))
     return PairSchema(
         mapping=mapping,
@@ -193,4 +191,20 @@ def inspect_pair(
         service=right,
         quoted=quoted,
         hash_mode=hash_mode or choose_hash_mode(monolith, service),
+        key_kind=key_kind,
     )
+
+
+_TEXTUAL_KEYS = {Category.TEXT, Category.OTHER}
+
+
+def _key_kind(name: str, left: Category, right: Category) -> KeyKind:
+    """Integer keys on both sides, or text-like keys (varchar, uuid) on both sides."""
+    if left is Category.INT and right is Category.INT:
+        return "int"
+    if left in _TEXTUAL_KEYS and right in _TEXTUAL_KEYS:
+        return "text"
+    detail = f"monolith {left}, service {right}"
+    if left != right:
+        raise KeyTypeMismatch(f"table pair {name!r}: key types differ ({detail})")
+    raise KeyTypeMismatch(f"table pair {name!r}: unsupported key type ({detail})")

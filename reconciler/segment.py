@@ -22,11 +22,20 @@ from sqlalchemy import Connection, Engine
 
 from migration_plans.mapping import TableMapping
 from reconciler.connections import engine_for, snapshot
-from reconciler.diff import Divergence, compare_rows
-from reconciler.schema import HashMode, PairSchema, Role, inspect_pair
-from reconciler.sql import Range, bucket_sql, prepare, quote_ident, ranges_sql
+from reconciler.diff import Divergence, Key, compare_rows
+from reconciler.schema import HashMode, KeyKind, PairSchema, Role, inspect_pair
+from reconciler.sql import (
+    Range,
+    bucket_sql,
+    in_buckets_sql,
+    key_bucket_sql,
+    prepare,
+    quote_ident,
+    ranges_sql,
+)
 
 Buckets = dict[int, tuple[int, int]]
+Rows = dict[Key, dict[str, Any]]
 FETCH_CHUNK = 500
 
 
@@ -43,6 +52,8 @@ class SegmentSpec(BaseModel):
     hi: int
     offset: int = 0
     levels: tuple[int, ...] = (1024, 32, 4)
+    key_kind: KeyKind = "int"
+    key_buckets: int = 0
 
 
 class SegmentResult(BaseModel):
@@ -87,6 +98,7 @@ class SideReader:
     def __init__(self, pair: PairSchema, role: Role, conn: Connection) -> None:
         self.pair, self.role, self.conn = pair, role, conn
         self.side = pair.side(role)
+        self.table = self.side.selectable()
         self.dialect = conn.dialect.name
         prepare(conn, pair, role)
 
@@ -98,24 +110,53 @@ class SideReader:
                 found[int(bucket)] = (int(count), int(digest or 0))
         return found
 
-    def rows(self, where: sa.ColumnElement[bool] | sa.TextClause) -> dict[int, dict[str, Any]]:
-        table = self.side.selectable()
-        names = (self.side.key, *self.side.columns)
-        query = sa.select(*(table.c[name] for name in names)).where(where)
-        return {int(row[0]): dict(zip(names, row, strict=True)) for row in self.conn.execute(query)}
+    def key_buckets(self, buckets: int) -> Buckets:
+        """Text keys: one scan, count and XOR per key-hash bucket."""
+        sql = key_bucket_sql(self.pair, self.role, self.dialect, buckets)
+        return {
+            int(bucket): (int(count), int(digest or 0))
+            for bucket, count, digest in self.conn.exec_driver_sql(sql)
+        }
 
-    def rows_in(self, ranges: Sequence[Range]) -> dict[int, dict[str, Any]]:
-        found: dict[int, dict[str, Any]] = {}
+    def rows(self, where: sa.ColumnElement[bool] | sa.TextClause) -> Rows:
+        names = (self.side.key, *self.side.columns)
+        query = sa.select(*(self.table.c[name] for name in names)).where(where)
+        as_key = int if self.pair.key_kind == "int" else str
+        return {
+            as_key(row[0]): dict(zip(names, row, strict=True)) for row in self.conn.execute(query)
+        }
+
+    def rows_in_buckets(self, buckets: int, chosen: Sequence[int]) -> Rows:
+        found: Rows = {}
+        for chunk in _chunks(list(chosen), FETCH_CHUNK):
+            where = in_buckets_sql(self.side.key, self.dialect, buckets, chunk)
+            found.update(self.rows(sa.text(where)))
+        return found
+
+    def rows_in(self, ranges: Sequence[Range]) -> Rows:
+        found: Rows = {}
         for chunk in _chunks(list(ranges), 200):
             found.update(self.rows(sa.text(ranges_sql(self.side.key, chunk))))
         return found
 
-    def rows_for(self, keys: Sequence[int]) -> dict[int, dict[str, Any]]:
-        found: dict[int, dict[str, Any]] = {}
-        key: sa.ColumnClause[Any] = sa.column(self.side.key)
+    def rows_for(self, keys: Sequence[Key]) -> Rows:
+        found: Rows = {}
+        column = self.table.c[self.side.key]
+        as_bound = _binder(column.type)
         for chunk in _chunks(sorted(keys), FETCH_CHUNK):
-            found.update(self.rows(key.in_(list(chunk))))
+            found.update(self.rows(column.in_([as_bound(key) for key in chunk])))
         return found
+
+
+def _binder(column_type: Any) -> Any:
+    """Turn a key as reported (int or text) back into the column's Python type (e.g. UUID)."""
+    try:
+        python_type = column_type.python_type
+    except (NotImplementedError, AttributeError):
+        return lambda key: key
+    if python_type in (int, str):
+        return lambda key: key
+    return lambda key: key if isinstance(key, python_type) else python_type(key)
 
 
 def _differing(left: Buckets, right: Buckets, size: int, offset: int) -> list[Range]:
@@ -123,11 +164,7 @@ def _differing(left: Buckets, right: Buckets, size: int, offset: int) -> list[Ra
     return merge_ranges(bucket_range(b, size, offset) for b in keys if left.get(b) != right.get(b))
 
 
-def compare_fetched(
-    mapping: TableMapping,
-    left: dict[int, dict[str, Any]],
-    right: dict[int, dict[str, Any]],
-) -> list[Divergence]:
+def compare_fetched(mapping: TableMapping, left: Rows, right: Rows) -> list[Divergence]:
     found = []
     for key in sorted(set(left) | set(right)):
         divergence = compare_rows(mapping, key, left.get(key), right.get(key))
@@ -149,6 +186,10 @@ def run_segment(spec: SegmentSpec, pair: PairSchema | None = None) -> SegmentRes
     ):
         left = SideReader(pair, "monolith", left_conn)
         right = SideReader(pair, "service", right_conn)
+        if spec.key_kind == "text":
+            _compare_text_keys(spec, left, right, pool, result)
+            result.seconds = time.perf_counter() - started
+            return result
         ranges: list[Range] = [(spec.lo, spec.hi)]
         for depth, size in enumerate(spec.levels):
             left_future = pool.submit(left.buckets, size, spec.offset, ranges)
@@ -173,14 +214,53 @@ def run_segment(spec: SegmentSpec, pair: PairSchema | None = None) -> SegmentRes
     return result
 
 
+def _compare_text_keys(
+    spec: SegmentSpec,
+    left: SideReader,
+    right: SideReader,
+    pool: ThreadPoolExecutor,
+    result: SegmentResult,
+) -> None:
+    """Text keys have no ranges: bucket by key hash in one scan, fetch differing buckets."""
+    left_future = pool.submit(left.key_buckets, spec.key_buckets)
+    right_buckets = right.key_buckets(spec.key_buckets)
+    left_buckets = left_future.result()
+    result.monolith_rows = sum(n for n, _ in left_buckets.values())
+    result.service_rows = sum(n for n, _ in right_buckets.values())
+    result.buckets = len(set(left_buckets) | set(right_buckets))
+    chosen = sorted(
+        b
+        for b in set(left_buckets) | set(right_buckets)
+        if left_buckets.get(b) != right_buckets.get(b)
+    )
+    result.mismatched_buckets = len(chosen)
+    if chosen:
+        left_rows_future = pool.submit(left.rows_in_buckets, spec.key_buckets, chosen)
+        right_rows = right.rows_in_buckets(spec.key_buckets, chosen)
+        left_rows = left_rows_future.result()
+        result.rows_fetched = len(left_rows) + len(right_rows)
+        result.divergences = compare_fetched(spec.mapping, left_rows, right_rows)
+
+
 def fetch_keys(
-    pair: PairSchema, monolith: Engine, service: Engine, keys: Sequence[int]
-) -> tuple[dict[int, dict[str, Any]], dict[int, dict[str, Any]]]:
+    pair: PairSchema, monolith: Engine, service: Engine, keys: Sequence[Key]
+) -> tuple[Rows, Rows]:
     """Current rows of ``keys`` on both sides, each side in one fresh snapshot."""
     with snapshot(monolith) as left_conn, snapshot(service) as right_conn:
         left = SideReader(pair, "monolith", left_conn).rows_for(keys)
         right = SideReader(pair, "service", right_conn).rows_for(keys)
     return left, right
+
+
+def row_counts(pair: PairSchema, monolith: Engine, service: Engine) -> tuple[int, int]:
+    """Rows on each side (text keys size their hash buckets from it)."""
+    counts = []
+    for role, engine in (("monolith", monolith), ("service", service)):
+        side = pair.side(role)  # type: ignore[arg-type]
+        with snapshot(engine) as conn:
+            sql = f"SELECT count(*) FROM {quote_ident(side.table)}"
+            counts.append(int(conn.exec_driver_sql(sql).scalar() or 0))
+    return counts[0], counts[1]
 
 
 def key_bounds(pair: PairSchema, monolith: Engine, service: Engine) -> tuple[int, int] | None:

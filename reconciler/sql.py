@@ -18,7 +18,7 @@ from typing import Any
 
 from sqlalchemy import Connection
 
-from reconciler.canonical import Category, Op, OpKind, md5_hash64, row_text
+from reconciler.canonical import Category, Op, OpKind, key_bucket, md5_hash64, row_text
 from reconciler.schema import PairSchema, Role, SideSchema
 
 Range = tuple[int, int]
@@ -73,9 +73,10 @@ def _pg_part(op: Op, column: str, quoted: bool) -> str:
     return f"coalesce({value}, '~')"
 
 
-def pg_row_text(side: SideSchema, quoted: Sequence[bool]) -> str:
+def pg_row_text(side: SideSchema, quoted: Sequence[bool], key_quoted: bool = False) -> str:
     """PostgreSQL expression of a row's canonical text."""
-    parts = [f"{quote_ident(side.key)}::text"]
+    key = f"{quote_ident(side.key)}::text"
+    parts = [f"length({key})::text || ':' || {key}" if key_quoted else key]
     for op, column, is_quoted in zip(side.ops[1:], side.columns, quoted, strict=True):
         parts.append(_pg_part(op, column, is_quoted))
     return " || '|' || ".join(parts)
@@ -110,13 +111,14 @@ def prepare(conn: Connection, pair: PairSchema, role: Role) -> None:
     if conn.dialect.name != "sqlite":
         return
     side = pair.side(role)
-    ops, quoted = side.ops[1:], pair.quoted
+    ops, quoted, key_quoted = side.ops[1:], pair.quoted, pair.key_kind == "text"
 
     def row_hash(key: Any, *values: Any) -> int:
-        return md5_hash64(row_text(key, ops, quoted, values))
+        return md5_hash64(row_text(key, ops, quoted, values, key_quoted=key_quoted))
 
     raw: Any = conn.connection.driver_connection
     raw.create_function(sqlite_function_name(pair, role), -1, row_hash, deterministic=True)
+    raw.create_function("strangler_key_bucket", 2, key_bucket, deterministic=True)
     raw.create_aggregate("strangler_xor", 1, _Xor)
 
 
@@ -126,7 +128,7 @@ def row_hash_sql(pair: PairSchema, role: Role, dialect: str) -> str:
     if dialect == "sqlite":
         columns = ", ".join(quote_ident(name) for name in (side.key, *side.columns))
         return f"{sqlite_function_name(pair, role)}({columns})"
-    return pg_hash(pg_row_text(side, pair.quoted), pair.hash_mode)
+    return pg_hash(pg_row_text(side, pair.quoted, pair.key_kind == "text"), pair.hash_mode)
 
 
 def xor_agg(dialect: str) -> str:
@@ -154,6 +156,30 @@ def bucket_sql(
         f"{xor_agg(dialect)}({row_hash_sql(pair, role, dialect)}) AS h "
         f"FROM {quote_ident(side.table)} WHERE {ranges_sql(side.key, ranges)} GROUP BY 1"
     )
+
+
+def key_bucket_expr(key: str, dialect: str, buckets: int) -> str:
+    """Bucket of a text key, identical on every dialect (see :func:`canonical.key_bucket`)."""
+    k = quote_ident(key)
+    if dialect == "sqlite":
+        return f"strangler_key_bucket({k}, {int(buckets)})"
+    return f"mod(('x' || left(md5({k}::text), 15))::bit(60)::bigint, {int(buckets)})"
+
+
+def key_bucket_sql(pair: PairSchema, role: Role, dialect: str, buckets: int) -> str:
+    """One scan for text keys: count and XOR of row hashes per key-hash bucket."""
+    side = pair.side(role)
+    return (
+        f"SELECT {key_bucket_expr(side.key, dialect, buckets)} AS b, count(*) AS n, "
+        f"{xor_agg(dialect)}({row_hash_sql(pair, role, dialect)}) AS h "
+        f"FROM {quote_ident(side.table)} GROUP BY 1"
+    )
+
+
+def in_buckets_sql(key: str, dialect: str, buckets: int, chosen: Sequence[int]) -> str:
+    """Rows of the chosen key-hash buckets (text keys)."""
+    listed = ", ".join(str(int(b)) for b in chosen)
+    return f"{key_bucket_expr(key, dialect, buckets)} IN ({listed})"
 
 
 def total_sql(pair: PairSchema, role: Role, dialect: str) -> str:
