@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Generator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -206,6 +207,8 @@ class Backfill:
         # Checkpoints first (the relay holds monolith events back from now on), then capture.
         checkpoints = self._start()
         set_capture(self.monolith, self.context, enabled=True)
+        # Service-created rows get ids past the monolith's from now on: never in a chunk.
+        self.advance_sequences()
         result = BackfillResult()
         started = time.perf_counter()
         chunks = 0
@@ -229,22 +232,21 @@ class Backfill:
                     total=max(state["total_rows"] or 0, state["rows_copied"]),
                     completed=state["rows_copied"],
                 )
-                last_key = state["last_key"]
                 result.rows[pair.name] = 0
-                while True:
-                    if max_chunks is not None and chunks >= max_chunks:
-                        result.seconds = time.perf_counter() - started
-                        return result
-                    copied, last_key = self.copy_chunk(pair, last_key)
-                    chunks += 1
-                    result.rows[pair.name] += copied
-                    BACKFILL_ROWS.labels(self.context, pair.name).inc(copied)
-                    bar.update(task, advance=copied)
-                    if not copied:
-                        break
-                    if self.throttle:
-                        time.sleep(self.throttle)
-        self.advance_sequences()
+                chunks_of_table = self._chunks(pair, state["last_key"])
+                try:
+                    for copied in chunks_of_table:
+                        chunks += 1
+                        result.rows[pair.name] += copied
+                        BACKFILL_ROWS.labels(self.context, pair.name).inc(copied)
+                        bar.update(task, advance=copied)
+                        if max_chunks is not None and chunks >= max_chunks:
+                            result.seconds = time.perf_counter() - started
+                            return result
+                        if self.throttle:
+                            time.sleep(self.throttle)
+                finally:
+                    chunks_of_table.close()
         result.seconds = time.perf_counter() - started
         result.finished = True
         log.info(
@@ -295,7 +297,37 @@ class Backfill:
             self._pg[side] = conn
         return conn
 
+    def _chunks(self, pair: TableMapping, last_key: int | None) -> Generator[int, None, None]:
+        """Copy ``pair`` from ``last_key`` on; yields rows copied per committed chunk (0 last)."""
+        if self.copy_chunk == self._copy_chunk_python:
+            while True:
+                copied, last_key = self._copy_chunk_python(pair, last_key)
+                yield copied
+                if not copied:
+                    return
+        # PostgreSQL: read the next chunk from the monolith while this one is written.
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="backfill-read") as reader:
+            ahead = reader.submit(self._read_pg, pair, last_key)
+            try:
+                while True:
+                    data, count, newest = ahead.result()
+                    if count:
+                        ahead = reader.submit(self._read_pg, pair, newest)
+                    self._write_pg(pair, data, count, last_key, newest)
+                    last_key = newest if count else last_key
+                    yield count
+                    if not count:
+                        return
+            finally:
+                ahead.cancel()
+
     def _copy_chunk_pg(self, pair: TableMapping, last_key: int | None) -> tuple[int, int | None]:
+        data, count, newest = self._read_pg(pair, last_key)
+        self._write_pg(pair, data, count, last_key, newest)
+        return count, newest if count else last_key
+
+    def _read_pg(self, pair: TableMapping, last_key: int | None) -> tuple[bytes, int, int | None]:
+        """One chunk in service form, as COPY text, with its row count and largest key."""
         key = _quote(pair.key.monolith)
         where = f"WHERE {key} > {int(last_key)}" if last_key is not None else ""
         query = (
@@ -306,39 +338,59 @@ class Backfill:
         with source.cursor() as cursor, cursor.copy(f"COPY ({query}) TO STDOUT") as copy:
             data = b"".join(bytes(block) for block in copy)
         source.rollback()
+        count = data.count(b"\n")
+        if not count:
+            return data, 0, None
+        last_line = data[data.rfind(b"\n", 0, len(data) - 1) + 1 :]
+        return data, count, int(last_line.split(b"\t", 1)[0])
+
+    def _write_pg(
+        self, pair: TableMapping, data: bytes, count: int, last_key: int | None, newest: int | None
+    ) -> None:
+        """Insert one chunk and move its checkpoint, in one service transaction.
+
+        Straight COPY into the table when no row of the chunk's key range exists yet
+        (the usual case); through a staging table with ``ON CONFLICT DO NOTHING`` otherwise.
+        """
         target = self._pg_connection("service")
+        table, key = _quote(pair.service_table), _quote(pair.key.service)
         columns = ", ".join(_quote(name) for name in pair.service_columns)
-        stage = _quote(f"strangler_stage_{pair.service_table}")
         with target.cursor() as cursor:
-            cursor.execute(
-                f"CREATE TEMP TABLE IF NOT EXISTS {stage} AS "
-                f"SELECT {columns} FROM {_quote(pair.service_table)} WITH NO DATA"
-            )
-            cursor.execute(f"TRUNCATE {stage}")
-            with cursor.copy(f"COPY {stage} ({columns}) FROM STDIN") as copy:
-                copy.write(data)
-            cursor.execute(
-                f"INSERT INTO {_quote(pair.service_table)} ({columns}) "
-                f"SELECT {columns} FROM {stage} "
-                f"ON CONFLICT ({_quote(pair.key.service)}) DO NOTHING"
-            )
-            cursor.execute(f"SELECT count(*), max({_quote(pair.key.service)}) FROM {stage}")
-            count, newest = cursor.fetchone() or (0, None)
-            copied = int(count)
-            if copied and newest is not None:
-                last_key = int(newest)
-            cursor.execute(
-                "UPDATE strangler_backfill SET updated_at = clock_timestamp(), "
-                + (
-                    "last_key = %s, rows_copied = rows_copied + %s "
-                    if copied
-                    else "finished_at = clock_timestamp() "
+            if count:
+                low = -(2**63) if last_key is None else int(last_key)
+                cursor.execute(
+                    f"SELECT EXISTS (SELECT 1 FROM {table} WHERE {key} > %s AND {key} <= %s)",
+                    [low, newest],
                 )
-                + "WHERE context = %s AND table_name = %s",
-                ([last_key, copied] if copied else []) + [self.context, pair.name],
-            )
+                occupied = (cursor.fetchone() or (True,))[0]
+                destination = table
+                if occupied:
+                    destination = _quote(f"strangler_stage_{pair.service_table}")
+                    cursor.execute(
+                        f"CREATE TEMP TABLE IF NOT EXISTS {destination} AS "
+                        f"SELECT {columns} FROM {table} WITH NO DATA"
+                    )
+                    cursor.execute(f"TRUNCATE {destination}")
+                with cursor.copy(f"COPY {destination} ({columns}) FROM STDIN") as copy:
+                    copy.write(data)
+                if occupied:
+                    cursor.execute(
+                        f"INSERT INTO {table} ({columns}) SELECT {columns} FROM {destination} "
+                        f"ON CONFLICT ({key}) DO NOTHING"
+                    )
+                cursor.execute(
+                    "UPDATE strangler_backfill SET updated_at = clock_timestamp(), "
+                    "last_key = %s, rows_copied = rows_copied + %s "
+                    "WHERE context = %s AND table_name = %s",
+                    [newest, count, self.context, pair.name],
+                )
+            else:
+                cursor.execute(
+                    "UPDATE strangler_backfill SET updated_at = clock_timestamp(), "
+                    "finished_at = clock_timestamp() WHERE context = %s AND table_name = %s",
+                    [self.context, pair.name],
+                )
         target.commit()
-        return copied, last_key
 
     def advance_sequences(self) -> dict[str, int]:
         """Move each service id sequence past the monolith's ids (+ headroom); PostgreSQL only."""
