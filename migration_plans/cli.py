@@ -7,6 +7,7 @@ import typer
 from dualwrite.cli import app as dualwrite_app
 from extracted_services.cli import app as service_app
 from legacy_monolith.cli import app as monolith_app
+from migration_plans.plan_cli import app as plan_app
 from reconciler.cli import app as reconcile_app
 from strangler_proxy.cli import app as proxy_app
 from strangler_proxy.cli import routes_app
@@ -21,6 +22,7 @@ app.add_typer(routes_app, name="routes")
 app.add_typer(service_app, name="service")
 app.add_typer(dualwrite_app, name="dualwrite")
 app.add_typer(reconcile_app, name="reconcile")
+app.add_typer(plan_app, name="plan")
 
 
 @app.command()
