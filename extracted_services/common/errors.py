@@ -32,8 +32,6 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import IntegrityError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from extracted_services.common.validation import drf_fields
-
 log = logging.getLogger("extracted_services.errors")
 
 VALIDATION_DETAIL = "Invalid input."
@@ -165,6 +163,8 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
 
 async def _request_invalid(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
+    from extracted_services.common.validation import drf_fields  # validation raises our errors
+
     return render(ValidationFailed(drf_fields(exc.errors(), skip_prefix=1)))
 
 

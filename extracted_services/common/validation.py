@@ -22,6 +22,8 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, BaseModel, BeforeValidator, TypeAdapter, ValidationError
 from pydantic_core import PydanticCustomError
 
+from extracted_services.common.errors import ValidationFailed
+
 _MESSAGES: dict[str, str] = {
     "missing": "This field is required.",
     "string_type": "Not a valid string.",
@@ -170,12 +172,7 @@ def require_object(data: Any) -> Mapping[str, Any]:
     """DRF's refusal of a body that is not a JSON object (as ``non_field_errors``)."""
     if isinstance(data, Mapping):
         return data
-    raise _not_an_object(type(data).__name__)
-
-
-def _not_an_object(kind: str) -> Exception:
-    from extracted_services.common.errors import ValidationFailed
-
-    return ValidationFailed(
+    kind = type(data).__name__
+    raise ValidationFailed(
         {"non_field_errors": [f"Invalid data. Expected a dictionary, but got {kind}."]}
     )
