@@ -1,9 +1,11 @@
 """Where a context's plan and databases are, read once from the plan file and the environment.
 
+The URL variables are the ones the services and the dual-write relay read.
+
 Database URLs, first match wins:
 
 - monolith: ``--monolith-url``, ``<CONTEXT>_MONOLITH_DATABASE_URL``,
-  ``STRANGLER_MONOLITH_DATABASE_URL``, ``DATABASE_URL``, ``sqlite:///var/monolith.sqlite3``
+  ``STRANGLER_MONOLITH_DATABASE_URL``, ``sqlite:///var/monolith.sqlite3``
 - service: ``--service-url``, ``<CONTEXT>_DATABASE_URL``, ``sqlite:///var/<context>.sqlite3``
 
     target = resolve("catalog")
@@ -56,7 +58,6 @@ def monolith_url(context: str) -> str:
     return _env(
         f"{context.upper()}_MONOLITH_DATABASE_URL",
         "STRANGLER_MONOLITH_DATABASE_URL",
-        "DATABASE_URL",
         default="sqlite:///var/monolith.sqlite3",
     )
 
