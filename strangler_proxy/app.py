@@ -182,6 +182,10 @@ class StranglerProxy:
             log.warning("%s", exc, extra={"request_id": request_id})
         except ClientGone:
             exchange.status, exchange.code = 499, "client_gone"
+        except Exception:
+            exchange.status, exchange.code = 500, "proxy_error"
+            log.exception("proxy failure", extra={"request_id": request_id})
+            raise  # uvicorn answers 500 or closes a started response
         finally:
             self._record(exchange, time.perf_counter() - started)
 
