@@ -60,8 +60,10 @@ class FlowRecorder:
         """Start the mitmproxy writer process and the feeding thread."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         argv = [str(mitm_python()), "-I", str(flowfile_script()), "write", str(self.path)]
+        # Its own session: a signal to the proxy's process group must not kill the writer
+        # before the proxy has handed over what is queued; it ends at EOF on stdin.
         self._process = subprocess.Popen(
-            argv, stdin=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+            argv, stdin=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
         )
         self._thread = threading.Thread(target=self._feed, name="flow-recorder", daemon=True)
         self._thread.start()

@@ -49,7 +49,8 @@ Send = Callable[[Message], Awaitable[None]]
 
 @dataclass(frozen=True)
 class ShadowSettings:
-    """Process-wide mirror settings (``STRANGLER_SHADOW_*``, ``STRANGLER_REDIS_URL``)."""
+    """Process-wide mirror settings (``STRANGLER_SHADOW_*``; the store at
+    ``STRANGLER_SHADOW_REDIS_URL``, else ``STRANGLER_REDIS_URL``)."""
 
     queue_size: int = 1000
     concurrency: int = 4
@@ -74,7 +75,9 @@ class ShadowSettings:
             timeout=number("TIMEOUT", cls.timeout),
             max_request_bytes=int(number("MAX_REQUEST_BYTES", cls.max_request_bytes)),
             max_response_bytes=int(number("MAX_RESPONSE_BYTES", cls.max_response_bytes)),
-            redis_url=env.get("STRANGLER_REDIS_URL") or None,
+            redis_url=env.get("STRANGLER_SHADOW_REDIS_URL")
+            or env.get("STRANGLER_REDIS_URL")
+            or None,
             prefix=env.get("STRANGLER_SHADOW_PREFIX", DEFAULT_PREFIX),
             record_file=Path(env.get("STRANGLER_RECORD_FILE") or cls.record_file),
         )
@@ -245,25 +248,27 @@ class Shadowing:
         return cls(engine, settings)
 
     def sync(self, table: Any) -> None:
-        """Take the shadow and record blocks of a (re)loaded route table."""
+        """Take the shadow and record blocks of a (re)loaded route table.
+
+        The flow writer starts here, not on the request path, when a route records.
+        """
         self._table = table  # keeps the route objects (and so their ids) alive
         self._plans = _plans(table)
+        if self.recorder is None and any(plan.record_rate for plan in self._plans.values()):
+            try:
+                self.recorder = FlowRecorder(self.settings.record_file).start()
+            except (CaptureError, OSError):
+                log.exception("cannot record traffic: record blocks are ignored")
+                self._plans = {key: _Plan(plan.shadow) for key, plan in self._plans.items()}
 
     @property
     def active(self) -> bool:
         return bool(self._plans)
 
     def _recording(self, rate: float) -> bool:
-        if rate <= 0 or (rate < 1.0 and self._sample() >= rate):
+        if rate <= 0 or self.recorder is None:
             return False
-        if self.recorder is None:
-            try:
-                self.recorder = FlowRecorder(self.settings.record_file).start()
-            except CaptureError:
-                log.exception("cannot record traffic")
-                self._plans = {k: _Plan(p.shadow) for k, p in self._plans.items()}
-                return False
-        return True
+        return rate >= 1.0 or self._sample() < rate
 
     def begin(
         self,
@@ -277,7 +282,7 @@ class Shadowing:
         """A tap when ``route`` mirrors or records and the body was buffered within the cap.
 
         ``headers(upstream)`` gives the request headers as the proxy would send them to
-        that upstream (called only when a tap is made).
+        that upstream (``""``: the primary, for recording); called only for a tap.
         """
         plan = self._plans.get(id(route)) if route is not None else None
         if plan is None:
@@ -295,8 +300,14 @@ class Shadowing:
         if plan.shadow is not None:
             self.engine.start()
         upstream = plan.shadow.upstream if plan.shadow is not None else ""
-        request = CapturedRequest(method, target, _text_headers(headers(upstream)), payload)
-        return Tap(self, plan.shadow, record, request, send)
+        try:
+            copied = _text_headers(headers(upstream))
+        except Exception:  # e.g. the upstream vanished in a reload: never fail the request
+            log.exception("cannot copy the request for shadowing")
+            return None
+        return Tap(
+            self, plan.shadow, record, CapturedRequest(method, target, copied, payload), send
+        )
 
     async def close(self) -> None:
         await self.engine.close()
