@@ -10,9 +10,10 @@ route's file and line.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 
-from migration_plans.plan import SAFE_METHODS, Phase, Plan
-from migration_plans.yamlfile import ConfigIssue, SourceDocument
+from migration_plans.plan import SAFE_METHODS, Phase, Plan, load_plans
+from migration_plans.yamlfile import ConfigError, ConfigIssue, SourceDocument
 from strangler_proxy.routes import Route, RouteTable
 
 
@@ -67,3 +68,24 @@ class PlanPhaseRules:
                 )
             )
         return issues
+
+
+class PlansOnDisk:
+    """Phase rules that re-read the plan files at every check (a proxy's hot reload).
+
+    A plan folder that does not validate is itself an issue: the route table is then
+    refused and the last good one keeps serving.
+    """
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+
+    def check(self, table: RouteTable, source: SourceDocument) -> list[ConfigIssue]:
+        try:
+            plans = load_plans(self.directory)
+        except ConfigError as exc:
+            return [
+                ConfigIssue(issue.path, issue.line, issue.field, f"plan: {issue.message}")
+                for issue in exc.issues
+            ]
+        return PlanPhaseRules(plans).check(table, source)

@@ -135,3 +135,24 @@ def test_a_rewrite_that_would_not_validate_is_not_written(tmp_path: Path) -> Non
     with pytest.raises(ConfigError, match="after rewrite for dual_write"):
         apply_phase_to_routes(path, broken, Phase.DUAL_WRITE, plans)
     assert path.read_text() == before
+
+
+def test_plans_on_disk_are_read_at_every_check(tmp_path: Path) -> None:
+    import shutil
+
+    from migration_plans.mapping import PLANS_DIR
+    from migration_plans.phase_rules import PlansOnDisk
+    from migration_plans.plan_file import set_phase
+
+    plans = tmp_path / "plans"
+    plans.mkdir()
+    shutil.copy(PLANS_DIR / "catalog.yaml", plans / "catalog.yaml")
+    rules = PlansOnDisk(plans)
+    path = write_table(tmp_path, writes="catalog")
+    with pytest.raises(ConfigError, match="phase 'shared'"):
+        load_table(path, phase_rules=rules)
+    set_phase(plans / "catalog.yaml", Phase.DUAL_WRITE)
+    load_table(path, phase_rules=rules)
+    (plans / "catalog.yaml").write_text("context: catalog\n")
+    with pytest.raises(ConfigError, match="plan: "):
+        load_table(path, phase_rules=rules)
