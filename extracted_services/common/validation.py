@@ -54,17 +54,15 @@ _MESSAGES: dict[str, str] = {
 
 
 def _message(error: Mapping[str, Any]) -> str:
-    kind = str(error["type"])
+    kind, value = str(error["type"]), error.get("input", ...)
+    if isinstance(value, str) and kind in {"too_short", "too_long"}:
+        kind = f"string_{kind}"
     if kind not in _MESSAGES:
         return str(error["msg"])
-    if error.get("input", ...) is None and kind != "missing":
+    if value is None and kind != "missing":
         return "This field may not be null."
-    if isinstance(error.get("input"), str) and kind in {"too_short", "too_long"}:
-        kind = f"string_{kind}"
-    context = {key: str(value) for key, value in (error.get("ctx") or {}).items()}
-    context["type"] = type(error.get("input")).__name__
-    if kind in {"decimal_max_places", "decimal_max_digits", "decimal_whole_digits"}:
-        context.setdefault("whole_digits", context.get("whole_digits", ""))
+    context = {key: str(item) for key, item in (error.get("ctx") or {}).items()}
+    context["type"] = type(value).__name__
     return _MESSAGES[kind].format(**context)
 
 
