@@ -19,6 +19,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
@@ -55,6 +56,32 @@ class ReplayOptions:
     rules: CompareRules = field(default_factory=CompareRules)
     context: str = "replay"
     endpoint: Callable[[CapturedRequest], str] = endpoint_name
+    routes: Any = None  # a matcher.Router: results named by route, with its shadow rules
+
+    def classify(self, request: CapturedRequest) -> tuple[str, CompareRules, str]:
+        """``(result name, rules, context)`` for one request."""
+        if self.routes is not None:
+            found = route_rules(self.routes, request)
+            if found is not None:
+                return found
+        return self.endpoint(request), self.rules, self.context
+
+
+def route_rules(router: Any, request: CapturedRequest) -> tuple[str, CompareRules, str] | None:
+    """The route that serves ``request`` (``router``: a route table's
+    :class:`~strangler_proxy.matcher.Router`) and its shadow compare rules, if any."""
+    from strangler_proxy.exceptions import ProxyError
+    from strangler_proxy.normalize import normalize_path
+
+    try:
+        path = normalize_path(urlsplit(request.path).path.encode())
+    except ProxyError:  # a path the proxy would refuse: no route serves it
+        return None
+    target = router.resolve(request.method.upper(), path, {}, "")
+    route = target.route
+    if route is None or route.shadow is None:
+        return None
+    return route.name, CompareRules.coerce(route.shadow.compare), target.context or ""
 
 
 @dataclass
@@ -99,7 +126,7 @@ class _Replayer:
         )
 
     async def one(self, request: CapturedRequest) -> None:
-        route = self.options.endpoint(request)
+        route, rules, context = self.options.classify(request)
         if not request.is_safe and not self.options.include_writes:
             self.summary.outcomes["skipped_writes"] += 1
             return
@@ -109,9 +136,8 @@ class _Replayer:
             candidate = await self.send(self.candidate, request)
         except httpx.HTTPError as exc:
             error = f"{type(exc).__name__}: {exc}"
-            self.record(Outcome(route, "shadow_error", self.options.context, request, error=error))
+            self.record(Outcome(route, "shadow_error", context, request, error=error))
             return
-        rules = self.options.rules
         if self.noise is not None:
             if second is not None:
                 paths = self.noise.observe(route, primary, second, rules)
@@ -119,7 +145,6 @@ class _Replayer:
             rules = self.noise.rules_for(route, rules)
         result = compare_responses(primary, candidate, rules)
         kind: OutcomeKind = "matched" if result.matched else "mismatched"
-        context = self.options.context
         self.record(Outcome(route, kind, context, request, primary, candidate, result))
 
     def record(self, outcome: Outcome) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -98,6 +98,36 @@ def _rules(
     )
 
 
+def _table(path: Path) -> Any:
+    from migration_plans.yamlfile import ConfigError
+    from strangler_proxy.loader import load_table
+
+    try:
+        return load_table(path).table
+    except ConfigError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from exc
+
+
+def _router(path: Path) -> Any:
+    from strangler_proxy.matcher import Router
+
+    return Router(_table(path))
+
+
+def _route_rules(path: Path | None) -> dict[str, CompareRules]:
+    from strangler_proxy.compare import CompareRules
+
+    if path is None:
+        return {}
+    table = _table(path)
+    return {
+        route.name: CompareRules.coerce(route.shadow.compare)
+        for _, _, route in table.located_routes()
+        if route.shadow is not None
+    }
+
+
 @shadow_app.command()
 def replay(
     capture: Annotated[Path, typer.Argument(help="mitmproxy flow file (mitmdump -w) or HAR.")],
@@ -122,6 +152,10 @@ def replay(
         list[str] | None, typer.Option("--header", help="Response header to compare.")
     ] = None,
     context: Annotated[str, typer.Option("--context", help="Label for the results.")] = "replay",
+    routes: Annotated[
+        Path | None,
+        typer.Option("--routes", help="Route table: name results by route, use its shadow rules."),
+    ] = None,
     store_results: Annotated[
         bool, typer.Option("--store", help="Also record the results in the Redis store.")
     ] = False,
@@ -144,6 +178,7 @@ def replay(
         include_writes=include_writes,
         rules=_rules(ignore_path or [], ignore_order, tolerance, header or []),
         context=context,
+        routes=_router(routes) if routes else None,
     )
     try:
         summary = asyncio.run(
@@ -180,6 +215,9 @@ def export_tests_command(
     ] = "http://127.0.0.1:8101",
     route: RouteOpt = None,
     since: SinceOpt = None,
+    routes: Annotated[
+        Path | None, typer.Option("--routes", help="Route table whose shadow rules to apply.")
+    ] = None,
     redis_url: RedisOpt = None,
     prefix: PrefixOpt = None,
 ) -> None:
@@ -187,7 +225,11 @@ def export_tests_command(
     from strangler_proxy.export_tests import export_tests
 
     text, count = export_tests(
-        _store(redis_url, prefix), route=route, since=_since(since), target=target
+        _store(redis_url, prefix),
+        route=route,
+        since=_since(since),
+        rules=_route_rules(routes),
+        target=target,
     )
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text, encoding="utf-8")

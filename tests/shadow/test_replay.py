@@ -233,3 +233,37 @@ def test_recorder_samples(tmp_path: Path, mitm_python: Path) -> None:
     assert recorder.close() == 2
     assert recorder.stats["sampled_out"] == 2
     assert len(list(read_capture(tmp_path / "s.flows"))) == 2
+
+
+def test_replay_takes_names_and_rules_from_the_route_table(shops: Shops, tmp_path: Path) -> None:
+    har = har_file(tmp_path / "browser.har")
+    routes = tmp_path / "routes.yaml"
+    routes.write_text(
+        f"""
+upstreams:
+  monolith: {{url: "{shops.primary}"}}
+  catalog: {{url: "{shops.candidate}"}}
+contexts:
+  catalog:
+    routes:
+      - name: product-detail
+        path: /api/v1/products/{{id:int}}/
+        methods: [GET]
+        upstream: monolith
+        shadow: {{upstream: catalog, compare: {{ignore_paths: ["root['name']", "root['title']"]}}}}
+      - name: category-list
+        path: /api/v1/categories/
+        methods: [GET]
+        upstream: monolith
+        shadow: {{upstream: catalog, compare: {{ignore_order: true}}}}
+"""
+    )
+    result = CliRunner().invoke(
+        shadow_app,
+        ["replay", str(har), "--primary", shops.primary, "--candidate", shops.candidate,
+         "--routes", str(routes), "--format", "json"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    document = json.loads(result.stdout)
+    found = {r["route"]: (r["context"], r["matched"], r["mismatched"]) for r in document["routes"]}
+    assert found == {"product-detail": ("catalog", 1, 0), "category-list": ("catalog", 1, 0)}
