@@ -77,6 +77,9 @@ def _rewrite_route(route: CommentedMap, plan: Plan, phase: Phase, monolith: str)
         if _targets(route) != {service}:
             _send_to(route, service)
         _set_fallback(route, False)
+        shadow = route.get("shadow")
+        if isinstance(shadow, Mapping) and shadow.get("upstream") == service:
+            del route["shadow"]
         return
     if writes:
         _send_to(route, monolith if phase is Phase.SHARED else service)
@@ -97,26 +100,32 @@ def _generated_routes(plan: Plan, phase: Phase, monolith: str) -> CommentedSeq:
 
 
 def _endpoint_routes(plan: Plan, endpoint: Endpoint, phase: Phase, monolith: str) -> list[Any]:
+    """Reads stay on the monolith with the service as shadow until split; writes follow."""
     reads = [m for m in endpoint.methods if m in SAFE_METHODS]
     writes = list(endpoint.writes)
     made: list[Any] = []
     for kind, methods in (("reads", reads), ("writes", writes)):
         if not methods:
             continue
+        listed = CommentedSeq(methods)
+        listed.fa.set_flow_style()
         route = CommentedMap(
             name=f"{plan.context}-{_slug(endpoint.path)}-{kind}",
             path=endpoint.path,
-            methods=methods,
-            upstream=plan.upstream,
+            methods=listed,
+            upstream=monolith,
         )
+        if kind == "reads":
+            shadow = CommentedMap(upstream=plan.upstream, sample_rate=1.0)
+            shadow.fa.set_flow_style()
+            route["shadow"] = shadow
         _rewrite_route(route, plan, phase, monolith)
         made.append(route)
     return made
 
 
-def routes_for_phase(route_path: Path, plan: Plan, phase: Phase) -> str:
-    """The route table text with ``plan``'s context routed for ``phase``."""
-    text = route_path.read_text(encoding="utf-8")
+def rewrite_text(text: str, plan: Plan, phase: Phase) -> str:
+    """``text`` (a route table) with ``plan``'s context routed for ``phase``."""
     yaml, document = _yaml_for(text)
     monolith = str(document.get("default_upstream", "monolith"))
     contexts = document.setdefault("contexts", CommentedMap())
@@ -130,6 +139,29 @@ def routes_for_phase(route_path: Path, plan: Plan, phase: Phase) -> str:
     buffer = StringIO()
     yaml.dump(document, buffer)
     return buffer.getvalue()
+
+
+def render_routes(upstreams: Mapping[str, str], plans: Mapping[str, Plan]) -> str:
+    """A new route table: ``upstreams`` by name, every plan's context routed for its phase."""
+    lines = [
+        "# Route table written by strangler from the migration plans.",
+        "# `strangler plan advance` rewrites each context's routes; edit the rest freely.",
+        "default_upstream: monolith",
+        "upstreams:",
+        *(f'  {name}: {{url: "{url}"}}' for name, url in upstreams.items()),
+        "contexts: {}",
+        "",
+    ]
+    text = "\n".join(lines)
+    for plan in plans.values():
+        if plan.upstream in upstreams:
+            text = rewrite_text(text, plan, plan.phase)
+    return text
+
+
+def routes_for_phase(route_path: Path, plan: Plan, phase: Phase) -> str:
+    """The route table at ``route_path`` with ``plan``'s context routed for ``phase``."""
+    return rewrite_text(route_path.read_text(encoding="utf-8"), plan, phase)
 
 
 def apply_phase_to_routes(

@@ -123,8 +123,9 @@ def test_routes_are_generated_from_the_plan_when_the_context_has_none(tmp_path: 
     routes = load_table(bare, phase_rules=PlanPhaseRules(plans)).table.contexts["inventory"].routes
     by_name = {route.name: route for route in routes}
     assert by_name["inventory-stock-reserve-writes"].upstream == "monolith"
-    assert by_name["inventory-stock-item-reads"].upstream == "inventory"
-    assert by_name["inventory-stock-item-reads"].fallback
+    item_reads = by_name["inventory-stock-item-reads"]
+    assert item_reads.upstream == "monolith"
+    assert item_reads.shadow is not None and item_reads.shadow.upstream == "inventory"
 
 
 def test_a_rewrite_that_would_not_validate_is_not_written(tmp_path: Path) -> None:
@@ -156,3 +157,27 @@ def test_plans_on_disk_are_read_at_every_check(tmp_path: Path) -> None:
     (plans / "catalog.yaml").write_text("context: catalog\n")
     with pytest.raises(ConfigError, match="plan: "):
         load_table(path, phase_rules=rules)
+
+
+def test_a_rendered_table_follows_every_phase(tmp_path: Path) -> None:
+    from migration_plans.routing import render_routes
+
+    upstreams = {
+        "monolith": "http://127.0.0.1:8001",
+        "catalog": "http://127.0.0.1:8101",
+        "inventory": "http://127.0.0.1:8102",
+    }
+    path = tmp_path / "routes.yaml"
+    path.write_text(render_routes(upstreams, load_plans()))
+    shared = load_table(path, phase_rules=PlanPhaseRules(load_plans())).table
+    reads = {r.name: r for r in shared.contexts["catalog"].routes}["catalog-products-reads"]
+    assert reads.upstream == "monolith"
+    assert reads.shadow is not None and reads.shadow.upstream == "catalog"
+    for before, after in ((Phase.SHARED, Phase.DUAL_WRITE), (Phase.DUAL_WRITE, Phase.SPLIT)):
+        plans = plans_in(before)
+        apply_phase_to_routes(path, plans["catalog"], after, plans)
+    split = load_table(path, phase_rules=PlanPhaseRules(plans_in(Phase.SPLIT))).table
+    for route in split.contexts["catalog"].routes:
+        assert (route.upstream, route.shadow, route.fallback) == ("catalog", None, False)
+    inventory = {r.name: r for r in split.contexts["inventory"].routes}
+    assert inventory["inventory-stock-reserve-writes"].upstream == "monolith"
