@@ -314,19 +314,20 @@ def test_shared_phase_serves_exactly_what_the_monolith_serves(databases: Databas
 
 
 @pytest.mark.parametrize("backend", ["pg"], indirect=True)
-def test_dual_write_phase_answers_writes_like_the_monolith(databases: Databases, processes):
+@pytest.mark.parametrize("phase", ["dual_write", "split"])
+def test_write_phases_answer_like_the_monolith(databases: Databases, processes, phase: str):
     monolith_db = databases.monolith()
     token = add_token_user(monolith_db)
     catalog_db, inventory_db = databases.service("catalog"), databases.service("inventory")
     monolith = start_monolith(processes, monolith_db)
-    catalog = start_service(processes, "catalog", "dual_write", monolith_db, catalog_db)
-    mismatches = run_contract("dual_write", [(monolith, catalog, CATALOG_WRITES)], token)
+    catalog = start_service(processes, "catalog", phase, monolith_db, catalog_db)
+    mismatches = run_contract(phase, [(monolith, catalog, CATALOG_WRITES)], token)
     assert mismatches == [], "\n".join(mismatches)
 
     _reset_catalog_and_seed_inventory(monolith_db, inventory_db)
-    inventory = start_service(processes, "inventory", "dual_write", monolith_db, inventory_db)
+    inventory = start_service(processes, "inventory", phase, monolith_db, inventory_db)
     steps = INVENTORY_WRITES + INVENTORY_READS
-    mismatches = run_contract("dual_write", [(monolith, inventory, steps)], token)
+    mismatches = run_contract(phase, [(monolith, inventory, steps)], token)
     assert mismatches == [], "\n".join(mismatches)
 
 
