@@ -19,7 +19,8 @@ from extracted_services.catalog import crud
 from extracted_services.catalog.deps import BodyDep, ChangesDep, SessionDep, ViewsDep
 from extracted_services.catalog.models import Category, Product
 from extracted_services.catalog.schemas import CategoryIn, CategoryOut, ProductIn, ProductOut
-from extracted_services.common.changes import row_image
+from extracted_services.common.changes import ChangeRecorder, row_image
+from extracted_services.common.deps import RawBody
 from extracted_services.common.errors import InUse, NotFound
 from extracted_services.common.legacy import legacy_json, service_column, service_values
 from extracted_services.common.listing import (
@@ -78,7 +79,7 @@ def get_category(key: str, session: SessionDep, views: ViewsDep) -> dict[str, An
 
 
 def _category_values(
-    session: Session, body: BodyDep, *, current: Category | None, partial: bool
+    session: Session, body: RawBody, *, current: Category | None, partial: bool
 ) -> dict[str, Any]:
     values, errors = parse_fields(CategoryIn, require_object(body.json()), partial=partial)
     for column in ("name", "slug"):
@@ -112,7 +113,7 @@ def _load_category(session: Session, key: str) -> Category:
 
 
 def _update_category(
-    key: str, session: Session, changes: ChangesDep, body: BodyDep, *, partial: bool
+    key: str, session: Session, changes: ChangeRecorder, body: RawBody, *, partial: bool
 ) -> dict[str, Any]:
     with session.begin():
         category = _load_category(session, key)
@@ -170,7 +171,7 @@ def get_product(key: str, session: SessionDep, views: ViewsDep) -> dict[str, Any
 
 
 def _product_values(
-    session: Session, body: BodyDep, *, current: Product | None, partial: bool
+    session: Session, body: RawBody, *, current: Product | None, partial: bool
 ) -> dict[str, Any]:
     values, errors = parse_fields(ProductIn, require_object(body.json()), partial=partial)
     if "sku" in values:
@@ -207,7 +208,7 @@ def _load_product(session: Session, key: str) -> Product:
 
 
 def _update_product(
-    key: str, session: Session, changes: ChangesDep, body: BodyDep, *, partial: bool
+    key: str, session: Session, changes: ChangeRecorder, body: RawBody, *, partial: bool
 ) -> dict[str, Any]:
     with session.begin():
         product = _load_product(session, key)

@@ -7,6 +7,7 @@ proxy's identity header, are refused in the shared phase, and go through ``crud`
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -109,7 +110,7 @@ def _choice(
     request: Request,
     name: str,
     errors: FilterErrors,
-    exists: Any,
+    exists: Callable[[int], object],
 ) -> int | None:
     """django-filter's ``ModelChoiceFilter``: an existing id, or 400 ``invalid choice``."""
     raw = request.query_params.get(name, "")
@@ -125,7 +126,7 @@ def _choice(
     return key
 
 
-def _product_exists(request: Request, session: Session) -> Any:
+def _product_exists(request: Request, session: Session) -> Callable[[int], object]:
     """Products belong to the catalog: checked in the shared phase only (see the contract)."""
     if request.app.state.settings.phase is not Phase.SHARED:
         return lambda key: True
