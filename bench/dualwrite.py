@@ -205,9 +205,11 @@ def bench_lag(admin: str, rate: float, seconds: float, created: list[str]) -> di
     started = time.time()
     total = int(rate * seconds)
 
-    def monolith_writes() -> None:
+    writers = 4  # per side: each paced at rate / (2 * writers), so slow requests overlap
+
+    def monolith_writes(lane: int) -> None:
         with psycopg.connect(libpq_url(monolith), autocommit=True) as conn:
-            for n in range(0, total, 2):
+            for n in range(2 * lane, total, 2 * writers):
                 wait = started + n / rate - time.time()
                 if wait > 0:
                     time.sleep(wait)
@@ -217,9 +219,9 @@ def bench_lag(admin: str, rate: float, seconds: float, created: list[str]) -> di
                     [501 + n % 500],
                 )
 
-    def service_writes() -> None:
+    def service_writes(lane: int) -> None:
         with httpx.Client(base_url=base, headers={IDENTITY_HEADER: header}) as client:
-            for n in range(1, total, 2):
+            for n in range(2 * lane + 1, total, 2 * writers):
                 wait = started + n / rate - time.time()
                 if wait > 0:
                     time.sleep(wait)
@@ -227,7 +229,11 @@ def bench_lag(admin: str, rate: float, seconds: float, created: list[str]) -> di
                     f"/api/v1/products/{1 + n % 500}/", json={"price": f"{n % 90 + 10}.50"}
                 )
 
-    threads = [threading.Thread(target=monolith_writes), threading.Thread(target=service_writes)]
+    threads = [
+        threading.Thread(target=writer, args=(lane,))
+        for lane in range(writers)
+        for writer in (monolith_writes, service_writes)
+    ]
     try:
         for thread in threads:
             thread.start()

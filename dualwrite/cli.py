@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+if TYPE_CHECKING:
+    from dualwrite.relay import Relay
 
 app = typer.Typer(no_args_is_help=True, help="Dual-write: outbox relay, backfill, status.")
 
 ContextArg = Annotated[str, typer.Argument(help="Bounded context, e.g. catalog.")]
 
 
-def _relay(context: str):  # type: ignore[no-untyped-def]
+def _relay(context: str) -> Relay:
     from dualwrite.config import RelaySettings
     from dualwrite.relay import Relay
 

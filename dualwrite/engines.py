@@ -1,7 +1,9 @@
 """Engines the relay and the backfill use on either side (PostgreSQL or SQLite).
 
 PostgreSQL sessions run in UTC with a short connect timeout (an unreachable database
-must fail fast, the relay retries); SQLite transactions begin IMMEDIATE, the same
+must fail fast, the relay retries). No pre-ping: it would cost a round trip per
+checkout on the relay's hot path; a dead pooled connection fails once, is discarded,
+and the relay retries. SQLite transactions begin IMMEDIATE, the same
 single-writer discipline Django's settings use for the monolith.
 
     engine = relay_engine("postgresql://.../monolith")
@@ -24,7 +26,6 @@ def relay_engine(url: str, *, pool_size: int = 5) -> Engine:
     if parsed.get_backend_name() != "sqlite":
         return create_engine(
             parsed,
-            pool_pre_ping=True,
             pool_size=pool_size,
             connect_args={"options": "-c TimeZone=UTC", "connect_timeout": 5},
         )

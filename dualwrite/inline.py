@@ -16,7 +16,7 @@ import threading
 from dualwrite.config import Direction, RelaySettings
 from dualwrite.exceptions import StoreUnavailable
 from dualwrite.loop import RelayLoop
-from dualwrite.outbox import on_outbox_commit
+from dualwrite.outbox import off_outbox_commit, on_outbox_commit
 from dualwrite.relay import Relay
 
 log = logging.getLogger("dualwrite.inline")
@@ -43,6 +43,7 @@ class InlineRelay:
             self.wake.set()
 
     def stop(self) -> None:
+        off_outbox_commit(self.committed)
         self.stopped.set()
         self.wake.set()
         self.thread.join(timeout=10)

@@ -176,8 +176,17 @@ class RelayLoop:
             countdown=countdown,
         )
 
+    def _retry_stale(self, direction: Direction, event: Event) -> None:
+        """Inline mode retries a stale key here (no broker needed); celery mode re-sends it."""
+        if self.mode == "celery":
+            self._dispatch(direction, event)
+            return
+        self._seen[(direction, event.key)] = time.monotonic()
+        with suppress(ApplyFailed):
+            self.relay.retry_key(direction, event.aggregate_type, event.aggregate_key)
+
     def sweep(self, *, force: bool = False) -> int:
-        """Re-dispatch keys that have waited in flight longer than ``stale_after``."""
+        """Retry keys that have waited in flight longer than ``stale_after`` (lost retries)."""
         now = time.monotonic()
         if not force and now - self._last_sweep < min(5.0, self.settings.stale_after / 4):
             return 0
@@ -192,7 +201,7 @@ class RelayLoop:
                 waiting.add((direction, key))
                 seen = self._seen.setdefault((direction, key), now)
                 if now - seen >= self.settings.stale_after:
-                    self._dispatch(direction, event)
+                    self._retry_stale(direction, event)
                     redispatched += 1
         self._seen = {key: value for key, value in self._seen.items() if key in waiting}
         return redispatched

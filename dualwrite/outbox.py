@@ -176,6 +176,12 @@ def on_outbox_commit(hook: AfterCommitHook) -> None:
         _after_commit_hooks.append(hook)
 
 
+def off_outbox_commit(hook: AfterCommitHook) -> None:
+    """Stop calling ``hook`` (see :func:`on_outbox_commit`)."""
+    if hook in _after_commit_hooks:
+        _after_commit_hooks.remove(hook)
+
+
 def _announce_after_commit(session: Session, context: str) -> None:
     if not _after_commit_hooks:
         return

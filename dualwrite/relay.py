@@ -148,27 +148,24 @@ class Relay:
 
     def pending(self, direction: Direction, limit: int | None = None) -> list[Event]:
         """Oldest pending events, minus keys whose earlier event waits for a retry."""
+        waiting = outbox_table.alias("waiting")
+        blocked = (
+            select(waiting.c.id)
+            .where(
+                waiting.c.context == outbox_table.c.context,
+                waiting.c.status == EventStatus.IN_FLIGHT.value,
+                waiting.c.aggregate_type == outbox_table.c.aggregate_type,
+                waiting.c.aggregate_key == outbox_table.c.aggregate_key,
+            )
+            .exists()
+        )
         with self._guarded(direction.source) as conn:
-            events = self._events(
+            return self._events(
                 conn,
                 outbox_table.c.status == EventStatus.PENDING.value,
+                ~blocked,
                 limit=limit or self.settings.batch_size,
             )
-            if not events:
-                return []
-            blocked = self._in_flight_keys(conn)
-        return [event for event in events if event.key not in blocked]
-
-    def _in_flight_keys(self, conn: Connection) -> set[tuple[str, str]]:
-        query = (
-            select(outbox_table.c.aggregate_type, outbox_table.c.aggregate_key)
-            .where(
-                outbox_table.c.context == self.context,
-                outbox_table.c.status == EventStatus.IN_FLIGHT.value,
-            )
-            .distinct()
-        )
-        return {(row[0], row[1]) for row in conn.execute(query)}
 
     def in_flight(self, direction: Direction) -> list[Event]:
         """Events waiting for a retry (oldest first)."""

@@ -233,6 +233,8 @@ class Pair:
                     "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
                     [self.service_name],
                 )
+        for relay in self.relays:  # pooled connections of this process died with the backends
+            relay.engines["service"].dispose()
 
 
 @pytest.fixture

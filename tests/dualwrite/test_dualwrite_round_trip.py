@@ -211,3 +211,31 @@ def test_capture_off_records_nothing(pair: Any) -> None:
     set_capture(pair.relays[0].engines["monolith"], "catalog", enabled=False)
     pair.monolith("INSERT INTO catalog_category (name, slug, description) VALUES ('x', 'x', '')")
     assert pair.outbox_counts("monolith") == {}
+
+
+def test_inline_relay_applies_service_writes_right_after_commit(pair: Any) -> None:
+    from dualwrite.inline import InlineRelay
+    from migration_plans.processes import wait_until
+
+    pair.monolith(
+        "INSERT INTO catalog_category (id, name, slug, description) VALUES (4, 'D', 'd', 'before')"
+    )
+    relay_all(pair)
+    inline = InlineRelay(pair.relay()).start()
+    try:
+        service_write(
+            pair,
+            "UPDATE categories SET description = 'after' WHERE id = 4",
+            {},
+            table="categories",
+            key=4,
+            operation="update",
+        )
+        wait_until(
+            lambda: pair.rows("monolith")["categories"][4]["description"] == "after",
+            timeout=10,
+            what="the inline relay",
+        )
+    finally:
+        inline.stop()
+    pair.assert_in_sync(timeout=5)
