@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated
+
 import typer
 
 from dualwrite.cli import app as dualwrite_app
@@ -31,6 +34,20 @@ def demo() -> None:
     from migration_plans.demo import run_demo
 
     raise typer.Exit(run_demo())
+
+
+@app.command()
+def up(
+    var_dir: Annotated[Path, typer.Option(help="Folder for databases, logs, route table.")] = Path(
+        "var/stack"
+    ),
+) -> None:
+    """Start the whole stack locally (embedded default, or the URLs in the environment)."""
+    import sys
+
+    from migration_plans.stack import StackConfig, run_up
+
+    raise typer.Exit(run_up(StackConfig.from_env(var_dir), out=sys.stdout))
 
 
 def main() -> None:

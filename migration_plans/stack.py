@@ -18,11 +18,14 @@ from __future__ import annotations
 
 import os
 import secrets
+import signal
 import subprocess
 import sys
+import threading
 from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
+from typing import TextIO
 
 from pydantic import BaseModel, ConfigDict
 
@@ -327,3 +330,42 @@ class Stack:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+def plan_phases(stack: Stack) -> dict[str, str]:
+    """Current phase of every context, as its plan file says."""
+    return {context: plan.phase.value for context, plan in stack.plans().items()}
+
+
+def run_up(config: StackConfig, *, out: TextIO, poll_interval: float = 0.5) -> int:
+    """``strangler up``: start everything, stream the logs, follow plan changes, stop on ^C."""
+    from migration_plans.logstream import LogStream
+
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    stack = Stack(config)
+    stack.prepare()
+    with stack, LogStream(out, colour=out.isatty()) as stream:
+        stack.start()
+        for name, process in stack.processes.items():
+            stream.follow(name, process.log_path)
+        out.write(
+            f"strangler up: proxy {config.proxy_url}, monolith {config.monolith_url}, "
+            f"admin token in {config.var_dir / 'secrets' / 'admin_token'}; Ctrl-C stops\n"
+        )
+        phases = plan_phases(stack)
+        while not stop.wait(poll_interval):
+            if stack.dead():
+                out.write(f"strangler up: {', '.join(stack.dead())} exited; stopping\n")
+                return 1
+            current = plan_phases(stack)
+            for context in sorted(set(current) & set(phases)):
+                if current[context] != phases[context]:
+                    out.write(f"strangler up: {context} is now {current[context]}; restarting\n")
+                    stack.restart_context(context)
+                    stream.follow(context, stack.processes[context].log_path)
+                    relay = stack.processes[f"relay-{context}"]
+                    stream.follow(f"relay-{context}", relay.log_path)
+            phases = current
+    return 0
