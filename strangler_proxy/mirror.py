@@ -33,7 +33,7 @@ from prometheus_client import REGISTRY, CollectorRegistry, Gauge
 from prometheus_client import Counter as PromCounter
 
 from strangler_proxy.compare import CompareRules, compare_responses
-from strangler_proxy.exchange import CapturedRequest, CapturedResponse
+from strangler_proxy.exchange import SAFE_METHODS, CapturedRequest, CapturedResponse
 from strangler_proxy.noise import NoiseLearner
 from strangler_proxy.shadow_store import Outcome, OutcomeKind, ShadowResults
 
@@ -190,26 +190,39 @@ class MirrorEngine:
         self._workers.append(asyncio.create_task(self._flusher(), name="shadow-results"))
 
     def submit(
-        self, route: ShadowRoute, request: CapturedRequest, primary: CapturedResponse
+        self,
+        route: ShadowRoute,
+        request: CapturedRequest,
+        primary: CapturedResponse,
+        *,
+        admitted: bool = False,
     ) -> Submitted:
-        """Queue a copy for mirroring; never blocks (call from the event loop)."""
-        outcome = self._admit(route, request)
+        """Queue a copy for mirroring; never blocks (call from the event loop).
+
+        ``admitted``: :meth:`admit` already said yes for this request (the proxy asks
+        first, so that it copies nothing for requests that are not mirrored).
+        """
+        outcome = Submitted.QUEUED if admitted else self.admit(route, request.method)
         if outcome is Submitted.QUEUED:
             try:
                 self._queue.put_nowait((route, request, primary, time.time()))
             except asyncio.QueueFull:
                 outcome = Submitted.DROPPED
                 self._pending_drops[(route.name, route.context)] += 1
-        self._count(route.name, outcome.value)
-        self._metrics.queue_depth.set(self._queue.qsize())
+            self._count(route.name, outcome.value)
+            self._metrics.queue_depth.set(self._queue.qsize())
         return outcome
 
-    def _admit(self, route: ShadowRoute, request: CapturedRequest) -> Submitted:
-        if not request.is_safe and not route.side_effect_free:
-            return Submitted.UNSAFE
-        if route.sample_rate < 1.0 and self._sample() >= route.sample_rate:
-            return Submitted.SAMPLED_OUT
-        return Submitted.QUEUED
+    def admit(self, route: ShadowRoute, method: str) -> Submitted:
+        """Whether a request of ``method`` on ``route`` is mirrored (counts the refusals)."""
+        if method.upper() not in SAFE_METHODS and not route.side_effect_free:
+            outcome = Submitted.UNSAFE
+        elif route.sample_rate < 1.0 and self._sample() >= route.sample_rate:
+            outcome = Submitted.SAMPLED_OUT
+        else:
+            return Submitted.QUEUED
+        self._count(route.name, outcome.value)
+        return outcome
 
     def _count(self, route: str, outcome: str) -> None:
         self.stats[outcome] += 1

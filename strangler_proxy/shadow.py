@@ -201,7 +201,7 @@ class Tap:
             self._owner.recorder.submit(self._request, response)
         if self._route is None:
             return None
-        return self._owner.engine.submit(self._route, self._request, response)
+        return self._owner.engine.submit(self._route, self._request, response, admitted=True)
 
 
 class Shadowing:
@@ -287,6 +287,12 @@ class Shadowing:
         plan = self._plans.get(id(route)) if route is not None else None
         if plan is None:
             return None
+        shadow = plan.shadow
+        if shadow is not None and self.engine.admit(shadow, method) is not Submitted.QUEUED:
+            shadow = None  # sampled out or unsafe: nothing to copy for the mirror
+        record = self._recording(plan.record_rate)
+        if shadow is None and not record:
+            return None
         if body is not None and not isinstance(body, bytes):
             self.skipped_large += 1  # streamed body: no copy to send
             return None
@@ -294,20 +300,14 @@ class Shadowing:
         if len(payload) > self.settings.max_request_bytes:
             self.skipped_large += 1
             return None
-        record = self._recording(plan.record_rate)
-        if plan.shadow is None and not record:
-            return None
-        if plan.shadow is not None:
+        if shadow is not None:
             self.engine.start()
-        upstream = plan.shadow.upstream if plan.shadow is not None else ""
         try:
-            copied = _text_headers(headers(upstream))
+            copied = _text_headers(headers(shadow.upstream if shadow is not None else ""))
         except Exception:  # e.g. the upstream vanished in a reload: never fail the request
             log.exception("cannot copy the request for shadowing")
             return None
-        return Tap(
-            self, plan.shadow, record, CapturedRequest(method, target, copied, payload), send
-        )
+        return Tap(self, shadow, record, CapturedRequest(method, target, copied, payload), send)
 
     async def close(self) -> None:
         await self.engine.close()

@@ -183,3 +183,23 @@ def test_routes_with_a_record_block_write_a_redacted_sample(
     exchanges = list(read_capture(tmp_path / "live.flows"))
     assert [e.request.header("authorization") for e in exchanges] == ["[REDACTED]"] * 2
     assert exchanges[0].response is not None and exchanges[0].response.body == b"[]"
+
+
+def test_requests_sampled_out_are_not_copied_at_all() -> None:
+    from strangler_proxy.mirror import ShadowRoute
+
+    engine = MirrorEngine(sample=lambda: 0.9, metrics=MirrorMetrics(CollectorRegistry()))
+    shadowing = Shadowing(engine)
+    route = object()
+    shadow = ShadowRoute("r", "http://127.0.0.1:9", sample_rate=0.5)
+    shadowing._plans = {id(route): _Plan(shadow)}
+
+    def headers(upstream: str) -> list[tuple[bytes, bytes]]:
+        raise AssertionError("a sampled-out request must not be copied")
+
+    async def noop(message: Any) -> None:
+        return None
+
+    assert shadowing.begin(route, "GET", "/", None, noop, headers) is None
+    assert shadowing.begin(route, "POST", "/", b"{}", noop, headers) is None
+    assert (engine.stats["sampled_out"], engine.stats["skipped_unsafe"]) == (1, 1)
