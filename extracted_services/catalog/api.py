@@ -16,7 +16,13 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from extracted_services.catalog import crud
-from extracted_services.catalog.deps import BodyDep, ChangesDep, SessionDep, ViewsDep
+from extracted_services.catalog.deps import (
+    BodyDep,
+    ChangesDep,
+    SessionDep,
+    ViewsDep,
+    WriteSessionDep,
+)
 from extracted_services.catalog.models import Category, Product
 from extracted_services.catalog.schemas import CategoryIn, CategoryOut, ProductIn, ProductOut
 from extracted_services.common.changes import ChangeRecorder, row_image
@@ -98,7 +104,7 @@ def _category_row(category: Category) -> Row:
 
 
 @router.post("/categories/", status_code=201, response_model=CategoryOut)
-def create_category(session: SessionDep, changes: ChangesDep, body: BodyDep) -> dict[str, Any]:
+def create_category(session: WriteSessionDep, changes: ChangesDep, body: BodyDep) -> dict[str, Any]:
     with session.begin():
         values = _category_values(session, body, current=None, partial=False)
         category = crud.create_category(session, values, changes=changes)
@@ -124,20 +130,20 @@ def _update_category(
 
 @router.put("/categories/{key}/", response_model=CategoryOut)
 def replace_category(
-    key: str, session: SessionDep, changes: ChangesDep, body: BodyDep
+    key: str, session: WriteSessionDep, changes: ChangesDep, body: BodyDep
 ) -> dict[str, Any]:
     return _update_category(key, session, changes, body, partial=False)
 
 
 @router.patch("/categories/{key}/", response_model=CategoryOut)
 def patch_category(
-    key: str, session: SessionDep, changes: ChangesDep, body: BodyDep
+    key: str, session: WriteSessionDep, changes: ChangesDep, body: BodyDep
 ) -> dict[str, Any]:
     return _update_category(key, session, changes, body, partial=True)
 
 
 @router.delete("/categories/{key}/", status_code=204, response_class=Response)
-def delete_category(key: str, session: SessionDep, changes: ChangesDep) -> Response:
+def delete_category(key: str, session: WriteSessionDep, changes: ChangesDep) -> Response:
     try:
         with session.begin():
             crud.delete_category(session, _load_category(session, key), changes=changes)
@@ -193,7 +199,7 @@ def _product_row(product: Product) -> Row:
 
 
 @router.post("/products/", status_code=201, response_model=ProductOut)
-def create_product(session: SessionDep, changes: ChangesDep, body: BodyDep) -> dict[str, Any]:
+def create_product(session: WriteSessionDep, changes: ChangesDep, body: BodyDep) -> dict[str, Any]:
     with session.begin():
         values = _product_values(session, body, current=None, partial=False)
         product = crud.create_product(session, values, changes=changes)
@@ -219,20 +225,20 @@ def _update_product(
 
 @router.put("/products/{key}/", response_model=ProductOut)
 def replace_product(
-    key: str, session: SessionDep, changes: ChangesDep, body: BodyDep
+    key: str, session: WriteSessionDep, changes: ChangesDep, body: BodyDep
 ) -> dict[str, Any]:
     return _update_product(key, session, changes, body, partial=False)
 
 
 @router.patch("/products/{key}/", response_model=ProductOut)
 def patch_product(
-    key: str, session: SessionDep, changes: ChangesDep, body: BodyDep
+    key: str, session: WriteSessionDep, changes: ChangesDep, body: BodyDep
 ) -> dict[str, Any]:
     return _update_product(key, session, changes, body, partial=True)
 
 
 @router.delete("/products/{key}/", status_code=204, response_class=Response)
-def delete_product(key: str, session: SessionDep, changes: ChangesDep) -> Response:
+def delete_product(key: str, session: WriteSessionDep, changes: ChangesDep) -> Response:
     with session.begin():
         crud.delete_product(session, _load_product(session, key), changes=changes)
     return Response(status_code=204)

@@ -11,7 +11,12 @@ from contextlib import asynccontextmanager
 from fastapi import APIRouter, FastAPI
 
 from extracted_services.common.changes import sink_for
-from extracted_services.common.database import readonly_engine, service_engine, session_factory
+from extracted_services.common.database import (
+    read_session_factory,
+    readonly_engine,
+    service_engine,
+    session_factory,
+)
 from extracted_services.common.errors import install_error_handlers
 from extracted_services.common.logs import configure_logging
 from extracted_services.common.metrics import MetricsMiddleware, metrics_endpoint
@@ -45,7 +50,8 @@ def create_service_app(
     app.router.redirect_slashes = False
     app.state.settings = settings
     app.state.engine = engine
-    app.state.sessions = session_factory(engine)
+    app.state.sessions = read_session_factory(engine)
+    app.state.write_sessions = session_factory(engine)
     app.state.views = views(settings.phase)
     app.state.sink = sink_for(settings)
     install_error_handlers(app)

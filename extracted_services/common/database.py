@@ -1,7 +1,9 @@
 """Engines for a service's own database and for read-only access to the monolith's.
 
-- :func:`service_engine`: read-write; on SQLite every transaction begins IMMEDIATE
-  (one writer at a time, no lock-upgrade deadlocks) with foreign keys enforced.
+- :func:`service_engine`: read-write; on SQLite a transaction begins IMMEDIATE (one
+  writer at a time, no lock-upgrade deadlocks) unless it comes from
+  :func:`read_session_factory` (DEFERRED: readers never wait for each other), with
+  foreign keys enforced.
 - :func:`readonly_engine`: the shared phase's window on the monolith. PostgreSQL
   sessions start with ``default_transaction_read_only=on`` and SQLite files are opened
   with ``mode=ro``, so the database itself refuses a write even if code attempted one.
@@ -48,7 +50,7 @@ def service_engine(url: str, *, echo: bool = False) -> Engine:
         parsed, echo=echo, connect_args={"check_same_thread": False, "timeout": 30}
     )
     event.listen(engine, "connect", _sqlite_connect)
-    event.listen(engine, "begin", _sqlite_begin_immediate)
+    event.listen(engine, "begin", _sqlite_begin)
     return engine
 
 
@@ -61,8 +63,9 @@ def _sqlite_connect(dbapi_connection: Any, record: Any) -> None:
     cursor.close()
 
 
-def _sqlite_begin_immediate(connection: Any) -> None:
-    connection.exec_driver_sql("BEGIN IMMEDIATE")
+def _sqlite_begin(connection: Any) -> None:
+    mode = connection.get_execution_options().get("sqlite_begin", "IMMEDIATE")
+    connection.exec_driver_sql(f"BEGIN {mode}")
 
 
 def readonly_engine(url: str, *, echo: bool = False) -> Engine:
@@ -82,5 +85,10 @@ def readonly_engine(url: str, *, echo: bool = False) -> Engine:
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:
-    """Sessions that keep loaded values after commit (responses are built after it)."""
+    """Sessions for writing; they keep loaded values after commit (responses are built after it)."""
     return sessionmaker(engine, expire_on_commit=False)
+
+
+def read_session_factory(engine: Engine) -> sessionmaker[Session]:
+    """Sessions for reading: on SQLite their transactions do not take the write lock."""
+    return sessionmaker(engine.execution_options(sqlite_begin="DEFERRED"), expire_on_commit=False)

@@ -24,8 +24,14 @@ def settings(request: Request) -> ServiceSettings:
 
 
 def session(request: Request) -> Iterator[Session]:
-    """A session on the phase's database (the monolith's, read-only, in shared)."""
+    """A reading session on the phase's database (the monolith's, read-only, in shared)."""
     with request.app.state.sessions() as current:
+        yield current
+
+
+def write_session(request: Request) -> Iterator[Session]:
+    """A writing session on the service's database (SQLite: BEGIN IMMEDIATE)."""
+    with request.app.state.write_sessions() as current:
         yield current
 
 

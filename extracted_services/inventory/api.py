@@ -29,7 +29,13 @@ from extracted_services.common.store import Query, TableView, get
 from extracted_services.common.validation import parse_fields, require_object
 from extracted_services.inventory import crud
 from extracted_services.inventory.db import catalog_product
-from extracted_services.inventory.deps import BodyDep, ChangesDep, SessionDep, ViewsDep
+from extracted_services.inventory.deps import (
+    BodyDep,
+    ChangesDep,
+    SessionDep,
+    ViewsDep,
+    WriteSessionDep,
+)
 from extracted_services.inventory.models import Reservation, StockLevel
 from extracted_services.inventory.schemas import (
     ReleaseIn,
@@ -164,7 +170,7 @@ def get_stock(key: str, session: SessionDep, views: ViewsDep) -> dict[str, Any]:
 
 @router.patch("/stock/{key}/", response_model=StockLevelOut)
 def adjust_stock(
-    key: str, session: SessionDep, changes: ChangesDep, body: BodyDep
+    key: str, session: WriteSessionDep, changes: ChangesDep, body: BodyDep
 ) -> dict[str, Any]:
     """Set the on-hand quantity (``{"quantity": n}``); never below what is reserved."""
     with session.begin():
@@ -193,7 +199,7 @@ def _reservations_body(
 
 
 @router.post("/stock/reserve/", status_code=201, response_model=ReservationsOut)
-def reserve(session: SessionDep, changes: ChangesDep, body: BodyDep) -> dict[str, Any]:
+def reserve(session: WriteSessionDep, changes: ChangesDep, body: BodyDep) -> dict[str, Any]:
     """Hold stock for an order: all lines or none (409 ``insufficient_stock``)."""
     values, errors = parse_fields(ReserveIn, require_object(body.json()))
     raise_for(errors)
@@ -204,7 +210,7 @@ def reserve(session: SessionDep, changes: ChangesDep, body: BodyDep) -> dict[str
 
 
 @router.post("/stock/release/", response_model=ReservationsOut)
-def release(session: SessionDep, changes: ChangesDep, body: BodyDep) -> dict[str, Any]:
+def release(session: WriteSessionDep, changes: ChangesDep, body: BodyDep) -> dict[str, Any]:
     """Give back an order's held units (404 ``not_found`` if it has no reservations)."""
     values, errors = parse_fields(ReleaseIn, require_object(body.json()))
     raise_for(errors)

@@ -12,6 +12,7 @@ from extracted_services.common.changes import ChangeRecorder
 from extracted_services.common.store import TableView
 
 SessionDep = Annotated[Session, Depends(deps.session)]
+WriteSessionDep = Annotated[Session, Depends(deps.write_session)]
 ViewsDep = Annotated[dict[str, TableView], Depends(deps.views)]
 ChangesDep = Annotated[ChangeRecorder, Depends(deps.changes)]
 BodyDep = Annotated[deps.RawBody, Depends(deps.raw_body)]
