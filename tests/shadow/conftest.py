@@ -1,6 +1,7 @@
 """Fixtures of the shadow tests: the shop upstreams as real uvicorn processes, a Redis store.
 
-``shops`` starts a primary and a candidate (planted differences) once per module;
+``shops`` starts a primary and a candidate (planted differences) once per session
+(tests that write use a ``shop`` of their own, so the shared ones stay read-only);
 ``shop`` starts more on demand (slow ones); ``store`` is a Redis results store under
 a unique key prefix, removed after the test, so concurrent runs never collide.
 """
@@ -44,7 +45,7 @@ def start_shop(
     return process, url
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def shops(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shops]:
     log_dir = tmp_path_factory.mktemp("shop-logs")
     primary, primary_url = start_shop(log_dir, "primary")
