@@ -164,9 +164,25 @@ _STYLE = (
 )
 
 
+def _sparkline(series: list[tuple[float, Counts]], width: int = 240, height: int = 40) -> str:
+    """Match rate per bucket as an inline SVG polyline (0 at the bottom, 1 at the top)."""
+    points = [(at, c.match_rate) for at, c in series if c.match_rate is not None]
+    if len(points) < 2:
+        return ""
+    first, last = points[0][0], points[-1][0]
+    span = (last - first) or 1.0
+    coords = " ".join(
+        f"{(at - first) / span * width:.1f},{(1 - rate) * height:.1f}" for at, rate in points
+    )
+    return (
+        f'<svg width="{width}" height="{height}" role="img" aria-label="match rate over time">'
+        f'<polyline fill="none" stroke="#36c" stroke-width="1.5" points="{coords}"/></svg>'
+    )
+
+
 def _html_route(item: RouteReport) -> str:
     esc = html.escape
-    parts = [f"<h2>{esc(item.route)}</h2>"]
+    parts = [f"<h2>{esc(item.route)}</h2>", _sparkline(item.series)]
     if item.top_fields:
         rows = "".join(
             f"<li><code>{esc(path)}</code> ({count})</li>" for path, count in item.top_fields

@@ -65,3 +65,11 @@ def test_html_report_is_escaped_and_well_formed(filled: MemoryShadowStore) -> No
 def test_unknown_format_is_refused(filled: MemoryShadowStore) -> None:
     with pytest.raises(ValueError, match="unknown format"):
         render(build_report(filled), "xml")
+
+
+def test_html_report_plots_the_match_rate_over_time() -> None:
+    store = MemoryShadowStore()
+    for minute, candidate in enumerate([{"a": 1}, {"a": 2}, {"a": 1}]):
+        store.record(outcome("r", {"a": 1}, candidate, at=1_000_000 + minute * 60))
+    page = render(build_report(store), "html")
+    assert "<polyline" in page and 'points="0.0,0.0 120.0,40.0 240.0,0.0"' in page
