@@ -37,7 +37,7 @@ upstreams:
   catalog:
     url: "{catalog}"
     timeouts: {{connect: 0.5, read: 5}}
-    breaker: {{window: 6, min_calls: 3, failure_rate: 0.5, cooldown: 1}}
+    breaker: {{window: 6, min_calls: 3, failure_rate: 0.5, cooldown: 4}}
 contexts:
   catalog:
     routes:
@@ -192,7 +192,7 @@ def test_breaker_opens_when_service_dies_and_reads_fall_back(
         wait_until(lambda: len(loop.answers) >= served + 20, timeout=15, what="reads go on")
         assert set(loop.answers[served:]) == {"monolith"}
         servers.echo("catalog", port=int(catalog.rsplit(":", 1)[1]))
-        wait_until(lambda: loop.last() == "catalog", timeout=20, what="breaker closes again")
+        wait_until(lambda: loop.last() == "catalog", timeout=30, what="breaker closes again")
     assert loop.failures == []  # every read answered, by the service or the monolith
     assert write.status_code == 503 and write.json()["code"] == "breaker_open"
     assert admin(proxy, "breakers")["catalog"]["state"] == "closed"
