@@ -169,8 +169,9 @@ class Forwarder:
         return response.status
 
     async def _request(self, pool: UpstreamPool, outgoing: Outgoing) -> aiohttp.ClientResponse:
-        # A pooled connection the upstream closed while idle fails on first use: a
-        # replayable request gets one more try on a fresh connection.
+        # A pooled connection the upstream closed (idle timeout, restart, crash) fails
+        # on use with a disconnect or a reset: a replayable request gets one more try on
+        # a fresh connection, which either works or fails to connect (and may fall back).
         attempts = 2 if outgoing.replayable else 1
         for attempt in range(attempts):
             try:
@@ -181,7 +182,9 @@ class Forwarder:
                     data=outgoing.body,
                     allow_redirects=False,
                 )
-            except aiohttp.ServerDisconnectedError:
+            except aiohttp.ClientConnectorError:
+                raise
+            except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError):
                 if attempt + 1 == attempts:
                     raise
         raise AssertionError("unreachable")
