@@ -14,6 +14,7 @@ from migration_plans.plan_cli import app as plan_app
 from reconciler.cli import app as reconcile_app
 from strangler_proxy.cli import app as proxy_app
 from strangler_proxy.cli import routes_app
+from strangler_proxy.shadow_cli import shadow_app
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -22,6 +23,7 @@ app = typer.Typer(
 app.add_typer(monolith_app, name="monolith")
 app.add_typer(proxy_app, name="proxy")
 app.add_typer(routes_app, name="routes")
+app.add_typer(shadow_app, name="shadow")
 app.add_typer(service_app, name="service")
 app.add_typer(dualwrite_app, name="dualwrite")
 app.add_typer(reconcile_app, name="reconcile")

@@ -37,7 +37,7 @@ from strangler_proxy.exchange import CapturedRequest, CapturedResponse
 from strangler_proxy.mirror import MirrorEngine, MirrorMetrics, ShadowRoute, Submitted
 from strangler_proxy.noise import NoiseLearner
 from strangler_proxy.recorder import FlowRecorder
-from strangler_proxy.shadow_store import DEFAULT_PREFIX, RedisShadowStore, ShadowResults
+from strangler_proxy.shadow_store import DEFAULT_PREFIX, ShadowResults
 
 __all__ = ["ShadowSettings", "Shadowing", "Tap", "shadow_routes"]
 
@@ -227,16 +227,18 @@ class Shadowing:
     def from_env(
         cls, environ: Mapping[str, str] | None = None, *, registry: CollectorRegistry | None = None
     ) -> Shadowing:
-        """An engine recording into Redis when ``STRANGLER_REDIS_URL`` is set.
+        """An engine recording into the results store the environment selects
+        (:mod:`strangler_proxy.shadow_backend`: Redis when ``STRANGLER_REDIS_URL`` is
+        set, else the control-plane database).
 
         ``registry``: the proxy's Prometheus registry (the ``strangler_shadow_*`` series).
         Recording writes to ``STRANGLER_RECORD_FILE`` (default
         ``var/record/proxy-<pid>.flows``), started when a route first asks for it.
         """
+        from strangler_proxy.shadow_backend import open_store
+
         settings = ShadowSettings.from_env(environ)
-        store: ShadowResults | None = None
-        if settings.redis_url:
-            store = RedisShadowStore.from_url(settings.redis_url, prefix=settings.prefix)
+        store: ShadowResults = open_store(prefix=settings.prefix, environ=environ)
         engine = MirrorEngine(
             store=store,
             noise=NoiseLearner(),

@@ -1,13 +1,14 @@
 """`strangler shadow` commands: report, replay, noise, export-tests.
 
 Imports of the heavier modules stay inside the commands so the CLI starts fast.
-The results store is Redis (``STRANGLER_REDIS_URL``) under ``STRANGLER_SHADOW_PREFIX``.
+The results store is the one the environment selects (:mod:`strangler_proxy.shadow_backend`:
+Redis when ``STRANGLER_REDIS_URL`` is set, else the control-plane database), under
+``STRANGLER_SHADOW_PREFIX``; ``--redis-url`` picks a Redis store.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -15,14 +16,15 @@ import typer
 
 if TYPE_CHECKING:
     from strangler_proxy.compare import CompareRules
-    from strangler_proxy.shadow_store import RedisShadowStore, ShadowResults
+    from strangler_proxy.shadow_store import ShadowResults
 
 shadow_app = typer.Typer(
     no_args_is_help=True, help="Shadow traffic: reports, offline replay, noise, regression tests."
 )
 
 RedisOpt = Annotated[
-    str | None, typer.Option("--redis-url", help="Results store (default STRANGLER_REDIS_URL).")
+    str | None,
+    typer.Option("--redis-url", help="Redis results store (default: the environment's store)."),
 ]
 PrefixOpt = Annotated[
     str | None, typer.Option("--prefix", help="Key prefix (default STRANGLER_SHADOW_PREFIX).")
@@ -37,12 +39,10 @@ OutputOpt = Annotated[
 ]
 
 
-def _store(redis_url: str | None, prefix: str | None) -> RedisShadowStore:
-    from migration_plans.databases import redis_url as default_redis_url
-    from strangler_proxy.shadow_store import DEFAULT_PREFIX, RedisShadowStore
+def _store(redis_url: str | None, prefix: str | None) -> ShadowResults:
+    from strangler_proxy.shadow_backend import open_store
 
-    prefix = prefix or os.environ.get("STRANGLER_SHADOW_PREFIX", DEFAULT_PREFIX)
-    return RedisShadowStore.from_url(redis_url or default_redis_url(), prefix=prefix)
+    return open_store(redis_url, prefix=prefix)
 
 
 def _since(text: str | None) -> float | None:

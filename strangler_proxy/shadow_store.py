@@ -420,15 +420,17 @@ def match_rate(
     redis_url: str | None = None,
     prefix: str = DEFAULT_PREFIX,
 ) -> tuple[float | None, int]:
-    """What the plan gates read: ``(rate, compared)`` from the Redis store.
+    """What the plan gates read: ``(rate, compared)`` from the results store.
 
-    ``redis_url`` defaults to ``STRANGLER_REDIS_URL``. The rate is None when nothing
-    was compared yet (a gate then fails on its minimum sample count).
+    ``redis_url`` picks a Redis store; without it the store is the one the
+    environment selects (:mod:`strangler_proxy.shadow_backend`: SQL by default).
+    The rate is None when nothing was compared yet (a gate then fails on its minimum
+    sample count).
     """
-    from migration_plans.databases import redis_url as default_redis_url
+    from strangler_proxy.shadow_backend import close_store, open_store
 
-    store = RedisShadowStore.from_url(redis_url or default_redis_url(), prefix=prefix)
+    store = open_store(redis_url, prefix=None if prefix == DEFAULT_PREFIX else prefix)
     try:
         return store.match_rate(route=route, context=context, since=since)
     finally:
-        store.client.close()
+        close_store(store)
