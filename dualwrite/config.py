@@ -49,10 +49,13 @@ def env_value(context: str, name: str, default: str = "") -> str:
 
 
 def _plan_phase(context: str) -> tuple[Phase, bool]:
+    from pathlib import Path
+
     from migration_plans.mapping import plan_path
     from migration_plans.plan import load_plan
 
-    path = plan_path(context)
+    plans_dir = os.environ.get("STRANGLER_PLANS_DIR", "").strip()
+    path = Path(plans_dir) / f"{context}.yaml" if plans_dir else plan_path(context)
     if not path.exists():
         return Phase.DUAL_WRITE, True
     plan = load_plan(path)
