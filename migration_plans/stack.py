@@ -311,6 +311,14 @@ class Stack:
                 process.stop()
         self.start_context(self.plans()[context])
 
+    def restart_workers(self) -> None:
+        """Restart the Celery workers and beat (their tasks read phases and plans at start)."""
+        for name in ("beat", "reconcile-worker", "relay-worker"):
+            process = self.processes.pop(name, None)
+            if process is not None:
+                process.stop()
+        self.start_workers()
+
     def dead(self) -> list[str]:
         """Names of processes that exited on their own."""
         return [name for name, process in self.processes.items() if not process.alive()]
