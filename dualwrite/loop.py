@@ -127,24 +127,27 @@ class RelayLoop:
         """One pass over every direction of the phase; returns events handled."""
         handled = 0
         for direction in self.settings.directions:
-            if direction is Direction.MONOLITH_TO_SERVICE and self.relay.backfill_running():
-                continue
+            monolith_events = direction is Direction.MONOLITH_TO_SERVICE
+            if self.mode == "celery" and monolith_events and self.relay.backfill_running():
+                continue  # (inline: the relay itself holds them back, under its lock)
             events = self.relay.pending(direction)
             if not events:
                 continue
-            handled += len(events)
             if self.mode == "celery":
                 self._hand_off(direction, events)
+                handled += len(events)
             else:
-                self.apply_batch(direction, events)
+                handled += self.apply_batch(direction, events)
         self.sweep()
         return handled
 
-    def apply_batch(self, direction: Direction, events: list[Event]) -> None:
-        """Apply ``events``; keys that fail go to Celery with backoff, the others go through."""
+    def apply_batch(self, direction: Direction, events: list[Event]) -> int:
+        """Apply ``events``; keys that fail go to Celery with backoff, the others go through.
+
+        Returns how many events were handled (0 while a backfill holds monolith events).
+        """
         try:
-            self.relay.apply(direction, events)
-            return
+            return len(self.relay.apply(direction, events))
         except ApplyFailed:
             pass
         # Isolate the failing keys; the others go through, in first-event order.
@@ -156,6 +159,7 @@ class RelayLoop:
             except ApplyFailed as failure:
                 attempts = self.relay.record_failure(direction, failure.event, failure.cause)
                 self._dispatch(direction, failure.event, countdown=self.settings.backoff(attempts))
+        return len(events)
 
     def _hand_off(self, direction: Direction, events: list[Event]) -> None:
         self.relay.mark_in_flight(direction, events)
