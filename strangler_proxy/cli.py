@@ -7,8 +7,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
+
+if TYPE_CHECKING:
+    from strangler_proxy.validation import PhaseRules
 
 app = typer.Typer(no_args_is_help=True, help="The routing proxy.")
 routes_app = typer.Typer(no_args_is_help=True, help="Route tables: validate, diff, schema.")
@@ -33,6 +37,9 @@ def serve(
     reload_interval: float = typer.Option(0.5, help="Seconds between route-file checks."),
     access_log: bool = typer.Option(True, help="JSON access log on stderr."),
     workers: int = typer.Option(1, min=1, help="Worker processes sharing the port."),
+    plans: Path | None = typer.Option(
+        None, help="Migration plans folder: phase rules checked at every (re)load."
+    ),
 ) -> None:
     """Serve the proxy with uvicorn (uvloop + httptools). SIGHUP reloads the route table.
 
@@ -55,18 +62,26 @@ def serve(
         workers=workers,
     )
     try:
-        run(config)
+        run(config, phase_rules=_phase_rules(plans))
     except ConfigError as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(1) from exc
 
 
-def _load(path: Path) -> object:
+def _phase_rules(plans: Path | None) -> PhaseRules | None:
+    if plans is None:
+        return None
+    from migration_plans.phase_rules import PlansOnDisk
+
+    return PlansOnDisk(plans)
+
+
+def _load(path: Path, plans: Path | None = None) -> object:
     from migration_plans.yamlfile import ConfigError
     from strangler_proxy.loader import load_table
 
     try:
-        return load_table(path)
+        return load_table(path, _phase_rules(plans))
     except ConfigError as exc:
         typer.echo(str(exc), err=True)
         issues = len(exc.issues)
@@ -75,11 +90,16 @@ def _load(path: Path) -> object:
 
 
 @routes_app.command()
-def validate(path: Path = RoutesFile) -> None:
+def validate(
+    path: Path = RoutesFile,
+    plans: Path | None = typer.Option(
+        None, help="Also check the routes against the migration plans' phases."
+    ),
+) -> None:
     """Validate a route table; exit 1 listing every problem as file:line: field: message."""
     from strangler_proxy.loader import LoadedTable
 
-    loaded = _load(path)
+    loaded = _load(path, plans)
     assert isinstance(loaded, LoadedTable)
     routes = len(loaded.router.routes)
     contexts = len(loaded.table.contexts)

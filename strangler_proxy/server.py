@@ -16,6 +16,7 @@ from contextlib import suppress
 
 from strangler_proxy.app import StranglerProxy
 from strangler_proxy.config import ProxyConfig
+from strangler_proxy.validation import PhaseRules
 
 log = logging.getLogger("strangler.proxy")
 
@@ -48,10 +49,11 @@ def configure_logging(access_log: bool) -> None:
     logging.getLogger("strangler.proxy.access").disabled = not access_log
 
 
-def run(config: ProxyConfig) -> None:
+def run(config: ProxyConfig, phase_rules: PhaseRules | None = None) -> None:
     """Serve until SIGTERM/SIGINT; SIGHUP reloads the route table (in every worker)."""
     configure_logging(config.access_log)
-    proxy = StranglerProxy(config)  # the table is validated before anything listens
+    # The table is validated before anything listens.
+    proxy = StranglerProxy(config, phase_rules=phase_rules)
     if config.workers == 1:
         serve(proxy, config)
         return

@@ -96,3 +96,27 @@ def test_schema_is_json_schema(tmp_path: Path) -> None:
     assert schema["title"] == "RouteTable"
     assert {"upstreams", "contexts", "auth"} <= set(schema["properties"])
     assert "Route" in schema["$defs"] and "Shadow" in schema["$defs"]
+
+
+def test_validate_against_the_plans_phases(tmp_path: Path) -> None:
+    plans = tmp_path / "plans"
+    plans.mkdir()
+    (plans / "catalog.yaml").write_text(Path("migration_plans/catalog.yaml").read_text())
+    table = """\
+upstreams:
+  monolith: {url: "http://127.0.0.1:1"}
+  catalog: {url: "http://127.0.0.1:2"}
+contexts:
+  catalog:
+    routes:
+      - name: products
+        prefix: /api/v1/products/
+        methods: [GET, POST]
+        upstream: catalog
+"""
+    path = write(tmp_path, "routes.yaml", table)
+    assert runner.invoke(routes_app, ["validate", str(path)]).exit_code == 0
+    result = runner.invoke(routes_app, ["validate", str(path), "--plans", str(plans)])
+    assert result.exit_code == 1
+    assert f"{path}:10: contexts.catalog.routes[0].upstream:" in result.output
+    assert "phase 'shared'" in result.output
