@@ -6,6 +6,7 @@ from __future__ import annotations
 import secrets
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -233,7 +234,25 @@ def add_token_user(monolith_url: str) -> str:
     return key
 
 
-def start_monolith(processes: Callable[..., ManagedProcess], url: str) -> str:
+@dataclass
+class Server:
+    """A process started without waiting, so several can boot at once."""
+
+    process: ManagedProcess
+    base: str
+
+    def ready(self, timeout: float = 90) -> str:
+        self.process.health_url = f"{self.base}/healthz"
+        self.process.wait_healthy(timeout)
+        return self.base
+
+
+def up(*servers: Server) -> list[str]:
+    """Wait until every server answers its health check; their base URLs."""
+    return [server.ready() for server in servers]
+
+
+def start_monolith(processes: Callable[..., ManagedProcess], url: str) -> Server:
     port = free_port()
     env = {
         "DATABASE_URL": url,
@@ -241,14 +260,8 @@ def start_monolith(processes: Callable[..., ManagedProcess], url: str) -> str:
         "SECRET_KEY": secrets.token_hex(16),
         "MONOLITH_ACCESS_LOG": "false",
     }
-    processes(
-        uvicorn_argv("legacy_monolith.asgi:application", port),
-        name="monolith",
-        health_url=f"http://127.0.0.1:{port}/healthz",
-        env=env,
-        timeout=60,
-    )
-    return f"http://127.0.0.1:{port}"
+    argv = uvicorn_argv("legacy_monolith.asgi:application", port)
+    return Server(processes(argv, name="monolith", env=env), f"http://127.0.0.1:{port}")
 
 
 def start_service(
@@ -257,7 +270,7 @@ def start_service(
     phase: str,
     monolith_url: str,
     service_url: str,
-) -> str:
+) -> Server:
     port = free_port()
     prefix = context.upper()
     env = {
@@ -270,30 +283,29 @@ def start_service(
         argv = [STRANGLER, "service", "serve", context, "--port", str(port)]
     else:
         argv = uvicorn_argv(f"extracted_services.{context}.main:create_app", port, factory=True)
-    processes(argv, name=context, health_url=f"http://127.0.0.1:{port}/healthz", env=env)
-    return f"http://127.0.0.1:{port}"
+    return Server(processes(argv, name=context, env=env), f"http://127.0.0.1:{port}")
 
 
-def exchange(base: str, step: Step, headers: dict[str, str]) -> Exchange:
-    response = httpx.request(
-        step.method,
-        base + step.path,
-        json=step.body,
-        headers=headers if step.auth else {},
-        timeout=30,
+def exchange(client: httpx.Client, step: Step, headers: dict[str, str]) -> Exchange:
+    response = client.request(
+        step.method, step.path, json=step.body, headers=headers if step.auth else {}
     )
     body: Any = response.json() if response.content else None
-    return Exchange(step, response.status_code, body, base)
+    return Exchange(step, response.status_code, body, str(client.base_url).rstrip("/"))
 
 
 def run_contract(phase: str, pairs: list[tuple[str, str, list[Step]]], token: str) -> list[str]:
-    """Send every step to both sides; the mismatches, in words."""
+    """Send every step to both sides (kept-alive connections); the mismatches, in words."""
     comparison = Comparison(phase)
     for monolith_base, service_base, steps in pairs:
-        for step in steps:
-            monolith = exchange(monolith_base, step, {"Authorization": f"Token {token}"})
-            service = exchange(service_base, step, identity_headers())
-            comparison.compare(monolith, service)
+        with (
+            httpx.Client(base_url=monolith_base, timeout=30) as monolith_client,
+            httpx.Client(base_url=service_base, timeout=30) as service_client,
+        ):
+            for step in steps:
+                monolith = exchange(monolith_client, step, {"Authorization": f"Token {token}"})
+                service = exchange(service_client, step, identity_headers())
+                comparison.compare(monolith, service)
     return comparison.mismatches
 
 
@@ -302,9 +314,11 @@ def test_shared_phase_serves_exactly_what_the_monolith_serves(databases: Databas
     monolith_db = databases.monolith()
     seed_monolith(monolith_db)
     token = "reads-only"
-    monolith = start_monolith(processes, monolith_db)
-    catalog = start_service(processes, "catalog", "shared", monolith_db, "")
-    inventory = start_service(processes, "inventory", "shared", monolith_db, "")
+    monolith, catalog, inventory = up(
+        start_monolith(processes, monolith_db),
+        start_service(processes, "catalog", "shared", monolith_db, ""),
+        start_service(processes, "inventory", "shared", monolith_db, ""),
+    )
     mismatches = run_contract(
         "shared",
         [(monolith, catalog, CATALOG_READS), (monolith, inventory, INVENTORY_READS)],
@@ -319,13 +333,15 @@ def test_write_phases_answer_like_the_monolith(databases: Databases, processes, 
     monolith_db = databases.monolith()
     token = add_token_user(monolith_db)
     catalog_db, inventory_db = databases.service("catalog"), databases.service("inventory")
-    monolith = start_monolith(processes, monolith_db)
-    catalog = start_service(processes, "catalog", phase, monolith_db, catalog_db)
+    monolith, catalog, inventory = up(
+        start_monolith(processes, monolith_db),
+        start_service(processes, "catalog", phase, monolith_db, catalog_db),
+        start_service(processes, "inventory", phase, monolith_db, inventory_db),
+    )
     mismatches = run_contract(phase, [(monolith, catalog, CATALOG_WRITES)], token)
     assert mismatches == [], "\n".join(mismatches)
 
     _reset_catalog_and_seed_inventory(monolith_db, inventory_db)
-    inventory = start_service(processes, "inventory", phase, monolith_db, inventory_db)
     steps = INVENTORY_WRITES + INVENTORY_READS
     mismatches = run_contract(phase, [(monolith, inventory, steps)], token)
     assert mismatches == [], "\n".join(mismatches)
