@@ -8,6 +8,7 @@
     GET  {prefix}breakers   per-upstream breaker state
     POST {prefix}reload     reload the route file now
     GET  {prefix}metrics    Prometheus text format
+    GET  {prefix}dashboard  the migration dashboard (:mod:`strangler_proxy.dashboard`)
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import SecretStr
 
+from strangler_proxy.dashboard import Dashboard
 from strangler_proxy.exceptions import NotFound, Unauthorized
 
 if TYPE_CHECKING:
@@ -33,6 +35,7 @@ class Admin:
     def __init__(self, proxy: StranglerProxy, token: SecretStr | None) -> None:
         self.proxy = proxy
         self.token = token.get_secret_value().encode() if token is not None else None
+        self.dashboard = Dashboard(proxy, self.token, proxy.config.admin_prefix)
 
     def handle(self, method: str, name: str, headers: dict[bytes, bytes]) -> Answer:
         """Status, body and content type for ``{prefix}{name}``."""

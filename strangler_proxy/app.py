@@ -205,6 +205,11 @@ class StranglerProxy:
         exchange.path = path
         if path.startswith(config.admin_prefix):
             exchange.route = "admin"
+            name = path[len(config.admin_prefix) :].rstrip("/")
+            if self.admin.dashboard.owns(name):  # HTML, cookies and form posts
+                return await self.admin.dashboard.serve(
+                    scope, receive, send, name, exchange.request_id
+                )
             return await self._admin(scope["method"], path, headers, exchange.request_id, send)
         client = scope["client"][0] if scope.get("client") else ""
         target = self.holder.current.router.resolve(scope["method"], path, headers, client)
