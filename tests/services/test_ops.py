@@ -7,8 +7,10 @@ import json
 import logging
 
 import pytest
+from typer.testing import CliRunner
 
 from extracted_services.catalog.config import Settings as CatalogSettings
+from extracted_services.cli import app as service_cli
 from extracted_services.common.logs import JsonFormatter
 from extracted_services.common.phase import Phase
 from extracted_services.common.settings import ConfigurationError
@@ -78,3 +80,17 @@ def test_outbox_events_carry_the_request_id(service_app):
     )
     assert response.headers["X-Request-ID"] == "req-77"
     assert [event["request_id"] for event in outbox_events(stack.service_url)] == ["req-77"]
+
+
+def test_serve_refuses_to_start_without_an_identity_key(monkeypatch):
+    for name in (
+        "CATALOG_IDENTITY_KEY",
+        "STRANGLER_IDENTITY_KEY",
+        "CATALOG_ALLOW_DEV_IDENTITY_KEY",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("CATALOG_PHASE", "split")
+    monkeypatch.setenv("CATALOG_DATABASE_URL", "sqlite:///unused.sqlite3")
+    result = CliRunner().invoke(service_cli, ["serve", "catalog", "--port", "1"])
+    assert result.exit_code == 2
+    assert "CATALOG_IDENTITY_KEY" in result.output
