@@ -46,21 +46,28 @@ def serve(
     The admin bearer token comes from $STRANGLER_ADMIN_TOKEN (admin API off without
     it); the identity signing key from $STRANGLER_IDENTITY_KEY when the table has `auth:`.
     """
-    from migration_plans.yamlfile import ConfigError
+    from pydantic import ValidationError
+
+    from migration_plans.yamlfile import ConfigError, format_loc
     from strangler_proxy.config import ProxyConfig
     from strangler_proxy.server import run
 
-    config = ProxyConfig.from_env(
-        routes=routes,
-        host=host,
-        port=port,
-        admin_prefix=admin_prefix,
-        slashes=slashes,
-        max_body_bytes=max_body,
-        reload_interval=reload_interval,
-        access_log=access_log,
-        workers=workers,
-    )
+    try:
+        config = ProxyConfig.from_env(
+            routes=routes,
+            host=host,
+            port=port,
+            admin_prefix=admin_prefix,
+            slashes=slashes,
+            max_body_bytes=max_body,
+            reload_interval=reload_interval,
+            access_log=access_log,
+            workers=workers,
+        )
+    except ValidationError as exc:
+        for error in exc.errors():
+            typer.echo(f"{format_loc(tuple(error['loc']))}: {error['msg']}", err=True)
+        raise typer.Exit(2) from exc
     try:
         run(config, phase_rules=_phase_rules(plans))
     except ConfigError as exc:

@@ -120,3 +120,19 @@ contexts:
     assert result.exit_code == 1
     assert f"{path}:10: contexts.catalog.routes[0].upstream:" in result.output
     assert "phase 'shared'" in result.output
+
+
+def test_serve_refuses_bad_settings_before_listening(tmp_path: Path, base_text: str) -> None:
+    from strangler_proxy.cli import app
+
+    path = write(tmp_path, "routes.yaml", base_text)
+    result = runner.invoke(app, ["serve", "--routes", str(path), "--slashes", "maybe"])
+    assert (
+        result.exit_code == 2
+        and "slashes: Input should be 'reject' or 'normalise'" in result.output
+    )
+    broken = write(
+        tmp_path, "broken.yaml", base_text.replace("upstream: inventory\n", "upstream: x\n")
+    )
+    result = runner.invoke(app, ["serve", "--routes", str(broken)])
+    assert result.exit_code == 1 and "unknown upstream 'x'" in result.output
