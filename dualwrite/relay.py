@@ -379,6 +379,9 @@ class Relay:
             raise ApplyFailed(first.event, exc) from exc
 
     def _mark(self, conn: Connection, results: list[Applied]) -> None:
+        if results and conn.dialect.name == "postgresql":
+            # Marks only: losing one in a crash redelivers the event, which the guard absorbs.
+            conn.exec_driver_sql("SET LOCAL synchronous_commit = off")
         now = datetime.now(UTC)
         by_status: dict[str, list[int]] = {}
         for result in results:
