@@ -9,6 +9,8 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, FastAPI
+from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
 
 from extracted_services.common.changes import sink_for
 from extracted_services.common.database import (
@@ -17,9 +19,9 @@ from extracted_services.common.database import (
     service_engine,
     session_factory,
 )
-from extracted_services.common.errors import install_error_handlers
+from extracted_services.common.errors import Unavailable, install_error_handlers
 from extracted_services.common.logs import configure_logging
-from extracted_services.common.metrics import MetricsMiddleware, metrics_endpoint
+from extracted_services.common.metrics import PHASE, MetricsMiddleware, metrics_endpoint
 from extracted_services.common.phase import Phase
 from extracted_services.common.requestid import RequestIdMiddleware
 from extracted_services.common.settings import ServiceSettings
@@ -36,6 +38,7 @@ def create_service_app(
     """A FastAPI app serving ``router`` in ``settings.phase``; refuses an incomplete config."""
     settings.check_runnable()
     configure_logging()
+    PHASE.labels(settings.context, settings.phase.value).set(1)
     if settings.phase is Phase.SHARED:
         engine = readonly_engine(settings.monolith_database_url, echo=settings.sql_echo)
     else:
@@ -62,6 +65,16 @@ def create_service_app(
     def healthz() -> dict[str, str]:
         """Liveness, with the phase the process serves."""
         return {"status": "ok", "service": settings.context, "phase": settings.phase.value}
+
+    @app.get("/readyz", include_in_schema=False)
+    def readyz() -> dict[str, str]:
+        """Readiness: the database this phase reads answers (503 ``unavailable`` otherwise)."""
+        try:
+            with engine.connect() as connection:
+                connection.execute(text("SELECT 1"))
+        except SQLAlchemyError as exc:
+            raise Unavailable(f"{settings.context}: database unreachable") from exc
+        return {"status": "ready", "service": settings.context, "phase": settings.phase.value}
 
     app.add_route("/metrics", metrics_endpoint, include_in_schema=False)
     app.include_router(router)

@@ -14,6 +14,7 @@ Exception tree::
     ├── NotFound (404, ``not_found``)
     ├── MethodNotAllowed (405, ``method_not_allowed``)
     ├── UnsupportedMediaType (415, ``unsupported_media_type``)
+    ├── Unavailable (503, ``unavailable``)
     └── Conflict (409, ``conflict``)
         ├── PhaseReadOnly (409, ``phase_read_only``)
         ├── InUse (409, ``in_use``: delete of a referenced row)
@@ -104,6 +105,12 @@ class UnsupportedMediaType(ApiError):
     status_code = 415
     code = "unsupported_media_type"
     default_detail = "Unsupported media type in request."
+
+
+class Unavailable(ApiError):
+    status_code = 503
+    code = "unavailable"
+    default_detail = "The service cannot reach its database."
 
 
 class Conflict(ApiError):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -26,6 +26,11 @@ OUTBOX_EVENTS = Counter(
     "strangler_service_outbox_events_total",
     "Change events a service's write path recorded.",
     ["service", "table", "operation"],
+)
+PHASE = Gauge(
+    "strangler_service_phase",
+    "1 for the data phase a service process runs in.",
+    ["service", "phase"],
 )
 access_log = logging.getLogger("extracted_services.access")
 

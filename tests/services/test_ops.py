@@ -38,7 +38,9 @@ def test_health_metrics_and_request_ids(service_app, caplog):
     bogus = client.get("/healthz", headers={"X-Request-ID": "no spaces allowed"})
     assert bogus.headers["X-Request-ID"] != "no spaces allowed"
 
+    assert client.get("/readyz").json()["status"] == "ready"
     metrics = client.get("/metrics").text
+    assert 'strangler_service_phase{phase="split",service="inventory"} 1.0' in metrics
     assert (
         'strangler_service_http_requests_total{method="GET",route="/api/v1/warehouses/"'
         in metrics.replace('service="inventory",', "")
@@ -94,3 +96,18 @@ def test_serve_refuses_to_start_without_an_identity_key(monkeypatch):
     result = CliRunner().invoke(service_cli, ["serve", "catalog", "--port", "1"])
     assert result.exit_code == 2
     assert "CATALOG_IDENTITY_KEY" in result.output
+
+
+def test_readiness_fails_with_503_when_the_database_is_unreachable():
+    from fastapi.testclient import TestClient
+
+    from extracted_services.catalog.main import create_app
+    from migration_plans.processes import free_port
+
+    url = f"postgresql://postgres@127.0.0.1:{free_port()}/nothing"
+    app = create_app(CatalogSettings(phase="split", database_url=url, identity_key="k"))
+    with TestClient(app) as client:
+        assert client.get("/healthz").status_code == 200
+        ready = client.get("/readyz")
+    assert ready.status_code == 503
+    assert ready.json() == {"code": "unavailable", "detail": "catalog: database unreachable"}
