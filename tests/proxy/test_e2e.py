@@ -171,6 +171,7 @@ def test_workers_share_the_port_and_all_reload_on_sighup(servers: Servers, tmp_p
     assert process.stop() == 0
 
 
+@pytest.mark.slow
 def test_breaker_opens_when_service_dies_and_reads_fall_back(
     servers: Servers, tmp_path: Path
 ) -> None:
@@ -302,6 +303,7 @@ def test_streams_large_bodies_both_ways(servers: Servers, tmp_path: Path) -> Non
     assert len(download.content) == 5_000_000
 
 
+@pytest.mark.slow
 def test_in_front_of_the_real_monolith_with_token_auth(servers: Servers, tmp_path: Path) -> None:
     env = {"SECRET_KEY": "e2e-secret", "DATABASE_URL": f"sqlite:///{tmp_path}/monolith.sqlite3"}
     for command in (["migrate"], ["seed", "--products", "30", "--customers", "3", "--orders", "3"]):
