@@ -18,11 +18,6 @@ from extracted_services.common.store import TableView
 from strangler_proxy.identity import Identity
 
 
-def settings(request: Request) -> ServiceSettings:
-    result: ServiceSettings = request.app.state.settings
-    return result
-
-
 def session(request: Request) -> Iterator[Session]:
     """A reading session on the phase's database (the monolith's, read-only, in shared)."""
     with request.app.state.sessions() as current:

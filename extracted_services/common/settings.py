@@ -16,7 +16,7 @@ and a context-specific one overrides it::
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from pydantic import Field
 from pydantic_settings import (
@@ -104,11 +104,3 @@ class ServiceSettings(BaseSettings):
     def identity_secret(self) -> bytes:
         """The key identity headers are verified with."""
         return (self.identity_key or DEV_IDENTITY_KEY).encode()
-
-    def describe(self) -> dict[str, Any]:
-        """What the service runs with, safe to log (no key)."""
-        return {
-            "context": self.context,
-            "phase": self.phase.value,
-            "reverse_sync": self.reverse_sync,
-        }
