@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 MITM_VENV  := .venv-mitm
 MITM_STAMP := $(MITM_VENV)/.installed
 
-.PHONY: venv demo test lint typecheck pytest mitm bench lock clean
+.PHONY: venv demo test lint typecheck pytest mitm browser bench bench-tools lock clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,16 @@ $(MITM_STAMP): mitm-constraints.txt
 
 mitm: $(MITM_STAMP)
 
+# Browser tests drive Debian's Chromium (Playwright's own browser download is not used).
+browser:
+	@if [ ! -x /usr/bin/chromium ]; then \
+		if [ "$$(id -u)" = 0 ]; then \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+		else \
+			echo "make browser: /usr/bin/chromium is missing (apt-get install chromium as root); browser tests will skip"; \
+		fi; \
+	fi
+
 demo: $(STAMP)
 	$(BIN)/strangler demo
 
@@ -37,19 +47,29 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-pytest: $(STAMP)
+pytest: $(STAMP) $(MITM_STAMP) browser
 	$(BIN)/pytest
 
 test: lint typecheck pytest
 
-bench: $(STAMP) $(MITM_STAMP)
+# The proxy benchmark compares against wrk-driven nginx; both are Debian packages.
+bench-tools:
+	@command -v wrk >/dev/null && command -v nginx >/dev/null || { \
+		if [ "$$(id -u)" = 0 ]; then \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk nginx >/dev/null; \
+		else echo "make bench-tools: install wrk and nginx to compare against nginx"; fi; }
+
+bench: $(STAMP) $(MITM_STAMP) bench-tools
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,bench]'
 	$(BIN)/python bench/proxy.py
+	$(BIN)/python bench/dualwrite.py
+	$(BIN)/python bench/reconcile.py
 
 # Re-resolve the pinned dependency set (run after changing pyproject.toml).
 lock:
 	rm -rf .venv-lock
 	$(PYTHON) -m venv .venv-lock
-	.venv-lock/bin/python -m pip install --quiet -e '.[dev]'
+	.venv-lock/bin/python -m pip install --quiet -e '.[dev,bench]'
 	.venv-lock/bin/python -m pip freeze --exclude-editable > constraints.txt
 	rm -rf .venv-lock
 
