@@ -149,8 +149,6 @@ def render_routes(upstreams: Mapping[str, str], plans: Mapping[str, Plan]) -> st
         "default_upstream: monolith",
         "upstreams:",
         *(f'  {name}: {{url: "{url}"}}' for name, url in upstreams.items()),
-        # Tokens are checked against the monolith; services get the signed identity.
-        *(["auth: {upstream: monolith}"] if "monolith" in upstreams else []),
         "contexts: {}",
         "",
     ]
