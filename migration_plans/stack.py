@@ -19,10 +19,12 @@ from __future__ import annotations
 import os
 import secrets
 import signal
+import socket
 import subprocess
 import sys
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import TracebackType
 from typing import TextIO
@@ -56,6 +58,7 @@ class StackConfig(BaseModel):
     identity_key: str
     admin_token: str
     redis_url: str | None = None
+    shadow_store_url: str | None = None
     celery: bool = True
 
     @classmethod
@@ -78,9 +81,15 @@ class StackConfig(BaseModel):
 
     @classmethod
     def from_env(cls, var_dir: Path) -> StackConfig:
-        """Embedded defaults, overridden by ``STRANGLER_*`` / ``<CONTEXT>_DATABASE_URL``."""
+        """Embedded defaults, overridden by ``STRANGLER_*`` / ``<CONTEXT>_DATABASE_URL``.
+
+        Ports: ``STRANGLER_PROXY_PORT``, ``STRANGLER_MONOLITH_PORT``,
+        ``STRANGLER_<CONTEXT>_PORT``. The shadow results go to
+        ``STRANGLER_SHADOW_STORE_URL``, else Redis when ``STRANGLER_REDIS_URL`` is set,
+        else the control-plane database.
+        """
         env = os.environ
-        base = cls.embedded(var_dir)
+        base = cls.embedded(var_dir, **ports_from_env(env))
         services = {
             ctx: env.get(f"{ctx.upper()}_DATABASE_URL", url)
             for ctx, url in base.service_dbs.items()
@@ -97,8 +106,23 @@ class StackConfig(BaseModel):
                 ),
                 "control_db": env.get("STRANGLER_CONTROL_DB_URL", base.control_db),
                 "redis_url": env.get("STRANGLER_REDIS_URL"),
+                "shadow_store_url": env.get("STRANGLER_SHADOW_STORE_URL")
+                or env.get("STRANGLER_REDIS_URL"),
             }
         )
+
+    @property
+    def shadow_store(self) -> str:
+        """Where the proxy's mirror, ``strangler shadow`` and the gates keep shadow results."""
+        return self.shadow_store_url or self.control_db
+
+    def ports(self) -> dict[str, int]:
+        """Every listening process's port, by process name."""
+        return {"proxy": self.proxy_port, "monolith": self.monolith_port, **self.service_ports}
+
+    def busy_ports(self) -> dict[str, int]:
+        """The ports this stack needs that something else already listens on."""
+        return {name: port for name, port in self.ports().items() if port_in_use(port, self.host)}
 
     @property
     def routes_path(self) -> Path:
@@ -133,6 +157,7 @@ class StackConfig(BaseModel):
             "STRANGLER_BROKER_URL": self.broker_url,
             "STRANGLER_RESULT_BACKEND": self.result_backend,
             "STRANGLER_CONTROL_DB_URL": self.control_db,
+            "STRANGLER_SHADOW_STORE_URL": self.shadow_store,
             "STRANGLER_PLANS_DIR": str(self.plans_dir),
             "STRANGLER_ROUTES": str(self.routes_path),
             "STRANGLER_LOG_DIR": str(self.log_dir),
@@ -144,6 +169,33 @@ class StackConfig(BaseModel):
         if self.redis_url:
             env["STRANGLER_REDIS_URL"] = self.redis_url
         return env
+
+
+def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
+    """True when something already listens on ``host:port`` (or it cannot be bound)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        # Like the servers will: connections in TIME_WAIT from a previous run do not count.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return True
+    return False
+
+
+def ports_from_env(env: Mapping[str, str]) -> dict[str, object]:
+    """Port overrides from ``STRANGLER_PROXY_PORT``, ``..._MONOLITH_PORT``, ``..._<CONTEXT>_PORT``."""
+    found: dict[str, object] = {}
+    for field, name in (("proxy_port", "PROXY"), ("monolith_port", "MONOLITH")):
+        if env.get(f"STRANGLER_{name}_PORT"):
+            found[field] = int(env[f"STRANGLER_{name}_PORT"])
+    services = {
+        context: int(env.get(f"STRANGLER_{context.upper()}_PORT") or port)
+        for context, port in SERVICE_PORTS.items()
+    }
+    if services != SERVICE_PORTS:
+        found["service_ports"] = services
+    return found
 
 
 def _stable_secret(var_dir: Path, name: str) -> str:
@@ -199,37 +251,53 @@ class Stack:
             )
         return done.stdout
 
-    def prepare(self) -> None:
-        """Migrate every database and write the route table if there is none yet."""
+    def prepare(self, services: Iterable[str] | None = None) -> None:
+        """Migrate the databases (side by side) and write the route table if there is none yet.
+
+        ``services``: the contexts whose service database is migrated now (default:
+        all). A context still in ``shared`` does not need one: entering dual_write
+        migrates it (``strangler plan advance``).
+        """
         self.config.var_dir.mkdir(parents=True, exist_ok=True)
-        self.run_cli("monolith", "migrate")
-        for context in self.plans():
-            if context in self.config.service_dbs:
-                self.run_cli("service", "migrate", context)
+        wanted = set(self.plans()) if services is None else set(services)
+        commands = [("monolith", "migrate")] + [
+            ("service", "migrate", context)
+            for context in sorted(wanted)
+            if context in self.config.service_dbs
+        ]
+        with ThreadPoolExecutor(max_workers=len(commands)) as pool:
+            for future in [pool.submit(self.run_cli, *command) for command in commands]:
+                future.result()
         if not self.config.routes_path.exists():
             self.config.routes_path.write_text(self.initial_routes())
 
     def initial_routes(self) -> str:
-        """A route table with every upstream and each context routed for its phase."""
+        """A route table with every upstream and each context routed for its phase.
+
+        It has an ``auth:`` block: the proxy checks client tokens against the monolith
+        and forwards the signed identity the services' write endpoints require.
+        """
         from migration_plans.routing import render_routes
 
         upstreams = {"monolith": self.config.monolith_url}
         for context in self.plans():
             if context in self.config.service_ports:
                 upstreams[context] = self.config.service_url(context)
-        return render_routes(upstreams, self.plans())
+        table = render_routes(upstreams, self.plans())
+        has_auth = any(line.startswith("auth:") for line in table.splitlines())
+        return table if has_auth else table + "auth: {upstream: monolith}\n"
 
     # -- processes --------------------------------------------------------------------
 
     def _start(self, name: str, argv: list[str], health: str | None, **env: str) -> None:
-        self.processes[name] = ManagedProcess.start(
-            argv,
-            name=name,
-            health_url=health,
-            env=self.env(**env),
-            log_dir=self.config.log_dir,
-            timeout=60,
+        """Start a process; with a health URL, wait until it answers (60 s deadline)."""
+        process = ManagedProcess.start(
+            argv, name=name, env=self.env(**env), log_dir=self.config.log_dir
         )
+        self.processes[name] = process
+        if health is not None:
+            process.health_url = health
+            process.wait_healthy(60)
 
     def service_env(self, plan: Plan) -> dict[str, str]:
         prefix = plan.context.upper()
@@ -291,14 +359,19 @@ class Stack:
         self._start("beat", celery_argv("reconciler.celery_app", *beat), None)
 
     def start(self) -> None:
-        """Every process, in dependency order; stops what started if one fails."""
+        """Every process; the independent ones side by side. Stops what started if one fails.
+
+        Monolith, services, relays and workers start together (each waited on with a
+        deadline); the proxy starts last, when its upstreams answer.
+        """
+        plans = [plan for c, plan in self.plans().items() if c in self.config.service_ports]
         try:
-            self.start_monolith()
-            for context, plan in self.plans().items():
-                if context in self.config.service_ports:
-                    self.start_context(plan)
+            with ThreadPoolExecutor(max_workers=len(plans) + 2) as pool:
+                futures = [pool.submit(self.start_monolith), pool.submit(self.start_workers)]
+                futures += [pool.submit(self.start_context, plan) for plan in plans]
+                for future in futures:
+                    future.result()
             self.start_proxy()
-            self.start_workers()
         except BaseException:
             self.stop()
             raise
