@@ -100,17 +100,45 @@ class RelayLoop:
         self.dispatch = dispatcher or _default_dispatcher
         self.max_backoff = max_backoff
         self._seen: dict[tuple[Direction, tuple[str, str]], float] = {}
-        self._last_sweep = 0.0
+        self._last_sweep: dict[Direction, float] = {}
+        self._lock = threading.Lock()
 
     def run(self, stop: threading.Event) -> None:
-        """Loop until ``stop`` is set; an unreachable database only slows the loop down."""
+        """Loop until ``stop`` is set; an unreachable database only slows the loop down.
+
+        Each direction runs in its own thread (they share the relay lock only while
+        applying), so one direction's reads and waits never delay the other's events.
+        """
+        log.info("relay of %s started (%s mode)", self.settings.context, self.mode)
+        failures: list[BaseException] = []
+
+        def lane(directions: tuple[Direction, ...]) -> None:
+            try:
+                self._run_lane(directions, stop)
+            except BaseException as exc:
+                log.exception("relay lane %s crashed", "+".join(directions))
+                failures.append(exc)
+                stop.set()
+
+        lanes = [
+            threading.Thread(target=lane, args=((direction,),), name=f"relay-{direction}")
+            for direction in self.settings.directions
+        ]
+        for thread in lanes:
+            thread.start()
+        for thread in lanes:
+            thread.join()
+        log.info("relay of %s stopped", self.settings.context)
+        if failures:
+            raise failures[0]
+
+    def _run_lane(self, directions: tuple[Direction, ...], stop: threading.Event) -> None:
         waiter = Waiter([self.settings.monolith_url, self.settings.service_url])
         delay = 0.0
-        log.info("relay of %s started (%s mode)", self.settings.context, self.mode)
         try:
             while not stop.is_set():
                 try:
-                    handled = self.run_once()
+                    handled = self.run_once(directions)
                     delay = 0.0
                 except StoreUnavailable as exc:
                     delay = min(self.max_backoff, max(0.1, delay * 2))
@@ -121,12 +149,12 @@ class RelayLoop:
                     waiter.wait(self.settings.poll_interval)
         finally:
             waiter.close()
-            log.info("relay of %s stopped", self.settings.context)
 
-    def run_once(self) -> int:
-        """One pass over every direction of the phase; returns events handled."""
+    def run_once(self, directions: tuple[Direction, ...] | None = None) -> int:
+        """One pass over ``directions`` (default: every direction of the phase)."""
         handled = 0
-        for direction in self.settings.directions:
+        lanes = self.settings.directions if directions is None else directions
+        for direction in lanes:
             monolith_events = direction is Direction.MONOLITH_TO_SERVICE
             if self.mode == "celery" and monolith_events and self.relay.backfill_running():
                 continue  # (inline: the relay itself holds them back, under its lock)
@@ -138,7 +166,7 @@ class RelayLoop:
                 handled += len(events)
             else:
                 handled += self.apply_batch(direction, events)
-        self.sweep()
+        self.sweep(lanes)
         return handled
 
     def apply_batch(self, direction: Direction, events: list[Event]) -> int:
@@ -170,7 +198,8 @@ class RelayLoop:
             self._dispatch(direction, event)
 
     def _dispatch(self, direction: Direction, event: Event, countdown: float = 0.0) -> None:
-        self._seen[(direction, event.key)] = time.monotonic()
+        with self._lock:
+            self._seen[(direction, event.key)] = time.monotonic()
         self.dispatch(
             self.settings.context,
             direction,
@@ -185,27 +214,36 @@ class RelayLoop:
         if self.mode == "celery":
             self._dispatch(direction, event)
             return
-        self._seen[(direction, event.key)] = time.monotonic()
+        with self._lock:
+            self._seen[(direction, event.key)] = time.monotonic()
         with suppress(ApplyFailed):
             self.relay.retry_key(direction, event.aggregate_type, event.aggregate_key)
 
-    def sweep(self, *, force: bool = False) -> int:
+    def sweep(self, directions: tuple[Direction, ...] | None = None, *, force: bool = False) -> int:
         """Retry keys that have waited in flight longer than ``stale_after`` (lost retries)."""
+        lanes = self.settings.directions if directions is None else directions
         now = time.monotonic()
-        if not force and now - self._last_sweep < min(5.0, self.settings.stale_after / 4):
-            return 0
-        self._last_sweep = now
         redispatched = 0
-        waiting: set[tuple[Direction, tuple[str, str]]] = set()
-        for direction in self.settings.directions:
-            heads: dict[tuple[str, str], Event] = {}
-            for event in self.relay.in_flight(direction):
-                heads.setdefault(event.key, event)
-            for key, event in heads.items():
-                waiting.add((direction, key))
+        for direction in lanes:
+            last = self._last_sweep.get(direction, 0.0)
+            if not force and now - last < min(5.0, self.settings.stale_after / 4):
+                continue
+            self._last_sweep[direction] = now
+            redispatched += self._sweep_direction(direction, now)
+        return redispatched
+
+    def _sweep_direction(self, direction: Direction, now: float) -> int:
+        heads: dict[tuple[str, str], Event] = {}
+        for event in self.relay.in_flight(direction):
+            heads.setdefault(event.key, event)
+        redispatched = 0
+        for key, event in heads.items():
+            with self._lock:
                 seen = self._seen.setdefault((direction, key), now)
-                if now - seen >= self.settings.stale_after:
-                    self._retry_stale(direction, event)
-                    redispatched += 1
-        self._seen = {key: value for key, value in self._seen.items() if key in waiting}
+            if now - seen >= self.settings.stale_after:
+                self._retry_stale(direction, event)
+                redispatched += 1
+        with self._lock:
+            for entry in [e for e in self._seen if e[0] is direction and e[1] not in heads]:
+                del self._seen[entry]
         return redispatched
