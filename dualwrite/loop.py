@@ -126,6 +126,8 @@ class RelayLoop:
         ]
         for thread in lanes:
             thread.start()
+        if not lanes:
+            stop.wait()  # nothing to relay in this phase; stay up until told to stop
         for thread in lanes:
             thread.join()
         log.info("relay of %s stopped", self.settings.context)
