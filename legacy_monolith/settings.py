@@ -83,10 +83,13 @@ INSTALLED_APPS = [
     "legacy_monolith.orders",
     "legacy_monolith.payments",
     "legacy_monolith.shipping",
+    # Monolith-side outbox and capture triggers of the dual-write phase (off until backfill).
+    "dualwrite.django_app",
 ]
 
 MIDDLEWARE = [
     "legacy_monolith.core.middleware.RequestIdMiddleware",
+    "dualwrite.django_app.middleware.CaptureRequestIdMiddleware",
     "legacy_monolith.core.middleware.MetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.middleware.common.CommonMiddleware",
