@@ -40,6 +40,7 @@ from strangler_proxy.loader import LoadedTable, ReloadError, TableHolder, load_t
 from strangler_proxy.matcher import Target
 from strangler_proxy.metrics import ProxyMetrics
 from strangler_proxy.normalize import normalize_path
+from strangler_proxy.shadow import Shadowing
 from strangler_proxy.validation import PhaseRules
 
 Scope = MutableMapping[str, Any]
@@ -95,6 +96,7 @@ class StranglerProxy:
             )
         self.holder.listeners.append(self._table_event)
         self.auth: TokenAuth | None = None
+        self.shadowing = Shadowing.from_env(self.environ, registry=self.metrics.registry)
         self._activate(self.holder.current)
         self.metrics.reload_failing.set_function(lambda: float(self.holder.last_error is not None))
         self.admin = Admin(self, config.admin_token)
@@ -119,6 +121,7 @@ class StranglerProxy:
 
     def _activate(self, loaded: LoadedTable) -> None:
         self.forwarder.sync(loaded.table)
+        self.shadowing.sync(loaded.table)
         settings = loaded.table.auth
         if settings is None:
             self.auth = None
@@ -163,6 +166,7 @@ class StranglerProxy:
                 await task
         if self.handle_sighup:
             asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
+        await self.shadowing.close()
         await self.forwarder.close()
 
     # -- requests -------------------------------------------------------------------
@@ -251,12 +255,27 @@ class StranglerProxy:
             if target.fallback is None:
                 raise BreakerOpen(f"upstream {target.upstream!r} is unavailable (breaker open)")
             return await self._fall_back(target, outgoing, send, exchange)
+        tap = None
+        if self.shadowing.active:
+            tap = self.shadowing.begin(
+                target.route,
+                request.method,
+                request.target,
+                payload,
+                send,
+                lambda upstream: outgoing(upstream or target.upstream).headers,
+            )
         try:
-            return await self.forwarder.exchange(target.upstream, outgoing(target.upstream), send)
+            status = await self.forwarder.exchange(
+                target.upstream, outgoing(target.upstream), tap.send if tap else send
+            )
         except UpstreamConnectFailed:
             if target.fallback is None or (body.started and not isinstance(payload, bytes)):
                 raise
             return await self._fall_back(target, outgoing, send, exchange)
+        if tap is not None:
+            tap.finish()  # the mirror compares off the request path
+        return status
 
     async def _fall_back(
         self, target: Target, outgoing: Callable[[str], Outgoing], send: Send, exchange: Exchange
