@@ -116,3 +116,11 @@ def drop_service_relay_tables() -> None:
 
     for table in (backfill_table, dead_letter_table, applied_table):
         op.drop_table(table.name)
+
+
+def service_side_metadata() -> MetaData:
+    """The relay's service-side tables (outbox included), for a service's Alembic env."""
+    metadata = MetaData()
+    for table in SERVICE_TABLES:
+        table.to_metadata(metadata)
+    return metadata

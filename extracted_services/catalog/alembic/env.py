@@ -2,8 +2,8 @@
 
 from alembic import context
 
-from dualwrite.outbox import outbox_metadata
+from dualwrite.schema import service_side_metadata
 from extracted_services.catalog.models import Base
 from extracted_services.common.migrations import run_migrations
 
-run_migrations(context, [Base.metadata, outbox_metadata])
+run_migrations(context, [Base.metadata, service_side_metadata()])
