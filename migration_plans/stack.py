@@ -384,6 +384,14 @@ class Stack:
                 process.stop()
         self.start_context(self.plans()[context])
 
+    def restart_relay_worker(self) -> None:
+        """Restart the relay's Celery worker alone (its tasks cache each context's phase)."""
+        process = self.processes.pop("relay-worker", None)
+        if process is not None:
+            process.stop()
+        if self.config.celery:
+            self._start("relay-worker", strangler_argv("dualwrite", "worker"), None)
+
     def restart_workers(self) -> None:
         """Restart the Celery workers and beat (their tasks read phases and plans at start)."""
         for name in ("beat", "reconcile-worker", "relay-worker"):
