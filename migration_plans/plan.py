@@ -47,6 +47,11 @@ class Phase(StrEnum):
         return order[index - 1] if index > 0 else None
 
     @property
+    def owns_database(self) -> bool:
+        """True when a service reads and writes its own database (not in ``shared``)."""
+        return self is not Phase.SHARED
+
+    @property
     def monolith_is_current(self) -> bool:
         """True while the monolith's tables hold every write (reads may fall back to it)."""
         return self in (Phase.SHARED, Phase.DUAL_WRITE)

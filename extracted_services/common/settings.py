@@ -16,7 +16,8 @@ and a context-specific one overrides it::
 
 from __future__ import annotations
 
-from typing import ClassVar
+import os
+from typing import Any, ClassVar
 
 from pydantic import Field
 from pydantic_settings import (
@@ -34,6 +35,33 @@ DEV_IDENTITY_KEY = "strangler-development-identity-key"
 
 class ConfigurationError(RuntimeError):
     """The environment does not describe a service that can run (names each setting)."""
+
+
+class PlanSettingsSource(PydanticBaseSettingsSource):
+    """Lowest-priority settings from the context's migration plan: its phase, reverse sync.
+
+    The plan folder is ``STRANGLER_PLANS_DIR`` (default: the shipped plans); environment
+    variables still win, so a test or an operator can pin a phase.
+    """
+
+    def __init__(self, settings_cls: type[BaseSettings], context: str) -> None:
+        super().__init__(settings_cls)
+        self.context = context
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        from pathlib import Path
+
+        from migration_plans.mapping import PLANS_DIR
+        from migration_plans.plan import load_plan
+
+        path = Path(os.environ.get("STRANGLER_PLANS_DIR", str(PLANS_DIR))) / f"{self.context}.yaml"
+        if not self.context or not path.exists():
+            return {}
+        plan = load_plan(path)
+        return {"phase": plan.phase.value, "reverse_sync": plan.reverse_sync}
 
 
 class ServiceSettings(BaseSettings):
@@ -70,7 +98,7 @@ class ServiceSettings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         own = EnvSettingsSource(settings_cls, env_prefix=f"{cls.context.upper()}_")
         shared = EnvSettingsSource(settings_cls, env_prefix=SHARED_PREFIX)
-        return (init_settings, own, shared)
+        return (init_settings, own, shared, PlanSettingsSource(settings_cls, cls.context))
 
     def problems(self) -> list[str]:
         """Why this configuration cannot serve requests (empty when it can)."""
