@@ -265,7 +265,10 @@ class MirrorEngine:
 
     async def _send(self, base_url: str, request: CapturedRequest) -> CapturedResponse:
         assert self._client is not None, "MirrorEngine.start() was not called"
-        headers = [*forwardable_headers(request.headers), (SHADOW_HEADER, "1")]
+        # Keep the Host the proxy chose for this upstream (its host_header policy): the
+        # primary answered for that host, so absolute links only compare equal with it.
+        host = [(key, value) for key, value in request.headers if key.lower() == "host"]
+        headers = [*forwardable_headers(request.headers), *host, (SHADOW_HEADER, "1")]
         async with self._client.request(
             request.method,
             yarl.URL(join_url(base_url, request.path), encoded=True),
