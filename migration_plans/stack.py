@@ -32,8 +32,8 @@ from typing import TextIO
 from pydantic import BaseModel, ConfigDict
 
 from migration_plans.mapping import PLANS_DIR
-from migration_plans.plan import Plan, load_plans
-from migration_plans.processes import ManagedProcess, ProcessStartError
+from migration_plans.plan import Phase, Plan, load_plans
+from migration_plans.processes import ManagedProcess, ProcessStartError, wait_until
 
 SERVICE_PORTS = {"catalog": 8101, "inventory": 8102}
 
@@ -320,18 +320,36 @@ class Stack:
         """The service of ``plan`` (in its phase) and its relay."""
         cfg = self.config
         port = str(cfg.service_ports[plan.context])
+        relay = f"relay-{plan.context}"
+        # The relay first: it is polling by the time the service takes its first write.
+        self._start(
+            relay,
+            strangler_argv("dualwrite", "relay", plan.context),
+            None,
+            **self.service_env(plan),
+        )
         self._start(
             plan.context,
             strangler_argv("service", "serve", plan.context, "--host", cfg.host, "--port", port),
             f"{cfg.service_url(plan.context)}/healthz",
             **self.service_env(plan),
         )
-        self._start(
-            f"relay-{plan.context}",
-            strangler_argv("dualwrite", "relay", plan.context),
-            None,
-            **self.service_env(plan),
-        )
+        if plan.phase is not Phase.SHARED:
+            self._wait_for_log(relay, f"relay of {plan.context} started")
+
+    def _wait_for_log(self, name: str, text: str, timeout: float = 60) -> None:
+        """Wait until process ``name`` wrote ``text`` to its log (it has no health URL)."""
+        process = self.processes[name]
+
+        def written() -> bool:
+            if not process.alive():
+                raise ProcessStartError(f"{name} exited:\n{process.log_tail()}")
+            return text in process.log_path.read_text(errors="replace")
+
+        try:
+            wait_until(written, timeout=timeout, interval=0.1, what=f"{name}: {text!r}")
+        except TimeoutError as exc:
+            raise ProcessStartError(f"{exc}\n{process.log_tail()}") from exc
 
     def start_proxy(self) -> None:
         cfg = self.config
