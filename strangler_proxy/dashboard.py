@@ -94,7 +94,7 @@ class Dashboard:
         self.prefix = prefix
         self.ttl = ttl
         self.interval_ms = interval_ms
-        self._sources = sources
+        self.sources = sources
         self._snapshot: Snapshot | None = None
         self._lock: asyncio.Lock | None = None
 
@@ -218,9 +218,9 @@ class Dashboard:
         return snapshot is not None and time.monotonic() - snapshot.at < self.ttl
 
     def _collect(self) -> Snapshot:
-        if self._sources is None:
-            self._sources = Sources(self.proxy)
-        data = self._sources.collect()
+        if self.sources is None:
+            self.sources = Sources(self.proxy)
+        data = self.sources.collect()
         fragments = dashboard_html.sections(data, self.prefix)
         hashes = {
             name: hashlib.sha1(html.encode(), usedforsecurity=False).hexdigest()[:16]

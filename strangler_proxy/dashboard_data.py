@@ -25,6 +25,8 @@ from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from strangler_proxy.routes import ALL_METHODS
+
 if TYPE_CHECKING:
     from migration_plans.plan import Plan
     from strangler_proxy.app import StranglerProxy
@@ -130,24 +132,35 @@ class Sources:
         self._shadow: ShadowResults | None = None
 
     def collect(self) -> dict[str, Any]:
-        """The whole payload (JSON-ready)."""
-        started = time.perf_counter()
+        """The whole payload (JSON-ready); ``timings_ms`` says what each section cost."""
         now = self.clock()
-        plans = _guarded("plans", self._plans)
+        timings: dict[str, float] = {}
+
+        def timed(name: str, read: Callable[[], Any]) -> Any:
+            started = time.perf_counter()
+            try:
+                return read()
+            finally:
+                timings[name] = round((time.perf_counter() - started) * 1000, 1)
+
+        plans = timed("contexts", lambda: _guarded("plans", self._plans))
         plan_map: dict[str, Plan] = plans.pop("plans", {})
         data: dict[str, Any] = {
             "generated_at": now,
             "contexts": plans.get("contexts", []),
             "contexts_error": plans.get("error"),
-            "routes": _guarded("routes", lambda: self._routes(now)),
-            "shadow": _guarded("shadow", lambda: self._shadow_section(now, plan_map)),
-            "reconciler": _guarded("reconciler", lambda: self._reconciler(list(plan_map))),
-            "dualwrite": [
-                {"context": name, **_guarded(f"relay {name}", lambda n=name: _relay(n))}  # type: ignore[misc]
-                for name in plan_map
-            ],
+            "routes": timed("routes", lambda: _guarded("routes", lambda: self._routes(now))),
+            "shadow": timed(
+                "shadow", lambda: _guarded("shadow", lambda: self._shadow_section(now, plan_map))
+            ),
+            "reconciler": timed(
+                "reconciler",
+                lambda: _guarded("reconciler", lambda: self._reconciler(list(plan_map))),
+            ),
+            "dualwrite": timed("dualwrite", lambda: [_relay_section(name) for name in plan_map]),
         }
-        data["took_ms"] = round((time.perf_counter() - started) * 1000, 1)
+        data["timings_ms"] = timings
+        data["took_ms"] = round(sum(timings.values()), 1)
         return data
 
     # -- plans, gates, transitions -----------------------------------------------------
@@ -317,7 +330,7 @@ def _route_row(context: str, route: Any, rates: dict[tuple[str, str], float]) ->
         "name": route.name,
         "context": context,
         "match": route.path or f"{route.prefix}*",
-        "methods": sorted(route.methods),
+        "methods": ["any"] if route.methods >= ALL_METHODS else sorted(route.methods),
         "split": split,
         "shadow": route.shadow.upstream if route.shadow is not None else None,
         "fallback": bool(route.fallback),
@@ -401,6 +414,10 @@ def _run_details(summary: Any, report: Any) -> dict[str, Any]:
         "divergent": summary.divergent,
         "tables": tables,
     }
+
+
+def _relay_section(context: str) -> Section:
+    return {"context": context, **_guarded(f"relay {context}", lambda: _relay(context))}
 
 
 def _relay(context: str) -> Section:

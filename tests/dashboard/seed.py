@@ -1,0 +1,246 @@
+"""What the dashboard tests plant: catalog databases, shadow outcomes, outbox events, plans.
+
+The catalog tables follow ``migration_plans/catalog.yaml`` (monolith ``catalog_*``,
+service ``categories``/``products``); the relay's own tables come from ``dualwrite``.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from dualwrite.outbox import outbox_metadata, outbox_table
+from dualwrite.schema import dead_letter_table, relay_metadata
+from migration_plans.mapping import PLANS_DIR
+from strangler_proxy.compare import CompareRules, compare_responses
+from strangler_proxy.exchange import CapturedRequest, CapturedResponse
+from strangler_proxy.shadow_store import Outcome, ShadowResults
+
+monolith_metadata = sa.MetaData()
+service_metadata = sa.MetaData()
+_ID = sa.BigInteger().with_variant(sa.Integer, "sqlite")
+
+catalog_category = sa.Table(
+    "catalog_category",
+    monolith_metadata,
+    sa.Column("id", _ID, primary_key=True),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("slug", sa.String(200), nullable=False),
+    sa.Column("description", sa.Text, nullable=True),
+)
+catalog_product = sa.Table(
+    "catalog_product",
+    monolith_metadata,
+    sa.Column("id", _ID, primary_key=True),
+    sa.Column("sku", sa.String(64), nullable=False),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("description", sa.Text, nullable=True),
+    sa.Column("price", sa.Numeric(10, 2), nullable=False),
+    sa.Column("is_active", sa.Boolean, nullable=False),
+    sa.Column("category_id", sa.BigInteger, nullable=True),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+)
+categories = sa.Table(
+    "categories",
+    service_metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("slug", sa.String(200), nullable=False),
+    sa.Column("description", sa.Text, nullable=True),
+)
+products = sa.Table(
+    "products",
+    service_metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("sku", sa.String(64), nullable=False),
+    sa.Column("title", sa.String(200), nullable=False),
+    sa.Column("description", sa.Text, nullable=True),
+    sa.Column("price_cents", sa.Integer, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("category_id", sa.Integer, nullable=True),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+)
+STAMP = datetime(2026, 11, 1, 9, 30, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class Databases:
+    monolith: str
+    catalog: str
+    inventory: str
+    control: str
+
+    def environment(self) -> dict[str, str]:
+        return {
+            "STRANGLER_MONOLITH_DATABASE_URL": self.monolith,
+            "DATABASE_URL": self.monolith,
+            "CATALOG_DATABASE_URL": self.catalog,
+            "INVENTORY_DATABASE_URL": self.inventory,
+            "STRANGLER_CONTROL_DB_URL": self.control,
+        }
+
+
+def make_databases(folder: Path, *, products_count: int = 3) -> Databases:
+    """SQLite monolith, catalog and inventory databases with equal catalog rows."""
+    folder.mkdir(parents=True, exist_ok=True)
+    urls = Databases(
+        *(f"sqlite:///{folder / name}.sqlite3" for name in ("monolith", "catalog", "inventory")),
+        control=f"sqlite:///{folder / 'control.sqlite3'}",
+    )
+    monolith, service = sa.create_engine(urls.monolith), sa.create_engine(urls.catalog)
+    for engine, metadata in ((monolith, monolith_metadata), (service, service_metadata)):
+        metadata.create_all(engine)
+        outbox_metadata.create_all(engine)
+        relay_metadata.create_all(engine)
+    with monolith.begin() as m, service.begin() as s:
+        m.execute(catalog_category.insert(), [{"id": 1, "name": "Cups", "slug": "cups"}])
+        s.execute(categories.insert(), [{"id": 1, "name": "Cups", "slug": "cups"}])
+        for i in range(1, products_count + 1):
+            m.execute(catalog_product.insert(), [monolith_product(i)])
+            s.execute(
+                products.insert(),
+                [
+                    {
+                        "id": i,
+                        "sku": f"SKU-{i}",
+                        "title": f"Cup {i}",
+                        "description": None,
+                        "price_cents": 1000 + i,
+                        "status": "active",
+                        "category_id": 1,
+                        "created_at": STAMP,
+                        "updated_at": STAMP,
+                    }
+                ],
+            )
+    monolith.dispose()
+    service.dispose()
+    return urls
+
+
+def monolith_product(i: int) -> dict[str, object]:
+    return {
+        "id": i,
+        "sku": f"SKU-{i}",
+        "name": f"Cup {i}",
+        "description": None,
+        "price": Decimal(1000 + i) / 100,
+        "is_active": True,
+        "category_id": 1,
+        "created_at": STAMP,
+        "updated_at": STAMP,
+    }
+
+
+def add_monolith_only_product(url: str, i: int) -> None:
+    """A row the service lacks: the next reconcile finds one divergent row."""
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(catalog_product.insert(), [monolith_product(i)])
+    engine.dispose()
+
+
+def relayed_events(url: str, context: str, lags_ms: list[float], *, dead: int = 0) -> None:
+    """Applied outbox events with the given relay lags, and ``dead`` dead letters."""
+    now = datetime.now(UTC)
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        for n, lag in enumerate(lags_ms):
+            created = now - timedelta(seconds=len(lags_ms) - n)
+            conn.execute(
+                outbox_table.insert().values(
+                    event_id=str(uuid.uuid4()),
+                    context=context,
+                    aggregate_type="products",
+                    aggregate_key=str(n),
+                    operation="update",
+                    origin="service",
+                    status="applied",
+                    created_at=created,
+                    applied_at=created + timedelta(milliseconds=lag),
+                )
+            )
+        for n in range(dead):
+            conn.execute(
+                dead_letter_table.insert().values(
+                    outbox_id=10_000 + n,
+                    event_id=str(uuid.uuid4()),
+                    context=context,
+                    aggregate_type="products",
+                    aggregate_key=str(n),
+                    operation="update",
+                    origin="monolith",
+                    attempts=8,
+                    last_error="IntegrityError: products.sku not unique",
+                    created_at=now,
+                    dead_at=now,
+                )
+            )
+    engine.dispose()
+
+
+def copy_plans(folder: Path, *, phases: dict[str, str] | None = None) -> Path:
+    """The repository's plans in ``folder``, with phases changed as asked."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for path in PLANS_DIR.glob("*.yaml"):
+        shutil.copy(path, folder / path.name)
+    for context, phase in (phases or {}).items():
+        path = folder / f"{context}.yaml"
+        text = path.read_text(encoding="utf-8")
+        path.write_text(text.replace("\nphase: shared\n", f"\nphase: {phase}\n"), encoding="utf-8")
+    return folder
+
+
+def _json(status: int, body: object) -> CapturedResponse:
+    return CapturedResponse(
+        status, (("content-type", "application/json"),), json.dumps(body).encode()
+    )
+
+
+def outcome(
+    route: str,
+    title: str,
+    candidate_title: str,
+    *,
+    at: float | None = None,
+    context: str = "catalog",
+) -> Outcome:
+    """One mirrored ``GET /api/v1/products/7/``; a mismatch when the titles differ."""
+    request = CapturedRequest("GET", "/api/v1/products/7/", (("accept", "application/json"),), b"")
+    base = {"id": 7, "sku": "SKU-7", "price": "10.07", "category": 1, "is_active": True}
+    primary = _json(200, {**base, "name": title})
+    candidate = _json(200, {**base, "name": candidate_title})
+    result = compare_responses(primary, candidate, CompareRules())
+    kind = "matched" if result.matched else "mismatched"
+    return Outcome(
+        route,
+        kind,
+        context,
+        request,
+        primary,
+        candidate,
+        result,
+        at=time.time() if at is None else at,
+    )
+
+
+def shadow_history(store: ShadowResults, route: str, *, minutes: int = 30) -> None:
+    """A half hour of mirrored traffic with a few mismatches, one batch per minute."""
+    now = time.time()
+    batch = []
+    for minute in range(minutes, 0, -1):
+        at = now - minute * 60
+        misses = 1 if minute % 7 == 0 else 0
+        batch.extend(outcome(route, "Cup", "Cup", at=at) for _ in range(40 - misses))
+        batch.extend(outcome(route, "Cup", "Cup ", at=at) for _ in range(misses))
+    store.record_many(batch)
