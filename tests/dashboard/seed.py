@@ -22,7 +22,7 @@ from dualwrite.schema import dead_letter_table, relay_metadata
 from migration_plans.mapping import PLANS_DIR
 from strangler_proxy.compare import CompareRules, compare_responses
 from strangler_proxy.exchange import CapturedRequest, CapturedResponse
-from strangler_proxy.shadow_store import Outcome, ShadowResults
+from strangler_proxy.shadow_store import Outcome, OutcomeKind, ShadowResults
 
 monolith_metadata = sa.MetaData()
 service_metadata = sa.MetaData()
@@ -93,10 +93,11 @@ class Databases:
 def make_databases(folder: Path, *, products_count: int = 3) -> Databases:
     """SQLite monolith, catalog and inventory databases with equal catalog rows."""
     folder.mkdir(parents=True, exist_ok=True)
-    urls = Databases(
-        *(f"sqlite:///{folder / name}.sqlite3" for name in ("monolith", "catalog", "inventory")),
-        control=f"sqlite:///{folder / 'control.sqlite3'}",
+    monolith_url, catalog_url, inventory_url, control_url = (
+        f"sqlite:///{folder / name}.sqlite3"
+        for name in ("monolith", "catalog", "inventory", "control")
     )
+    urls = Databases(monolith_url, catalog_url, inventory_url, control_url)
     monolith, service = sa.create_engine(urls.monolith), sa.create_engine(urls.catalog)
     for engine, metadata in ((monolith, monolith_metadata), (service, service_metadata)):
         metadata.create_all(engine)
@@ -221,7 +222,7 @@ def outcome(
     primary = _json(200, {**base, "name": title})
     candidate = _json(200, {**base, "name": candidate_title})
     result = compare_responses(primary, candidate, CompareRules())
-    kind = "matched" if result.matched else "mismatched"
+    kind: OutcomeKind = "matched" if result.matched else "mismatched"
     return Outcome(
         route,
         kind,
@@ -237,7 +238,7 @@ def outcome(
 def shadow_history(store: ShadowResults, route: str, *, minutes: int = 30) -> None:
     """A half hour of mirrored traffic with a few mismatches, one batch per minute."""
     now = time.time()
-    batch = []
+    batch: list[Outcome] = []
     for minute in range(minutes, 0, -1):
         at = now - minute * 60
         misses = 1 if minute % 7 == 0 else 0
