@@ -93,6 +93,7 @@ class Story:
         self.started = time.monotonic()
         self.reports = self.config.var_dir / "reports"
         self.traffic: Traffic | None = None
+        self.restart_failures = 0  # requests that failed while a service restarted
         self._engines: dict[str, Engine] = {}
 
     # -- narration and commands --------------------------------------------------------
@@ -263,8 +264,10 @@ class Story:
             f"(pid {pid}) in {time.monotonic() - started:.1f}s")  # fmt: skip
         probe = f"{self.config.proxy_url}/api/v1/products/1/"
         seconds = self.wait("the proxy reaching the service", lambda: _answers(probe), timeout=60)
+        failed = self.failed() - failed_before
+        self.restart_failures += failed
         say(f"  served through the proxy again {seconds:.1f}s later (its breaker closed); "
-            f"{self.failed() - failed_before} requests failed meanwhile")  # fmt: skip
+            f"{failed} requests failed meanwhile")  # fmt: skip
 
     def failed(self) -> int:
         assert self.traffic is not None
@@ -406,6 +409,8 @@ class Story:
         )
         for kind, outcomes in self.traffic.stats.by_kind().items():
             say(f"  {kind:<14} " + ", ".join(f"{o} {n}" for o, n in outcomes.items()))
+        say(f"  {self.failed()} requests failed in all, {self.restart_failures} of them while "
+            "the catalog service restarted (no fallback for writes, nor for reads in split)")  # fmt: skip
         say(f"  orders acknowledged {len(orders)}, in the monolith {found_orders}")
         say(f"  price edits acknowledged on {len(acked)} products ({len(unknown)} with an "
             f"unanswered write left out), all in both databases after {seconds:.1f}s")  # fmt: skip
