@@ -116,7 +116,7 @@ class Dashboard:
             (b"content-security-policy", reply.csp.encode()),
             (b"x-content-type-options", b"nosniff"),
             (b"x-frame-options", b"DENY"),
-            (b"referrer-policy", b"no-referrer"),
+            (b"referrer-policy", b"same-origin"),  # "no-referrer" makes Origin: null
             *reply.headers,
         ]
         await send({"type": "http.response.start", "status": reply.status, "headers": headers})

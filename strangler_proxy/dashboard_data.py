@@ -9,7 +9,7 @@ round trips), so the proxy runs it in a worker thread (:mod:`strangler_proxy.das
 
 Sources: plans and gates (``STRANGLER_PLANS_DIR``, :class:`migration_plans.evidence.StoreEvidence`),
 transition history and reconciler runs (``STRANGLER_CONTROL_DB_URL``), shadow results
-(``STRANGLER_SHADOW_REDIS_URL`` / ``STRANGLER_REDIS_URL``), relay status (each context's
+(:func:`strangler_proxy.shadow_backend.open_store`: Redis or the control-plane database), relay status (each context's
 database URLs), and the proxy's own table holder and request counters.
 """
 
@@ -101,18 +101,10 @@ def request_totals(proxy: StranglerProxy) -> dict[tuple[str, str], float]:
 
 
 def open_shadow_store() -> ShadowResults | None:
-    """The shadow results store the proxy's mirror writes to (None when none is set)."""
-    from strangler_proxy import shadow_store
-    from strangler_proxy.shadow import ShadowSettings
+    """The store the proxy's mirror writes to (one selection rule: :mod:`~strangler_proxy.shadow_backend`)."""
+    from strangler_proxy.shadow_backend import open_store
 
-    factory = getattr(shadow_store, "open_store", None) or getattr(shadow_store, "from_env", None)
-    if callable(factory):
-        store: ShadowResults | None = factory()
-        return store
-    settings = ShadowSettings.from_env()
-    if not settings.redis_url:
-        return None
-    return shadow_store.RedisShadowStore.from_url(settings.redis_url, prefix=settings.prefix)
+    return open_store()
 
 
 class Sources:

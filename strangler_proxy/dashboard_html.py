@@ -380,7 +380,7 @@ def shadow_html(section: dict[str, Any]) -> str:
     if section.get("error"):
         return _error(section)
     if not section.get("configured", False):
-        return '<p class="muted">No shadow store configured (set STRANGLER_REDIS_URL).</p>'
+        return '<p class="muted">No shadow results store.</p>'
     routes = section.get("routes", [])
     if not routes:
         return '<p class="muted">No mirrored traffic recorded yet.</p>'
