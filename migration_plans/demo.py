@@ -216,7 +216,6 @@ class Story:
         say(f"  {samples} comparisons in {seconds:.1f}s "
             f"({self.traffic.rate():.0f} requests/s through the proxy)")  # fmt: skip
         self.cli("shadow", "report")
-        self.cli("plan", "status")
 
     def failing_gates(self) -> list[str]:
         """The gates of the next transition that do not hold now, as ``plan status`` says."""
