@@ -16,7 +16,7 @@ from html import escape
 from typing import Any
 
 from strangler_proxy.dashboard_data import PHASES
-from strangler_proxy.svgplot import percent, time_plot
+from strangler_proxy.svgplot import percent, rate_floor, time_plot
 
 SECTIONS = ("contexts", "routes", "shadow", "reconciler", "dualwrite")
 TITLES = {
@@ -344,9 +344,10 @@ def shadow_route(route: dict[str, Any]) -> str:
     counts = route["counts"]
     rate = counts["match_rate"]
     threshold = route.get("threshold")
+    points = [(at, value) for at, value, _ in route["series"]]
     plot = time_plot(
-        [(at, value) for at, value, _ in route["series"]],
-        y_range=(0.0, 1.0),
+        points,
+        y_range=(rate_floor([v for _, v in points if v is not None], threshold), 1.0),
         y_format=percent,
         threshold=threshold,
         title=f"match rate of {route['route']}",

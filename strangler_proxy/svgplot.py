@@ -12,13 +12,12 @@ it without parsing the drawing.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from html import escape
 
-__all__ = ["Frame", "count", "nice_max", "percent", "time_plot"]
+__all__ = ["Frame", "count", "nice_max", "percent", "rate_floor", "time_plot"]
 
 Point = tuple[float, float | None]
 
@@ -54,14 +53,17 @@ def count(value: float) -> str:
 
 
 def nice_max(value: float) -> float:
-    """The smallest of 1, 2, 2.5, 5 x 10^n at or above ``value`` (at least 1)."""
-    if value <= 1:
-        return 1.0
-    magnitude = 10 ** math.floor(math.log10(value))
-    for step in (1, 2, 2.5, 5, 10):
-        if step * magnitude >= value:
-            return step * magnitude
-    return 10 * magnitude  # pragma: no cover - the loop always returns
+    """The smallest of 4, 8, 20, 40, 80, 200, ... at or above ``value``: whole-number ticks."""
+    top = 4.0
+    while top < value:
+        top *= 2.5 if str(int(top)).startswith("8") else 2
+    return top
+
+
+def rate_floor(values: list[float], threshold: float | None = None) -> float:
+    """Lower end of a match-rate axis: 90% when every value is above it, else 0%."""
+    lowest = min([*values, *([threshold] if threshold is not None else [])], default=1.0)
+    return 0.9 if lowest >= 0.9 else 0.0
 
 
 def _clock(at: float) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 
 from strangler_proxy.dashboard_html import side_by_side
-from strangler_proxy.svgplot import nice_max, percent, time_plot
+from strangler_proxy.svgplot import nice_max, percent, rate_floor, time_plot
 
 SVG = "{http://www.w3.org/2000/svg}"
 T0 = 1764201600.0  # 2025-11-27 00:00 UTC
@@ -43,7 +43,8 @@ def test_empty_plot_says_so_and_titles_are_escaped() -> None:
 def test_single_point_and_scales() -> None:
     root = ET.fromstring(time_plot([(T0, 7.0)]))
     assert root.get("data-points") == "1" and not root.findall(f"{SVG}polyline")
-    assert [nice_max(v) for v in (0, 1, 3, 7, 11, 240)] == [1, 1, 5, 10, 20, 250]
+    assert [nice_max(v) for v in (0, 1, 3, 7, 11, 240)] == [4, 4, 4, 8, 20, 400]
+    assert rate_floor([0.95, 1.0], 0.999) == 0.9 and rate_floor([0.5], 0.999) == 0.0
     assert percent(0.9991) == "99.91%" and percent(1.0) == "100%"
 
 
