@@ -23,7 +23,10 @@ PATH_SAFE = UNRESERVED | frozenset(b"!$&'()*+,;=:@/")
 HEX = frozenset(b"0123456789abcdefABCDEF")
 DEFAULT_MAX_LENGTH = 8192
 
-_ALREADY_NORMAL = re.compile(rb"/(?:[A-Za-z0-9\-_~!$&'()*+,;=:@][A-Za-z0-9\-._~!$&'()*+,;=:@]*/?)*")
+# Segments joined by single slashes, each unambiguous (no '/' inside the classes), so a
+# path that does not match fails in linear time: a nested optional '/' made it exponential.
+_SEGMENT = rb"[A-Za-z0-9\-_~!$&'()*+,;=:@][A-Za-z0-9\-._~!$&'()*+,;=:@]*"
+_ALREADY_NORMAL = re.compile(rb"/(?:" + _SEGMENT + rb"(?:/" + _SEGMENT + rb")*/?)?")
 _SLASHES = re.compile(r"/{2,}")
 
 
