@@ -304,6 +304,8 @@ class Stack:
         return {
             f"{prefix}_PHASE": plan.phase.value,
             f"{prefix}_REVERSE_SYNC": str(plan.reverse_sync).lower(),
+            # The service applies its own events right after commit: low relay lag.
+            f"{prefix}_INLINE_RELAY": "true",
         }
 
     def start_monolith(self) -> None:

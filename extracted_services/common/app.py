@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
 
 from fastapi import APIRouter, FastAPI
 from sqlalchemy import text
@@ -27,6 +28,19 @@ from extracted_services.common.requestid import RequestIdMiddleware
 from extracted_services.common.settings import ServiceSettings
 from extracted_services.common.store import TableView
 
+if TYPE_CHECKING:
+    from dualwrite.inline import InlineRelay
+
+
+def _start_inline_relay(settings: ServiceSettings) -> InlineRelay | None:
+    """The dual-write inline relay of this service's context, when the settings ask for it."""
+    if not settings.inline_relay:
+        return None
+    from dualwrite.config import RelaySettings
+    from dualwrite.inline import start_inline_relay
+
+    return start_inline_relay(RelaySettings.from_env(settings.context))
+
 
 def create_service_app(
     settings: ServiceSettings,
@@ -46,7 +60,10 @@ def create_service_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        inline = _start_inline_relay(settings) if app.state.sink is not None else None
         yield
+        if inline is not None:
+            inline.stop()
         engine.dispose()
 
     app = FastAPI(title=title, redirect_slashes=False, lifespan=lifespan, docs_url=None)

@@ -85,6 +85,11 @@ class ServiceSettings(BaseSettings):
     reverse_sync: bool = Field(
         default=True, description="split: keep writing outbox events so the monolith stays current."
     )
+    inline_relay: bool = Field(
+        default=False,
+        description="Apply this service's outbox events to the monolith right after each "
+        "commit (dualwrite.inline), besides the relay loop: lower relay lag.",
+    )
     sql_echo: bool = False
 
     @classmethod
