@@ -27,7 +27,7 @@ def control_db_url() -> str:
 @lru_cache(maxsize=8)
 def control_engine(url: str | None = None) -> Engine:
     """A shared engine for ``url`` (default :func:`control_db_url`)."""
-    url = url or control_db_url()
+    url = sqlalchemy_url(url or control_db_url())
     if url.startswith("sqlite:///") and not url.startswith("sqlite:///:memory:"):
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     return create_engine(url, pool_pre_ping=True)

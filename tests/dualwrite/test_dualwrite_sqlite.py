@@ -19,7 +19,7 @@ from dualwrite.outbox import OutboxSink
 
 @pytest.fixture(scope="session")
 def sqlite_templates(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    from conftest import django_migrate, service_migrate  # type: ignore[import-not-found]
+    from tests.dualwrite.conftest import django_migrate, service_migrate
 
     base = tmp_path_factory.mktemp("dw-sqlite")
     paths = {"monolith": base / "monolith.sqlite3", "service": base / "catalog.sqlite3"}
@@ -30,7 +30,7 @@ def sqlite_templates(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path
 
 @pytest.fixture
 def sqlite_pair(sqlite_templates: dict[str, Path], tmp_path: Path) -> Iterator[Any]:
-    from conftest import Pair  # type: ignore[import-not-found]
+    from tests.dualwrite.conftest import Pair
 
     urls = {}
     for side, template in sqlite_templates.items():

@@ -7,10 +7,16 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from reconcile_tables import ENGINES, Pair, engine, monolith_metadata, service_metadata
 
 from migration_plans.mapping import mapping_for
 from reconciler.runner import ReconcileOptions
+from tests.reconciler.reconcile_tables import (
+    ENGINES,
+    Pair,
+    engine,
+    monolith_metadata,
+    service_metadata,
+)
 
 FAST = ReconcileOptions(grace_seconds=0.05, max_rechecks=2, levels=(64, 8), segment_size=1024)
 

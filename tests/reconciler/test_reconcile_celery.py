@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from reconcile_tables import Pair, catalog_product, products
 
 from migration_plans.processes import ManagedProcess, wait_until
 from reconciler.celery_app import beat_schedule, make_celery
@@ -18,6 +17,7 @@ from reconciler.runner import ReconcileOptions, plan_segments, reconcile
 from reconciler.schema import inspect_pair
 from reconciler.segment import SegmentResult
 from reconciler.tasks import CeleryExecutor
+from tests.reconciler.reconcile_tables import Pair, catalog_product, products
 
 MakePair = Callable[[str], Pair]
 OPTIONS = ReconcileOptions(grace_seconds=0.05, max_rechecks=2, levels=(64, 8), segment_size=512)

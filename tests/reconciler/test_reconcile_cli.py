@@ -7,12 +7,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from reconcile_tables import Pair, products
 from typer.testing import CliRunner
 
 from migration_plans.mapping import plan_path
 from reconciler.cli import app
 from reconciler.history import clean_streak, last_runs_clean, recent_runs, repairs_of
+from tests.reconciler.reconcile_tables import Pair, products
 
 MakePair = Callable[[str], Pair]
 

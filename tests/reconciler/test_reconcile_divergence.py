@@ -7,12 +7,12 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
-from reconcile_tables import EPOCH, Pair, catalog_product, product_row, products
 
 from reconciler.diff import DivergenceKind
 from reconciler.exceptions import UnknownTable
 from reconciler.report import Verdict
 from reconciler.runner import ReconcileOptions, reconcile
+from tests.reconciler.reconcile_tables import EPOCH, Pair, catalog_product, product_row, products
 
 BACKENDS = ["sqlite", "pg"]
 
@@ -126,7 +126,7 @@ def test_empty_tables(make_pair: MakePair, fast_options: ReconcileOptions, backe
     assert all(t.monolith_rows == 0 and t.segments == 0 for t in report.tables)
 
     pair.seed(0)
-    from reconcile_tables import insert
+    from tests.reconciler.reconcile_tables import insert
 
     insert(pair.monolith, catalog_product, [product_row(i) for i in range(1, 6)])
     table = _run(pair, fast_options).table("products")

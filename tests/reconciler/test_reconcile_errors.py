@@ -8,7 +8,6 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from reconcile_tables import Pair, engine
 
 from migration_plans.mapping import ContextMapping, TableMapping, mapping_for
 from reconciler import segment
@@ -22,6 +21,7 @@ from reconciler.exceptions import (
     UnknownContext,
 )
 from reconciler.runner import ReconcileOptions, reconcile
+from tests.reconciler.reconcile_tables import Pair, engine
 
 MakePair = Callable[[str], Pair]
 

@@ -9,11 +9,11 @@ from decimal import Decimal
 
 import pytest
 import sqlalchemy as sa
-from reconcile_tables import Pair, catalog_product, product_row, products
 
 from migration_plans.processes import wait_until
 from reconciler.report import Verdict
 from reconciler.runner import ReconcileOptions, reconcile
+from tests.reconciler.reconcile_tables import Pair, catalog_product, product_row, products
 
 MakePair = Callable[[str], Pair]
 

@@ -5,7 +5,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
-from reconcile_tables import (
+from migration_plans.mapping import mapping_for
+from reconciler.history import clean_streak, last_runs_clean, recent_runs, record_run
+from reconciler.report import Report, TableReport, Verdict
+from reconciler.runner import ReconcileOptions, reconcile
+from tests.reconciler.reconcile_tables import (
     catalog_product,
     engine,
     insert,
@@ -14,11 +18,6 @@ from reconcile_tables import (
     products,
     service_metadata,
 )
-
-from migration_plans.mapping import mapping_for
-from reconciler.history import clean_streak, last_runs_clean, recent_runs, record_run
-from reconciler.report import Report, TableReport, Verdict
-from reconciler.runner import ReconcileOptions, reconcile
 
 OPTIONS = ReconcileOptions(grace_seconds=0.05, max_rechecks=2, levels=(64, 8), segment_size=1024)
 

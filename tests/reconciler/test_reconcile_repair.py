@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from reconcile_tables import Pair, catalog_product, products
 
 from reconciler.exceptions import RepairRefused
 from reconciler.history import repairs_of
 from reconciler.repair import apply_repair, plan_repair
 from reconciler.report import Verdict
 from reconciler.runner import ReconcileOptions, reconcile
+from tests.reconciler.reconcile_tables import Pair, catalog_product, products
 
 MakePair = Callable[[str], Pair]
 

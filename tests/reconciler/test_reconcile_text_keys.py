@@ -9,12 +9,12 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from reconcile_tables import engine, insert
 
 from migration_plans.mapping import ContextMapping
 from reconciler.repair import apply_repair, plan_repair
 from reconciler.report import Verdict
 from reconciler.runner import ReconcileOptions, reconcile
+from tests.reconciler.reconcile_tables import engine, insert
 
 OPTIONS = ReconcileOptions(grace_seconds=0.05, max_rechecks=2, levels=(16, 8), segment_size=1024)
 
