@@ -99,7 +99,9 @@ class CompareRules(Model):
     """How a shadow response is compared with the primary's (used by shadow comparison)."""
 
     ignore_paths: tuple[str, ...] = ()
-    ignore_order: bool = False
+    ignore_order: bool | tuple[str, ...] = Field(
+        False, description="true for every list, or the paths of lists whose order is free"
+    )
     numeric_tolerance: float = Field(0.0, ge=0)
     headers: tuple[str, ...] = ()
 
@@ -113,6 +115,17 @@ class Shadow(Model):
         False, description="the candidate may receive unsafe methods (POST, PUT, ...)"
     )
     compare: CompareRules = CompareRules()
+    calibrate: str | None = Field(
+        None,
+        description="a second primary upstream: fields that differ between the two "
+        "primaries are learned as noise and not compared",
+    )
+
+
+class Record(Model):
+    """Write a redacted sample of the route's traffic to a mitmproxy flow file."""
+
+    sample_rate: float = Field(0.01, gt=0, le=1)
 
 
 class Route(Model):
@@ -125,6 +138,7 @@ class Route(Model):
     upstream: str | None = None
     canary: Canary | None = None
     shadow: Shadow | None = None
+    record: Record | None = None
     fallback: bool = Field(
         False, description="reads fall back to the default upstream when this one is down"
     )

@@ -99,6 +99,8 @@ def _check_shadow(
         issues.append(_unknown(source, (*loc, "upstream"), shadow.upstream))
     elif route.upstream == shadow.upstream:
         issues.append(source.issue((*loc, "upstream"), "shadow upstream is the primary itself"))
+    if shadow.calibrate is not None and shadow.calibrate not in table.upstreams:
+        issues.append(_unknown(source, (*loc, "calibrate"), shadow.calibrate))
     unsafe = sorted(route.methods - SAFE_METHODS)
     if unsafe and not shadow.side_effect_free:
         issues.append(

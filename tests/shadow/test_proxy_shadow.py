@@ -177,3 +177,81 @@ def test_a_dead_shadow_is_counted_and_the_primary_answers(
         timeout=30,
         what="5 errors",
     )
+
+
+CALIBRATED = """
+upstreams:
+  monolith: {{url: "{primary}"}}
+  monolith-b: {{url: "{second}"}}
+  candidate: {{url: "{candidate}"}}
+contexts:
+  catalog:
+    routes:
+      - name: product-list
+        path: /api/v1/products/
+        methods: [GET]
+        upstream: monolith
+        shadow: {{upstream: candidate, calibrate: monolith-b}}
+      - name: category-list
+        path: /api/v1/categories/
+        methods: [GET]
+        upstream: monolith
+        record: {{sample_rate: 1.0}}
+"""
+
+
+def test_noise_is_learned_through_a_second_primary_and_traffic_is_recorded(
+    shops: Shops,
+    shop: Callable[..., str],
+    store: RedisShadowStore,
+    redis_url: str,
+    tmp_path: Path,
+    mitm_python: Path,
+) -> None:
+    from strangler_proxy.captures import read_capture
+    from strangler_proxy.noise import noise_yaml
+
+    second = shop("primary")
+    routes = tmp_path / "calibrated.yaml"
+    routes.write_text(
+        CALIBRATED.format(primary=shops.primary, second=second, candidate=shops.candidate)
+    )
+    flows = tmp_path / "live.flows"
+    port = free_port()
+    argv = [sys.executable, "-m", "strangler_proxy", "serve", "--routes", str(routes)]
+    argv += ["--port", str(port), "--no-access-log"]
+    url = f"http://127.0.0.1:{port}"
+    env = {
+        "STRANGLER_SHADOW_REDIS_URL": redis_url,
+        "STRANGLER_SHADOW_PREFIX": store.prefix,
+        "STRANGLER_RECORD_FILE": str(flows),
+    }
+    with (
+        ManagedProcess.start(
+            argv,
+            name="proxy",
+            health_url=url + "/_strangler/health",
+            env=env,
+            cwd=REPO_ROOT,
+            log_dir=tmp_path / "logs",
+        ) as proxy,
+        httpx.Client(base_url=url) as client,
+    ):
+        for _ in range(4):
+            assert client.get("/api/v1/products/").status_code == 200
+            headers = {"Authorization": "Token s3cret"}
+            assert client.get("/api/v1/categories/", headers=headers).status_code == 200
+        wait_until(
+            lambda: store.counts(route="product-list").compared == 4,
+            timeout=30,
+            what="compared",
+        )
+        proxy.stop()  # a clean shutdown closes the flow file
+
+    assert store.counts(route="product-list").matched == 4
+    assert store.noise() == {"product-list": ("root['served_at']",)}
+    assert "root['served_at']" in noise_yaml(store.noise(), contexts=store.routes())
+    recorded = list(read_capture(flows))
+    assert [e.request.path for e in recorded] == ["/api/v1/categories/"] * 4
+    assert {e.request.header("authorization") for e in recorded} == {"[REDACTED]"}
+    assert all(e.response is not None and e.response.status == 200 for e in recorded)
