@@ -258,6 +258,7 @@ class Story:
         phase = self.stack.plans()[context].phase.value
         started = time.monotonic()
         self.stack.restart_context(context)
+        self.stack.restart_relay_worker()  # its retry tasks cache the phase
         pid = self.stack.processes[context].pid
         say(f"  {context} service and relay restarted in {phase} "
             f"(pid {pid}) in {time.monotonic() - started:.1f}s")  # fmt: skip

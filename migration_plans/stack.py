@@ -11,7 +11,8 @@ SQLAlchemy transport under one ``var`` folder) or on PostgreSQL/Redis URLs.
         stack.restart_context("catalog")   # after its phase changed
 
 A service reads its phase at start, so a phase change restarts that context's
-service and relay (``Stack.follow_plans`` does it when a plan file changes).
+service and relay, and the relay's Celery worker, which caches phases (``run_up`` does
+it when a plan file changes).
 """
 
 from __future__ import annotations
@@ -473,8 +474,9 @@ def run_up(config: StackConfig, *, out: TextIO, poll_interval: float = 0.5) -> i
                 if current[context] != phases[context]:
                     out.write(f"strangler up: {context} is now {current[context]}; restarting\n")
                     stack.restart_context(context)
-                    stream.follow(context, stack.processes[context].log_path)
-                    relay = stack.processes[f"relay-{context}"]
-                    stream.follow(f"relay-{context}", relay.log_path)
+                    stack.restart_relay_worker()
+                    for name in (context, f"relay-{context}", "relay-worker"):
+                        if name in stack.processes:
+                            stream.follow(name, stack.processes[name].log_path)
             phases = current
     return 0
