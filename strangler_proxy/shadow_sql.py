@@ -177,9 +177,6 @@ class SqlShadowStore(_Aggregates):
     def _read(self) -> Connection:
         return self.engine.connect().execution_options(shadow_read=True)
 
-    def _bucket(self, at: float) -> int:
-        return int(at // self.bucket_seconds) * self.bucket_seconds
-
     def record(self, outcome: Outcome) -> None:
         """Count the outcome in its bucket; keep a redacted sample of mismatches and errors."""
         self.record_many([outcome])

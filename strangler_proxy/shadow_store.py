@@ -162,7 +162,13 @@ class ShadowResults(Protocol):
 
 
 class _Aggregates:
-    """Rates and selection shared by both stores (built on counts/routes)."""
+    """Rates, selection and time buckets shared by every store (built on counts/routes)."""
+
+    bucket_seconds: int = 60
+
+    def _bucket(self, at: float) -> int:
+        """Start of the time bucket holding ``at`` (unix seconds)."""
+        return int(at // self.bucket_seconds) * self.bucket_seconds
 
     def routes(self) -> dict[str, str]:
         raise NotImplementedError
@@ -214,9 +220,6 @@ class RedisShadowStore(_Aggregates):
     @classmethod
     def from_url(cls, url: str, **options: Any) -> RedisShadowStore:
         return cls(redis.Redis.from_url(url, decode_responses=True), **options)
-
-    def _bucket(self, at: float) -> int:
-        return int(at // self.bucket_seconds) * self.bucket_seconds
 
     def _key(self, *parts: object) -> str:
         return ":".join([self.prefix, *map(str, parts)])
@@ -330,7 +333,7 @@ class MemoryShadowStore(_Aggregates):
         self._lock = threading.Lock()
 
     def record(self, outcome: Outcome) -> None:
-        bucket = int(outcome.at // self.bucket_seconds) * self.bucket_seconds
+        bucket = self._bucket(outcome.at)
         with self._lock:
             self._routes[outcome.route] = outcome.context
             self._counts[outcome.route][bucket].update(outcome.increments())
@@ -351,7 +354,7 @@ class MemoryShadowStore(_Aggregates):
     def _rows(
         self, table: dict[str, dict[int, Counter[str]]], route: str, since: float | None
     ) -> list[tuple[int, Counter[str]]]:
-        low = None if since is None else int(since // self.bucket_seconds) * self.bucket_seconds
+        low = None if since is None else self._bucket(since)
         with self._lock:
             rows = sorted(table.get(route, {}).items())
         return [(bucket, row) for bucket, row in rows if low is None or bucket >= low]
