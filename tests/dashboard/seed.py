@@ -23,53 +23,15 @@ from migration_plans.mapping import PLANS_DIR
 from strangler_proxy.compare import CompareRules, compare_responses
 from strangler_proxy.exchange import CapturedRequest, CapturedResponse
 from strangler_proxy.shadow_store import Outcome, OutcomeKind, ShadowResults
-
-monolith_metadata = sa.MetaData()
-service_metadata = sa.MetaData()
-_ID = sa.BigInteger().with_variant(sa.Integer, "sqlite")
-
-catalog_category = sa.Table(
-    "catalog_category",
+from tests.reconciler.reconcile_tables import (
+    catalog_category,
+    catalog_product,
+    categories,
     monolith_metadata,
-    sa.Column("id", _ID, primary_key=True),
-    sa.Column("name", sa.String(200), nullable=False),
-    sa.Column("slug", sa.String(200), nullable=False),
-    sa.Column("description", sa.Text, nullable=True),
-)
-catalog_product = sa.Table(
-    "catalog_product",
-    monolith_metadata,
-    sa.Column("id", _ID, primary_key=True),
-    sa.Column("sku", sa.String(64), nullable=False),
-    sa.Column("name", sa.String(200), nullable=False),
-    sa.Column("description", sa.Text, nullable=True),
-    sa.Column("price", sa.Numeric(10, 2), nullable=False),
-    sa.Column("is_active", sa.Boolean, nullable=False),
-    sa.Column("category_id", sa.BigInteger, nullable=True),
-    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
-)
-categories = sa.Table(
-    "categories",
+    products,
     service_metadata,
-    sa.Column("id", sa.Integer, primary_key=True),
-    sa.Column("name", sa.String(200), nullable=False),
-    sa.Column("slug", sa.String(200), nullable=False),
-    sa.Column("description", sa.Text, nullable=True),
 )
-products = sa.Table(
-    "products",
-    service_metadata,
-    sa.Column("id", sa.Integer, primary_key=True),
-    sa.Column("sku", sa.String(64), nullable=False),
-    sa.Column("title", sa.String(200), nullable=False),
-    sa.Column("description", sa.Text, nullable=True),
-    sa.Column("price_cents", sa.Integer, nullable=False),
-    sa.Column("status", sa.String(16), nullable=False),
-    sa.Column("category_id", sa.Integer, nullable=True),
-    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
-)
+
 STAMP = datetime(2026, 11, 1, 9, 30, tzinfo=UTC)
 
 
