@@ -25,7 +25,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol
 
 import aiohttp
 import yarl
@@ -39,10 +39,12 @@ from strangler_proxy.shadow_store import Outcome, OutcomeKind, ShadowResults
 
 __all__ = [
     "SHADOW_HEADER",
+    "Mirror",
     "MirrorEngine",
     "MirrorMetrics",
     "ShadowRoute",
     "Submitted",
+    "admission",
     "forwardable_headers",
 ]
 
@@ -101,14 +103,23 @@ class MirrorMetrics:
         self.queue_depth = Gauge(
             "strangler_shadow_queue_depth", "Copies waiting for a mirror worker.", registry=registry
         )
+        self.sidecar_deaths = PromCounter(
+            "strangler_shadow_sidecar_deaths",
+            "Mirror sidecar processes that died while the proxy ran (each is replaced).",
+            registry=registry,
+        )
         self._children: dict[tuple[str, str], Any] = {}
 
     def count(self, route: str, outcome: str) -> None:
         """One outcome (labelled children cached: ``labels()`` is slow for a hot path)."""
+        self.add(route, outcome, 1)
+
+    def add(self, route: str, outcome: str, amount: float) -> None:
+        """``amount`` outcomes at once (deltas reported by a mirror sidecar)."""
         child = self._children.get((route, outcome))
         if child is None:
             child = self._children[(route, outcome)] = self.outcomes.labels(route, outcome)
-        child.inc()
+        child.inc(amount)
 
 
 _default_metrics: MirrorMetrics | None = None
@@ -127,6 +138,36 @@ def forwardable_headers(
 ) -> list[tuple[str, str]]:
     """Request headers to replay upstream: without hop-by-hop, Host and Content-Length."""
     return [(key, value) for key, value in headers if key.lower() not in _HOP_BY_HOP]
+
+
+def admission(route: ShadowRoute, method: str, sample: Callable[[], float]) -> Submitted:
+    """``QUEUED`` when a request of ``method`` on ``route`` is mirrored, else why not."""
+    if method.upper() not in SAFE_METHODS and not route.side_effect_free:
+        return Submitted.UNSAFE
+    if route.sample_rate < 1.0 and sample() >= route.sample_rate:
+        return Submitted.SAMPLED_OUT
+    return Submitted.QUEUED
+
+
+class Mirror(Protocol):
+    """What the proxy's :class:`~strangler_proxy.shadow.Shadowing` needs of a mirror:
+    :class:`MirrorEngine` (in the proxy's loop) or
+    :class:`~strangler_proxy.mirror_client.MirrorProcess` (a sidecar process)."""
+
+    def admit(self, route: ShadowRoute, method: str) -> Submitted: ...
+
+    def start(self) -> None: ...
+
+    def submit(
+        self,
+        route: ShadowRoute,
+        request: CapturedRequest,
+        primary: CapturedResponse,
+        *,
+        admitted: bool = False,
+    ) -> Submitted: ...
+
+    async def close(self, drain_timeout: float = 5.0) -> None: ...
 
 
 def join_url(base: str, path: str) -> str:
@@ -215,14 +256,14 @@ class MirrorEngine:
 
     def admit(self, route: ShadowRoute, method: str) -> Submitted:
         """Whether a request of ``method`` on ``route`` is mirrored (counts the refusals)."""
-        if method.upper() not in SAFE_METHODS and not route.side_effect_free:
-            outcome = Submitted.UNSAFE
-        elif route.sample_rate < 1.0 and self._sample() >= route.sample_rate:
-            outcome = Submitted.SAMPLED_OUT
-        else:
-            return Submitted.QUEUED
-        self._count(route.name, outcome.value)
+        outcome = admission(route, method, self._sample)
+        if outcome is not Submitted.QUEUED:
+            self._count(route.name, outcome.value)
         return outcome
+
+    def record_dropped(self, route: str, context: str, count: int) -> None:
+        """Copies dropped before they reached this engine: into the store, not the metrics."""
+        self._pending_drops[(route, context)] += count
 
     def _count(self, route: str, outcome: str) -> None:
         self.stats[outcome] += 1

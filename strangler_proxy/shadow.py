@@ -4,8 +4,12 @@ The proxy asks :meth:`Shadowing.begin` once per request. For a route with a
 ``shadow:`` block (and a buffered request body) it gets a :class:`Tap`: a ``send``
 wrapper that passes every message to the client unchanged and keeps a copy of the
 response, up to ``max_response_bytes``. After the response is complete the proxy
-calls :meth:`Tap.finish`, which hands request copy and response to the
-:class:`~strangler_proxy.mirror.MirrorEngine` (never awaited; a full queue drops).
+calls :meth:`Tap.finish`, which hands request copy and response to the mirror
+(never awaited; a full queue drops). By default the mirror is a sidecar process at a
+lower CPU priority (:class:`~strangler_proxy.mirror_client.MirrorProcess` running the
+:class:`~strangler_proxy.mirror.MirrorEngine`), so mirroring and comparing never
+take the proxy's event loop; ``STRANGLER_SHADOW_MODE=inline`` runs the engine in
+the proxy's loop instead.
 
     tap = shadowing.begin(route, method, path_qs, body, send, headers_for_upstream)
     status = await forward(..., send=tap.send if tap else send)
@@ -34,23 +38,29 @@ from prometheus_client import CollectorRegistry
 from strangler_proxy.captures import CaptureError
 from strangler_proxy.compare import CompareRules
 from strangler_proxy.exchange import CapturedRequest, CapturedResponse
-from strangler_proxy.mirror import MirrorEngine, MirrorMetrics, ShadowRoute, Submitted
+from strangler_proxy.mirror import Mirror, MirrorEngine, MirrorMetrics, ShadowRoute, Submitted
+from strangler_proxy.mirror_client import MirrorProcess
 from strangler_proxy.noise import NoiseLearner
 from strangler_proxy.recorder import FlowRecorder
 from strangler_proxy.shadow_store import DEFAULT_PREFIX, ShadowResults
 
-__all__ = ["ShadowSettings", "Shadowing", "Tap", "shadow_routes"]
+__all__ = ["MODES", "ShadowSettings", "Shadowing", "Tap", "shadow_routes"]
 
 log = logging.getLogger("strangler.shadow")
 
 Message = MutableMapping[str, Any]
 Send = Callable[[Message], Awaitable[None]]
+MODES = ("process", "inline")
 
 
 @dataclass(frozen=True)
 class ShadowSettings:
     """Process-wide mirror settings (``STRANGLER_SHADOW_*``; the store at
-    ``STRANGLER_SHADOW_REDIS_URL``, else ``STRANGLER_REDIS_URL``)."""
+    ``STRANGLER_SHADOW_REDIS_URL``, else ``STRANGLER_REDIS_URL``).
+
+    ``mode``: ``process`` (a sidecar at ``nice`` more niceness, fed through a buffer
+    of ``buffer_bytes``) or ``inline`` (the engine in the proxy's event loop).
+    """
 
     queue_size: int = 1000
     concurrency: int = 4
@@ -60,6 +70,9 @@ class ShadowSettings:
     redis_url: str | None = None
     prefix: str = DEFAULT_PREFIX
     record_file: Path = Path(f"var/record/proxy-{os.getpid()}.flows")
+    mode: str = "process"
+    nice: int = 10
+    buffer_bytes: int = 1024 * 1024
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ShadowSettings:
@@ -80,7 +93,17 @@ class ShadowSettings:
             or None,
             prefix=env.get("STRANGLER_SHADOW_PREFIX", DEFAULT_PREFIX),
             record_file=Path(env.get("STRANGLER_RECORD_FILE") or cls.record_file),
+            mode=_mode(env.get("STRANGLER_SHADOW_MODE") or cls.mode),
+            nice=int(number("NICE", cls.nice)),
+            buffer_bytes=int(number("BUFFER_BYTES", cls.buffer_bytes)),
         )
+
+
+def _mode(raw: str) -> str:
+    mode = raw.strip().lower()
+    if mode not in MODES:
+        raise ValueError(f"STRANGLER_SHADOW_MODE={raw!r}: use one of {', '.join(MODES)}")
+    return mode
 
 
 def _shadow_route(table: Any, context: str, route: Any) -> ShadowRoute | None:
@@ -204,12 +227,28 @@ class Tap:
         return self._owner.engine.submit(self._route, self._request, response, admitted=True)
 
 
+def _inline_engine(
+    settings: ShadowSettings, environ: Mapping[str, str] | None, metrics: MirrorMetrics | None
+) -> MirrorEngine:
+    from strangler_proxy.shadow_backend import open_store
+
+    store: ShadowResults = open_store(prefix=settings.prefix, environ=environ)
+    return MirrorEngine(
+        store=store,
+        noise=NoiseLearner(),
+        queue_size=settings.queue_size,
+        concurrency=settings.concurrency,
+        timeout=settings.timeout,
+        metrics=metrics,
+    )
+
+
 class Shadowing:
     """The proxy's side of mirroring and recording: route plans, size caps, taps, lifecycle."""
 
     def __init__(
         self,
-        engine: MirrorEngine,
+        engine: Mirror,
         settings: ShadowSettings | None = None,
         *,
         recorder: FlowRecorder | None = None,
@@ -227,27 +266,26 @@ class Shadowing:
     def from_env(
         cls, environ: Mapping[str, str] | None = None, *, registry: CollectorRegistry | None = None
     ) -> Shadowing:
-        """An engine recording into the results store the environment selects
+        """A mirror recording into the results store the environment selects
         (:mod:`strangler_proxy.shadow_backend`: Redis when ``STRANGLER_REDIS_URL`` is
-        set, else the control-plane database).
+        set, else the control-plane database): a sidecar process, or the engine in
+        this process when ``STRANGLER_SHADOW_MODE=inline``.
 
         ``registry``: the proxy's Prometheus registry (the ``strangler_shadow_*`` series).
         Recording writes to ``STRANGLER_RECORD_FILE`` (default
         ``var/record/proxy-<pid>.flows``), started when a route first asks for it.
         """
-        from strangler_proxy.shadow_backend import open_store
-
         settings = ShadowSettings.from_env(environ)
-        store: ShadowResults = open_store(prefix=settings.prefix, environ=environ)
-        engine = MirrorEngine(
-            store=store,
-            noise=NoiseLearner(),
-            queue_size=settings.queue_size,
-            concurrency=settings.concurrency,
-            timeout=settings.timeout,
-            metrics=MirrorMetrics(registry) if registry is not None else None,
-        )
-        return cls(engine, settings)
+        metrics = MirrorMetrics(registry) if registry is not None else None
+        if settings.mode == "process":
+            mirror = MirrorProcess(
+                environ=os.environ if environ is None else environ,
+                metrics=metrics,
+                buffer_bytes=settings.buffer_bytes,
+                nice=settings.nice,
+            )
+            return cls(mirror, settings)
+        return cls(_inline_engine(settings, environ, metrics), settings)
 
     def sync(self, table: Any) -> None:
         """Take the shadow and record blocks of a (re)loaded route table.

@@ -1,0 +1,178 @@
+"""The mirror sidecar: the proxy's :class:`~strangler_proxy.mirror.MirrorEngine`, in its own process.
+
+Started by :class:`~strangler_proxy.mirror_client.MirrorProcess` with one end of a
+socket pair; reads copies from it (:mod:`strangler_proxy.mirror_wire`), mirrors and
+compares them with the unchanged engine (its bounded queue, its concurrency, its
+noise learner, its results store from the environment) and reports outcome counts
+back every 100 ms, so they reach the proxy's metrics.
+
+It lowers its own CPU priority (``--nice``) so that under load the primary path
+wins the cores and copies are dropped instead. It exits when the proxy goes: end of
+file on the socket (the proxy closed it or died), the parent-death signal, or
+SIGTERM; each drains the queue for up to ``STRANGLER_SHADOW_DRAIN`` seconds (5).
+
+    python -m strangler_proxy.mirror_worker --fd 5 --parent 1234 --nice 10
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import ctypes
+import logging
+import os
+import signal
+import socket
+import sys
+from collections import Counter
+from typing import Any
+
+from prometheus_client import CollectorRegistry
+
+from strangler_proxy.exchange import CapturedRequest, CapturedResponse
+from strangler_proxy.mirror import MirrorEngine, MirrorMetrics, ShadowRoute
+from strangler_proxy.mirror_wire import FrameReader, encode
+
+__all__ = ["DeltaMetrics", "SidecarProtocol", "main"]
+
+log = logging.getLogger("strangler.shadow.sidecar")
+
+_REPORT_SECONDS = 0.1
+_PR_SET_PDEATHSIG = 1
+
+
+class DeltaMetrics(MirrorMetrics):
+    """The engine's metrics, kept as deltas to send to the proxy (a private registry)."""
+
+    def __init__(self) -> None:
+        super().__init__(CollectorRegistry())
+        self.deltas: Counter[tuple[str, str]] = Counter()
+
+    def add(self, route: str, outcome: str, amount: float) -> None:
+        self.deltas[(route, outcome)] += int(amount)
+
+    def take(self) -> dict[tuple[str, str], int]:
+        """The deltas since the last call."""
+        taken, self.deltas = dict(self.deltas), Counter()
+        return taken
+
+
+class SidecarProtocol(asyncio.Protocol):
+    """Turns frames from the proxy into engine submissions; end of file ends the run."""
+
+    def __init__(self, engine: MirrorEngine, done: asyncio.Event) -> None:
+        self.engine = engine
+        self.done = done
+        self.routes: dict[int, ShadowRoute] = {}
+        self.reader = FrameReader()
+
+    def data_received(self, data: bytes) -> None:
+        for message in self.reader.feed(data):
+            self._handle(message)
+
+    def _handle(self, message: tuple[Any, ...]) -> None:
+        kind = message[0]
+        if kind == "job":
+            _, key, method, path, headers, body, status, response_headers, response_body = message
+            request = CapturedRequest(method, path, headers, body)
+            response = CapturedResponse(status, response_headers, response_body)
+            self.engine.submit(self.routes[key], request, response, admitted=True)
+        elif kind == "route":
+            self.routes[message[1]] = message[2]
+        elif kind == "drops":
+            for (route, context), count in message[1].items():
+                self.engine.record_dropped(route, context, count)
+
+    def eof_received(self) -> bool:
+        self.done.set()
+        return True  # keep our side open: the last counts still go back
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.done.set()
+
+
+def _report(transport: asyncio.Transport, engine: MirrorEngine, metrics: DeltaMetrics) -> None:
+    deltas = metrics.take()
+    if deltas and not transport.is_closing():
+        transport.write(encode(("counts", deltas, engine.queue_depth)))
+
+
+async def _reporter(
+    transport: asyncio.Transport, engine: MirrorEngine, metrics: DeltaMetrics
+) -> None:
+    while True:
+        await asyncio.sleep(_REPORT_SECONDS)
+        _report(transport, engine, metrics)
+
+
+def _engine(metrics: DeltaMetrics) -> MirrorEngine:
+    from strangler_proxy.noise import NoiseLearner
+    from strangler_proxy.shadow import ShadowSettings
+    from strangler_proxy.shadow_backend import open_store
+
+    settings = ShadowSettings.from_env()
+    return MirrorEngine(
+        store=open_store(prefix=settings.prefix),
+        noise=NoiseLearner(),
+        queue_size=settings.queue_size,
+        concurrency=settings.concurrency,
+        timeout=settings.timeout,
+        metrics=metrics,
+    )
+
+
+async def run(sock: socket.socket, drain_timeout: float) -> None:
+    """Mirror what arrives on ``sock`` until end of file or SIGTERM, then drain and report."""
+    loop = asyncio.get_running_loop()
+    done = asyncio.Event()
+    loop.add_signal_handler(signal.SIGTERM, done.set)
+    metrics = DeltaMetrics()
+    engine = _engine(metrics)
+    engine.start()
+    transport, _ = await loop.connect_accepted_socket(lambda: SidecarProtocol(engine, done), sock)
+    reporter = asyncio.create_task(_reporter(transport, engine, metrics))
+    await done.wait()
+    await engine.close(drain_timeout)
+    reporter.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await reporter
+    _report(transport, engine, metrics)
+    transport.close()
+
+
+def _die_with_parent(parent: int) -> None:
+    """SIGTERM when the proxy dies (Linux); exit now if it already has."""
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    if os.getppid() != parent:
+        sys.exit(0)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: ``--fd`` (socket to the proxy), ``--parent`` (its pid), ``--nice``."""
+    parser = argparse.ArgumentParser(prog="python -m strangler_proxy.mirror_worker")
+    parser.add_argument("--fd", type=int, required=True)
+    parser.add_argument("--parent", type=int, required=True)
+    parser.add_argument("--nice", type=int, default=10)
+    args = parser.parse_args(argv)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the proxy, which closes us
+    _die_with_parent(args.parent)
+    if args.nice:
+        os.nice(args.nice)
+    logging.basicConfig(
+        stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(name)s %(message)s"
+    )
+    drain = float(os.environ.get("STRANGLER_SHADOW_DRAIN") or 5.0)
+    sock = socket.socket(fileno=args.fd)
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(run(sock, drain))
+    else:
+        uvloop.run(run(sock, drain))
+
+
+if __name__ == "__main__":
+    main()
