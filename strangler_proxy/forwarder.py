@@ -1,10 +1,12 @@
-"""Forwarding to upstreams: one aiohttp ClientSession (keep-alive pool) per upstream.
+"""Forwarding to upstreams: one keep-alive pool (:mod:`strangler_proxy.upstream_client`)
+per upstream.
 
-Sessions never decompress, never keep cookies, never follow redirects: the proxy
-passes bytes through. Upstream errors become :mod:`strangler_proxy.exceptions` at this
-boundary: connect failures (:class:`UpstreamConnectFailed`, safe to fall back),
-timeouts, broken connections. A response is streamed to the client unless it is
-small and of known length.
+The pools pass bytes through: no decompression, no cookies, no redirects. Upstream
+errors become :mod:`strangler_proxy.exceptions` at this boundary: connect failures
+(:class:`UpstreamConnectFailed`, safe to fall back), timeouts, broken connections. A
+response is streamed to the client unless it is small and of known length. The
+token check's whoami call (:mod:`strangler_proxy.auth`) uses an aiohttp session per
+upstream, created on first use: it is cached and off the hot path.
 
     forwarder = Forwarder()
     forwarder.sync(table)           # pools and breakers for the table's upstreams
@@ -15,9 +17,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 import yarl
@@ -30,12 +34,19 @@ from strangler_proxy.exceptions import (
 )
 from strangler_proxy.headers import client_headers
 from strangler_proxy.routes import RouteTable, Upstream
+from strangler_proxy.upstream_client import (
+    ClientLimits,
+    ConnectFailed,
+    Disconnected,
+    ProtocolError,
+    UpstreamClient,
+    UpstreamResponse,
+)
 
 log = logging.getLogger("strangler.proxy")
 
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 _SKIP_AUTO = frozenset({"User-Agent", "Accept", "Accept-Encoding", "Content-Type"})
-_STREAM_CHUNK = 64 * 1024
 _SAFE = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
@@ -61,12 +72,30 @@ class Outgoing:
 
 
 class UpstreamPool:
-    """An upstream's settings and its lazily created session."""
+    """An upstream's settings, its forwarding pool and (for whoami) an aiohttp session."""
 
     def __init__(self, name: str, upstream: Upstream) -> None:
         self.name = name
         self.upstream = upstream
+        self._client: UpstreamClient | None = None
         self._session: aiohttp.ClientSession | None = None
+
+    @property
+    def client(self) -> UpstreamClient:
+        """The forwarding pool, created in the running loop on first use."""
+        if self._client is None:
+            parts = urlsplit(self.upstream.url)
+            https = parts.scheme == "https"
+            timeouts = self.upstream.timeouts
+            self._client = UpstreamClient(
+                parts.hostname or "127.0.0.1",
+                parts.port or (443 if https else 80),
+                ClientLimits(
+                    connect=timeouts.connect, read=timeouts.read, pool_size=self.upstream.pool_size
+                ),
+                ssl=ssl.create_default_context() if https else None,
+            )
+        return self._client
 
     @property
     def session(self) -> aiohttp.ClientSession:
@@ -90,6 +119,8 @@ class UpstreamPool:
         return yarl.URL(self.upstream.base_url + target, encoded=True)
 
     async def close(self) -> None:
+        if self._client is not None:
+            await self._client.close()
         if self._session is not None:
             await self._session.close()
 
@@ -164,33 +195,29 @@ class Forwarder:
             breaker.record(ok=False)
             raise translate(exc, name) from exc
         breaker.record(ok=response.status not in pool.upstream.breaker.failure_statuses)
-        async with response:
+        try:
             await self._relay(name, response, outgoing.request_id, send)
+        finally:
+            response.release()
         return response.status
 
-    async def _request(self, pool: UpstreamPool, outgoing: Outgoing) -> aiohttp.ClientResponse:
+    async def _request(self, pool: UpstreamPool, outgoing: Outgoing) -> UpstreamResponse:
         # A pooled connection the upstream closed (idle timeout, restart, crash) fails
-        # on use with a disconnect or a reset: a replayable request gets one more try on
-        # a fresh connection, which either works or fails to connect (and may fall back).
+        # on use before any byte of a response: a replayable request gets one more try,
+        # which either works or fails to connect (and may fall back).
         attempts = 2 if outgoing.replayable else 1
         for attempt in range(attempts):
             try:
-                return await pool.session.request(
-                    outgoing.method,
-                    pool.url(outgoing.target),
-                    headers=outgoing.headers,
-                    data=outgoing.body,
-                    allow_redirects=False,
+                return await pool.client.request(
+                    outgoing.method, outgoing.target, outgoing.headers, outgoing.body
                 )
-            except aiohttp.ClientConnectorError:
-                raise
-            except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError):
-                if attempt + 1 == attempts:
+            except Disconnected as exc:
+                if not exc.before_response or attempt + 1 == attempts:
                     raise
         raise AssertionError("unreachable")
 
     async def _relay(
-        self, name: str, response: aiohttp.ClientResponse, request_id: str, send: Send
+        self, name: str, response: UpstreamResponse, request_id: str, send: Send
     ) -> None:
         headers = client_headers(response.raw_headers, request_id)
         length = response.content_length
@@ -206,9 +233,9 @@ class Forwarder:
             return
         await send({"type": "http.response.start", "status": response.status, "headers": headers})
         try:
-            async for chunk in response.content.iter_chunked(_STREAM_CHUNK):
+            async for chunk in response.chunks():
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
-        except (TimeoutError, aiohttp.ClientError) as exc:
+        except (TimeoutError, OSError, ProtocolError) as exc:
             raise StreamBroken(f"upstream broke the response stream: {exc!r}") from exc
         await send({"type": "http.response.body", "body": b""})
 
@@ -218,11 +245,11 @@ def _pool_settings(upstream: Upstream) -> tuple[object, ...]:
 
 
 def translate(exc: BaseException, name: str) -> Exception:
-    """An aiohttp/asyncio error as the proxy error the client gets."""
-    if isinstance(exc, aiohttp.ConnectionTimeoutError | aiohttp.ClientConnectorError):
+    """A client/asyncio error as the proxy error the client gets."""
+    if isinstance(exc, ConnectFailed):
         return UpstreamConnectFailed(f"could not connect to upstream {name!r}")
     if isinstance(exc, TimeoutError):
         return UpstreamTimeout(f"upstream {name!r} did not answer in time")
-    if isinstance(exc, aiohttp.ClientError | OSError):
+    if isinstance(exc, OSError | ProtocolError):
         return UpstreamFailed(f"upstream {name!r} failed: {type(exc).__name__}")
     return exc if isinstance(exc, Exception) else UpstreamFailed()
