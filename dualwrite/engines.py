@@ -20,14 +20,19 @@ from sqlalchemy.engine import make_url
 from migration_plans.databases import sqlalchemy_url
 
 
-def relay_engine(url: str, *, pool_size: int = 5) -> Engine:
-    """A read-write engine for ``url`` (``postgresql://`` or ``sqlite:///``)."""
+def relay_engine(url: str, *, pool_size: int = 5, async_commit: bool = False) -> Engine:
+    """A read-write engine for ``url`` (``postgresql://`` or ``sqlite:///``).
+
+    ``async_commit``: PostgreSQL sessions run with ``synchronous_commit = off`` (only
+    for writes a crash may lose, such as the relay's outbox marks).
+    """
     parsed = make_url(sqlalchemy_url(url))
     if parsed.get_backend_name() != "sqlite":
+        options = "-c TimeZone=UTC" + (" -c synchronous_commit=off" if async_commit else "")
         return create_engine(
             parsed,
             pool_size=pool_size,
-            connect_args={"options": "-c TimeZone=UTC", "connect_timeout": 5},
+            connect_args={"options": options, "connect_timeout": 5},
         )
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)

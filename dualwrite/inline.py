@@ -53,11 +53,8 @@ class InlineRelay:
             self.wake.wait(self.relay.settings.poll_interval * 10)
             self.wake.clear()
             try:
-                while not self.stopped.is_set():
-                    events = self.relay.pending(self.direction)
-                    if not events:
-                        break
-                    self.loop.apply_batch(self.direction, events)
+                while not self.stopped.is_set() and self.loop.apply_next(self.direction):
+                    pass
             except StoreUnavailable as exc:
                 log.warning("inline relay: %s (the relay loop will retry)", exc)
             except Exception:

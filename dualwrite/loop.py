@@ -52,7 +52,8 @@ class Waiter:
         self.urls = [url for url in urls if url.startswith(("postgresql", "postgres"))]
         self.connections: dict[str, psycopg.Connection[Any]] = {}
 
-    def _connect(self) -> None:
+    def connect(self) -> None:
+        """LISTEN on every PostgreSQL URL not listened to yet (again after a lost connection)."""
         for url in self.urls:
             if url in self.connections and not self.connections[url].closed:
                 continue
@@ -62,7 +63,8 @@ class Waiter:
                 self.connections[url] = conn
 
     def wait(self, timeout: float) -> None:
-        self._connect()
+        """Return when a NOTIFY arrived since the last wait, or after ``timeout`` seconds."""
+        self.connect()
         live = [conn for conn in self.connections.values() if not conn.closed]
         if not live:
             time.sleep(timeout)
@@ -135,7 +137,11 @@ class RelayLoop:
             raise failures[0]
 
     def _run_lane(self, directions: tuple[Direction, ...], stop: threading.Event) -> None:
-        waiter = Waiter([self.settings.monolith_url, self.settings.service_url])
+        # A lane wakes only for its own source's events; LISTEN before the first pass,
+        # so an event committed while that pass runs still wakes the wait after it.
+        urls = {"monolith": self.settings.monolith_url, "service": self.settings.service_url}
+        waiter = Waiter([urls[direction.source] for direction in directions])
+        waiter.connect()
         delay = 0.0
         try:
             while not stop.is_set():
@@ -160,16 +166,24 @@ class RelayLoop:
             monolith_events = direction is Direction.MONOLITH_TO_SERVICE
             if self.mode == "celery" and monolith_events and self.relay.backfill_running():
                 continue  # (inline: the relay itself holds them back, under its lock)
-            events = self.relay.pending(direction)
-            if not events:
+            if self.mode == "inline":
+                handled += self.apply_next(direction)
                 continue
-            if self.mode == "celery":
+            events = self.relay.pending(direction)
+            if events:
                 self._hand_off(direction, events)
                 handled += len(events)
-            else:
-                handled += self.apply_batch(direction, events)
         self.sweep(lanes)
         return handled
+
+    def apply_next(self, direction: Direction) -> int:
+        """Apply the next pending batch in one locked pass; on a failure, isolate its keys."""
+        try:
+            return len(self.relay.apply_next(direction))
+        except ApplyFailed:
+            pass
+        events = self.relay.pending(direction)
+        return self.apply_batch(direction, events) if events else 0
 
     def apply_batch(self, direction: Direction, events: list[Event]) -> int:
         """Apply ``events``; keys that fail go to Celery with backoff, the others go through.
