@@ -8,10 +8,11 @@ app answering 1 KB of JSON (uvicorn, httptools, uvloop), and the seeded monolith
 /api/v1/products/1/``). Targets: direct, strangler (``python -m strangler_proxy
 serve``, access log off; ``strangler_2w``: ``--workers 2``), ``mitmdump --mode reverse:URL`` from ``.venv-mitm`` and
 nginx (one worker, upstream keep-alive, access log off) when installed; a missing
-peer is reported under ``"missing"``. Concurrency 1, 16, 64. Prints JSON: req/s, p50
-and p99 latency in ms, and req/s as a ratio to direct.
+peer is reported under ``"missing"``. Concurrency 1, 16, 64, each cell run ``--rounds`` times (default 3) with the
+targets interleaved; medians reported. Prints JSON: req/s, p50 and p99 latency in
+ms, and req/s as a ratio to direct.
 
-    .venv/bin/python bench/proxy.py                   # about 3 minutes
+    .venv/bin/python bench/proxy.py                   # about 8 minutes
     .venv/bin/python bench/proxy.py --duration 2 --concurrency 16 --upstreams trivial
 """
 
@@ -248,22 +249,44 @@ def targets(
         yield found
 
 
+def median_cell(cells: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per-metric medians of one cell's rounds, errors summed."""
+    middle = {
+        key: statistics.median(cell[key] for cell in cells) for key in ("rps", "p50_ms", "p99_ms")
+    }
+    return {
+        **{key: round(value, 3) for key, value in middle.items()},
+        "errors": sum(cell.get("errors", 0) for cell in cells),
+        "rounds": len(cells),
+    }
+
+
 def measure(
     load: Callable[[str, int, float], dict[str, float]],
     found: dict[str, str],
     path: str,
     concurrency: list[int],
     duration: float,
+    rounds: int = 1,
 ) -> dict[str, dict[str, dict[str, float]]]:
-    table: dict[str, dict[str, dict[str, float]]] = {}
-    for name, base in found.items():
-        table[name] = {}
+    """Every target at every concurrency, ``rounds`` times interleaved; medians.
+
+    Interleaving puts drift in the machine's load (and the upstream's warm-up) on
+    every target alike instead of on whichever ran first.
+    """
+    for base in found.values():
         load(base + path, 4, min(1.0, duration))  # warm pools and caches
+    runs: dict[str, dict[str, list[dict[str, Any]]]] = {name: {} for name in found}
+    for _ in range(rounds):
         for connections in concurrency:
-            table[name][f"c={connections}"] = load(base + path, connections, duration)
-            print(
-                f"  {name:10} c={connections:<3} {table[name][f'c={connections}']}", file=sys.stderr
-            )
+            for name, base in found.items():
+                cell = load(base + path, connections, duration)
+                runs[name].setdefault(f"c={connections}", []).append(cell)
+                print(f"  {name:12} c={connections:<3} {cell}", file=sys.stderr)
+    table = {
+        name: {key: median_cell(cells) for key, cells in by_key.items()}
+        for name, by_key in runs.items()
+    }
     for cells in table.values():
         for key, cell in cells.items():
             direct = table["direct"][key]["rps"]
@@ -279,6 +302,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 16, 64])
     parser.add_argument("--upstreams", nargs="+", default=["trivial", "monolith"])
     parser.add_argument("--generator", choices=["auto", "wrk", "python"], default="auto")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (medians)")
     args = parser.parse_args()
 
     missing: list[str] = []
@@ -289,6 +313,7 @@ def main() -> None:
     report: dict[str, Any] = {
         "generator": "wrk -t1" if use_wrk else "python asyncio+aiohttp",
         "duration_s": args.duration,
+        "rounds": args.rounds,
         "machine": {
             "cpus": os.cpu_count(),
             "python": platform.python_version(),
@@ -309,7 +334,7 @@ def main() -> None:
                 with targets(url, path, logs, workdir, missing) as found:
                     report["results"][upstream_name] = {
                         "path": path,
-                        **measure(load, found, path, args.concurrency, args.duration),
+                        **measure(load, found, path, args.concurrency, args.duration, args.rounds),
                     }
             finally:
                 process.stop()
