@@ -12,7 +12,8 @@ A request's path through the modules:
     auth.py        Authorization: Token -> signed X-Strangler-Identity (identity.py)
     headers.py     hop-by-hop and untrusted headers, X-Forwarded-*, framing checks
     body.py        request bodies, read whole or streamed, capped
-    forwarder.py   one aiohttp session per upstream; breaker.py per upstream
+    forwarder.py   one pool per upstream (upstream_client.py); breaker.py per upstream
+    upstream_client.py  keep-alive HTTP/1.1 client: asyncio protocol + httptools
     app.py         the ASGI app; admin.py, metrics.py; server.py runs it under uvicorn
     exceptions.py  the errors the proxy answers itself
 
