@@ -6,12 +6,16 @@ compares them with the unchanged engine (its bounded queue, its concurrency, its
 noise learner, its results store from the environment) and reports outcome counts
 back every 100 ms, so they reach the proxy's metrics.
 
-It lowers its own CPU priority (``--nice``) so that under load the primary path
-wins the cores and copies are dropped instead. It exits when the proxy goes: end of
+It lowers its own CPU priority so that under load the primary path wins the cores
+and copies are dropped instead: ``--sched idle`` (the default) puts it in Linux's
+``SCHED_IDLE`` class, where it runs only on a core nothing else wants and any
+waking proxy task preempts it at once; ``--nice`` adds niceness (alone, with
+``--sched normal``, a niced sidecar still holds a core for its time slice when the
+proxy wakes, which shows in the proxy's p99). It exits when the proxy goes: end of
 file on the socket (the proxy closed it or died), the parent-death signal, or
 SIGTERM; each drains the queue for up to ``STRANGLER_SHADOW_DRAIN`` seconds (5).
 
-    python -m strangler_proxy.mirror_worker --fd 5 --parent 1234 --nice 10
+    python -m strangler_proxy.mirror_worker --fd 5 --parent 1234 --sched idle --nice 10
 """
 
 from __future__ import annotations
@@ -34,12 +38,13 @@ from strangler_proxy.exchange import CapturedRequest, CapturedResponse
 from strangler_proxy.mirror import MirrorEngine, MirrorMetrics, ShadowRoute
 from strangler_proxy.mirror_wire import FrameReader, encode
 
-__all__ = ["DeltaMetrics", "SidecarProtocol", "main"]
+__all__ = ["SCHEDULING", "DeltaMetrics", "SidecarProtocol", "lower_priority", "main"]
 
 log = logging.getLogger("strangler.shadow.sidecar")
 
 _REPORT_SECONDS = 0.1
 _PR_SET_PDEATHSIG = 1
+SCHEDULING = ("idle", "normal")
 
 
 class DeltaMetrics(MirrorMetrics):
@@ -150,20 +155,31 @@ def _die_with_parent(parent: int) -> None:
         sys.exit(0)
 
 
+def lower_priority(sched: str, nice: int) -> None:
+    """``SCHED_IDLE`` when ``sched`` is ``idle`` (where the OS has it), then ``nice``."""
+    if sched == "idle" and hasattr(os, "SCHED_IDLE"):
+        try:
+            os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+        except OSError as exc:
+            log.warning("cannot enter SCHED_IDLE (%s): niceness only", exc)
+    if nice:
+        os.nice(nice)
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Entry point: ``--fd`` (socket to the proxy), ``--parent`` (its pid), ``--nice``."""
+    """Entry point: ``--fd`` (socket to the proxy), ``--parent`` (its pid), priority."""
     parser = argparse.ArgumentParser(prog="python -m strangler_proxy.mirror_worker")
     parser.add_argument("--fd", type=int, required=True)
     parser.add_argument("--parent", type=int, required=True)
     parser.add_argument("--nice", type=int, default=10)
+    parser.add_argument("--sched", choices=SCHEDULING, default="idle")
     args = parser.parse_args(argv)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the proxy, which closes us
     _die_with_parent(args.parent)
-    if args.nice:
-        os.nice(args.nice)
     logging.basicConfig(
         stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(name)s %(message)s"
     )
+    lower_priority(args.sched, args.nice)
     drain = float(os.environ.get("STRANGLER_SHADOW_DRAIN") or 5.0)
     sock = socket.socket(fileno=args.fd)
     try:

@@ -40,6 +40,7 @@ from strangler_proxy.compare import CompareRules
 from strangler_proxy.exchange import CapturedRequest, CapturedResponse
 from strangler_proxy.mirror import Mirror, MirrorEngine, MirrorMetrics, ShadowRoute, Submitted
 from strangler_proxy.mirror_client import MirrorProcess
+from strangler_proxy.mirror_worker import SCHEDULING
 from strangler_proxy.noise import NoiseLearner
 from strangler_proxy.recorder import FlowRecorder
 from strangler_proxy.shadow_store import DEFAULT_PREFIX, ShadowResults
@@ -58,8 +59,9 @@ class ShadowSettings:
     """Process-wide mirror settings (``STRANGLER_SHADOW_*``; the store at
     ``STRANGLER_SHADOW_REDIS_URL``, else ``STRANGLER_REDIS_URL``).
 
-    ``mode``: ``process`` (a sidecar at ``nice`` more niceness, fed through a buffer
-    of ``buffer_bytes``) or ``inline`` (the engine in the proxy's event loop).
+    ``mode``: ``process`` (a sidecar in scheduling class ``sched``, ``idle`` or
+    ``normal``, at ``nice`` more niceness, fed through a buffer of ``buffer_bytes``)
+    or ``inline`` (the engine in the proxy's event loop).
     """
 
     queue_size: int = 1000
@@ -72,6 +74,7 @@ class ShadowSettings:
     record_file: Path = Path(f"var/record/proxy-{os.getpid()}.flows")
     mode: str = "process"
     nice: int = 10
+    sched: str = "idle"
     buffer_bytes: int = 1024 * 1024
 
     @classmethod
@@ -93,17 +96,18 @@ class ShadowSettings:
             or None,
             prefix=env.get("STRANGLER_SHADOW_PREFIX", DEFAULT_PREFIX),
             record_file=Path(env.get("STRANGLER_RECORD_FILE") or cls.record_file),
-            mode=_mode(env.get("STRANGLER_SHADOW_MODE") or cls.mode),
+            mode=_choice("MODE", env.get("STRANGLER_SHADOW_MODE") or cls.mode, MODES),
             nice=int(number("NICE", cls.nice)),
+            sched=_choice("SCHED", env.get("STRANGLER_SHADOW_SCHED") or cls.sched, SCHEDULING),
             buffer_bytes=int(number("BUFFER_BYTES", cls.buffer_bytes)),
         )
 
 
-def _mode(raw: str) -> str:
-    mode = raw.strip().lower()
-    if mode not in MODES:
-        raise ValueError(f"STRANGLER_SHADOW_MODE={raw!r}: use one of {', '.join(MODES)}")
-    return mode
+def _choice(name: str, raw: str, choices: tuple[str, ...]) -> str:
+    value = raw.strip().lower()
+    if value not in choices:
+        raise ValueError(f"STRANGLER_SHADOW_{name}={raw!r}: use one of {', '.join(choices)}")
+    return value
 
 
 def _shadow_route(table: Any, context: str, route: Any) -> ShadowRoute | None:
@@ -283,6 +287,7 @@ class Shadowing:
                 metrics=metrics,
                 buffer_bytes=settings.buffer_bytes,
                 nice=settings.nice,
+                sched=settings.sched,
             )
             return cls(mirror, settings)
         return cls(_inline_engine(settings, environ, metrics), settings)
