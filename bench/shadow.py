@@ -2,12 +2,33 @@
 
 Three proxies in front of the same trivial upstream (1 KB of JSON): shadowing off,
 shadowing every request to a healthy shadow upstream, and to a shadow upstream
-slowed by 200 ms. Same load generator as ``bench/proxy.py`` (wrk when installed).
-Prints JSON: req/s, p50 and p99 of the primary path, their ratio to "off", and the
-mirror's own counters (queued, dropped, matched) from the proxy's metrics.
+slowed by 200 ms. The mirror runs as the proxy runs it by default: a sidecar
+process in ``SCHED_IDLE`` (``--mode inline``: in the proxy's event loop). Two loads:
 
-    .venv/bin/python bench/shadow.py                       # about two minutes
-    .venv/bin/python bench/shadow.py --duration 3 --concurrency 1 16 --sample-rate 0.1
+- closed loop, the generator of ``bench/proxy.py`` (wrk when installed) at each
+  ``--concurrency``: c=16 saturates this machine, so it shows what the primary pays
+  when the cores are all taken;
+- open loop at a fixed ``--rate`` below saturation (Python, asyncio + aiohttp;
+  latency counted from each request's scheduled start, so a stall is not hidden).
+
+Target (issue 7): p99 with shadowing on at most 10% above "off". A control cell,
+``off_idle_burner``, measures "off" while a busy loop runs in ``SCHED_IDLE``: the
+cost on this machine of any CPU work at the lowest priority, which no sidecar
+priority can get under.
+
+The shadow upstream stands in for another host, but here it shares the two cores
+with the primary path. ``--shadow-priority normal idle`` (the default) runs the
+whole matrix twice: with the shadow upstreams at normal priority (what this box
+really does), and in ``SCHED_IDLE`` (``chrt --idle 0``), closer to a candidate on
+its own machine. Both are in the JSON, under ``by_shadow_priority``.
+
+Prints JSON: req/s, p50 and p99 of the primary path and their ratio to "off", per
+cell the mirror's counters from the proxy's metrics (``offered`` copies, ``dropped``:
+not mirrored because the sidecar's buffer or queue was full, ``compared``), and
+whether the target held.
+
+    .venv/bin/python bench/shadow.py                       # about five minutes
+    .venv/bin/python bench/shadow.py --duration 3 --concurrency 16 --shadow-priority normal
     .venv/bin/python bench/proxy.py --shadow               # the same, after the proxy cells
 """
 
@@ -19,11 +40,12 @@ import json
 import os
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import urllib.request
-from collections.abc import Awaitable, Callable, MutableMapping
-from contextlib import ExitStack
+from collections.abc import Awaitable, Callable, Iterator, MutableMapping
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +59,9 @@ from migration_plans.processes import ManagedProcess, free_port  # noqa: E402
 
 ADMIN_TOKEN = "bench-shadow-admin-token-0123456789"
 SLOW_SECONDS = 0.2
+TARGET_P99_RATIO = 1.10
+PRIORITIES = ("normal", "idle")
+CELLS = ("off", "healthy", "slow_200ms", "off_idle_burner")
 
 
 async def slow_app(
@@ -53,13 +78,16 @@ async def slow_app(
     await send({"type": "http.response.body", "body": PAYLOAD})
 
 
-def slow_upstream(logs: Path) -> tuple[ManagedProcess, str]:
+def shadow_upstream(app: str, logs: Path, priority: str) -> tuple[ManagedProcess, str]:
+    """A shadow upstream (``proxy:trivial_app`` or ``shadow:slow_app``), ``SCHED_IDLE`` if asked."""
     port = free_port()
-    argv = [sys.executable, "-m", "uvicorn", "shadow:slow_app", "--app-dir", str(BENCH)]
+    argv = [sys.executable, "-m", "uvicorn", app, "--app-dir", str(BENCH)]
     argv += ["--port", str(port), "--no-access-log", "--log-level", "warning"]
     argv += ["--loop", "uvloop", "--http", "httptools"]
+    if priority == "idle":
+        argv = ["chrt", "--idle", "0", *argv]
     url = f"http://127.0.0.1:{port}"
-    return start(argv, "slow-shadow", url + "/", logs, timeout=30), url
+    return start(argv, f"shadow-{app.split(':')[1]}", url + "/", logs, timeout=30), url
 
 
 def routes_yaml(primary: str, shadow: str | None, sample_rate: float) -> str:
@@ -74,14 +102,19 @@ def routes_yaml(primary: str, shadow: str | None, sample_rate: float) -> str:
 
 
 def proxy(
-    primary: str, shadow: str | None, sample_rate: float, logs: Path, workdir: Path
+    primary: str,
+    shadow: str | None,
+    sample_rate: float,
+    logs: Path,
+    workdir: Path,
+    mode: str = "process",
 ) -> tuple[ManagedProcess, str]:
     routes = workdir / f"routes-{free_port()}.yaml"
     routes.write_text(routes_yaml(primary, shadow, sample_rate))
     port = free_port()
     argv = [sys.executable, "-m", "strangler_proxy", "serve", "--routes", str(routes)]
     argv += ["--port", str(port), "--no-access-log"]
-    env = {**os.environ, "STRANGLER_ADMIN_TOKEN": ADMIN_TOKEN}
+    env = {**os.environ, "STRANGLER_ADMIN_TOKEN": ADMIN_TOKEN, "STRANGLER_SHADOW_MODE": mode}
     env.pop("STRANGLER_REDIS_URL", None)  # compare only: no store round trips in the figures
     url = f"http://127.0.0.1:{port}"
     return start(argv, "strangler", url + "/_strangler/health", logs, env=env), url
@@ -108,10 +141,170 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def median_cell(cells: list[dict[str, float]]) -> dict[str, float]:
+def open_loop(url: str, rate: float, duration: float) -> dict[str, float]:
+    """GET ``url`` at a fixed ``rate`` for ``duration`` s, whatever the answers' pace.
+
+    Latency runs from each request's scheduled start, so a stall in the proxy shows in
+    every request scheduled during it (no coordinated omission).
+    """
+    import uvloop
+
+    return uvloop.run(_open_loop(url, rate, duration))
+
+
+async def _open_loop(url: str, rate: float, duration: float) -> dict[str, float]:
+    import aiohttp
+
+    loop = asyncio.get_running_loop()
+    latencies: list[float] = []
+    errors = 0
+
+    async def one(session: aiohttp.ClientSession, at: float) -> None:
+        nonlocal errors
+        try:
+            async with session.get(url) as response:
+                await response.read()
+                errors += response.status >= 400
+        except aiohttp.ClientError:
+            errors += 1
+            return
+        latencies.append(loop.time() - at)
+
+    connector = aiohttp.TCPConnector(limit=512)
+    async with aiohttp.ClientSession(connector=connector, auto_decompress=False) as session:
+        start = loop.time() + 0.05
+        tasks = []
+        for index in range(int(rate * duration)):
+            at = start + index / rate
+            if at > loop.time():
+                await asyncio.sleep(at - loop.time())
+            tasks.append(asyncio.create_task(one(session, at)))
+        await asyncio.gather(*tasks)
+        elapsed = loop.time() - start
+    cuts = statistics.quantiles(latencies, n=100)
+    return {
+        "rps": round(len(latencies) / elapsed, 1),
+        "p50_ms": round(cuts[49] * 1000, 3),
+        "p99_ms": round(cuts[98] * 1000, 3),
+        "errors": errors,
+    }
+
+
+def mirror_delta(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    """What the mirror did with one cell's copies (counts reported by the sidecar lag ~0.1 s)."""
+
+    def grew(*outcomes: str) -> float:
+        return sum(after.get(o, 0) - before.get(o, 0) for o in outcomes)
+
+    return {
+        "offered": grew("queued", "dropped"),
+        "dropped": grew("dropped"),
+        "compared": grew("matched", "mismatched"),
+        "shadow_errors": grew("shadow_error"),
+    }
+
+
+def median_cell(cells: list[dict[str, Any]]) -> dict[str, Any]:
     keys = ("rps", "p50_ms", "p99_ms", "proxy_cpu_us_per_request")
     middle = {key: round(statistics.median(cell[key] for cell in cells), 3) for key in keys}
-    return {**middle, "errors": sum(cell.get("errors", 0) for cell in cells), "rounds": len(cells)}
+    mirror: dict[str, float] = {}
+    for cell in cells:
+        for key, value in cell.get("mirror", {}).items():
+            mirror[key] = mirror.get(key, 0) + value
+    found: dict[str, Any] = {**middle, "errors": sum(cell.get("errors", 0) for cell in cells)}
+    if mirror:
+        share = mirror["dropped"] / mirror["offered"] if mirror["offered"] else 0.0
+        found["mirror"] = {**mirror, "dropped_share": round(share, 3)}
+    return {**found, "rounds": len(cells)}
+
+
+Load = Callable[[str], dict[str, float]]
+
+
+def measure_cell(process: ManagedProcess, url: str, load: Load, duration: float) -> dict[str, Any]:
+    """One load on one proxy: latency, the proxy's CPU per request, the mirror's counts."""
+    counters = shadow_counters(url)
+    before = cpu_seconds(process.pid)
+    cell: dict[str, Any] = dict(load(url + "/"))
+    spent = cpu_seconds(process.pid) - before
+    cell["proxy_cpu_us_per_request"] = spent * 1e6 / max(1.0, cell["rps"] * duration)
+    delta = mirror_delta(counters, shadow_counters(url))
+    if delta["offered"]:
+        cell["mirror"] = delta
+    return cell
+
+
+def _ratios(results: dict[str, Any], loads: list[str]) -> None:
+    for name in ("healthy", "slow_200ms", "off_idle_burner"):
+        for key in loads:
+            base, cell = results["off"][key], results[name][key]
+            for metric in ("p50_ms", "p99_ms", "rps"):
+                ratio = cell[metric] / base[metric] if base[metric] else 0.0
+                cell[f"{metric.split('_')[0]}_vs_off"] = round(ratio, 3)
+            cell["p99_target_met"] = cell["p99_vs_off"] <= TARGET_P99_RATIO
+
+
+def run_matrix(
+    loads: dict[str, Load],
+    duration: float,
+    sample_rate: float,
+    rounds: int,
+    mode: str,
+    priority: str,
+) -> dict[str, Any]:
+    """Cells ``off``, ``healthy``, ``slow_200ms`` per load, with ratios to ``off``.
+
+    The three proxies run side by side and the cells are measured in turn, ``rounds``
+    times, reporting medians: drift in the machine's load hits every cell alike.
+    """
+    results: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory(prefix="strangler-bench-shadow-") as tmp, ExitStack() as stack:
+        workdir = Path(tmp)
+        logs = workdir / "logs"
+        process, primary, _ = trivial_upstream(logs)
+        stack.callback(process.stop)
+        shadows: dict[str, str | None] = {"off": None}
+        for name, app in (("healthy", "proxy:trivial_app"), ("slow_200ms", "shadow:slow_app")):
+            process, shadows[name] = shadow_upstream(app, logs, priority)
+            stack.callback(process.stop)
+        proxies: dict[str, tuple[ManagedProcess, str]] = {}
+        for name, shadow in shadows.items():
+            proxies[name] = proxy(primary, shadow, sample_rate, logs, workdir, mode)
+            stack.callback(proxies[name][0].stop)
+            next(iter(loads.values()))(proxies[name][1] + "/")  # warm pools, start the sidecar
+        cells: dict[str, dict[str, list[dict[str, Any]]]] = {name: {} for name in CELLS}
+        for _ in range(rounds):
+            for key, load in loads.items():
+                for name in CELLS:
+                    process, url = proxies[name.removesuffix("_idle_burner")]
+                    with idle_burner(name.endswith("_idle_burner")):
+                        cell = measure_cell(process, url, load, duration)
+                    print(f"  shadow[{priority}] {name:16} {key:<12} {cell}", file=sys.stderr)
+                    cells[name].setdefault(key, []).append(cell)
+        for name in CELLS:
+            results[name] = {key: median_cell(found) for key, found in cells[name].items()}
+        for name, (_, url) in proxies.items():
+            results[name]["mirror_totals"] = shadow_counters(url)
+    _ratios(results, list(loads))
+    return results
+
+
+@contextmanager
+def idle_burner(wanted: bool) -> Iterator[None]:
+    """A busy loop in ``SCHED_IDLE`` while the block runs (when ``wanted``).
+
+    The control cell ``off_idle_burner``: what CPU work at the lowest priority alone
+    does to the primary on this machine (the floor under any mirror sidecar).
+    """
+    if not wanted:
+        yield
+        return
+    burner = subprocess.Popen(["chrt", "--idle", "0", sys.executable, "-c", "while True: pass"])
+    try:
+        yield
+    finally:
+        burner.kill()
+        burner.wait()
 
 
 def run_shadow(
@@ -120,49 +313,41 @@ def run_shadow(
     duration: float,
     sample_rate: float = 1.0,
     rounds: int = 3,
+    *,
+    rate: float = 800.0,
+    mode: str = "process",
+    priorities: tuple[str, ...] = PRIORITIES,
 ) -> dict[str, Any]:
-    """Cells ``off``, ``healthy``, ``slow_200ms`` per concurrency, with ratios to ``off``.
-
-    The three proxies run side by side and the cells are measured in turn, ``rounds``
-    times, reporting medians: drift in the machine's load hits every cell alike.
-    """
-    results: dict[str, Any] = {"sample_rate": sample_rate, "slow_shadow_s": SLOW_SECONDS}
-    with tempfile.TemporaryDirectory(prefix="strangler-bench-shadow-") as tmp, ExitStack() as stack:
-        workdir = Path(tmp)
-        logs = workdir / "logs"
-        process, primary, _ = trivial_upstream(logs)
-        stack.callback(process.stop)
-        process, healthy, _ = trivial_upstream(logs)
-        stack.callback(process.stop)
-        process, slow = slow_upstream(logs)
-        stack.callback(process.stop)
-        proxies: dict[str, tuple[ManagedProcess, str]] = {}
-        for name, shadow in (("off", None), ("healthy", healthy), ("slow_200ms", slow)):
-            proxies[name] = proxy(primary, shadow, sample_rate, logs, workdir)
-            stack.callback(proxies[name][0].stop)
-            load(proxies[name][1] + "/", 4, min(1.0, duration))  # warm pools
-        cells: dict[str, dict[str, list[dict[str, float]]]] = {name: {} for name in proxies}
-        for _ in range(rounds):
-            for c in concurrency:
-                for name, (process, url) in proxies.items():
-                    before = cpu_seconds(process.pid)
-                    cell = load(url + "/", c, duration)
-                    spent = cpu_seconds(process.pid) - before
-                    cell["proxy_cpu_us_per_request"] = (
-                        spent * 1e6 / max(1.0, cell["rps"] * duration)
-                    )
-                    print(f"  shadow {name:10} c={c:<3} {cell}", file=sys.stderr)
-                    cells[name].setdefault(f"c={c}", []).append(cell)
-        for name, (_, url) in proxies.items():
-            results[name] = {key: median_cell(found) for key, found in cells[name].items()}
-            results[name]["mirror"] = shadow_counters(url)
-    for name in ("healthy", "slow_200ms"):
-        for key in (f"c={c}" for c in concurrency):
-            base, cell = results["off"][key], results[name][key]
-            for metric in ("p50_ms", "p99_ms", "rps"):
-                ratio = cell[metric] / base[metric] if base[metric] else 0.0
-                cell[f"{metric.split('_')[0]}_vs_off"] = round(ratio, 3)
-    return results
+    """The whole matrix once per shadow-upstream priority, with the target's verdicts."""
+    loads: dict[str, Load] = {
+        f"c={c}": (lambda url, c=c: load(url, c, duration)) for c in concurrency
+    }
+    if rate > 0:
+        loads[f"open_{rate:g}rps"] = lambda url: open_loop(url, rate, duration)
+    report: dict[str, Any] = {
+        "mode": mode,
+        "sidecar": "SCHED_IDLE, nice +10" if mode == "process" else "none (inline)",
+        "sample_rate": sample_rate,
+        "slow_shadow_s": SLOW_SECONDS,
+        "target": f"p99 with shadowing <= {TARGET_P99_RATIO:g} x off",
+        "shadow_priority_note": (
+            "normal: the shadow upstreams compete for this box's 2 cores with the primary "
+            "path; idle: they run in SCHED_IDLE (chrt --idle 0), standing in for a candidate "
+            "on another host"
+        ),
+        "by_shadow_priority": {},
+    }
+    verdicts: dict[str, dict[str, bool]] = {}
+    for priority in priorities:
+        results = run_matrix(loads, duration, sample_rate, rounds, mode, priority)
+        report["by_shadow_priority"][priority] = results
+        verdicts[priority] = {
+            f"{name} {key}": results[name][key]["p99_target_met"]
+            for name in ("healthy", "slow_200ms")
+            for key in loads
+        }
+    report["p99_target_met"] = verdicts
+    return report
 
 
 def main() -> None:
@@ -171,9 +356,18 @@ def main() -> None:
     )
     parser.add_argument("--duration", type=float, default=5.0, help="seconds per cell")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 16])
+    parser.add_argument("--generator", choices=["auto", "wrk", "python"], default="auto")
     parser.add_argument("--sample-rate", type=float, default=1.0)
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (medians)")
-    parser.add_argument("--generator", choices=["auto", "wrk", "python"], default="auto")
+    parser.add_argument("--rate", type=float, default=800.0, help="open-loop req/s (0: none)")
+    parser.add_argument("--mode", choices=["process", "inline"], default="process")
+    parser.add_argument(
+        "--shadow-priority",
+        choices=PRIORITIES,
+        nargs="+",
+        default=list(PRIORITIES),
+        help="shadow upstreams at normal priority, in SCHED_IDLE, or both (default)",
+    )
     args = parser.parse_args()
     use_wrk = args.generator == "wrk" or (args.generator == "auto" and shutil.which("wrk"))
     load = run_wrk if use_wrk else run_python
@@ -181,7 +375,16 @@ def main() -> None:
         "generator": "wrk -t1" if use_wrk else "python asyncio+aiohttp",
         "duration_s": args.duration,
         "machine": {"cpus": os.cpu_count(), "load_avg": os.getloadavg()},
-        "shadow": run_shadow(load, args.concurrency, args.duration, args.sample_rate, args.rounds),
+        "shadow": run_shadow(
+            load,
+            args.concurrency,
+            args.duration,
+            args.sample_rate,
+            args.rounds,
+            rate=args.rate,
+            mode=args.mode,
+            priorities=tuple(args.shadow_priority),
+        ),
     }
     print(json.dumps(report, indent=2))
 
