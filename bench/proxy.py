@@ -303,6 +303,9 @@ def main() -> None:
     parser.add_argument("--upstreams", nargs="+", default=["trivial", "monolith"])
     parser.add_argument("--generator", choices=["auto", "wrk", "python"], default="auto")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (medians)")
+    parser.add_argument(
+        "--shadow", action="store_true", help="then shadowing off vs on (bench/shadow.py)"
+    )
     args = parser.parse_args()
 
     missing: list[str] = []
@@ -338,6 +341,10 @@ def main() -> None:
                     }
             finally:
                 process.stop()
+    if args.shadow:
+        from shadow import run_shadow  # bench/shadow.py imports this module: import it late
+
+        report["shadow"] = run_shadow(load, [1, 16], args.duration, rounds=args.rounds)
     print(json.dumps(report, indent=2))
 
 
