@@ -356,6 +356,11 @@ class Backfill:
         table, key = _quote(pair.service_table), _quote(pair.key.service)
         columns = ", ".join(_quote(name) for name in pair.service_columns)
         with target.cursor() as cursor:
+            # The chunk's rows and its checkpoint commit in this one transaction, so a crash
+            # that loses this asynchronous commit loses both together: the resume starts
+            # from the previous checkpoint and copies the chunk again. (WAL is sequential:
+            # any later synchronous commit, such as the relay's, makes this one durable.)
+            cursor.execute("SET LOCAL synchronous_commit = off")
             if count:
                 low = -(2**63) if last_key is None else int(last_key)
                 cursor.execute(

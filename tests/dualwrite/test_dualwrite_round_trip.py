@@ -239,3 +239,65 @@ def test_inline_relay_applies_service_writes_right_after_commit(pair: Any) -> No
     finally:
         inline.stop()
     pair.assert_in_sync(timeout=5)
+
+
+def test_relay_loop_wakes_on_notify_not_on_its_poll_interval(
+    pair: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Both outboxes NOTIFY on commit: with a 60 s poll interval, events still apply at once."""
+    import threading
+
+    from dualwrite.loop import RelayLoop
+    from migration_plans.processes import wait_until
+
+    relay = pair.relay(poll_interval=60.0)
+    passes: dict[Direction, int] = {direction: 0 for direction in Direction}
+    apply_next = relay.apply_next
+
+    def counted(direction: Direction) -> Any:
+        try:
+            return apply_next(direction)
+        finally:
+            passes[direction] += 1
+
+    monkeypatch.setattr(relay, "apply_next", counted)
+    stop = threading.Event()
+    thread = threading.Thread(target=RelayLoop(relay).run, args=(stop,))
+    thread.start()
+    try:
+        # Each lane LISTENs, then makes a first pass over the empty outboxes, then
+        # waits 60 s unless woken: from here on only a NOTIFY can get events applied.
+        wait_until(lambda: all(passes.values()), timeout=10, what="the lanes' first pass")
+        pair.monolith(
+            "INSERT INTO catalog_category (id, name, slug, description) "
+            "VALUES (7, 'N', 'n', 'woken')"
+        )
+        wait_until(
+            lambda: 7 in pair.rows("service")["categories"], timeout=5, what="monolith -> service"
+        )
+        service_write(
+            pair,
+            "UPDATE categories SET description = 'woken too' WHERE id = 7",
+            {},
+            table="categories",
+            key=7,
+            operation="update",
+        )
+        wait_until(
+            lambda: pair.rows("monolith")["categories"][7]["description"] == "woken too",
+            timeout=5,
+            what="service -> monolith",
+        )
+    finally:
+        stop.set()
+        for side in (pair.monolith, pair.service):  # wake the lanes so they see the stop
+            side("SELECT pg_notify('strangler_outbox', 'catalog')")
+        thread.join(timeout=30)
+    assert not thread.is_alive()
+    pair.assert_in_sync(timeout=5)
+
+
+def test_inline_relay_leaves_postgresql_to_the_notified_relay_loop(pair: Any) -> None:
+    from dualwrite.inline import start_inline_relay
+
+    assert start_inline_relay(pair.settings()) is None
