@@ -8,6 +8,12 @@ the queue is full the copy is dropped and counted. A fixed number of worker task
 for noise calibration, to a second primary), compare, and record the
 outcome in the results store.
 
+The proxy runs the engine in a sidecar process by default
+(:mod:`strangler_proxy.mirror_client` feeds :mod:`strangler_proxy.mirror_worker`) at
+the lowest CPU priority, so its work never runs in the proxy's event loop (it still
+uses the machine's cores); ``STRANGLER_SHADOW_MODE=inline`` runs it in the proxy's
+loop as below.
+
     engine = MirrorEngine(store=RedisShadowStore.from_url(url), concurrency=4)
     engine.start()                                         # inside the running loop
     engine.submit(route, request_copy, primary_response)   # on the request path
@@ -272,6 +278,11 @@ class MirrorEngine:
     @property
     def queue_depth(self) -> int:
         return self._queue.qsize()
+
+    @property
+    def queue_room(self) -> int:
+        """Copies the queue still takes."""
+        return self._queue.maxsize - self._queue.qsize()
 
     async def drain(self, timeout: float = 30.0) -> None:
         """Wait until every queued copy has been mirrored and recorded."""

@@ -30,13 +30,16 @@ import signal
 import socket
 import sys
 from collections import Counter
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from prometheus_client import CollectorRegistry
 
 from strangler_proxy.exchange import CapturedRequest, CapturedResponse
 from strangler_proxy.mirror import MirrorEngine, MirrorMetrics, ShadowRoute
 from strangler_proxy.mirror_wire import FrameReader, encode
+
+if TYPE_CHECKING:
+    from strangler_proxy.shadow import ShadowSettings
 
 __all__ = ["SCHEDULING", "DeltaMetrics", "SidecarProtocol", "lower_priority", "main"]
 
@@ -64,13 +67,33 @@ class DeltaMetrics(MirrorMetrics):
 
 
 class SidecarProtocol(asyncio.Protocol):
-    """Turns frames from the proxy into engine submissions; end of file ends the run."""
+    """Turns frames from the proxy into engine submissions; end of file ends the run.
+
+    Reading pauses while the engine's queue is full, so the socket and then the
+    proxy's buffer fill, and the proxy drops copies before it copies anything
+    (instead of pickling copies that this process would unpickle only to drop).
+    """
 
     def __init__(self, engine: MirrorEngine, done: asyncio.Event) -> None:
         self.engine = engine
         self.done = done
         self.routes: dict[int, ShadowRoute] = {}
         self.reader = FrameReader()
+        self.transport: asyncio.Transport | None = None
+        self.paused = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
+
+    def pause_when_full(self) -> None:
+        if not self.paused and self.engine.queue_room == 0 and self.transport is not None:
+            self.transport.pause_reading()
+            self.paused = True
+
+    def resume_when_half_empty(self, queue_size: int) -> None:
+        if self.paused and self.engine.queue_room * 2 >= queue_size and self.transport:
+            self.transport.resume_reading()
+            self.paused = False
 
     def data_received(self, data: bytes) -> None:
         for message in self.reader.feed(data):
@@ -83,6 +106,7 @@ class SidecarProtocol(asyncio.Protocol):
             request = CapturedRequest(method, path, headers, body)
             response = CapturedResponse(status, response_headers, response_body)
             self.engine.submit(self.routes[key], request, response, admitted=True)
+            self.pause_when_full()
         elif kind == "route":
             self.routes[message[1]] = message[2]
         elif kind == "drops":
@@ -104,19 +128,21 @@ def _report(transport: asyncio.Transport, engine: MirrorEngine, metrics: DeltaMe
 
 
 async def _reporter(
-    transport: asyncio.Transport, engine: MirrorEngine, metrics: DeltaMetrics
+    transport: asyncio.Transport,
+    protocol: SidecarProtocol,
+    metrics: DeltaMetrics,
+    queue_size: int,
 ) -> None:
     while True:
         await asyncio.sleep(_REPORT_SECONDS)
-        _report(transport, engine, metrics)
+        _report(transport, protocol.engine, metrics)
+        protocol.resume_when_half_empty(queue_size)
 
 
-def _engine(metrics: DeltaMetrics) -> MirrorEngine:
+def _engine(metrics: DeltaMetrics, settings: ShadowSettings) -> MirrorEngine:
     from strangler_proxy.noise import NoiseLearner
-    from strangler_proxy.shadow import ShadowSettings
     from strangler_proxy.shadow_backend import open_store
 
-    settings = ShadowSettings.from_env()
     return MirrorEngine(
         store=open_store(prefix=settings.prefix),
         noise=NoiseLearner(),
@@ -132,11 +158,16 @@ async def run(sock: socket.socket, drain_timeout: float) -> None:
     loop = asyncio.get_running_loop()
     done = asyncio.Event()
     loop.add_signal_handler(signal.SIGTERM, done.set)
+    from strangler_proxy.shadow import ShadowSettings
+
+    settings = ShadowSettings.from_env()
     metrics = DeltaMetrics()
-    engine = _engine(metrics)
+    engine = _engine(metrics, settings)
     engine.start()
-    transport, _ = await loop.connect_accepted_socket(lambda: SidecarProtocol(engine, done), sock)
-    reporter = asyncio.create_task(_reporter(transport, engine, metrics))
+    transport, protocol = await loop.connect_accepted_socket(
+        lambda: SidecarProtocol(engine, done), sock
+    )
+    reporter = asyncio.create_task(_reporter(transport, protocol, metrics, settings.queue_size))
     await done.wait()
     await engine.close(drain_timeout)
     reporter.cancel()

@@ -282,6 +282,9 @@ class Shadowing:
         settings = ShadowSettings.from_env(environ)
         metrics = MirrorMetrics(registry) if registry is not None else None
         if settings.mode == "process":
+            from strangler_proxy.shadow_backend import store_url
+
+            store_url(environ)  # a bad store setting fails here, not in a restarting sidecar
             mirror = MirrorProcess(
                 environ=os.environ if environ is None else environ,
                 metrics=metrics,

@@ -18,7 +18,7 @@ import pytest
 
 from migration_plans.processes import ManagedProcess, wait_until
 from strangler_proxy.mirror_wire import FrameReader, encode
-from strangler_proxy.shadow import ShadowSettings
+from strangler_proxy.shadow import Shadowing, ShadowSettings
 
 from .conftest import Shops
 from .test_proxy_shadow import ADMIN_TOKEN, mirror_counters, start_proxy
@@ -170,3 +170,5 @@ def test_the_mirror_mode_and_scheduling_come_from_the_environment() -> None:
     assert (settings.mode, settings.sched) == ("inline", "normal")
     with pytest.raises(ValueError, match="STRANGLER_SHADOW_MODE"):
         ShadowSettings.from_env({"STRANGLER_SHADOW_MODE": "thread"})
+    with pytest.raises(ValueError, match="STRANGLER_SHADOW_STORE"):  # not in the sidecar
+        Shadowing.from_env({"STRANGLER_SHADOW_STORE": "mongo"})
