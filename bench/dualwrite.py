@@ -218,61 +218,77 @@ async def _service_write(client: aiohttp.ClientSession, key: int, n: int) -> Non
         response.raise_for_status()
 
 
-async def generate_writes(monolith: str, base: str, rate: float, total: int) -> dict[str, Any]:
-    """Open-loop load: write ``n`` starts at ``n / rate`` s whether or not earlier ones finished.
+class LoadGenerator:
+    """Open-loop writes: write ``n`` starts at ``n / rate`` s whether or not earlier ones finished.
 
     Even writes are monolith-internal SQL (captured by the triggers, products 501-1000),
-    odd ones are service PATCHes (products 1-500). The achieved rate counts only the
-    writes that succeeded, over the time from the first start to the last completion.
+    odd ones are service PATCHes (products 1-500). Connections are opened once and
+    kept across runs (warm-up, then measurement), as an application's pool would be.
     """
-    header = sign_identity(Identity(sub="bench"), key=KEY.encode(), ttl=3600)
-    pool: asyncio.Queue[psycopg.AsyncConnection[Any]] = asyncio.Queue()
-    for _ in range(8):
-        pool.put_nowait(await psycopg.AsyncConnection.connect(libpq_url(monolith), autocommit=True))
-    # aiohttp, not httpx: an httpx.AsyncClient cost ~4 ms of CPU per write here, which
-    # starved the scheduler on 2 cores (writes started seconds late).
-    client = aiohttp.ClientSession(
-        base_url=base,
-        headers={IDENTITY_HEADER: header},
-        connector=aiohttp.TCPConnector(limit=64),
-    )
-    lateness: list[float] = []
-    failures: list[BaseException] = []
 
-    async def write(n: int, due: float) -> None:
-        lateness.append((time.perf_counter() - due) * 1000)
-        try:
-            if n % 2:
-                await _service_write(client, 1 + n % 500, n)
-            else:
-                await _monolith_write(pool, 501 + n % 500)
-        except Exception as exc:  # counted, not fatal: the report says how many failed
-            failures.append(exc)
+    def __init__(self, monolith: str, base: str) -> None:
+        self.monolith = monolith
+        self.base = base
+        self.pool: asyncio.Queue[psycopg.AsyncConnection[Any]] = asyncio.Queue()
+        self.client: aiohttp.ClientSession | None = None
 
-    started = time.perf_counter()
-    tasks = []
-    try:
+    async def open(self) -> None:
+        for _ in range(8):
+            conn = await psycopg.AsyncConnection.connect(libpq_url(self.monolith), autocommit=True)
+            self.pool.put_nowait(conn)
+        header = sign_identity(Identity(sub="bench"), key=KEY.encode(), ttl=3600)
+        # aiohttp, not httpx: an httpx.AsyncClient cost ~4 ms of CPU per write here, which
+        # starved the scheduler on 2 cores (writes started seconds late).
+        self.client = aiohttp.ClientSession(
+            base_url=self.base,
+            headers={IDENTITY_HEADER: header},
+            connector=aiohttp.TCPConnector(limit=64),
+        )
+
+    async def close(self) -> None:
+        if self.client is not None:
+            await self.client.close()
+        while not self.pool.empty():
+            await self.pool.get_nowait().close()
+
+    async def run(self, rate: float, total: int) -> dict[str, Any]:
+        """``total`` writes at ``rate``/s. The achieved rate counts only the writes that
+        succeeded, over the time from the first start to the last completion."""
+        assert self.client is not None
+        client = self.client
+        lateness: list[float] = []
+        failures: list[BaseException] = []
+
+        async def write(n: int, due: float) -> None:
+            lateness.append((time.perf_counter() - due) * 1000)
+            try:
+                if n % 2:
+                    await _service_write(client, 1 + n % 500, n)
+                else:
+                    await _monolith_write(self.pool, 501 + n % 500)
+            except Exception as exc:  # counted, not fatal: the report says how many failed
+                failures.append(exc)
+
+        started = time.perf_counter()
+        tasks = []
         for n in range(total):
             due = started + n / rate
             await asyncio.sleep(max(0.0, due - time.perf_counter()))
             tasks.append(asyncio.create_task(write(n, due)))
         await asyncio.gather(*tasks)
         elapsed = time.perf_counter() - started
-    finally:
-        await client.close()
-        while not pool.empty():
-            await pool.get_nowait().close()
-    return {
-        "achieved_writes_per_s": round((total - len(failures)) / elapsed, 1),
-        "failed_writes": len(failures),
-        "start_lateness_p99_ms": round(percentile(lateness, 0.99), 3),
-    }
+        return {
+            "achieved_writes_per_s": round((total - len(failures)) / elapsed, 1),
+            "failed_writes": len(failures),
+            "start_lateness_p99_ms": round(percentile(lateness, 0.99), 3),
+        }
 
 
-def wait_applied(url: str, deadline: float) -> tuple[list[float], int]:
+def wait_applied(url: str, deadline: float, after: int = 0) -> tuple[list[float], int, int]:
     """Wait until the outbox at ``url`` has nothing unapplied (or ``deadline``).
 
-    Returns the lag (ms) of every applied event and how many were still unapplied.
+    Returns the lag (ms) of every applied event with an id above ``after``, how many
+    events were still unapplied, and the largest outbox id.
     """
     waiting = 0
     with psycopg.connect(libpq_url(url), autocommit=True) as conn:
@@ -286,36 +302,72 @@ def wait_applied(url: str, deadline: float) -> tuple[list[float], int]:
             time.sleep(0.2)
         rows = conn.execute(
             "SELECT extract(epoch FROM applied_at - created_at) * 1000 FROM strangler_outbox "
-            "WHERE status = 'applied'"
+            "WHERE status = 'applied' AND id > %s",
+            [after],
         ).fetchall()
-    return [float(row[0]) for row in rows], waiting
+        top = conn.execute("SELECT coalesce(max(id), 0) FROM strangler_outbox").fetchone()
+    return [float(row[0]) for row in rows], waiting, int(top[0]) if top else 0
 
 
-def bench_lag(admin: str, rate: float, seconds: float, created: list[str]) -> dict[str, Any]:
+async def _warm_then_measure(
+    monolith: str,
+    base: str,
+    rate: float,
+    warmup: float,
+    seconds: float,
+    outboxes: dict[str, str],
+) -> tuple[dict[str, Any], dict[str, int]]:
+    """Warm-up writes, drained; then the measured writes. Returns their figures and,
+    per outbox, the last id of the warm-up."""
+    generator = LoadGenerator(monolith, base)
+    await generator.open()
+    try:
+        await generator.run(rate, int(rate * warmup))
+        deadline = time.time() + 60
+        before = {
+            side: (await asyncio.to_thread(wait_applied, url, deadline))[2]
+            for side, url in outboxes.items()
+        }
+        return await generator.run(rate, int(rate * seconds)), before
+    finally:
+        await generator.close()
+
+
+def bench_lag(
+    admin: str, rate: float, seconds: float, created: list[str], warmup: float = 2.0
+) -> dict[str, Any]:
     monolith, service = make_pair(admin, "lag", created)
     seed(monolith, 1000)
     settings = RelaySettings(context="catalog", monolith_url=monolith, service_url=service)
     Backfill(settings).run(progress=False)
     relay = start_relay(monolith, service)
-    # As `strangler up` runs it: the service applies its own events right after commit.
+    # As `strangler up` runs it: inline relay setting on (on PostgreSQL the service then
+    # leaves its events to the relay loop, which its commits NOTIFY).
     process, base = start_service(
         monolith, service, STRANGLER_PHASE="dual_write", CATALOG_INLINE_RELAY="true"
     )
-    total = int(rate * seconds)
+    outboxes = {"monolith_to_service": monolith, "service_to_monolith": service}
     try:
-        load = asyncio.run(generate_writes(monolith, base, rate, total))
+        # Warm-up at the same rate (connections, statement caches, table reflection);
+        # its events are drained and left out of the figures.
+        load, before = asyncio.run(
+            _warm_then_measure(monolith, base, rate, warmup, seconds, outboxes)
+        )
         deadline = time.time() + 60
-        outboxes = {"monolith_to_service": monolith, "service_to_monolith": service}
-        drained = {side: wait_applied(url, deadline) for side, url in outboxes.items()}
+        drained = {
+            side: wait_applied(url, deadline, before[side]) for side, url in outboxes.items()
+        }
     finally:
         process.stop()
         relay.stop()
-    lags = {side: values for side, (values, _) in drained.items()}
+    lags = {side: values for side, (values, _, _) in drained.items()}
     every = [value for values in lags.values() for value in values]
     return {
         "target_writes_per_s": rate,
+        "seconds": seconds,
+        "warmup_seconds_excluded": warmup,
         **load,
-        "unapplied_after_drain": sum(waiting for _, waiting in drained.values()),
+        "unapplied_after_drain": sum(waiting for _, waiting, _ in drained.values()),
         "all": summary(every),
         **{side: summary(values) for side, values in lags.items() if values},
     }
