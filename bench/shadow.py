@@ -53,7 +53,14 @@ BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 sys.path.insert(0, str(BENCH.parent))
 
-from proxy import PAYLOAD, run_python, run_wrk, start, trivial_upstream  # noqa: E402
+from proxy import (  # noqa: E402
+    PAYLOAD,
+    latency_summary,
+    run_python,
+    run_wrk,
+    start,
+    trivial_upstream,
+)
 
 from migration_plans.processes import ManagedProcess, free_port  # noqa: E402
 
@@ -181,13 +188,7 @@ async def _open_loop(url: str, rate: float, duration: float) -> dict[str, float]
             tasks.append(asyncio.create_task(one(session, at)))
         await asyncio.gather(*tasks)
         elapsed = loop.time() - start
-    cuts = statistics.quantiles(latencies, n=100)
-    return {
-        "rps": round(len(latencies) / elapsed, 1),
-        "p50_ms": round(cuts[49] * 1000, 3),
-        "p99_ms": round(cuts[98] * 1000, 3),
-        "errors": errors,
-    }
+    return latency_summary(latencies, elapsed, errors)
 
 
 def mirror_delta(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
