@@ -153,7 +153,10 @@ class RelayLoop:
                     log.warning("database unavailable, retrying in %.1fs: %s", delay, exc)
                     stop.wait(delay)
                     continue
-                if not handled:
+                if handled < self.settings.batch_size:
+                    # A short batch drained the outbox as it was read; whatever commits
+                    # after that read NOTIFYs the waiter (LISTENing since before the
+                    # pass), so no empty pass is needed to find out.
                     waiter.wait(self.settings.poll_interval)
         finally:
             waiter.close()
