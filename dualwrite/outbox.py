@@ -34,9 +34,10 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    bindparam,
     func,
     insert,
-    text,
+    select,
 )
 from sqlalchemy import event as sa_event
 from sqlalchemy.orm import Session
@@ -143,28 +144,51 @@ class OutboxSink:
         row: Mapping[str, Any] | None,
         request_id: str | None = None,
     ) -> None:
-        session.execute(
-            insert(outbox_table).values(
-                event_id=str(uuid.uuid4()),
-                context=self.context,
-                aggregate_type=table,
-                aggregate_key=str(key),
-                operation=Operation(operation).value,
-                payload=encode_payload(row),
-                origin=self.origin.value,
-                request_id=request_id,
-                status=EventStatus.PENDING.value,
-                attempts=0,
-                created_at=datetime.now(UTC),
-            )
-        )
+        values = {
+            "event_id": str(uuid.uuid4()),
+            "context": self.context,
+            "aggregate_type": table,
+            "aggregate_key": str(key),
+            "operation": Operation(operation).value,
+            "payload": encode_payload(row),
+            "origin": self.origin.value,
+            "request_id": request_id,
+            "status": EventStatus.PENDING.value,
+            "attempts": 0,
+            "created_at": datetime.now(UTC),
+        }
         if session.get_bind().dialect.name == "postgresql":
-            session.execute(
-                text("SELECT pg_notify(:channel, :context)"),
-                {"channel": NOTIFY_CHANNEL, "context": self.context},
-            )
+            # One statement, one round trip: the event and the NOTIFY that wakes the relay.
+            session.execute(_PG_RECORD, {**values, "notify_channel": NOTIFY_CHANNEL})
+        else:
+            session.execute(insert(outbox_table).values(**values))
         _announce_after_commit(session, self.context)
 
+
+_RECORD_COLUMNS = (
+    "event_id",
+    "context",
+    "aggregate_type",
+    "aggregate_key",
+    "operation",
+    "payload",
+    "origin",
+    "request_id",
+    "status",
+    "attempts",
+    "created_at",
+)
+
+# INSERT ... SELECT <the event> FROM (SELECT pg_notify(channel, context)): the NOTIFY
+# (delivered at commit, like the row) costs no round trip of its own.
+_PG_RECORD = insert(outbox_table).from_select(
+    list(_RECORD_COLUMNS),
+    select(
+        *(bindparam(name, type_=outbox_table.c[name].type) for name in _RECORD_COLUMNS)
+    ).select_from(
+        select(func.pg_notify(bindparam("notify_channel"), bindparam("context"))).subquery()
+    ),
+)
 
 AfterCommitHook = Callable[[str], None]
 _after_commit_hooks: list[AfterCommitHook] = []
