@@ -49,7 +49,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.elements import BindParameter, ColumnElement
 
 from dualwrite.capture import RELAY_ORIGIN, relay_origin
 from dualwrite.config import Direction, RelaySettings
@@ -147,6 +147,48 @@ def _pending_statement() -> Any:
 
 
 _PENDING = _pending_statement()
+
+# The relay's other hot statements, built once (building one per call cost about as
+# much CPU as running it). Parameters: ctx (the context: "context" names a column),
+# keys (a list of (type, key) pairs) and the values.
+_KEYS: BindParameter[Any] = bindparam("keys", expanding=True)
+_GUARDS = select(
+    applied_table.c.aggregate_type, applied_table.c.aggregate_key, applied_table.c.last_event_id
+).where(
+    applied_table.c.context == bindparam("ctx"),
+    tuple_(applied_table.c.aggregate_type, applied_table.c.aggregate_key).in_(_KEYS),
+)
+_UNAPPLIED_OF_KEYS = (
+    outbox_table.c.context == bindparam("ctx"),
+    outbox_table.c.status.in_(UNAPPLIED),
+    tuple_(outbox_table.c.aggregate_type, outbox_table.c.aggregate_key).in_(_KEYS),
+)
+_OWN_UNAPPLIED = (
+    select(outbox_table.c.aggregate_type, outbox_table.c.aggregate_key)
+    .where(*_UNAPPLIED_OF_KEYS)
+    .distinct()
+)
+_SUPERSEDE = (
+    update(outbox_table)
+    .where(*_UNAPPLIED_OF_KEYS)
+    .values(status=SUPERSEDED, applied_at=bindparam("now"), last_error=bindparam("reason"))
+)
+_MARK = (
+    update(outbox_table)
+    .where(
+        outbox_table.c.id.in_(bindparam("ids", expanding=True)),
+        outbox_table.c.status.in_(UNAPPLIED),
+    )
+    .values(status=bindparam("new_status"), applied_at=bindparam("now"))
+)
+_BACKFILLING = (
+    select(func.count())
+    .select_from(backfill_table)
+    .where(
+        backfill_table.c.context == bindparam("ctx"),
+        backfill_table.c.finished_at.is_(None),
+    )
+)
 
 
 def _key_value(table: Table, column: str, key: str) -> Any:
@@ -340,15 +382,8 @@ class Relay:
         return results
 
     def _guards(self, conn: Connection, keys: list[tuple[str, str]]) -> dict[tuple[str, str], int]:
-        query = select(
-            applied_table.c.aggregate_type,
-            applied_table.c.aggregate_key,
-            applied_table.c.last_event_id,
-        ).where(
-            applied_table.c.context == self.context,
-            tuple_(applied_table.c.aggregate_type, applied_table.c.aggregate_key).in_(keys),
-        )
-        return {(row[0], row[1]): int(row[2]) for row in conn.execute(query)}
+        rows = conn.execute(_GUARDS, {"ctx": self.context, "keys": keys})
+        return {(row[0], row[1]): int(row[2]) for row in rows}
 
     def _save_guards(self, conn: Connection, guards: dict[tuple[str, str], int]) -> None:
         if not guards:
@@ -370,33 +405,21 @@ class Relay:
         self, conn: Connection, keys: list[tuple[str, str]]
     ) -> set[tuple[str, str]]:
         """Keys the target (the source of truth here) changed and has not relayed yet."""
-        query = (
-            select(outbox_table.c.aggregate_type, outbox_table.c.aggregate_key)
-            .where(
-                outbox_table.c.context == self.context,
-                outbox_table.c.status.in_(UNAPPLIED),
-                tuple_(outbox_table.c.aggregate_type, outbox_table.c.aggregate_key).in_(keys),
-            )
-            .distinct()
-        )
-        return {(row[0], row[1]) for row in conn.execute(query)}
+        rows = conn.execute(_OWN_UNAPPLIED, {"ctx": self.context, "keys": keys})
+        return {(row[0], row[1]) for row in rows}
 
     def _supersede_own(
         self, conn: Connection, keys: list[tuple[str, str]], direction: Direction
     ) -> None:
         """The truth's version just overwrote these rows: the target's own events lose."""
         conn.execute(
-            update(outbox_table)
-            .where(
-                outbox_table.c.context == self.context,
-                outbox_table.c.status.in_(UNAPPLIED),
-                tuple_(outbox_table.c.aggregate_type, outbox_table.c.aggregate_key).in_(keys),
-            )
-            .values(
-                status=SUPERSEDED,
-                applied_at=datetime.now(UTC),
-                last_error=f"superseded by the {direction.source}'s version (source of truth)",
-            )
+            _SUPERSEDE,
+            {
+                "ctx": self.context,
+                "keys": keys,
+                "now": datetime.now(UTC),
+                "reason": f"superseded by the {direction.source}'s version (source of truth)",
+            },
         )
 
     def table(self, side: str, pair: TableMapping, conn: Connection | None = None) -> Table:
@@ -451,11 +474,7 @@ class Relay:
             status = SUPERSEDED if result.outcome is Outcome.SUPERSEDED else "applied"
             by_status.setdefault(status, []).append(result.event.id)
         for status, ids in by_status.items():
-            conn.execute(
-                update(outbox_table)
-                .where(outbox_table.c.id.in_(ids), outbox_table.c.status.in_(UNAPPLIED))
-                .values(status=status, applied_at=now)
-            )
+            conn.execute(_MARK, {"ids": ids, "new_status": status, "now": now})
 
     def _observe(self, direction: Direction, results: list[Applied]) -> None:
         now = datetime.now(UTC)
@@ -643,29 +662,19 @@ class Relay:
             self._marks[side] = marks
         return marks.connect()
 
-    def _backfill_query(self) -> Any:
-        return (
-            select(func.count())
-            .select_from(backfill_table)
-            .where(
-                backfill_table.c.context == self.context,
-                backfill_table.c.finished_at.is_(None),
-            )
-        )
-
     def _backfill_running(self, conn: Connection) -> bool:
         """:meth:`backfill_running` inside ``conn``'s service transaction (no extra connection)."""
         if self._has_backfill_table is None:
             self._has_backfill_table = inspect(conn).has_table(backfill_table.name)
         if not self._has_backfill_table:
             return False
-        return bool(conn.execute(self._backfill_query()).scalar_one())
+        return bool(conn.execute(_BACKFILLING, {"ctx": self.context}).scalar_one())
 
     def backfill_running(self) -> bool:
         """True while a backfill of this context has unfinished tables (monolith events wait)."""
         with self._guarded("service") as conn:
             try:
-                count = conn.execute(self._backfill_query()).scalar_one()
+                count = conn.execute(_BACKFILLING, {"ctx": self.context}).scalar_one()
             except Exception as exc:
                 if is_unavailable(exc) and "no such table" not in str(exc):
                     raise
