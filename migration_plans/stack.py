@@ -305,7 +305,8 @@ class Stack:
         return {
             f"{prefix}_PHASE": plan.phase.value,
             f"{prefix}_REVERSE_SYNC": str(plan.reverse_sync).lower(),
-            # The service applies its own events right after commit: low relay lag.
+            # On SQLite the service applies its own events right after commit (low lag);
+            # on PostgreSQL it leaves them to the relay loop, which NOTIFY wakes at once.
             f"{prefix}_INLINE_RELAY": "true",
         }
 
