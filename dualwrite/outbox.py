@@ -165,7 +165,7 @@ class OutboxSink:
         _announce_after_commit(session, self.context)
 
 
-_RECORD_COLUMNS = (
+EVENT_COLUMNS = (
     "event_id",
     "context",
     "aggregate_type",
@@ -174,10 +174,10 @@ _RECORD_COLUMNS = (
     "payload",
     "origin",
     "request_id",
-    "status",
-    "attempts",
     "created_at",
 )
+"""What an event is, in the outbox and in the dead-letter table alike."""
+_RECORD_COLUMNS = (*EVENT_COLUMNS, "status", "attempts")
 
 # INSERT ... SELECT <the event> FROM (SELECT pg_notify(channel, context)): the NOTIFY
 # (delivered at commit, like the row) costs no round trip of its own.

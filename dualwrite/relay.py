@@ -57,7 +57,7 @@ from dualwrite.engines import relay_engine
 from dualwrite.events import Applied, Event, Outcome
 from dualwrite.exceptions import ApplyFailed, StoreUnavailable, is_unavailable
 from dualwrite.metrics import EVENTS, FAILURES, LAG
-from dualwrite.outbox import EventStatus, outbox_table
+from dualwrite.outbox import EVENT_COLUMNS, EventStatus, outbox_table
 from dualwrite.schema import applied_table, backfill_table, dead_letter_table
 from migration_plans.mapping import ContextMapping, TableMapping, mapping_for
 
@@ -550,22 +550,7 @@ class Relay:
             conn.execute(
                 insert(dead_letter_table).values(
                     outbox_id=row["id"],
-                    **{
-                        name: row[name]
-                        for name in (
-                            "event_id",
-                            "context",
-                            "aggregate_type",
-                            "aggregate_key",
-                            "operation",
-                            "payload",
-                            "origin",
-                            "request_id",
-                            "attempts",
-                            "last_error",
-                            "created_at",
-                        )
-                    },
+                    **{name: row[name] for name in (*EVENT_COLUMNS, "attempts", "last_error")},
                     dead_at=datetime.now(UTC),
                 )
             )
