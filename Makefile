@@ -61,7 +61,7 @@ bench-tools:
 
 bench: $(STAMP) $(MITM_STAMP) bench-tools
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,bench]'
-	$(BIN)/python bench/proxy.py
+	$(BIN)/python bench/proxy.py --shadow
 	$(BIN)/python bench/dualwrite.py
 	$(BIN)/python bench/reconcile.py
 
