@@ -170,6 +170,35 @@ def retry_dead(context: ContextArg) -> None:
 
 
 @app.command()
+def prune(
+    context: ContextArg,
+    older_than: Annotated[
+        str, typer.Option(help="Keep relayed events younger than this: 30m, 12h, 7d.")
+    ] = "7d",
+    batch_size: Annotated[
+        int, typer.Option(min=1, help="Events deleted per transaction.")
+    ] = 10_000,
+) -> None:
+    """Delete CONTEXT's relayed events older than --older-than from both outboxes.
+
+    Pending, in-flight and dead-lettered events stay; so does each outbox's newest event.
+    """
+    from dualwrite.prune import parse_retention, prune_outboxes
+
+    try:
+        retention = parse_retention(older_than)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--older-than") from exc
+    worker = _relay(context)
+    try:
+        deleted = prune_outboxes(worker, older_than=retention, batch_size=batch_size)
+    finally:
+        worker.close()
+    counts = ", ".join(f"{side} {count}" for side, count in deleted.items())
+    typer.echo(f"{context}: pruned relayed events older than {older_than} ({counts})")
+
+
+@app.command()
 def capture(
     context: ContextArg,
     on: Annotated[bool, typer.Option("--on/--off", help="Switch capture on or off.")] = True,
