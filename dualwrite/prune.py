@@ -18,11 +18,11 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import Engine, delete, func, select
 
 from dualwrite.outbox import EventStatus, outbox_table
-from dualwrite.relay import Relay
+from dualwrite.relay import SUPERSEDED, Relay
 
 __all__ = ["PRUNABLE_STATUSES", "parse_retention", "prune_outbox", "prune_outboxes"]
 
-PRUNABLE_STATUSES = (EventStatus.APPLIED.value, "superseded")
+PRUNABLE_STATUSES = (EventStatus.APPLIED.value, SUPERSEDED)
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
