@@ -203,17 +203,28 @@ class Forwarder:
 
     async def _request(self, pool: UpstreamPool, outgoing: Outgoing) -> UpstreamResponse:
         # A pooled connection the upstream closed (idle timeout, restart, crash) fails
-        # on use before any byte of a response: a replayable request gets one more try,
-        # which either works or fails to connect (and may fall back).
+        # on use before any byte of a response: a replayable request gets one more try
+        # on a fresh connection, which either works or fails to connect (and may fall
+        # back).
         attempts = 2 if outgoing.replayable else 1
         for attempt in range(attempts):
             try:
                 return await pool.client.request(
-                    outgoing.method, outgoing.target, outgoing.headers, outgoing.body
+                    outgoing.method,
+                    outgoing.target,
+                    outgoing.headers,
+                    outgoing.body,
+                    fresh=attempt > 0,
                 )
             except Disconnected as exc:
-                if not exc.before_response or attempt + 1 == attempts:
+                if not exc.before_response or not outgoing.replayable:
                     raise
+                if attempt + 1 == attempts:
+                    # A dying upstream still accepts connections for a moment and then
+                    # resets them: nothing answered a safe request, as if unreachable.
+                    raise ConnectFailed(
+                        f"the upstream closed {attempts} connections without answering"
+                    ) from exc
         raise AssertionError("unreachable")
 
     async def _relay(

@@ -416,13 +416,19 @@ class UpstreamClient:
         target: str,
         headers: Sequence[tuple[str, str]],
         body: bytes | AsyncIterator[bytes] | None,
+        *,
+        fresh: bool = False,
     ) -> UpstreamResponse:
         """Send one request; returns once the response's status and headers arrived.
 
         ``headers`` must not carry Content-Length or Transfer-Encoding: the client frames
-        the body itself (Content-Length for bytes, chunked for an iterator). Call
+        the body itself (Content-Length for bytes, chunked for an iterator). ``fresh``:
+        close the idle connections and send on a new one (a retry after a pooled
+        connection turned out dead: when the upstream died, so did its siblings). Call
         :meth:`UpstreamResponse.release` when done with the response.
         """
+        if fresh:
+            self._close_idle()
         connection = await self._acquire()
         response = UpstreamResponse(connection)
         head = connection.begin(method, response)
@@ -443,15 +449,19 @@ class UpstreamClient:
     async def close(self) -> None:
         """Close idle connections now and busy ones when they are released."""
         self._closed = True
-        for connection in self._idle:
-            connection.close()
-        self._idle.clear()
+        self._close_idle()
         while self._waiters:
             waiter = self._waiters.popleft()
             if not waiter.done():
                 waiter.set_exception(ConnectFailed("the upstream's pool was closed"))
 
     # -- the pool -----------------------------------------------------------------------
+
+    def _close_idle(self) -> None:
+        idle, self._idle = self._idle, []
+        for connection in idle:
+            connection.close()
+            self._open -= 1
 
     async def _acquire(self) -> _Connection:
         if self._closed:

@@ -303,3 +303,22 @@ async def test_pool_size_bounds_connections_and_waiters_get_them() -> None:
         assert await fetch(client) == b"ok"
         assert client.open_connections == 2
         await client.close()
+
+
+async def test_fresh_request_closes_idle_connections_and_opens_a_new_one() -> None:
+    async def slow(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            await read_request(reader)
+            await asyncio.sleep(0.02)
+            writer.write(OK)
+
+    async with RawServer(slow) as server:
+        client = UpstreamClient("127.0.0.1", server.port)
+        await asyncio.gather(fetch(client), fetch(client))
+        assert client.idle_connections == 2 and server.connections == 2
+        response = await client.request("GET", "/x", [("Host", "t")], None, fresh=True)
+        assert await response.read() == b"ok"
+        response.release()
+        assert server.connections == 3
+        assert client.open_connections == 1 and client.idle_connections == 1
+        await client.close()
