@@ -91,6 +91,14 @@ def answering(*responses: bytes, then_close: bool = False) -> Handler:
     return handler
 
 
+async def answers_slowly(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Every request on the connection answered OK after 50 ms."""
+    while True:
+        await read_request(reader)
+        await asyncio.sleep(0.05)
+        writer.write(OK)
+
+
 async def fetch(client: UpstreamClient, method: str = "GET", body: bytes | None = None) -> bytes:
     response = await client.request(method, "/x", [("Host", "test")], body)
     try:
@@ -281,13 +289,7 @@ async def test_malformed_answer_is_a_protocol_error() -> None:
 
 
 async def test_pool_size_bounds_connections_and_waiters_get_them() -> None:
-    async def slow(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        while True:
-            await read_request(reader)
-            await asyncio.sleep(0.05)
-            writer.write(OK)
-
-    async with RawServer(slow) as server:
+    async with RawServer(answers_slowly) as server:
         client = UpstreamClient("127.0.0.1", server.port, ClientLimits(pool_size=2))
         waiting = asyncio.ensure_future(fetch(client))
         bodies = await asyncio.gather(*(fetch(client) for _ in range(6)))
@@ -306,13 +308,7 @@ async def test_pool_size_bounds_connections_and_waiters_get_them() -> None:
 
 
 async def test_fresh_request_closes_idle_connections_and_opens_a_new_one() -> None:
-    async def slow(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        while True:
-            await read_request(reader)
-            await asyncio.sleep(0.02)
-            writer.write(OK)
-
-    async with RawServer(slow) as server:
+    async with RawServer(answers_slowly) as server:
         client = UpstreamClient("127.0.0.1", server.port)
         await asyncio.gather(fetch(client), fetch(client))
         assert client.idle_connections == 2 and server.connections == 2
