@@ -63,6 +63,7 @@ from proxy import (  # noqa: E402
 )
 
 from migration_plans.processes import ManagedProcess, free_port  # noqa: E402
+from strangler_proxy.mirror import outcome_totals  # noqa: E402
 
 ADMIN_TOKEN = "bench-shadow-admin-token-0123456789"
 SLOW_SECONDS = 0.2
@@ -132,14 +133,7 @@ def shadow_counters(url: str) -> dict[str, float]:
         url + "/_strangler/metrics", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}
     )
     with urllib.request.urlopen(request, timeout=5) as response:
-        text = response.read().decode()
-    counters: dict[str, float] = {}
-    for line in text.splitlines():
-        if line.startswith("strangler_shadow_outcomes_total{"):
-            labels, value = line.rsplit(" ", 1)
-            outcome = labels.split('outcome="', 1)[1].split('"', 1)[0]
-            counters[outcome] = counters.get(outcome, 0) + float(value)
-    return counters
+        return outcome_totals(response.read().decode())
 
 
 def cpu_seconds(pid: int) -> float:

@@ -28,10 +28,10 @@ import logging
 import random
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import aiohttp
 import yarl
@@ -43,6 +43,9 @@ from strangler_proxy.exchange import SAFE_METHODS, CapturedRequest, CapturedResp
 from strangler_proxy.noise import NoiseLearner
 from strangler_proxy.shadow_store import Outcome, OutcomeKind, ShadowResults
 
+if TYPE_CHECKING:
+    from strangler_proxy.shadow import ShadowSettings
+
 __all__ = [
     "SHADOW_HEADER",
     "Mirror",
@@ -52,6 +55,7 @@ __all__ = [
     "Submitted",
     "admission",
     "forwardable_headers",
+    "outcome_totals",
 ]
 
 log = logging.getLogger("strangler.shadow")
@@ -176,6 +180,22 @@ class Mirror(Protocol):
     async def close(self, drain_timeout: float = 5.0) -> None: ...
 
 
+def outcome_totals(exposition: str) -> dict[str, float]:
+    """Mirror outcomes summed over routes, read from a Prometheus text exposition
+    (the proxy's ``/_strangler/metrics``): ``{"queued": 12.0, "matched": 10.0, ...}``."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    totals: dict[str, float] = {}
+    for family in text_string_to_metric_families(exposition):
+        if family.name != "strangler_shadow_outcomes":
+            continue
+        for sample in family.samples:
+            if sample.name.endswith("_total"):
+                outcome = sample.labels["outcome"]
+                totals[outcome] = totals.get(outcome, 0.0) + sample.value
+    return totals
+
+
 def join_url(base: str, path: str) -> str:
     return base.rstrip("/") + (path if path.startswith("/") else "/" + path)
 
@@ -215,6 +235,26 @@ class MirrorEngine:
         self._pending_noise: dict[str, set[str]] = {}
         self._flush_now = asyncio.Event()
         self._flush_lock = asyncio.Lock()
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: ShadowSettings,
+        metrics: MirrorMetrics | None = None,
+        environ: Mapping[str, str] | None = None,
+    ) -> MirrorEngine:
+        """An engine with a noise learner, recording into the store ``environ`` selects
+        (:func:`strangler_proxy.shadow_backend.open_store`), sized by ``settings``."""
+        from strangler_proxy.shadow_backend import open_store
+
+        return cls(
+            store=open_store(prefix=settings.prefix, environ=environ),
+            noise=NoiseLearner(),
+            queue_size=settings.queue_size,
+            concurrency=settings.concurrency,
+            timeout=settings.timeout,
+            metrics=metrics,
+        )
 
     def start(self) -> None:
         """Open the client and start the workers (idempotent; needs a running loop)."""

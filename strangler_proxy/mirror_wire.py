@@ -25,9 +25,11 @@ import pickle
 import struct
 from typing import Any
 
-__all__ = ["FINAL_OUTCOMES", "FrameReader", "encode"]
+__all__ = ["FINAL_OUTCOMES", "SCHEDULING", "FrameReader", "encode"]
 
 _LENGTH = struct.Struct(">I")
+# Scheduling classes the sidecar can run in (its ``--sched``).
+SCHEDULING = ("idle", "normal")
 # Outcomes after which the sidecar holds no more of a copy (what "in flight" ends with).
 FINAL_OUTCOMES = frozenset({"matched", "mismatched", "shadow_error", "dropped"})
 

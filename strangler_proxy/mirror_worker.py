@@ -30,24 +30,20 @@ import signal
 import socket
 import sys
 from collections import Counter
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
 
 from prometheus_client import CollectorRegistry
 
 from strangler_proxy.exchange import CapturedRequest, CapturedResponse
 from strangler_proxy.mirror import MirrorEngine, MirrorMetrics, ShadowRoute
-from strangler_proxy.mirror_wire import FrameReader, encode
+from strangler_proxy.mirror_wire import SCHEDULING, FrameReader, encode
 
-if TYPE_CHECKING:
-    from strangler_proxy.shadow import ShadowSettings
-
-__all__ = ["SCHEDULING", "DeltaMetrics", "SidecarProtocol", "lower_priority", "main"]
+__all__ = ["DeltaMetrics", "SidecarProtocol", "lower_priority", "main"]
 
 log = logging.getLogger("strangler.shadow.sidecar")
 
 _REPORT_SECONDS = 0.1
 _PR_SET_PDEATHSIG = 1
-SCHEDULING = ("idle", "normal")
 
 
 class DeltaMetrics(MirrorMetrics):
@@ -139,21 +135,7 @@ async def _reporter(
         protocol.resume_when_half_empty(queue_size)
 
 
-def _engine(metrics: DeltaMetrics, settings: ShadowSettings) -> MirrorEngine:
-    from strangler_proxy.noise import NoiseLearner
-    from strangler_proxy.shadow_backend import open_store
-
-    return MirrorEngine(
-        store=open_store(prefix=settings.prefix),
-        noise=NoiseLearner(),
-        queue_size=settings.queue_size,
-        concurrency=settings.concurrency,
-        timeout=settings.timeout,
-        metrics=metrics,
-    )
-
-
-async def run(sock: socket.socket, drain_timeout: float) -> None:
+async def run(sock: socket.socket) -> None:
     """Mirror what arrives on ``sock`` until end of file or SIGTERM, then drain and report."""
     loop = asyncio.get_running_loop()
     done = asyncio.Event()
@@ -162,14 +144,14 @@ async def run(sock: socket.socket, drain_timeout: float) -> None:
 
     settings = ShadowSettings.from_env()
     metrics = DeltaMetrics()
-    engine = _engine(metrics, settings)
+    engine = MirrorEngine.from_settings(settings, metrics)
     engine.start()
     transport, protocol = await loop.connect_accepted_socket(
         lambda: SidecarProtocol(engine, done), sock
     )
     reporter = asyncio.create_task(_reporter(transport, protocol, metrics, settings.queue_size))
     await done.wait()
-    await engine.close(drain_timeout)
+    await engine.close(settings.drain)
     reporter.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await reporter
@@ -211,14 +193,13 @@ def main(argv: list[str] | None = None) -> None:
         stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(name)s %(message)s"
     )
     lower_priority(args.sched, args.nice)
-    drain = float(os.environ.get("STRANGLER_SHADOW_DRAIN") or 5.0)
     sock = socket.socket(fileno=args.fd)
     try:
         import uvloop
     except ImportError:
-        asyncio.run(run(sock, drain))
+        asyncio.run(run(sock))
     else:
-        uvloop.run(run(sock, drain))
+        uvloop.run(run(sock))
 
 
 if __name__ == "__main__":

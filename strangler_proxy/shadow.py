@@ -40,10 +40,9 @@ from strangler_proxy.compare import CompareRules
 from strangler_proxy.exchange import CapturedRequest, CapturedResponse
 from strangler_proxy.mirror import Mirror, MirrorEngine, MirrorMetrics, ShadowRoute, Submitted
 from strangler_proxy.mirror_client import MirrorProcess
-from strangler_proxy.mirror_worker import SCHEDULING
-from strangler_proxy.noise import NoiseLearner
+from strangler_proxy.mirror_wire import SCHEDULING
 from strangler_proxy.recorder import FlowRecorder
-from strangler_proxy.shadow_store import DEFAULT_PREFIX, ShadowResults
+from strangler_proxy.shadow_store import DEFAULT_PREFIX
 
 __all__ = ["MODES", "ShadowSettings", "Shadowing", "Tap", "shadow_routes"]
 
@@ -76,6 +75,7 @@ class ShadowSettings:
     nice: int = 10
     sched: str = "idle"
     buffer_bytes: int = 1024 * 1024
+    drain: float = 5.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ShadowSettings:
@@ -100,6 +100,7 @@ class ShadowSettings:
             nice=int(number("NICE", cls.nice)),
             sched=_choice("SCHED", env.get("STRANGLER_SHADOW_SCHED") or cls.sched, SCHEDULING),
             buffer_bytes=int(number("BUFFER_BYTES", cls.buffer_bytes)),
+            drain=number("DRAIN", cls.drain),
         )
 
 
@@ -231,22 +232,6 @@ class Tap:
         return self._owner.engine.submit(self._route, self._request, response, admitted=True)
 
 
-def _inline_engine(
-    settings: ShadowSettings, environ: Mapping[str, str] | None, metrics: MirrorMetrics | None
-) -> MirrorEngine:
-    from strangler_proxy.shadow_backend import open_store
-
-    store: ShadowResults = open_store(prefix=settings.prefix, environ=environ)
-    return MirrorEngine(
-        store=store,
-        noise=NoiseLearner(),
-        queue_size=settings.queue_size,
-        concurrency=settings.concurrency,
-        timeout=settings.timeout,
-        metrics=metrics,
-    )
-
-
 class Shadowing:
     """The proxy's side of mirroring and recording: route plans, size caps, taps, lifecycle."""
 
@@ -293,7 +278,7 @@ class Shadowing:
                 sched=settings.sched,
             )
             return cls(mirror, settings)
-        return cls(_inline_engine(settings, environ, metrics), settings)
+        return cls(MirrorEngine.from_settings(settings, metrics, environ), settings)
 
     def sync(self, table: Any) -> None:
         """Take the shadow and record blocks of a (re)loaded route table.

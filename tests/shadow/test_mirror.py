@@ -210,3 +210,16 @@ def test_sampling_rate_is_applied_per_route() -> None:
         Submitted.SAMPLED_OUT,
         Submitted.QUEUED,
     ]
+
+
+def test_outcome_totals_sum_routes_from_the_exposition() -> None:
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from strangler_proxy.mirror import outcome_totals
+
+    registry = CollectorRegistry()
+    metrics = MirrorMetrics(registry)
+    metrics.count("detail", "queued")
+    metrics.add("list", "queued", 2)
+    metrics.count("detail", "matched")
+    assert outcome_totals(generate_latest(registry).decode()) == {"queued": 3.0, "matched": 1.0}

@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from migration_plans.processes import ManagedProcess, free_port, wait_until
+from strangler_proxy.mirror import outcome_totals
 from strangler_proxy.shadow_store import RedisShadowStore
 
 from .conftest import REPO_ROOT, Shops
@@ -75,14 +76,7 @@ def mirror_counters(proxy: str) -> dict[str, float]:
         headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
     )
     with urllib.request.urlopen(request, timeout=5) as response:
-        text = response.read().decode()
-    found: dict[str, float] = {}
-    for line in text.splitlines():
-        if line.startswith("strangler_shadow_outcomes_total{"):
-            labels, value = line.rsplit(" ", 1)
-            outcome = labels.split('outcome="', 1)[1].split('"', 1)[0]
-            found[outcome] = found.get(outcome, 0.0) + float(value)
-    return found
+        return outcome_totals(response.read().decode())
 
 
 @pytest.fixture
