@@ -38,6 +38,8 @@ from dualwrite.schema import (
 from migration_plans.mapping import ContextMapping, TableMapping
 
 RELAY_ORIGIN = "relay"
+# PostgreSQL: marks the current transaction's writes as the relay's (the triggers skip them).
+PG_RELAY_ORIGIN = f"set_config('strangler.origin', '{RELAY_ORIGIN}', true)"
 
 _OUTBOX_COLUMNS = (
     "event_id, context, aggregate_type, aggregate_key, operation, payload, origin, "
@@ -230,7 +232,7 @@ def relay_origin(conn: Connection, request_id: str | None = None) -> Iterator[No
     again before the transaction commits, so no other writer ever sees it.
     """
     if conn.dialect.name == "postgresql":
-        conn.exec_driver_sql(f"SELECT set_config('strangler.origin', '{RELAY_ORIGIN}', true)")
+        conn.exec_driver_sql(f"SELECT {PG_RELAY_ORIGIN}")
         yield
         return
     marker = update(capture_origin_table).where(capture_origin_table.c.id == 1)

@@ -51,7 +51,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql.elements import BindParameter, ColumnElement
 
-from dualwrite.capture import RELAY_ORIGIN, relay_origin
+from dualwrite.capture import PG_RELAY_ORIGIN, relay_origin
 from dualwrite.config import Direction, RelaySettings
 from dualwrite.engines import relay_engine
 from dualwrite.events import Applied, Event, Outcome
@@ -82,7 +82,7 @@ def relay_lock(
         return
     settings = ""
     if relay_writes:
-        settings += f", set_config('strangler.origin', '{RELAY_ORIGIN}', true)"
+        settings += f", {PG_RELAY_ORIGIN}"
     if async_commit:
         settings += ", set_config('synchronous_commit', 'off', true)"
     conn.exec_driver_sql(
@@ -220,7 +220,7 @@ class Relay:
         self._tables: dict[tuple[str, str], Table] = {}
         self._marks: dict[str, Engine] = {}
         self._autocommit: dict[str, Engine] = {}
-        self._has_backfill_table: bool | None = None
+        self._has_backfill_table = False
 
     def close(self) -> None:
         for engine in [*self.engines.values(), *self._marks.values()]:
@@ -648,24 +648,27 @@ class Relay:
         return marks.connect()
 
     def _backfill_running(self, conn: Connection) -> bool:
-        """:meth:`backfill_running` inside ``conn``'s service transaction (no extra connection)."""
-        if self._has_backfill_table is None:
-            self._has_backfill_table = inspect(conn).has_table(backfill_table.name)
+        """:meth:`backfill_running` inside ``conn``'s service transaction (no extra connection).
+
+        A service database without the backfill table (not migrated yet) has no backfill;
+        only the table's presence is remembered, so a later migration is seen.
+        """
         if not self._has_backfill_table:
-            return False
+            self._has_backfill_table = inspect(conn).has_table(backfill_table.name)
+            if not self._has_backfill_table:
+                return False
         return bool(conn.execute(_BACKFILLING, {"ctx": self.context}).scalar_one())
 
     def backfill_running(self) -> bool:
         """True while a backfill of this context has unfinished tables (monolith events wait)."""
         with self._guarded("service") as conn:
             try:
-                count = conn.execute(_BACKFILLING, {"ctx": self.context}).scalar_one()
+                return self._backfill_running(conn)
             except Exception as exc:
                 if is_unavailable(exc) and "no such table" not in str(exc):
                     raise
                 conn.rollback()
                 return False
-        return bool(count)
 
 
 def _origin_marker(conn: Connection, request_id: str) -> Any:
