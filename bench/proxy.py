@@ -254,11 +254,11 @@ def targets(
         yield found
 
 
-def median_cell(cells: list[dict[str, Any]]) -> dict[str, Any]:
-    """Per-metric medians of one cell's rounds, errors summed."""
-    middle = {
-        key: statistics.median(cell[key] for cell in cells) for key in ("rps", "p50_ms", "p99_ms")
-    }
+def median_cell(
+    cells: list[dict[str, Any]], keys: tuple[str, ...] = ("rps", "p50_ms", "p99_ms")
+) -> dict[str, Any]:
+    """Per-metric medians (of ``keys``) of one cell's rounds, errors summed."""
+    middle = {key: statistics.median(cell[key] for cell in cells) for key in keys}
     return {
         **{key: round(value, 3) for key, value in middle.items()},
         "errors": sum(cell.get("errors", 0) for cell in cells),

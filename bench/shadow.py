@@ -39,7 +39,6 @@ import asyncio
 import json
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -61,6 +60,7 @@ from proxy import (  # noqa: E402
     start,
     trivial_upstream,
 )
+from proxy import median_cell as proxy_median_cell  # noqa: E402
 
 from migration_plans.processes import ManagedProcess, free_port  # noqa: E402
 from strangler_proxy.mirror import outcome_totals  # noqa: E402
@@ -200,17 +200,16 @@ def mirror_delta(before: dict[str, float], after: dict[str, float]) -> dict[str,
 
 
 def median_cell(cells: list[dict[str, Any]]) -> dict[str, Any]:
-    keys = ("rps", "p50_ms", "p99_ms", "proxy_cpu_us_per_request")
-    middle = {key: round(statistics.median(cell[key] for cell in cells), 3) for key in keys}
+    """The proxy bench's medians plus CPU per request; the mirror's counts summed."""
+    found = proxy_median_cell(cells, ("rps", "p50_ms", "p99_ms", "proxy_cpu_us_per_request"))
     mirror: dict[str, float] = {}
     for cell in cells:
         for key, value in cell.get("mirror", {}).items():
             mirror[key] = mirror.get(key, 0) + value
-    found: dict[str, Any] = {**middle, "errors": sum(cell.get("errors", 0) for cell in cells)}
     if mirror:
         share = mirror["dropped"] / mirror["offered"] if mirror["offered"] else 0.0
         found["mirror"] = {**mirror, "dropped_share": round(share, 3)}
-    return {**found, "rounds": len(cells)}
+    return found
 
 
 Load = Callable[[str], dict[str, float]]
