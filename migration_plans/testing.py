@@ -142,6 +142,15 @@ class PrivateRedis:
             self.process.stop()
             self.process = None
 
+    def kill(self) -> None:
+        """SIGKILL it (a crash); returns once it no longer answers. :meth:`start` revives it."""
+        from migration_plans.processes import wait_until
+
+        if self.process is not None:
+            self.process.kill()
+            self.process = None
+        wait_until(lambda: not self.ping(), timeout=10, what=f"private redis {self.port} gone")
+
 
 # -- the topology -------------------------------------------------------------------------
 

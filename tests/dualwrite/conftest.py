@@ -19,7 +19,6 @@ from typing import Any
 
 import psycopg
 import pytest
-import redis
 from psycopg import sql
 from sqlalchemy import select, text
 
@@ -36,6 +35,7 @@ from migration_plans.databases import (
 )
 from migration_plans.mapping import mapping_for
 from migration_plans.processes import ManagedProcess, free_port, wait_until
+from migration_plans.testing import PrivateRedis
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SETTINGS_MODULE = "tests.dualwrite.monolith_settings"
@@ -329,52 +329,13 @@ def queue_name() -> str:
     return f"dualwrite-test-{uuid.uuid4().hex[:10]}"
 
 
-@dataclass
-class OwnRedis:
-    """A redis-server of this test only (the machine's shared one is never touched)."""
-
-    processes: Starter
-    port: int
-    process: ManagedProcess | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def ping(self) -> bool:
-        try:
-            return bool(redis.Redis(port=self.port, socket_connect_timeout=0.5).ping())
-        except redis.RedisError:
-            return False
-
-    def start(self) -> None:
-        self.process = self.processes(
-            [
-                "redis-server",
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ],
-            name="redis",
-        )
-        wait_until(self.ping, timeout=20, what="own redis-server")
-
-    def stop(self) -> None:
-        assert self.process is not None
-        self.process.kill()
-        wait_until(lambda: not self.ping(), timeout=10, what="own redis-server gone")
-
-
 @pytest.fixture
-def own_redis(processes: Starter) -> OwnRedis:
-    server = OwnRedis(processes, free_port())
+def own_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
+    """A redis-server of this test only (the machine's shared one is never touched)."""
+    server = PrivateRedis(tmp_path / "logs")
     server.start()
-    return server
+    yield server
+    server.stop()
 
 
 @pytest.fixture(name="django_ops")

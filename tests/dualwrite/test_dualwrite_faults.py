@@ -95,7 +95,7 @@ def test_redis_stopped_and_restarted(
     start_relay(pair, mode="celery", **broker)
     seed(pair, 20)
     pair.assert_in_sync(timeout=60)  # every key went through a Celery task
-    own_redis.stop()
+    own_redis.kill()
     pair.monolith("UPDATE catalog_product SET price = price * 2 WHERE id <= 10")
     service_event(pair, 15, None, "delete")
     pair.service("DELETE FROM products WHERE id = 15")
