@@ -38,7 +38,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from migration_plans.processes import ManagedProcess, free_port, http_ok, wait_until  # noqa: E402
+from migration_plans.control.processes import ManagedProcess, free_port, http_ok, wait_until  # noqa: E402
 
 MITMDUMP = REPO / ".venv-mitm" / "bin" / "mitmdump"
 PAYLOAD = json.dumps(

@@ -62,8 +62,8 @@ from proxy import (  # noqa: E402
 )
 from proxy import median_cell as proxy_median_cell  # noqa: E402
 
-from migration_plans.processes import ManagedProcess, free_port  # noqa: E402
-from strangler_proxy.mirror import outcome_totals  # noqa: E402
+from migration_plans.control.processes import ManagedProcess, free_port  # noqa: E402
+from strangler_proxy.shadow.engine import outcome_totals  # noqa: E402
 
 ADMIN_TOKEN = "bench-shadow-admin-token-0123456789"
 SLOW_SECONDS = 0.2

@@ -49,8 +49,8 @@ from dualwrite.engines import relay_engine
 from dualwrite.metrics import BACKFILL_ROWS
 from dualwrite.relay import relay_lock
 from dualwrite.schema import backfill_table
-from migration_plans.databases import libpq_url
-from migration_plans.mapping import (
+from migration_plans.core.database import libpq_url
+from migration_plans.core.mapping import (
     BoolEnumField,
     ContextMapping,
     DecimalCentsField,

@@ -35,7 +35,7 @@ from dualwrite.schema import (
     capture_origin_table,
     capture_table,
 )
-from migration_plans.mapping import ContextMapping, TableMapping
+from migration_plans.core.mapping import ContextMapping, TableMapping
 
 RELAY_ORIGIN = "relay"
 # PostgreSQL: marks the current transaction's writes as the relay's (the triggers skip them).

@@ -25,7 +25,7 @@ def _relay(context: str) -> Relay:
 def _contexts(contexts: list[str] | None) -> list[str]:
     if contexts:
         return contexts
-    from migration_plans.plan import load_plans
+    from migration_plans.core.plan import load_plans
 
     return sorted(load_plans())
 
@@ -218,7 +218,7 @@ def capture(
 def install_capture(contexts: Annotated[list[str], typer.Argument(help="Contexts.")]) -> None:
     """(Re)install the capture triggers of CONTEXTS on the monolith (idempotent)."""
     from dualwrite.capture import install_capture as install
-    from migration_plans.mapping import mapping_for
+    from migration_plans.core.mapping import mapping_for
 
     worker = _relay(contexts[0])
     try:

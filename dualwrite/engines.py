@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
-from migration_plans.databases import sqlalchemy_url
+from migration_plans.core.database import sqlalchemy_url
 
 
 def relay_engine(url: str, *, pool_size: int = 5, async_commit: bool = False) -> Engine:

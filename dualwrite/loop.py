@@ -32,7 +32,7 @@ from dualwrite.events import Event
 from dualwrite.exceptions import ApplyFailed, StoreUnavailable
 from dualwrite.outbox import NOTIFY_CHANNEL
 from dualwrite.relay import Relay
-from migration_plans.databases import libpq_url
+from migration_plans.core.database import libpq_url
 
 log = logging.getLogger("dualwrite.loop")
 

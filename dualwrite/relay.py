@@ -59,7 +59,7 @@ from dualwrite.exceptions import ApplyFailed, StoreUnavailable, is_unavailable
 from dualwrite.metrics import EVENTS, FAILURES, LAG
 from dualwrite.outbox import EVENT_COLUMNS, EventStatus, outbox_table
 from dualwrite.schema import applied_table, backfill_table, dead_letter_table
-from migration_plans.mapping import ContextMapping, TableMapping, mapping_for
+from migration_plans.core.mapping import ContextMapping, TableMapping, mapping_for
 
 log = logging.getLogger("dualwrite.relay")
 

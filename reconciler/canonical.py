@@ -1,6 +1,6 @@
 """The canonical text of a row, in Python: the reference the SQL renderings must equal.
 
-A row is rendered in its *service* form (see :mod:`migration_plans.mapping`): the key,
+A row is rendered in its *service* form (see :mod:`migration_plans.core.mapping`): the key,
 then every mapped field in declaration order, ``|``-separated. NULL is ``~``; text
 values carry a length prefix (``5:hello``) so no separator inside a value can make two
 different rows render alike. Numbers are rendered without trailing zeros, booleans as

@@ -37,8 +37,8 @@ def queue_name() -> str:
 
 def beat_schedule() -> dict[str, dict[str, Any]]:
     """One periodic reconcile per context, every ``reconcile_interval_seconds`` of its plan."""
-    from migration_plans.plan import load_plans
-    from migration_plans.yamlfile import ConfigError
+    from migration_plans.core.plan import load_plans
+    from migration_plans.core.yamlfile import ConfigError
     from reconciler.config import plans_dir
 
     try:

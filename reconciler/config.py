@@ -18,8 +18,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from migration_plans.mapping import PLANS_DIR
-from migration_plans.plan import Plan, load_plan
+from migration_plans.core.mapping import PLANS_DIR
+from migration_plans.core.plan import Plan, load_plan
 from reconciler.exceptions import UnknownContext
 
 

@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, create_engine, event, make_url
 from sqlalchemy.exc import SQLAlchemyError
 
-from migration_plans.databases import sqlalchemy_url
+from migration_plans.core.database import sqlalchemy_url
 from reconciler.exceptions import DatabaseError
 
 _PG_SETTINGS = (

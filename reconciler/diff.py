@@ -20,7 +20,7 @@ from typing import Any
 from deepdiff import DeepDiff
 from pydantic import BaseModel, ConfigDict
 
-from migration_plans.mapping import MappingValueError, TableMapping
+from migration_plans.core.mapping import MappingValueError, TableMapping
 
 Key = int | str
 

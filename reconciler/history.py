@@ -20,7 +20,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import Engine
 
-from migration_plans.control import control_db_url, control_engine
+from migration_plans.core.control_db import control_db_url, control_engine
 from reconciler.report import Report, Verdict
 
 metadata = sa.MetaData()

@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from migration_plans.mapping import TableMapping
+from migration_plans.core.mapping import TableMapping
 from reconciler.diff import Key
 
 OUTBOX_TABLE = "strangler_outbox"

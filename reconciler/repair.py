@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from pydantic import BaseModel, PrivateAttr
 from sqlalchemy.exc import SQLAlchemyError
 
-from migration_plans.mapping import ContextMapping, TableMapping
+from migration_plans.core.mapping import ContextMapping, TableMapping
 from reconciler.connections import engine_for
 from reconciler.diff import Key, compare_rows, jsonable
 from reconciler.exceptions import DatabaseError, RepairRefused

@@ -23,7 +23,7 @@ import sqlalchemy as sa
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from migration_plans.mapping import ContextMapping, TableMapping
+from migration_plans.core.mapping import ContextMapping, TableMapping
 from reconciler import metrics
 from reconciler.connections import engine_for, require_database
 from reconciler.diff import Divergence, Key, root_cause_hints

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy import Engine
 from sqlalchemy.exc import NoSuchTableError, SQLAlchemyError
 
-from migration_plans.mapping import TableMapping
+from migration_plans.core.mapping import TableMapping
 from reconciler.canonical import Category, Op, OpKind
 from reconciler.connections import server_major
 from reconciler.exceptions import (

@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy import Connection, Engine
 
-from migration_plans.mapping import TableMapping
+from migration_plans.core.mapping import TableMapping
 from reconciler.connections import engine_for, snapshot
 from reconciler.diff import Divergence, Key, compare_rows
 from reconciler.schema import HashMode, KeyKind, PairSchema, Role, inspect_pair

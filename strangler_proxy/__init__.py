@@ -17,5 +17,5 @@ A request's path through the modules:
     app.py         the ASGI app; admin.py, metrics.py; server.py runs it under uvicorn
     exceptions.py  the errors the proxy answers itself
 
-Importing the package imports nothing heavy: services use ``strangler_proxy.identity``.
+Importing the package imports nothing heavy: services use ``migration_plans.core.identity``.
 """

@@ -8,7 +8,7 @@
     GET  {prefix}breakers   per-upstream breaker state
     POST {prefix}reload     reload the route file now
     GET  {prefix}metrics    Prometheus text format
-    GET  {prefix}dashboard  the migration dashboard (:mod:`strangler_proxy.dashboard`)
+    GET  {prefix}dashboard  the migration dashboard (:mod:`migration_plans.control.dashboard.app`)
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import SecretStr
 
-from strangler_proxy.dashboard import Dashboard
-from strangler_proxy.exceptions import NotFound, Unauthorized
+from migration_plans.control.dashboard.app import Dashboard
+from strangler_proxy.edge.errors import NotFound, Unauthorized
 
 if TYPE_CHECKING:
     from strangler_proxy.app import StranglerProxy

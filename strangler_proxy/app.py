@@ -22,26 +22,26 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from migration_plans.yamlfile import ConfigError, ConfigIssue
+from migration_plans.core.identity import IDENTITY_HEADER
+from migration_plans.core.yamlfile import ConfigError, ConfigIssue
 from strangler_proxy.admin import Admin
-from strangler_proxy.auth import TokenAuth
-from strangler_proxy.body import ClientGone, RequestBody
 from strangler_proxy.config import ProxyConfig
-from strangler_proxy.exceptions import (
+from strangler_proxy.edge.auth import TokenAuth
+from strangler_proxy.edge.body import ClientGone, RequestBody
+from strangler_proxy.edge.errors import (
     BreakerOpen,
     ProxyError,
     UpstreamConnectFailed,
     UpstreamFailed,
 )
-from strangler_proxy.forwarder import Forwarder, Outgoing, StreamBroken
-from strangler_proxy.headers import content_length, request_id_from, upstream_headers
-from strangler_proxy.identity import IDENTITY_HEADER
-from strangler_proxy.loader import LoadedTable, ReloadError, TableHolder, load_table
-from strangler_proxy.matcher import Target
+from strangler_proxy.edge.headers import content_length, request_id_from, upstream_headers
 from strangler_proxy.metrics import ProxyMetrics
-from strangler_proxy.normalize import normalize_path
-from strangler_proxy.shadow import Shadowing
-from strangler_proxy.validation import PhaseRules
+from strangler_proxy.routetable.loader import LoadedTable, ReloadError, TableHolder, load_table
+from strangler_proxy.routetable.validation import PhaseRules
+from strangler_proxy.routing.matcher import Target
+from strangler_proxy.routing.normalize import normalize_path
+from strangler_proxy.shadow.shadowing import Shadowing
+from strangler_proxy.upstream.forwarder import Forwarder, Outgoing, StreamBroken
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import typer
 
 if TYPE_CHECKING:
-    from strangler_proxy.validation import PhaseRules
+    from strangler_proxy.routetable.validation import PhaseRules
 
 app = typer.Typer(no_args_is_help=True, help="The routing proxy.")
 routes_app = typer.Typer(no_args_is_help=True, help="Route tables: validate, diff, schema.")
@@ -48,7 +48,7 @@ def serve(
     """
     from pydantic import ValidationError
 
-    from migration_plans.yamlfile import ConfigError, format_loc
+    from migration_plans.core.yamlfile import ConfigError, format_loc
     from strangler_proxy.config import ProxyConfig
     from strangler_proxy.server import run
 
@@ -78,14 +78,14 @@ def serve(
 def _phase_rules(plans: Path | None) -> PhaseRules | None:
     if plans is None:
         return None
-    from migration_plans.phase_rules import PlansOnDisk
+    from migration_plans.control.phase_rules import PlansOnDisk
 
     return PlansOnDisk(plans)
 
 
 def _load(path: Path, plans: Path | None = None) -> object:
-    from migration_plans.yamlfile import ConfigError
-    from strangler_proxy.loader import load_table
+    from migration_plans.core.yamlfile import ConfigError
+    from strangler_proxy.routetable.loader import load_table
 
     try:
         return load_table(path, _phase_rules(plans))
@@ -104,7 +104,7 @@ def validate(
     ),
 ) -> None:
     """Validate a route table; exit 1 listing every problem as file:line: field: message."""
-    from strangler_proxy.loader import LoadedTable
+    from strangler_proxy.routetable.loader import LoadedTable
 
     loaded = _load(path, plans)
     assert isinstance(loaded, LoadedTable)
@@ -123,8 +123,8 @@ def diff(
     as_json: bool = typer.Option(False, "--json", help="Print the moves as JSON."),
 ) -> None:
     """Which method+path moves from which upstream to which, and canary weight changes."""
-    from strangler_proxy.diff import diff_tables
-    from strangler_proxy.loader import LoadedTable
+    from strangler_proxy.routetable.diff import diff_tables
+    from strangler_proxy.routetable.loader import LoadedTable
 
     before, after = _load(old), _load(new)
     assert isinstance(before, LoadedTable) and isinstance(after, LoadedTable)
@@ -141,6 +141,6 @@ def diff(
 @routes_app.command()
 def schema() -> None:
     """Print the JSON Schema of the route table (for editor completion)."""
-    from strangler_proxy.routes import RouteTable
+    from strangler_proxy.routetable.model import RouteTable
 
     typer.echo(json.dumps(RouteTable.model_json_schema(), indent=2))

@@ -16,7 +16,7 @@ from contextlib import suppress
 
 from strangler_proxy.app import StranglerProxy
 from strangler_proxy.config import ProxyConfig
-from strangler_proxy.validation import PhaseRules
+from strangler_proxy.routetable.validation import PhaseRules
 
 log = logging.getLogger("strangler.proxy")
 

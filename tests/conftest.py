@@ -17,20 +17,20 @@ from pathlib import Path
 import pytest
 import redis
 
-from migration_plans.databases import (
+from migration_plans.control.processes import ManagedProcess
+from migration_plans.core.database import (
     DatabaseUnavailable,
     check_server,
     create_database,
     drop_database,
     unique_name,
 )
-from migration_plans.databases import (
+from migration_plans.core.database import (
     pg_admin_url as _pg_admin_url,
 )
-from migration_plans.databases import (
+from migration_plans.core.database import (
     redis_url as _redis_url,
 )
-from migration_plans.processes import ManagedProcess
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 

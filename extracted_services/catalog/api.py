@@ -41,7 +41,7 @@ from extracted_services.common.listing import (
 )
 from extracted_services.common.store import Query, get
 from extracted_services.common.validation import parse_fields, require_object
-from migration_plans.mapping import Row
+from migration_plans.core.mapping import Row
 
 router = APIRouter(prefix="/api/v1")
 

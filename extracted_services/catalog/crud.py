@@ -21,14 +21,14 @@ from extracted_services.catalog.models import Category, Product
 from extracted_services.common.changes import ChangeRecorder
 from extracted_services.common.crud import remove, save
 from extracted_services.common.models import utcnow
-from migration_plans.mapping import ContextMapping, TableMapping, mapping_for
+from migration_plans.core.mapping import ContextMapping, TableMapping, mapping_for
 
 CONTEXT = "catalog"
 
 
 @cache
 def catalog_mapping() -> ContextMapping:
-    """The catalog's field mapping (``migration_plans/catalog.yaml``)."""
+    """The catalog's field mapping (``migration_plans/templates/catalog.yaml``)."""
     return mapping_for(CONTEXT)
 
 

@@ -1,7 +1,7 @@
 """Where the catalog reads from in each phase: its own tables or the monolith's.
 
 The monolith's tables are declared here, read-only, as the anti-corruption layer
-sees them (column names are the contract in ``migration_plans/catalog.yaml``).
+sees them (column names are the contract in ``migration_plans/templates/catalog.yaml``).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The catalog service's tables: a cleaner model than the monolith's ``catalog_*``.
 
-Deliberate changes, each mapped in ``migration_plans/catalog.yaml``: ``title``
+Deliberate changes, each mapped in ``migration_plans/templates/catalog.yaml``: ``title``
 instead of ``name``, ``price_cents`` (integer minor units) instead of a decimal
 ``price``, ``status`` ('active' | 'archived') instead of the ``is_active`` flag.
 Ids are the monolith's ids for rows that came from it.

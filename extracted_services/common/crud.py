@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from dualwrite.outbox import Operation
 from extracted_services.common.changes import ChangeRecorder, row_image
-from migration_plans.mapping import TableMapping
+from migration_plans.core.mapping import TableMapping
 
 
 class HasId(Protocol):

@@ -21,7 +21,7 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-from migration_plans.databases import sqlalchemy_url
+from migration_plans.core.database import sqlalchemy_url
 
 _PG_OPTIONS = "-c TimeZone=UTC"
 

@@ -15,7 +15,7 @@ from extracted_services.common.errors import ParseError, PhaseReadOnly, Unsuppor
 from extracted_services.common.identity import require_identity
 from extracted_services.common.settings import ServiceSettings
 from extracted_services.common.store import TableView
-from strangler_proxy.identity import Identity
+from migration_plans.core.identity import Identity
 
 
 def session(request: Request) -> Iterator[Session]:

@@ -9,7 +9,12 @@ from __future__ import annotations
 from fastapi import Request
 
 from extracted_services.common.errors import AuthenticationFailed, NotAuthenticated
-from strangler_proxy.identity import IDENTITY_HEADER, Identity, InvalidIdentity, verify_identity
+from migration_plans.core.identity import (
+    IDENTITY_HEADER,
+    Identity,
+    InvalidIdentity,
+    verify_identity,
+)
 
 
 def require_identity(request: Request) -> Identity:

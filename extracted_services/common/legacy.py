@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from migration_plans.mapping import TableMapping
+from migration_plans.core.mapping import TableMapping
 
 DATETIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 

@@ -18,7 +18,7 @@ from starlette.requests import Request
 from extracted_services.common.errors import NotFound, ValidationFailed
 from extracted_services.common.pagination import Page
 from extracted_services.common.store import Query, TableView, count, fetch
-from migration_plans.mapping import Row
+from migration_plans.core.mapping import Row
 
 _BOOLEANS = {"True": True, "true": True, "2": True, "False": False, "false": False, "3": False}
 

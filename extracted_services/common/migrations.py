@@ -22,7 +22,7 @@ from sqlalchemy import MetaData
 from sqlalchemy.engine import make_url
 
 from extracted_services.common.database import service_engine
-from migration_plans.databases import sqlalchemy_url
+from migration_plans.core.database import sqlalchemy_url
 
 OFFLINE_DEFAULT_URL = "postgresql+psycopg://"
 

@@ -9,6 +9,6 @@ The enum is the control plane's: one definition of the phases for every package.
 
 from __future__ import annotations
 
-from migration_plans.plan import Phase
+from migration_plans.core.plan import Phase
 
 __all__ = ["Phase"]

@@ -54,8 +54,8 @@ class PlanSettingsSource(PydanticBaseSettingsSource):
     def __call__(self) -> dict[str, Any]:
         from pathlib import Path
 
-        from migration_plans.mapping import PLANS_DIR
-        from migration_plans.plan import load_plan
+        from migration_plans.core.mapping import PLANS_DIR
+        from migration_plans.core.plan import load_plan
 
         path = Path(os.environ.get("STRANGLER_PLANS_DIR", str(PLANS_DIR))) / f"{self.context}.yaml"
         if not self.context or not path.exists():

@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Select, Table, func, select
 from sqlalchemy.orm import Session
 
-from migration_plans.mapping import Row, TableMapping
+from migration_plans.core.mapping import Row, TableMapping
 
 
 class Side(StrEnum):

@@ -44,7 +44,7 @@ from extracted_services.inventory.schemas import (
     StockAdjustIn,
     StockLevelOut,
 )
-from migration_plans.mapping import Row
+from migration_plans.core.mapping import Row
 
 router = APIRouter(prefix="/api/v1")
 

@@ -31,14 +31,14 @@ from extracted_services.inventory.models import (
     StockLevel,
     Warehouse,
 )
-from migration_plans.mapping import ContextMapping, TableMapping, mapping_for
+from migration_plans.core.mapping import ContextMapping, TableMapping, mapping_for
 
 CONTEXT = "inventory"
 
 
 @cache
 def inventory_mapping() -> ContextMapping:
-    """The inventory's field mapping (``migration_plans/inventory.yaml``)."""
+    """The inventory's field mapping (``migration_plans/templates/inventory.yaml``)."""
     return mapping_for(CONTEXT)
 
 

@@ -1,7 +1,7 @@
 """Where the inventory reads from in each phase: its own tables or the monolith's.
 
 The monolith's tables are declared here, read-only, as the anti-corruption layer
-sees them (column names are the contract in ``migration_plans/inventory.yaml``).
+sees them (column names are the contract in ``migration_plans/templates/inventory.yaml``).
 ``catalog_product`` is only used to validate ``?product=`` in the shared phase.
 """
 

@@ -1,6 +1,6 @@
 """The inventory service's tables: a cleaner model than the monolith's ``inventory_*``.
 
-Deliberate changes, each mapped in ``migration_plans/inventory.yaml``: stock levels
+Deliberate changes, each mapped in ``migration_plans/templates/inventory.yaml``: stock levels
 say ``on_hand`` (not ``quantity``); a reservation has a ``state`` ('held' | 'released')
 instead of a ``released`` flag and points at its ``stock_level_id``. ``product_id`` is a
 plain integer: products belong to the catalog context.

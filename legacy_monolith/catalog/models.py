@@ -1,4 +1,4 @@
-"""Catalog models. Table and column names are a contract: see migration_plans/catalog.yaml."""
+"""Catalog models. Table and column names are a contract: see migration_plans/templates/catalog.yaml."""
 
 from __future__ import annotations
 

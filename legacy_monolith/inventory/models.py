@@ -1,4 +1,4 @@
-"""Inventory models. Table and column names are a contract: see migration_plans/inventory.yaml."""
+"""Inventory models. Table and column names are a contract: see migration_plans/templates/inventory.yaml."""
 
 from __future__ import annotations
 

@@ -12,8 +12,8 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
-from migration_plans.plan import load_plans
-from migration_plans.routing import render_routes
+from migration_plans.control.routing import render_routes
+from migration_plans.core.plan import load_plans
 from strangler_proxy.app import StranglerProxy
 from strangler_proxy.config import ProxyConfig
 from tests.dashboard.seed import Databases, copy_plans, make_databases
@@ -61,7 +61,7 @@ def place(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Place:
 
 
 class FixedSources:
-    """Stands in for :class:`strangler_proxy.dashboard_data.Sources`: counts collections."""
+    """Stands in for :class:`migration_plans.control.dashboard.data.Sources`: counts collections."""
 
     def __init__(self, data: dict[str, Any] | None = None) -> None:
         self.calls = 0

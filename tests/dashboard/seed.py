@@ -1,6 +1,6 @@
 """What the dashboard tests plant: catalog databases, shadow outcomes, outbox events, plans.
 
-The catalog tables follow ``migration_plans/catalog.yaml`` (monolith ``catalog_*``,
+The catalog tables follow ``migration_plans/templates/catalog.yaml`` (monolith ``catalog_*``,
 service ``categories``/``products``); the relay's own tables come from ``dualwrite``.
 """
 
@@ -19,10 +19,10 @@ import sqlalchemy as sa
 
 from dualwrite.outbox import outbox_metadata, outbox_table
 from dualwrite.schema import dead_letter_table, relay_metadata
-from migration_plans.mapping import PLANS_DIR
-from strangler_proxy.compare import CompareRules, compare_responses
-from strangler_proxy.exchange import CapturedRequest, CapturedResponse
-from strangler_proxy.shadow_store import Outcome, OutcomeKind, ShadowResults
+from migration_plans.core.mapping import PLANS_DIR
+from strangler_proxy.shadow.compare import CompareRules, compare_responses
+from strangler_proxy.shadow.exchange import CapturedRequest, CapturedResponse
+from strangler_proxy.shadow.store import Outcome, OutcomeKind, ShadowResults
 from tests.reconciler.reconcile_tables import (
     catalog_category,
     catalog_product,

@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 import pytest
 
-from migration_plans.processes import ManagedProcess, free_port, uvicorn_argv
+from migration_plans.control.processes import ManagedProcess, free_port, uvicorn_argv
 from tests.conftest import REPO_ROOT, service_missing
 from tests.dashboard.conftest import IDENTITY_KEY, TOKEN, routes_text
 from tests.dashboard.seed import (
@@ -75,7 +75,7 @@ def browser(tmp_path: Path) -> Iterator[Any]:
 
 def strangler(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "migration_plans.cli", *args],
+        [sys.executable, "-m", "migration_plans.control.cli", *args],
         env={**os.environ, **env},
         cwd=REPO_ROOT,
         capture_output=True,
@@ -111,7 +111,7 @@ def test_dashboard_follows_the_migration(
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("STRANGLER_SHADOW_STORE_URL", raising=False)
-    from strangler_proxy.shadow_backend import open_store
+    from strangler_proxy.shadow.backend import open_store
 
     store = open_store()
     shadow_history(store, ROUTE)

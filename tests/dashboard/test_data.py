@@ -8,14 +8,14 @@ from typing import Any
 import anyio
 import pytest
 
-from migration_plans.control import control_engine
-from migration_plans.history import Transition, record_transition
-from migration_plans.plan import load_plans
+from migration_plans.control.dashboard.data import Sources
+from migration_plans.control.history import Transition, record_transition
+from migration_plans.core.control_db import control_engine
+from migration_plans.core.plan import load_plans
 from reconciler.history import record_run
 from reconciler.runner import ReconcileOptions, reconcile
 from strangler_proxy.app import StranglerProxy
-from strangler_proxy.dashboard_data import Sources
-from strangler_proxy.shadow_store import MemoryShadowStore
+from strangler_proxy.shadow.store import MemoryShadowStore
 from tests.dashboard.conftest import AUTH, FixedSources, Place, client, make_proxy
 from tests.dashboard.seed import add_monolith_only_product, outcome, relayed_events
 from tests.proxy.conftest import EchoUpstream

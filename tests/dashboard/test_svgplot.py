@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
-from strangler_proxy.dashboard_html import side_by_side
-from strangler_proxy.svgplot import nice_max, percent, rate_floor, time_plot
+from migration_plans.control.dashboard.html import side_by_side
+from migration_plans.control.dashboard.svgplot import nice_max, percent, rate_floor, time_plot
 
 SVG = "{http://www.w3.org/2000/svg}"
 T0 = 1764201600.0  # 2025-11-27 00:00 UTC

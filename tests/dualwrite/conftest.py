@@ -26,16 +26,16 @@ from dualwrite.capture import set_capture
 from dualwrite.config import RelaySettings
 from dualwrite.outbox import outbox_table
 from dualwrite.relay import Relay
-from migration_plans.databases import (
+from migration_plans.control.processes import ManagedProcess, free_port, wait_until
+from migration_plans.core.database import (
     create_database,
     drop_database,
     libpq_url,
     unique_name,
     with_database,
 )
-from migration_plans.mapping import mapping_for
-from migration_plans.processes import ManagedProcess, free_port, wait_until
-from migration_plans.testing import PrivateRedis
+from migration_plans.core.mapping import mapping_for
+from migration_plans.testing.plugin import PrivateRedis
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SETTINGS_MODULE = "tests.dualwrite.monolith_settings"

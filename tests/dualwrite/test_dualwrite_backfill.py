@@ -14,7 +14,7 @@ from sqlalchemy import text
 from dualwrite.backfill import Backfill
 from dualwrite.capture import set_capture
 from dualwrite.relay import Relay
-from migration_plans.processes import ManagedProcess, wait_until
+from migration_plans.control.processes import ManagedProcess, wait_until
 
 pytestmark = [pytest.mark.pg, pytest.mark.slow]
 

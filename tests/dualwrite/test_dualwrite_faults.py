@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy.orm import Session
 
 from dualwrite.outbox import OutboxSink
-from migration_plans.processes import ManagedProcess, wait_until
+from migration_plans.control.processes import ManagedProcess, wait_until
 
 pytestmark = [pytest.mark.pg, pytest.mark.e2e, pytest.mark.slow]
 

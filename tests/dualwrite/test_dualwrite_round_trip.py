@@ -215,7 +215,7 @@ def test_capture_off_records_nothing(pair: Any) -> None:
 
 def test_inline_relay_applies_service_writes_right_after_commit(pair: Any) -> None:
     from dualwrite.inline import InlineRelay
-    from migration_plans.processes import wait_until
+    from migration_plans.control.processes import wait_until
 
     pair.monolith(
         "INSERT INTO catalog_category (id, name, slug, description) VALUES (4, 'D', 'd', 'before')"
@@ -248,7 +248,7 @@ def test_relay_loop_wakes_on_notify_not_on_its_poll_interval(
     import threading
 
     from dualwrite.loop import RelayLoop
-    from migration_plans.processes import wait_until
+    from migration_plans.control.processes import wait_until
 
     relay = pair.relay(poll_interval=60.0)
     passes: dict[Direction, int] = {direction: 0 for direction in Direction}

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from migration_plans.processes import free_port
+from migration_plans.control.processes import free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PORT_VARIABLES = (
@@ -53,7 +53,7 @@ def demo_env(var_dir: Path, ports: list[int]) -> dict[str, str]:
 
 def run_demo(env: dict[str, str], timeout: float) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "migration_plans.cli", "demo"],
+        [sys.executable, "-m", "migration_plans.control.cli", "demo"],
         env=env, cwd=REPO_ROOT, capture_output=True, text=True, timeout=timeout,
     )  # fmt: skip
 

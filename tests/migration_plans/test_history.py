@@ -6,9 +6,14 @@ from pathlib import Path
 
 from sqlalchemy import create_engine
 
-from migration_plans.gates import Observation, evaluate
-from migration_plans.history import Transition, last_transition, record_transition, transitions
-from migration_plans.plan import Phase, Plan, load_plans
+from migration_plans.control.gates import Observation, evaluate
+from migration_plans.control.history import (
+    Transition,
+    last_transition,
+    record_transition,
+    transitions,
+)
+from migration_plans.core.plan import Phase, Plan, load_plans
 
 
 def test_transitions_are_recorded_newest_first(tmp_path: Path) -> None:

@@ -6,8 +6,8 @@ import io
 import sys
 from pathlib import Path
 
-from migration_plans.logstream import LogStream
-from migration_plans.processes import ManagedProcess, wait_until
+from migration_plans.control.logstream import LogStream
+from migration_plans.control.processes import ManagedProcess, wait_until
 
 
 def test_lines_of_real_processes_arrive_prefixed_and_whole(tmp_path: Path) -> None:

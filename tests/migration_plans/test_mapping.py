@@ -10,14 +10,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from migration_plans.mapping import (
+from migration_plans.core.mapping import (
     DecimalCentsField,
     MappingValueError,
     TimestampField,
     load_context_mapping,
     mapping_for,
 )
-from migration_plans.yamlfile import ConfigError
+from migration_plans.core.yamlfile import ConfigError
 
 PRODUCTS = mapping_for("catalog").table("products")
 RESERVATIONS = mapping_for("inventory").table("reservations")

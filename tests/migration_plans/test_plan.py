@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from migration_plans.mapping import mapping_for
-from migration_plans.plan import Gate, Phase, load_plan, load_plans
-from migration_plans.yamlfile import ConfigError
+from migration_plans.core.mapping import mapping_for
+from migration_plans.core.plan import Gate, Phase, load_plan, load_plans
+from migration_plans.core.yamlfile import ConfigError
 
 
 def test_shipped_plans_load_and_share_the_mapping() -> None:
@@ -75,8 +75,8 @@ def test_load_plans_reports_every_broken_file(tmp_path: Path) -> None:
 
 
 def test_set_phase_keeps_comments_and_the_rest_of_the_file(tmp_path: Path) -> None:
-    from migration_plans.mapping import plan_path
-    from migration_plans.plan_file import set_phase
+    from migration_plans.control.plan_file import set_phase
+    from migration_plans.core.mapping import plan_path
 
     path = tmp_path / "catalog.yaml"
     original = plan_path("catalog").read_text()

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from migration_plans.phase_rules import PlanPhaseRules
-from migration_plans.plan import Phase, Plan, load_plans
-from migration_plans.routing import apply_phase_to_routes, routes_for_phase
-from migration_plans.yamlfile import ConfigError
-from strangler_proxy.loader import load_table, parse_table
+from migration_plans.control.phase_rules import PlanPhaseRules
+from migration_plans.control.routing import apply_phase_to_routes, routes_for_phase
+from migration_plans.core.plan import Phase, Plan, load_plans
+from migration_plans.core.yamlfile import ConfigError
+from strangler_proxy.routetable.loader import load_table, parse_table
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "strangler_proxy" / "examples" / "routes.yaml"
 
@@ -141,9 +141,9 @@ def test_a_rewrite_that_would_not_validate_is_not_written(tmp_path: Path) -> Non
 def test_plans_on_disk_are_read_at_every_check(tmp_path: Path) -> None:
     import shutil
 
-    from migration_plans.mapping import PLANS_DIR
-    from migration_plans.phase_rules import PlansOnDisk
-    from migration_plans.plan_file import set_phase
+    from migration_plans.control.phase_rules import PlansOnDisk
+    from migration_plans.control.plan_file import set_phase
+    from migration_plans.core.mapping import PLANS_DIR
 
     plans = tmp_path / "plans"
     plans.mkdir()
@@ -160,7 +160,7 @@ def test_plans_on_disk_are_read_at_every_check(tmp_path: Path) -> None:
 
 
 def test_a_rendered_table_follows_every_phase(tmp_path: Path) -> None:
-    from migration_plans.routing import render_routes
+    from migration_plans.control.routing import render_routes
 
     upstreams = {
         "monolith": "http://127.0.0.1:8001",

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, create_engine
 
-from migration_plans.exceptions import (
+from migration_plans.control.exceptions import (
     ForceWithoutReason,
     GatesFailed,
     NoTransition,
@@ -16,13 +16,13 @@ from migration_plans.exceptions import (
     TransitionFailed,
     UnknownContext,
 )
-from migration_plans.gates import Observation
-from migration_plans.history import transitions
-from migration_plans.mapping import PLANS_DIR
-from migration_plans.plan import Phase, Plan, load_plan
-from migration_plans.plan_file import set_phase
-from migration_plans.transitions import Environment, advance, rollback
-from strangler_proxy.loader import load_table
+from migration_plans.control.gates import Observation
+from migration_plans.control.history import transitions
+from migration_plans.control.plan_file import set_phase
+from migration_plans.control.transitions import Environment, advance, rollback
+from migration_plans.core.mapping import PLANS_DIR
+from migration_plans.core.plan import Phase, Plan, load_plan
+from strangler_proxy.routetable.loader import load_table
 
 ROUTES = """default_upstream: monolith
 upstreams:

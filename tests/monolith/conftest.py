@@ -23,8 +23,8 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from migration_plans.databases import drop_database, libpq_url, unique_name, with_database
-from migration_plans.processes import ManagedProcess, free_port
+from migration_plans.control.processes import ManagedProcess, free_port
+from migration_plans.core.database import drop_database, libpq_url, unique_name, with_database
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 STAFF_USERNAME = "staff"

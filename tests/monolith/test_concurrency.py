@@ -11,7 +11,7 @@ import httpx
 import psycopg
 import pytest
 
-from migration_plans.processes import ManagedProcess
+from migration_plans.control.processes import ManagedProcess
 
 from .conftest import (
     STAFF_PASSWORD,

@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from migration_plans.processes import ManagedProcess, free_port, wait_until
+from migration_plans.control.processes import ManagedProcess, free_port, wait_until
 
 from .conftest import REPO_ROOT, Monolith, MonolithDatabases, monolith_env
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
-from migration_plans.processes import ManagedProcess, free_port, uvicorn_argv
-from strangler_proxy.loader import LoadedTable, parse_table
+from migration_plans.control.processes import ManagedProcess, free_port, uvicorn_argv
+from strangler_proxy.routetable.loader import LoadedTable, parse_table
 
 BASE = """\
 version: 7

@@ -11,10 +11,10 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
-from migration_plans.yamlfile import ConfigError
+from migration_plans.core.identity import IDENTITY_HEADER, verify_identity
+from migration_plans.core.yamlfile import ConfigError
 from strangler_proxy.app import StranglerProxy
 from strangler_proxy.config import ProxyConfig
-from strangler_proxy.identity import IDENTITY_HEADER, verify_identity
 
 if TYPE_CHECKING:
     from tests.proxy.conftest import EchoUpstream

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from strangler_proxy.breaker import BreakerState, CircuitBreaker
-from strangler_proxy.routes import BreakerSettings
+from strangler_proxy.routetable.model import BreakerSettings
+from strangler_proxy.upstream.breaker import BreakerState, CircuitBreaker
 
 
 class Clock:

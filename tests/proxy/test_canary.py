@@ -7,9 +7,9 @@ from collections.abc import Callable
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from strangler_proxy.canary import choose, sticky_key
-from strangler_proxy.loader import LoadedTable
-from strangler_proxy.routes import Canary, Sticky
+from strangler_proxy.routetable.loader import LoadedTable
+from strangler_proxy.routetable.model import Canary, Sticky
+from strangler_proxy.routing.canary import choose, sticky_key
 
 TableFactory = Callable[..., LoadedTable]
 

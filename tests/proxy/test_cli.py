@@ -101,7 +101,7 @@ def test_schema_is_json_schema(tmp_path: Path) -> None:
 def test_validate_against_the_plans_phases(tmp_path: Path) -> None:
     plans = tmp_path / "plans"
     plans.mkdir()
-    (plans / "catalog.yaml").write_text(Path("migration_plans/catalog.yaml").read_text())
+    (plans / "catalog.yaml").write_text(Path("migration_plans/templates/catalog.yaml").read_text())
     table = """\
 upstreams:
   monolith: {url: "http://127.0.0.1:1"}

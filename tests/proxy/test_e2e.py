@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import pytest
 
-from migration_plans.processes import free_port, wait_until
-from strangler_proxy.identity import IDENTITY_HEADER, verify_identity
+from migration_plans.control.processes import free_port, wait_until
+from migration_plans.core.identity import IDENTITY_HEADER, verify_identity
 
 if TYPE_CHECKING:
     from tests.proxy.conftest import Servers

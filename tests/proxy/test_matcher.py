@@ -6,10 +6,10 @@ from collections.abc import Callable
 
 import pytest
 
-from strangler_proxy.loader import LoadedTable
-from strangler_proxy.matcher import CompiledRoute, Match
-from strangler_proxy.routes import Route
-from strangler_proxy.template import PathTemplate
+from strangler_proxy.routetable.loader import LoadedTable
+from strangler_proxy.routetable.model import Route
+from strangler_proxy.routetable.template import PathTemplate
+from strangler_proxy.routing.matcher import CompiledRoute, Match
 
 TableFactory = Callable[..., LoadedTable]
 

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from strangler_proxy.exceptions import BadPath, PathTooLong, ProxyError
-from strangler_proxy.normalize import SlashPolicy, normalize_path
+from strangler_proxy.edge.errors import BadPath, PathTooLong, ProxyError
+from strangler_proxy.routing.normalize import SlashPolicy, normalize_path
 
 _SAFE_OUTPUT = re.compile(
     r"/(?:[A-Za-z0-9\-._~!$&'()*+,;=:@]|%[0-9A-F]{2})*(?:/(?:[A-Za-z0-9\-._~!$&'()*+,;=:@]|%[0-9A-F]{2})*)*"

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from migration_plans.yamlfile import ConfigError, ConfigIssue, SourceDocument
-from strangler_proxy.loader import load_table, parse_table
-from strangler_proxy.routes import RouteTable
+from migration_plans.core.yamlfile import ConfigError, ConfigIssue, SourceDocument
+from strangler_proxy.routetable.loader import load_table, parse_table
+from strangler_proxy.routetable.model import RouteTable
 
 HEAD = """\
 upstreams:

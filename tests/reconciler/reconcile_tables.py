@@ -1,6 +1,6 @@
 """Monolith and service tables of the catalog context, on SQLite and PostgreSQL.
 
-The shapes follow ``migration_plans/catalog.yaml``: the monolith's ``catalog_product``
+The shapes follow ``migration_plans/templates/catalog.yaml``: the monolith's ``catalog_product``
 (decimal price, boolean is_active, name) against the service's ``products``
 (integer price_cents, status enum, title).
 """
@@ -15,8 +15,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from migration_plans.databases import sqlalchemy_url
-from migration_plans.mapping import ContextMapping
+from migration_plans.core.database import sqlalchemy_url
+from migration_plans.core.mapping import ContextMapping
 
 monolith_metadata = sa.MetaData()
 service_metadata = sa.MetaData()

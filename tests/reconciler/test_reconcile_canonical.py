@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from migration_plans.databases import sqlalchemy_url
-from migration_plans.mapping import TableMapping
+from migration_plans.core.database import sqlalchemy_url
+from migration_plans.core.mapping import TableMapping
 from reconciler.canonical import Op, OpKind, md5_hash64, render, render_timestamp, row_text
 from reconciler.connections import engine_for, snapshot
 from reconciler.schema import inspect_pair

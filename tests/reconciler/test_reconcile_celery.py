@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from migration_plans.processes import ManagedProcess, wait_until
+from migration_plans.control.processes import ManagedProcess, wait_until
 from reconciler.celery_app import beat_schedule, make_celery
 from reconciler.history import last_runs_clean, load_report, recent_runs
 from reconciler.runner import ReconcileOptions, plan_segments, reconcile

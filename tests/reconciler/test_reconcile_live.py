@@ -10,7 +10,7 @@ from decimal import Decimal
 import pytest
 import sqlalchemy as sa
 
-from migration_plans.processes import wait_until
+from migration_plans.control.processes import wait_until
 from reconciler.report import Verdict
 from reconciler.runner import ReconcileOptions, reconcile
 from tests.reconciler.reconcile_tables import Pair, catalog_product, product_row, products

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from migration_plans.mapping import ContextMapping
+from migration_plans.core.mapping import ContextMapping
 from reconciler.repair import apply_repair, plan_repair
 from reconciler.report import Verdict
 from reconciler.runner import ReconcileOptions, reconcile

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from migration_plans.testing import Topology, Workload, assert_no_divergence, assert_no_lost_writes
+from migration_plans.testing.plugin import (
+    Topology,
+    Workload,
+    assert_no_divergence,
+    assert_no_lost_writes,
+)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.pg, pytest.mark.redis]
 

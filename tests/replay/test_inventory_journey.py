@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from migration_plans.exceptions import RollbackLosesData
-from migration_plans.testing import Topology, Workload, assert_no_divergence, assert_no_lost_writes
+from migration_plans.control.exceptions import RollbackLosesData
+from migration_plans.testing.plugin import (
+    Topology,
+    Workload,
+    assert_no_divergence,
+    assert_no_lost_writes,
+)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.pg, pytest.mark.redis]
 

@@ -23,8 +23,8 @@ from fastapi.testclient import TestClient
 from psycopg import sql
 
 from extracted_services.common.migrations import upgrade
-from migration_plans.databases import libpq_url
-from strangler_proxy.identity import IDENTITY_HEADER, Identity, sign_identity
+from migration_plans.core.database import libpq_url
+from migration_plans.core.identity import IDENTITY_HEADER, Identity, sign_identity
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 IDENTITY_KEY = "service-tests-identity-key"

@@ -14,8 +14,8 @@ import httpx
 import psycopg
 import pytest
 
-from migration_plans.databases import libpq_url
-from migration_plans.processes import ManagedProcess, free_port, uvicorn_argv
+from migration_plans.control.processes import ManagedProcess, free_port, uvicorn_argv
+from migration_plans.core.database import libpq_url
 from tests.services.conftest import IDENTITY_KEY, Databases, identity_headers
 from tests.services.contract import Comparison, Exchange, Step
 from tests.services.seed import seed_inventory_service, seed_monolith

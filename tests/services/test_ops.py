@@ -102,7 +102,7 @@ def test_readiness_fails_with_503_when_the_database_is_unreachable():
     from fastapi.testclient import TestClient
 
     from extracted_services.catalog.main import create_app
-    from migration_plans.processes import free_port
+    from migration_plans.control.processes import free_port
 
     url = f"postgresql://postgres@127.0.0.1:{free_port()}/nothing"
     app = create_app(CatalogSettings(phase="split", database_url=url, identity_key="k"))

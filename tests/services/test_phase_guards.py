@@ -12,7 +12,7 @@ from extracted_services.catalog import crud
 from extracted_services.catalog.models import Category, Product
 from extracted_services.common.changes import ChangeRecorder
 from extracted_services.common.database import service_engine, session_factory
-from migration_plans.databases import sqlalchemy_url
+from migration_plans.core.database import sqlalchemy_url
 from tests.services.seed import seed_monolith
 
 

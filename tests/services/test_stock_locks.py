@@ -12,8 +12,8 @@ from extracted_services.common.changes import ChangeRecorder
 from extracted_services.common.database import service_engine, session_factory
 from extracted_services.common.errors import InsufficientStock
 from extracted_services.inventory import crud
-from migration_plans.databases import libpq_url
-from migration_plans.processes import wait_until
+from migration_plans.control.processes import wait_until
+from migration_plans.core.database import libpq_url
 from tests.services.seed import seed_inventory_service
 
 

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from migration_plans.processes import ManagedProcess, free_port, uvicorn_argv
-from strangler_proxy.shadow_store import RedisShadowStore
+from migration_plans.control.processes import ManagedProcess, free_port, uvicorn_argv
+from strangler_proxy.shadow.store import RedisShadowStore
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 MITM_PYTHON = REPO_ROOT / ".venv-mitm" / "bin" / "python"

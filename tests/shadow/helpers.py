@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from strangler_proxy.compare import CompareRules, compare_responses
-from strangler_proxy.exchange import CapturedRequest, CapturedResponse
-from strangler_proxy.shadow_store import Outcome
+from strangler_proxy.shadow.compare import CompareRules, compare_responses
+from strangler_proxy.shadow.exchange import CapturedRequest, CapturedResponse
+from strangler_proxy.shadow.store import Outcome
 
 JSON = (("content-type", "application/json"),)
 

@@ -3,13 +3,13 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from strangler_proxy.compare import (
+from strangler_proxy.shadow.compare import (
     CompareRules,
     compare_responses,
     generalize_path,
     path_pattern,
 )
-from strangler_proxy.exchange import CapturedResponse
+from strangler_proxy.shadow.exchange import CapturedResponse
 
 
 def as_json(

@@ -14,12 +14,12 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from strangler_proxy.captures import CapturedExchange
-from strangler_proxy.exchange import CapturedRequest
-from strangler_proxy.export_tests import export_tests
-from strangler_proxy.replay import replay
-from strangler_proxy.shadow_cli import shadow_app
-from strangler_proxy.shadow_store import RedisShadowStore
+from strangler_proxy.shadow.captures import CapturedExchange
+from strangler_proxy.shadow.cli import shadow_app
+from strangler_proxy.shadow.exchange import CapturedRequest
+from strangler_proxy.shadow.export_tests import export_tests
+from strangler_proxy.shadow.replay import replay
+from strangler_proxy.shadow.store import RedisShadowStore
 
 from .conftest import REPO_ROOT, Shops
 

@@ -9,12 +9,12 @@ from collections.abc import Callable
 import httpx
 import pytest
 
-from migration_plans.processes import free_port
-from strangler_proxy.compare import CompareRules
-from strangler_proxy.exchange import CapturedRequest, CapturedResponse
-from strangler_proxy.mirror import MirrorEngine, MirrorMetrics, ShadowRoute, Submitted
-from strangler_proxy.noise import NoiseLearner
-from strangler_proxy.shadow_store import RedisShadowStore
+from migration_plans.control.processes import free_port
+from strangler_proxy.shadow.compare import CompareRules
+from strangler_proxy.shadow.engine import MirrorEngine, MirrorMetrics, ShadowRoute, Submitted
+from strangler_proxy.shadow.exchange import CapturedRequest, CapturedResponse
+from strangler_proxy.shadow.noise import NoiseLearner
+from strangler_proxy.shadow.store import RedisShadowStore
 
 from .conftest import Shops
 
@@ -215,7 +215,7 @@ def test_sampling_rate_is_applied_per_route() -> None:
 def test_outcome_totals_sum_routes_from_the_exposition() -> None:
     from prometheus_client import CollectorRegistry, generate_latest
 
-    from strangler_proxy.mirror import outcome_totals
+    from strangler_proxy.shadow.engine import outcome_totals
 
     registry = CollectorRegistry()
     metrics = MirrorMetrics(registry)

@@ -1,6 +1,6 @@
 """The mirror sidecar of a real proxy process: bounded hand-off, counts, restart, exit.
 
-The proxy (``python -m strangler_proxy serve``) starts ``strangler_proxy.mirror_worker``
+The proxy (``python -m strangler_proxy serve``) starts ``strangler_proxy.shadow.sidecar``
 as its child on the first mirrored request. These tests find that child in ``/proc``,
 stop it (SIGSTOP: it reads nothing, as when starved of CPU), kill it, or kill the
 proxy under it, and watch the proxy's ``/metrics``.
@@ -16,9 +16,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from migration_plans.processes import ManagedProcess, wait_until
-from strangler_proxy.mirror_wire import FrameReader, encode
-from strangler_proxy.shadow import Shadowing, ShadowSettings
+from migration_plans.control.processes import ManagedProcess, wait_until
+from strangler_proxy.shadow.shadowing import Shadowing, ShadowSettings
+from strangler_proxy.shadow.wire import FrameReader, encode
 
 from .conftest import Shops
 from .test_proxy_shadow import ADMIN_TOKEN, mirror_counters, start_proxy

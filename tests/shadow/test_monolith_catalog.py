@@ -19,12 +19,12 @@ from pathlib import Path
 import httpx
 import pytest
 
-from migration_plans.processes import ManagedProcess, free_port, uvicorn_argv
-from strangler_proxy.captures import read_capture
-from strangler_proxy.exchange import CapturedRequest, CapturedResponse
-from strangler_proxy.mirror import MirrorEngine, MirrorMetrics, ShadowRoute, Submitted
-from strangler_proxy.replay import replay
-from strangler_proxy.shadow_store import MemoryShadowStore, RedisShadowStore
+from migration_plans.control.processes import ManagedProcess, free_port, uvicorn_argv
+from strangler_proxy.shadow.captures import read_capture
+from strangler_proxy.shadow.engine import MirrorEngine, MirrorMetrics, ShadowRoute, Submitted
+from strangler_proxy.shadow.exchange import CapturedRequest, CapturedResponse
+from strangler_proxy.shadow.replay import replay
+from strangler_proxy.shadow.store import MemoryShadowStore, RedisShadowStore
 
 from .conftest import REPO_ROOT
 from .test_replay import capture_with_mitmdump

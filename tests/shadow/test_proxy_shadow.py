@@ -11,9 +11,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from migration_plans.processes import ManagedProcess, free_port, wait_until
-from strangler_proxy.mirror import outcome_totals
-from strangler_proxy.shadow_store import RedisShadowStore
+from migration_plans.control.processes import ManagedProcess, free_port, wait_until
+from strangler_proxy.shadow.engine import outcome_totals
+from strangler_proxy.shadow.store import RedisShadowStore
 
 from .conftest import REPO_ROOT, Shops
 
@@ -211,8 +211,8 @@ def test_noise_is_learned_through_a_second_primary_and_traffic_is_recorded(
     tmp_path: Path,
     mitm_python: Path,
 ) -> None:
-    from strangler_proxy.captures import read_capture
-    from strangler_proxy.noise import noise_yaml
+    from strangler_proxy.shadow.captures import read_capture
+    from strangler_proxy.shadow.noise import noise_yaml
 
     second = shop("primary")
     routes = tmp_path / "calibrated.yaml"

@@ -2,9 +2,9 @@ from __future__ import annotations
 
 import json
 
-from strangler_proxy.exchange import CapturedRequest, CapturedResponse
-from strangler_proxy.identity import IDENTITY_HEADER
-from strangler_proxy.redaction import REDACTED, redact_request, redact_response
+from migration_plans.core.identity import IDENTITY_HEADER
+from strangler_proxy.shadow.exchange import CapturedRequest, CapturedResponse
+from strangler_proxy.shadow.redaction import REDACTED, redact_request, redact_response
 
 
 def test_request_credentials_are_redacted() -> None:

@@ -5,8 +5,8 @@ from html.parser import HTMLParser
 
 import pytest
 
-from strangler_proxy.shadow_report import build_report, render
-from strangler_proxy.shadow_store import MemoryShadowStore
+from strangler_proxy.shadow.report import build_report, render
+from strangler_proxy.shadow.store import MemoryShadowStore
 
 from .helpers import outcome
 

@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry
 
-from strangler_proxy.loader import parse_table
-from strangler_proxy.mirror import MirrorEngine, MirrorMetrics, Submitted
-from strangler_proxy.shadow import Shadowing, ShadowSettings, _Plan, shadow_routes
-from strangler_proxy.shadow_store import RedisShadowStore
+from strangler_proxy.routetable.loader import parse_table
+from strangler_proxy.shadow.engine import MirrorEngine, MirrorMetrics, Submitted
+from strangler_proxy.shadow.shadowing import Shadowing, ShadowSettings, _Plan, shadow_routes
+from strangler_proxy.shadow.store import RedisShadowStore
 
 from .conftest import Shops
 
@@ -124,7 +124,7 @@ def test_oversized_responses_are_not_mirrored() -> None:
         pass
 
     route = Route()
-    from strangler_proxy.mirror import ShadowRoute
+    from strangler_proxy.shadow.engine import ShadowRoute
 
     shadowing._plans = {id(route): _Plan(ShadowRoute("r", "http://127.0.0.1:9"))}
 
@@ -150,7 +150,7 @@ def test_routes_with_a_record_block_write_a_redacted_sample(
 ) -> None:
     from types import SimpleNamespace
 
-    from strangler_proxy.captures import read_capture
+    from strangler_proxy.shadow.captures import read_capture
 
     route = SimpleNamespace(
         name="product-list", shadow=None, record=SimpleNamespace(sample_rate=0.5)
@@ -186,7 +186,7 @@ def test_routes_with_a_record_block_write_a_redacted_sample(
 
 
 def test_requests_sampled_out_are_not_copied_at_all() -> None:
-    from strangler_proxy.mirror import ShadowRoute
+    from strangler_proxy.shadow.engine import ShadowRoute
 
     engine = MirrorEngine(sample=lambda: 0.9, metrics=MirrorMetrics(CollectorRegistry()))
     shadowing = Shadowing(engine)

@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from strangler_proxy.shadow_store import (
+from strangler_proxy.shadow.store import (
     MemoryShadowStore,
     Outcome,
     RedisShadowStore,

@@ -1,0 +1,61 @@
+"""The `strangler` command line: one Typer app that mounts every package's commands."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from dualwrite.cli import app as dualwrite_app
+from extracted_services.cli import app as service_app
+from legacy_monolith.cli import app as monolith_app
+from migration_plans.control.plan_cli import app as plan_app
+from reconciler.cli import app as reconcile_app
+from strangler_proxy.cli import app as proxy_app
+from strangler_proxy.cli import routes_app
+from strangler_proxy.shadow.cli import shadow_app
+
+app = typer.Typer(
+    no_args_is_help=True,
+    help="strangler: migrate a Django monolith to services one bounded context at a time.",
+)
+app.add_typer(monolith_app, name="monolith")
+app.add_typer(proxy_app, name="proxy")
+app.add_typer(routes_app, name="routes")
+app.add_typer(shadow_app, name="shadow")
+app.add_typer(service_app, name="service")
+app.add_typer(dualwrite_app, name="dualwrite")
+app.add_typer(reconcile_app, name="reconcile")
+app.add_typer(plan_app, name="plan")
+
+
+@app.command()
+def demo() -> None:
+    """Run the migration story end to end on the embedded default (SQLite, no servers)."""
+    from migration_plans.control.demo import run_demo
+
+    raise typer.Exit(run_demo())
+
+
+@app.command()
+def up(
+    var_dir: Annotated[Path, typer.Option(help="Folder for databases, logs, route table.")] = Path(
+        "var/stack"
+    ),
+) -> None:
+    """Start the whole stack locally (embedded default, or the URLs in the environment)."""
+    import sys
+
+    from migration_plans.control.stack import StackConfig, run_up
+
+    raise typer.Exit(run_up(StackConfig.from_env(var_dir), out=sys.stdout))
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

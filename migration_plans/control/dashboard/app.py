@@ -1,0 +1,289 @@
+"""The migration dashboard, served by the admin API under ``{prefix}dashboard``.
+
+Same secret as the admin API (``STRANGLER_ADMIN_TOKEN``): a browser signs in once
+through a form and gets the token back in an HttpOnly, SameSite=Strict cookie scoped
+to the admin prefix; scripts may send ``Authorization: Bearer <token>`` instead.
+Without either, the page is the login form and the data endpoint answers 401.
+
+    GET  {prefix}dashboard                 the page (login form when not signed in)
+    GET  {prefix}dashboard/data            JSON: {"data": {...}, "html": {...}, "hashes": {...}}
+    GET  {prefix}dashboard/report/<run>    a stored reconciler run as its HTML report
+    GET  {prefix}dashboard/static/<file>   dashboard.js, dashboard.css (no secrets, no auth)
+    POST {prefix}dashboard/login           form field ``token``; sets the cookie, 303 to the page
+    POST {prefix}dashboard/logout          clears the cookie, 303 to the page
+
+The payload is collected in a worker thread (:mod:`migration_plans.control.dashboard.data`
+reads databases and Redis) and shared by every poll for ``ttl`` seconds, so a
+dashboard left open costs the proxy one collection per ``ttl`` at most and request
+forwarding never waits on it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import re
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from dataclasses import dataclass
+from importlib import resources
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs, quote, unquote, urlsplit
+
+from migration_plans.control.dashboard import html as dashboard_html
+from migration_plans.control.dashboard.data import Sources
+
+if TYPE_CHECKING:
+    from strangler_proxy.app import StranglerProxy
+
+__all__ = ["COOKIE", "Dashboard"]
+
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+COOKIE = "strangler_admin"
+MAX_FORM_BYTES = 8 * 1024
+_RUN_ID = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+_STATIC = {"dashboard.js": b"text/javascript; charset=utf-8", "dashboard.css": b"text/css"}
+_HTML = b"text/html; charset=utf-8"
+_JSON = b"application/json"
+PAGE_CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+)
+REPORT_CSP = "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'"
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """One collection: the data, the page fragments, and the JSON body sent to pollers."""
+
+    data: dict[str, Any]
+    fragments: dict[str, str]
+    body: bytes
+    at: float
+
+
+@dataclass(frozen=True)
+class Reply:
+    status: int
+    body: bytes
+    content_type: bytes
+    headers: tuple[tuple[bytes, bytes], ...] = ()
+    csp: str = PAGE_CSP
+
+
+class Dashboard:
+    """Answers ``{prefix}dashboard[/...]`` for one proxy (see the module docstring)."""
+
+    def __init__(
+        self,
+        proxy: StranglerProxy,
+        token: bytes | None,
+        prefix: str,
+        *,
+        sources: Sources | None = None,
+        ttl: float = 1.5,
+        interval_ms: int = 2000,
+    ) -> None:
+        self.proxy = proxy
+        self.token = token
+        self.prefix = prefix
+        self.ttl = ttl
+        self.interval_ms = interval_ms
+        self.sources = sources
+        self._snapshot: Snapshot | None = None
+        self._lock: asyncio.Lock | None = None
+
+    @staticmethod
+    def owns(name: str) -> bool:
+        """Whether the admin path ``name`` (prefix stripped) belongs to the dashboard."""
+        return name == "dashboard" or name.startswith("dashboard/")
+
+    async def serve(
+        self, scope: MutableMapping[str, Any], receive: Receive, send: Send, name: str, rid: str
+    ) -> int:
+        """Answer one request; returns the status sent."""
+        reply = await self.reply(scope, receive, name)
+        headers = [
+            (b"content-type", reply.content_type),
+            (b"content-length", str(len(reply.body)).encode()),
+            (b"x-request-id", rid.encode()),
+            (b"cache-control", b"no-store"),
+            (b"content-security-policy", reply.csp.encode()),
+            (b"x-content-type-options", b"nosniff"),
+            (b"x-frame-options", b"DENY"),
+            (b"referrer-policy", b"same-origin"),  # "no-referrer" makes Origin: null
+            *reply.headers,
+        ]
+        await send({"type": "http.response.start", "status": reply.status, "headers": headers})
+        await send({"type": "http.response.body", "body": reply.body})
+        return reply.status
+
+    async def reply(self, scope: MutableMapping[str, Any], receive: Receive, name: str) -> Reply:
+        method: str = scope["method"]
+        headers = dict(scope["headers"])
+        sub = name[len("dashboard") :].lstrip("/")
+        if sub.startswith("static/") and method in ("GET", "HEAD"):
+            return _static(sub.removeprefix("static/"))
+        if sub in ("login", "logout"):
+            if method != "POST":
+                return self._see_page()
+            if not _same_origin(headers):
+                return Reply(403, b"cross-origin form refused", b"text/plain")
+            if sub == "logout":
+                return self._see_page(self._cookie("", expire=True, scope=scope))
+            return await self._login(scope, receive)
+        if method not in ("GET", "HEAD"):
+            return Reply(405, b"method not allowed", b"text/plain", ((b"allow", b"GET"),))
+        if not self.authorized(headers):
+            if sub == "data":
+                return Reply(401, b'{"error":"unauthorized"}', _JSON)
+            return self._login_page(401)
+        if sub == "":
+            snapshot = await self.snapshot()
+            html = dashboard_html.page(
+                snapshot.data,
+                self.prefix,
+                fragments=snapshot.fragments,
+                interval_ms=self.interval_ms,
+            )
+            return Reply(200, html.encode(), _HTML)
+        if sub == "data":
+            return Reply(200, (await self.snapshot()).body, _JSON)
+        if sub.startswith("report/"):
+            return await self._report(sub.removeprefix("report/"))
+        return Reply(404, b"no such dashboard page", b"text/plain")
+
+    # -- authentication -----------------------------------------------------------------
+
+    def authorized(self, headers: dict[bytes, bytes]) -> bool:
+        """A bearer token or the sign-in cookie equal to the admin token."""
+        if self.token is None:
+            return False
+        given = headers.get(b"authorization", b"")
+        if given and hmac.compare_digest(given, b"Bearer " + self.token):
+            return True
+        cookie = _cookie_value(headers.get(b"cookie", b""), COOKIE)
+        return cookie is not None and hmac.compare_digest(cookie, self.token)
+
+    async def _login(self, scope: MutableMapping[str, Any], receive: Receive) -> Reply:
+        if self.token is None:
+            return self._login_page(401)
+        form = await _read_form(receive)
+        token = (form or {}).get("token", [""])[0].encode()
+        if not token or not hmac.compare_digest(token, self.token):
+            await asyncio.sleep(0.25)  # slows guessing without holding anything
+            return self._login_page(401, "That token is not the admin token.")
+        return self._see_page(self._cookie(self.token.decode(), scope=scope))
+
+    def _cookie(
+        self, value: str, *, scope: MutableMapping[str, Any], expire: bool = False
+    ) -> tuple[bytes, bytes]:
+        parts = [f"{COOKIE}={quote(value, safe='')}", f"Path={self.prefix}", "HttpOnly"]
+        parts.append("SameSite=Strict")
+        if expire:
+            parts.append("Max-Age=0")
+        if scope.get("scheme") == "https":
+            parts.append("Secure")
+        return (b"set-cookie", "; ".join(parts).encode())
+
+    def _see_page(self, *headers: tuple[bytes, bytes]) -> Reply:
+        location = (b"location", f"{self.prefix}dashboard".encode())
+        return Reply(303, b"", b"text/plain", (location, *headers))
+
+    def _login_page(self, status: int, message: str = "") -> Reply:
+        html = dashboard_html.login_page(self.prefix, message=message, disabled=self.token is None)
+        return Reply(status, html.encode(), _HTML)
+
+    # -- data -----------------------------------------------------------------------------
+
+    async def snapshot(self) -> Snapshot:
+        """The latest collection, refreshed in a worker thread when older than ``ttl``."""
+        if self._fresh(self._snapshot):
+            assert self._snapshot is not None
+            return self._snapshot
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        async with self._lock:  # one collection at a time; waiting pollers share it
+            if not self._fresh(self._snapshot):
+                self._snapshot = await asyncio.to_thread(self._collect)
+        assert self._snapshot is not None
+        return self._snapshot
+
+    def _fresh(self, snapshot: Snapshot | None) -> bool:
+        return snapshot is not None and time.monotonic() - snapshot.at < self.ttl
+
+    def _collect(self) -> Snapshot:
+        if self.sources is None:
+            self.sources = Sources(self.proxy)
+        data = self.sources.collect()
+        fragments = dashboard_html.sections(data, self.prefix)
+        hashes = {
+            name: hashlib.sha1(html.encode(), usedforsecurity=False).hexdigest()[:16]
+            for name, html in fragments.items()
+        }
+        payload = {"data": data, "html": fragments, "hashes": hashes}
+        body = json.dumps(payload, separators=(",", ":"), default=str).encode()
+        return Snapshot(data, fragments, body, time.monotonic())
+
+    async def _report(self, run_id: str) -> Reply:
+        if not _RUN_ID.match(run_id):
+            return Reply(404, b"no such run", b"text/plain")
+        html = await asyncio.to_thread(_report_html, run_id)
+        if html is None:
+            return Reply(404, b"no such run", b"text/plain")
+        return Reply(200, html.encode(), _HTML, csp=REPORT_CSP)
+
+
+def _report_html(run_id: str) -> str | None:
+    from reconciler.history import load_report
+    from reconciler.render import to_html
+
+    report = load_report(run_id)
+    return None if report is None else to_html(report)
+
+
+def _static(name: str) -> Reply:
+    content_type = _STATIC.get(name)
+    if content_type is None:
+        return Reply(404, b"not found", b"text/plain")
+    body = (resources.files("migration_plans.control.dashboard") / "static" / name).read_bytes()
+    return Reply(200, body, content_type)
+
+
+def _cookie_value(header: bytes, name: str) -> bytes | None:
+    for part in header.decode("latin-1").split(";"):
+        key, _, value = part.strip().partition("=")
+        if key == name:
+            return unquote(value).encode()
+    return None
+
+
+def _same_origin(headers: dict[bytes, bytes]) -> bool:
+    """A form post from this host (browsers send Origin on POST; tools may not)."""
+    origin = headers.get(b"origin")
+    if origin is None:
+        return True
+    host = headers.get(b"host", b"").decode("latin-1")
+    return urlsplit(origin.decode("latin-1")).netloc == host
+
+
+async def _read_form(receive: Receive) -> dict[str, list[str]] | None:
+    """An url-encoded form body (None when it is larger than :data:`MAX_FORM_BYTES`)."""
+    chunks, size = [], 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return None
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > MAX_FORM_BYTES:
+            return None
+        chunks.append(chunk)
+        if not message.get("more_body"):
+            break
+    return parse_qs(b"".join(chunks).decode("utf-8", "replace"), keep_blank_values=True)

@@ -1,0 +1,428 @@
+"""What the dashboard shows, gathered from the stores the other packages write.
+
+Every section is read on its own: a store that is down gives that section an
+``error`` and leaves the others intact. Collection is blocking (database and Redis
+round trips), so the proxy runs it in a worker thread (:mod:`migration_plans.control.dashboard.app`).
+
+    sources = Sources(proxy)
+    data = sources.collect()     # JSON-ready dict: contexts, routes, shadow, reconciler, dualwrite
+
+Sources: plans and gates (``STRANGLER_PLANS_DIR``, :class:`migration_plans.control.evidence.StoreEvidence`),
+transition history and reconciler runs (``STRANGLER_CONTROL_DB_URL``), shadow results
+(:func:`strangler_proxy.shadow.backend.open_store`: Redis or the control-plane database), relay status (each context's
+database URLs), and the proxy's own table holder and request counters.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from strangler_proxy.routetable.model import ALL_METHODS
+
+if TYPE_CHECKING:
+    from migration_plans.core.plan import Plan
+    from strangler_proxy.app import StranglerProxy
+    from strangler_proxy.shadow.store import ShadowResults
+
+log = logging.getLogger("strangler.dashboard")
+
+PHASES = ("shared", "dual_write", "split")
+SHADOW_WINDOW = 6 * 3600.0  # seconds of match-rate history plotted
+RATE_WINDOW = 30.0  # seconds over which request rates are averaged
+RUNS_PLOTTED = 40  # reconciler runs per table
+SAMPLE_BODY_LIMIT = 16 * 1024
+
+Section = dict[str, Any]
+
+
+def _guarded(name: str, read: Callable[[], Section]) -> Section:
+    """``read()``, or ``{"error": ...}`` when its store fails (the page must always answer)."""
+    try:
+        return read()
+    except Exception as exc:  # any store failure is shown, never raised
+        log.warning("dashboard: cannot read %s: %s", name, exc)
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        return {"error": f"{type(exc).__name__}: {first}"[:300]}
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.isoformat()
+
+
+def _timestamp(moment: datetime) -> float:
+    from datetime import UTC
+
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
+
+
+class RequestRates:
+    """Per route and upstream requests per second, from the proxy's own counters."""
+
+    def __init__(self, window: float = RATE_WINDOW) -> None:
+        self.window = window
+        self._history: deque[tuple[float, dict[tuple[str, str], float]]] = deque()
+        self._lock = threading.Lock()
+
+    def update(
+        self, totals: dict[tuple[str, str], float], now: float
+    ) -> dict[tuple[str, str], float]:
+        """Record ``totals`` (counter values) seen at ``now``; rates since the oldest kept."""
+        with self._lock:
+            self._history.append((now, totals))
+            while len(self._history) > 2 and now - self._history[1][0] >= self.window:
+                self._history.popleft()
+            then, before = self._history[0]
+        if now - then <= 0:
+            return {}
+        return {
+            key: max(0.0, total - before.get(key, 0.0)) / (now - then)
+            for key, total in totals.items()
+        }
+
+
+def request_totals(proxy: StranglerProxy) -> dict[tuple[str, str], float]:
+    """Requests answered so far by (route, upstream), summed over methods and statuses."""
+    totals: dict[tuple[str, str], float] = {}
+    for family in proxy.metrics.requests.collect():
+        for sample in family.samples:
+            if not sample.name.endswith("_total"):
+                continue
+            key = (sample.labels["route"], sample.labels["upstream"])
+            totals[key] = totals.get(key, 0.0) + sample.value
+    return totals
+
+
+def open_shadow_store() -> ShadowResults | None:
+    """The store the proxy's mirror writes to (one selection rule: :mod:`~strangler_proxy.shadow.backend`)."""
+    from strangler_proxy.shadow.backend import open_store
+
+    return open_store()
+
+
+class Sources:
+    """Reads every section of the dashboard (blocking; run it off the event loop)."""
+
+    def __init__(
+        self,
+        proxy: StranglerProxy,
+        *,
+        shadow: Callable[[], ShadowResults | None] = open_shadow_store,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.proxy = proxy
+        self.clock = clock
+        self.rates = RequestRates()
+        self._open_shadow = shadow
+        self._shadow: ShadowResults | None = None
+
+    def collect(self) -> dict[str, Any]:
+        """The whole payload (JSON-ready); ``timings_ms`` says what each section cost."""
+        now = self.clock()
+        timings: dict[str, float] = {}
+
+        def timed(name: str, read: Callable[[], Any]) -> Any:
+            started = time.perf_counter()
+            try:
+                return read()
+            finally:
+                timings[name] = round((time.perf_counter() - started) * 1000, 1)
+
+        plans = timed("contexts", lambda: _guarded("plans", self._plans))
+        plan_map: dict[str, Plan] = plans.pop("plans", {})
+        data: dict[str, Any] = {
+            "generated_at": now,
+            "contexts": plans.get("contexts", []),
+            "contexts_error": plans.get("error"),
+            "routes": timed("routes", lambda: _guarded("routes", lambda: self._routes(now))),
+            "shadow": timed(
+                "shadow", lambda: _guarded("shadow", lambda: self._shadow_section(now, plan_map))
+            ),
+            "reconciler": timed(
+                "reconciler",
+                lambda: _guarded("reconciler", lambda: self._reconciler(list(plan_map))),
+            ),
+            "dualwrite": timed("dualwrite", lambda: [_relay_section(name) for name in plan_map]),
+        }
+        data["timings_ms"] = timings
+        data["took_ms"] = round(sum(timings.values()), 1)
+        return data
+
+    # -- plans, gates, transitions -----------------------------------------------------
+
+    def _plans(self) -> Section:
+        from migration_plans.control.evidence import StoreEvidence
+        from migration_plans.control.transitions import Environment
+
+        env = Environment.from_env()
+        env.metrics = StoreEvidence()
+        plans = env.plans()
+        contexts = [_context_card(env, plan) for _, plan in sorted(plans.items())]
+        return {"contexts": contexts, "plans": plans}
+
+    # -- the route table ----------------------------------------------------------------
+
+    def _routes(self, now: float) -> Section:
+        holder = self.proxy.holder
+        current = holder.current
+        error = holder.last_error
+        rates = self.rates.update(request_totals(self.proxy), now)
+        routes = []
+        for context, group in current.table.contexts.items():
+            for route in group.routes:
+                routes.append(_route_row(context, route, rates))
+        return {
+            "version": current.version,
+            "hash": current.hash,
+            "source": current.source,
+            "generation": holder.generation,
+            "loaded_at": current.loaded_at,
+            "default_upstream": current.table.default_upstream,
+            "last_reload_error": None
+            if error is None
+            else {"at": error.at, "issues": list(error.issues)},
+            "routes": routes,
+        }
+
+    # -- shadow results -----------------------------------------------------------------
+
+    def _store(self) -> ShadowResults | None:
+        if self._shadow is None:
+            self._shadow = self._open_shadow()
+        return self._shadow
+
+    def _shadow_section(self, now: float, plans: dict[str, Plan]) -> Section:
+        store = self._store()
+        if store is None:
+            return {"configured": False, "routes": []}
+        since = now - SHADOW_WINDOW
+        thresholds = _shadow_thresholds(plans.values())
+        routes = []
+        for route, context in sorted(store.routes().items()):
+            series = store.series(route, since=since)
+            total = store.counts(route=route, since=since)
+            samples = store.samples(route, since=since, limit=1)
+            routes.append(
+                {
+                    "route": route,
+                    "context": context,
+                    "counts": total.to_dict(),
+                    "series": [[at, c.match_rate, c.compared] for at, c in series],
+                    "threshold": thresholds.get(context),
+                    "top_fields": [[path, n] for path, n in store.top_fields(route, since=since)],
+                    "sample": _sample(samples[0]) if samples else None,
+                }
+            )
+        return {"configured": True, "since": since, "routes": routes}
+
+    # -- reconciler history -------------------------------------------------------------
+
+    def _reconciler(self, contexts: list[str]) -> Section:
+        import sqlalchemy as sa
+
+        from reconciler.history import load_report, recent_runs, run_tables, store
+
+        engine = store()
+        query = (
+            sa.select(run_tables)
+            .where(run_tables.c.context.in_(contexts))
+            .order_by(run_tables.c.finished_at.desc())
+            .limit(RUNS_PLOTTED * 8)
+        )
+        with engine.connect() as conn:
+            rows = conn.execute(query).mappings().all()
+        tables: dict[tuple[str, str], list[list[Any]]] = {}
+        for row in reversed(rows):
+            divergent = row["missing_in_service"] + row["missing_in_monolith"] + row["differing"]
+            points = tables.setdefault((row["context"], row["table_name"]), [])
+            points.append([_timestamp(row["finished_at"]), int(divergent), row["verdict"]])
+        last_runs = []
+        for context in contexts:
+            found = recent_runs(context, limit=1)
+            if found:
+                last_runs.append(_run_details(found[0], load_report(found[0].run_id)))
+        return {
+            "tables": [
+                {"context": ctx, "table": name, "points": points[-RUNS_PLOTTED:]}
+                for (ctx, name), points in sorted(tables.items())
+            ],
+            "last_runs": last_runs,
+        }
+
+
+def _context_card(env: Any, plan: Plan) -> dict[str, Any]:
+    from migration_plans.control.transitions import check_gates
+
+    card: dict[str, Any] = {
+        "context": plan.context,
+        "phase": plan.phase.value,
+        "next": None,
+        "gates": [],
+        "ready": False,
+        "last_transition": None,
+    }
+    if plan.next_phase is not None:
+        target, results = check_gates(env, plan)
+        card["next"] = target.value
+        card["gates"] = [
+            {
+                "gate": str(result.gate),
+                "metric": result.gate.metric,
+                "op": result.gate.op,
+                "threshold": result.gate.value,
+                "min_samples": result.gate.min_samples,
+                "value": result.observation.value,
+                "samples": result.observation.samples,
+                "source": result.observation.source,
+                "passed": result.passed,
+            }
+            for result in results
+        ]
+        card["ready"] = all(result.passed for result in results)
+    last = _guarded("history", lambda: _last(env, plan.context))
+    card["last_transition"] = last.get("transition")
+    if "error" in last:
+        card["history_error"] = last["error"]
+    return card
+
+
+def _last(env: Any, context: str) -> Section:
+    from migration_plans.control.history import last_transition
+
+    found = last_transition(env.engine(), context)
+    if found is None:
+        return {"transition": None}
+    return {
+        "transition": {
+            "from": found.from_phase,
+            "to": found.to_phase,
+            "by": found.actor,
+            "at": _iso(found.at),
+            "forced": found.forced,
+            "reason": found.reason,
+        }
+    }
+
+
+def _route_row(context: str, route: Any, rates: dict[tuple[str, str], float]) -> dict[str, Any]:
+    if route.canary is not None:
+        split = [[name, weight] for name, weight in route.canary.split.items()]
+    else:
+        split = [[route.upstream, 100.0]]
+    served = {up: rps for (name, up), rps in rates.items() if name == route.name}
+    total = sum(served.values()) if rates else None
+    return {
+        "name": route.name,
+        "context": context,
+        "match": route.path or f"{route.prefix}*",
+        "methods": ["any"] if route.methods >= ALL_METHODS else sorted(route.methods),
+        "split": split,
+        "shadow": route.shadow.upstream if route.shadow is not None else None,
+        "fallback": bool(route.fallback),
+        "rate": None if total is None else round(total, 3),
+        "served": {up: round(rps, 3) for up, rps in sorted(served.items())},
+    }
+
+
+def _shadow_thresholds(plans: Iterable[Plan]) -> dict[str, float]:
+    found = {}
+    for plan in plans:
+        for gate in plan.gates.dual_write + plan.gates.split:
+            if gate.metric == "shadow_match_rate":
+                found[plan.context] = gate.value
+    return found
+
+
+def _body_text(document: dict[str, Any] | None) -> str:
+    """A response body from a stored sample, pretty-printed when it is JSON."""
+    if not document:
+        return ""
+    if document.get("body_truncated"):
+        return "(body too large to keep)"
+    from strangler_proxy.shadow.exchange import CapturedResponse
+
+    try:
+        raw = CapturedResponse.from_dict(document).decoded_body()
+    except (KeyError, ValueError, TypeError):
+        raw = base64.b64decode(document.get("body_b64", "") or b"")
+    try:
+        text = json.dumps(json.loads(raw), indent=2, sort_keys=True, ensure_ascii=False)
+    except ValueError:
+        text = raw.decode("utf-8", "replace")
+    return text[:SAMPLE_BODY_LIMIT]
+
+
+def _sample(sample: dict[str, Any]) -> dict[str, Any]:
+    request = sample.get("request") or {}
+    primary, candidate = sample.get("primary"), sample.get("candidate")
+    return {
+        "at": sample.get("at"),
+        "kind": sample.get("kind"),
+        "error": sample.get("error") or "",
+        "method": request.get("method", ""),
+        "target": request.get("target") or request.get("path", ""),
+        "primary_status": primary.get("status") if primary else None,
+        "candidate_status": candidate.get("status") if candidate else None,
+        "primary_body": _body_text(primary),
+        "candidate_body": _body_text(candidate),
+        "differences": sample.get("differences", [])[:50],
+    }
+
+
+def _run_details(summary: Any, report: Any) -> dict[str, Any]:
+    tables = []
+    for table in report.tables if report is not None else []:
+        top = sorted(table.field_totals.items(), key=lambda item: -item[1])[:5]
+        tables.append(
+            {
+                "name": table.name,
+                "verdict": str(table.verdict),
+                "monolith_rows": table.monolith_rows,
+                "service_rows": table.service_rows,
+                "missing_in_service": table.missing_in_service,
+                "missing_in_monolith": table.missing_in_monolith,
+                "differing": table.differing,
+                "in_flight": table.in_flight,
+                "fields": [[name, n] for name, n in top],
+                "hints": list(table.hints)[:3],
+                "error": table.error,
+            }
+        )
+    return {
+        "run_id": summary.run_id,
+        "context": summary.context,
+        "phase": summary.phase,
+        "verdict": summary.verdict,
+        "started_at": _iso(summary.started_at),
+        "seconds": round(summary.seconds, 2),
+        "executor": summary.executor,
+        "divergent": summary.divergent,
+        "tables": tables,
+    }
+
+
+def _relay_section(context: str) -> Section:
+    return {"context": context, **_guarded(f"relay {context}", lambda: _relay(context))}
+
+
+def _relay(context: str) -> Section:
+    from dualwrite.config import RelaySettings
+    from dualwrite.relay import Relay
+    from dualwrite.status import collect_status
+
+    relay = Relay(RelaySettings.from_env(context))
+    try:
+        status = collect_status(relay, sample=500)
+    finally:
+        relay.close()
+    data = status.as_dict()
+    data.pop("context", None)
+    data.pop("backfill", None)
+    return data

@@ -1,0 +1,483 @@
+"""The whole topology as real local processes: ``strangler up``, the demo, phase replay.
+
+Monolith, services, proxy, one relay per context, Celery workers (relay retries,
+reconciler segments) and beat, on the embedded default (SQLite files and kombu's
+SQLAlchemy transport under one ``var`` folder) or on PostgreSQL/Redis URLs.
+
+    config = StackConfig.embedded(Path("var/demo"))
+    with Stack(config) as stack:
+        stack.prepare()          # migrate databases, write the route table
+        stack.start()            # every process, each waited on with a deadline
+        stack.restart_context("catalog")   # after its phase changed
+
+A service reads its phase at start, so a phase change restarts that context's
+service and relay, and the relay's Celery worker, which caches phases (``run_up`` does
+it when a plan file changes).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from types import TracebackType
+from typing import TextIO
+
+from pydantic import BaseModel, ConfigDict
+
+from migration_plans.control.processes import ManagedProcess, ProcessStartError, wait_until
+from migration_plans.core.mapping import PLANS_DIR
+from migration_plans.core.plan import Phase, Plan, load_plans
+
+SERVICE_PORTS = {"catalog": 8101, "inventory": 8102}
+
+
+class StackConfig(BaseModel):
+    """Where every database, broker and port of a local stack is."""
+
+    model_config = ConfigDict(frozen=True)
+
+    var_dir: Path
+    monolith_db: str
+    service_dbs: dict[str, str]
+    broker_url: str
+    result_backend: str
+    control_db: str
+    host: str = "127.0.0.1"
+    proxy_port: int = 8000
+    monolith_port: int = 8001
+    service_ports: dict[str, int] = SERVICE_PORTS
+    plans_dir: Path = PLANS_DIR
+    secret_key: str
+    identity_key: str
+    admin_token: str
+    redis_url: str | None = None
+    shadow_store_url: str | None = None
+    celery: bool = True
+
+    @classmethod
+    def embedded(cls, var_dir: Path, **overrides: object) -> StackConfig:
+        """SQLite files and the SQLAlchemy broker under ``var_dir``: no servers needed."""
+        var = var_dir.resolve()
+        values: dict[str, object] = {
+            "var_dir": var,
+            "monolith_db": f"sqlite:///{var / 'monolith.sqlite3'}",
+            "service_dbs": {ctx: f"sqlite:///{var / f'{ctx}.sqlite3'}" for ctx in SERVICE_PORTS},
+            "broker_url": f"sqla+sqlite:///{var / 'broker.sqlite3'}",
+            "result_backend": f"db+sqlite:///{var / 'results.sqlite3'}",
+            "control_db": f"sqlite:///{var / 'control.sqlite3'}",
+            "secret_key": _stable_secret(var, "secret_key"),
+            "identity_key": _stable_secret(var, "identity_key"),
+            "admin_token": _stable_secret(var, "admin_token"),
+        }
+        values.update(overrides)
+        return cls.model_validate(values)
+
+    @classmethod
+    def from_env(cls, var_dir: Path) -> StackConfig:
+        """Embedded defaults, overridden by ``STRANGLER_*`` / ``<CONTEXT>_DATABASE_URL``.
+
+        Ports: ``STRANGLER_PROXY_PORT``, ``STRANGLER_MONOLITH_PORT``,
+        ``STRANGLER_<CONTEXT>_PORT``. The shadow results go to
+        ``STRANGLER_SHADOW_STORE_URL``, else Redis when ``STRANGLER_REDIS_URL`` is set,
+        else the control-plane database.
+        """
+        env = os.environ
+        base = cls.embedded(var_dir, **ports_from_env(env))
+        services = {
+            ctx: env.get(f"{ctx.upper()}_DATABASE_URL", url)
+            for ctx, url in base.service_dbs.items()
+        }
+        broker = env.get("STRANGLER_BROKER_URL", base.broker_url)
+        return base.model_copy(
+            update={
+                "monolith_db": env.get("STRANGLER_MONOLITH_DATABASE_URL", base.monolith_db),
+                "service_dbs": services,
+                "broker_url": broker,
+                "result_backend": env.get(
+                    "STRANGLER_RESULT_BACKEND",
+                    broker if broker.startswith("redis") else base.result_backend,
+                ),
+                "control_db": env.get("STRANGLER_CONTROL_DB_URL", base.control_db),
+                "redis_url": env.get("STRANGLER_REDIS_URL"),
+                "shadow_store_url": env.get("STRANGLER_SHADOW_STORE_URL")
+                or env.get("STRANGLER_REDIS_URL"),
+            }
+        )
+
+    @property
+    def shadow_store(self) -> str:
+        """Where the proxy's mirror, ``strangler shadow`` and the gates keep shadow results."""
+        return self.shadow_store_url or self.control_db
+
+    def ports(self) -> dict[str, int]:
+        """Every listening process's port, by process name."""
+        return {"proxy": self.proxy_port, "monolith": self.monolith_port, **self.service_ports}
+
+    def busy_ports(self) -> dict[str, int]:
+        """The ports this stack needs that something else already listens on."""
+        return {name: port for name, port in self.ports().items() if port_in_use(port, self.host)}
+
+    @property
+    def routes_path(self) -> Path:
+        return self.var_dir / "routes.yaml"
+
+    @property
+    def log_dir(self) -> Path:
+        return self.var_dir / "log"
+
+    def url(self, port: int) -> str:
+        return f"http://{self.host}:{port}"
+
+    @property
+    def proxy_url(self) -> str:
+        return self.url(self.proxy_port)
+
+    @property
+    def monolith_url(self) -> str:
+        return self.url(self.monolith_port)
+
+    def service_url(self, context: str) -> str:
+        return self.url(self.service_ports[context])
+
+    def environment(self) -> dict[str, str]:
+        """Variables every child process gets (each package documents its own)."""
+        env = {
+            "DATABASE_URL": self.monolith_db,
+            "SECRET_KEY": self.secret_key,
+            "STRANGLER_MONOLITH_DATABASE_URL": self.monolith_db,
+            "STRANGLER_IDENTITY_KEY": self.identity_key,
+            "STRANGLER_ADMIN_TOKEN": self.admin_token,
+            "STRANGLER_BROKER_URL": self.broker_url,
+            "STRANGLER_RESULT_BACKEND": self.result_backend,
+            "STRANGLER_CONTROL_DB_URL": self.control_db,
+            "STRANGLER_SHADOW_STORE_URL": self.shadow_store,
+            "STRANGLER_PLANS_DIR": str(self.plans_dir),
+            "STRANGLER_ROUTES": str(self.routes_path),
+            "STRANGLER_LOG_DIR": str(self.log_dir),
+            "MONOLITH_ACCESS_LOG": "false",
+            "PYTHONUNBUFFERED": "1",
+        }
+        for context, url in self.service_dbs.items():
+            env[f"{context.upper()}_DATABASE_URL"] = url
+        if self.redis_url:
+            env["STRANGLER_REDIS_URL"] = self.redis_url
+        return env
+
+
+def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
+    """True when something already listens on ``host:port`` (or it cannot be bound)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        # Like the servers will: connections in TIME_WAIT from a previous run do not count.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return True
+    return False
+
+
+def ports_from_env(env: Mapping[str, str]) -> dict[str, object]:
+    """Port overrides from ``STRANGLER_PROXY_PORT``, ``..._MONOLITH_PORT``, ``..._<CONTEXT>_PORT``."""
+    found: dict[str, object] = {}
+    for field, name in (("proxy_port", "PROXY"), ("monolith_port", "MONOLITH")):
+        if env.get(f"STRANGLER_{name}_PORT"):
+            found[field] = int(env[f"STRANGLER_{name}_PORT"])
+    services = {
+        context: int(env.get(f"STRANGLER_{context.upper()}_PORT") or port)
+        for context, port in SERVICE_PORTS.items()
+    }
+    if services != SERVICE_PORTS:
+        found["service_ports"] = services
+    return found
+
+
+def _stable_secret(var_dir: Path, name: str) -> str:
+    """A random secret kept under ``var_dir`` so restarts of the stack agree on it."""
+    path = var_dir / "secrets" / name
+    if path.exists():
+        return path.read_text().strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    value = secrets.token_urlsafe(32)
+    path.write_text(value)
+    path.chmod(0o600)
+    return value
+
+
+def strangler_argv(*args: str) -> list[str]:
+    """Run the ``strangler`` CLI of this interpreter."""
+    return [sys.executable, "-m", "migration_plans.control.cli", *args]
+
+
+def celery_argv(app: str, *args: str) -> list[str]:
+    return [sys.executable, "-m", "celery", "-A", app, *args]
+
+
+class Stack:
+    """Starts, restarts and stops the processes of a :class:`StackConfig`."""
+
+    def __init__(self, config: StackConfig, *, extra_env: Mapping[str, str] | None = None) -> None:
+        self.config = config
+        self.extra_env = dict(extra_env or {})
+        self.processes: dict[str, ManagedProcess] = {}
+
+    # -- preparation ------------------------------------------------------------------
+
+    def env(self, **more: str) -> dict[str, str]:
+        return {**self.config.environment(), **self.extra_env, **more}
+
+    def plans(self) -> dict[str, Plan]:
+        return load_plans(self.config.plans_dir)
+
+    def run_cli(self, *args: str, timeout: float = 600) -> str:
+        """Run a ``strangler`` command to completion; its output, or an error naming it."""
+        done = subprocess.run(
+            strangler_argv(*args),
+            env={**os.environ, **self.env()},
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+        if done.returncode != 0:
+            raise ProcessStartError(
+                f"`strangler {' '.join(args)}` failed ({done.returncode}):\n{done.stderr[-4000:]}"
+            )
+        return done.stdout
+
+    def prepare(self, services: Iterable[str] | None = None) -> None:
+        """Migrate the databases (side by side) and write the route table if there is none yet.
+
+        ``services``: the contexts whose service database is migrated now (default:
+        all). A context still in ``shared`` does not need one: entering dual_write
+        migrates it (``strangler plan advance``).
+        """
+        self.config.var_dir.mkdir(parents=True, exist_ok=True)
+        wanted = set(self.plans()) if services is None else set(services)
+        commands = [("monolith", "migrate")] + [
+            ("service", "migrate", context)
+            for context in sorted(wanted)
+            if context in self.config.service_dbs
+        ]
+        with ThreadPoolExecutor(max_workers=len(commands)) as pool:
+            for future in [pool.submit(self.run_cli, *command) for command in commands]:
+                future.result()
+        if not self.config.routes_path.exists():
+            self.config.routes_path.write_text(self.initial_routes())
+
+    def initial_routes(self) -> str:
+        """A route table with every upstream and each context routed for its phase.
+
+        It has an ``auth:`` block: the proxy checks client tokens against the monolith
+        and forwards the signed identity the services' write endpoints require.
+        """
+        from migration_plans.control.routing import render_routes
+
+        upstreams = {"monolith": self.config.monolith_url}
+        for context in self.plans():
+            if context in self.config.service_ports:
+                upstreams[context] = self.config.service_url(context)
+        table = render_routes(upstreams, self.plans())
+        has_auth = any(line.startswith("auth:") for line in table.splitlines())
+        return table if has_auth else table + "auth: {upstream: monolith}\n"
+
+    # -- processes --------------------------------------------------------------------
+
+    def _start(self, name: str, argv: list[str], health: str | None, **env: str) -> None:
+        """Start a process; with a health URL, wait until it answers (60 s deadline)."""
+        process = ManagedProcess.start(
+            argv, name=name, env=self.env(**env), log_dir=self.config.log_dir
+        )
+        self.processes[name] = process
+        if health is not None:
+            process.health_url = health
+            process.wait_healthy(60)
+
+    def service_env(self, plan: Plan) -> dict[str, str]:
+        prefix = plan.context.upper()
+        return {
+            f"{prefix}_PHASE": plan.phase.value,
+            f"{prefix}_REVERSE_SYNC": str(plan.reverse_sync).lower(),
+            # On SQLite the service applies its own events right after commit (low lag);
+            # on PostgreSQL it leaves them to the relay loop, which NOTIFY wakes at once.
+            f"{prefix}_INLINE_RELAY": "true",
+        }
+
+    def start_monolith(self) -> None:
+        cfg = self.config
+        self._start(
+            "monolith",
+            strangler_argv(
+                "monolith", "serve", "--host", cfg.host, "--port", str(cfg.monolith_port)
+            ),
+            f"{cfg.monolith_url}/healthz",
+        )
+
+    def start_context(self, plan: Plan) -> None:
+        """The service of ``plan`` (in its phase) and its relay."""
+        cfg = self.config
+        port = str(cfg.service_ports[plan.context])
+        relay = f"relay-{plan.context}"
+        # The relay first: it is polling by the time the service takes its first write.
+        self._start(
+            relay,
+            strangler_argv("dualwrite", "relay", plan.context),
+            None,
+            **self.service_env(plan),
+        )
+        self._start(
+            plan.context,
+            strangler_argv("service", "serve", plan.context, "--host", cfg.host, "--port", port),
+            f"{cfg.service_url(plan.context)}/healthz",
+            **self.service_env(plan),
+        )
+        if plan.phase is not Phase.SHARED:
+            self._wait_for_log(relay, f"relay of {plan.context} started")
+
+    def _wait_for_log(self, name: str, text: str, timeout: float = 60) -> None:
+        """Wait until process ``name`` wrote ``text`` to its log (it has no health URL)."""
+        process = self.processes[name]
+
+        def written() -> bool:
+            if not process.alive():
+                raise ProcessStartError(f"{name} exited:\n{process.log_tail()}")
+            return text in process.log_path.read_text(errors="replace")
+
+        try:
+            wait_until(written, timeout=timeout, interval=0.1, what=f"{name}: {text!r}")
+        except TimeoutError as exc:
+            raise ProcessStartError(f"{exc}\n{process.log_tail()}") from exc
+
+    def start_proxy(self) -> None:
+        cfg = self.config
+        argv = strangler_argv(
+            "proxy",
+            "serve",
+            "--routes",
+            str(cfg.routes_path),
+            "--host",
+            cfg.host,
+            "--port",
+            str(cfg.proxy_port),
+            "--no-access-log",
+        )
+        self._start("proxy", argv, f"{cfg.proxy_url}/_strangler/health")
+
+    def start_workers(self) -> None:
+        if not self.config.celery:
+            return
+        self._start("relay-worker", strangler_argv("dualwrite", "worker"), None)
+        reconcile = ["worker", "--pool", "solo", "-Q", "reconciler", "--loglevel", "INFO"]
+        self._start("reconcile-worker", celery_argv("reconciler.celery_app", *reconcile), None)
+        schedule = str(self.config.var_dir / "celerybeat-schedule")
+        beat = ["beat", "--loglevel", "INFO", "--schedule", schedule]
+        self._start("beat", celery_argv("reconciler.celery_app", *beat), None)
+
+    def start(self) -> None:
+        """Every process; the independent ones side by side. Stops what started if one fails.
+
+        Monolith, services, relays and workers start together (each waited on with a
+        deadline); the proxy starts last, when its upstreams answer.
+        """
+        plans = [plan for c, plan in self.plans().items() if c in self.config.service_ports]
+        try:
+            with ThreadPoolExecutor(max_workers=len(plans) + 2) as pool:
+                futures = [pool.submit(self.start_monolith), pool.submit(self.start_workers)]
+                futures += [pool.submit(self.start_context, plan) for plan in plans]
+                for future in futures:
+                    future.result()
+            self.start_proxy()
+        except BaseException:
+            self.stop()
+            raise
+
+    def restart_context(self, context: str) -> None:
+        """Restart a context's service and relay so they pick up its current phase."""
+        for name in (context, f"relay-{context}"):
+            process = self.processes.pop(name, None)
+            if process is not None:
+                process.stop()
+        self.start_context(self.plans()[context])
+
+    def restart_relay_worker(self) -> None:
+        """Restart the relay's Celery worker alone (its tasks cache each context's phase)."""
+        process = self.processes.pop("relay-worker", None)
+        if process is not None:
+            process.stop()
+        if self.config.celery:
+            self._start("relay-worker", strangler_argv("dualwrite", "worker"), None)
+
+    def restart_workers(self) -> None:
+        """Restart the Celery workers and beat (their tasks read phases and plans at start)."""
+        for name in ("beat", "reconcile-worker", "relay-worker"):
+            process = self.processes.pop(name, None)
+            if process is not None:
+                process.stop()
+        self.start_workers()
+
+    def dead(self) -> list[str]:
+        """Names of processes that exited on their own."""
+        return [name for name, process in self.processes.items() if not process.alive()]
+
+    def stop(self) -> None:
+        """Stop everything, newest first."""
+        for name in reversed(list(self.processes)):
+            self.processes.pop(name).stop()
+
+    def __enter__(self) -> Stack:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+def plan_phases(stack: Stack) -> dict[str, str]:
+    """Current phase of every context, as its plan file says."""
+    return {context: plan.phase.value for context, plan in stack.plans().items()}
+
+
+def run_up(config: StackConfig, *, out: TextIO, poll_interval: float = 0.5) -> int:
+    """``strangler up``: start everything, stream the logs, follow plan changes, stop on ^C."""
+    from migration_plans.control.logstream import LogStream
+
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    stack = Stack(config)
+    stack.prepare()
+    with stack, LogStream(out, colour=out.isatty()) as stream:
+        stack.start()
+        for name, process in stack.processes.items():
+            stream.follow(name, process.log_path)
+        out.write(
+            f"strangler up: proxy {config.proxy_url}, monolith {config.monolith_url}, "
+            f"admin token in {config.var_dir / 'secrets' / 'admin_token'}; Ctrl-C stops\n"
+        )
+        phases = plan_phases(stack)
+        while not stop.wait(poll_interval):
+            if stack.dead():
+                out.write(f"strangler up: {', '.join(stack.dead())} exited; stopping\n")
+                return 1
+            current = plan_phases(stack)
+            for context in sorted(set(current) & set(phases)):
+                if current[context] != phases[context]:
+                    out.write(f"strangler up: {context} is now {current[context]}; restarting\n")
+                    stack.restart_context(context)
+                    stack.restart_relay_worker()
+                    for name in (context, f"relay-{context}", "relay-worker"):
+                        if name in stack.processes:
+                            stream.follow(name, stack.processes[name].log_path)
+            phases = current
+    return 0

@@ -1,0 +1,191 @@
+"""A migration plan: one YAML file per bounded context, parsed once into a frozen model.
+
+The plan names the context's service and upstream, the endpoints it owns, its
+table pairs (the field mapping, see :mod:`migration_plans.core.mapping`), its current
+phase, and the gates that must pass to enter each next phase.
+
+    plan = load_plan(Path("migration_plans/templates/catalog.yaml"))
+    plan.phase            # Phase.SHARED
+    plan.next_phase       # Phase.DUAL_WRITE
+    plan.gates_to_enter(Phase.DUAL_WRITE)
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from migration_plans.core.mapping import PLANS_DIR, ContextMapping, TableMapping
+from migration_plans.core.yamlfile import ConfigError, SourceDocument
+
+_FROZEN = ConfigDict(frozen=True, extra="forbid")
+
+HTTP_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "POST", "PUT", "PATCH", "DELETE"})
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+class Phase(StrEnum):
+    """The data phases of a context, in order."""
+
+    SHARED = "shared"
+    DUAL_WRITE = "dual_write"
+    SPLIT = "split"
+
+    @property
+    def next(self) -> Phase | None:
+        order = list(Phase)
+        index = order.index(self)
+        return order[index + 1] if index + 1 < len(order) else None
+
+    @property
+    def previous(self) -> Phase | None:
+        order = list(Phase)
+        index = order.index(self)
+        return order[index - 1] if index > 0 else None
+
+    @property
+    def owns_database(self) -> bool:
+        """True when a service reads and writes its own database (not in ``shared``)."""
+        return self is not Phase.SHARED
+
+    @property
+    def monolith_is_current(self) -> bool:
+        """True while the monolith's tables hold every write (reads may fall back to it)."""
+        return self in (Phase.SHARED, Phase.DUAL_WRITE)
+
+
+GateMetric = Literal[
+    "shadow_match_rate",
+    "reconcile_clean_runs",
+    "relay_lag_p99_ms",
+    "dead_letters",
+]
+
+
+class Gate(BaseModel):
+    """One condition, e.g. ``shadow_match_rate >= 0.999`` over at least 1000 samples."""
+
+    model_config = _FROZEN
+
+    metric: GateMetric
+    op: Literal[">=", ">", "<=", "<", "=="]
+    value: float
+    min_samples: int = Field(default=0, ge=0, description="Fewer observations fail the gate.")
+
+    def holds(self, observed: float | None, samples: int | None = None) -> bool:
+        """Whether ``observed`` (with ``samples`` behind it) satisfies the gate."""
+        if observed is None or (samples is not None and samples < self.min_samples):
+            return False
+        return {
+            ">=": observed >= self.value,
+            ">": observed > self.value,
+            "<=": observed <= self.value,
+            "<": observed < self.value,
+            "==": observed == self.value,
+        }[self.op]
+
+    def __str__(self) -> str:
+        text = f"{self.metric} {self.op} {self.value:g}"
+        return f"{text} over >= {self.min_samples}" if self.min_samples else text
+
+
+class Gates(BaseModel):
+    """Gates that must hold to ENTER each phase."""
+
+    model_config = _FROZEN
+
+    dual_write: tuple[Gate, ...] = ()
+    split: tuple[Gate, ...] = ()
+
+
+class Endpoint(BaseModel):
+    """Methods on a path template that belong to the context (``/api/v1/products/{id}/``)."""
+
+    model_config = _FROZEN
+
+    path: str
+    methods: tuple[str, ...]
+
+    @field_validator("methods")
+    @classmethod
+    def _known_methods(cls, methods: tuple[str, ...]) -> tuple[str, ...]:
+        upper = tuple(method.upper() for method in methods)
+        unknown = sorted(set(upper) - HTTP_METHODS)
+        if unknown:
+            raise ValueError(f"unknown HTTP methods: {', '.join(unknown)}")
+        return upper
+
+    @field_validator("path")
+    @classmethod
+    def _absolute(cls, path: str) -> str:
+        if not path.startswith("/"):
+            raise ValueError(f"path {path!r} must start with '/'")
+        return path
+
+    @property
+    def writes(self) -> tuple[str, ...]:
+        return tuple(method for method in self.methods if method not in SAFE_METHODS)
+
+
+class Plan(BaseModel):
+    """Everything the control plane knows about one bounded context."""
+
+    model_config = _FROZEN
+
+    context: str
+    service: str
+    upstream: str = Field(description="Route-table upstream name of the service.")
+    phase: Phase = Phase.SHARED
+    reverse_sync: bool = Field(
+        default=True, description="In split, keep the monolith current so rollback stays possible."
+    )
+    reconcile_interval_seconds: int = Field(default=300, gt=0)
+    endpoints: tuple[Endpoint, ...] = ()
+    tables: tuple[TableMapping, ...]
+    gates: Gates = Gates()
+
+    @model_validator(mode="after")
+    def _mapping_is_valid(self) -> Plan:
+        self.mapping  # noqa: B018 - runs the mapping's own validation
+        return self
+
+    @property
+    def mapping(self) -> ContextMapping:
+        """The context's field mapping (the ``tables:`` section)."""
+        return ContextMapping(context=self.context, tables=self.tables)
+
+    @property
+    def next_phase(self) -> Phase | None:
+        return self.phase.next
+
+    def gates_to_enter(self, phase: Phase) -> tuple[Gate, ...]:
+        """The gates that must pass before ``phase`` may be entered."""
+        if phase is Phase.DUAL_WRITE:
+            return self.gates.dual_write
+        if phase is Phase.SPLIT:
+            return self.gates.split
+        return ()
+
+
+def load_plan(path: Path) -> Plan:
+    """Parse one plan file; :class:`ConfigError` names file, line and field."""
+    return SourceDocument.read(path).validate(Plan)
+
+
+def load_plans(directory: Path = PLANS_DIR) -> dict[str, Plan]:
+    """Every ``*.yaml`` plan in ``directory`` by context; all errors reported together."""
+    plans: dict[str, Plan] = {}
+    issues = []
+    for path in sorted(directory.glob("*.yaml")):
+        try:
+            plan = load_plan(path)
+        except ConfigError as exc:
+            issues.extend(exc.issues)
+            continue
+        plans[plan.context] = plan
+    if issues:
+        raise ConfigError(issues)
+    return plans

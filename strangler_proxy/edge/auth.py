@@ -1,0 +1,105 @@
+"""Client authentication at the edge: ``Authorization: Token <t>`` -> signed identity.
+
+The token is checked against the monolith's ``GET /api/v1/auth/whoami/`` (answers
+``{"id", "username"}``); results are cached briefly in a bounded LRU (refusals for a
+shorter time) and concurrent checks of one token share a single call. The proxy then
+forwards ``X-Strangler-Identity`` signed with the configured key. Requests without a
+token pass anonymously; a refused token is a 401 from the proxy.
+
+    auth = TokenAuth(settings, key=b"...")
+    header = await auth.identity_header(headers, forwarder)  # None when anonymous
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Any
+
+import aiohttp
+
+from migration_plans.core.identity import Identity, sign_identity
+from strangler_proxy.edge.errors import AuthUnavailable, InvalidToken
+from strangler_proxy.routetable.model import AuthSettings
+from strangler_proxy.upstream.forwarder import Forwarder
+
+_SCHEME = b"token "
+
+
+class TokenAuth:
+    """Token -> identity, cached; one instance per loaded table."""
+
+    def __init__(
+        self, settings: AuthSettings, *, key: bytes, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.settings = settings
+        self.key = key
+        self.clock = clock
+        self.cache: OrderedDict[str, tuple[float, Identity | None]] = OrderedDict()
+        self.pending: dict[str, asyncio.Future[Identity | None]] = {}
+
+    async def identity_header(
+        self, headers: dict[bytes, bytes], forwarder: Forwarder
+    ) -> str | None:
+        """The signed header for the caller, None for anonymous; :class:`InvalidToken`."""
+        value = headers.get(b"authorization", b"")
+        if value[: len(_SCHEME)].lower() != _SCHEME:
+            return None
+        token = value[len(_SCHEME) :].strip().decode("latin-1")
+        identity = await self.identify(token, forwarder)
+        if identity is None:
+            raise InvalidToken()
+        return sign_identity(identity, key=self.key, ttl=self.settings.identity_ttl)
+
+    async def identify(self, token: str, forwarder: Forwarder) -> Identity | None:
+        """The identity behind ``token`` (None when refused), from cache or the monolith."""
+        digest = hashlib.sha256(token.encode()).hexdigest()
+        cached = self.cache.get(digest)
+        if cached is not None and cached[0] > self.clock():
+            self.cache.move_to_end(digest)
+            return cached[1]
+        if digest in self.pending:
+            return await asyncio.shield(self.pending[digest])
+        future: asyncio.Future[Identity | None] = asyncio.get_running_loop().create_future()
+        self.pending[digest] = future
+        try:
+            identity = await self._whoami(token, forwarder)
+            future.set_result(identity)
+        except Exception as exc:
+            future.set_exception(exc)
+            future.exception()  # retrieved: waiters re-raise it
+            raise
+        finally:
+            del self.pending[digest]
+        self._remember(digest, identity)
+        return identity
+
+    def _remember(self, digest: str, identity: Identity | None) -> None:
+        ttl = self.settings.cache_ttl if identity is not None else self.settings.negative_ttl
+        self.cache[digest] = (self.clock() + ttl, identity)
+        self.cache.move_to_end(digest)
+        while len(self.cache) > self.settings.cache_size:
+            self.cache.popitem(last=False)
+
+    async def _whoami(self, token: str, forwarder: Forwarder) -> Identity | None:
+        pool = forwarder.pools[self.settings.upstream]
+        try:
+            async with pool.session.get(
+                pool.url(self.settings.whoami_path),
+                headers={"Authorization": f"Token {token}", "Accept": "application/json"},
+                allow_redirects=False,
+            ) as response:
+                if response.status in (401, 403):
+                    return None
+                if response.status != 200:
+                    raise AuthUnavailable(f"whoami answered {response.status}")
+                claims: Any = await response.json(content_type=None)
+        except (TimeoutError, aiohttp.ClientError, ValueError) as exc:
+            raise AuthUnavailable(f"whoami failed: {type(exc).__name__}") from exc
+        try:
+            return Identity(sub=str(claims["id"]), name=str(claims.get("username", "")))
+        except (KeyError, TypeError, AttributeError) as exc:
+            raise AuthUnavailable("whoami answered without an id") from exc

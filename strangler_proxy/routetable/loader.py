@@ -1,0 +1,156 @@
+"""Load a route table (parse, validate, compile) and keep the live one current.
+
+:func:`load_table` fails fast with :class:`ConfigError` listing every issue as
+``file:line: field: message``. :class:`TableHolder` owns the table a proxy serves:
+``reload()`` swaps in a new one only when it is valid, otherwise keeps the last good
+table and records the error; :meth:`TableHolder.watch` polls the file for changes.
+
+    holder = TableHolder(load_table(Path("routes.yaml")))
+    holder.reload()  # -> True when a new table is serving
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from migration_plans.core.yamlfile import ConfigError, ConfigIssue, SourceDocument
+from strangler_proxy.routetable.model import RouteTable
+from strangler_proxy.routetable.validation import PhaseRules, check_table
+from strangler_proxy.routing.matcher import Router
+
+log = logging.getLogger("strangler.proxy")
+
+
+@dataclass(frozen=True)
+class LoadedTable:
+    """A validated table, compiled for matching, with where it came from."""
+
+    table: RouteTable
+    router: Router
+    source: str
+    sha256: str
+    loaded_at: float = field(default_factory=time.time)
+
+    @property
+    def hash(self) -> str:
+        return self.sha256[:12]
+
+    @property
+    def version(self) -> str:
+        """The file's ``version`` label, else the hash."""
+        return str(self.table.version) if self.table.version is not None else self.hash
+
+
+def parse_table(text: str, path: Path, phase_rules: PhaseRules | None = None) -> LoadedTable:
+    """Validate YAML ``text`` read from ``path``."""
+    source = SourceDocument.parse(text, path)
+    table = source.validate(RouteTable)
+    issues = check_table(table, source, phase_rules)
+    if issues:
+        raise ConfigError(issues)
+    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
+    return LoadedTable(table, Router(table), str(path), digest)
+
+
+def load_table(path: Path, phase_rules: PhaseRules | None = None) -> LoadedTable:
+    """Read and validate ``path``; :class:`ConfigError` with every issue otherwise."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError([ConfigIssue(str(path), None, "", f"cannot read: {exc}")]) from exc
+    return parse_table(text, path, phase_rules)
+
+
+@dataclass(frozen=True)
+class ReloadError:
+    """Why the last reload was refused."""
+
+    at: float
+    issues: tuple[str, ...]
+
+
+Listener = Callable[[LoadedTable | None, ReloadError | None], None]
+
+
+class TableHolder:
+    """The live table of one proxy: swapped atomically, only ever for a valid one."""
+
+    def __init__(
+        self,
+        current: LoadedTable,
+        *,
+        phase_rules: PhaseRules | None = None,
+        check: Callable[[LoadedTable], list[str]] | None = None,
+    ) -> None:
+        self.current = current
+        self.path = Path(current.source)
+        self.generation = 1
+        self.last_error: ReloadError | None = None
+        self.phase_rules = phase_rules
+        self.check = check
+        self.listeners: list[Listener] = []
+        self._stamp = _stamp(self.path)
+
+    def reload(self) -> bool:
+        """Load the file again; True when a different valid table now serves."""
+        self._stamp = _stamp(self.path)
+        try:
+            loaded = load_table(self.path, self.phase_rules)
+            problems = self.check(loaded) if self.check else []
+            if problems:
+                raise ConfigError([ConfigIssue(str(self.path), None, "", p) for p in problems])
+        except ConfigError as exc:
+            self._refuse([str(issue) for issue in exc.issues])
+            return False
+        self.last_error = None
+        if loaded.sha256 == self.current.sha256:
+            return False
+        self.current = loaded
+        self.generation += 1
+        log.info(
+            "route table reloaded",
+            extra={"event": "reload", "version": loaded.version, "hash": loaded.hash},
+        )
+        self._notify(loaded, None)
+        return True
+
+    def changed_on_disk(self) -> bool:
+        return _stamp(self.path) != self._stamp
+
+    async def watch(self, interval: float = 0.5) -> None:
+        """Poll the file and reload on change (run as a task; cancel to stop)."""
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                if self.changed_on_disk():
+                    self.reload()
+            except Exception:  # the watcher must outlive any one bad reload
+                log.exception("route table watcher failed; still serving %s", self.current.hash)
+
+    def _refuse(self, issues: list[str]) -> None:
+        self.last_error = ReloadError(time.time(), tuple(issues))
+        log.error(
+            "route table reload refused; still serving %s",
+            self.current.hash,
+            extra={"event": "reload_failed", "issues": issues},
+        )
+        self._notify(None, self.last_error)
+
+    def _notify(self, loaded: LoadedTable | None, error: ReloadError | None) -> None:
+        for listener in self.listeners:
+            listener(loaded, error)
+
+
+def _stamp(path: Path) -> tuple[int, int, int] | None:
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return None
+    return (stat.st_mtime_ns, stat.st_size, stat.st_ino)
