@@ -39,14 +39,14 @@ from dualwrite.backfill import Backfill  # noqa: E402
 from dualwrite.capture import set_capture  # noqa: E402
 from dualwrite.config import RelaySettings  # noqa: E402
 from migration_plans.control.processes import ManagedProcess, free_port, uvicorn_argv  # noqa: E402
-from migration_plans.core.database import (  # noqa: E402
+from migration_plans.core.identity import IDENTITY_HEADER, Identity, sign_identity  # noqa: E402
+from migration_plans.testing.databases import (  # noqa: E402
     create_database,
     drop_database,
     libpq_url,
     pg_admin_url,
     unique_name,
 )
-from migration_plans.core.identity import IDENTITY_HEADER, Identity, sign_identity  # noqa: E402
 
 KEY = "bench-identity-key"
 

@@ -27,8 +27,13 @@ from typing import Any
 
 import psycopg
 
-from migration_plans.core.database import create_database, drop_database, pg_admin_url, unique_name
-from migration_plans.core.mapping import mapping_for
+from migration_plans.core.settings import mapping_for
+from migration_plans.testing.databases import (
+    create_database,
+    drop_database,
+    pg_admin_url,
+    unique_name,
+)
 from reconciler.connections import engine_for
 from reconciler.runner import ReconcileOptions, reconcile
 from reconciler.schema import inspect_pair

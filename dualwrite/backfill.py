@@ -56,8 +56,8 @@ from migration_plans.core.mapping import (
     DecimalCentsField,
     TableMapping,
     TimestampField,
-    mapping_for,
 )
+from migration_plans.core.settings import mapping_for
 
 log = logging.getLogger("dualwrite.backfill")
 

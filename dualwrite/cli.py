@@ -26,8 +26,9 @@ def _contexts(contexts: list[str] | None) -> list[str]:
     if contexts:
         return contexts
     from migration_plans.core.plan import load_plans
+    from migration_plans.core.settings import plans_dir
 
-    return sorted(load_plans())
+    return sorted(load_plans(plans_dir()))
 
 
 @app.command()
@@ -218,7 +219,7 @@ def capture(
 def install_capture(contexts: Annotated[list[str], typer.Argument(help="Contexts.")]) -> None:
     """(Re)install the capture triggers of CONTEXTS on the monolith (idempotent)."""
     from dualwrite.capture import install_capture as install
-    from migration_plans.core.mapping import mapping_for
+    from migration_plans.core.settings import mapping_for
 
     worker = _relay(contexts[0])
     try:

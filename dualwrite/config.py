@@ -21,7 +21,9 @@ from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any
 
-from migration_plans.core.plan import Phase
+from migration_plans.core.phase import Phase
+from migration_plans.core.plan import load_plan
+from migration_plans.core.settings import plan_path
 
 
 class Direction(StrEnum):
@@ -49,13 +51,7 @@ def env_value(context: str, name: str, default: str = "") -> str:
 
 
 def _plan_phase(context: str) -> tuple[Phase, bool]:
-    from pathlib import Path
-
-    from migration_plans.core.mapping import plan_path
-    from migration_plans.core.plan import load_plan
-
-    plans_dir = os.environ.get("STRANGLER_PLANS_DIR", "").strip()
-    path = Path(plans_dir) / f"{context}.yaml" if plans_dir else plan_path(context)
+    path = plan_path(context)
     if not path.exists():
         return Phase.DUAL_WRITE, True
     plan = load_plan(path)

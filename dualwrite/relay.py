@@ -59,7 +59,8 @@ from dualwrite.exceptions import ApplyFailed, StoreUnavailable, is_unavailable
 from dualwrite.metrics import EVENTS, FAILURES, LAG
 from dualwrite.outbox import EVENT_COLUMNS, EventStatus, outbox_table
 from dualwrite.schema import applied_table, backfill_table, dead_letter_table
-from migration_plans.core.mapping import ContextMapping, TableMapping, mapping_for
+from migration_plans.core.mapping import ContextMapping, TableMapping
+from migration_plans.core.settings import mapping_for
 
 log = logging.getLogger("dualwrite.relay")
 

@@ -18,8 +18,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from migration_plans.core.mapping import PLANS_DIR
 from migration_plans.core.plan import Plan, load_plan
+from migration_plans.core.settings import plans_dir as configured_plans_dir
 from reconciler.exceptions import UnknownContext
 
 
@@ -33,7 +33,7 @@ class Target:
 
 
 def plans_dir() -> Path:
-    return Path(os.environ.get("STRANGLER_PLANS_DIR", str(PLANS_DIR)))
+    return configured_plans_dir()
 
 
 def load_context_plan(context: str, directory: Path | None = None) -> Plan:

@@ -11,6 +11,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
@@ -18,21 +20,35 @@ import pytest
 import redis
 
 from migration_plans.control.processes import ManagedProcess
-from migration_plans.core.database import (
+from migration_plans.core.settings import PLANS_DIR_ENV, copy_templates
+from migration_plans.testing.databases import (
     DatabaseUnavailable,
     check_server,
     create_database,
     drop_database,
     unique_name,
 )
-from migration_plans.core.database import (
+from migration_plans.testing.databases import (
     pg_admin_url as _pg_admin_url,
 )
-from migration_plans.core.database import (
+from migration_plans.testing.databases import (
     redis_url as _redis_url,
 )
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Give the run one plans folder made from the templates, as a deployment has.
+
+    Subprocesses inherit ``STRANGLER_PLANS_DIR``; a test that moves phases copies its own.
+    """
+    if os.environ.get(PLANS_DIR_ENV):
+        return
+    folder = Path(tempfile.mkdtemp(prefix="strangler-plans-"))
+    copy_templates(folder)
+    os.environ[PLANS_DIR_ENV] = str(folder)
+    config.add_cleanup(lambda: shutil.rmtree(folder, ignore_errors=True))
 
 
 def service_missing(reason: str) -> None:

@@ -21,7 +21,8 @@ from extracted_services.catalog.models import Category, Product
 from extracted_services.common.changes import ChangeRecorder
 from extracted_services.common.crud import remove, save
 from extracted_services.common.models import utcnow
-from migration_plans.core.mapping import ContextMapping, TableMapping, mapping_for
+from migration_plans.core.mapping import ContextMapping, TableMapping
+from migration_plans.core.settings import mapping_for
 
 CONTEXT = "catalog"
 

@@ -16,7 +16,6 @@ and a context-specific one overrides it::
 
 from __future__ import annotations
 
-import os
 from typing import Any, ClassVar
 
 from pydantic import Field
@@ -28,6 +27,7 @@ from pydantic_settings import (
 )
 
 from extracted_services.common.phase import Phase
+from migration_plans.core.settings import plans_dir
 
 SHARED_PREFIX = "STRANGLER_"
 DEV_IDENTITY_KEY = "strangler-development-identity-key"
@@ -40,7 +40,7 @@ class ConfigurationError(RuntimeError):
 class PlanSettingsSource(PydanticBaseSettingsSource):
     """Lowest-priority settings from the context's migration plan: its phase, reverse sync.
 
-    The plan folder is ``STRANGLER_PLANS_DIR`` (default: the shipped plans); environment
+    The plan folder is ``STRANGLER_PLANS_DIR`` (default ``./plans``); environment
     variables still win, so a test or an operator can pin a phase.
     """
 
@@ -52,12 +52,10 @@ class PlanSettingsSource(PydanticBaseSettingsSource):
         return None, field_name, False
 
     def __call__(self) -> dict[str, Any]:
-        from pathlib import Path
 
-        from migration_plans.core.mapping import PLANS_DIR
         from migration_plans.core.plan import load_plan
 
-        path = Path(os.environ.get("STRANGLER_PLANS_DIR", str(PLANS_DIR))) / f"{self.context}.yaml"
+        path = plans_dir() / f"{self.context}.yaml"
         if not self.context or not path.exists():
             return {}
         plan = load_plan(path)

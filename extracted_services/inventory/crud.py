@@ -31,7 +31,8 @@ from extracted_services.inventory.models import (
     StockLevel,
     Warehouse,
 )
-from migration_plans.core.mapping import ContextMapping, TableMapping, mapping_for
+from migration_plans.core.mapping import ContextMapping, TableMapping
+from migration_plans.core.settings import mapping_for
 
 CONTEXT = "inventory"
 

@@ -38,7 +38,7 @@ from sqlalchemy import Engine, create_engine, text
 from migration_plans.control.processes import ProcessStartError, wait_until
 from migration_plans.control.stack import Stack, StackConfig, ports_from_env, strangler_argv
 from migration_plans.control.traffic import Traffic
-from migration_plans.core.mapping import PLANS_DIR
+from migration_plans.core.settings import TEMPLATES_DIR
 
 CONTEXT = "catalog"
 SEED = {"products": 2000, "customers": 50, "orders": 200, "seed": 42}
@@ -80,7 +80,7 @@ def fresh_var_dir(var_dir: Path) -> None:
     (var_dir / MARKER).write_text("made by `strangler demo`; emptied at each run\n")
     plans = var_dir / "plans"
     plans.mkdir()
-    for plan in PLANS_DIR.glob("*.yaml"):
+    for plan in TEMPLATES_DIR.glob("*.yaml"):
         shutil.copy(plan, plans / plan.name)
 
 

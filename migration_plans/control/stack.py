@@ -30,11 +30,11 @@ from pathlib import Path
 from types import TracebackType
 from typing import TextIO
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from migration_plans.control.processes import ManagedProcess, ProcessStartError, wait_until
-from migration_plans.core.mapping import PLANS_DIR
 from migration_plans.core.plan import Phase, Plan, load_plans
+from migration_plans.core.settings import plans_dir as configured_plans_dir
 
 SERVICE_PORTS = {"catalog": 8101, "inventory": 8102}
 
@@ -54,7 +54,7 @@ class StackConfig(BaseModel):
     proxy_port: int = 8000
     monolith_port: int = 8001
     service_ports: dict[str, int] = SERVICE_PORTS
-    plans_dir: Path = PLANS_DIR
+    plans_dir: Path = Field(default_factory=configured_plans_dir)
     secret_key: str
     identity_key: str
     admin_token: str

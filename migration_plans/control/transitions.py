@@ -33,8 +33,8 @@ from migration_plans.control.history import Transition, record_transition
 from migration_plans.control.plan_file import set_phase
 from migration_plans.control.routing import apply_phase_to_routes
 from migration_plans.core.control_db import control_engine
-from migration_plans.core.mapping import PLANS_DIR
 from migration_plans.core.plan import Phase, Plan, load_plans
+from migration_plans.core.settings import plans_dir as configured_plans_dir
 
 Step = Callable[[Plan], dict[str, Any]]
 
@@ -43,7 +43,7 @@ Step = Callable[[Plan], dict[str, Any]]
 class Environment:
     """Where the plans, the route table and the control-plane database are."""
 
-    plans_dir: Path = PLANS_DIR
+    plans_dir: Path = field(default_factory=configured_plans_dir)
     routes_path: Path | None = None
     control: Engine | None = None
     metrics: MetricSource | None = None
@@ -54,7 +54,7 @@ class Environment:
         """``STRANGLER_PLANS_DIR``, ``STRANGLER_ROUTES`` and the control-plane URL."""
         routes = os.environ.get("STRANGLER_ROUTES")
         return cls(
-            plans_dir=Path(os.environ.get("STRANGLER_PLANS_DIR", str(PLANS_DIR))),
+            plans_dir=configured_plans_dir(),
             routes_path=Path(routes) if routes else None,
         )
 

@@ -1,35 +1,47 @@
-"""Create and drop throwaway PostgreSQL databases; translate URLs between drivers.
+"""Database URLs and engines: one spelling of URLs, one engine factory, one SQLite policy.
 
-Used by the test fixtures and the phase-replay plugin: every test session gets
-databases of its own, created from ``STRANGLER_PG_URL`` and dropped afterwards.
+Every package opens its databases through :func:`engine`, so PostgreSQL sessions are
+pinned to UTC and SQLite files get the same journal, busy timeout, foreign keys and
+transaction mode wherever they are opened.
 
-    admin = "postgresql://postgres@127.0.0.1:5432/postgres"
-    url = create_database(admin, "strangler_t_1234")
-    drop_database(admin, "strangler_t_1234")
+    writer = engine("sqlite:///var/catalog.sqlite3")          # BEGIN IMMEDIATE
+    reader = engine(url, read_only=True)                       # refuses every write
+    conn.execution_options(sqlite_begin="DEFERRED")            # a reading transaction
 """
 
 from __future__ import annotations
 
 import os
 import re
-import uuid
+from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
+from urllib.request import pathname2url
 
-import psycopg
-from psycopg import sql
+from sqlalchemy import URL, Engine, create_engine, event
+from sqlalchemy.engine import make_url
+
+__all__ = [
+    "DEFAULT_PG_URL",
+    "DEFAULT_REDIS_URL",
+    "SQLITE_BUSY_TIMEOUT_S",
+    "engine",
+    "is_sqlite",
+    "libpq_url",
+    "pg_admin_url",
+    "redis_url",
+    "sqlalchemy_url",
+    "with_database",
+]
 
 DEFAULT_PG_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
-
-_SAFE_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
-
-
-class DatabaseUnavailable(RuntimeError):
-    """The PostgreSQL server at a URL cannot be reached."""
+SQLITE_BUSY_TIMEOUT_S = 30
+_PG_SESSION = "-c TimeZone=UTC"
 
 
 def pg_admin_url() -> str:
-    """The PostgreSQL URL tests and tools use to create databases."""
+    """The PostgreSQL URL tests and tools use to create databases (``STRANGLER_PG_URL``)."""
     return os.environ.get("STRANGLER_PG_URL", DEFAULT_PG_URL)
 
 
@@ -56,32 +68,90 @@ def libpq_url(url: str) -> str:
     return re.sub(r"^postgresql\+\w+://", "postgresql://", url)
 
 
-def unique_name(prefix: str = "strangler_t") -> str:
-    """A database name nobody else is using."""
-    return f"{prefix}_{uuid.uuid4().hex[:12]}"
+def is_sqlite(url: str | URL) -> bool:
+    """Whether ``url`` names a SQLite database."""
+    return make_url(sqlalchemy_url(str(url))).get_backend_name() == "sqlite"
 
 
-def check_server(admin_url: str) -> None:
-    """Raise :class:`DatabaseUnavailable` unless the server answers a query."""
-    try:
-        with psycopg.connect(libpq_url(admin_url), connect_timeout=3) as conn:
-            conn.execute("SELECT 1")
-    except psycopg.Error as exc:
-        raise DatabaseUnavailable(f"PostgreSQL at {admin_url} is not reachable: {exc}") from exc
+def engine(
+    url: str | URL,
+    *,
+    read_only: bool = False,
+    pool_size: int | None = None,
+    async_commit: bool = False,
+    connect_timeout: int | None = None,
+    echo: bool = False,
+) -> Engine:
+    """An engine for ``url`` (``postgresql://`` or ``sqlite:///``) with the toolkit's policy.
+
+    PostgreSQL: sessions in UTC; ``read_only`` sets ``default_transaction_read_only``;
+    ``async_commit`` sets ``synchronous_commit=off`` (only for writes a crash may lose).
+    SQLite: the file's folder is created, WAL journal, a 30 s busy timeout, foreign keys on,
+    and ``BEGIN IMMEDIATE`` for every transaction unless the connection's execution option
+    ``sqlite_begin`` says otherwise (``"DEFERRED"`` for readers); ``read_only`` opens the
+    file with ``mode=ro``.
+    """
+    parsed = make_url(sqlalchemy_url(str(url)))
+    if parsed.get_backend_name() == "sqlite":
+        return _sqlite_engine(parsed, read_only=read_only, echo=echo)
+    options = _PG_SESSION
+    if read_only:
+        options += " -c default_transaction_read_only=on"
+    if async_commit:
+        options += " -c synchronous_commit=off"
+    connect_args: dict[str, Any] = {"options": options}
+    if connect_timeout is not None:
+        connect_args["connect_timeout"] = connect_timeout
+    kwargs: dict[str, Any] = {"pool_size": pool_size} if pool_size is not None else {}
+    return create_engine(parsed, echo=echo, pool_pre_ping=True, connect_args=connect_args, **kwargs)
 
 
-def create_database(admin_url: str, name: str) -> str:
-    """Create database ``name``; return its URL."""
-    if not _SAFE_NAME.match(name):
-        raise ValueError(f"unsafe database name {name!r}")
-    with psycopg.connect(libpq_url(admin_url), autocommit=True, connect_timeout=5) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    return with_database(libpq_url(admin_url), name)
-
-
-def drop_database(admin_url: str, name: str) -> None:
-    """Drop database ``name`` even if sessions are still connected to it."""
-    with psycopg.connect(libpq_url(admin_url), autocommit=True, connect_timeout=5) as conn:
-        conn.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+def _sqlite_engine(parsed: URL, *, read_only: bool, echo: bool) -> Engine:
+    in_file = parsed.database not in (None, "", ":memory:")
+    if read_only and in_file:
+        parsed = URL.create(
+            "sqlite", database=_sqlite_file_uri(parsed), query={"mode": "ro", "uri": "true"}
         )
+    elif in_file and not str(parsed.database).startswith("file:"):
+        Path(str(parsed.database)).parent.mkdir(parents=True, exist_ok=True)
+    created = create_engine(
+        parsed,
+        echo=echo,
+        connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_S},
+    )
+    event.listen(created, "connect", _sqlite_read_only_connect if read_only else _sqlite_connect)
+    event.listen(created, "begin", _sqlite_begin)
+    return created
+
+
+def _sqlite_file_uri(url: URL) -> str:
+    database = url.database or ""
+    if database.startswith("file:"):
+        return database
+    return "file:" + pathname2url(str(Path(database).resolve()))
+
+
+def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
+    dbapi_connection.isolation_level = None  # the "begin" listener issues BEGIN itself
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_S * 1000}")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def _sqlite_read_only_connect(dbapi_connection: Any, _record: Any) -> None:
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_S * 1000}")
+    cursor.close()
+
+
+def _sqlite_begin(connection: Any) -> None:
+    options = connection.get_execution_options()
+    if options.get("isolation_level") == "AUTOCOMMIT":
+        return
+    mode = options.get("sqlite_begin", "IMMEDIATE")
+    if mode not in ("IMMEDIATE", "DEFERRED", "EXCLUSIVE"):
+        raise ValueError(f"sqlite_begin must be IMMEDIATE, DEFERRED or EXCLUSIVE, not {mode!r}")
+    connection.exec_driver_sql(f"BEGIN {mode}")

@@ -33,7 +33,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
 
-from migration_plans.core.yamlfile import ConfigError, ConfigIssue, SourceDocument
+from migration_plans.core.yamlfile import SourceDocument
 
 Row = dict[str, Any]
 
@@ -273,22 +273,6 @@ class ContextMapping(BaseModel):
         raise KeyError(f"context {self.context!r} has no table {name!r} (known: {known})")
 
 
-PLANS_DIR = Path(__file__).resolve().parent.parent / "templates"
-
-
-def plan_path(context: str) -> Path:
-    """Path of the plan file of ``context`` shipped in this package."""
-    return PLANS_DIR / f"{context}.yaml"
-
-
 def load_context_mapping(path: Path) -> ContextMapping:
     """Load the ``tables:`` section of a plan file; :class:`ConfigError` names file:line:field."""
     return SourceDocument.read(path).validate(ContextMapping)
-
-
-def mapping_for(context: str) -> ContextMapping:
-    """The mapping of a shipped context (``catalog``, ``inventory``)."""
-    path = plan_path(context)
-    if not path.exists():
-        raise ConfigError([ConfigIssue(str(path), None, "", f"no plan for context {context!r}")])
-    return load_context_mapping(path)

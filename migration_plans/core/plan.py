@@ -12,50 +12,17 @@ phase, and the gates that must pass to enter each next phase.
 
 from __future__ import annotations
 
-from enum import StrEnum
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from migration_plans.core.mapping import PLANS_DIR, ContextMapping, TableMapping
+from migration_plans.core.http import HTTP_METHODS, SAFE_METHODS
+from migration_plans.core.mapping import ContextMapping, TableMapping
+from migration_plans.core.phase import Phase
 from migration_plans.core.yamlfile import ConfigError, SourceDocument
 
 _FROZEN = ConfigDict(frozen=True, extra="forbid")
-
-HTTP_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "POST", "PUT", "PATCH", "DELETE"})
-SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-
-
-class Phase(StrEnum):
-    """The data phases of a context, in order."""
-
-    SHARED = "shared"
-    DUAL_WRITE = "dual_write"
-    SPLIT = "split"
-
-    @property
-    def next(self) -> Phase | None:
-        order = list(Phase)
-        index = order.index(self)
-        return order[index + 1] if index + 1 < len(order) else None
-
-    @property
-    def previous(self) -> Phase | None:
-        order = list(Phase)
-        index = order.index(self)
-        return order[index - 1] if index > 0 else None
-
-    @property
-    def owns_database(self) -> bool:
-        """True when a service reads and writes its own database (not in ``shared``)."""
-        return self is not Phase.SHARED
-
-    @property
-    def monolith_is_current(self) -> bool:
-        """True while the monolith's tables hold every write (reads may fall back to it)."""
-        return self in (Phase.SHARED, Phase.DUAL_WRITE)
-
 
 GateMetric = Literal[
     "shadow_match_rate",
@@ -175,7 +142,7 @@ def load_plan(path: Path) -> Plan:
     return SourceDocument.read(path).validate(Plan)
 
 
-def load_plans(directory: Path = PLANS_DIR) -> dict[str, Plan]:
+def load_plans(directory: Path) -> dict[str, Plan]:
     """Every ``*.yaml`` plan in ``directory`` by context; all errors reported together."""
     plans: dict[str, Plan] = {}
     issues = []

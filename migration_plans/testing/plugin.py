@@ -207,11 +207,11 @@ class Topology:
     def _build(cls, var_dir: Path, broker: PrivateRedis | None, **settings: object) -> Topology:
         from migration_plans.control.processes import free_port
         from migration_plans.control.stack import SERVICE_PORTS, Stack, StackConfig
-        from migration_plans.core.mapping import PLANS_DIR
+        from migration_plans.core.settings import TEMPLATES_DIR
 
         plans = var_dir / "plans"
         plans.mkdir(parents=True, exist_ok=True)
-        for path in PLANS_DIR.glob("*.yaml"):
+        for path in TEMPLATES_DIR.glob("*.yaml"):
             shutil.copyfile(path, plans / path.name)
         config = StackConfig.embedded(
             var_dir,
@@ -557,7 +557,7 @@ class Topology:
         import psycopg
         from psycopg import sql
 
-        from migration_plans.core.database import libpq_url, with_database
+        from migration_plans.testing.databases import libpq_url, with_database
 
         url = self.config.service_dbs[context]
         if not url.startswith("postgres"):
@@ -1053,7 +1053,7 @@ def _embedded() -> bool:
 def replay_database() -> Iterator[DatabaseFactory]:
     """Factory ``label -> URL`` of a new PostgreSQL database (``STRANGLER_PG_URL``), dropped
     at the end of the session. Override it to create databases elsewhere."""
-    from migration_plans.core.database import (
+    from migration_plans.testing.databases import (
         DatabaseUnavailable,
         check_server,
         create_database,

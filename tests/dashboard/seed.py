@@ -19,7 +19,7 @@ import sqlalchemy as sa
 
 from dualwrite.outbox import outbox_metadata, outbox_table
 from dualwrite.schema import dead_letter_table, relay_metadata
-from migration_plans.core.mapping import PLANS_DIR
+from migration_plans.core.settings import TEMPLATES_DIR
 from strangler_proxy.shadow.compare import CompareRules, compare_responses
 from strangler_proxy.shadow.exchange import CapturedRequest, CapturedResponse
 from strangler_proxy.shadow.store import Outcome, OutcomeKind, ShadowResults
@@ -155,7 +155,7 @@ def relayed_events(url: str, context: str, lags_ms: list[float], *, dead: int = 
 def copy_plans(folder: Path, *, phases: dict[str, str] | None = None) -> Path:
     """The repository's plans in ``folder``, with phases changed as asked."""
     folder.mkdir(parents=True, exist_ok=True)
-    for path in PLANS_DIR.glob("*.yaml"):
+    for path in TEMPLATES_DIR.glob("*.yaml"):
         shutil.copy(path, folder / path.name)
     for context, phase in (phases or {}).items():
         path = folder / f"{context}.yaml"

@@ -27,14 +27,14 @@ from dualwrite.config import RelaySettings
 from dualwrite.outbox import outbox_table
 from dualwrite.relay import Relay
 from migration_plans.control.processes import ManagedProcess, free_port, wait_until
-from migration_plans.core.database import (
+from migration_plans.core.settings import mapping_for
+from migration_plans.testing.databases import (
     create_database,
     drop_database,
     libpq_url,
     unique_name,
     with_database,
 )
-from migration_plans.core.mapping import mapping_for
 from migration_plans.testing.plugin import PrivateRedis
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

@@ -14,6 +14,7 @@ from migration_plans.control.history import (
     transitions,
 )
 from migration_plans.core.plan import Phase, Plan, load_plans
+from migration_plans.core.settings import plans_dir
 
 
 def test_transitions_are_recorded_newest_first(tmp_path: Path) -> None:
@@ -55,7 +56,7 @@ class FixedMetrics:
 
 
 def test_gates_pass_only_with_enough_evidence() -> None:
-    plan = load_plans()["catalog"]
+    plan = load_plans(plans_dir())["catalog"]
     thin = FixedMetrics({"shadow_match_rate": Observation(1.0, samples=10)})
     [result] = evaluate(plan, Phase.DUAL_WRITE, thin)
     assert not result.passed
@@ -65,6 +66,6 @@ def test_gates_pass_only_with_enough_evidence() -> None:
 
 
 def test_unknown_metric_values_fail_their_gate() -> None:
-    plan = load_plans()["catalog"]
+    plan = load_plans(plans_dir())["catalog"]
     results = evaluate(plan, Phase.SPLIT, FixedMetrics({}))
     assert results and not any(r.passed for r in results)

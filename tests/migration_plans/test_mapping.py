@@ -15,8 +15,8 @@ from migration_plans.core.mapping import (
     MappingValueError,
     TimestampField,
     load_context_mapping,
-    mapping_for,
 )
+from migration_plans.core.settings import mapping_for
 from migration_plans.core.yamlfile import ConfigError
 
 PRODUCTS = mapping_for("catalog").table("products")

@@ -6,13 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from migration_plans.core.mapping import mapping_for
 from migration_plans.core.plan import Gate, Phase, load_plan, load_plans
+from migration_plans.core.settings import mapping_for, plans_dir
 from migration_plans.core.yamlfile import ConfigError
 
 
 def test_shipped_plans_load_and_share_the_mapping() -> None:
-    plans = load_plans()
+    plans = load_plans(plans_dir())
     assert set(plans) >= {"catalog", "inventory"}
     for context, plan in plans.items():
         assert plan.mapping == mapping_for(context)
@@ -76,7 +76,7 @@ def test_load_plans_reports_every_broken_file(tmp_path: Path) -> None:
 
 def test_set_phase_keeps_comments_and_the_rest_of_the_file(tmp_path: Path) -> None:
     from migration_plans.control.plan_file import set_phase
-    from migration_plans.core.mapping import plan_path
+    from migration_plans.core.settings import plan_path
 
     path = tmp_path / "catalog.yaml"
     original = plan_path("catalog").read_text()

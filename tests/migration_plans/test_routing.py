@@ -9,6 +9,7 @@ import pytest
 from migration_plans.control.phase_rules import PlanPhaseRules
 from migration_plans.control.routing import apply_phase_to_routes, routes_for_phase
 from migration_plans.core.plan import Phase, Plan, load_plans
+from migration_plans.core.settings import plans_dir
 from migration_plans.core.yamlfile import ConfigError
 from strangler_proxy.routetable.loader import load_table, parse_table
 
@@ -41,7 +42,7 @@ contexts:
 
 
 def plans_in(phase: Phase) -> dict[str, Plan]:
-    plans = load_plans()
+    plans = load_plans(plans_dir())
     plans["catalog"] = plans["catalog"].model_copy(update={"phase": phase})
     return plans
 
@@ -143,11 +144,11 @@ def test_plans_on_disk_are_read_at_every_check(tmp_path: Path) -> None:
 
     from migration_plans.control.phase_rules import PlansOnDisk
     from migration_plans.control.plan_file import set_phase
-    from migration_plans.core.mapping import PLANS_DIR
+    from migration_plans.core.settings import TEMPLATES_DIR
 
     plans = tmp_path / "plans"
     plans.mkdir()
-    shutil.copy(PLANS_DIR / "catalog.yaml", plans / "catalog.yaml")
+    shutil.copy(TEMPLATES_DIR / "catalog.yaml", plans / "catalog.yaml")
     rules = PlansOnDisk(plans)
     path = write_table(tmp_path, writes="catalog")
     with pytest.raises(ConfigError, match="phase 'shared'"):
@@ -168,8 +169,8 @@ def test_a_rendered_table_follows_every_phase(tmp_path: Path) -> None:
         "inventory": "http://127.0.0.1:8102",
     }
     path = tmp_path / "routes.yaml"
-    path.write_text(render_routes(upstreams, load_plans()))
-    shared = load_table(path, phase_rules=PlanPhaseRules(load_plans())).table
+    path.write_text(render_routes(upstreams, load_plans(plans_dir())))
+    shared = load_table(path, phase_rules=PlanPhaseRules(load_plans(plans_dir()))).table
     reads = {r.name: r for r in shared.contexts["catalog"].routes}["catalog-products-reads"]
     assert reads.upstream == "monolith"
     assert reads.shadow is not None and reads.shadow.upstream == "catalog"

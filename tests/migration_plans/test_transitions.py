@@ -20,8 +20,8 @@ from migration_plans.control.gates import Observation
 from migration_plans.control.history import transitions
 from migration_plans.control.plan_file import set_phase
 from migration_plans.control.transitions import Environment, advance, rollback
-from migration_plans.core.mapping import PLANS_DIR
 from migration_plans.core.plan import Phase, Plan, load_plan
+from migration_plans.core.settings import TEMPLATES_DIR
 from strangler_proxy.routetable.loader import load_table
 
 ROUTES = """default_upstream: monolith
@@ -60,7 +60,7 @@ def env(tmp_path: Path) -> Environment:
     plans = tmp_path / "plans"
     plans.mkdir()
     for name in ("catalog.yaml", "inventory.yaml"):
-        shutil.copy(PLANS_DIR / name, plans / name)
+        shutil.copy(TEMPLATES_DIR / name, plans / name)
     routes = tmp_path / "routes.yaml"
     routes.write_text(ROUTES)
     engine: Engine = create_engine(f"sqlite:///{tmp_path / 'control.sqlite3'}")

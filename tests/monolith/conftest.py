@@ -24,7 +24,7 @@ import pytest
 from psycopg import sql
 
 from migration_plans.control.processes import ManagedProcess, free_port
-from migration_plans.core.database import drop_database, libpq_url, unique_name, with_database
+from migration_plans.testing.databases import drop_database, libpq_url, unique_name, with_database
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 STAFF_USERNAME = "staff"

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from migration_plans.core.mapping import mapping_for
+from migration_plans.core.settings import mapping_for
 from reconciler.runner import ReconcileOptions
 from tests.reconciler.reconcile_tables import (
     ENGINES,

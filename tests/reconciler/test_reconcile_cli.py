@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from migration_plans.core.mapping import plan_path
+from migration_plans.core.settings import plan_path
 from reconciler.cli import app
 from reconciler.history import clean_streak, last_runs_clean, recent_runs, repairs_of
 from tests.reconciler.reconcile_tables import Pair, products

@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from migration_plans.core.mapping import ContextMapping, TableMapping, mapping_for
+from migration_plans.core.mapping import ContextMapping, TableMapping
+from migration_plans.core.settings import mapping_for
 from reconciler import segment
 from reconciler.config import load_context_plan
 from reconciler.exceptions import (

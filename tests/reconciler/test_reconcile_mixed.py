@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
-from migration_plans.core.mapping import mapping_for
+from migration_plans.core.settings import mapping_for
 from reconciler.history import clean_streak, last_runs_clean, recent_runs, record_run
 from reconciler.report import Report, TableReport, Verdict
 from reconciler.runner import ReconcileOptions, reconcile

@@ -11,7 +11,7 @@ CAPTURED_CONTEXTS = ("catalog", "inventory")
 
 
 def _mappings():
-    from migration_plans.core.mapping import mapping_for
+    from migration_plans.core.settings import mapping_for
 
     return [mapping_for(context) for context in CAPTURED_CONTEXTS]
 
