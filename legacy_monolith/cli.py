@@ -7,6 +7,8 @@ import sys
 
 import typer
 
+from legacy_monolith.manage import main as manage_main
+
 app = typer.Typer(no_args_is_help=True, help="The legacy monolith: serve, migrate, seed.")
 
 ASGI_APP = "legacy_monolith.asgi:application"
@@ -27,8 +29,6 @@ def _require_secret_key() -> None:
 
 def _manage(*argv: str) -> None:
     _require_secret_key()
-    from legacy_monolith.manage import main as manage_main
-
     manage_main(["strangler monolith", *argv])
 
 
