@@ -90,7 +90,7 @@ def transitions(engine: Engine, context: str | None = None, limit: int = 50) -> 
     query = select(transitions_table).order_by(transitions_table.c.id.desc()).limit(limit)
     if context is not None:
         query = query.where(transitions_table.c.context == context)
-    with engine.connect() as conn:
+    with engine.connect().execution_options(sqlite_begin="DEFERRED") as conn:
         rows = conn.execute(query).mappings().all()
     return [
         Transition(

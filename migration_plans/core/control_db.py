@@ -1,7 +1,8 @@
 """The control-plane database: plan transition history (and other packages' run records).
 
 One SQLAlchemy URL, ``STRANGLER_CONTROL_DB_URL`` (default: SQLite under ``./var``);
-tables are created idempotently on first use.
+tables are created idempotently on first use. The engine follows the toolkit's one
+database policy (:func:`migration_plans.core.database.engine`).
 
     engine = control_engine()
 """
@@ -10,11 +11,12 @@ from __future__ import annotations
 
 import os
 from functools import lru_cache
-from pathlib import Path
 
-from sqlalchemy import Engine, create_engine
+from sqlalchemy import Engine
 
-from migration_plans.core.database import sqlalchemy_url
+from migration_plans.core.database import engine, sqlalchemy_url
+
+__all__ = ["DEFAULT_CONTROL_DB", "control_db_url", "control_engine"]
 
 DEFAULT_CONTROL_DB = "sqlite:///var/control.sqlite3"
 
@@ -24,10 +26,11 @@ def control_db_url() -> str:
     return sqlalchemy_url(os.environ.get("STRANGLER_CONTROL_DB_URL", DEFAULT_CONTROL_DB))
 
 
-@lru_cache(maxsize=8)
 def control_engine(url: str | None = None) -> Engine:
-    """A shared engine for ``url`` (default :func:`control_db_url`)."""
-    url = sqlalchemy_url(url or control_db_url())
-    if url.startswith("sqlite:///") and not url.startswith("sqlite:///:memory:"):
-        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    return create_engine(url, pool_pre_ping=True)
+    """A shared engine for ``url`` (default :func:`control_db_url`, read at each call)."""
+    return _shared_engine(sqlalchemy_url(url or control_db_url()))
+
+
+@lru_cache(maxsize=8)
+def _shared_engine(url: str) -> Engine:
+    return engine(url)
