@@ -33,12 +33,18 @@ from typing import Any
 
 import httpx
 import typer
-from sqlalchemy import Engine, create_engine, text
+from sqlalchemy import Engine, text
 
 from migration_plans.control.processes import ProcessStartError, wait_until
 from migration_plans.control.stack import Stack, StackConfig, ports_from_env, strangler_argv
 from migration_plans.control.traffic import Traffic
-from migration_plans.core.settings import TEMPLATES_DIR
+from migration_plans.control.transitions import Environment, check_gates
+from migration_plans.core import database
+from migration_plans.core.phase import Phase
+from migration_plans.core.settings import copy_templates
+from reconciler.history import clean_streak, load_report, recent_runs
+from reconciler.render import to_html, to_json
+from strangler_proxy.shadow.backend import match_rate
 
 CONTEXT = "catalog"
 SEED = {"products": 2000, "customers": 50, "orders": 200, "seed": 42}
@@ -78,10 +84,7 @@ def fresh_var_dir(var_dir: Path) -> None:
         shutil.rmtree(var_dir)
     var_dir.mkdir(parents=True, exist_ok=True)
     (var_dir / MARKER).write_text("made by `strangler demo`; emptied at each run\n")
-    plans = var_dir / "plans"
-    plans.mkdir()
-    for plan in TEMPLATES_DIR.glob("*.yaml"):
-        shutil.copy(plan, plans / plan.name)
+    copy_templates(var_dir / "plans")
 
 
 class Story:
@@ -116,11 +119,11 @@ class Story:
 
     def engine(self, url: str) -> Engine:
         if url not in self._engines:
-            self._engines[url] = create_engine(url, connect_args={"timeout": 30})
+            self._engines[url] = database.engine(url)
         return self._engines[url]
 
     def rows(self, url: str, sql: str, **params: Any) -> list[Any]:
-        with self.engine(url).connect() as connection:
+        with self.engine(url).connect().execution_options(sqlite_begin="DEFERRED") as connection:
             return list(connection.execute(text(sql), params))
 
     def monolith_prices(self, ids: list[int]) -> dict[int, int]:
@@ -181,16 +184,12 @@ class Story:
 
     def shadow_gate(self) -> tuple[float, int]:
         """``(match rate, compared requests)`` the dual_write gate asks for."""
-        from migration_plans.core.plan import Phase
-
         for gate in self.stack.plans()[CONTEXT].gates_to_enter(Phase.DUAL_WRITE):
             if gate.metric == "shadow_match_rate":
                 return float(gate.value), gate.min_samples
         return 0.0, 0
 
     def shadow_counts(self) -> tuple[float | None, int]:
-        from strangler_proxy.shadow.store import match_rate
-
         return match_rate(context=CONTEXT)
 
     def shared_phase(self) -> None:
@@ -219,8 +218,6 @@ class Story:
 
     def failing_gates(self) -> list[str]:
         """The gates of the next transition that do not hold now, as ``plan status`` says."""
-        from migration_plans.control.transitions import Environment, check_gates
-
         env = Environment.from_env()
         _, results = check_gates(env, env.plan(CONTEXT))
         return [result.describe() for result in results if not result.passed]
@@ -343,15 +340,10 @@ class Story:
         self.save_reconcile_report("reconcile-clean")
 
     def clean_streak(self) -> int:
-        from reconciler.history import clean_streak
-
         return clean_streak(CONTEXT)
 
     def save_reconcile_report(self, name: str) -> str:
         """The newest stored run as ``reports/NAME.json`` and ``.html``; what it found."""
-        from reconciler.history import load_report, recent_runs
-        from reconciler.render import to_html, to_json
-
         latest = recent_runs(CONTEXT, limit=1)
         report = load_report(latest[0].run_id) if latest else None
         if report is None:

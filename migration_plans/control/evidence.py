@@ -10,10 +10,14 @@ reason in ``Observation.source``, never an exception: ``plan status`` must alway
 from __future__ import annotations
 
 import logging
-from typing import Any
 
+from dualwrite.config import RelaySettings
+from dualwrite.relay import Relay
+from dualwrite.status import ContextStatus, collect_status
 from migration_plans.control.gates import Observation
 from migration_plans.core.plan import Plan
+from reconciler.history import clean_streak
+from strangler_proxy.shadow.backend import match_rate
 
 log = logging.getLogger("strangler.plans")
 
@@ -23,7 +27,7 @@ class StoreEvidence:
 
     def __init__(self, *, shadow_since: float | None = None) -> None:
         self.shadow_since = shadow_since
-        self._relay_status: dict[str, Any] = {}
+        self._relay_status: dict[str, ContextStatus] = {}
 
     def observe(self, plan: Plan, metric: str) -> Observation:
         reader = getattr(self, f"_{metric}", None)
@@ -37,22 +41,14 @@ class StoreEvidence:
         return observation
 
     def _shadow_match_rate(self, plan: Plan) -> Observation:
-        from strangler_proxy.shadow.store import match_rate
-
         rate, compared = match_rate(context=plan.context, since=self.shadow_since)
         return Observation(rate, samples=compared, source="shadow store")
 
     def _reconcile_clean_runs(self, plan: Plan) -> Observation:
-        from reconciler.history import clean_streak
-
         return Observation(float(clean_streak(plan.context)), source="reconciler history")
 
-    def _status(self, plan: Plan) -> Any:
+    def _status(self, plan: Plan) -> ContextStatus:
         if plan.context not in self._relay_status:
-            from dualwrite.config import RelaySettings
-            from dualwrite.relay import Relay
-            from dualwrite.status import collect_status
-
             relay = Relay(RelaySettings.from_env(plan.context))
             try:
                 self._relay_status[plan.context] = collect_status(relay)

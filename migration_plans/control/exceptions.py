@@ -1,6 +1,8 @@
 """Errors of the control plane.
 
 PlanError
+├── PlansMissing          no plans folder, or no plan in it (run `strangler plan init`)
+├── WriteInsidePackage    a plan file to write is inside the installed package (a template)
 ├── UnknownContext        no plan for the context named on the command line
 ├── NoTransition          already in the last (or first) phase
 ├── GatesFailed           gates guarding the transition do not hold (lists them)
@@ -13,7 +15,10 @@ PlanError
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
+
+from migration_plans.core.settings import PLANS_DIR_ENV
 
 if TYPE_CHECKING:
     from migration_plans.control.gates import GateResult
@@ -23,9 +28,32 @@ class PlanError(Exception):
     """Base class of every control-plane error."""
 
 
+def _init_hint(directory: Path) -> str:
+    return f"run `strangler plan init --plans-dir {directory}` or set {PLANS_DIR_ENV}"
+
+
+class PlansMissing(PlanError):
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        what = "no plan files in" if directory.is_dir() else "no plans folder at"
+        super().__init__(f"{what} {directory} ({_init_hint(directory)})")
+
+
+class WriteInsidePackage(PlanError):
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        super().__init__(
+            f"refusing to write {path}: it is inside the installed package, whose plans are "
+            f"templates ({_init_hint(Path('plans'))} to get a copy to move)"
+        )
+
+
 class UnknownContext(PlanError):
-    def __init__(self, context: str, known: Sequence[str]) -> None:
-        super().__init__(f"no plan for context {context!r} (known: {', '.join(sorted(known))})")
+    def __init__(self, context: str, known: Sequence[str], directory: Path | None = None) -> None:
+        where = f" in {directory}" if directory is not None else ""
+        super().__init__(
+            f"no plan for context {context!r}{where} (known: {', '.join(sorted(known))})"
+        )
 
 
 class NoTransition(PlanError):

@@ -4,7 +4,7 @@ A route that sends writes to a service whose context is still in ``shared``, or 
 falls back to the monolith in ``split``, contradicts the plan and is rejected with the
 route's file and line.
 
-    table = load_table(Path("routes.yaml"), phase_rules=PlanPhaseRules(load_plans()))
+    table = load_table(Path("routes.yaml"), phase_rules=PlanPhaseRules(read_plans(plans_dir())))
 """
 
 from __future__ import annotations
@@ -12,7 +12,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-from migration_plans.core.plan import SAFE_METHODS, Phase, Plan, load_plans
+from migration_plans.control.exceptions import PlansMissing
+from migration_plans.control.plan_file import read_plans
+from migration_plans.core.http import SAFE_METHODS
+from migration_plans.core.phase import Side
+from migration_plans.core.plan import Plan
 from migration_plans.core.yamlfile import ConfigError, ConfigIssue, SourceDocument
 from strangler_proxy.routetable.model import Route, RouteTable
 
@@ -48,7 +52,7 @@ class PlanPhaseRules:
     ) -> list[ConfigIssue]:
         issues: list[ConfigIssue] = []
         writes = route_writes(route)
-        if plan.phase is Phase.SHARED and writes and plan.upstream in route_targets(route):
+        if not plan.phase.owns_database and writes and plan.upstream in route_targets(route):
             field = "canary" if route.canary is not None else "upstream"
             issues.append(
                 source.issue(
@@ -58,7 +62,7 @@ class PlanPhaseRules:
                     "writes must go to the monolith until the context enters dual_write",
                 )
             )
-        if plan.phase is Phase.SPLIT and route.fallback:
+        if plan.phase.source_of_truth is Side.SERVICE and route.fallback:
             issues.append(
                 source.issue(
                     (*loc, "fallback"),
@@ -73,8 +77,8 @@ class PlanPhaseRules:
 class PlansOnDisk:
     """Phase rules that re-read the plan files at every check (a proxy's hot reload).
 
-    A plan folder that does not validate is itself an issue: the route table is then
-    refused and the last good one keeps serving.
+    A plan folder that is missing, empty or does not validate is itself an issue: the
+    route table is then refused and the last good one keeps serving.
     """
 
     def __init__(self, directory: Path) -> None:
@@ -82,10 +86,12 @@ class PlansOnDisk:
 
     def check(self, table: RouteTable, source: SourceDocument) -> list[ConfigIssue]:
         try:
-            plans = load_plans(self.directory)
+            plans = read_plans(self.directory)
         except ConfigError as exc:
             return [
                 ConfigIssue(issue.path, issue.line, issue.field, f"plan: {issue.message}")
                 for issue in exc.issues
             ]
+        except PlansMissing as exc:
+            return [ConfigIssue(str(self.directory), None, "", f"plan: {exc}")]
         return PlanPhaseRules(plans).check(table, source)

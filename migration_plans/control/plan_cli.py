@@ -1,12 +1,26 @@
-"""`strangler plan` commands: status, advance, rollback, history, schema."""
+"""`strangler plan` commands: init, status, advance, rollback, history, schema.
+
+Every command that reads plans reads one folder: ``--plans-dir``, else
+``STRANGLER_PLANS_DIR``, else ``./plans``; ``strangler plan init`` makes it from the
+templates shipped in the package, which are never written.
+
+The control-plane modules are imported inside the commands: they load pydantic,
+SQLAlchemy and every store, and ``strangler --help`` should not wait for them.
+"""
 
 from __future__ import annotations
 
 import json
+import shlex
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+
+if TYPE_CHECKING:
+    from migration_plans.control.transitions import Environment
 
 app = typer.Typer(no_args_is_help=True, help="Migration plans: phases, gates, cut-over.")
 
@@ -19,49 +33,37 @@ RoutesOpt = Annotated[
 ]
 PlansOpt = Annotated[
     Path | None,
-    typer.Option("--plans-dir", envvar="STRANGLER_PLANS_DIR", help="Folder of plan files."),
+    typer.Option(
+        "--plans-dir",
+        envvar="STRANGLER_PLANS_DIR",
+        help="Folder of plan files (default ./plans; `strangler plan init` makes it).",
+    ),
 ]
 
 
-def _environment(plans_dir: Path | None, routes: Path | None, *, run_steps: bool = True) -> Any:
+@contextmanager
+def _reported() -> Iterator[None]:
+    """Expected control-plane errors become ``error: ...`` on stderr and exit status 1."""
+    # lazy: `strangler` start-up time (the plan models load pydantic and ruamel.yaml)
+    from migration_plans.control.exceptions import PlanError
+    from migration_plans.core.yamlfile import ConfigError
+
+    try:
+        yield
+    except (PlanError, ConfigError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+
+
+def _environment(plans_dir: Path | None, routes: Path | None) -> Environment:
+    # lazy: `strangler` start-up time (transitions loads SQLAlchemy and every store)
     from migration_plans.control.transitions import Environment
 
     env = Environment.from_env()
     if plans_dir is not None:
         env.plans_dir = plans_dir
     env.routes_path = routes
-    env.run_steps = run_steps
     return env
-
-
-def _fail(exc: Exception) -> typer.Exit:
-    typer.echo(f"error: {exc}", err=True)
-    return typer.Exit(1)
-
-
-def _status_rows(env: Any) -> list[dict[str, Any]]:
-    from migration_plans.control.exceptions import NoTransition
-    from migration_plans.control.history import last_transition
-    from migration_plans.control.transitions import check_gates
-
-    rows = []
-    for context, plan in sorted(env.plans().items()):
-        row: dict[str, Any] = {"context": context, "phase": plan.phase.value, "next": None}
-        try:
-            target, results = check_gates(env, plan)
-            row["next"] = target.value
-            row["gates"] = [result.as_dict() for result in results]
-            row["ready"] = all(result.passed for result in results)
-        except NoTransition:
-            row["gates"], row["ready"] = [], False
-        last = last_transition(env.engine(), context)
-        row["last_transition"] = (
-            None
-            if last is None
-            else {"to": last.to_phase, "by": last.actor, "at": last.at.isoformat()}
-        )
-        rows.append(row)
-    return rows
 
 
 WHAT_CHANGES = {
@@ -71,23 +73,31 @@ WHAT_CHANGES = {
 
 
 @app.command()
-def status(
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+def init(
     plans_dir: PlansOpt = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Overwrite plans that are already there.")
+    ] = False,
 ) -> None:
-    """Each context's phase, its gates now vs required, and what the next step changes."""
+    """Create the plans folder from the shipped templates (existing plans are kept)."""
+    # lazy: `strangler` start-up time (plan_file loads the plan models)
+    from migration_plans.control.plan_file import init_plans
+
+    with _reported():
+        written, kept = init_plans(plans_dir, overwrite=force)
+    for path in written:
+        typer.echo(f"wrote {path}")
+    for path in kept:
+        typer.echo(f"kept {path} (it exists; --force overwrites it)")
+    folder = (written or kept)[0].parent.resolve()
+    typer.echo(f"export STRANGLER_PLANS_DIR={shlex.quote(str(folder))}")
+
+
+def _print_table(rows: list[dict[str, Any]]) -> None:
+    # lazy: `strangler` start-up time
     from rich.console import Console
     from rich.table import Table
 
-    from migration_plans.core.yamlfile import ConfigError
-
-    try:
-        rows = _status_rows(_environment(plans_dir, None))
-    except ConfigError as exc:
-        raise _fail(exc) from exc
-    if as_json:
-        typer.echo(json.dumps(rows, indent=2))
-        return
     table = Table(title="migration plans")
     for column in ("context", "phase", "next", "gates (now vs required)", "last transition"):
         table.add_column(column)
@@ -112,6 +122,23 @@ def status(
 
 
 @app.command()
+def status(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    plans_dir: PlansOpt = None,
+) -> None:
+    """Each context's phase, its gates now vs required, and what the next step changes."""
+    # lazy: `strangler` start-up time
+    from migration_plans.control.transitions import plan_status
+
+    with _reported():
+        rows = plan_status(_environment(plans_dir, None))
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+    else:
+        _print_table(rows)
+
+
+@app.command()
 def advance(
     context: ContextArg,
     force: Annotated[bool, typer.Option("--force", help="Advance although gates fail.")] = False,
@@ -121,16 +148,12 @@ def advance(
     plans_dir: PlansOpt = None,
 ) -> None:
     """Check the gates, do what the next phase needs, rewrite the routes, record it."""
-    from migration_plans.control.exceptions import PlanError
-    from migration_plans.control.transitions import advance as do_advance
-    from migration_plans.core.yamlfile import ConfigError
+    # lazy: `strangler` start-up time
+    from migration_plans.control import transitions
 
-    try:
-        outcome = do_advance(
-            _environment(plans_dir, routes), context, actor=actor, force=force, reason=reason
-        )
-    except (PlanError, ConfigError) as exc:
-        raise _fail(exc) from exc
+    with _reported():
+        env = _environment(plans_dir, routes)
+        outcome = transitions.advance(env, context, actor=actor, force=force, reason=reason)
     typer.echo(f"{context}: {outcome.from_phase} -> {outcome.to_phase}")
     for result in outcome.gates:
         typer.echo(f"  {result.describe()}")
@@ -149,14 +172,13 @@ def rollback(
     plans_dir: PlansOpt = None,
 ) -> None:
     """Move a context back one phase (refused when it would lose data)."""
-    from migration_plans.control.exceptions import PlanError
-    from migration_plans.control.transitions import rollback as do_rollback
-    from migration_plans.core.yamlfile import ConfigError
+    # lazy: `strangler` start-up time
+    from migration_plans.control import transitions
 
-    try:
-        outcome = do_rollback(_environment(plans_dir, routes), context, actor=actor, reason=reason)
-    except (PlanError, ConfigError) as exc:
-        raise _fail(exc) from exc
+    with _reported():
+        outcome = transitions.rollback(
+            _environment(plans_dir, routes), context, actor=actor, reason=reason
+        )
     typer.echo(f"{context}: {outcome.from_phase} -> {outcome.to_phase} (rollback)")
     if outcome.route_table_hash:
         typer.echo(f"  route table rewritten, hash {outcome.route_table_hash}")
@@ -168,6 +190,7 @@ def history(
     limit: Annotated[int, typer.Option(help="How many.")] = 20,
 ) -> None:
     """Recorded transitions, newest first."""
+    # lazy: `strangler` start-up time (SQLAlchemy)
     from migration_plans.control.history import transitions
     from migration_plans.core.control_db import control_engine
 
@@ -182,6 +205,7 @@ def history(
 @app.command()
 def schema() -> None:
     """Print the JSON Schema of plan files (for editor completion)."""
+    # lazy: `strangler` start-up time (pydantic)
     from migration_plans.core.plan import Plan
 
     typer.echo(json.dumps(Plan.model_json_schema(), indent=2))

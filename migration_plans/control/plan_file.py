@@ -1,6 +1,11 @@
-"""Edit plan files in place, keeping every comment and the user's layout byte for byte.
+"""The deployment's plan files: read them all, and edit one in place keeping its layout.
 
-set_phase(Path("migration_plans/templates/catalog.yaml"), Phase.DUAL_WRITE)
+    written, kept = init_plans(Path("plans"))  # the shipped templates, copied
+    plans = read_plans(plans_dir())          # PlansMissing names the folder when empty
+    set_phase(Path("plans/catalog.yaml"), Phase.DUAL_WRITE)
+
+Only the deployment's copies are ever written: a path inside the installed package (the
+shipped templates) is refused.
 """
 
 from __future__ import annotations
@@ -10,10 +15,46 @@ import re
 import tempfile
 from pathlib import Path
 
-from migration_plans.core.plan import Phase, Plan, load_plan
+from migration_plans.control.exceptions import PlansMissing, WriteInsidePackage
+from migration_plans.core.phase import Phase
+from migration_plans.core.plan import Plan, load_plan, load_plans
+from migration_plans.core.settings import TEMPLATES_DIR, copy_templates, plans_dir
 from migration_plans.core.yamlfile import ConfigError, ConfigIssue, SourceDocument
 
+PACKAGE_DIR = TEMPLATES_DIR.parent
+"""The installed ``migration_plans`` package: nothing at run time writes under it."""
+
 _PHASE_LINE = re.compile(r"^(phase:\s*)(\S+)(.*)$")
+
+
+def read_plans(directory: Path) -> dict[str, Plan]:
+    """Every plan in ``directory`` by context; :class:`PlansMissing` when there is none."""
+    plans = load_plans(directory) if directory.is_dir() else {}
+    if not plans:
+        raise PlansMissing(directory)
+    return plans
+
+
+def inside_package(path: Path) -> bool:
+    """Whether ``path`` lies in the installed package (where the templates are)."""
+    return path.resolve().is_relative_to(PACKAGE_DIR)
+
+
+def init_plans(
+    directory: Path | None = None, *, overwrite: bool = False
+) -> tuple[list[Path], list[Path]]:
+    """Copy the shipped templates into ``directory`` (default :func:`plans_dir`).
+
+    Returns ``(written, kept)``: plans already there are kept unless ``overwrite``.
+    :class:`WriteInsidePackage` when ``directory`` is inside the installed package.
+    """
+    directory = directory or plans_dir()
+    if inside_package(directory):
+        raise WriteInsidePackage(directory)
+    written = copy_templates(directory, overwrite=overwrite)
+    names = sorted(template.name for template in TEMPLATES_DIR.glob("*.yaml"))
+    kept = [directory / name for name in names if directory / name not in written]
+    return written, kept
 
 
 def atomic_write(path: Path, text: str) -> None:
@@ -29,7 +70,12 @@ def atomic_write(path: Path, text: str) -> None:
 
 
 def set_phase(path: Path, phase: Phase) -> Plan:
-    """Rewrite only the value of the top-level ``phase:`` line; return the re-validated plan."""
+    """Rewrite only the value of the top-level ``phase:`` line; return the re-validated plan.
+
+    :class:`WriteInsidePackage` when ``path`` is a shipped template.
+    """
+    if inside_package(path):
+        raise WriteInsidePackage(path)
     document = SourceDocument.read(path)
     line = document.line_of(("phase",))
     lines = path.read_text(encoding="utf-8").splitlines(keepends=True)

@@ -21,8 +21,11 @@ from ruamel.yaml.util import load_yaml_guess_indent
 
 from migration_plans.control.phase_rules import PlanPhaseRules
 from migration_plans.control.plan_file import atomic_write
-from migration_plans.core.plan import HTTP_METHODS, SAFE_METHODS, Endpoint, Phase, Plan
+from migration_plans.core.http import HTTP_METHODS, SAFE_METHODS
+from migration_plans.core.phase import Phase, Side
+from migration_plans.core.plan import Endpoint, Plan
 from migration_plans.core.yamlfile import ConfigError, ConfigIssue
+from strangler_proxy.routetable.loader import parse_table
 
 
 def _yaml_for(text: str) -> tuple[YAML, Any]:
@@ -73,7 +76,7 @@ def _rewrite_route(route: CommentedMap, plan: Plan, phase: Phase, monolith: str)
     methods = _methods(route)
     writes = methods - SAFE_METHODS
     service = plan.upstream
-    if phase is Phase.SPLIT:
+    if phase.source_of_truth is Side.SERVICE:
         if _targets(route) != {service}:
             _send_to(route, service)
         _set_fallback(route, False)
@@ -82,9 +85,10 @@ def _rewrite_route(route: CommentedMap, plan: Plan, phase: Phase, monolith: str)
             del route["shadow"]
         return
     if writes:
-        _send_to(route, monolith if phase is Phase.SHARED else service)
+        _send_to(route, service if phase.owns_database else monolith)
     # Reads may fall back to the monolith while its data is current; writes never do.
-    _set_fallback(route, service in _targets(route) and bool(methods & SAFE_METHODS))
+    current = phase.monolith_is_current and service in _targets(route)
+    _set_fallback(route, current and bool(methods & SAFE_METHODS))
 
 
 def _slug(path: str) -> str:
@@ -172,8 +176,6 @@ def apply_phase_to_routes(
     Returns the new table's content hash. A table that would not validate is never
     written: :class:`ConfigError` lists why.
     """
-    from strangler_proxy.routetable.loader import parse_table
-
     text = routes_for_phase(route_path, plan, phase)
     future = {**plans, plan.context: plan.model_copy(update={"phase": phase})}
     try:

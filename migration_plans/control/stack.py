@@ -30,11 +30,17 @@ from pathlib import Path
 from types import TracebackType
 from typing import TextIO
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from migration_plans.control.exceptions import PlanError
+from migration_plans.control.logstream import LogStream
+from migration_plans.control.plan_file import read_plans
 from migration_plans.control.processes import ManagedProcess, ProcessStartError, wait_until
-from migration_plans.core.plan import Phase, Plan, load_plans
+from migration_plans.control.routing import render_routes
+from migration_plans.core.plan import Plan
+from migration_plans.core.settings import PLANS_DIR_ENV
 from migration_plans.core.settings import plans_dir as configured_plans_dir
+from migration_plans.core.yamlfile import ConfigError
 
 SERVICE_PORTS = {"catalog": 8101, "inventory": 8102}
 
@@ -54,13 +60,19 @@ class StackConfig(BaseModel):
     proxy_port: int = 8000
     monolith_port: int = 8001
     service_ports: dict[str, int] = SERVICE_PORTS
-    plans_dir: Path = Field(default_factory=configured_plans_dir)
+    plans_dir: Path = Field(default_factory=configured_plans_dir, validate_default=True)
     secret_key: str
     identity_key: str
     admin_token: str
     redis_url: str | None = None
     shadow_store_url: str | None = None
     celery: bool = True
+
+    @field_validator("plans_dir")
+    @classmethod
+    def _absolute(cls, value: Path) -> Path:
+        """Children get an absolute ``STRANGLER_PLANS_DIR``, whatever their working folder."""
+        return value.resolve()
 
     @classmethod
     def embedded(cls, var_dir: Path, **overrides: object) -> StackConfig:
@@ -159,7 +171,7 @@ class StackConfig(BaseModel):
             "STRANGLER_RESULT_BACKEND": self.result_backend,
             "STRANGLER_CONTROL_DB_URL": self.control_db,
             "STRANGLER_SHADOW_STORE_URL": self.shadow_store,
-            "STRANGLER_PLANS_DIR": str(self.plans_dir),
+            PLANS_DIR_ENV: str(self.plans_dir),
             "STRANGLER_ROUTES": str(self.routes_path),
             "STRANGLER_LOG_DIR": str(self.log_dir),
             "MONOLITH_ACCESS_LOG": "false",
@@ -234,7 +246,8 @@ class Stack:
         return {**self.config.environment(), **self.extra_env, **more}
 
     def plans(self) -> dict[str, Plan]:
-        return load_plans(self.config.plans_dir)
+        """The plans of the stack's folder; :class:`PlansMissing` names it when empty."""
+        return read_plans(self.config.plans_dir)
 
     def run_cli(self, *args: str, timeout: float = 600) -> str:
         """Run a ``strangler`` command to completion; its output, or an error naming it."""
@@ -278,8 +291,6 @@ class Stack:
         It has an ``auth:`` block: the proxy checks client tokens against the monolith
         and forwards the signed identity the services' write endpoints require.
         """
-        from migration_plans.control.routing import render_routes
-
         upstreams = {"monolith": self.config.monolith_url}
         for context in self.plans():
             if context in self.config.service_ports:
@@ -338,7 +349,7 @@ class Stack:
             f"{cfg.service_url(plan.context)}/healthz",
             **self.service_env(plan),
         )
-        if plan.phase is not Phase.SHARED:
+        if plan.phase.owns_database:
             self._wait_for_log(relay, f"relay of {plan.context} started")
 
     def _wait_for_log(self, name: str, text: str, timeout: float = 60) -> None:
@@ -450,13 +461,15 @@ def plan_phases(stack: Stack) -> dict[str, str]:
 
 def run_up(config: StackConfig, *, out: TextIO, poll_interval: float = 0.5) -> int:
     """``strangler up``: start everything, stream the logs, follow plan changes, stop on ^C."""
-    from migration_plans.control.logstream import LogStream
-
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
     stack = Stack(config)
-    stack.prepare()
+    try:
+        stack.prepare()
+    except (PlanError, ConfigError) as exc:
+        out.write(f"strangler up: {exc}\n")
+        return 1
     with stack, LogStream(out, colour=out.isatty()) as stream:
         stack.start()
         for name, process in stack.processes.items():

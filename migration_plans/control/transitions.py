@@ -20,6 +20,14 @@ from typing import Any
 
 from sqlalchemy import Engine
 
+from dualwrite.backfill import Backfill
+from dualwrite.capture import install_capture, set_capture
+from dualwrite.config import RelaySettings
+from dualwrite.engines import relay_engine
+from dualwrite.relay import Relay
+from dualwrite.status import collect_status
+from extracted_services.common.migrations import upgrade
+from migration_plans.control.evidence import StoreEvidence
 from migration_plans.control.exceptions import (
     ForceWithoutReason,
     GatesFailed,
@@ -29,12 +37,16 @@ from migration_plans.control.exceptions import (
     UnknownContext,
 )
 from migration_plans.control.gates import GateResult, MetricSource, evaluate
-from migration_plans.control.history import Transition, record_transition
-from migration_plans.control.plan_file import set_phase
+from migration_plans.control.history import Transition, last_transition, record_transition
+from migration_plans.control.plan_file import read_plans, set_phase
 from migration_plans.control.routing import apply_phase_to_routes
 from migration_plans.core.control_db import control_engine
-from migration_plans.core.plan import Phase, Plan, load_plans
+from migration_plans.core.phase import Phase
+from migration_plans.core.plan import Plan
+from migration_plans.core.settings import plan_path
 from migration_plans.core.settings import plans_dir as configured_plans_dir
+from reconciler.history import record_run
+from reconciler.runner import reconcile
 
 Step = Callable[[Plan], dict[str, Any]]
 
@@ -59,18 +71,17 @@ class Environment:
         )
 
     def plans(self) -> dict[str, Plan]:
-        return load_plans(self.plans_dir)
+        """Every plan in the plans folder; :class:`PlansMissing` names it when empty."""
+        return read_plans(self.plans_dir)
 
     def plan(self, context: str) -> Plan:
         plans = self.plans()
         if context not in plans:
-            raise UnknownContext(context, list(plans))
+            raise UnknownContext(context, list(plans), self.plans_dir)
         return plans[context]
 
     def metric_source(self) -> MetricSource:
         if self.metrics is None:
-            from migration_plans.control.evidence import StoreEvidence
-
             self.metrics = StoreEvidence()
         return self.metrics
 
@@ -101,20 +112,12 @@ def _actor(actor: str | None) -> str:
 
 
 def _migrate_service(plan: Plan) -> dict[str, Any]:
-    from dualwrite.config import RelaySettings
-    from extracted_services.common.migrations import upgrade
-
     settings = RelaySettings.from_env(plan.context)
     upgrade(plan.context, settings.service_url)
     return {"service_database": "migrated to head"}
 
 
 def _backfill(plan: Plan) -> dict[str, Any]:
-    from dualwrite.backfill import Backfill
-    from dualwrite.capture import install_capture
-    from dualwrite.config import RelaySettings
-    from dualwrite.engines import relay_engine
-
     settings = RelaySettings.from_env(plan.context, phase=Phase.DUAL_WRITE)
     install_capture(relay_engine(settings.monolith_url), [plan.mapping])
     backfill = Backfill(settings)
@@ -126,10 +129,6 @@ def _backfill(plan: Plan) -> dict[str, Any]:
 
 
 def _final_reconcile(plan: Plan) -> dict[str, Any]:
-    from dualwrite.config import RelaySettings
-    from reconciler.history import record_run
-    from reconciler.runner import reconcile
-
     settings = RelaySettings.from_env(plan.context)
     report = reconcile(
         plan.mapping, settings.monolith_url, settings.service_url, phase=plan.phase.value
@@ -144,11 +143,6 @@ def _final_reconcile(plan: Plan) -> dict[str, Any]:
 
 
 def _drain_check(plan: Plan) -> dict[str, Any]:
-    from dualwrite.capture import set_capture
-    from dualwrite.config import RelaySettings
-    from dualwrite.relay import Relay
-    from dualwrite.status import collect_status
-
     relay = Relay(RelaySettings.from_env(plan.context))
     try:
         status = collect_status(relay)
@@ -191,7 +185,7 @@ def _switch(
     env: Environment, plans: dict[str, Plan], plan: Plan, target: Phase
 ) -> tuple[Plan, str | None]:
     """Phase first, then routes; the phase is restored if the routes cannot follow."""
-    path = env.plans_dir / f"{plan.context}.yaml"
+    path = plan_path(plan.context, env.plans_dir)
     updated = set_phase(path, target)
     if env.routes_path is None:
         return updated, None
@@ -217,6 +211,14 @@ def _record(env: Environment, outcome: Outcome, actor: str, reason: str) -> None
             route_table_hash=outcome.route_table_hash,
         ),
     )
+
+
+def _rollback_loses_writes(plan: Plan, target: Phase) -> bool:
+    """Whether moving back to ``target`` hands the truth to a side that was not kept current."""
+    truth = target.source_of_truth
+    if truth is plan.phase.source_of_truth:
+        return False
+    return truth not in plan.phase.synced_sides(plan.reverse_sync)
 
 
 def check_gates(env: Environment, plan: Plan) -> tuple[Phase, list[GateResult]]:
@@ -259,10 +261,10 @@ def rollback(
     target = plan.phase.previous
     if target is None:
         raise NoTransition(f"{context} is in {plan.phase}: there is no earlier phase")
-    if plan.phase is Phase.SPLIT and not plan.reverse_sync:
+    if _rollback_loses_writes(plan, target):
         raise RollbackLosesData(
-            f"{context}: rolling back split -> dual_write without reverse sync would lose "
-            "every write made since the split (the monolith was not kept current)"
+            f"{context}: rolling back {plan.phase} -> {target} without reverse sync would lose "
+            f"every write made in {plan.phase} (the {target.source_of_truth} was not kept current)"
         )
     outcome = Outcome(context, plan.phase, target, gates=[], forced=False)
     if env.run_steps:
@@ -270,3 +272,25 @@ def rollback(
     _, outcome.route_table_hash = _switch(env, env.plans(), plan, target)
     _record(env, outcome, _actor(actor), reason)
     return outcome
+
+
+def plan_status(env: Environment) -> list[dict[str, Any]]:
+    """Each context's phase, the gates of its next step evaluated now, its last transition."""
+    rows = []
+    for context, plan in sorted(env.plans().items()):
+        row: dict[str, Any] = {"context": context, "phase": plan.phase.value, "next": None}
+        try:
+            target, results = check_gates(env, plan)
+            row["next"] = target.value
+            row["gates"] = [result.as_dict() for result in results]
+            row["ready"] = all(result.passed for result in results)
+        except NoTransition:
+            row["gates"], row["ready"] = [], False
+        last = last_transition(env.engine(), context)
+        row["last_transition"] = (
+            None
+            if last is None
+            else {"to": last.to_phase, "by": last.actor, "at": last.at.isoformat()}
+        )
+        rows.append(row)
+    return rows

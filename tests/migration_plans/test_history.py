@@ -13,7 +13,8 @@ from migration_plans.control.history import (
     record_transition,
     transitions,
 )
-from migration_plans.core.plan import Phase, Plan, load_plans
+from migration_plans.core.phase import Phase
+from migration_plans.core.plan import Plan, load_plans
 from migration_plans.core.settings import plans_dir
 
 

@@ -6,8 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from migration_plans.core.plan import Gate, Phase, load_plan, load_plans
-from migration_plans.core.settings import mapping_for, plans_dir
+from migration_plans.control.plan_file import set_phase
+from migration_plans.core.phase import Phase
+from migration_plans.core.plan import Gate, load_plan, load_plans
+from migration_plans.core.settings import mapping_for, plan_path, plans_dir
 from migration_plans.core.yamlfile import ConfigError
 
 
@@ -75,9 +77,6 @@ def test_load_plans_reports_every_broken_file(tmp_path: Path) -> None:
 
 
 def test_set_phase_keeps_comments_and_the_rest_of_the_file(tmp_path: Path) -> None:
-    from migration_plans.control.plan_file import set_phase
-    from migration_plans.core.settings import plan_path
-
     path = tmp_path / "catalog.yaml"
     original = plan_path("catalog").read_text()
     path.write_text(original)

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
 
-from migration_plans.control.phase_rules import PlanPhaseRules
-from migration_plans.control.routing import apply_phase_to_routes, routes_for_phase
-from migration_plans.core.plan import Phase, Plan, load_plans
-from migration_plans.core.settings import plans_dir
+from migration_plans.control.phase_rules import PlanPhaseRules, PlansOnDisk
+from migration_plans.control.plan_file import set_phase
+from migration_plans.control.routing import apply_phase_to_routes, render_routes, routes_for_phase
+from migration_plans.core.phase import Phase
+from migration_plans.core.plan import Plan, load_plans
+from migration_plans.core.settings import TEMPLATES_DIR, plans_dir
 from migration_plans.core.yamlfile import ConfigError
 from strangler_proxy.routetable.loader import load_table, parse_table
 
@@ -140,12 +143,6 @@ def test_a_rewrite_that_would_not_validate_is_not_written(tmp_path: Path) -> Non
 
 
 def test_plans_on_disk_are_read_at_every_check(tmp_path: Path) -> None:
-    import shutil
-
-    from migration_plans.control.phase_rules import PlansOnDisk
-    from migration_plans.control.plan_file import set_phase
-    from migration_plans.core.settings import TEMPLATES_DIR
-
     plans = tmp_path / "plans"
     plans.mkdir()
     shutil.copy(TEMPLATES_DIR / "catalog.yaml", plans / "catalog.yaml")
@@ -160,9 +157,17 @@ def test_plans_on_disk_are_read_at_every_check(tmp_path: Path) -> None:
         load_table(path, phase_rules=rules)
 
 
-def test_a_rendered_table_follows_every_phase(tmp_path: Path) -> None:
-    from migration_plans.control.routing import render_routes
+def test_plans_on_disk_refuse_a_missing_plans_folder(tmp_path: Path) -> None:
+    path = write_table(tmp_path)
+    rules = PlansOnDisk(tmp_path / "nowhere")
+    with pytest.raises(ConfigError, match=r"plan: no plans folder at .*strangler plan init"):
+        load_table(path, phase_rules=rules)
+    (tmp_path / "nowhere").mkdir()
+    with pytest.raises(ConfigError, match=r"plan: no plan files in .*strangler plan init"):
+        load_table(path, phase_rules=rules)
 
+
+def test_a_rendered_table_follows_every_phase(tmp_path: Path) -> None:
     upstreams = {
         "monolith": "http://127.0.0.1:8001",
         "catalog": "http://127.0.0.1:8101",

@@ -12,15 +12,18 @@ from migration_plans.control.exceptions import (
     ForceWithoutReason,
     GatesFailed,
     NoTransition,
+    PlansMissing,
     RollbackLosesData,
     TransitionFailed,
     UnknownContext,
+    WriteInsidePackage,
 )
 from migration_plans.control.gates import Observation
 from migration_plans.control.history import transitions
 from migration_plans.control.plan_file import set_phase
 from migration_plans.control.transitions import Environment, advance, rollback
-from migration_plans.core.plan import Phase, Plan, load_plan
+from migration_plans.core.phase import Phase
+from migration_plans.core.plan import Plan, load_plan
 from migration_plans.core.settings import TEMPLATES_DIR
 from strangler_proxy.routetable.loader import load_table
 
@@ -150,3 +153,41 @@ def test_a_route_table_that_cannot_follow_puts_the_phase_back(env: Environment) 
 def test_unknown_context_lists_the_known_ones(env: Environment) -> None:
     with pytest.raises(UnknownContext, match="known: catalog, inventory"):
         advance(env, "payments")
+
+
+def template_bytes() -> dict[str, bytes]:
+    return {path.name: path.read_bytes() for path in sorted(TEMPLATES_DIR.glob("*.yaml"))}
+
+
+def test_advance_and_rollback_write_the_plans_folder_never_the_templates(
+    env: Environment,
+) -> None:
+    before = template_bytes()
+    advance(env, "catalog")
+    advance(env, "catalog")
+    assert phase_of(env, "catalog") is Phase.SPLIT
+    rollback(env, "catalog")
+    rollback(env, "catalog")
+    assert phase_of(env, "catalog") is Phase.SHARED
+    assert len(transitions(env.engine(), "catalog")) == 4
+    assert template_bytes() == before
+
+
+def test_a_plans_folder_inside_the_package_is_never_written(env: Environment) -> None:
+    before = template_bytes()
+    env.plans_dir = TEMPLATES_DIR
+    with pytest.raises(WriteInsidePackage, match="inside the installed package"):
+        advance(env, "catalog")
+    assert template_bytes() == before
+    assert transitions(env.engine()) == []
+
+
+def test_a_missing_plans_folder_is_named_with_the_command_that_makes_it(
+    env: Environment, tmp_path: Path
+) -> None:
+    env.plans_dir = tmp_path / "nowhere"
+    with pytest.raises(PlansMissing, match=r"no plans folder at .*nowhere.*strangler plan init"):
+        advance(env, "catalog")
+    env.plans_dir.mkdir()
+    with pytest.raises(PlansMissing, match=r"no plan files in .*nowhere.*strangler plan init"):
+        rollback(env, "catalog")
