@@ -8,34 +8,79 @@
     GET  {prefix}breakers   per-upstream breaker state
     POST {prefix}reload     reload the route file now
     GET  {prefix}metrics    Prometheus text format
-    GET  {prefix}dashboard  the migration dashboard (:mod:`migration_plans.control.dashboard.app`)
+    ANY  {prefix}{mount}[/...]  an app mounted by the host (``strangler proxy serve`` mounts
+                            the control plane's dashboard as ``dashboard``); it reads the
+                            proxy through :class:`strangler_proxy.introspection.ProxyView`
+                            and does its own authentication
 """
 
 from __future__ import annotations
 
 import hmac
 import json
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Mapping
+from typing import Any
 
-from pydantic import SecretStr
-
-from migration_plans.control.dashboard.app import Dashboard
 from strangler_proxy.edge.errors import NotFound, Unauthorized
-
-if TYPE_CHECKING:
-    from strangler_proxy.app import StranglerProxy
+from strangler_proxy.introspection import (
+    AdminMount,
+    ASGIApp,
+    Message,
+    ProxyIntrospection,
+    Receive,
+    Scope,
+    Send,
+)
 
 JSON = b"application/json"
 Answer = tuple[int, bytes, bytes]
 
 
 class Admin:
-    """Answers admin requests for one proxy."""
+    """Answers admin requests for one proxy, and hands mounted paths to their apps."""
 
-    def __init__(self, proxy: StranglerProxy, token: SecretStr | None) -> None:
-        self.proxy = proxy
-        self.token = token.get_secret_value().encode() if token is not None else None
-        self.dashboard = Dashboard(proxy, self.token, proxy.config.admin_prefix)
+    def __init__(
+        self,
+        view: ProxyIntrospection,
+        *,
+        reload: Callable[[], bool],
+        mounts: Mapping[str, AdminMount] | None = None,
+    ) -> None:
+        self.view = view
+        self.token = view.admin_token
+        self.prefix = view.admin_prefix
+        self._reload = reload
+        self.mounts: dict[str, ASGIApp] = {
+            name.strip("/"): build(view) for name, build in (mounts or {}).items()
+        }
+
+    async def serve(
+        self, scope: Scope, receive: Receive, send: Send, path: str, request_id: str
+    ) -> int:
+        """Answer the admin request for the normalised ``path``; returns the status sent."""
+        name = path[len(self.prefix) :].rstrip("/")
+        mount = self.mount_for(name)
+        if mount is not None:
+            root_path = scope.get("root_path", "") + self.prefix + mount
+            child = {**scope, "path": path, "root_path": root_path}
+            return await _tagged(self.mounts[mount], child, receive, send, request_id)
+        status, body, content_type = self.handle(scope["method"], name, dict(scope["headers"]))
+        headers = [
+            (b"content-type", content_type),
+            (b"content-length", str(len(body)).encode()),
+            (b"x-request-id", request_id.encode()),
+            (b"cache-control", b"no-store"),
+        ]
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+        return status
+
+    def mount_for(self, name: str) -> str | None:
+        """The mount that owns the admin path ``name`` (prefix stripped), if any."""
+        for mount in self.mounts:
+            if name == mount or name.startswith(mount + "/"):
+                return mount
+        return None
 
     def handle(self, method: str, name: str, headers: dict[bytes, bytes]) -> Answer:
         """Status, body and content type for ``{prefix}{name}``."""
@@ -45,12 +90,12 @@ class Admin:
         if method == "GET" and name == "table":
             return _json(self.table())
         if method == "GET" and name == "breakers":
-            return _json(self.breakers())
+            return _json(self.view.breakers())
         if method == "POST" and name == "reload":
-            reloaded = self.proxy.holder.reload()
+            reloaded = self._reload()
             return _json({"reloaded": reloaded, **self.table()})
         if method == "GET" and name == "metrics":
-            return 200, self.proxy.metrics.render(), b"text/plain; version=0.0.4; charset=utf-8"
+            return 200, self.view.metrics_text(), b"text/plain; version=0.0.4; charset=utf-8"
         raise NotFound(f"no admin endpoint {method} {name!r}")
 
     def _authorize(self, headers: dict[bytes, bytes]) -> None:
@@ -61,33 +106,45 @@ class Admin:
             raise Unauthorized()
 
     def health(self) -> dict[str, Any]:
-        current = self.proxy.holder.current
+        table = self.view.table()
         return {
             "status": "ok",
-            "table": {"version": current.version, "hash": current.hash},
-            "reload_failing": self.proxy.holder.last_error is not None,
+            "table": {"version": table.version, "hash": table.hash},
+            "reload_failing": table.last_reload_error is not None,
         }
 
     def table(self) -> dict[str, Any]:
-        holder = self.proxy.holder
-        current = holder.current
-        error = holder.last_error
+        table = self.view.table()
+        error = table.last_reload_error
         return {
-            "version": current.version,
-            "hash": current.hash,
-            "sha256": current.sha256,
-            "source": current.source,
-            "generation": holder.generation,
-            "loaded_at": current.loaded_at,
-            "routes": [compiled.route.name for compiled in current.router.routes],
-            "default_upstream": current.table.default_upstream,
+            "version": table.version,
+            "hash": table.hash,
+            "sha256": table.sha256,
+            "source": table.source,
+            "generation": table.generation,
+            "loaded_at": table.loaded_at,
+            "routes": list(table.route_names),
+            "default_upstream": table.default_upstream,
             "last_reload_error": None
             if error is None
             else {"at": error.at, "issues": list(error.issues)},
         }
 
-    def breakers(self) -> dict[str, Any]:
-        return {name: b.snapshot() for name, b in self.proxy.forwarder.breakers.items()}
+
+async def _tagged(app: ASGIApp, scope: Scope, receive: Receive, send: Send, request_id: str) -> int:
+    """Run a mounted app, its answer tagged with the request id; returns the status sent."""
+    status = 0
+
+    async def tagged(message: Message) -> None:
+        nonlocal status
+        if message["type"] == "http.response.start":
+            status = message["status"]
+            headers = [*message.get("headers", ()), (b"x-request-id", request_id.encode())]
+            message = {**message, "headers": headers}
+        await send(message)
+
+    await app(scope, receive, tagged)
+    return status
 
 
 def _json(data: dict[str, Any]) -> Answer:

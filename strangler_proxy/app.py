@@ -35,6 +35,7 @@ from strangler_proxy.edge.errors import (
     UpstreamFailed,
 )
 from strangler_proxy.edge.headers import content_length, request_id_from, upstream_headers
+from strangler_proxy.introspection import AdminMount, ProxyIntrospection
 from strangler_proxy.metrics import ProxyMetrics
 from strangler_proxy.routetable.loader import LoadedTable, ReloadError, TableHolder, load_table
 from strangler_proxy.routetable.validation import PhaseRules
@@ -76,6 +77,7 @@ class StranglerProxy:
         phase_rules: PhaseRules | None = None,
         environ: Mapping[str, str] | None = None,
         clock: Callable[[], float] | None = None,
+        admin_mounts: Mapping[str, AdminMount] | None = None,
     ) -> None:
         self.config = config
         self.environ = os.environ if environ is None else environ
@@ -99,7 +101,7 @@ class StranglerProxy:
         self.shadowing = Shadowing.from_env(self.environ, registry=self.metrics.registry)
         self._activate(self.holder.current)
         self.metrics.reload_failing.set_function(lambda: float(self.holder.last_error is not None))
-        self.admin = Admin(self, config.admin_token)
+        self.admin = Admin(self._introspection(), reload=self.holder.reload, mounts=admin_mounts)
         self.handle_sighup = False
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -136,6 +138,17 @@ class StranglerProxy:
             self.metrics.reloads.labels("ok").inc()
         if error is not None:
             self.metrics.reloads.labels("failed").inc()
+
+    def _introspection(self) -> ProxyIntrospection:
+        """What the admin API and its mounted apps read of this proxy."""
+        token = self.config.admin_token
+        return ProxyIntrospection(
+            holder=self.holder,
+            metrics=self.metrics,
+            breakers=lambda: self.forwarder.breakers,
+            admin_prefix=self.config.admin_prefix,
+            admin_token=token.get_secret_value().encode() if token is not None else None,
+        )
 
     def _breaker_changed(self, upstream: str, state: Any) -> None:
         self.metrics.breaker_changed(upstream, state)
@@ -209,12 +222,7 @@ class StranglerProxy:
         exchange.path = path
         if path.startswith(config.admin_prefix):
             exchange.route = "admin"
-            name = path[len(config.admin_prefix) :].rstrip("/")
-            if self.admin.dashboard.owns(name):  # HTML, cookies and form posts
-                return await self.admin.dashboard.serve(
-                    scope, receive, send, name, exchange.request_id
-                )
-            return await self._admin(scope["method"], path, headers, exchange.request_id, send)
+            return await self.admin.serve(scope, receive, send, path, exchange.request_id)
         client = scope["client"][0] if scope.get("client") else ""
         target = self.holder.current.router.resolve(scope["method"], path, headers, client)
         exchange.route, exchange.upstream = target.route_name, target.upstream
@@ -309,21 +317,6 @@ class StranglerProxy:
             request_id=request_id,
             extra=extra,
         )
-
-    async def _admin(
-        self, method: str, path: str, headers: dict[bytes, bytes], request_id: str, send: Send
-    ) -> int:
-        name = path[len(self.config.admin_prefix) :].rstrip("/")
-        status, body, content_type = self.admin.handle(method, name, headers)
-        response_headers = [
-            (b"content-type", content_type),
-            (b"content-length", str(len(body)).encode()),
-            (b"x-request-id", request_id.encode()),
-            (b"cache-control", b"no-store"),
-        ]
-        await send({"type": "http.response.start", "status": status, "headers": response_headers})
-        await send({"type": "http.response.body", "body": body})
-        return status
 
     def _record(self, exchange: Exchange, seconds: float) -> None:
         route, upstream = exchange.route, exchange.upstream

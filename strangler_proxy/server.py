@@ -12,10 +12,12 @@ import signal
 import socket
 import sys
 import time
+from collections.abc import Mapping
 from contextlib import suppress
 
 from strangler_proxy.app import StranglerProxy
 from strangler_proxy.config import ProxyConfig
+from strangler_proxy.introspection import AdminMount
 from strangler_proxy.routetable.validation import PhaseRules
 
 log = logging.getLogger("strangler.proxy")
@@ -49,11 +51,15 @@ def configure_logging(access_log: bool) -> None:
     logging.getLogger("strangler.proxy.access").disabled = not access_log
 
 
-def run(config: ProxyConfig, phase_rules: PhaseRules | None = None) -> None:
+def run(
+    config: ProxyConfig,
+    phase_rules: PhaseRules | None = None,
+    admin_mounts: Mapping[str, AdminMount] | None = None,
+) -> None:
     """Serve until SIGTERM/SIGINT; SIGHUP reloads the route table (in every worker)."""
     configure_logging(config.access_log)
     # The table is validated before anything listens.
-    proxy = StranglerProxy(config, phase_rules=phase_rules)
+    proxy = StranglerProxy(config, phase_rules=phase_rules, admin_mounts=admin_mounts)
     if config.workers == 1:
         serve(proxy, config)
         return

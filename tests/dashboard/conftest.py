@@ -12,6 +12,7 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
+from migration_plans.control.dashboard import MOUNT, Dashboard, mount
 from migration_plans.control.routing import render_routes
 from migration_plans.core.plan import load_plans
 from strangler_proxy.app import StranglerProxy
@@ -85,7 +86,14 @@ def make_proxy(routes: Path, *, token: str | None = TOKEN) -> StranglerProxy:
     config = ProxyConfig(
         routes=routes, admin_token=SecretStr(token) if token else None, access_log=False
     )
-    return StranglerProxy(config)
+    return StranglerProxy(config, admin_mounts={MOUNT: mount})
+
+
+def dashboard_of(proxy: StranglerProxy) -> Dashboard:
+    """The dashboard mounted in ``proxy``."""
+    found = proxy.admin.mounts[MOUNT]
+    assert isinstance(found, Dashboard)
+    return found
 
 
 @asynccontextmanager
@@ -103,7 +111,7 @@ def fixed_proxy(place: Place) -> tuple[StranglerProxy, FixedSources]:
     """A proxy whose dashboard reads fixed data (auth and caching tests)."""
     proxy = make_proxy(place.routes)
     sources = FixedSources()
-    proxy.admin.dashboard.sources = sources  # type: ignore[assignment]
+    dashboard_of(proxy).sources = sources  # type: ignore[assignment]
     return proxy, sources
 
 

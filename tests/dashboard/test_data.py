@@ -16,7 +16,7 @@ from reconciler.history import record_run
 from reconciler.runner import ReconcileOptions, reconcile
 from strangler_proxy.app import StranglerProxy
 from strangler_proxy.shadow.store import MemoryShadowStore
-from tests.dashboard.conftest import AUTH, FixedSources, Place, client, make_proxy
+from tests.dashboard.conftest import AUTH, FixedSources, Place, client, dashboard_of, make_proxy
 from tests.dashboard.seed import add_monolith_only_product, outcome, relayed_events
 from tests.proxy.conftest import EchoUpstream
 
@@ -51,7 +51,7 @@ def planted(place: Place) -> tuple[StranglerProxy, MemoryShadowStore, str]:
     store.record(outcome("catalog-products-item-reads", "Cup", "Cup"))
     store.record(outcome("catalog-products-item-reads", "Espresso cup", "Espresso Cup"))
     proxy = make_proxy(place.routes)
-    proxy.admin.dashboard.sources = Sources(proxy, shadow=lambda: store)
+    dashboard_of(proxy).sources = Sources(proxy.admin.view, shadow=lambda: store)
     return proxy, store, run_id
 
 
@@ -136,7 +136,7 @@ async def test_a_store_that_is_down_only_blanks_its_section(place: Place) -> Non
         raise ConnectionError("redis is down")
 
     proxy = make_proxy(place.routes)
-    proxy.admin.dashboard.sources = Sources(proxy, shadow=broken)
+    dashboard_of(proxy).sources = Sources(proxy.admin.view, shadow=broken)
     async with client(proxy) as http:
         payload = (await http.get("/_strangler/dashboard/data", headers=AUTH)).json()
     assert payload["data"]["shadow"] == {"error": "ConnectionError: redis is down"}
@@ -152,7 +152,7 @@ async def test_request_rates_come_from_the_proxy_counters(place: Place) -> None:
             place.routes.read_text().replace("http://127.0.0.1:9", upstream.url)
         )
         proxy = make_proxy(place.routes)
-        sources = Sources(proxy, shadow=lambda: None, clock=lambda: now[0])
+        sources = Sources(proxy.admin.view, shadow=lambda: None, clock=lambda: now[0])
         async with client(proxy) as http:
             first = sources.collect()["routes"]
             for _ in range(20):
@@ -171,7 +171,7 @@ async def test_polls_share_one_collection_per_ttl(
     fixed_proxy: tuple[StranglerProxy, FixedSources],
 ) -> None:
     proxy, sources = fixed_proxy
-    dashboard = proxy.admin.dashboard
+    dashboard = dashboard_of(proxy)
     dashboard.ttl = 3600.0
     async with client(proxy) as http:
         for _ in range(5):
@@ -197,7 +197,7 @@ async def test_forwarding_never_waits_for_a_slow_collection(place: Place) -> Non
             place.routes.read_text().replace("http://127.0.0.1:9", upstream.url)
         )
         proxy = make_proxy(place.routes)
-        proxy.admin.dashboard.sources = Slow()  # type: ignore[assignment]
+        dashboard_of(proxy).sources = Slow()  # type: ignore[assignment]
         async with client(proxy) as http, anyio.create_task_group() as tasks:
             poll: list[int] = []
 

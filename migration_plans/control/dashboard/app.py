@@ -1,4 +1,10 @@
-"""The migration dashboard, served by the admin API under ``{prefix}dashboard``.
+"""The migration dashboard: an ASGI app mounted under the proxy's admin prefix.
+
+``strangler proxy serve`` mounts it as ``{prefix}dashboard`` (see
+:mod:`strangler_proxy.introspection`); it reads the proxy only through a
+:class:`~strangler_proxy.introspection.ProxyView`.
+
+    proxy = StranglerProxy(config, admin_mounts={MOUNT: mount})
 
 Same secret as the admin API (``STRANGLER_ADMIN_TOKEN``): a browser signs in once
 through a form and gets the token back in an HttpOnly, SameSite=Strict cookie scoped
@@ -29,21 +35,22 @@ import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
 from importlib import resources
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 from migration_plans.control.dashboard import html as dashboard_html
 from migration_plans.control.dashboard.data import Sources
+from reconciler.history import load_report
+from reconciler.render import to_html
+from strangler_proxy.introspection import ProxyView
 
-if TYPE_CHECKING:
-    from strangler_proxy.app import StranglerProxy
-
-__all__ = ["COOKIE", "Dashboard"]
+__all__ = ["COOKIE", "MOUNT", "Dashboard", "mount"]
 
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
+MOUNT = "dashboard"
 COOKIE = "strangler_admin"
 MAX_FORM_BYTES = 8 * 1024
 _RUN_ID = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
@@ -77,11 +84,15 @@ class Reply:
 
 
 class Dashboard:
-    """Answers ``{prefix}dashboard[/...]`` for one proxy (see the module docstring)."""
+    """Answers ``{prefix}dashboard[/...]`` for one proxy (see the module docstring).
+
+    ``Dashboard(view, token, "/_strangler/")`` is a plain ASGI app; ``scope["path"]``
+    is the whole (normalised) path, ``{prefix}dashboard`` included.
+    """
 
     def __init__(
         self,
-        proxy: StranglerProxy,
+        view: ProxyView,
         token: bytes | None,
         prefix: str,
         *,
@@ -89,29 +100,28 @@ class Dashboard:
         ttl: float = 1.5,
         interval_ms: int = 2000,
     ) -> None:
-        self.proxy = proxy
+        self.view = view
         self.token = token
         self.prefix = prefix
+        self.root = f"{prefix}{MOUNT}"
         self.ttl = ttl
         self.interval_ms = interval_ms
         self.sources = sources
         self._snapshot: Snapshot | None = None
         self._lock: asyncio.Lock | None = None
 
-    @staticmethod
-    def owns(name: str) -> bool:
-        """Whether the admin path ``name`` (prefix stripped) belongs to the dashboard."""
-        return name == "dashboard" or name.startswith("dashboard/")
-
-    async def serve(
-        self, scope: MutableMapping[str, Any], receive: Receive, send: Send, name: str, rid: str
-    ) -> int:
-        """Answer one request; returns the status sent."""
-        reply = await self.reply(scope, receive, name)
+    async def __call__(self, scope: MutableMapping[str, Any], receive: Receive, send: Send) -> None:
+        """Answer one HTTP request for ``{prefix}dashboard[/...]``."""
+        if scope["type"] != "http":
+            return
+        path: str = scope["path"]
+        if path == self.root or path.startswith(self.root + "/"):
+            reply = await self.reply(scope, receive, path[len(self.root) :].strip("/"))
+        else:
+            reply = Reply(404, b"no such dashboard page", b"text/plain")
         headers = [
             (b"content-type", reply.content_type),
             (b"content-length", str(len(reply.body)).encode()),
-            (b"x-request-id", rid.encode()),
             (b"cache-control", b"no-store"),
             (b"content-security-policy", reply.csp.encode()),
             (b"x-content-type-options", b"nosniff"),
@@ -121,12 +131,11 @@ class Dashboard:
         ]
         await send({"type": "http.response.start", "status": reply.status, "headers": headers})
         await send({"type": "http.response.body", "body": reply.body})
-        return reply.status
 
-    async def reply(self, scope: MutableMapping[str, Any], receive: Receive, name: str) -> Reply:
+    async def reply(self, scope: MutableMapping[str, Any], receive: Receive, sub: str) -> Reply:
+        """The answer for ``{prefix}dashboard/{sub}``."""
         method: str = scope["method"]
         headers = dict(scope["headers"])
-        sub = name[len("dashboard") :].lstrip("/")
         if sub.startswith("static/") and method in ("GET", "HEAD"):
             return _static(sub.removeprefix("static/"))
         if sub in ("login", "logout"):
@@ -219,7 +228,7 @@ class Dashboard:
 
     def _collect(self) -> Snapshot:
         if self.sources is None:
-            self.sources = Sources(self.proxy)
+            self.sources = Sources(self.view)
         data = self.sources.collect()
         fragments = dashboard_html.sections(data, self.prefix)
         hashes = {
@@ -239,10 +248,12 @@ class Dashboard:
         return Reply(200, html.encode(), _HTML, csp=REPORT_CSP)
 
 
-def _report_html(run_id: str) -> str | None:
-    from reconciler.history import load_report
-    from reconciler.render import to_html
+def mount(view: ProxyView) -> Dashboard:
+    """The admin mount: the dashboard of the proxy behind ``view``, with its admin token."""
+    return Dashboard(view, view.admin_token, view.admin_prefix)
 
+
+def _report_html(run_id: str) -> str | None:
     report = load_report(run_id)
     return None if report is None else to_html(report)
 

@@ -2,15 +2,15 @@
 
 Every section is read on its own: a store that is down gives that section an
 ``error`` and leaves the others intact. Collection is blocking (database and Redis
-round trips), so the proxy runs it in a worker thread (:mod:`migration_plans.control.dashboard.app`).
+round trips), so the dashboard runs it in a worker thread (:mod:`migration_plans.control.dashboard.app`).
 
-    sources = Sources(proxy)
+    sources = Sources(view)      # view: the proxy's strangler_proxy.introspection.ProxyView
     data = sources.collect()     # JSON-ready dict: contexts, routes, shadow, reconciler, dualwrite
 
 Sources: plans and gates (``STRANGLER_PLANS_DIR``, :class:`migration_plans.control.evidence.StoreEvidence`),
 transition history and reconciler runs (``STRANGLER_CONTROL_DB_URL``), shadow results
 (:func:`strangler_proxy.shadow.backend.open_store`: Redis or the control-plane database), relay status (each context's
-database URLs), and the proxy's own table holder and request counters.
+database URLs), and the proxy's serving table and request counters (through its ``ProxyView``).
 """
 
 from __future__ import annotations
@@ -22,15 +22,25 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
-from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from datetime import UTC, datetime
+from typing import Any
 
-from strangler_proxy.routetable.model import ALL_METHODS
+import sqlalchemy as sa
 
-if TYPE_CHECKING:
-    from migration_plans.core.plan import Plan
-    from strangler_proxy.app import StranglerProxy
-    from strangler_proxy.shadow.store import ShadowResults
+from dualwrite.config import RelaySettings
+from dualwrite.relay import Relay
+from dualwrite.status import collect_status
+from migration_plans.control.evidence import StoreEvidence
+from migration_plans.control.history import last_transition
+from migration_plans.control.transitions import Environment, check_gates
+from migration_plans.core.http import HTTP_METHODS
+from migration_plans.core.plan import Plan
+from reconciler.history import load_report, recent_runs, run_tables, store
+from strangler_proxy.introspection import ProxyView
+from strangler_proxy.routetable import Route
+from strangler_proxy.shadow.backend import open_store
+from strangler_proxy.shadow.exchange import CapturedResponse
+from strangler_proxy.shadow.store import ShadowResults
 
 log = logging.getLogger("strangler.dashboard")
 
@@ -58,8 +68,6 @@ def _iso(moment: datetime | None) -> str | None:
 
 
 def _timestamp(moment: datetime) -> float:
-    from datetime import UTC
-
     return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
 
 
@@ -88,22 +96,8 @@ class RequestRates:
         }
 
 
-def request_totals(proxy: StranglerProxy) -> dict[tuple[str, str], float]:
-    """Requests answered so far by (route, upstream), summed over methods and statuses."""
-    totals: dict[tuple[str, str], float] = {}
-    for family in proxy.metrics.requests.collect():
-        for sample in family.samples:
-            if not sample.name.endswith("_total"):
-                continue
-            key = (sample.labels["route"], sample.labels["upstream"])
-            totals[key] = totals.get(key, 0.0) + sample.value
-    return totals
-
-
 def open_shadow_store() -> ShadowResults | None:
     """The store the proxy's mirror writes to (one selection rule: :mod:`~strangler_proxy.shadow.backend`)."""
-    from strangler_proxy.shadow.backend import open_store
-
     return open_store()
 
 
@@ -112,12 +106,12 @@ class Sources:
 
     def __init__(
         self,
-        proxy: StranglerProxy,
+        view: ProxyView,
         *,
         shadow: Callable[[], ShadowResults | None] = open_shadow_store,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self.proxy = proxy
+        self.view = view
         self.clock = clock
         self.rates = RequestRates()
         self._open_shadow = shadow
@@ -158,9 +152,6 @@ class Sources:
     # -- plans, gates, transitions -----------------------------------------------------
 
     def _plans(self) -> Section:
-        from migration_plans.control.evidence import StoreEvidence
-        from migration_plans.control.transitions import Environment
-
         env = Environment.from_env()
         env.metrics = StoreEvidence()
         plans = env.plans()
@@ -170,21 +161,20 @@ class Sources:
     # -- the route table ----------------------------------------------------------------
 
     def _routes(self, now: float) -> Section:
-        holder = self.proxy.holder
-        current = holder.current
-        error = holder.last_error
-        rates = self.rates.update(request_totals(self.proxy), now)
+        table = self.view.table()
+        error = table.last_reload_error
+        rates = self.rates.update(self.view.request_totals(), now)
         routes = []
-        for context, group in current.table.contexts.items():
-            for route in group.routes:
+        for context, group in table.contexts.items():
+            for route in group:
                 routes.append(_route_row(context, route, rates))
         return {
-            "version": current.version,
-            "hash": current.hash,
-            "source": current.source,
-            "generation": holder.generation,
-            "loaded_at": current.loaded_at,
-            "default_upstream": current.table.default_upstream,
+            "version": table.version,
+            "hash": table.hash,
+            "source": table.source,
+            "generation": table.generation,
+            "loaded_at": table.loaded_at,
+            "default_upstream": table.default_upstream,
             "last_reload_error": None
             if error is None
             else {"at": error.at, "issues": list(error.issues)},
@@ -225,10 +215,6 @@ class Sources:
     # -- reconciler history -------------------------------------------------------------
 
     def _reconciler(self, contexts: list[str]) -> Section:
-        import sqlalchemy as sa
-
-        from reconciler.history import load_report, recent_runs, run_tables, store
-
         engine = store()
         query = (
             sa.select(run_tables)
@@ -257,9 +243,7 @@ class Sources:
         }
 
 
-def _context_card(env: Any, plan: Plan) -> dict[str, Any]:
-    from migration_plans.control.transitions import check_gates
-
+def _context_card(env: Environment, plan: Plan) -> dict[str, Any]:
     card: dict[str, Any] = {
         "context": plan.context,
         "phase": plan.phase.value,
@@ -293,9 +277,7 @@ def _context_card(env: Any, plan: Plan) -> dict[str, Any]:
     return card
 
 
-def _last(env: Any, context: str) -> Section:
-    from migration_plans.control.history import last_transition
-
+def _last(env: Environment, context: str) -> Section:
     found = last_transition(env.engine(), context)
     if found is None:
         return {"transition": None}
@@ -311,7 +293,7 @@ def _last(env: Any, context: str) -> Section:
     }
 
 
-def _route_row(context: str, route: Any, rates: dict[tuple[str, str], float]) -> dict[str, Any]:
+def _route_row(context: str, route: Route, rates: dict[tuple[str, str], float]) -> dict[str, Any]:
     if route.canary is not None:
         split = [[name, weight] for name, weight in route.canary.split.items()]
     else:
@@ -322,7 +304,7 @@ def _route_row(context: str, route: Any, rates: dict[tuple[str, str], float]) ->
         "name": route.name,
         "context": context,
         "match": route.path or f"{route.prefix}*",
-        "methods": ["any"] if route.methods >= ALL_METHODS else sorted(route.methods),
+        "methods": ["any"] if route.methods >= HTTP_METHODS else sorted(route.methods),
         "split": split,
         "shadow": route.shadow.upstream if route.shadow is not None else None,
         "fallback": bool(route.fallback),
@@ -346,8 +328,6 @@ def _body_text(document: dict[str, Any] | None) -> str:
         return ""
     if document.get("body_truncated"):
         return "(body too large to keep)"
-    from strangler_proxy.shadow.exchange import CapturedResponse
-
     try:
         raw = CapturedResponse.from_dict(document).decoded_body()
     except (KeyError, ValueError, TypeError):
@@ -413,10 +393,6 @@ def _relay_section(context: str) -> Section:
 
 
 def _relay(context: str) -> Section:
-    from dualwrite.config import RelaySettings
-    from dualwrite.relay import Relay
-    from dualwrite.status import collect_status
-
     relay = Relay(RelaySettings.from_env(context))
     try:
         status = collect_status(relay, sample=500)

@@ -1,0 +1,136 @@
+"""What a running proxy shows to the apps mounted under its admin prefix.
+
+A mounted app (the control plane's migration dashboard, say) never holds the proxy:
+it gets a :class:`ProxyView`, a narrow read-only protocol, and answers the requests
+for ``{admin prefix}{name}[/...]`` as a plain ASGI app.
+
+    def mount(view: ProxyView) -> ASGIApp: ...
+    proxy = StranglerProxy(config, admin_mounts={"dashboard": mount})
+
+:class:`ProxyIntrospection` is the proxy's own implementation (it also backs the
+admin API's ``health``, ``table`` and ``breakers`` answers).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from strangler_proxy.metrics import ProxyMetrics
+from strangler_proxy.routetable import ReloadError, Route, TableHolder
+from strangler_proxy.upstream import CircuitBreaker
+
+__all__ = ["ASGIApp", "AdminMount", "ProxyIntrospection", "ProxyView", "TableView"]
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class TableView:
+    """The route table a proxy serves, read at one moment."""
+
+    version: str
+    hash: str
+    sha256: str
+    source: str
+    generation: int
+    loaded_at: float
+    default_upstream: str
+    route_names: tuple[str, ...]
+    """Compiled routes, in match order."""
+    contexts: Mapping[str, tuple[Route, ...]]
+    """Each context's routes, as written in the file."""
+    last_reload_error: ReloadError | None
+    """Why the file on disk is refused (the table above keeps serving), or None."""
+
+
+class ProxyView(Protocol):
+    """Read-only access to a running proxy, for apps mounted under its admin prefix."""
+
+    @property
+    def admin_prefix(self) -> str:
+        """The path prefix of the admin API (``/_strangler/`` by default)."""
+        ...
+
+    @property
+    def admin_token(self) -> bytes | None:
+        """The admin bearer token a mounted app must ask for (None: admin API off)."""
+        ...
+
+    def table(self) -> TableView:
+        """The route table serving now."""
+        ...
+
+    def request_totals(self) -> dict[tuple[str, str], float]:
+        """Requests answered so far by (route, upstream), summed over methods and statuses."""
+        ...
+
+
+AdminMount = Callable[[ProxyView], ASGIApp]
+"""Builds the app answering ``{admin prefix}{name}[/...]`` for one proxy."""
+
+
+class ProxyIntrospection:
+    """:class:`ProxyView` over a proxy's table holder, metrics and breakers."""
+
+    def __init__(
+        self,
+        *,
+        holder: TableHolder,
+        metrics: ProxyMetrics,
+        breakers: Callable[[], Mapping[str, CircuitBreaker]],
+        admin_prefix: str,
+        admin_token: bytes | None,
+    ) -> None:
+        self._holder = holder
+        self._metrics = metrics
+        self._breakers = breakers
+        self._admin_prefix = admin_prefix
+        self._admin_token = admin_token
+
+    @property
+    def admin_prefix(self) -> str:
+        return self._admin_prefix
+
+    @property
+    def admin_token(self) -> bytes | None:
+        return self._admin_token
+
+    def table(self) -> TableView:
+        holder = self._holder
+        current = holder.current
+        return TableView(
+            version=current.version,
+            hash=current.hash,
+            sha256=current.sha256,
+            source=current.source,
+            generation=holder.generation,
+            loaded_at=current.loaded_at,
+            default_upstream=current.table.default_upstream,
+            route_names=tuple(compiled.route.name for compiled in current.router.routes),
+            contexts={name: tuple(group.routes) for name, group in current.table.contexts.items()},
+            last_reload_error=holder.last_error,
+        )
+
+    def request_totals(self) -> dict[tuple[str, str], float]:
+        totals: dict[tuple[str, str], float] = {}
+        for family in self._metrics.requests.collect():
+            for sample in family.samples:
+                if not sample.name.endswith("_total"):
+                    continue
+                key = (sample.labels["route"], sample.labels["upstream"])
+                totals[key] = totals.get(key, 0.0) + sample.value
+        return totals
+
+    def breakers(self) -> dict[str, dict[str, object]]:
+        """Each upstream's breaker state (the admin API's ``breakers``)."""
+        return {name: breaker.snapshot() for name, breaker in self._breakers().items()}
+
+    def metrics_text(self) -> bytes:
+        """Every metric in the Prometheus text format (the admin API's ``metrics``)."""
+        return self._metrics.render()
