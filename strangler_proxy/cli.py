@@ -1,24 +1,62 @@
-"""`strangler proxy` and `strangler routes` commands.
+"""`strangler proxy` and `strangler routes` commands, built for a host by :func:`build_cli`.
 
-Imports inside commands stay lazy: the CLI must start fast.
+The host plugs in what the data plane must not import (:class:`Extensions`): the
+`strangler` CLI (:mod:`migration_plans.control.cli`) passes the migration plans'
+phase rules (``--plans``) and the migration dashboard, mounted under the admin
+prefix. :data:`app` and :data:`routes_app` are the bare commands that
+``python -m strangler_proxy`` runs: the proxy alone, no plan rules, no dashboard.
+
+    proxy_app, routes_app = build_cli(Extensions(phase_rules=rules_from, admin_mounts={...}))
+
+Heavy imports inside commands stay lazy: the CLI must start fast.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
 
+from strangler_proxy import routetable  # its names load on first use
+
 if TYPE_CHECKING:
-    from strangler_proxy.routetable.validation import PhaseRules
+    from strangler_proxy.introspection import AdminMount
+    from strangler_proxy.routetable import LoadedTable, PhaseRules
 
-app = typer.Typer(no_args_is_help=True, help="The routing proxy.")
-routes_app = typer.Typer(no_args_is_help=True, help="Route tables: validate, diff, schema.")
+__all__ = ["Extensions", "app", "build_cli", "routes_app"]
 
 
-@app.callback()
+@dataclass(frozen=True)
+class Extensions:
+    """What a host CLI plugs into the proxy's commands.
+
+    ``phase_rules`` builds the route table's phase rules from a ``--plans`` folder
+    (``serve --plans``, ``routes validate --plans``); without it ``--plans`` is hidden
+    and refused. ``admin_mounts`` are the apps ``serve`` mounts under the admin prefix,
+    by name (see :mod:`strangler_proxy.introspection`).
+    """
+
+    phase_rules: Callable[[Path], PhaseRules] | None = None
+    admin_mounts: Mapping[str, AdminMount] = field(default_factory=dict)
+
+
+def build_cli(extensions: Extensions | None = None) -> tuple[typer.Typer, typer.Typer]:
+    """The ``proxy`` and ``routes`` command groups, with ``extensions`` plugged in."""
+    ext = extensions or Extensions()
+    proxy_app = typer.Typer(no_args_is_help=True, help="The routing proxy.")
+    routes = typer.Typer(no_args_is_help=True, help="Route tables: validate, diff, schema.")
+    proxy_app.callback()(_proxy)
+    proxy_app.command()(_serve_command(ext))
+    routes.command()(_validate_command(ext))
+    routes.command()(diff)
+    routes.command()(schema)
+    return proxy_app, routes
+
+
 def _proxy() -> None:
     """The routing proxy."""
 
@@ -26,69 +64,86 @@ def _proxy() -> None:
 RoutesFile = typer.Argument(..., exists=False, dir_okay=False, help="Route table (YAML).")
 
 
-@app.command()
-def serve(
-    routes: Path = typer.Option(..., "--routes", help="Route table (YAML), hot-reloaded."),
-    port: int = typer.Option(8000, help="Port to listen on."),
-    host: str = typer.Option("127.0.0.1", help="Address to listen on."),
-    admin_prefix: str = typer.Option("/_strangler/", help="Path prefix of the admin API."),
-    slashes: str = typer.Option("reject", help="Encoded slashes/backslashes: reject|normalise."),
-    max_body: int = typer.Option(10 * 1024 * 1024, help="Max request body in bytes."),
-    reload_interval: float = typer.Option(0.5, help="Seconds between route-file checks."),
-    access_log: bool = typer.Option(True, help="JSON access log on stderr."),
-    workers: int = typer.Option(1, min=1, help="Worker processes sharing the port."),
-    plans: Path | None = typer.Option(
-        None, help="Migration plans folder: phase rules checked at every (re)load."
-    ),
-) -> None:
-    """Serve the proxy with uvicorn (uvloop + httptools). SIGHUP reloads the route table.
-
-    The admin bearer token comes from $STRANGLER_ADMIN_TOKEN (admin API off without
-    it); the identity signing key from $STRANGLER_IDENTITY_KEY when the table has `auth:`.
-    """
-    from pydantic import ValidationError
-
-    from migration_plans.core.yamlfile import ConfigError, format_loc
-    from strangler_proxy.config import ProxyConfig
-    from strangler_proxy.server import run
-
-    try:
-        config = ProxyConfig.from_env(
-            routes=routes,
-            host=host,
-            port=port,
-            admin_prefix=admin_prefix,
-            slashes=slashes,
-            max_body_bytes=max_body,
-            reload_interval=reload_interval,
-            access_log=access_log,
-            workers=workers,
-        )
-    except ValidationError as exc:
-        for error in exc.errors():
-            typer.echo(f"{format_loc(tuple(error['loc']))}: {error['msg']}", err=True)
-        raise typer.Exit(2) from exc
-    try:
-        run(config, phase_rules=_phase_rules(plans))
-    except ConfigError as exc:
-        typer.echo(str(exc), err=True)
-        raise typer.Exit(1) from exc
+def _plans_option(ext: Extensions, help_text: str) -> Path | None:
+    return typer.Option(None, "--plans", help=help_text, hidden=ext.phase_rules is None)
 
 
-def _phase_rules(plans: Path | None) -> PhaseRules | None:
+def _phase_rules(ext: Extensions, plans: Path | None) -> PhaseRules | None:
     if plans is None:
         return None
-    from migration_plans.control.phase_rules import PlansOnDisk
+    if ext.phase_rules is None:
+        typer.echo(
+            "--plans needs the migration plans: use `strangler proxy serve` or "
+            "`strangler routes validate`",
+            err=True,
+        )
+        raise typer.Exit(2)
+    return ext.phase_rules(plans)
 
-    return PlansOnDisk(plans)
+
+def _serve_command(ext: Extensions) -> Callable[..., None]:
+    def serve(
+        routes: Path = typer.Option(..., "--routes", help="Route table (YAML), hot-reloaded."),
+        port: int = typer.Option(8000, help="Port to listen on."),
+        host: str = typer.Option("127.0.0.1", help="Address to listen on."),
+        admin_prefix: str = typer.Option("/_strangler/", help="Path prefix of the admin API."),
+        slashes: str = typer.Option(
+            "reject", help="Encoded slashes/backslashes: reject|normalise."
+        ),
+        max_body: int = typer.Option(10 * 1024 * 1024, help="Max request body in bytes."),
+        reload_interval: float = typer.Option(0.5, help="Seconds between route-file checks."),
+        access_log: bool = typer.Option(True, help="JSON access log on stderr."),
+        workers: int = typer.Option(1, min=1, help="Worker processes sharing the port."),
+        plans: Path | None = _plans_option(
+            ext, "Migration plans folder: phase rules checked at every (re)load."
+        ),
+    ) -> None:
+        """Serve the proxy with uvicorn (uvloop + httptools). SIGHUP reloads the route table.
+
+        The admin bearer token comes from $STRANGLER_ADMIN_TOKEN (admin API off without
+        it); the identity signing key from $STRANGLER_IDENTITY_KEY when the table has `auth:`.
+        `strangler proxy serve` also mounts the migration dashboard under the admin prefix
+        (each worker serves its own); `python -m strangler_proxy serve` is the bare proxy
+        (no dashboard, no --plans).
+        """
+        # lazy: the proxy and uvicorn load only when a proxy is served (CLI start-up time)
+        from pydantic import ValidationError
+
+        from migration_plans.core.yamlfile import ConfigError, format_loc
+        from strangler_proxy.config import ProxyConfig
+        from strangler_proxy.server import run
+
+        try:
+            config = ProxyConfig.from_env(
+                routes=routes,
+                host=host,
+                port=port,
+                admin_prefix=admin_prefix,
+                slashes=slashes,
+                max_body_bytes=max_body,
+                reload_interval=reload_interval,
+                access_log=access_log,
+                workers=workers,
+            )
+        except ValidationError as exc:
+            for error in exc.errors():
+                typer.echo(f"{format_loc(tuple(error['loc']))}: {error['msg']}", err=True)
+            raise typer.Exit(2) from exc
+        try:
+            run(config, phase_rules=_phase_rules(ext, plans), admin_mounts=ext.admin_mounts)
+        except ConfigError as exc:
+            typer.echo(str(exc), err=True)
+            raise typer.Exit(1) from exc
+
+    return serve
 
 
-def _load(path: Path, plans: Path | None = None) -> object:
+def _load(path: Path, phase_rules: PhaseRules | None = None) -> LoadedTable:
+    # lazy: the YAML and pydantic loaders load only when a command reads a table (start-up time)
     from migration_plans.core.yamlfile import ConfigError
-    from strangler_proxy.routetable.loader import load_table
 
     try:
-        return load_table(path, _phase_rules(plans))
+        return routetable.load_table(path, phase_rules)
     except ConfigError as exc:
         typer.echo(str(exc), err=True)
         issues = len(exc.issues)
@@ -96,39 +151,32 @@ def _load(path: Path, plans: Path | None = None) -> object:
         raise typer.Exit(1) from exc
 
 
-@routes_app.command()
-def validate(
-    path: Path = RoutesFile,
-    plans: Path | None = typer.Option(
-        None, help="Also check the routes against the migration plans' phases."
-    ),
-) -> None:
-    """Validate a route table; exit 1 listing every problem as file:line: field: message."""
-    from strangler_proxy.routetable.loader import LoadedTable
+def _validate_command(ext: Extensions) -> Callable[..., None]:
+    def validate(
+        path: Path = RoutesFile,
+        plans: Path | None = _plans_option(
+            ext, "Also check the routes against the migration plans' phases."
+        ),
+    ) -> None:
+        """Validate a route table; exit 1 listing every problem as file:line: field: message."""
+        loaded = _load(path, _phase_rules(ext, plans))
+        routes = len(loaded.router.routes)
+        contexts = len(loaded.table.contexts)
+        typer.echo(
+            f"{path}: ok: {routes} routes in {contexts} contexts, "
+            f"version {loaded.version}, hash {loaded.hash}"
+        )
 
-    loaded = _load(path, plans)
-    assert isinstance(loaded, LoadedTable)
-    routes = len(loaded.router.routes)
-    contexts = len(loaded.table.contexts)
-    typer.echo(
-        f"{path}: ok: {routes} routes in {contexts} contexts, "
-        f"version {loaded.version}, hash {loaded.hash}"
-    )
+    return validate
 
 
-@routes_app.command()
 def diff(
     old: Path = RoutesFile,
     new: Path = RoutesFile,
     as_json: bool = typer.Option(False, "--json", help="Print the moves as JSON."),
 ) -> None:
     """Which method+path moves from which upstream to which, and canary weight changes."""
-    from strangler_proxy.routetable.diff import diff_tables
-    from strangler_proxy.routetable.loader import LoadedTable
-
-    before, after = _load(old), _load(new)
-    assert isinstance(before, LoadedTable) and isinstance(after, LoadedTable)
-    moves = diff_tables(before, after)
+    moves = routetable.diff_tables(_load(old), _load(new))
     if as_json:
         typer.echo(json.dumps([move.as_dict() for move in moves], indent=2))
         return
@@ -138,9 +186,9 @@ def diff(
         typer.echo(str(move))
 
 
-@routes_app.command()
 def schema() -> None:
     """Print the JSON Schema of the route table (for editor completion)."""
-    from strangler_proxy.routetable.model import RouteTable
+    typer.echo(json.dumps(routetable.RouteTable.model_json_schema(), indent=2))
 
-    typer.echo(json.dumps(RouteTable.model_json_schema(), indent=2))
+
+app, routes_app = build_cli()

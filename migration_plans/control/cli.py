@@ -1,9 +1,15 @@
-"""The `strangler` command line: one Typer app that mounts every package's commands."""
+"""The `strangler` command line: one Typer app that mounts every package's commands.
+
+The proxy's commands get the control plane's parts through their seam
+(:class:`strangler_proxy.cli.Extensions`): the migration plans' phase rules for
+``--plans`` and the migration dashboard, mounted as ``{admin prefix}dashboard``.
+"""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -12,9 +18,32 @@ from extracted_services.cli import app as service_app
 from legacy_monolith.cli import app as monolith_app
 from migration_plans.control.plan_cli import app as plan_app
 from reconciler.cli import app as reconcile_app
-from strangler_proxy.cli import app as proxy_app
-from strangler_proxy.cli import routes_app
+from strangler_proxy.cli import Extensions, build_cli
 from strangler_proxy.shadow.cli import shadow_app
+
+if TYPE_CHECKING:
+    from strangler_proxy.introspection import ASGIApp, ProxyView
+    from strangler_proxy.routetable import PhaseRules
+
+
+def plan_phase_rules(plans: Path) -> PhaseRules:
+    """The route table's phase rules from a plans folder, re-read at every (re)load."""
+    # lazy: plan models load only when a command reads --plans (CLI start-up time)
+    from migration_plans.control.phase_rules import PlansOnDisk
+
+    return PlansOnDisk(plans)
+
+
+def dashboard(view: ProxyView) -> ASGIApp:
+    """The migration dashboard of the proxy behind ``view``."""
+    # lazy: the dashboard imports every store's client; only `proxy serve` builds it
+    from migration_plans.control.dashboard.app import mount
+
+    return mount(view)
+
+
+CONTROL_PLANE = Extensions(phase_rules=plan_phase_rules, admin_mounts={"dashboard": dashboard})
+proxy_app, routes_app = build_cli(CONTROL_PLANE)
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -33,6 +62,7 @@ app.add_typer(plan_app, name="plan")
 @app.command()
 def demo() -> None:
     """Run the migration story end to end on the embedded default (SQLite, no servers)."""
+    # lazy: the demo imports every package (CLI start-up time)
     from migration_plans.control.demo import run_demo
 
     raise typer.Exit(run_demo())
@@ -45,8 +75,7 @@ def up(
     ),
 ) -> None:
     """Start the whole stack locally (embedded default, or the URLs in the environment)."""
-    import sys
-
+    # lazy: the stack imports every package (CLI start-up time)
     from migration_plans.control.stack import StackConfig, run_up
 
     raise typer.Exit(run_up(StackConfig.from_env(var_dir), out=sys.stdout))

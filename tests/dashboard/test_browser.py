@@ -124,7 +124,8 @@ def test_dashboard_follows_the_migration(
         env={"ECHO_NAME": "monolith"},
     )
     proxy = f"http://127.0.0.1:{proxy_port}"
-    argv = [sys.executable, "-m", "strangler_proxy", "serve", "--routes", str(routes)]
+    argv = [sys.executable, "-m", "migration_plans.control.cli", "proxy", "serve"]
+    argv += ["--routes", str(routes)]
     argv += ["--port", str(proxy_port), "--reload-interval", "0.2", "--no-access-log"]
     processes(argv, name="proxy", health_url=f"{proxy}/_strangler/health", env=env, timeout=60)
     dashboard = f"{proxy}/_strangler/dashboard"

@@ -1,13 +1,27 @@
-"""`strangler routes validate|diff|schema` through Typer's CliRunner."""
+"""`strangler routes validate|diff|schema` and `strangler proxy serve` through Typer's CliRunner.
+
+The bare commands (``python -m strangler_proxy``) and the `strangler` CLI's (with the
+control plane's plan rules and dashboard) are both checked.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
+from typing import Any
 
+import httpx
+import pytest
 from typer.testing import CliRunner
 
+from migration_plans.control import cli as strangler_cli
+from migration_plans.control.phase_rules import PlansOnDisk
+from strangler_proxy import server
+from strangler_proxy.app import StranglerProxy
+from strangler_proxy.cli import app as bare_proxy_app
 from strangler_proxy.cli import routes_app
+from strangler_proxy.config import ProxyConfig
 
 runner = CliRunner()
 
@@ -115,16 +129,23 @@ contexts:
         upstream: catalog
 """
     path = write(tmp_path, "routes.yaml", table)
-    assert runner.invoke(routes_app, ["validate", str(path)]).exit_code == 0
-    result = runner.invoke(routes_app, ["validate", str(path), "--plans", str(plans)])
+    assert runner.invoke(strangler_cli.routes_app, ["validate", str(path)]).exit_code == 0
+    result = runner.invoke(strangler_cli.routes_app, ["validate", str(path), "--plans", str(plans)])
     assert result.exit_code == 1
     assert f"{path}:10: contexts.catalog.routes[0].upstream:" in result.output
     assert "phase 'shared'" in result.output
 
 
-def test_serve_refuses_bad_settings_before_listening(tmp_path: Path, base_text: str) -> None:
-    from strangler_proxy.cli import app
+def test_bare_commands_refuse_plans(tmp_path: Path, base_text: str) -> None:
+    path = write(tmp_path, "routes.yaml", base_text)
+    result = runner.invoke(routes_app, ["validate", str(path), "--plans", str(tmp_path)])
+    assert result.exit_code == 2 and "--plans needs the migration plans" in result.output
+    assert "--plans" not in runner.invoke(routes_app, ["validate", "--help"]).output
+    assert "--plans" in runner.invoke(strangler_cli.routes_app, ["validate", "--help"]).output
 
+
+def test_serve_refuses_bad_settings_before_listening(tmp_path: Path, base_text: str) -> None:
+    app = bare_proxy_app
     path = write(tmp_path, "routes.yaml", base_text)
     result = runner.invoke(app, ["serve", "--routes", str(path), "--slashes", "maybe"])
     assert (
@@ -136,3 +157,51 @@ def test_serve_refuses_bad_settings_before_listening(tmp_path: Path, base_text: 
     )
     result = runner.invoke(app, ["serve", "--routes", str(broken)])
     assert result.exit_code == 1 and "unknown upstream 'x'" in result.output
+
+
+def served(
+    app: Any, argv: list[str], monkeypatch: pytest.MonkeyPatch
+) -> tuple[StranglerProxy, Any]:
+    """The proxy `serve` would run (server.run replaced), and the phase rules it got."""
+    seen: dict[str, Any] = {}
+
+    def run(config: ProxyConfig, phase_rules: Any = None, admin_mounts: Any = None) -> None:
+        seen["proxy"] = StranglerProxy(config, phase_rules=phase_rules, admin_mounts=admin_mounts)
+        seen["rules"] = phase_rules
+
+    monkeypatch.setattr(server, "run", run)
+    result = runner.invoke(app, ["serve", *argv])
+    assert result.exit_code == 0, result.output
+    return seen["proxy"], seen["rules"]
+
+
+async def admin_get(proxy: StranglerProxy, path: str) -> httpx.Response:
+    transport = httpx.ASGITransport(app=proxy)
+    async with httpx.AsyncClient(transport=transport, base_url="http://proxy.test") as http:
+        return await http.get(path)
+
+
+def test_strangler_proxy_serve_mounts_the_dashboard(
+    tmp_path: Path, base_text: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("STRANGLER_ADMIN_TOKEN", "cli-admin-token-0123456789")
+    path = write(tmp_path, "routes.yaml", base_text)
+    argv = ["--routes", str(path), "--no-access-log"]
+    plans = tmp_path / "plans"
+    plans.mkdir()
+    (plans / "catalog.yaml").write_text(Path("migration_plans/templates/catalog.yaml").read_text())
+    proxy, rules = served(strangler_cli.proxy_app, [*argv, "--plans", str(plans)], monkeypatch)
+    assert isinstance(rules, PlansOnDisk)
+    css = asyncio.run(admin_get(proxy, "/_strangler/dashboard/static/dashboard.css"))
+    page = asyncio.run(admin_get(proxy, "/_strangler/dashboard"))
+    assert css.status_code == 200 and css.headers["content-type"] == "text/css"
+    assert page.status_code == 401 and 'name="token"' in page.text
+    assert (
+        page.headers["x-request-id"]
+        and "frame-ancestors" in page.headers["content-security-policy"]
+    )
+
+    bare, rules = served(bare_proxy_app, argv, monkeypatch)
+    assert rules is None
+    css = asyncio.run(admin_get(bare, "/_strangler/dashboard/static/dashboard.css"))
+    assert css.status_code == 401 and css.json()["code"] == "unauthorized"
