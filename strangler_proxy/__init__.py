@@ -1,21 +1,21 @@
-"""strangler_proxy: the YAML-driven strangler-fig routing proxy (plus shadow traffic tools).
+"""strangler_proxy: the YAML-driven strangler-fig routing proxy, and its shadow traffic.
 
-A request's path through the modules:
+A request's path through the subpackages (each ``__init__`` lists its modules):
 
-    routes.py      the route table model (upstreams, contexts, routes, canary, shadow, auth)
-    template.py    path templates: matching regexes and coverage (unreachable routes)
-    validation.py  whole-table rules, with a PhaseRules hook for migration plans
-    loader.py      load + validate, the live table holder, hot reload
-    normalize.py   path normalisation before matching
-    matcher.py     Route.matches() -> (Match, params); Router.resolve() -> Target
-    canary.py      sticky, deterministic canary assignment
-    auth.py        Authorization: Token -> signed X-Strangler-Identity (identity.py)
-    headers.py     hop-by-hop and untrusted headers, X-Forwarded-*, framing checks
-    body.py        request bodies, read whole or streamed, capped
-    forwarder.py   one pool per upstream (upstream_client.py); breaker.py per upstream
-    upstream_client.py  keep-alive HTTP/1.1 client: asyncio protocol + httptools
-    app.py         the ASGI app; admin.py, metrics.py; server.py runs it under uvicorn
-    exceptions.py  the errors the proxy answers itself
+    routetable/   the route table: model, path templates, validation, loader, diff
+    routing/      path normalisation, matcher (Route.matches, Router.resolve), canary
+    edge/         the proxy's own errors, header rewriting, request bodies, token auth
+    upstream/     the forwarder: one keep-alive pool and one circuit breaker per upstream
+    shadow/       mirror to a candidate and compare, record flows, replay, report
 
-Importing the package imports nothing heavy: services use ``migration_plans.core.identity``.
+    app.py        the ASGI app that walks that path; admin.py, metrics.py, config.py
+    server.py     runs it under uvicorn, one process or ``--workers N`` forked
+    cli.py        ``strangler proxy`` and ``python -m strangler_proxy``
+
+Nothing here imports the control plane (``migration_plans.control``); shared
+vocabulary (HTTP method and hop-by-hop sets, JSON logs, the database engine, the
+identity header) comes from ``migration_plans.core``. The subpackages use each
+other's modules (the loader builds a router, every step raises the edge's errors),
+so their ``__init__``s resolve public names on first use (``_exports.py``), and
+importing the package imports nothing heavy.
 """

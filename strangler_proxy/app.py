@@ -26,23 +26,24 @@ from migration_plans.core.identity import IDENTITY_HEADER
 from migration_plans.core.yamlfile import ConfigError, ConfigIssue
 from strangler_proxy.admin import Admin
 from strangler_proxy.config import ProxyConfig
-from strangler_proxy.edge.auth import TokenAuth
-from strangler_proxy.edge.body import ClientGone, RequestBody
-from strangler_proxy.edge.errors import (
+from strangler_proxy.edge import (
     BreakerOpen,
+    ClientGone,
     ProxyError,
+    RequestBody,
+    TokenAuth,
     UpstreamConnectFailed,
     UpstreamFailed,
+    content_length,
+    request_id_from,
+    upstream_headers,
 )
-from strangler_proxy.edge.headers import content_length, request_id_from, upstream_headers
 from strangler_proxy.introspection import AdminMount, ProxyIntrospection
 from strangler_proxy.metrics import ProxyMetrics
-from strangler_proxy.routetable.loader import LoadedTable, ReloadError, TableHolder, load_table
-from strangler_proxy.routetable.validation import PhaseRules
-from strangler_proxy.routing.matcher import Target
-from strangler_proxy.routing.normalize import normalize_path
-from strangler_proxy.shadow.shadowing import Shadowing
-from strangler_proxy.upstream.forwarder import Forwarder, Outgoing, StreamBroken
+from strangler_proxy.routetable import LoadedTable, PhaseRules, ReloadError, TableHolder, load_table
+from strangler_proxy.routing import Target, normalize_path
+from strangler_proxy.shadow import Shadowing
+from strangler_proxy.upstream import Forwarder, Outgoing, StreamBroken
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -166,7 +167,13 @@ class StranglerProxy:
                 return
 
     def start(self) -> None:
-        """Watch the route file; reload on SIGHUP when asked to."""
+        """Start this worker's own resources (ASGI lifespan startup, in each worker process).
+
+        Watch the route file, reload on SIGHUP when asked to, start the flow writer when a
+        route records. Nothing thread- or loop-bound starts in ``__init__``: under
+        ``--workers N`` the proxy is built once and forked.
+        """
+        self.shadowing.start()
         watch = self.holder.watch(self.config.reload_interval)
         self._tasks.append(asyncio.get_running_loop().create_task(watch))
         if self.handle_sighup:

@@ -16,7 +16,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
-from strangler_proxy.routing.normalize import SlashPolicy
+from strangler_proxy.routing import SlashPolicy
 
 ADMIN_TOKEN_ENV = "STRANGLER_ADMIN_TOKEN"
 MIN_SECRET_LENGTH = 16

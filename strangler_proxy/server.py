@@ -1,54 +1,38 @@
 """Run the proxy under uvicorn (uvloop, httptools) with JSON logs on stderr.
 
+Under ``workers > 1`` the proxy is built (and its table validated) once, then forked;
+each worker starts its own threads, processes and tasks in the ASGI lifespan startup
+(:meth:`StranglerProxy.start`) and stops them at shutdown.
+
 run(ProxyConfig.from_env(routes=Path("routes.yaml"), port=8000))
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import signal
 import socket
-import sys
 import time
 from collections.abc import Mapping
 from contextlib import suppress
 
+import uvicorn
+
+from migration_plans.core.logs import configure_json_logging
 from strangler_proxy.app import StranglerProxy
 from strangler_proxy.config import ProxyConfig
 from strangler_proxy.introspection import AdminMount
-from strangler_proxy.routetable.validation import PhaseRules
+from strangler_proxy.routetable import PhaseRules
 
 log = logging.getLogger("strangler.proxy")
-
-
-class JsonFormatter(logging.Formatter):
-    """One JSON object per line; access-log messages are JSON already."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        if record.name == "strangler.proxy.access":
-            return record.getMessage()
-        data = {
-            "ts": round(record.created, 3),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "message": record.getMessage(),
-        }
-        for key in ("event", "version", "hash", "issues", "request_id"):
-            if hasattr(record, key):
-                data[key] = getattr(record, key)
-        return json.dumps(data, default=str)
+ACCESS_LOGGER = "strangler.proxy.access"
 
 
 def configure_logging(access_log: bool) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter())
-    logger = logging.getLogger("strangler")
-    logger.handlers[:] = [handler]
-    logger.setLevel(logging.INFO)
-    logger.propagate = False
-    logging.getLogger("strangler.proxy.access").disabled = not access_log
+    """JSON lines on stderr for the ``strangler`` loggers; access-log lines are JSON already."""
+    configure_json_logging(["strangler"], level="INFO", raw_loggers={ACCESS_LOGGER})
+    logging.getLogger(ACCESS_LOGGER).disabled = not access_log
 
 
 def run(
@@ -68,8 +52,6 @@ def run(
 
 def serve(proxy: StranglerProxy, config: ProxyConfig, sock: socket.socket | None = None) -> None:
     """Run one uvicorn server for ``proxy`` (on ``sock`` when given)."""
-    import uvicorn
-
     proxy.handle_sighup = True
     uvicorn_config = uvicorn.Config(
         proxy,

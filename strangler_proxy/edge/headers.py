@@ -15,11 +15,11 @@ import os
 import re
 from collections.abc import Iterable
 
+from migration_plans.core import http
 from strangler_proxy.edge.errors import BadRequest, HeadersTooLarge
 
-HOP_BY_HOP = frozenset(
-    {b"connection", b"keep-alive", b"te", b"trailer", b"transfer-encoding", b"upgrade"}
-)
+HOP_BY_HOP = frozenset(name.encode("ascii") for name in http.HOP_BY_HOP)
+""":data:`migration_plans.core.http.HOP_BY_HOP` as the byte strings of ASGI headers."""
 _UNTRUSTED = frozenset({b"forwarded", b"x-real-ip", b"x-request-id", b"host", b"expect"})
 _UNTRUSTED_PREFIXES = (b"x-strangler-", b"x-forwarded-", b"proxy-")
 _SET_BY_CLIENT_LIBRARY = frozenset({b"content-length"})

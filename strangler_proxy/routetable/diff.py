@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+from migration_plans.core.http import HTTP_METHODS
 from strangler_proxy.routetable.loader import LoadedTable
-from strangler_proxy.routetable.model import ALL_METHODS, Route
+from strangler_proxy.routetable.model import Route
 from strangler_proxy.routing.matcher import Target
 
 _METHOD_ORDER = ["GET", "HEAD", "OPTIONS", "POST", "PUT", "PATCH", "DELETE"]
@@ -75,5 +76,5 @@ def _probes(old: LoadedTable, new: LoadedTable) -> list[tuple[str, str, str]]:
 
 def _add(seen: dict[tuple[str, str], str], route: Route) -> None:
     text = route.path if route.path is not None else f"{route.prefix} (prefix)"
-    for method in sorted(route.methods & ALL_METHODS):
+    for method in sorted(route.methods & HTTP_METHODS):
         seen.setdefault((method, text), route.template.sample())

@@ -24,10 +24,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from strangler_proxy.routetable.template import PathTemplate
-
-ALL_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "POST", "PUT", "PATCH", "DELETE"})
-SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+from migration_plans.core.http import HTTP_METHODS
+from strangler_proxy.routetable._template import PathTemplate
 
 Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=100)]
 
@@ -134,7 +132,7 @@ class Route(Model):
     name: Name
     path: str | None = None
     prefix: str | None = None
-    methods: frozenset[str] = ALL_METHODS
+    methods: frozenset[str] = HTTP_METHODS
     upstream: str | None = None
     canary: Canary | None = None
     shadow: Shadow | None = None
@@ -153,8 +151,8 @@ class Route(Model):
         if isinstance(value, list | tuple | set | frozenset):
             names = {str(item).upper() for item in value}
             if "*" in names:
-                return ALL_METHODS
-            unknown = sorted(names - ALL_METHODS)
+                return HTTP_METHODS
+            unknown = sorted(names - HTTP_METHODS)
             if unknown:
                 raise ValueError(f"unknown method(s) {', '.join(unknown)}")
             if not names:

@@ -11,8 +11,9 @@ from __future__ import annotations
 import math
 from typing import Protocol
 
+from migration_plans.core.http import SAFE_METHODS
 from migration_plans.core.yamlfile import ConfigIssue, SourceDocument
-from strangler_proxy.routetable.model import SAFE_METHODS, Route, RouteTable
+from strangler_proxy.routetable.model import Route, RouteTable
 
 Loc = tuple[str | int, ...]
 

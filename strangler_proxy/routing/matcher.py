@@ -13,8 +13,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import Enum
 
-from strangler_proxy.routetable.model import SAFE_METHODS, Route, RouteTable
-from strangler_proxy.routing.canary import choose, sticky_key
+from migration_plans.core.http import SAFE_METHODS
+from strangler_proxy.routetable.model import Route, RouteTable
+from strangler_proxy.routing._canary import choose, sticky_key
 
 
 class Match(Enum):

@@ -1,6 +1,6 @@
 """Read captured traffic: mitmproxy flow files (through ``.venv-mitm``) and HAR files.
 
-Flow files are read by :mod:`strangler_proxy.shadow.flowfile` running under mitmproxy's own
+Flow files are read by :mod:`strangler_proxy.shadow._flowfile` running under mitmproxy's own
 interpreter (``STRANGLER_MITM_PYTHON``, default ``.venv-mitm/bin/python``), which
 streams JSON lines back; HAR files (browsers, most capture tools) are read here.
 
@@ -50,7 +50,7 @@ def mitm_python() -> Path:
 
 
 def flowfile_script() -> Path:
-    return Path(__file__).with_name("flowfile.py")
+    return Path(__file__).with_name("_flowfile.py")
 
 
 def _from_line(document: dict[str, Any]) -> CapturedExchange:

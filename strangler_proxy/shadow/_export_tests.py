@@ -18,9 +18,9 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from strangler_proxy.shadow.compare import CompareRules
+from strangler_proxy.shadow._compare import CompareRules
+from strangler_proxy.shadow._redaction import REDACTED
 from strangler_proxy.shadow.exchange import CapturedResponse
-from strangler_proxy.shadow.redaction import REDACTED
 from strangler_proxy.shadow.store import ShadowResults
 
 __all__ = ["collect_cases", "export_tests", "render_test_file"]
@@ -42,7 +42,7 @@ import os
 import httpx
 import pytest
 
-from strangler_proxy.shadow.compare import CompareRules, compare_responses
+from strangler_proxy.shadow._compare import CompareRules, compare_responses
 from strangler_proxy.shadow.exchange import CapturedResponse
 
 TARGET = os.environ.get("SHADOW_TARGET_URL", {target!r})

@@ -4,8 +4,8 @@ mitmproxy cannot share the main virtualenv (it pins ``h11<=0.14``; httpx needs
 0.16), so this script uses only the standard library and ``mitmproxy.io``, and
 talks JSON lines (the shapes of :mod:`strangler_proxy.shadow.exchange`) over stdio:
 
-    .venv-mitm/bin/python strangler_proxy/shadow/flowfile.py read capture.flows  > exchanges.jsonl
-    .venv-mitm/bin/python strangler_proxy/shadow/flowfile.py write sample.flows  < exchanges.jsonl
+    .venv-mitm/bin/python strangler_proxy/shadow/_flowfile.py read capture.flows  > exchanges.jsonl
+    .venv-mitm/bin/python strangler_proxy/shadow/_flowfile.py write sample.flows  < exchanges.jsonl
 
 ``read`` goes through ``mitmproxy.io.FlowReader``, which migrates flows written by
 older mitmproxy versions; only HTTP flows are emitted. Each line is
@@ -121,7 +121,7 @@ def write_flows(source: TextIO, target: BinaryIO) -> int:
 
 def main(argv: list[str]) -> int:
     if len(argv) != 3 or argv[1] not in ("read", "write"):
-        sys.stderr.write("usage: flowfile.py read FILE | write FILE\n")
+        sys.stderr.write("usage: _flowfile.py read FILE | write FILE\n")
         return 2
     if argv[1] == "read":
         with open(argv[2], "rb") as source:

@@ -20,7 +20,7 @@ from collections.abc import Iterable, Mapping
 
 import yaml
 
-from strangler_proxy.shadow.compare import CompareRules, compare_responses, generalize_path
+from strangler_proxy.shadow._compare import CompareRules, compare_responses, generalize_path
 from strangler_proxy.shadow.exchange import CapturedResponse
 
 __all__ = ["NoiseLearner", "noise_yaml"]

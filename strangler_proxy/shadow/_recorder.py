@@ -1,6 +1,6 @@
 """Record a sample of live traffic as a mitmproxy flow file (open in mitmweb, replay later).
 
-The writer is :mod:`strangler_proxy.shadow.flowfile` under mitmproxy's interpreter, fed
+The writer is :mod:`strangler_proxy.shadow._flowfile` under mitmproxy's interpreter, fed
 redacted JSON lines on stdin by one background thread. :meth:`FlowRecorder.submit`
 never blocks: it samples and puts the exchange on a bounded queue, dropping (and
 counting) when the writer falls behind.
@@ -24,9 +24,9 @@ from types import TracebackType
 from typing import cast
 from urllib.parse import urlsplit
 
-from strangler_proxy.shadow.captures import CaptureError, flowfile_script, mitm_python
+from strangler_proxy.shadow._captures import CaptureError, flowfile_script, mitm_python
+from strangler_proxy.shadow._redaction import redact_request, redact_response
 from strangler_proxy.shadow.exchange import CapturedRequest, CapturedResponse
-from strangler_proxy.shadow.redaction import redact_request, redact_response
 
 __all__ = ["FlowRecorder"]
 

@@ -1,7 +1,7 @@
 """Offline replay: send captured requests to a primary and a candidate, compare, record.
 
 Requests come from a mitmproxy flow file or a HAR file
-(:func:`strangler_proxy.shadow.captures.read_capture`). Each is sent to both upstreams
+(:func:`strangler_proxy.shadow._captures.read_capture`). Each is sent to both upstreams
 with bounded concurrency (httpx), compared with the same rules as live shadowing,
 and recorded in a results store under an endpoint name such as
 ``GET /api/v1/products/{id}/``, so ``strangler shadow report`` reads it the same
@@ -24,11 +24,13 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from strangler_proxy.shadow.captures import CapturedExchange
-from strangler_proxy.shadow.compare import CompareRules, compare_responses
+from strangler_proxy.edge.errors import ProxyError
+from strangler_proxy.routing.normalize import normalize_path
+from strangler_proxy.shadow._captures import CapturedExchange
+from strangler_proxy.shadow._compare import CompareRules, compare_responses
+from strangler_proxy.shadow._noise import NoiseLearner
 from strangler_proxy.shadow.engine import SHADOW_HEADER, forwardable_headers, join_url
 from strangler_proxy.shadow.exchange import CapturedRequest, CapturedResponse
-from strangler_proxy.shadow.noise import NoiseLearner
 from strangler_proxy.shadow.store import Outcome, OutcomeKind, ShadowResults
 
 __all__ = ["ReplayOptions", "ReplaySummary", "endpoint_name", "replay"]
@@ -70,9 +72,6 @@ class ReplayOptions:
 def route_rules(router: Any, request: CapturedRequest) -> tuple[str, CompareRules, str] | None:
     """The route that serves ``request`` (``router``: a route table's
     :class:`~strangler_proxy.routing.matcher.Router`) and its shadow compare rules, if any."""
-    from strangler_proxy.edge.errors import ProxyError
-    from strangler_proxy.routing.normalize import normalize_path
-
     try:
         path = normalize_path(urlsplit(request.path).path.encode())
     except ProxyError:  # a path the proxy would refuse: no route serves it

@@ -1,7 +1,7 @@
 """The mirror sidecar: the proxy's :class:`~strangler_proxy.shadow.engine.MirrorEngine`, in its own process.
 
-Started by :class:`~strangler_proxy.shadow.sidecar_client.MirrorProcess` with one end of a
-socket pair; reads copies from it (:mod:`strangler_proxy.shadow.wire`), mirrors and
+Started by :class:`~strangler_proxy.shadow._sidecar_client.MirrorProcess` with one end of a
+socket pair; reads copies from it (:mod:`strangler_proxy.shadow._wire`), mirrors and
 compares them with the unchanged engine (its bounded queue, its concurrency, its
 noise learner, its results store from the environment) and reports outcome counts
 back every 100 ms, so they reach the proxy's metrics.
@@ -15,7 +15,7 @@ proxy wakes, which shows in the proxy's p99). It exits when the proxy goes: end 
 file on the socket (the proxy closed it or died), the parent-death signal, or
 SIGTERM; each drains the queue for up to ``STRANGLER_SHADOW_DRAIN`` seconds (5).
 
-    python -m strangler_proxy.shadow.sidecar --fd 5 --parent 1234 --sched idle --nice 10
+    python -m strangler_proxy.shadow._sidecar --fd 5 --parent 1234 --sched idle --nice 10
 """
 
 from __future__ import annotations
@@ -34,9 +34,10 @@ from typing import Any, cast
 
 from prometheus_client import CollectorRegistry
 
+from strangler_proxy.shadow._wire import SCHEDULING, FrameReader, encode
 from strangler_proxy.shadow.engine import MirrorEngine, MirrorMetrics, ShadowRoute
 from strangler_proxy.shadow.exchange import CapturedRequest, CapturedResponse
-from strangler_proxy.shadow.wire import SCHEDULING, FrameReader, encode
+from strangler_proxy.shadow.settings import ShadowSettings
 
 __all__ = ["DeltaMetrics", "SidecarProtocol", "lower_priority", "main"]
 
@@ -140,8 +141,6 @@ async def run(sock: socket.socket) -> None:
     loop = asyncio.get_running_loop()
     done = asyncio.Event()
     loop.add_signal_handler(signal.SIGTERM, done.set)
-    from strangler_proxy.shadow.shadowing import ShadowSettings
-
     settings = ShadowSettings.from_env()
     metrics = DeltaMetrics()
     engine = MirrorEngine.from_settings(settings, metrics)
@@ -181,7 +180,7 @@ def lower_priority(sched: str, nice: int) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: ``--fd`` (socket to the proxy), ``--parent`` (its pid), priority."""
-    parser = argparse.ArgumentParser(prog="python -m strangler_proxy.shadow.sidecar")
+    parser = argparse.ArgumentParser(prog="python -m strangler_proxy.shadow._sidecar")
     parser.add_argument("--fd", type=int, required=True)
     parser.add_argument("--parent", type=int, required=True)
     parser.add_argument("--nice", type=int, default=10)

@@ -3,7 +3,7 @@
 Mirroring costs CPU: a second HTTP exchange per copy and a deepdiff comparison. In
 the proxy's own event loop that work competes with the primary path on the same
 cores. :class:`MirrorProcess` moves it into a sidecar
-(:mod:`strangler_proxy.shadow.sidecar`, started at a lower CPU priority) that runs
+(:mod:`strangler_proxy.shadow._sidecar`, started at a lower CPU priority) that runs
 the unchanged :class:`~strangler_proxy.shadow.engine.MirrorEngine`. On the request path the
 proxy only pickles the copy into a bounded buffer; a non-blocking send every 2 ms
 moves the buffer into a socket pair. When the buffer is full (the sidecar
@@ -38,6 +38,7 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from strangler_proxy.shadow._wire import FINAL_OUTCOMES, FrameReader, encode
 from strangler_proxy.shadow.engine import (
     MirrorMetrics,
     ShadowRoute,
@@ -46,7 +47,6 @@ from strangler_proxy.shadow.engine import (
     default_metrics,
 )
 from strangler_proxy.shadow.exchange import CapturedRequest, CapturedResponse
-from strangler_proxy.shadow.wire import FINAL_OUTCOMES, FrameReader, encode
 
 __all__ = ["MirrorProcess"]
 
@@ -195,7 +195,7 @@ class MirrorProcess:
     def _spawn(self) -> _Sidecar:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         ours.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self.buffer_bytes)
-        argv = [sys.executable, "-m", "strangler_proxy.shadow.sidecar"]
+        argv = [sys.executable, "-m", "strangler_proxy.shadow._sidecar"]
         argv += ["--fd", str(theirs.fileno()), "--parent", str(os.getpid())]
         argv += ["--nice", str(self.nice), "--sched", self.sched]
         try:

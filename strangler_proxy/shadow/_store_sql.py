@@ -5,8 +5,8 @@ counters in time buckets, top differing fields, capped redacted samples, learned
 noise), kept in five tables of the control-plane database (SQLite by default,
 PostgreSQL works too). Several processes share it: each batch is one transaction,
 counters are added with ``INSERT ... ON CONFLICT DO UPDATE`` and SQLite
-transactions start with ``BEGIN IMMEDIATE`` under a busy timeout, so concurrent
-writers queue instead of failing. ``namespace`` plays the Redis prefix's part.
+transactions start with ``BEGIN IMMEDIATE`` under a busy timeout (readers ``BEGIN
+DEFERRED``), so concurrent writers queue instead of failing. ``namespace`` plays the Redis prefix's part.
 
     store = SqlShadowStore.from_url("sqlite:///var/control.sqlite3")
     store.record_many(outcomes)
@@ -16,6 +16,7 @@ writers queue instead of failing. ``namespace`` plays the Redis prefix's part.
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections import Counter
 from collections.abc import Iterable
@@ -32,13 +33,12 @@ from sqlalchemy import (
     String,
     Table,
     Text,
-    create_engine,
     delete,
-    event,
     select,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 
+from migration_plans.core.database import engine, sqlalchemy_url
 from strangler_proxy.shadow.store import COUNTERS, DEFAULT_PREFIX, Counts, Outcome, _Aggregates
 
 __all__ = ["SqlShadowStore", "shadow_engine"]
@@ -90,37 +90,24 @@ noise_table = Table(
 _ENGINES: dict[str, Engine] = {}
 
 
-def _sqlite_immediate(engine: Engine) -> None:
-    """Writers take the lock when they begin (no deadlocked read-then-write upgrades)."""
-
-    @event.listens_for(engine, "connect")
-    def _connect(dbapi_connection: Any, _record: Any) -> None:
-        dbapi_connection.isolation_level = None  # transactions are begun below
-        dbapi_connection.execute("PRAGMA busy_timeout = 30000")
-        dbapi_connection.execute("PRAGMA journal_mode = WAL")
-
-    @event.listens_for(engine, "begin")
-    def _begin(connection: Connection) -> None:
-        reading = connection.get_execution_options().get("shadow_read", False)
-        connection.exec_driver_sql("BEGIN" if reading else "BEGIN IMMEDIATE")
-
-
 def shadow_engine(url: str) -> Engine:
-    """One engine per URL and process, with the shadow tables created."""
-    from migration_plans.core.database import sqlalchemy_url
-
+    """One engine per URL and process (:func:`migration_plans.core.database.engine`'s
+    policy), with the shadow tables created."""
     url = sqlalchemy_url(url)
     if url not in _ENGINES:
-        if url.startswith("sqlite:///") and not url.startswith("sqlite:///:memory:"):
-            from pathlib import Path
-
-            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, pool_pre_ping=not url.startswith("sqlite"))
-        if engine.dialect.name == "sqlite":
-            _sqlite_immediate(engine)
-        metadata.create_all(engine)
-        _ENGINES[url] = engine
+        created = engine(url)
+        metadata.create_all(created)
+        _ENGINES[url] = created
     return _ENGINES[url]
+
+
+def _forget_engines_after_fork() -> None:
+    """A forked worker opens its own connections (never a parent's SQLite handle)."""
+    for inherited in _ENGINES.values():
+        inherited.dispose(close=False)
+
+
+os.register_at_fork(after_in_child=_forget_engines_after_fork)
 
 
 def _insert(connection: Connection, table: Table) -> Any:
@@ -175,7 +162,7 @@ class SqlShadowStore(_Aggregates):
         return cls(shadow_engine(url), **options)
 
     def _read(self) -> Connection:
-        return self.engine.connect().execution_options(shadow_read=True)
+        return self.engine.connect().execution_options(sqlite_begin="DEFERRED")
 
     def record(self, outcome: Outcome) -> None:
         """Count the outcome in its bucket; keep a redacted sample of mismatches and errors."""

@@ -19,19 +19,19 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
 
+from migration_plans.core.control_db import DEFAULT_CONTROL_DB
+from migration_plans.core.database import DEFAULT_REDIS_URL
+from strangler_proxy.shadow._store_sql import SqlShadowStore
 from strangler_proxy.shadow.store import DEFAULT_PREFIX, RedisShadowStore, ShadowResults
 
-if TYPE_CHECKING:
-    from strangler_proxy.shadow.store_sql import SqlShadowStore
-
-__all__ = ["close_store", "is_redis_url", "open_store", "store_url"]
+__all__ = ["close_store", "is_redis_url", "match_rate", "open_store", "store_url"]
 
 _REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 
 
 def is_redis_url(url: str) -> bool:
+    """Whether ``url`` names a Redis server (else it is a SQLAlchemy URL)."""
     return url.startswith(_REDIS_SCHEMES)
 
 
@@ -41,9 +41,6 @@ def _redis_from(env: Mapping[str, str]) -> str | None:
 
 def store_url(environ: Mapping[str, str] | None = None) -> str:
     """The results store's URL under the rule in this module's docstring."""
-    from migration_plans.core.control_db import DEFAULT_CONTROL_DB
-    from migration_plans.core.database import DEFAULT_REDIS_URL
-
     env = os.environ if environ is None else environ
     explicit = env.get("STRANGLER_SHADOW_STORE_URL", "").strip()
     if explicit:
@@ -73,8 +70,6 @@ def open_store(
     prefix = prefix or env.get("STRANGLER_SHADOW_PREFIX") or DEFAULT_PREFIX
     if is_redis_url(url):
         return RedisShadowStore.from_url(url, prefix=prefix)
-    from strangler_proxy.shadow.store_sql import SqlShadowStore
-
     return SqlShadowStore.from_url(url, prefix=prefix)
 
 
@@ -82,3 +77,25 @@ def close_store(store: ShadowResults) -> None:
     """Release what a store opened by :func:`open_store` holds."""
     if isinstance(store, RedisShadowStore):
         store.client.close()
+
+
+def match_rate(
+    *,
+    route: str | None = None,
+    context: str | None = None,
+    since: float | None = None,
+    redis_url: str | None = None,
+    prefix: str = DEFAULT_PREFIX,
+) -> tuple[float | None, int]:
+    """What the plan gates read: ``(rate, compared)`` from the results store.
+
+    ``redis_url`` picks a Redis store; without it the store is the one the
+    environment selects (the rule in this module's docstring: SQL by default).
+    The rate is None when nothing was compared yet (a gate then fails on its minimum
+    sample count).
+    """
+    store = open_store(redis_url, prefix=None if prefix == DEFAULT_PREFIX else prefix)
+    try:
+        return store.match_rate(route=route, context=context, since=since)
+    finally:
+        close_store(store)

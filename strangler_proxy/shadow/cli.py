@@ -1,6 +1,7 @@
 """`strangler shadow` commands: report, replay, noise, export-tests.
 
-Imports of the heavier modules stay inside the commands so the CLI starts fast.
+Imports of the heavier modules stay inside the commands so the CLI starts fast
+(Redis, SQLAlchemy, aiohttp and deepdiff are not loaded for other commands).
 The results store is the one the environment selects (:mod:`strangler_proxy.shadow.backend`:
 Redis when ``STRANGLER_REDIS_URL`` is set, else the control-plane database), under
 ``STRANGLER_SHADOW_PREFIX``; ``--redis-url`` picks a Redis store.
@@ -14,8 +15,10 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from migration_plans.core.yamlfile import ConfigError
+
 if TYPE_CHECKING:
-    from strangler_proxy.shadow.compare import CompareRules
+    from strangler_proxy.shadow._compare import CompareRules
     from strangler_proxy.shadow.store import ShadowResults
 
 shadow_app = typer.Typer(
@@ -40,12 +43,14 @@ OutputOpt = Annotated[
 
 
 def _store(redis_url: str | None, prefix: str | None) -> ShadowResults:
+    # lazy: CLI start-up (every `strangler` command imports this module)
     from strangler_proxy.shadow.backend import open_store
 
     return open_store(redis_url, prefix=prefix)
 
 
 def _since(text: str | None) -> float | None:
+    # lazy: CLI start-up (every `strangler` command imports this module)
     from strangler_proxy.shadow.store import parse_since
 
     try:
@@ -65,7 +70,8 @@ def _emit(text: str, output: Path | None) -> None:
 def _print_report(
     store: ShadowResults, route: str | None, since: float | None, fmt: str, output: Path | None
 ) -> None:
-    from strangler_proxy.shadow.report import build_report, render
+    # lazy: CLI start-up (every `strangler` command imports this module)
+    from strangler_proxy.shadow._report import build_report, render
 
     if fmt not in ("table", "json", "html"):
         raise typer.BadParameter("use table, json or html", param_hint="--format")
@@ -88,7 +94,8 @@ def report(
 def _rules(
     ignore_paths: list[str], ignore_order: bool, tolerance: float, headers: list[str]
 ) -> CompareRules:
-    from strangler_proxy.shadow.compare import CompareRules
+    # lazy: CLI start-up (every `strangler` command imports this module)
+    from strangler_proxy.shadow._compare import CompareRules
 
     return CompareRules(
         ignore_paths=tuple(ignore_paths),
@@ -99,7 +106,7 @@ def _rules(
 
 
 def _table(path: Path) -> Any:
-    from migration_plans.core.yamlfile import ConfigError
+    # lazy: CLI start-up (every `strangler` command imports this module)
     from strangler_proxy.routetable.loader import load_table
 
     try:
@@ -110,13 +117,15 @@ def _table(path: Path) -> Any:
 
 
 def _router(path: Path) -> Any:
+    # lazy: CLI start-up (every `strangler` command imports this module)
     from strangler_proxy.routing.matcher import Router
 
     return Router(_table(path))
 
 
 def _route_rules(path: Path | None) -> dict[str, CompareRules]:
-    from strangler_proxy.shadow.compare import CompareRules
+    # lazy: CLI start-up (every `strangler` command imports this module)
+    from strangler_proxy.shadow._compare import CompareRules
 
     if path is None:
         return {}
@@ -165,9 +174,10 @@ def replay(
     prefix: PrefixOpt = None,
 ) -> None:
     """Replay a capture against two upstreams and report the differences."""
-    from strangler_proxy.shadow.captures import CaptureError, read_capture
-    from strangler_proxy.shadow.replay import ReplayOptions
-    from strangler_proxy.shadow.replay import replay as run_replay
+    # lazy: CLI start-up (every `strangler` command imports this module)
+    from strangler_proxy.shadow._captures import CaptureError, read_capture
+    from strangler_proxy.shadow._replay import ReplayOptions
+    from strangler_proxy.shadow._replay import replay as run_replay
     from strangler_proxy.shadow.store import MemoryShadowStore
 
     store: ShadowResults = (
@@ -201,7 +211,8 @@ def replay(
 @shadow_app.command()
 def noise(redis_url: RedisOpt = None, prefix: PrefixOpt = None) -> None:
     """Print the learned noise as YAML to paste into the route table."""
-    from strangler_proxy.shadow.noise import noise_yaml
+    # lazy: CLI start-up (every `strangler` command imports this module)
+    from strangler_proxy.shadow._noise import noise_yaml
 
     store = _store(redis_url, prefix)
     typer.echo(noise_yaml(store.noise(), contexts=store.routes()), nl=False)
@@ -222,7 +233,8 @@ def export_tests_command(
     prefix: PrefixOpt = None,
 ) -> None:
     """Write stored mismatches as pytest regression cases (fail until the service matches)."""
-    from strangler_proxy.shadow.export_tests import export_tests
+    # lazy: CLI start-up (every `strangler` command imports this module)
+    from strangler_proxy.shadow._export_tests import export_tests
 
     text, count = export_tests(
         _store(redis_url, prefix),

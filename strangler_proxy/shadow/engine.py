@@ -9,7 +9,7 @@ for noise calibration, to a second primary), compare, and record the
 outcome in the results store.
 
 The proxy runs the engine in a sidecar process by default
-(:mod:`strangler_proxy.shadow.sidecar_client` feeds :mod:`strangler_proxy.shadow.sidecar`) at
+(:mod:`strangler_proxy.shadow._sidecar_client` feeds :mod:`strangler_proxy.shadow._sidecar`) at
 the lowest CPU priority, so its work never runs in the proxy's event loop (it still
 uses the machine's cores); ``STRANGLER_SHADOW_MODE=inline`` runs it in the proxy's
 loop as below.
@@ -31,20 +31,20 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 import aiohttp
 import yarl
 from prometheus_client import REGISTRY, CollectorRegistry, Gauge
 from prometheus_client import Counter as PromCounter
 
-from strangler_proxy.shadow.compare import CompareRules, compare_responses
-from strangler_proxy.shadow.exchange import SAFE_METHODS, CapturedRequest, CapturedResponse
-from strangler_proxy.shadow.noise import NoiseLearner
+from migration_plans.core.http import HOP_BY_HOP, SAFE_METHODS
+from strangler_proxy.shadow._compare import CompareRules, compare_responses
+from strangler_proxy.shadow._noise import NoiseLearner
+from strangler_proxy.shadow.backend import open_store
+from strangler_proxy.shadow.exchange import CapturedRequest, CapturedResponse
+from strangler_proxy.shadow.settings import ShadowSettings
 from strangler_proxy.shadow.store import Outcome, OutcomeKind, ShadowResults
-
-if TYPE_CHECKING:
-    from strangler_proxy.shadow.shadowing import ShadowSettings
 
 __all__ = [
     "SHADOW_HEADER",
@@ -61,20 +61,8 @@ __all__ = [
 log = logging.getLogger("strangler.shadow")
 
 SHADOW_HEADER = "X-Strangler-Shadow"
-_HOP_BY_HOP = frozenset(
-    {
-        "connection",
-        "keep-alive",
-        "proxy-authenticate",
-        "proxy-connection",
-        "te",
-        "trailer",
-        "transfer-encoding",
-        "upgrade",
-        "host",
-        "content-length",
-    }
-)
+# Set again by the client library for the copy (the Host the proxy chose is added back).
+_NOT_REPLAYED = HOP_BY_HOP | {"host", "content-length"}
 
 
 @dataclass(frozen=True)
@@ -147,7 +135,7 @@ def forwardable_headers(
     headers: tuple[tuple[str, str], ...],
 ) -> list[tuple[str, str]]:
     """Request headers to replay upstream: without hop-by-hop, Host and Content-Length."""
-    return [(key, value) for key, value in headers if key.lower() not in _HOP_BY_HOP]
+    return [(key, value) for key, value in headers if key.lower() not in _NOT_REPLAYED]
 
 
 def admission(route: ShadowRoute, method: str, sample: Callable[[], float]) -> Submitted:
@@ -162,7 +150,7 @@ def admission(route: ShadowRoute, method: str, sample: Callable[[], float]) -> S
 class Mirror(Protocol):
     """What the proxy's :class:`~strangler_proxy.shadow.shadowing.Shadowing` needs of a mirror:
     :class:`MirrorEngine` (in the proxy's loop) or
-    :class:`~strangler_proxy.shadow.sidecar_client.MirrorProcess` (a sidecar process)."""
+    :class:`~strangler_proxy.shadow._sidecar_client.MirrorProcess` (a sidecar process)."""
 
     def admit(self, route: ShadowRoute, method: str) -> Submitted: ...
 
@@ -245,8 +233,6 @@ class MirrorEngine:
     ) -> MirrorEngine:
         """An engine with a noise learner, recording into the store ``environ`` selects
         (:func:`strangler_proxy.shadow.backend.open_store`), sized by ``settings``."""
-        from strangler_proxy.shadow.backend import open_store
-
         return cls(
             store=open_store(prefix=settings.prefix, environ=environ),
             noise=NoiseLearner(),

@@ -16,10 +16,11 @@ import zlib
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["SAFE_METHODS", "CapturedRequest", "CapturedResponse", "Headers"]
+from migration_plans.core.http import SAFE_METHODS
+
+__all__ = ["CapturedRequest", "CapturedResponse", "Headers"]
 
 Headers = tuple[tuple[str, str], ...]
-SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 _JSON_TYPES = ("application/json", "+json")
 
 

@@ -6,7 +6,7 @@ wrapper that passes every message to the client unchanged and keeps a copy of th
 response, up to ``max_response_bytes``. After the response is complete the proxy
 calls :meth:`Tap.finish`, which hands request copy and response to the mirror
 (never awaited; a full queue drops). By default the mirror is a sidecar process at a
-lower CPU priority (:class:`~strangler_proxy.shadow.sidecar_client.MirrorProcess` running the
+lower CPU priority (:class:`~strangler_proxy.shadow._sidecar_client.MirrorProcess` running the
 :class:`~strangler_proxy.shadow.engine.MirrorEngine`), so mirroring and comparing never
 take the proxy's event loop; ``STRANGLER_SHADOW_MODE=inline`` runs the engine in
 the proxy's loop instead.
@@ -16,7 +16,7 @@ the proxy's loop instead.
     if tap: tap.finish()
 
 A route with ``record: {sample_rate: 0.01}`` also has a sample of its exchanges
-written (redacted) to a mitmproxy flow file by :class:`~strangler_proxy.shadow.recorder.FlowRecorder`.
+written (redacted) to a mitmproxy flow file by :class:`~strangler_proxy.shadow._recorder.FlowRecorder`.
 
 Configuration comes from the environment (``STRANGLER_SHADOW_*``), the rules from the
 route table.
@@ -30,13 +30,15 @@ import os
 import random
 from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from prometheus_client import CollectorRegistry
 
-from strangler_proxy.shadow.captures import CaptureError
-from strangler_proxy.shadow.compare import CompareRules
+from strangler_proxy.shadow._captures import CaptureError
+from strangler_proxy.shadow._compare import CompareRules
+from strangler_proxy.shadow._recorder import FlowRecorder
+from strangler_proxy.shadow._sidecar_client import MirrorProcess
+from strangler_proxy.shadow.backend import store_url
 from strangler_proxy.shadow.engine import (
     Mirror,
     MirrorEngine,
@@ -45,76 +47,14 @@ from strangler_proxy.shadow.engine import (
     Submitted,
 )
 from strangler_proxy.shadow.exchange import CapturedRequest, CapturedResponse
-from strangler_proxy.shadow.recorder import FlowRecorder
-from strangler_proxy.shadow.sidecar_client import MirrorProcess
-from strangler_proxy.shadow.store import DEFAULT_PREFIX
-from strangler_proxy.shadow.wire import SCHEDULING
+from strangler_proxy.shadow.settings import ShadowSettings
 
-__all__ = ["MODES", "ShadowSettings", "Shadowing", "Tap", "shadow_routes"]
+__all__ = ["Shadowing", "Tap", "shadow_routes"]
 
 log = logging.getLogger("strangler.shadow")
 
 Message = MutableMapping[str, Any]
 Send = Callable[[Message], Awaitable[None]]
-MODES = ("process", "inline")
-
-
-@dataclass(frozen=True)
-class ShadowSettings:
-    """Process-wide mirror settings (``STRANGLER_SHADOW_*``; the store at
-    ``STRANGLER_SHADOW_REDIS_URL``, else ``STRANGLER_REDIS_URL``).
-
-    ``mode``: ``process`` (a sidecar in scheduling class ``sched``, ``idle`` or
-    ``normal``, at ``nice`` more niceness, fed through a buffer of ``buffer_bytes``)
-    or ``inline`` (the engine in the proxy's event loop).
-    """
-
-    queue_size: int = 1000
-    concurrency: int = 4
-    timeout: float = 5.0
-    max_request_bytes: int = 64 * 1024
-    max_response_bytes: int = 1024 * 1024
-    redis_url: str | None = None
-    prefix: str = DEFAULT_PREFIX
-    record_file: Path = Path(f"var/record/proxy-{os.getpid()}.flows")
-    mode: str = "process"
-    nice: int = 10
-    sched: str = "idle"
-    buffer_bytes: int = 1024 * 1024
-    drain: float = 5.0
-
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> ShadowSettings:
-        env = os.environ if environ is None else environ
-
-        def number(name: str, default: float) -> float:
-            raw = env.get(f"STRANGLER_SHADOW_{name}")
-            return float(raw) if raw else default
-
-        return cls(
-            queue_size=int(number("QUEUE", cls.queue_size)),
-            concurrency=int(number("CONCURRENCY", cls.concurrency)),
-            timeout=number("TIMEOUT", cls.timeout),
-            max_request_bytes=int(number("MAX_REQUEST_BYTES", cls.max_request_bytes)),
-            max_response_bytes=int(number("MAX_RESPONSE_BYTES", cls.max_response_bytes)),
-            redis_url=env.get("STRANGLER_SHADOW_REDIS_URL")
-            or env.get("STRANGLER_REDIS_URL")
-            or None,
-            prefix=env.get("STRANGLER_SHADOW_PREFIX", DEFAULT_PREFIX),
-            record_file=Path(env.get("STRANGLER_RECORD_FILE") or cls.record_file),
-            mode=_choice("MODE", env.get("STRANGLER_SHADOW_MODE") or cls.mode, MODES),
-            nice=int(number("NICE", cls.nice)),
-            sched=_choice("SCHED", env.get("STRANGLER_SHADOW_SCHED") or cls.sched, SCHEDULING),
-            buffer_bytes=int(number("BUFFER_BYTES", cls.buffer_bytes)),
-            drain=number("DRAIN", cls.drain),
-        )
-
-
-def _choice(name: str, raw: str, choices: tuple[str, ...]) -> str:
-    value = raw.strip().lower()
-    if value not in choices:
-        raise ValueError(f"STRANGLER_SHADOW_{name}={raw!r}: use one of {', '.join(choices)}")
-    return value
 
 
 def _shadow_route(table: Any, context: str, route: Any) -> ShadowRoute | None:
@@ -256,6 +196,7 @@ class Shadowing:
         self._plans: dict[int, _Plan] = {}
         self._table: Any = None
         self._sample = sample
+        self._started = False
 
     @classmethod
     def from_env(
@@ -268,13 +209,12 @@ class Shadowing:
 
         ``registry``: the proxy's Prometheus registry (the ``strangler_shadow_*`` series).
         Recording writes to ``STRANGLER_RECORD_FILE`` (default
-        ``var/record/proxy-<pid>.flows``), started when a route first asks for it.
+        ``var/record/proxy-{pid}.flows``, ``{pid}`` the worker's process id), from
+        :meth:`start` on.
         """
         settings = ShadowSettings.from_env(environ)
         metrics = MirrorMetrics(registry) if registry is not None else None
         if settings.mode == "process":
-            from strangler_proxy.shadow.backend import store_url
-
             store_url(environ)  # a bad store setting fails here, not in a restarting sidecar
             mirror = MirrorProcess(
                 environ=os.environ if environ is None else environ,
@@ -289,16 +229,33 @@ class Shadowing:
     def sync(self, table: Any) -> None:
         """Take the shadow and record blocks of a (re)loaded route table.
 
-        The flow writer starts here, not on the request path, when a route records.
+        Once started, the flow writer starts here (not on the request path) when a
+        route first records.
         """
         self._table = table  # keeps the route objects (and so their ids) alive
         self._plans = _plans(table)
-        if self.recorder is None and any(plan.record_rate for plan in self._plans.values()):
-            try:
-                self.recorder = FlowRecorder(self.settings.record_file).start()
-            except (CaptureError, OSError):
-                log.exception("cannot record traffic: record blocks are ignored")
-                self._plans = {key: _Plan(plan.shadow) for key, plan in self._plans.items()}
+        if self._started:
+            self._start_recorder()
+
+    def start(self) -> None:
+        """Start this process's own resources: call it in each worker (ASGI lifespan startup).
+
+        The flow writer is a thread and a child process: one forked from a parent that
+        started them would have neither, so each worker starts its own, writing to
+        :meth:`ShadowSettings.record_path` with its own process id. The mirror starts on
+        the first copy it gets, in the process that serves it.
+        """
+        self._started = True
+        self._start_recorder()
+
+    def _start_recorder(self) -> None:
+        if self.recorder is not None or not any(p.record_rate for p in self._plans.values()):
+            return
+        try:
+            self.recorder = FlowRecorder(self.settings.record_path()).start()
+        except (CaptureError, OSError):
+            log.exception("cannot record traffic: record blocks are ignored")
+            self._plans = {key: _Plan(plan.shadow) for key, plan in self._plans.items()}
 
     @property
     def active(self) -> bool:
@@ -349,6 +306,8 @@ class Shadowing:
         return Tap(self, shadow, record, CapturedRequest(method, target, copied, payload), send)
 
     async def close(self) -> None:
+        """Stop the mirror and the flow writer (what is queued is written first)."""
+        self._started = False
         await self.engine.close()
         if self.recorder is not None:
             await asyncio.to_thread(self.recorder.close)

@@ -16,7 +16,8 @@ Keys (``prefix`` defaults to ``strangler:shadow``):
     {prefix}:noise:{route}       set   learned noise paths
 
 Samples are redacted before they are written. The gates read
-:meth:`RedisShadowStore.match_rate` (or the module function :func:`match_rate`).
+:meth:`RedisShadowStore.match_rate` (or :func:`strangler_proxy.shadow.backend.match_rate`,
+which opens the store the environment selects).
 
     store = RedisShadowStore.from_url("redis://127.0.0.1:6379/0")
     store.record(outcome)
@@ -37,9 +38,9 @@ from typing import Any, Literal, Protocol
 
 import redis
 
-from strangler_proxy.shadow.compare import CompareResult
+from strangler_proxy.shadow._compare import CompareResult
+from strangler_proxy.shadow._redaction import redact_request, redact_response
 from strangler_proxy.shadow.exchange import CapturedRequest, CapturedResponse
-from strangler_proxy.shadow.redaction import redact_request, redact_response
 
 __all__ = [
     "COUNTERS",
@@ -50,7 +51,6 @@ __all__ = [
     "OutcomeKind",
     "RedisShadowStore",
     "ShadowResults",
-    "match_rate",
     "parse_since",
 ]
 
@@ -413,27 +413,3 @@ def parse_since(text: str | None, *, now: float | None = None) -> float | None:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return moment.timestamp()
-
-
-def match_rate(
-    *,
-    route: str | None = None,
-    context: str | None = None,
-    since: float | None = None,
-    redis_url: str | None = None,
-    prefix: str = DEFAULT_PREFIX,
-) -> tuple[float | None, int]:
-    """What the plan gates read: ``(rate, compared)`` from the results store.
-
-    ``redis_url`` picks a Redis store; without it the store is the one the
-    environment selects (:mod:`strangler_proxy.shadow.backend`: SQL by default).
-    The rate is None when nothing was compared yet (a gate then fails on its minimum
-    sample count).
-    """
-    from strangler_proxy.shadow.backend import close_store, open_store
-
-    store = open_store(redis_url, prefix=None if prefix == DEFAULT_PREFIX else prefix)
-    try:
-        return store.match_rate(route=route, context=context, since=since)
-    finally:
-        close_store(store)

@@ -1,4 +1,4 @@
-"""Forwarding to upstreams: one keep-alive pool (:mod:`strangler_proxy.upstream.client`)
+"""Forwarding to upstreams: one keep-alive pool (:mod:`strangler_proxy.upstream._client`)
 per upstream.
 
 The pools pass bytes through: no decompression, no cookies, no redirects. Upstream
@@ -26,6 +26,7 @@ from urllib.parse import urlsplit
 import aiohttp
 import yarl
 
+from migration_plans.core.http import SAFE_METHODS
 from strangler_proxy.edge.errors import (
     UpstreamConnectFailed,
     UpstreamFailed,
@@ -33,8 +34,7 @@ from strangler_proxy.edge.errors import (
 )
 from strangler_proxy.edge.headers import client_headers
 from strangler_proxy.routetable.model import RouteTable, Upstream
-from strangler_proxy.upstream.breaker import CircuitBreaker, StateListener
-from strangler_proxy.upstream.client import (
+from strangler_proxy.upstream._client import (
     ClientLimits,
     ConnectFailed,
     Disconnected,
@@ -42,12 +42,12 @@ from strangler_proxy.upstream.client import (
     UpstreamClient,
     UpstreamResponse,
 )
+from strangler_proxy.upstream.breaker import CircuitBreaker, StateListener
 
 log = logging.getLogger("strangler.proxy")
 
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 _SKIP_AUTO = frozenset({"User-Agent", "Accept", "Accept-Encoding", "Content-Type"})
-_SAFE = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 class StreamBroken(Exception):
@@ -68,7 +68,7 @@ class Outgoing:
     @property
     def replayable(self) -> bool:
         """True when sending it again cannot repeat a side effect or lose a body."""
-        return self.method in _SAFE and not isinstance(self.body, AsyncIterator)
+        return self.method in SAFE_METHODS and not isinstance(self.body, AsyncIterator)
 
 
 class UpstreamPool:

@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from dualwrite.outbox import outbox_metadata, outbox_table
 from dualwrite.schema import dead_letter_table, relay_metadata
 from migration_plans.core.settings import TEMPLATES_DIR
-from strangler_proxy.shadow.compare import CompareRules, compare_responses
+from strangler_proxy.shadow import CompareRules, compare_responses
 from strangler_proxy.shadow.exchange import CapturedRequest, CapturedResponse
 from strangler_proxy.shadow.store import Outcome, OutcomeKind, ShadowResults
 from tests.reconciler.reconcile_tables import (

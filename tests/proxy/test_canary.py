@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from strangler_proxy.routetable.loader import LoadedTable
 from strangler_proxy.routetable.model import Canary, Sticky
-from strangler_proxy.routing.canary import choose, sticky_key
+from strangler_proxy.routing._canary import choose, sticky_key
 
 TableFactory = Callable[..., LoadedTable]
 

@@ -6,9 +6,9 @@ from collections.abc import Callable
 
 import pytest
 
+from strangler_proxy.routetable._template import PathTemplate
 from strangler_proxy.routetable.loader import LoadedTable
 from strangler_proxy.routetable.model import Route
-from strangler_proxy.routetable.template import PathTemplate
 from strangler_proxy.routing.matcher import CompiledRoute, Match
 
 TableFactory = Callable[..., LoadedTable]

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 
-from strangler_proxy.upstream.client import (
+from strangler_proxy.upstream._client import (
     ClientLimits,
     ConnectFailed,
     Disconnected,

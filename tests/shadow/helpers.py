@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from strangler_proxy.shadow.compare import CompareRules, compare_responses
+from strangler_proxy.shadow._compare import CompareRules, compare_responses
 from strangler_proxy.shadow.exchange import CapturedRequest, CapturedResponse
 from strangler_proxy.shadow.store import Outcome
 

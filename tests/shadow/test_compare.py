@@ -3,7 +3,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from strangler_proxy.shadow.compare import (
+from strangler_proxy.shadow._compare import (
     CompareRules,
     compare_responses,
     generalize_path,

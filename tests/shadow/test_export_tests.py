@@ -14,11 +14,11 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from strangler_proxy.shadow.captures import CapturedExchange
+from strangler_proxy.shadow._captures import CapturedExchange
+from strangler_proxy.shadow._export_tests import export_tests
+from strangler_proxy.shadow._replay import replay
 from strangler_proxy.shadow.cli import shadow_app
 from strangler_proxy.shadow.exchange import CapturedRequest
-from strangler_proxy.shadow.export_tests import export_tests
-from strangler_proxy.shadow.replay import replay
 from strangler_proxy.shadow.store import RedisShadowStore
 
 from .conftest import REPO_ROOT, Shops

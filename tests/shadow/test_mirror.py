@@ -10,10 +10,10 @@ import httpx
 import pytest
 
 from migration_plans.control.processes import free_port
-from strangler_proxy.shadow.compare import CompareRules
+from strangler_proxy.shadow._compare import CompareRules
+from strangler_proxy.shadow._noise import NoiseLearner
 from strangler_proxy.shadow.engine import MirrorEngine, MirrorMetrics, ShadowRoute, Submitted
 from strangler_proxy.shadow.exchange import CapturedRequest, CapturedResponse
-from strangler_proxy.shadow.noise import NoiseLearner
 from strangler_proxy.shadow.store import RedisShadowStore
 
 from .conftest import Shops

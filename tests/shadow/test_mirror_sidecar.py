@@ -1,6 +1,6 @@
 """The mirror sidecar of a real proxy process: bounded hand-off, counts, restart, exit.
 
-The proxy (``python -m strangler_proxy serve``) starts ``strangler_proxy.shadow.sidecar``
+The proxy (``python -m strangler_proxy serve``) starts ``strangler_proxy.shadow._sidecar``
 as its child on the first mirrored request. These tests find that child in ``/proc``,
 stop it (SIGSTOP: it reads nothing, as when starved of CPU), kill it, or kill the
 proxy under it, and watch the proxy's ``/metrics``.
@@ -17,8 +17,9 @@ import httpx
 import pytest
 
 from migration_plans.control.processes import ManagedProcess, wait_until
-from strangler_proxy.shadow.shadowing import Shadowing, ShadowSettings
-from strangler_proxy.shadow.wire import FrameReader, encode
+from strangler_proxy.shadow._wire import FrameReader, encode
+from strangler_proxy.shadow.settings import ShadowSettings
+from strangler_proxy.shadow.shadowing import Shadowing
 
 from .conftest import Shops
 from .test_proxy_shadow import ADMIN_TOKEN, mirror_counters, start_proxy
@@ -49,7 +50,11 @@ def sidecars(parent: int) -> list[int]:
             cmdline = (entry / "cmdline").read_bytes()
         except OSError:
             continue
-        if int(stat[1]) == parent and stat[0] != "Z" and b"mirror_worker" in cmdline:
+        if (
+            int(stat[1]) == parent
+            and stat[0] != "Z"
+            and b"strangler_proxy.shadow._sidecar" in cmdline
+        ):
             found.append(int(entry.name))
     return found
 

@@ -20,10 +20,10 @@ import httpx
 import pytest
 
 from migration_plans.control.processes import ManagedProcess, free_port, uvicorn_argv
-from strangler_proxy.shadow.captures import read_capture
+from strangler_proxy.shadow._captures import read_capture
+from strangler_proxy.shadow._replay import replay
 from strangler_proxy.shadow.engine import MirrorEngine, MirrorMetrics, ShadowRoute, Submitted
 from strangler_proxy.shadow.exchange import CapturedRequest, CapturedResponse
-from strangler_proxy.shadow.replay import replay
 from strangler_proxy.shadow.store import MemoryShadowStore, RedisShadowStore
 
 from .conftest import REPO_ROOT

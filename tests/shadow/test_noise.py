@@ -5,9 +5,9 @@ from typing import Any
 
 import yaml
 
-from strangler_proxy.shadow.compare import CompareRules, compare_responses
+from strangler_proxy.shadow._compare import CompareRules, compare_responses
+from strangler_proxy.shadow._noise import NoiseLearner, noise_yaml
 from strangler_proxy.shadow.exchange import CapturedResponse
-from strangler_proxy.shadow.noise import NoiseLearner, noise_yaml
 
 
 def listing(stamp: str, name: str = "Lamp") -> CapturedResponse:

@@ -211,8 +211,8 @@ def test_noise_is_learned_through_a_second_primary_and_traffic_is_recorded(
     tmp_path: Path,
     mitm_python: Path,
 ) -> None:
-    from strangler_proxy.shadow.captures import read_capture
-    from strangler_proxy.shadow.noise import noise_yaml
+    from strangler_proxy.shadow._captures import read_capture
+    from strangler_proxy.shadow._noise import noise_yaml
 
     second = shop("primary")
     routes = tmp_path / "calibrated.yaml"

@@ -3,8 +3,8 @@ from __future__ import annotations
 import json
 
 from migration_plans.core.identity import IDENTITY_HEADER
+from strangler_proxy.shadow._redaction import REDACTED, redact_request, redact_response
 from strangler_proxy.shadow.exchange import CapturedRequest, CapturedResponse
-from strangler_proxy.shadow.redaction import REDACTED, redact_request, redact_response
 
 
 def test_request_credentials_are_redacted() -> None:

@@ -12,12 +12,12 @@ import pytest
 from typer.testing import CliRunner
 
 from migration_plans.control.processes import ManagedProcess, free_port
-from strangler_proxy.shadow.captures import CaptureError, read_capture
+from strangler_proxy.shadow._captures import CaptureError, read_capture
+from strangler_proxy.shadow._recorder import FlowRecorder
+from strangler_proxy.shadow._redaction import REDACTED
+from strangler_proxy.shadow._replay import ReplayOptions, endpoint_name, replay
 from strangler_proxy.shadow.cli import shadow_app
 from strangler_proxy.shadow.exchange import CapturedRequest, CapturedResponse
-from strangler_proxy.shadow.recorder import FlowRecorder
-from strangler_proxy.shadow.redaction import REDACTED
-from strangler_proxy.shadow.replay import ReplayOptions, endpoint_name, replay
 from strangler_proxy.shadow.store import MemoryShadowStore
 
 from .conftest import MITMDUMP, REPO_ROOT, Shops
@@ -109,7 +109,7 @@ def test_include_writes_replays_unsafe_methods(shops: Shops, shop: Callable[...,
         "POST", "/api/v1/products/", (("content-type", "application/json"),), b'{"name": "x"}'
     )
     store = MemoryShadowStore()
-    from strangler_proxy.shadow.captures import CapturedExchange
+    from strangler_proxy.shadow._captures import CapturedExchange
 
     summary = asyncio.run(
         replay(

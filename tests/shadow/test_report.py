@@ -5,7 +5,7 @@ from html.parser import HTMLParser
 
 import pytest
 
-from strangler_proxy.shadow.report import build_report, render
+from strangler_proxy.shadow._report import build_report, render
 from strangler_proxy.shadow.store import MemoryShadowStore
 
 from .helpers import outcome

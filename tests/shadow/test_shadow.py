@@ -11,7 +11,8 @@ from prometheus_client import CollectorRegistry
 
 from strangler_proxy.routetable.loader import parse_table
 from strangler_proxy.shadow.engine import MirrorEngine, MirrorMetrics, Submitted
-from strangler_proxy.shadow.shadowing import Shadowing, ShadowSettings, _Plan, shadow_routes
+from strangler_proxy.shadow.settings import ShadowSettings
+from strangler_proxy.shadow.shadowing import Shadowing, _Plan, shadow_routes
 from strangler_proxy.shadow.store import RedisShadowStore
 
 from .conftest import Shops
@@ -150,7 +151,7 @@ def test_routes_with_a_record_block_write_a_redacted_sample(
 ) -> None:
     from types import SimpleNamespace
 
-    from strangler_proxy.shadow.captures import read_capture
+    from strangler_proxy.shadow._captures import read_capture
 
     route = SimpleNamespace(
         name="product-list", shadow=None, record=SimpleNamespace(sample_rate=0.5)
@@ -161,6 +162,7 @@ def test_routes_with_a_record_block_write_a_redacted_sample(
     values = iter([0.1, 0.9, 0.2])
     shadowing = Shadowing(engine, settings, sample=lambda: next(values))
     shadowing.sync(table)
+    shadowing.start()  # in the proxy: each worker's lifespan startup
 
     async def noop(message: Any) -> None:
         return None

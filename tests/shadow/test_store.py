@@ -5,12 +5,12 @@ import time
 
 import pytest
 
+from strangler_proxy.shadow.backend import match_rate
 from strangler_proxy.shadow.store import (
     MemoryShadowStore,
     Outcome,
     RedisShadowStore,
     ShadowResults,
-    match_rate,
     parse_since,
 )
 

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from strangler_proxy.shadow.backend import open_store, store_url
-from strangler_proxy.shadow.store import Outcome, RedisShadowStore, match_rate, parse_since
-from strangler_proxy.shadow.store_sql import SqlShadowStore
+from strangler_proxy.shadow._store_sql import SqlShadowStore
+from strangler_proxy.shadow.backend import match_rate, open_store, store_url
+from strangler_proxy.shadow.store import Outcome, RedisShadowStore, parse_since
 
 from .helpers import outcome
 
