@@ -28,6 +28,7 @@ from dualwrite.outbox import outbox_table
 from dualwrite.relay import Relay
 from migration_plans.control.processes import ManagedProcess, free_port, wait_until
 from migration_plans.core.settings import mapping_for
+from migration_plans.testing import PrivateRedis
 from migration_plans.testing.databases import (
     create_database,
     drop_database,
@@ -35,7 +36,6 @@ from migration_plans.testing.databases import (
     unique_name,
     with_database,
 )
-from migration_plans.testing.plugin import PrivateRedis
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SETTINGS_MODULE = "tests.dualwrite.monolith_settings"

@@ -4,12 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from migration_plans.testing.plugin import (
-    Topology,
-    Workload,
-    assert_no_divergence,
-    assert_no_lost_writes,
-)
+from migration_plans.testing import Topology, assert_no_divergence, assert_no_lost_writes
+from tests.replay.shop import ShopWorkload
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.pg, pytest.mark.redis]
 
@@ -25,7 +21,7 @@ def reads_answer(topology: Topology) -> bool:
         )
 
 
-def test_catalog_journey_with_faults(phase_replay: Topology, replay_workload: Workload) -> None:
+def test_catalog_journey_with_faults(phase_replay: Topology, replay_workload: ShopWorkload) -> None:
     topology, workload = phase_replay, replay_workload
     with workload.running():
         workload.wait_for_writes(4, table="products")

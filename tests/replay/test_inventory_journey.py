@@ -5,12 +5,8 @@ from __future__ import annotations
 import pytest
 
 from migration_plans.control.exceptions import RollbackLosesData
-from migration_plans.testing.plugin import (
-    Topology,
-    Workload,
-    assert_no_divergence,
-    assert_no_lost_writes,
-)
+from migration_plans.testing import Topology, assert_no_divergence, assert_no_lost_writes
+from tests.replay.shop import ShopWorkload
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.pg, pytest.mark.redis]
 
@@ -19,7 +15,7 @@ OUTAGES = "phase replay: relay lag includes the relay crash the test injected on
 
 
 def test_inventory_journey_with_rollbacks(
-    phase_replay: Topology, replay_workload: Workload
+    phase_replay: Topology, replay_workload: ShopWorkload
 ) -> None:
     topology, workload = phase_replay, replay_workload
     with workload.running():

@@ -1,0 +1,137 @@
+"""Parity checks of a phase replay: nothing diverged, no acknowledged write was lost.
+
+    assert_no_divergence(topology, "catalog")   # relay drained, reconciler clean
+    assert_no_lost_writes(workload)             # every acked write where the phase says
+
+Rows are found through the context's plan mapping (table pair, key column, field
+names), so the checks know no project's tables.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from sqlalchemy import Connection, text
+
+from dualwrite.engines import relay_engine
+from migration_plans.core.database import sqlalchemy_url
+from migration_plans.core.phase import Side
+from migration_plans.core.plan import Plan
+from migration_plans.testing.topology import Topology
+from migration_plans.testing.workload import AckedWrite, Workload, WriteCheck
+from reconciler.report import Report
+
+__all__ = ["assert_no_divergence", "assert_no_lost_writes"]
+
+
+def assert_no_divergence(topology: Topology, context: str, *, timeout: float = 90.0) -> Report:
+    """The relay drained and a reconciler run over ``context`` is clean.
+
+    Rows with an event still on its way (writes keep coming) are in flight, not
+    divergent; divergent rows after the drain fail with the reconciler's findings.
+    In ``shared`` the service copy is the one frozen at the last rollback: call this
+    before new writes reach the context.
+    """
+    topology.wait_drained(context, timeout=timeout)
+    report = topology.reconcile(context)
+    if report.verdict != "clean":
+        lines = [f"{context}: reconciler verdict {report.verdict} in {report.phase}"]
+        for table in report.tables:
+            if table.error or table.divergent:
+                lines.append(
+                    f"  {table.name}: missing in service {table.missing_in_service}, missing in "
+                    f"monolith {table.missing_in_monolith}, differing {table.differing} "
+                    f"{table.field_totals} {table.error or ''}"
+                )
+                lines += [f"    {d.model_dump(mode='json')}" for d in table.divergences[:5]]
+        raise AssertionError("\n".join(lines))
+    return report
+
+
+def assert_no_lost_writes(workload: Workload, *, timeout: float = 90.0) -> None:
+    """Every acknowledged write is on the source of truth of its context's current phase,
+    with its final value, and on the other side while sync runs (dual_write, or split
+    with reverse sync). Waits for the relays to drain first.
+    """
+    topology = workload.topology
+    final: dict[tuple[str, str, Any], AckedWrite] = {}
+    for write in workload.acked_writes():
+        final[(write.context, write.table, write.key)] = write
+    problems: list[str] = []
+    for context in sorted({write.context for write in final.values()}):
+        plan = topology.plan(context)
+        if plan.phase.owns_database:
+            topology.wait_drained(context, timeout=timeout)
+        mine = [w for w in final.values() if w.context == context]
+        for side in _sides_to_check(plan):
+            problems += _missing(topology, context, side, mine)
+    if problems:
+        shown = "\n  ".join(problems[:20])
+        raise AssertionError(
+            f"{len(problems)} acknowledged writes lost or wrong (of {len(final)} checked):\n"
+            f"  {shown}"
+        )
+
+
+def _sides_to_check(plan: Plan) -> list[Side]:
+    """The phase's source of truth, then the side sync keeps current (if any)."""
+    truth = plan.phase.source_of_truth
+    synced = plan.phase.synced_sides(plan.reverse_sync)
+    return [truth, *(side for side in synced if side is not truth)]
+
+
+def _missing(topology: Topology, context: str, side: Side, writes: list[AckedWrite]) -> list[str]:
+    config = topology.config
+    url = config.monolith_db if side is Side.MONOLITH else config.service_dbs[context]
+    plan = topology.plan(context)
+    engine = relay_engine(sqlalchemy_url(url), pool_size=1)
+    problems: list[str] = []
+    try:
+        with engine.connect() as conn:
+            for write in writes:
+                check = write.check or _row_check(plan)
+                problem = check(conn, side, write)
+                if problem is not None:
+                    problems.append(problem)
+    finally:
+        engine.dispose()
+    return problems
+
+
+def _row_check(plan: Plan) -> WriteCheck:
+    """A check of one mapped row: found by its key, its fields compared in monolith form."""
+
+    def check(conn: Connection, side: Side, write: AckedWrite) -> str | None:
+        pair = plan.mapping.table(write.table)
+        table = pair.service_table if side is Side.SERVICE else pair.monolith_table
+        key = pair.key.service if side is Side.SERVICE else pair.key.monolith
+        query = text(f'SELECT * FROM "{table}" WHERE "{key}" = :key')
+        row = conn.execute(query, {"key": write.key}).mappings().first()
+        if row is None:
+            return f"{side}: {write.table} {write.key} ({write.phase}) missing"
+        image = dict(row) if side is Side.MONOLITH else pair.to_monolith(dict(row))
+        wrong = {
+            name: (image.get(name), value)
+            for name, value in write.expected.items()
+            if _normal(image.get(name)) != _normal(value)
+        }
+        if wrong:
+            return f"{side}: {write.table} {write.key} ({write.phase}) has/acked {wrong}"
+        return None
+
+    return check
+
+
+def _normal(value: Any) -> Any:
+    """Compare ``Decimal('12.50')``, ``'12.50'`` and ``12.5`` as equal; booleans as booleans."""
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, int | float | Decimal):
+        return Decimal(str(value)).normalize()
+    if isinstance(value, str):
+        try:
+            return Decimal(value).normalize()
+        except InvalidOperation:
+            return value
+    return value

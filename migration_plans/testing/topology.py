@@ -1,0 +1,375 @@
+"""A started stack plus the control-plane moves of a phase replay.
+
+:class:`Topology` runs :class:`migration_plans.control.stack.Stack` (monolith, services,
+proxy, relays, Celery workers and beat) on PostgreSQL and a private Redis, or on the
+embedded default (SQLite + kombu's SQLAlchemy transport), with plans copied from the
+templates under its own folder. The project says how the monolith is seeded and how a
+client logs in; the topology knows neither.
+
+    topology = Topology.embedded(tmp_path).start(seed=seed_demo_data, login=log_in)
+    topology.advance("catalog", force_reason="no shadow traffic in tests")
+    with topology.fault("kill_relay", "catalog"):
+        ...
+    topology.stop()
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import AbstractContextManager, contextmanager
+from pathlib import Path
+
+import httpx
+from sqlalchemy import MetaData, text
+
+from dualwrite.capture import set_capture
+from dualwrite.config import RelaySettings
+from dualwrite.engines import relay_engine
+from dualwrite.relay import Relay
+from dualwrite.status import ContextStatus, collect_status
+from migration_plans.control import transitions
+from migration_plans.control.plan_file import atomic_write, set_phase
+from migration_plans.control.processes import free_port, wait_until
+from migration_plans.control.routing import apply_phase_to_routes
+from migration_plans.control.stack import SERVICE_PORTS, Stack, StackConfig
+from migration_plans.core.control_db import control_engine
+from migration_plans.core.database import sqlalchemy_url
+from migration_plans.core.phase import Phase
+from migration_plans.core.plan import Plan, load_plan
+from migration_plans.core.settings import copy_templates
+from migration_plans.testing.broker import PrivateRedis
+from migration_plans.testing.faults import Faults
+from reconciler.report import Report
+from reconciler.runner import ReconcileOptions, reconcile
+
+__all__ = ["DatabaseFactory", "Login", "Seed", "Topology"]
+
+log = logging.getLogger("strangler.replay")
+
+ACTOR = "phase-replay"
+
+DatabaseFactory = Callable[[str], str]
+"""``label -> URL`` of a new, empty database."""
+
+Seed = Callable[[Stack], None]
+"""Fills the migrated monolith before the processes start (e.g. ``stack.run_cli(...)``)."""
+
+Login = Callable[[httpx.Client], Mapping[str, str]]
+"""Logs a client in through the proxy; returns the headers an authenticated client sends."""
+
+
+class Topology:
+    """A started stack plus the control-plane moves, faults and checks of a phase replay.
+
+    Build it with :meth:`postgres` or :meth:`embedded`, then :meth:`start`;
+    :meth:`stop` ends every process it started.
+    """
+
+    def __init__(self, stack: Stack, *, broker: PrivateRedis | None = None) -> None:
+        self.stack = stack
+        self.broker = broker
+        self.faults = Faults(stack, broker)
+        self.auth_headers: dict[str, str] = {}
+        self.touched: set[str] = set()
+
+    # -- building -----------------------------------------------------------------------
+
+    @classmethod
+    def postgres(cls, var_dir: Path, database: DatabaseFactory, broker: PrivateRedis) -> Topology:
+        """Every database from ``database(label)``, Celery on the private ``broker``."""
+        urls = {label: database(label) for label in ("monolith", "control", *SERVICE_PORTS)}
+        return cls._build(
+            var_dir,
+            broker,
+            monolith_db=urls["monolith"],
+            service_dbs={ctx: urls[ctx] for ctx in SERVICE_PORTS},
+            control_db=urls["control"],
+            broker_url=broker.url,
+            result_backend=broker.url,
+            redis_url=broker.url,
+        )
+
+    @classmethod
+    def embedded(cls, var_dir: Path) -> Topology:
+        """SQLite files and the SQLAlchemy broker under ``var_dir``: no servers needed."""
+        return cls._build(var_dir, None)
+
+    @classmethod
+    def _build(cls, var_dir: Path, broker: PrivateRedis | None, **settings: object) -> Topology:
+        plans = var_dir / "plans"
+        copy_templates(plans)
+        config = StackConfig.embedded(
+            var_dir,
+            plans_dir=plans.resolve(),
+            proxy_port=free_port(),
+            monolith_port=free_port(),
+            service_ports={ctx: free_port() for ctx in SERVICE_PORTS},
+            **settings,
+        )
+        return cls(Stack(config, extra_env={"LOG_LEVEL": "WARNING"}), broker=broker)
+
+    @property
+    def config(self) -> StackConfig:
+        return self.stack.config
+
+    def start(self, *, seed: Seed | None = None, login: Login | None = None) -> Topology:
+        """Migrate, ``seed`` the monolith, start every process, then ``login`` a client.
+
+        The headers ``login`` returns go with every :meth:`client` (none without it).
+        """
+        self.stack.prepare()
+        if seed is not None:
+            seed(self.stack)
+        self.stack.start()
+        if login is not None:
+            with self.client(auth=False) as client:
+                self.auth_headers = dict(login(client))
+        return self
+
+    def stop(self) -> None:
+        """Recover any fault still active, then stop every process (broker last)."""
+        self.recover_all()
+        self.stack.stop()
+
+    def client(self, *, auth: bool = True, timeout: float = 20.0) -> httpx.Client:
+        """An HTTP client on the proxy (one per thread), logged in unless ``auth=False``."""
+        headers = self.auth_headers if auth else {}
+        return httpx.Client(
+            base_url=self.config.proxy_url, headers=headers, timeout=timeout, trust_env=False
+        )
+
+    # -- the control plane ----------------------------------------------------------------
+
+    @contextmanager
+    def environ(self) -> Iterator[None]:
+        """``os.environ`` as the stack's processes see it, for in-process control-plane calls."""
+        saved = dict(os.environ)
+        os.environ.update(self.stack.env())
+        try:
+            yield
+        finally:
+            os.environ.clear()
+            os.environ.update(saved)
+
+    def environment(self) -> transitions.Environment:
+        """Where the transitions find this topology's plans, routes and control database."""
+        return transitions.Environment(
+            plans_dir=self.config.plans_dir,
+            routes_path=self.config.routes_path,
+            control=control_engine(sqlalchemy_url(self.config.control_db)),
+        )
+
+    def plan(self, context: str) -> Plan:
+        return self.stack.plans()[context]
+
+    def phase(self, context: str) -> str:
+        """The context's current phase, as its plan file says."""
+        return self.plan(context).phase.value
+
+    def advance(self, context: str, *, force_reason: str | None = None) -> transitions.Outcome:
+        """Move ``context`` to its next phase through the gates.
+
+        ``force_reason`` forces failing gates and is recorded in the history (a test that
+        deliberately skips the evidence, e.g. shadow traffic, says why).
+        """
+        if self.phase(context) == "shared" and context in self.touched:
+            self._start_afresh(context)
+        with self.environ():
+            outcome = transitions.advance(
+                self.environment(),
+                context,
+                actor=ACTOR,
+                force=force_reason is not None,
+                reason=force_reason or "",
+            )
+        self.touched.add(context)
+        self.follow_phase(context)
+        return outcome
+
+    def rollback(
+        self, context: str, *, reason: str = "phase replay rollback"
+    ) -> transitions.Outcome:
+        """Move ``context`` back one phase (after its service outbox drained, if it must)."""
+        if self.phase(context) == "dual_write":
+            self.wait_drained(context)
+        with self.environ():
+            outcome = transitions.rollback(self.environment(), context, actor=ACTOR, reason=reason)
+        self.follow_phase(context)
+        return outcome
+
+    def follow_phase(self, context: str) -> None:
+        """What an operator does after a phase change: restart readers of the phase."""
+        started = time.perf_counter()
+        self.stack.restart_context(context)
+        restarted = time.perf_counter()
+        self.stack.restart_relay_worker()
+        self.reload_proxy()
+        log.info(
+            "%s is %s: service and relay restarted in %.1fs, relay worker in %.1fs",
+            context,
+            self.phase(context),
+            restarted - started,
+            time.perf_counter() - restarted,
+        )
+
+    def reload_proxy(self) -> None:
+        """Make the proxy load the route table now (it also polls the file)."""
+        answer = httpx.post(
+            f"{self.config.proxy_url}/_strangler/reload",
+            headers={"Authorization": f"Bearer {self.config.admin_token}"},
+            timeout=10,
+            trust_env=False,
+        )
+        answer.raise_for_status()
+
+    def set_reverse_sync(self, context: str, enabled: bool) -> None:
+        """Switch the plan's ``reverse_sync`` (and restart the context in split)."""
+        path = self.config.plans_dir / f"{context}.yaml"
+        content, count = re.subn(
+            r"(?m)^(reverse_sync:\s*)\S+",
+            rf"\g<1>{str(enabled).lower()}",
+            path.read_text(),
+        )
+        if count != 1:
+            raise ValueError(f"{path}: no top-level 'reverse_sync:' line")
+        atomic_write(path, content)
+        load_plan(path)
+        if self.phase(context) == "split":
+            self.stack.restart_context(context)
+
+    def reset(self) -> None:
+        """Recover faults and put every context that is not in ``shared`` back there.
+
+        A context left elsewhere (a failed test) is put back by hand, not through
+        rollbacks: plan and routes in ``shared``, reverse sync on, capture off. A context
+        that was moved is started afresh when it next enters ``dual_write``: its outbox
+        rows go and its service database is discarded and migrated again, as DESIGN.md's
+        rollback to ``shared`` says.
+        """
+        self.recover_all()
+        moved = False
+        for context, plan in self.stack.plans().items():
+            if plan.phase is Phase.SHARED and plan.reverse_sync:
+                continue
+            updated = set_phase(self.config.plans_dir / f"{context}.yaml", Phase.SHARED)
+            self.set_reverse_sync(context, True)
+            plans = self.stack.plans()
+            apply_phase_to_routes(self.config.routes_path, updated, Phase.SHARED, plans)
+            self._capture(context, enabled=False)
+            self.stack.restart_context(context)
+            self.touched.add(context)
+            moved = True
+        if moved:
+            self.stack.restart_relay_worker()
+            self.reload_proxy()
+
+    def _start_afresh(self, context: str) -> None:
+        """Discard what an earlier journey left of ``context``'s sync (it is in ``shared``)."""
+        for name in (context, f"relay-{context}"):
+            process = self.stack.processes.pop(name, None)
+            if process is not None:
+                process.stop()
+        self._discard_sync_state(context)
+        self.stack.run_cli("service", "migrate", context)
+        self.stack.start_context(self.plan(context))
+        self.touched.discard(context)
+
+    def _capture(self, context: str, *, enabled: bool) -> None:
+        engine = relay_engine(self.config.monolith_db, pool_size=1)
+        try:
+            set_capture(engine, context, enabled=enabled)
+        finally:
+            engine.dispose()
+
+    def _discard_sync_state(self, context: str) -> None:
+        monolith = relay_engine(self.config.monolith_db, pool_size=1)
+        service = relay_engine(self.config.service_dbs[context], pool_size=1)
+        try:
+            with monolith.begin() as conn:
+                for table in ("strangler_outbox", "strangler_applied_event"):
+                    conn.execute(text(f"DELETE FROM {table} WHERE context = :c"), {"c": context})
+            tables = MetaData()
+            tables.reflect(service)
+            tables.drop_all(service)
+        finally:
+            monolith.dispose()
+            service.dispose()
+
+    # -- relay and reconciler -------------------------------------------------------------
+
+    def relay_status(self, context: str) -> ContextStatus:
+        """What ``strangler dualwrite status CONTEXT`` shows."""
+        with self.environ():
+            relay = Relay(RelaySettings.from_env(context))
+        try:
+            return collect_status(relay, sample=100)
+        finally:
+            relay.close()
+
+    def undelivered(self, context: str) -> int | None:
+        """Events the phase's relay directions still owe, plus dead letters (None: unreachable).
+
+        A relay that is down or a database that cannot be reached shows here as a
+        number that stops going down, never as zero.
+        """
+        status = self.relay_status(context)
+        sides = {"monolith": status.monolith, "service": status.service}
+        total = 0
+        for direction in status.directions:
+            side = sides["monolith" if direction == "monolith_to_service" else "service"]
+            if not side.reachable:
+                return None
+            total += side.pending + side.in_flight
+        if not (status.monolith.reachable and status.service.reachable):
+            return None
+        return total + status.monolith.dead + status.service.dead
+
+    def wait_drained(self, context: str, *, timeout: float = 90.0) -> None:
+        """Wait until the relay delivered everything it owes for ``context``."""
+        try:
+            wait_until(lambda: self.undelivered(context) == 0, timeout=timeout, interval=0.2)
+        except TimeoutError as exc:
+            status = self.relay_status(context).as_dict()
+            status.pop("backfill", None)
+            raise AssertionError(
+                f"{context}: relay not drained after {timeout:.0f}s: {status}"
+            ) from exc
+
+    def reconcile(self, context: str) -> Report:
+        """A reconciler run over the context's table pairs, in its current phase."""
+        plan = self.plan(context)
+        with self.environ():
+            return reconcile(
+                plan.mapping,
+                self.config.monolith_db,
+                self.config.service_dbs[context],
+                phase=plan.phase.value,
+                options=ReconcileOptions(grace_seconds=0.3, create_statistics=False),
+            )
+
+    # -- faults ---------------------------------------------------------------------------
+
+    def fault(self, name: str, context: str | None = None) -> AbstractContextManager[None]:
+        """Inject fault ``name`` for a ``with`` block, then recover (:meth:`Faults.inject`)."""
+        return self.faults.inject(name, context)
+
+    @property
+    def active_faults(self) -> list[tuple[str, str | None]]:
+        return self.faults.active
+
+    def recover_all(self) -> None:
+        """Undo every active fault; restart a context whose service or relay exited."""
+        self.faults.recover_all()
+
+    def assert_alive(self) -> None:
+        """Fail naming every process that exited on its own (with the end of its log)."""
+        dead = self.stack.dead()
+        if dead:
+            tails = "\n".join(
+                f"{name}:\n{self.stack.processes[name].log_tail(15)}" for name in dead
+            )
+            raise AssertionError(f"processes exited on their own: {', '.join(dead)}\n{tails}")
