@@ -1,4 +1,4 @@
-"""`strangler dualwrite` commands. Imports inside commands stay lazy: the CLI must start fast."""
+"""`strangler dualwrite` commands. Heavy imports stay inside commands: the CLI must start fast."""
 
 from __future__ import annotations
 
@@ -6,6 +6,11 @@ import json
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+from dualwrite.config import Direction, RelaySettings
+from migration_plans.core.logs import configure_json_logging
+from migration_plans.core.plan import load_plans
+from migration_plans.core.settings import mapping_for, plans_dir
 
 if TYPE_CHECKING:
     from dualwrite.relay import Relay
@@ -16,7 +21,7 @@ ContextArg = Annotated[str, typer.Argument(help="Bounded context, e.g. catalog."
 
 
 def _relay(context: str) -> Relay:
-    from dualwrite.config import RelaySettings
+    # lazy: the relay pulls in SQLAlchemy and psycopg; `strangler --help` must start fast
     from dualwrite.relay import Relay
 
     return Relay(RelaySettings.from_env(context))
@@ -25,9 +30,6 @@ def _relay(context: str) -> Relay:
 def _contexts(contexts: list[str] | None) -> list[str]:
     if contexts:
         return contexts
-    from migration_plans.core.plan import load_plans
-    from migration_plans.core.settings import plans_dir
-
     return sorted(load_plans(plans_dir()))
 
 
@@ -40,6 +42,7 @@ def status(
     from rich.console import Console
     from rich.table import Table
 
+    # lazy: the status queries pull in the relay; the CLI must start fast
     from dualwrite.status import collect_status
 
     reports = []
@@ -107,10 +110,10 @@ def relay(
 
     from prometheus_client import start_http_server
 
-    from dualwrite.logs import configure_logging
+    # lazy: the loop pulls in the relay and psycopg; the CLI must start fast
     from dualwrite.loop import RelayLoop
 
-    configure_logging(log_level)
+    configure_json_logging(["dualwrite"], level=log_level)
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
@@ -135,11 +138,10 @@ def backfill(
     max_chunks: Annotated[int | None, typer.Option(hidden=True)] = None,
 ) -> None:
     """Copy CONTEXT's existing monolith rows into the service database (resumable)."""
+    # lazy: the backfill pulls in SQLAlchemy and the relay; the CLI must start fast
     from dualwrite.backfill import Backfill
-    from dualwrite.config import RelaySettings
-    from dualwrite.logs import configure_logging
 
-    configure_logging("WARNING")
+    configure_json_logging(["dualwrite"], level="WARNING")
     job = Backfill(
         RelaySettings.from_env(context),
         chunk_size=chunk_size,
@@ -161,8 +163,6 @@ def backfill(
 def retry_dead(context: ContextArg) -> None:
     """Put CONTEXT's dead-lettered events back in the queue."""
     worker = _relay(context)
-    from dualwrite.config import Direction
-
     try:
         total = sum(worker.requeue_dead(direction) for direction in Direction)
     finally:
@@ -184,6 +184,7 @@ def prune(
 
     Pending, in-flight and dead-lettered events stay; so does each outbox's newest event.
     """
+    # lazy: pruning pulls in the relay; the CLI must start fast
     from dualwrite.prune import parse_retention, prune_outboxes
 
     try:
@@ -205,6 +206,7 @@ def capture(
     on: Annotated[bool, typer.Option("--on/--off", help="Switch capture on or off.")] = True,
 ) -> None:
     """Switch the monolith's change capture of CONTEXT on or off."""
+    # lazy: capture pulls in SQLAlchemy; the CLI must start fast
     from dualwrite.capture import set_capture
 
     worker = _relay(context)
@@ -218,8 +220,8 @@ def capture(
 @app.command("install-capture")
 def install_capture(contexts: Annotated[list[str], typer.Argument(help="Contexts.")]) -> None:
     """(Re)install the capture triggers of CONTEXTS on the monolith (idempotent)."""
+    # lazy: capture pulls in SQLAlchemy; the CLI must start fast
     from dualwrite.capture import install_capture as install
-    from migration_plans.core.settings import mapping_for
 
     worker = _relay(contexts[0])
     try:
@@ -237,11 +239,11 @@ def worker(
     concurrency: Annotated[int, typer.Option(help="Worker processes (1: solo pool).")] = 1,
 ) -> None:
     """Run a Celery worker for the relay's retries."""
+    # lazy: Celery, and its app is configured (var/ folders made) at import
     from dualwrite.celery_app import app as celery_app
     from dualwrite.celery_app import queue_name
-    from dualwrite.logs import configure_logging
 
-    configure_logging("INFO")
+    configure_json_logging(["dualwrite"], level="INFO")
     argv = ["worker", "-Q", queue or queue_name(), "--loglevel", "INFO"]
     argv += ["--pool", "solo"] if concurrency == 1 else ["--concurrency", str(concurrency)]
     celery_app.worker_main(argv)

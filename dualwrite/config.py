@@ -1,6 +1,8 @@
 """Relay settings of one context, read once from the environment (same names as the services).
 
-Each value is read from ``<CONTEXT>_<NAME>`` first, then ``STRANGLER_<NAME>``:
+The plan, the database URLs, the phase and reverse sync come from
+:class:`migration_plans.core.settings.ContextSettings`; each value is read from
+``<CONTEXT>_<NAME>`` first, then ``STRANGLER_<NAME>``:
 
     CATALOG_DATABASE_URL              the service's database (default sqlite:///var/catalog.sqlite3)
     STRANGLER_MONOLITH_DATABASE_URL   the monolith's database (default sqlite:///var/monolith.sqlite3)
@@ -16,14 +18,12 @@ Each value is read from ``<CONTEXT>_<NAME>`` first, then ``STRANGLER_<NAME>``:
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any
 
-from migration_plans.core.phase import Phase
-from migration_plans.core.plan import load_plan
-from migration_plans.core.settings import plan_path
+from migration_plans.core.phase import Phase, Side
+from migration_plans.core.settings import ContextSettings, context_env
 
 
 class Direction(StrEnum):
@@ -32,30 +32,18 @@ class Direction(StrEnum):
     MONOLITH_TO_SERVICE = "monolith_to_service"
     SERVICE_TO_MONOLITH = "service_to_monolith"
 
-    @property
-    def source(self) -> str:
-        return "monolith" if self is Direction.MONOLITH_TO_SERVICE else "service"
+    @classmethod
+    def towards(cls, target: Side) -> Direction:
+        """The direction whose writes land on ``target``."""
+        return cls.MONOLITH_TO_SERVICE if target is Side.SERVICE else cls.SERVICE_TO_MONOLITH
 
     @property
-    def target(self) -> str:
-        return "service" if self is Direction.MONOLITH_TO_SERVICE else "monolith"
+    def source(self) -> Side:
+        return self.target.other
 
-
-def env_value(context: str, name: str, default: str = "") -> str:
-    """``<CONTEXT>_<NAME>``, else ``STRANGLER_<NAME>``, else ``default``."""
-    for key in (f"{context.upper()}_{name}", f"STRANGLER_{name}"):
-        value = os.environ.get(key, "").strip()
-        if value:
-            return value
-    return default
-
-
-def _plan_phase(context: str) -> tuple[Phase, bool]:
-    path = plan_path(context)
-    if not path.exists():
-        return Phase.DUAL_WRITE, True
-    plan = load_plan(path)
-    return plan.phase, plan.reverse_sync
+    @property
+    def target(self) -> Side:
+        return Side.SERVICE if self is Direction.MONOLITH_TO_SERVICE else Side.MONOLITH
 
 
 @dataclass(frozen=True)
@@ -76,40 +64,32 @@ class RelaySettings:
 
     @classmethod
     def from_env(cls, context: str, **overrides: Any) -> RelaySettings:
-        plan_phase, plan_reverse = _plan_phase(context)
-        phase = Phase(env_value(context, "PHASE", plan_phase.value))
-        reverse = env_value(context, "REVERSE_SYNC", str(plan_reverse)).lower()
+        """The settings of ``context``; :class:`ConfigError` names a missing plan file."""
+        shared = ContextSettings.from_env(context)
         settings = cls(
             context=context,
-            monolith_url=env_value(
-                context, "MONOLITH_DATABASE_URL", "sqlite:///var/monolith.sqlite3"
-            ),
-            service_url=os.environ.get(f"{context.upper()}_DATABASE_URL")
-            or f"sqlite:///var/{context}.sqlite3",
-            phase=phase,
-            reverse_sync=reverse in {"1", "true", "yes", "on"},
-            max_attempts=int(env_value(context, "RELAY_MAX_ATTEMPTS", "8")),
-            backoff_base=float(env_value(context, "RELAY_BACKOFF_BASE", "0.5")),
-            backoff_max=float(env_value(context, "RELAY_BACKOFF_MAX", "60")),
-            stale_after=float(env_value(context, "RELAY_STALE_AFTER", "120")),
-            batch_size=int(env_value(context, "RELAY_BATCH_SIZE", "500")),
-            poll_interval=float(env_value(context, "RELAY_POLL_INTERVAL", "0.5")),
+            monolith_url=shared.monolith_url,
+            service_url=shared.service_url,
+            phase=shared.phase,
+            reverse_sync=shared.reverse_sync,
+            max_attempts=int(context_env(context, "RELAY_MAX_ATTEMPTS", "8")),
+            backoff_base=float(context_env(context, "RELAY_BACKOFF_BASE", "0.5")),
+            backoff_max=float(context_env(context, "RELAY_BACKOFF_MAX", "60")),
+            stale_after=float(context_env(context, "RELAY_STALE_AFTER", "120")),
+            batch_size=int(context_env(context, "RELAY_BATCH_SIZE", "500")),
+            poll_interval=float(context_env(context, "RELAY_POLL_INTERVAL", "0.5")),
         )
         return replace(settings, **overrides)
 
     @property
-    def truth(self) -> str:
+    def truth(self) -> Side:
         """The side whose version wins a conflict in this phase."""
-        return "service" if self.phase is Phase.SPLIT else "monolith"
+        return self.phase.source_of_truth
 
     @property
     def directions(self) -> tuple[Direction, ...]:
-        """Directions that run: both in dual_write; in split, service -> monolith if reverse sync."""
-        if self.phase is Phase.SHARED:
-            return ()
-        if self.phase is Phase.SPLIT:
-            return (Direction.SERVICE_TO_MONOLITH,) if self.reverse_sync else ()
-        return (Direction.MONOLITH_TO_SERVICE, Direction.SERVICE_TO_MONOLITH)
+        """Directions that run: one towards each side the phase syncs (monolith -> service first)."""
+        return tuple(Direction.towards(side) for side in self.phase.synced_sides(self.reverse_sync))
 
     def backoff(self, attempts: int) -> float:
         """Delay before retry number ``attempts`` (1-based): base * 2^(n-1), capped."""

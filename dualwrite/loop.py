@@ -40,6 +40,7 @@ Dispatcher = Callable[..., bool]
 
 
 def _default_dispatcher(*args: Any, **kwargs: Any) -> bool:
+    # lazy: dualwrite.tasks builds the Celery app at import; inline relays never need it
     from dualwrite.tasks import dispatch
 
     return dispatch(*args, **kwargs)

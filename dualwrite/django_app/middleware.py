@@ -12,10 +12,12 @@ from collections.abc import Callable
 from django.db import connection
 from django.http import HttpRequest, HttpResponse
 
-SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+from migration_plans.core.http import SAFE_METHODS
 
 
 class CaptureRequestIdMiddleware:
+    """Sets ``strangler.request_id`` on the connection while an unsafe request runs."""
+
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
 

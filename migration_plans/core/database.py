@@ -81,11 +81,13 @@ def engine(
     async_commit: bool = False,
     connect_timeout: int | None = None,
     echo: bool = False,
+    pre_ping: bool = True,
 ) -> Engine:
     """An engine for ``url`` (``postgresql://`` or ``sqlite:///``) with the toolkit's policy.
 
     PostgreSQL: sessions in UTC; ``read_only`` sets ``default_transaction_read_only``;
-    ``async_commit`` sets ``synchronous_commit=off`` (only for writes a crash may lose).
+    ``async_commit`` sets ``synchronous_commit=off`` (only for writes a crash may lose);
+    ``pre_ping=False`` saves a round trip per checkout where a hot path retries anyway.
     SQLite: the file's folder is created, WAL journal, a 30 s busy timeout, foreign keys on,
     and ``BEGIN IMMEDIATE`` for every transaction unless the connection's execution option
     ``sqlite_begin`` says otherwise (``"DEFERRED"`` for readers); ``read_only`` opens the
@@ -103,7 +105,9 @@ def engine(
     if connect_timeout is not None:
         connect_args["connect_timeout"] = connect_timeout
     kwargs: dict[str, Any] = {"pool_size": pool_size} if pool_size is not None else {}
-    return create_engine(parsed, echo=echo, pool_pre_ping=True, connect_args=connect_args, **kwargs)
+    return create_engine(
+        parsed, echo=echo, pool_pre_ping=pre_ping, connect_args=connect_args, **kwargs
+    )
 
 
 def _sqlite_engine(parsed: URL, *, read_only: bool, echo: bool) -> Engine:

@@ -27,6 +27,7 @@ __all__ = [
     "PLANS_DIR_ENV",
     "TEMPLATES_DIR",
     "ContextSettings",
+    "context_env",
     "copy_templates",
     "mapping_for",
     "plan_for",
@@ -84,6 +85,16 @@ def _env(context: str, name: str, environ: Mapping[str, str], default: str = "")
         if value:
             return value
     return default
+
+
+def context_env(
+    context: str, name: str, default: str = "", environ: Mapping[str, str] | None = None
+) -> str:
+    """One setting of ``context``: ``<CONTEXT>_<NAME>``, else ``STRANGLER_<NAME>``, else ``default``.
+
+    context_env("catalog", "RELAY_MAX_ATTEMPTS", "8")
+    """
+    return _env(context, name, os.environ if environ is None else environ, default)
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Callable
@@ -13,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from dualwrite.outbox import OutboxSink
 from migration_plans.control.processes import ManagedProcess, wait_until
+from migration_plans.core.settings import PLANS_DIR_ENV
 
 pytestmark = [pytest.mark.pg, pytest.mark.e2e, pytest.mark.slow]
 
@@ -148,7 +150,7 @@ def test_poison_event_is_retried_with_backoff_then_dead_lettered(
     assert pair.rows("monolith")["products"][2]["title"] == "Renamed"
     status = subprocess.run(
         [sys.executable, "-m", "dualwrite", "status", "catalog", "--json"],
-        env={**pair.env(), "PATH": "/usr/bin:/bin"},
+        env={**pair.env(), "PATH": "/usr/bin:/bin", PLANS_DIR_ENV: os.environ[PLANS_DIR_ENV]},
         capture_output=True,
         text=True,
         check=True,

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from sqlalchemy import insert
 from typer.testing import CliRunner
 
 from dualwrite.cli import app
-from dualwrite.prune import parse_retention, prune_outboxes
+from dualwrite.engines import relay_engine
+from dualwrite.outbox import outbox_metadata, outbox_table
+from dualwrite.prune import parse_retention, prune_outbox, prune_outboxes
 from tests.dualwrite.test_dualwrite_round_trip import relay_all, service_write
 
 AGE_OLD = "UPDATE strangler_outbox SET created_at = created_at - interval '10 days' WHERE id <= :id"
@@ -112,14 +115,6 @@ def test_parse_retention_refuses(text: str) -> None:
 
 def test_prune_on_sqlite(tmp_path: Any) -> None:
     """The embedded default: SQLite keeps timestamps as text, and reuses a deleted max rowid."""
-    from datetime import UTC, datetime
-
-    from sqlalchemy import insert
-
-    from dualwrite.engines import relay_engine
-    from dualwrite.outbox import outbox_metadata, outbox_table
-    from dualwrite.prune import prune_outbox
-
     engine = relay_engine(f"sqlite:///{tmp_path}/outbox.sqlite3")
     outbox_metadata.create_all(engine)
     now = datetime.now(UTC)

@@ -10,9 +10,13 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from dualwrite.capture import set_capture
 from dualwrite.config import Direction
 from dualwrite.events import Outcome
+from dualwrite.inline import InlineRelay, start_inline_relay
+from dualwrite.loop import RelayLoop
 from dualwrite.outbox import OutboxSink
+from migration_plans.control.processes import wait_until
 
 pytestmark = pytest.mark.pg
 
@@ -206,7 +210,6 @@ def test_events_carry_the_request_id(
 
 
 def test_capture_off_records_nothing(pair: Any) -> None:
-    from dualwrite.capture import set_capture
 
     set_capture(pair.relays[0].engines["monolith"], "catalog", enabled=False)
     pair.monolith("INSERT INTO catalog_category (name, slug, description) VALUES ('x', 'x', '')")
@@ -214,8 +217,6 @@ def test_capture_off_records_nothing(pair: Any) -> None:
 
 
 def test_inline_relay_applies_service_writes_right_after_commit(pair: Any) -> None:
-    from dualwrite.inline import InlineRelay
-    from migration_plans.control.processes import wait_until
 
     pair.monolith(
         "INSERT INTO catalog_category (id, name, slug, description) VALUES (4, 'D', 'd', 'before')"
@@ -246,9 +247,6 @@ def test_relay_loop_wakes_on_notify_not_on_its_poll_interval(
 ) -> None:
     """Both outboxes NOTIFY on commit: with a 60 s poll interval, events still apply at once."""
     import threading
-
-    from dualwrite.loop import RelayLoop
-    from migration_plans.control.processes import wait_until
 
     relay = pair.relay(poll_interval=60.0)
     passes: dict[Direction, int] = {direction: 0 for direction in Direction}
@@ -298,6 +296,5 @@ def test_relay_loop_wakes_on_notify_not_on_its_poll_interval(
 
 
 def test_inline_relay_leaves_postgresql_to_the_notified_relay_loop(pair: Any) -> None:
-    from dualwrite.inline import start_inline_relay
 
     assert start_inline_relay(pair.settings()) is None

@@ -7,18 +7,17 @@ re-runs it (idempotently) when a later plan maps more tables.
 
 from django.db import migrations
 
+from dualwrite.capture import capture_statements, uninstall_statements
+from migration_plans.core.settings import mapping_for
+
 CAPTURED_CONTEXTS = ("catalog", "inventory")
 
 
 def _mappings():
-    from migration_plans.core.settings import mapping_for
-
     return [mapping_for(context) for context in CAPTURED_CONTEXTS]
 
 
 def install(apps, schema_editor):
-    from dualwrite.capture import capture_statements
-
     apps.get_model("strangler_dualwrite", "CaptureOrigin").objects.get_or_create(id=1)
     with schema_editor.connection.cursor() as cursor:
         for statement in capture_statements(schema_editor.connection.vendor, _mappings()):
@@ -26,8 +25,6 @@ def install(apps, schema_editor):
 
 
 def uninstall(apps, schema_editor):
-    from dualwrite.capture import uninstall_statements
-
     with schema_editor.connection.cursor() as cursor:
         for statement in uninstall_statements(schema_editor.connection.vendor, _mappings()):
             cursor.execute(statement)
