@@ -24,6 +24,10 @@ from typing import Any
 from celery import Celery
 from celery.signals import worker_ready
 
+from migration_plans.core.plan import load_plans
+from migration_plans.core.settings import plans_dir
+from migration_plans.core.yamlfile import ConfigError
+
 DEFAULT_BROKER = "sqla+sqlite:///var/broker.sqlite3"
 DEFAULT_BACKEND = "db+sqlite:///var/results.sqlite3"
 DEFAULT_QUEUE = "reconciler"
@@ -37,10 +41,6 @@ def queue_name() -> str:
 
 def beat_schedule() -> dict[str, dict[str, Any]]:
     """One periodic reconcile per context, every ``reconcile_interval_seconds`` of its plan."""
-    from migration_plans.core.plan import load_plans
-    from migration_plans.core.yamlfile import ConfigError
-    from reconciler.config import plans_dir
-
     try:
         plans = load_plans(plans_dir())
     except ConfigError as exc:

@@ -1,4 +1,4 @@
-"""`strangler reconcile` commands. Imports inside commands stay lazy: the CLI must start fast.
+"""`strangler reconcile` commands. Heavy imports stay inside commands: the CLI must start fast.
 
     strangler reconcile catalog [--table products] [--repair [--dry-run]] [--format json]
     strangler reconcile history [catalog]
@@ -18,6 +18,9 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from typer.core import TyperGroup
+
+from reconciler.config import Target, resolve
+from reconciler.exceptions import ReconcileError
 
 if TYPE_CHECKING:
     from reconciler.report import Report
@@ -97,6 +100,7 @@ def _console(stderr: bool = False) -> Any:
 
 
 def _emit(report: Report, fmt: Format, output: Path | None, limit: int) -> None:
+    # lazy: the renderers pull in the report models; `strangler --help` must start fast
     from reconciler.render import to_html, to_json, to_rich
 
     if fmt is Format.table and output is None:
@@ -146,8 +150,7 @@ def run(
     progress: Annotated[bool, typer.Option(help="Show a progress bar on stderr.")] = True,
 ) -> None:
     """Compare CONTEXT's tables in both databases through the mapping; report, optionally repair."""
-    from reconciler.config import resolve
-    from reconciler.exceptions import ReconcileError
+    # lazy: the runner pulls in SQLAlchemy and the whole pipeline; the CLI must start fast
     from reconciler.report import Verdict
     from reconciler.runner import ReconcileOptions, reconcile
 
@@ -158,6 +161,7 @@ def run(
         )
         runner_executor = None
         if executor is ExecutorChoice.celery:
+            # lazy: Celery, and its app is configured at import
             from reconciler.celery_app import app as celery_app
             from reconciler.tasks import CeleryExecutor
 
@@ -174,7 +178,7 @@ def run(
                 options=options,
                 executor=runner_executor,
                 progress=update,
-                phase=target.plan.phase.value,
+                phase=target.phase.value,
             )
         finally:
             if bar is not None:
@@ -195,6 +199,7 @@ def _store(report: Report, limit: int) -> None:
     """Store the run; a control plane that is down must not hide the report just printed."""
     from sqlalchemy.exc import SQLAlchemyError
 
+    # lazy: the history store pulls in SQLAlchemy; the CLI must start fast
     from reconciler.history import record_run
 
     try:
@@ -203,7 +208,8 @@ def _store(report: Report, limit: int) -> None:
         typer.echo(f"warning: run {report.run_id} not stored in the control plane: {exc}", err=True)
 
 
-def _repair(report: Report, target: Any, *, dry_run: bool) -> None:
+def _repair(report: Report, target: Target, *, dry_run: bool) -> None:
+    # lazy: the repair pulls in SQLAlchemy and the pipeline; the CLI must start fast
     from reconciler.repair import apply_repair, plan_repair
 
     plan = plan_repair(
@@ -211,8 +217,8 @@ def _repair(report: Report, target: Any, *, dry_run: bool) -> None:
         target.plan.mapping,
         target.monolith_url,
         target.service_url,
-        phase=target.plan.phase.value,
-        reverse_sync=target.plan.reverse_sync,
+        phase=target.phase,
+        reverse_sync=target.reverse_sync,
     )
     verb = "would write" if dry_run else "writing"
     typer.echo(f"repair {plan.direction}: {verb} {len(plan.actions)} rows", err=True)
@@ -236,6 +242,7 @@ def history(
 
     from rich.table import Table
 
+    # lazy: the history store pulls in SQLAlchemy; the CLI must start fast
     from reconciler.history import recent_runs
 
     runs = recent_runs(context, limit=limit)

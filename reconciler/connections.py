@@ -1,8 +1,11 @@
 """Engines for the monolith and service databases, with the session settings hashing needs.
 
-Text renderings depend on session settings, so every PostgreSQL session the
-reconciler opens pins ``TimeZone`` to UTC, ``DateStyle`` to ISO and float output to
-shortest-exact. Engines are cached per URL so Celery workers reuse their pools.
+Engines are :func:`migration_plans.core.database.engine` (one SQLite policy: WAL,
+30 s busy timeout, foreign keys on), cached per URL so Celery workers reuse their
+pools. Text renderings depend on session settings, so every PostgreSQL session the
+reconciler opens also pins ``DateStyle`` to ISO and float output to shortest-exact.
+SQLite transactions begin DEFERRED: the reconciler mostly reads, and its reads must
+not take the write lock of a database the relay and the services write.
 
     engine = engine_for("postgresql://postgres@127.0.0.1/monolith")
     with snapshot(engine) as conn: ...
@@ -16,9 +19,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event, make_url
+from sqlalchemy import Connection, Engine, event, make_url
 from sqlalchemy.exc import SQLAlchemyError
 
+from migration_plans.core import database
 from migration_plans.core.database import sqlalchemy_url
 from reconciler.exceptions import DatabaseError
 
@@ -39,10 +43,6 @@ def _pin_session(dbapi_connection: Any, _record: Any) -> None:
     dbapi_connection.autocommit = autocommit
 
 
-def _sqlite_busy(dbapi_connection: Any, _record: Any) -> None:
-    dbapi_connection.execute("PRAGMA busy_timeout = 10000")
-
-
 def require_database(url: str) -> None:
     """Refuse a SQLite file that does not exist (connecting would silently create it)."""
     parsed = make_url(sqlalchemy_url(url))
@@ -55,14 +55,10 @@ def require_database(url: str) -> None:
 @lru_cache(maxsize=32)
 def engine_for(url: str) -> Engine:
     """A pooled engine for ``url`` (``postgresql://`` or ``sqlite://``), cached per URL."""
-    url = sqlalchemy_url(url)
-    connect_args = {"check_same_thread": False} if url.startswith("sqlite") else {}
-    engine = create_engine(url, pool_pre_ping=True, connect_args=connect_args)
+    engine = database.engine(url)
     if engine.dialect.name == "postgresql":
         event.listen(engine, "connect", _pin_session)
-    elif engine.dialect.name == "sqlite":
-        event.listen(engine, "connect", _sqlite_busy)
-    return engine
+    return engine.execution_options(sqlite_begin="DEFERRED")
 
 
 def server_major(engine: Engine) -> int | None:

@@ -1,6 +1,7 @@
 """Repair: copy the source of truth's rows to the other side, through the mapping.
 
-The phase decides the direction (``dual_write``: monolith -> service; ``split``:
+The phase decides the direction: from its source of truth to the other side, when
+the phase keeps that side in sync (``dual_write``: monolith -> service; ``split``:
 service -> monolith, only while reverse sync is on; ``shared``: nothing to repair).
 Rows are re-read at repair time, so a repair never writes a stale value; writes
 are batched, idempotent (update, else insert; delete what the source lacks) and
@@ -20,12 +21,13 @@ from pydantic import BaseModel, PrivateAttr
 from sqlalchemy.exc import SQLAlchemyError
 
 from migration_plans.core.mapping import ContextMapping, TableMapping
+from migration_plans.core.phase import Phase, Side
 from reconciler.connections import engine_for
 from reconciler.diff import Key, compare_rows, jsonable
 from reconciler.exceptions import DatabaseError, RepairRefused
 from reconciler.history import AuditRecord, record_repairs
 from reconciler.report import Report
-from reconciler.schema import Role, inspect_pair
+from reconciler.schema import inspect_pair
 from reconciler.segment import Rows, fetch_keys
 from reconciler.sql import quote_ident
 
@@ -42,11 +44,11 @@ class RepairAction(BaseModel):
     after: dict[str, Any] | None = None
     _values: dict[str, Any] | None = PrivateAttr(default=None)
 
-    def values(self, table: TableMapping, target: Role) -> dict[str, Any] | None:
+    def values(self, table: TableMapping, target: Side) -> dict[str, Any] | None:
         """The typed values to write (rebuilt from ``after`` for a plan read from JSON)."""
         if self._values is not None or self.after is None:
             return self._values
-        if target == "service":
+        if target is Side.SERVICE:
             return table.to_service(table.to_monolith(self.after))
         return table.to_monolith(table.to_service(self.after))
 
@@ -56,8 +58,8 @@ class RepairPlan(BaseModel):
 
     run_id: str
     context: str
-    source: Role
-    target: Role
+    source: Side
+    target: Side
     actions: list[RepairAction] = []
 
     @property
@@ -65,16 +67,21 @@ class RepairPlan(BaseModel):
         return f"{self.source}->{self.target}"
 
 
-def target_for(phase: str | None, reverse_sync: bool = True) -> Role:
-    """Which side a repair writes to in ``phase``; :class:`RepairRefused` when none."""
-    if phase == "dual_write":
-        return "service"
-    if phase == "split":
-        if not reverse_sync:
-            raise RepairRefused("phase split without reverse sync: the monolith is not kept")
-        return "monolith"
+def target_for(phase: Phase | str | None, reverse_sync: bool = True) -> Side:
+    """The side a repair writes to in ``phase``: the one its source of truth keeps in sync.
+
+    :class:`RepairRefused` when the phase syncs no side (``shared``, or ``split``
+    without reverse sync).
+    """
+    current = Phase(phase) if phase in set(Phase) else None
+    if current is not None and current.owns_database:
+        target = current.source_of_truth.other
+        if target in current.synced_sides(reverse_sync):
+            return target
+        raise RepairRefused(f"phase {current} without reverse sync: the {target} is not kept")
+    shown = None if phase is None else str(phase)
     raise RepairRefused(
-        f"phase {phase!r}: the service reads the monolith's tables, there is nothing to repair"
+        f"phase {shown!r}: the service reads the monolith's tables, there is nothing to repair"
     )
 
 
@@ -86,13 +93,13 @@ def _actions_for(
     table: TableMapping,
     keys: Sequence[Key],
     rows: tuple[Rows, Rows],
-    target: Role,
+    target: Side,
 ) -> list[RepairAction]:
     monolith_rows, service_rows = rows
     source_rows, target_rows = (
-        (monolith_rows, service_rows) if target == "service" else (service_rows, monolith_rows)
+        (monolith_rows, service_rows) if target is Side.SERVICE else (service_rows, monolith_rows)
     )
-    convert = table.to_service if target == "service" else table.to_monolith
+    convert = table.to_service if target is Side.SERVICE else table.to_monolith
     actions = []
     for key in keys:
         if compare_rows(table, key, monolith_rows.get(key), service_rows.get(key)) is None:
@@ -130,7 +137,7 @@ def plan_repair(
     plan = RepairPlan(
         run_id=report.run_id,
         context=report.context,
-        source="monolith" if target == "service" else "service",
+        source=target.other,
         target=target,
     )
     monolith, service = engine_for(monolith_url), engine_for(service_url)
@@ -183,7 +190,7 @@ def apply_repair(
     audit_url: str | None = None,
 ) -> int:
     """Write ``plan`` in batches (one transaction each) and audit every row; rows written."""
-    engine = engine_for(service_url if plan.target == "service" else monolith_url)
+    engine = engine_for(service_url if plan.target is Side.SERVICE else monolith_url)
     written = 0
     for name in dict.fromkeys(action.table for action in plan.actions):
         table = mapping.table(name)

@@ -19,6 +19,14 @@ from typing import Any
 
 from celery import Celery, chord, group, shared_task
 
+from reconciler import metrics
+from reconciler.config import resolve
+from reconciler.connections import engine_for
+from reconciler.history import record_run
+from reconciler.pending import OutboxPending
+from reconciler.report import Report
+from reconciler.runner import ReconcileOptions, finish_pair, prepare_pair
+from reconciler.schema import inspect_pair
 from reconciler.segment import SegmentResult, SegmentSpec, run_segment
 
 
@@ -37,11 +45,6 @@ def reconcile_context_task(context: str) -> dict[str, Any]:
     The task itself never waits on its subtasks (a worker blocked on its own
     subtasks can deadlock a small pool); :func:`finish_run_task` collects them.
     """
-    from reconciler.config import resolve
-    from reconciler.connections import engine_for
-    from reconciler.runner import ReconcileOptions, prepare_pair
-    from reconciler.schema import inspect_pair
-
     target = resolve(context)
     urls = (target.monolith_url, target.service_url)
     monolith, service = engine_for(urls[0]), engine_for(urls[1])
@@ -54,7 +57,7 @@ def reconcile_context_task(context: str) -> dict[str, Any]:
     meta = {
         "run_id": uuid.uuid4().hex,
         "context": context,
-        "phase": target.plan.phase.value,
+        "phase": target.phase.value,
         "urls": list(urls),
         "started_at": datetime.now(UTC).isoformat(),
         "started": time.time(),
@@ -75,15 +78,6 @@ def finish_run_task(results: list[dict[str, Any]], meta: dict[str, Any]) -> dict
 
 
 def finish_run(results: list[dict[str, Any]], meta: dict[str, Any]) -> dict[str, Any]:
-    from reconciler import metrics
-    from reconciler.config import resolve
-    from reconciler.connections import engine_for
-    from reconciler.history import record_run
-    from reconciler.pending import OutboxPending
-    from reconciler.report import Report
-    from reconciler.runner import ReconcileOptions, finish_pair
-    from reconciler.schema import inspect_pair
-
     urls = (meta["urls"][0], meta["urls"][1])
     monolith, service = engine_for(urls[0]), engine_for(urls[1])
     segments = [SegmentResult.model_validate(value) for value in results]
