@@ -1,4 +1,4 @@
-"""`strangler service` commands. Imports inside commands stay lazy: the CLI must start fast.
+"""`strangler service` commands. Heavy imports stay inside commands: the CLI must start fast.
 
 strangler service serve catalog --port 8101
 strangler service migrate catalog                  # CATALOG_DATABASE_URL to head
@@ -11,6 +11,8 @@ from __future__ import annotations
 from enum import StrEnum
 
 import typer
+
+from extracted_services.common.settings import ConfigurationError
 
 app = typer.Typer(no_args_is_help=True, help="Extracted FastAPI services: serve and migrate.")
 
@@ -32,6 +34,7 @@ def _database_url(context: Context, url: str | None, *, sql: bool) -> str:
     if settings.database_url:
         return str(settings.database_url)
     if sql:
+        # lazy: Alembic and SQLAlchemy; `strangler --help` must start fast
         from extracted_services.common.migrations import OFFLINE_DEFAULT_URL
 
         return OFFLINE_DEFAULT_URL
@@ -52,8 +55,6 @@ def serve(
     import importlib
 
     import uvicorn
-
-    from extracted_services.common.settings import ConfigurationError
 
     settings = importlib.import_module(f"extracted_services.{context.value}.config").Settings()
     try:
@@ -82,6 +83,7 @@ def migrate(
     ),
 ) -> None:
     """Upgrade a service's own database with Alembic."""
+    # lazy: Alembic and SQLAlchemy; `strangler --help` must start fast
     from extracted_services.common.migrations import upgrade
 
     upgrade(context.value, _database_url(context, database_url, sql=sql), revision, sql=sql)
@@ -97,6 +99,7 @@ def downgrade(
     database_url: str | None = typer.Option(None, help="Defaults to <CONTEXT>_DATABASE_URL."),
 ) -> None:
     """Downgrade a service's own database with Alembic."""
+    # lazy: Alembic and SQLAlchemy; `strangler --help` must start fast
     from extracted_services.common.migrations import downgrade as run_downgrade
 
     run_downgrade(context.value, _database_url(context, database_url, sql=sql), revision, sql=sql)

@@ -10,8 +10,8 @@ from sqlalchemy import BigInteger, Boolean, Column, DateTime, MetaData, Numeric,
 
 from extracted_services.catalog.crud import categories_pair, products_pair
 from extracted_services.catalog.models import Category, Product
-from extracted_services.common.phase import Phase
 from extracted_services.common.store import TableView
+from migration_plans.core.phase import Phase
 
 legacy_metadata = MetaData()
 

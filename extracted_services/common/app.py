@@ -7,12 +7,13 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING
 
 from fastapi import APIRouter, FastAPI
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
+from dualwrite.config import RelaySettings
+from dualwrite.inline import InlineRelay, start_inline_relay
 from extracted_services.common.changes import sink_for
 from extracted_services.common.database import (
     read_session_factory,
@@ -20,25 +21,20 @@ from extracted_services.common.database import (
     service_engine,
     session_factory,
 )
-from extracted_services.common.errors import Unavailable, install_error_handlers
+from extracted_services.common.errors import Unavailable
+from extracted_services.common.handlers import install_error_handlers
 from extracted_services.common.logs import configure_logging
 from extracted_services.common.metrics import PHASE, MetricsMiddleware, metrics_endpoint
-from extracted_services.common.phase import Phase
 from extracted_services.common.requestid import RequestIdMiddleware
 from extracted_services.common.settings import ServiceSettings
 from extracted_services.common.store import TableView
-
-if TYPE_CHECKING:
-    from dualwrite.inline import InlineRelay
+from migration_plans.core.phase import Phase
 
 
 def _start_inline_relay(settings: ServiceSettings) -> InlineRelay | None:
     """The dual-write inline relay of this service's context, when the settings ask for it."""
     if not settings.inline_relay:
         return None
-    from dualwrite.config import RelaySettings
-    from dualwrite.inline import start_inline_relay
-
     return start_inline_relay(RelaySettings.from_env(settings.context))
 
 

@@ -18,18 +18,19 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from dualwrite.outbox import ChangeSink, Operation, OutboxSink
+from dualwrite.outbox import ChangeSink, Operation, Origin, OutboxSink
 from extracted_services.common.metrics import OUTBOX_EVENTS
-from extracted_services.common.phase import Phase
 from extracted_services.common.settings import ServiceSettings
+from migration_plans.core.phase import Side
 
 
 def sink_for(settings: ServiceSettings) -> ChangeSink | None:
-    """The sink of the configured phase: outbox in dual_write, and in split with reverse sync."""
-    if settings.phase is Phase.DUAL_WRITE or (
-        settings.phase is Phase.SPLIT and settings.reverse_sync
-    ):
-        return OutboxSink(context=settings.context, origin="service")
+    """The outbox while the phase syncs the service's writes to the monolith, else none.
+
+    That is dual_write, and split with reverse sync (:meth:`Phase.synced_sides`).
+    """
+    if Side.MONOLITH in settings.phase.synced_sides(settings.reverse_sync):
+        return OutboxSink(context=settings.context, origin=Origin.SERVICE)
     return None
 
 

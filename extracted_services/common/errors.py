@@ -1,4 +1,4 @@
-"""The HTTP error format every service shares with the monolith, rendered in one place.
+"""The HTTP errors every service shares with the monolith (rendered by :mod:`.handlers`).
 
 Every error body is ``{"code": "<snake_case>", "detail": "<message>"}``; validation
 errors (code ``invalid``) add ``"fields": {"dotted.field": ["msg", ...]}``.
@@ -24,16 +24,7 @@ Exception tree::
 
 from __future__ import annotations
 
-import logging
 from typing import Any
-
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
-from sqlalchemy.exc import IntegrityError
-from starlette.exceptions import HTTPException as StarletteHTTPException
-
-log = logging.getLogger("extracted_services.errors")
 
 VALIDATION_DETAIL = "Invalid input."
 
@@ -137,58 +128,3 @@ class InsufficientStock(Conflict):
 class InvalidState(Conflict):
     code = "invalid_state"
     default_detail = "The operation is not allowed in the current state."
-
-
-_STATUS_ERRORS: dict[int, type[ApiError]] = {
-    401: NotAuthenticated,
-    403: PermissionDenied,
-    404: NotFound,
-    405: MethodNotAllowed,
-    415: UnsupportedMediaType,
-}
-
-
-def render(error: ApiError, headers: dict[str, str] | None = None) -> JSONResponse:
-    """The JSON response for ``error``."""
-    return JSONResponse(error.body(), status_code=error.status_code, headers=headers)
-
-
-async def _api_error(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, ApiError)
-    return render(exc)
-
-
-async def _http_error(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, StarletteHTTPException)
-    if exc.status_code == 405:
-        error: ApiError = MethodNotAllowed(f'Method "{request.method}" not allowed.')
-    else:
-        error = _STATUS_ERRORS.get(exc.status_code, ApiError)()
-        error.status_code = exc.status_code
-    return render(error, headers=dict(exc.headers or {}))
-
-
-async def _request_invalid(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, RequestValidationError)
-    from extracted_services.common.validation import drf_fields  # validation raises our errors
-
-    return render(ValidationFailed(drf_fields(exc.errors(), skip_prefix=1)))
-
-
-async def _integrity(request: Request, exc: Exception) -> JSONResponse:
-    log.warning("integrity error", exc_info=exc)
-    return render(Conflict("The change conflicts with existing data."))
-
-
-async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-    log.exception("unhandled error", exc_info=exc)
-    return render(ApiError())
-
-
-def install_error_handlers(app: FastAPI) -> None:
-    """Render every error the way the monolith does."""
-    app.add_exception_handler(ApiError, _api_error)
-    app.add_exception_handler(StarletteHTTPException, _http_error)
-    app.add_exception_handler(RequestValidationError, _request_invalid)
-    app.add_exception_handler(IntegrityError, _integrity)
-    app.add_exception_handler(Exception, _unexpected)

@@ -1,42 +1,23 @@
-"""Structured JSON logs carrying the current request id (one object per line)."""
+"""The services' JSON logs: :class:`migration_plans.core.logs.JsonFormatter` on the root logger.
+
+Each line carries the current request id (:data:`migration_plans.core.logs.request_id_var`,
+set by :class:`~extracted_services.common.requestid.RequestIdMiddleware`).
+
+    configure_logging("INFO")
+"""
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
-from contextvars import ContextVar
-from datetime import UTC, datetime
 
-request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
+from migration_plans.core.logs import JsonFormatter
 
-_STANDARD_ATTRS = frozenset(
-    logging.LogRecord("", 0, "", 0, "", None, None).__dict__.keys()
-    | {"message", "asctime", "request_id", "color_message"}
-)
-
-
-class JsonFormatter(logging.Formatter):
-    """``{"ts", "level", "logger", "message", "request_id", ...extras}``."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        payload: dict[str, object] = {
-            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "message": record.getMessage(),
-            "request_id": getattr(record, "request_id", None) or request_id_var.get(),
-        }
-        for key, value in record.__dict__.items():
-            if key not in _STANDARD_ATTRS and not key.startswith("_"):
-                payload[key] = value
-        if record.exc_info:
-            payload["exc"] = self.formatException(record.exc_info)
-        return json.dumps(payload, default=str)
+__all__ = ["configure_logging"]
 
 
 def configure_logging(level: str = "INFO") -> None:
-    """Send every log record to stderr as JSON (idempotent)."""
+    """Add a JSON handler on stderr to the root logger, keeping its other handlers (idempotent)."""
     root = logging.getLogger()
     if any(isinstance(handler.formatter, JsonFormatter) for handler in root.handlers):
         return

@@ -10,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from extracted_services.common.logs import request_id_var
+from migration_plans.core.logs import request_id_var
 
 REQUESTS = Counter(
     "strangler_service_http_requests_total",

@@ -8,7 +8,7 @@ import uuid
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from extracted_services.common.logs import request_id_var
+from migration_plans.core.logs import request_id_var
 
 REQUEST_ID_HEADER = "X-Request-ID"
 _VALID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")

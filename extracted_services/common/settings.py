@@ -26,8 +26,8 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
-from extracted_services.common.phase import Phase
-from migration_plans.core.settings import plans_dir
+from migration_plans.core.phase import Phase
+from migration_plans.core.settings import plan_for, plan_path
 
 SHARED_PREFIX = "STRANGLER_"
 DEV_IDENTITY_KEY = "strangler-development-identity-key"
@@ -40,8 +40,9 @@ class ConfigurationError(RuntimeError):
 class PlanSettingsSource(PydanticBaseSettingsSource):
     """Lowest-priority settings from the context's migration plan: its phase, reverse sync.
 
-    The plan folder is ``STRANGLER_PLANS_DIR`` (default ``./plans``); environment
-    variables still win, so a test or an operator can pin a phase.
+    The plan is the deployment's (:func:`migration_plans.core.settings.plan_for`, in
+    ``STRANGLER_PLANS_DIR``, default ``./plans``); environment variables still win, so
+    a test or an operator can pin a phase. No plan file: the field defaults.
     """
 
     def __init__(self, settings_cls: type[BaseSettings], context: str) -> None:
@@ -52,13 +53,9 @@ class PlanSettingsSource(PydanticBaseSettingsSource):
         return None, field_name, False
 
     def __call__(self) -> dict[str, Any]:
-
-        from migration_plans.core.plan import load_plan
-
-        path = plans_dir() / f"{self.context}.yaml"
-        if not self.context or not path.exists():
+        if not self.context or not plan_path(self.context).exists():
             return {}
-        plan = load_plan(path)
+        plan = plan_for(self.context)
         return {"phase": plan.phase.value, "reverse_sync": plan.reverse_sync}
 
 

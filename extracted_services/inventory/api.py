@@ -24,7 +24,6 @@ from extracted_services.common.listing import (
     parse_key,
     raise_for,
 )
-from extracted_services.common.phase import Phase
 from extracted_services.common.store import Query, TableView, get
 from extracted_services.common.validation import parse_fields, require_object
 from extracted_services.inventory import crud
@@ -45,6 +44,7 @@ from extracted_services.inventory.schemas import (
     StockLevelOut,
 )
 from migration_plans.core.mapping import Row
+from migration_plans.core.phase import Phase
 
 router = APIRouter(prefix="/api/v1")
 

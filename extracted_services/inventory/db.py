@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from sqlalchemy import BigInteger, Boolean, Column, DateTime, Integer, MetaData, String, Table
 
-from extracted_services.common.phase import Phase
 from extracted_services.common.store import TableView
 from extracted_services.inventory.crud import (
     reservations_pair,
@@ -17,6 +16,7 @@ from extracted_services.inventory.crud import (
     warehouses_pair,
 )
 from extracted_services.inventory.models import Reservation, StockLevel, Warehouse
+from migration_plans.core.phase import Phase
 
 legacy_metadata = MetaData()
 

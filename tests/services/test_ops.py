@@ -7,14 +7,17 @@ import json
 import logging
 
 import pytest
+from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from extracted_services.catalog.config import Settings as CatalogSettings
+from extracted_services.catalog.main import create_app
 from extracted_services.cli import app as service_cli
-from extracted_services.common.logs import JsonFormatter
-from extracted_services.common.phase import Phase
 from extracted_services.common.settings import ConfigurationError
 from extracted_services.inventory.config import Settings as InventorySettings
+from migration_plans.control.processes import free_port
+from migration_plans.core.logs import JsonFormatter
+from migration_plans.core.phase import Phase
 from tests.services.conftest import identity_headers
 from tests.services.test_catalog_api import outbox_events
 
@@ -99,11 +102,6 @@ def test_serve_refuses_to_start_without_an_identity_key(monkeypatch):
 
 
 def test_readiness_fails_with_503_when_the_database_is_unreachable():
-    from fastapi.testclient import TestClient
-
-    from extracted_services.catalog.main import create_app
-    from migration_plans.control.processes import free_port
-
     url = f"postgresql://postgres@127.0.0.1:{free_port()}/nothing"
     app = create_app(CatalogSettings(phase="split", database_url=url, identity_key="k"))
     with TestClient(app) as client:
