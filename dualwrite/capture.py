@@ -27,7 +27,6 @@ from datetime import UTC, datetime
 
 from sqlalchemy import Connection, Engine, select, update
 
-from dualwrite.outbox import NOTIFY_CHANNEL, OUTBOX_TABLE, outbox_table
 from dualwrite.schema import (
     CAPTURE_ORIGIN_TABLE,
     CAPTURE_TABLE,
@@ -36,6 +35,7 @@ from dualwrite.schema import (
     capture_table,
 )
 from migration_plans.core.mapping import ContextMapping, TableMapping
+from migration_plans.core.outbox import NOTIFY_CHANNEL, OUTBOX_TABLE, outbox_table
 
 RELAY_ORIGIN = "relay"
 # PostgreSQL: marks the current transaction's writes as the relay's (the triggers skip them).

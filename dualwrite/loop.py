@@ -30,9 +30,9 @@ import psycopg
 from dualwrite.config import Direction
 from dualwrite.events import Event
 from dualwrite.exceptions import ApplyFailed, StoreUnavailable
-from dualwrite.outbox import NOTIFY_CHANNEL
 from dualwrite.relay import Relay
 from migration_plans.core.database import libpq_url
+from migration_plans.core.outbox import NOTIFY_CHANNEL
 
 log = logging.getLogger("dualwrite.loop")
 

@@ -21,19 +21,9 @@ import uuid
 from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from enum import StrEnum
 from typing import Any, Protocol
 
 from sqlalchemy import (
-    BigInteger,
-    Column,
-    DateTime,
-    Index,
-    Integer,
-    MetaData,
-    String,
-    Table,
-    Text,
     bindparam,
     func,
     insert,
@@ -42,56 +32,9 @@ from sqlalchemy import (
 from sqlalchemy import event as sa_event
 from sqlalchemy.orm import Session
 
-OUTBOX_TABLE = "strangler_outbox"
-NOTIFY_CHANNEL = "strangler_outbox"
+from migration_plans.core.outbox import NOTIFY_CHANNEL, EventStatus, Operation, Origin, outbox_table
+
 SESSION_CONTEXTS = "strangler_outbox_contexts"
-
-
-class Operation(StrEnum):
-    INSERT = "insert"
-    UPDATE = "update"
-    DELETE = "delete"
-
-
-class EventStatus(StrEnum):
-    PENDING = "pending"
-    IN_FLIGHT = "in_flight"
-    APPLIED = "applied"
-    DEAD = "dead"
-
-
-class Origin(StrEnum):
-    """Who produced a change. Changes applied by the relay are never captured again."""
-
-    SERVICE = "service"
-    MONOLITH = "monolith"
-    RELAY = "relay"
-
-
-outbox_metadata = MetaData()
-
-outbox_table = Table(
-    OUTBOX_TABLE,
-    outbox_metadata,
-    Column(
-        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
-    ),
-    Column("event_id", String(36), nullable=False, unique=True),
-    Column("context", String(64), nullable=False),
-    Column("aggregate_type", String(64), nullable=False),
-    Column("aggregate_key", String(64), nullable=False),
-    Column("operation", String(8), nullable=False),
-    Column("payload", Text, nullable=True),
-    Column("origin", String(16), nullable=False),
-    Column("request_id", String(128), nullable=True),
-    Column("status", String(16), nullable=False, server_default=EventStatus.PENDING.value),
-    Column("attempts", Integer, nullable=False, server_default="0"),
-    Column("last_error", Text, nullable=True),
-    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
-    Column("applied_at", DateTime(timezone=True), nullable=True),
-    Index("ix_strangler_outbox_status_id", "status", "id"),
-    Index("ix_strangler_outbox_aggregate", "aggregate_type", "aggregate_key", "id"),
-)
 
 
 def _json_default(value: Any) -> Any:

@@ -17,8 +17,8 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Engine, delete, func, select
 
-from dualwrite.outbox import EventStatus, outbox_table
 from dualwrite.relay import SUPERSEDED, Relay
+from migration_plans.core.outbox import EventStatus, outbox_table
 
 __all__ = ["PRUNABLE_STATUSES", "parse_retention", "prune_outbox", "prune_outboxes"]
 

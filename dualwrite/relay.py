@@ -57,9 +57,10 @@ from dualwrite.engines import relay_engine
 from dualwrite.events import Applied, Event, Outcome
 from dualwrite.exceptions import ApplyFailed, StoreUnavailable, is_unavailable
 from dualwrite.metrics import EVENTS, FAILURES, LAG
-from dualwrite.outbox import EVENT_COLUMNS, EventStatus, outbox_table
+from dualwrite.outbox import EVENT_COLUMNS
 from dualwrite.schema import applied_table, backfill_table, dead_letter_table
 from migration_plans.core.mapping import ContextMapping, TableMapping
+from migration_plans.core.outbox import EventStatus, outbox_table
 from migration_plans.core.settings import mapping_for
 
 log = logging.getLogger("dualwrite.relay")

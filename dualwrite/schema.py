@@ -28,7 +28,7 @@ from sqlalchemy import (
     Text,
 )
 
-from dualwrite.outbox import outbox_table
+from migration_plans.core.outbox import outbox_table
 
 APPLIED_TABLE = "strangler_applied_event"
 DEAD_LETTER_TABLE = "strangler_dead_letter"

@@ -14,9 +14,9 @@ from sqlalchemy import Connection, func, select
 
 from dualwrite.exceptions import StoreUnavailable
 from dualwrite.metrics import DEAD_LETTERS, PENDING
-from dualwrite.outbox import EventStatus, outbox_table
 from dualwrite.relay import Relay
 from dualwrite.schema import backfill_table, dead_letter_table
+from migration_plans.core.outbox import EventStatus, outbox_table
 
 
 def percentile(values: list[float], fraction: float) -> float | None:

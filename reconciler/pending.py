@@ -18,10 +18,8 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from migration_plans.core.mapping import TableMapping
+from migration_plans.core.outbox import OPEN_STATUSES, OUTBOX_TABLE
 from reconciler.diff import Key
-
-OUTBOX_TABLE = "strangler_outbox"
-OPEN_STATUSES = ("pending", "in_flight")
 
 
 class PendingChanges(Protocol):

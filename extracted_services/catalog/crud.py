@@ -16,12 +16,12 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from dualwrite.outbox import Operation
 from extracted_services.catalog.models import Category, Product
 from extracted_services.common.changes import ChangeRecorder
 from extracted_services.common.crud import remove, save
 from extracted_services.common.models import utcnow
 from migration_plans.core.mapping import ContextMapping, TableMapping
+from migration_plans.core.outbox import Operation
 from migration_plans.core.settings import mapping_for
 
 CONTEXT = "catalog"

@@ -18,9 +18,10 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from dualwrite.outbox import ChangeSink, Operation, Origin, OutboxSink
+from dualwrite.outbox import ChangeSink, OutboxSink
 from extracted_services.common.metrics import OUTBOX_EVENTS
 from extracted_services.common.settings import ServiceSettings
+from migration_plans.core.outbox import Operation, Origin
 from migration_plans.core.phase import Side
 
 

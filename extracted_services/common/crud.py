@@ -10,9 +10,9 @@ from typing import Any, Protocol
 
 from sqlalchemy.orm import Session
 
-from dualwrite.outbox import Operation
 from extracted_services.common.changes import ChangeRecorder, row_image
 from migration_plans.core.mapping import TableMapping
+from migration_plans.core.outbox import Operation
 
 
 class HasId(Protocol):

@@ -20,7 +20,6 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from dualwrite.outbox import Operation
 from extracted_services.common.changes import ChangeRecorder
 from extracted_services.common.crud import save
 from extracted_services.common.errors import InsufficientStock, NotFound, ValidationFailed
@@ -32,6 +31,7 @@ from extracted_services.inventory.models import (
     Warehouse,
 )
 from migration_plans.core.mapping import ContextMapping, TableMapping
+from migration_plans.core.outbox import Operation
 from migration_plans.core.settings import mapping_for
 
 CONTEXT = "inventory"

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from dualwrite.outbox import outbox_metadata, outbox_table
 from dualwrite.schema import dead_letter_table, relay_metadata
+from migration_plans.core.outbox import outbox_metadata, outbox_table
 from migration_plans.core.settings import TEMPLATES_DIR
 from strangler_proxy.shadow import CompareRules, compare_responses
 from strangler_proxy.shadow.exchange import CapturedRequest, CapturedResponse

@@ -24,9 +24,9 @@ from sqlalchemy import select, text
 
 from dualwrite.capture import set_capture
 from dualwrite.config import RelaySettings
-from dualwrite.outbox import outbox_table
 from dualwrite.relay import Relay
 from migration_plans.control.processes import ManagedProcess, free_port, wait_until
+from migration_plans.core.outbox import outbox_table
 from migration_plans.core.settings import mapping_for
 from migration_plans.testing import PrivateRedis
 from migration_plans.testing.databases import (

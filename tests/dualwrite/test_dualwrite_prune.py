@@ -11,8 +11,8 @@ from typer.testing import CliRunner
 
 from dualwrite.cli import app
 from dualwrite.engines import relay_engine
-from dualwrite.outbox import outbox_metadata, outbox_table
 from dualwrite.prune import parse_retention, prune_outbox, prune_outboxes
+from migration_plans.core.outbox import outbox_metadata, outbox_table
 from tests.dualwrite.test_dualwrite_round_trip import relay_all, service_write
 
 AGE_OLD = "UPDATE strangler_outbox SET created_at = created_at - interval '10 days' WHERE id <= :id"

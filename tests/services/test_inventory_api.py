@@ -7,9 +7,9 @@ import json
 import pytest
 from sqlalchemy import create_engine, select
 
-from dualwrite.outbox import outbox_table
 from extracted_services.inventory.models import Reservation, StockLevel
 from migration_plans.core.database import sqlalchemy_url
+from migration_plans.core.outbox import outbox_table
 from tests.services.conftest import identity_headers
 from tests.services.seed import seed_for_phase
 

@@ -9,13 +9,13 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import inspect
 from typer.testing import CliRunner
 
-from dualwrite.outbox import outbox_table
 from dualwrite.schema import service_side_metadata
 from extracted_services.catalog.models import Base as CatalogBase
 from extracted_services.cli import app as service_cli
 from extracted_services.common.database import service_engine
 from extracted_services.common.migrations import alembic_config, current, downgrade, upgrade
 from extracted_services.inventory.models import Base as InventoryBase
+from migration_plans.core.outbox import outbox_table
 
 METADATA = {"catalog": CatalogBase.metadata, "inventory": InventoryBase.metadata}
 TABLES = {

@@ -7,12 +7,13 @@ import pytest
 from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.exc import DBAPIError
 
-from dualwrite.outbox import OutboxSink, outbox_table
+from dualwrite.outbox import OutboxSink
 from extracted_services.catalog import crud
 from extracted_services.catalog.models import Category, Product
 from extracted_services.common.changes import ChangeRecorder
 from extracted_services.common.database import service_engine, session_factory
 from migration_plans.core.database import sqlalchemy_url
+from migration_plans.core.outbox import outbox_table
 from tests.services.seed import seed_monolith
 
 
