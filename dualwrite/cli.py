@@ -7,12 +7,10 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from dualwrite.config import Direction, RelaySettings
 from migration_plans.core.logs import configure_json_logging
-from migration_plans.core.plan import load_plans
-from migration_plans.core.settings import mapping_for, plans_dir
 
 if TYPE_CHECKING:
+    from dualwrite.config import RelaySettings
     from dualwrite.relay import Relay
 
 app = typer.Typer(no_args_is_help=True, help="Dual-write: outbox relay, backfill, status.")
@@ -20,16 +18,27 @@ app = typer.Typer(no_args_is_help=True, help="Dual-write: outbox relay, backfill
 ContextArg = Annotated[str, typer.Argument(help="Bounded context, e.g. catalog.")]
 
 
+def _settings(context: str) -> RelaySettings:
+    # lazy: settings load the plan models (pydantic, ~0.1 s); `strangler --help` must start fast
+    from dualwrite.config import RelaySettings
+
+    return RelaySettings.from_env(context)
+
+
 def _relay(context: str) -> Relay:
     # lazy: the relay pulls in SQLAlchemy and psycopg; `strangler --help` must start fast
     from dualwrite.relay import Relay
 
-    return Relay(RelaySettings.from_env(context))
+    return Relay(_settings(context))
 
 
 def _contexts(contexts: list[str] | None) -> list[str]:
     if contexts:
         return contexts
+    # lazy: the plan models load pydantic (~0.1 s); `strangler --help` must start fast
+    from migration_plans.core.plan import load_plans
+    from migration_plans.core.settings import plans_dir
+
     return sorted(load_plans(plans_dir()))
 
 
@@ -143,7 +152,7 @@ def backfill(
 
     configure_json_logging(["dualwrite"], level="WARNING")
     job = Backfill(
-        RelaySettings.from_env(context),
+        _settings(context),
         chunk_size=chunk_size,
         throttle=throttle,
         id_headroom=id_headroom,
@@ -162,6 +171,9 @@ def backfill(
 @app.command("retry-dead")
 def retry_dead(context: ContextArg) -> None:
     """Put CONTEXT's dead-lettered events back in the queue."""
+    # lazy: the relay's settings load pydantic (~0.1 s); `strangler --help` must start fast
+    from dualwrite.config import Direction
+
     worker = _relay(context)
     try:
         total = sum(worker.requeue_dead(direction) for direction in Direction)
@@ -222,6 +234,7 @@ def install_capture(contexts: Annotated[list[str], typer.Argument(help="Contexts
     """(Re)install the capture triggers of CONTEXTS on the monolith (idempotent)."""
     # lazy: capture pulls in SQLAlchemy; the CLI must start fast
     from dualwrite.capture import install_capture as install
+    from migration_plans.core.settings import mapping_for
 
     worker = _relay(contexts[0])
     try:

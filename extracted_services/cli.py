@@ -12,8 +12,6 @@ from enum import StrEnum
 
 import typer
 
-from extracted_services.common.settings import ConfigurationError
-
 app = typer.Typer(no_args_is_help=True, help="Extracted FastAPI services: serve and migrate.")
 
 
@@ -55,6 +53,9 @@ def serve(
     import importlib
 
     import uvicorn
+
+    # lazy: settings load pydantic-settings and the plan models; `strangler --help` must start fast
+    from extracted_services.common.settings import ConfigurationError
 
     settings = importlib.import_module(f"extracted_services.{context.value}.config").Settings()
     try:

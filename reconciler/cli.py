@@ -19,10 +19,10 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from typer.core import TyperGroup
 
-from reconciler.config import Target, resolve
 from reconciler.exceptions import ReconcileError
 
 if TYPE_CHECKING:
+    from reconciler.config import Target
     from reconciler.report import Report
     from reconciler.runner import Progress
 
@@ -150,7 +150,9 @@ def run(
     progress: Annotated[bool, typer.Option(help="Show a progress bar on stderr.")] = True,
 ) -> None:
     """Compare CONTEXT's tables in both databases through the mapping; report, optionally repair."""
-    # lazy: the runner pulls in SQLAlchemy and the whole pipeline; the CLI must start fast
+    # lazy: the runner pulls in SQLAlchemy and the whole pipeline, the target resolution the
+    # plan models (pydantic); the CLI must start fast
+    from reconciler.config import resolve
     from reconciler.report import Verdict
     from reconciler.runner import ReconcileOptions, reconcile
 
