@@ -19,6 +19,8 @@ import json
 import time
 from dataclasses import dataclass
 
+__all__ = ["IDENTITY_HEADER", "Identity", "InvalidIdentity", "sign_identity", "verify_identity"]
+
 IDENTITY_HEADER = "X-Strangler-Identity"
 
 
