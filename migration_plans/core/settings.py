@@ -78,15 +78,6 @@ def copy_templates(target: Path, *, overwrite: bool = False) -> list[Path]:
     return written
 
 
-def _env(context: str, name: str, environ: Mapping[str, str], default: str = "") -> str:
-    """``<CONTEXT>_<NAME>``, else ``STRANGLER_<NAME>``, else ``default``."""
-    for key in (f"{context.upper()}_{name}", f"STRANGLER_{name}"):
-        value = environ.get(key, "").strip()
-        if value:
-            return value
-    return default
-
-
 def context_env(
     context: str, name: str, default: str = "", environ: Mapping[str, str] | None = None
 ) -> str:
@@ -94,7 +85,12 @@ def context_env(
 
     context_env("catalog", "RELAY_MAX_ATTEMPTS", "8")
     """
-    return _env(context, name, os.environ if environ is None else environ, default)
+    environ = os.environ if environ is None else environ
+    for key in (f"{context.upper()}_{name}", f"STRANGLER_{name}"):
+        value = environ.get(key, "").strip()
+        if value:
+            return value
+    return default
 
 
 @dataclass(frozen=True)
@@ -115,23 +111,19 @@ class ContextSettings:
     @classmethod
     def from_env(cls, context: str, environ: Mapping[str, str] | None = None) -> ContextSettings:
         environ = os.environ if environ is None else environ
-        phase = _env(context, "PHASE", environ)
-        reverse = _env(context, "REVERSE_SYNC", environ).lower()
+        phase = context_env(context, "PHASE", environ=environ)
+        reverse = context_env(context, "REVERSE_SYNC", environ=environ).lower()
         return cls(
             context=context,
             plans_dir=plans_dir(environ),
-            monolith_url=_env(
-                context, "MONOLITH_DATABASE_URL", environ, "sqlite:///var/monolith.sqlite3"
+            monolith_url=context_env(
+                context, "MONOLITH_DATABASE_URL", "sqlite:///var/monolith.sqlite3", environ
             ),
             service_url=environ.get(f"{context.upper()}_DATABASE_URL", "").strip()
             or f"sqlite:///var/{context}.sqlite3",
             phase_override=Phase(phase) if phase else None,
             reverse_sync_override=reverse in {"1", "true", "yes", "on"} if reverse else None,
         )
-
-    @property
-    def plan_file(self) -> Path:
-        return plan_path(self.context, self.plans_dir)
 
     @cached_property
     def plan(self) -> Plan:
