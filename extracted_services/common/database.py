@@ -29,10 +29,8 @@ def service_engine(url: str, *, echo: bool = False) -> Engine:
 
 
 def readonly_engine(url: str, *, echo: bool = False) -> Engine:
-    """An engine through which the database refuses every write (SQLite: DEFERRED reads)."""
-    return database.engine(url, read_only=True, echo=echo).execution_options(
-        sqlite_begin="DEFERRED"
-    )
+    """An engine through which the database refuses every write."""
+    return database.engine(url, read_only=True, echo=echo)
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:

@@ -91,7 +91,7 @@ def engine(
     SQLite: the file's folder is created, WAL journal, a 30 s busy timeout, foreign keys on,
     and ``BEGIN IMMEDIATE`` for every transaction unless the connection's execution option
     ``sqlite_begin`` says otherwise (``"DEFERRED"`` for readers); ``read_only`` opens the
-    file with ``mode=ro``.
+    file with ``mode=ro`` and begins DEFERRED.
     """
     parsed = make_url(sqlalchemy_url(str(url)))
     if parsed.get_backend_name() == "sqlite":
@@ -125,7 +125,8 @@ def _sqlite_engine(parsed: URL, *, read_only: bool, echo: bool) -> Engine:
     )
     event.listen(created, "connect", _sqlite_read_only_connect if read_only else _sqlite_connect)
     event.listen(created, "begin", _sqlite_begin)
-    return created
+    # A read-only file cannot take the write lock that BEGIN IMMEDIATE asks for.
+    return created.execution_options(sqlite_begin="DEFERRED") if read_only else created
 
 
 def _sqlite_file_uri(url: URL) -> str:
