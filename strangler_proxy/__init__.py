@@ -16,6 +16,6 @@ Nothing here imports the control plane (``migration_plans.control``); shared
 vocabulary (HTTP method and hop-by-hop sets, JSON logs, the database engine, the
 identity header) comes from ``migration_plans.core``. The subpackages use each
 other's modules (the loader builds a router, every step raises the edge's errors),
-so their ``__init__``s resolve public names on first use (``_exports.py``), and
+so their ``__init__``s resolve public names on first use (:mod:`migration_plans.core.exports`), and
 importing the package imports nothing heavy.
 """

@@ -12,6 +12,7 @@
     identity    the signed identity header the proxy forwards and the services verify
     http        HTTP method sets and hop-by-hop header names
     logs        one JSON log formatter, with the request id
+    exports     lazy public names for a package ``__init__`` (PEP 562)
 
 Import the modules themselves (``from migration_plans.core.phase import Phase``): this
 ``__init__`` re-exports nothing, so a process loads only the parts it uses.

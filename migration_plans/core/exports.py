@@ -1,10 +1,12 @@
-"""Public names of a subpackage, imported from their module on first use (PEP 562).
+"""Public names of a package, imported from their module on first use (PEP 562).
 
-The subpackages use each other's modules (the route table's loader builds a router,
-the router reads the route models, both raise the edge's errors), so an ``__init__``
-that imported its modules eagerly would re-enter a package that is still being
-imported. Each ``__init__`` therefore names its exports statically for type checkers
-and resolves them lazily at run time, as Pydantic's own ``__init__`` does::
+Used where an eager ``__init__`` would hurt: the proxy's subpackages use each other's
+modules (the route table's loader builds a router, the router reads the route models,
+both raise the edge's errors), so importing their modules eagerly would re-enter a
+package still being imported; the phase-replay plugin's package is imported by every
+pytest run and must not load the stack until a test uses it. Such an ``__init__`` names
+its exports statically for type checkers and resolves them lazily at run time, as
+Pydantic's own ``__init__`` does::
 
     if TYPE_CHECKING:
         from strangler_proxy.upstream.forwarder import Forwarder

@@ -36,8 +36,9 @@ Example (the project's conftest overrides ``replay_workload_factory``, and
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
+
+from migration_plans.core.exports import lazy_exports
 
 if TYPE_CHECKING:
     from migration_plans.testing.assertions import assert_no_divergence, assert_no_lost_writes
@@ -69,33 +70,16 @@ __all__ = [
     "assert_no_lost_writes",
 ]
 
-_MODULES = {
-    "assert_no_divergence": "assertions",
-    "assert_no_lost_writes": "assertions",
-    "PrivateRedis": "broker",
-    "FAULTS": "faults",
-    "Faults": "faults",
-    "DatabaseFactory": "topology",
-    "Login": "topology",
-    "Seed": "topology",
-    "Topology": "topology",
-    "AckedWrite": "workload",
-    "Step": "workload",
-    "ThreadedWorkload": "workload",
-    "Workload": "workload",
-    "WriteCheck": "workload",
-}
-
-
-def __getattr__(name: str) -> object:
-    """The public names, each imported from its module on first use.
-
-    The pytest11 plugin imports this package in every pytest run of a project that
-    installs strangler; the stack, dualwrite and the reconciler load only when used.
-    """
-    module = _MODULES.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value
-    return value
+if not TYPE_CHECKING:
+    # The pytest11 plugin imports this package in every pytest run of a project that
+    # installs strangler; the stack, dualwrite and the reconciler load only when used.
+    __getattr__ = lazy_exports(
+        __name__,
+        {
+            "assertions": ["assert_no_divergence", "assert_no_lost_writes"],
+            "broker": ["PrivateRedis"],
+            "faults": ["FAULTS", "Faults"],
+            "topology": ["DatabaseFactory", "Login", "Seed", "Topology"],
+            "workload": ["AckedWrite", "Step", "ThreadedWorkload", "Workload", "WriteCheck"],
+        },
+    )

@@ -42,7 +42,7 @@ if TYPE_CHECKING:
         upstream_headers,
     )
 else:
-    from strangler_proxy._exports import lazy_exports
+    from migration_plans.core.exports import lazy_exports
 
     __getattr__ = lazy_exports(
         __name__,

@@ -41,7 +41,7 @@ if TYPE_CHECKING:
     )
     from strangler_proxy.routetable.validation import PhaseRules, check_table
 else:
-    from strangler_proxy._exports import lazy_exports
+    from migration_plans.core.exports import lazy_exports
 
     __getattr__ = lazy_exports(
         __name__,

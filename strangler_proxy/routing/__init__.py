@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from strangler_proxy.routing.matcher import CompiledRoute, Match, Router, Target
     from strangler_proxy.routing.normalize import SlashPolicy, normalize_path
 else:
-    from strangler_proxy._exports import lazy_exports
+    from migration_plans.core.exports import lazy_exports
 
     __getattr__ = lazy_exports(
         __name__,

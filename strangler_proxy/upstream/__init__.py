@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from strangler_proxy.upstream.breaker import BreakerState, CircuitBreaker, StateListener
     from strangler_proxy.upstream.forwarder import Forwarder, Outgoing, StreamBroken, UpstreamPool
 else:
-    from strangler_proxy._exports import lazy_exports
+    from migration_plans.core.exports import lazy_exports
 
     __getattr__ = lazy_exports(
         __name__,
