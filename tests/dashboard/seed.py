@@ -7,7 +7,6 @@ service ``categories``/``products``); the relay's own tables come from ``dualwri
 from __future__ import annotations
 
 import json
-import shutil
 import time
 import uuid
 from dataclasses import dataclass
@@ -19,7 +18,7 @@ import sqlalchemy as sa
 
 from dualwrite.schema import dead_letter_table, relay_metadata
 from migration_plans.core.outbox import outbox_metadata, outbox_table
-from migration_plans.core.settings import TEMPLATES_DIR
+from migration_plans.core.settings import copy_templates
 from strangler_proxy.shadow import CompareRules, compare_responses
 from strangler_proxy.shadow.exchange import CapturedRequest, CapturedResponse
 from strangler_proxy.shadow.store import Outcome, OutcomeKind, ShadowResults
@@ -154,9 +153,7 @@ def relayed_events(url: str, context: str, lags_ms: list[float], *, dead: int = 
 
 def copy_plans(folder: Path, *, phases: dict[str, str] | None = None) -> Path:
     """The repository's plans in ``folder``, with phases changed as asked."""
-    folder.mkdir(parents=True, exist_ok=True)
-    for path in TEMPLATES_DIR.glob("*.yaml"):
-        shutil.copy(path, folder / path.name)
+    copy_templates(folder, overwrite=True)
     for context, phase in (phases or {}).items():
         path = folder / f"{context}.yaml"
         text = path.read_text(encoding="utf-8")
