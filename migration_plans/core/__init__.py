@@ -8,6 +8,9 @@
     yamlfile    YAML into frozen models, every error as ``file:line: field: message``
     database    URL spelling and one engine() with one SQLite policy
     control_db  the control-plane database
+    live_phase  the published (phase, epoch, fence) of each context and the follower
+                every proxy, service and relay runs to switch without a restart
+    replicas    the registry of running replicas: heartbeat, ACK of epoch and route table
     outbox      the outbox table and its statuses, shared by services, relay and reconciler
     identity    the signed identity header the proxy forwards and the services verify
     http        HTTP method sets and hop-by-hop header names
