@@ -83,3 +83,20 @@ class TransitionFailed(PlanError):
     def __init__(self, context: str, step: str, cause: BaseException) -> None:
         self.step = step
         super().__init__(f"{context}: {step} failed: {cause}")
+
+
+class ReplicasNotReady(PlanError):
+    """Live replicas do not serve the current phase and route table (nothing moved)."""
+
+    def __init__(self, context: str, detail: str) -> None:
+        self.context = context
+        super().__init__(f"{context}: cannot start the transition: {detail}")
+
+
+class CutOverAborted(PlanError):
+    """The write fence could not finish in time; the phase stayed where it was."""
+
+    def __init__(self, context: str, step: str, detail: str) -> None:
+        self.context = context
+        self.step = step
+        super().__init__(f"{context}: cut-over aborted at {step}: {detail}")

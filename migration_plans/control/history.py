@@ -24,7 +24,9 @@ from sqlalchemy import (
     Table,
     Text,
     insert,
+    inspect,
     select,
+    text,
 )
 
 metadata = MetaData()
@@ -42,6 +44,7 @@ transitions_table = Table(
     Column("gates", Text, nullable=False, default="{}"),
     Column("route_table_hash", String(64), nullable=True),
     Column("at", DateTime(timezone=True), nullable=False),
+    Column("cutover", Text, nullable=True),
 )
 
 
@@ -58,11 +61,17 @@ class Transition:
     gates: dict[str, Any] = field(default_factory=dict)
     route_table_hash: str | None = None
     at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    cutover: dict[str, Any] | None = None
+    """The live cut-over: epochs, step and fence-hold times, replicas left out and why."""
 
 
 def ensure_schema(engine: Engine) -> None:
-    """Create the history table if it does not exist."""
+    """Create the history table if it does not exist; add columns later versions need."""
     metadata.create_all(engine)
+    columns = {column["name"] for column in inspect(engine).get_columns(transitions_table.name)}
+    if "cutover" not in columns:
+        with engine.begin() as conn:
+            conn.execute(text(f"ALTER TABLE {transitions_table.name} ADD COLUMN cutover TEXT"))
 
 
 def record_transition(engine: Engine, transition: Transition) -> None:
@@ -80,6 +89,9 @@ def record_transition(engine: Engine, transition: Transition) -> None:
                 gates=json.dumps(transition.gates, sort_keys=True, default=str),
                 route_table_hash=transition.route_table_hash,
                 at=transition.at,
+                cutover=None
+                if transition.cutover is None
+                else json.dumps(transition.cutover, sort_keys=True, default=str),
             )
         )
 
@@ -103,6 +115,7 @@ def transitions(engine: Engine, context: str | None = None, limit: int = 50) -> 
             gates=json.loads(row["gates"]),
             route_table_hash=row["route_table_hash"],
             at=row["at"] if row["at"].tzinfo else row["at"].replace(tzinfo=UTC),
+            cutover=json.loads(row["cutover"]) if row["cutover"] else None,
         )
         for row in rows
     ]

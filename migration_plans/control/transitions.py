@@ -1,18 +1,23 @@
-"""Move a context between phases: gates, the work each transition needs, routes, history.
+"""Move a context between phases: gates, the work each transition needs, the live cut-over.
 
     outcome = advance(Environment.from_env(), "catalog", actor="alice")
     outcome = rollback(Environment.from_env(), "catalog", actor="alice")
 
-Order matters: the plan's phase changes first, then the route table is rewritten and
-validated under the new phase (so a proxy reloading in between never loads routes the
-old phase forbids), then the transition is recorded. If the route rewrite fails the
-plan's phase is put back.
+Order matters: gates, then the work the next phase needs while the old one still
+serves (migrate the service database, backfill, final reconcile), then the cut-over
+(:mod:`migration_plans.control.cutover`: every replica acknowledges, writes are fenced
+while the outboxes drain, plan file and route table flip, the new phase is published
+and acknowledged, the fence lifts), then the transition is recorded. No process is
+restarted. In the flip the plan's phase changes first, then the route table is
+rewritten and validated under the new phase; if the rewrite fails the plan's phase is
+put back and the cut-over aborts.
 """
 
 from __future__ import annotations
 
 import getpass
 import os
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +32,14 @@ from dualwrite.engines import relay_engine
 from dualwrite.relay import Relay
 from dualwrite.status import collect_status
 from extracted_services.common.migrations import upgrade
+from migration_plans.control.cutover import (
+    CutOver,
+    CutOverReport,
+    CutOverSettings,
+    Drain,
+    OutboxNotDrained,
+    route_file_hash,
+)
 from migration_plans.control.evidence import StoreEvidence
 from migration_plans.control.exceptions import (
     ForceWithoutReason,
@@ -38,10 +51,10 @@ from migration_plans.control.exceptions import (
 )
 from migration_plans.control.gates import GateResult, MetricSource, evaluate
 from migration_plans.control.history import Transition, last_transition, record_transition
-from migration_plans.control.plan_file import read_plans, set_phase
+from migration_plans.control.plan_file import atomic_write, read_plans, set_phase
 from migration_plans.control.routing import apply_phase_to_routes
 from migration_plans.core.control_db import control_engine
-from migration_plans.core.phase import Phase
+from migration_plans.core.phase import Phase, Side
 from migration_plans.core.plan import Plan
 from migration_plans.core.settings import plan_path
 from migration_plans.core.settings import plans_dir as configured_plans_dir
@@ -60,6 +73,7 @@ class Environment:
     control: Engine | None = None
     metrics: MetricSource | None = None
     run_steps: bool = True
+    cutover: CutOverSettings = field(default_factory=CutOverSettings)
 
     @classmethod
     def from_env(cls) -> Environment:
@@ -100,6 +114,7 @@ class Outcome:
     forced: bool
     steps: dict[str, Any] = field(default_factory=dict)
     route_table_hash: str | None = None
+    cutover: CutOverReport | None = None
 
 
 def _actor(actor: str | None) -> str:
@@ -142,21 +157,52 @@ def _final_reconcile(plan: Plan) -> dict[str, Any]:
     return {"final_reconcile": "clean"}
 
 
-def _drain_check(plan: Plan) -> dict[str, Any]:
+def _capture_off(plan: Plan) -> dict[str, Any]:
+    """Back in shared no one reads the monolith's captured changes: stop capturing them."""
     relay = Relay(RelaySettings.from_env(plan.context))
     try:
-        status = collect_status(relay)
-        waiting = status.service.pending + status.service.in_flight + status.service.dead
-        if not status.service.reachable or waiting:
-            raise RollbackLosesData(
-                f"{plan.context}: {waiting} service-side events are not yet in the monolith "
-                f"(or the service outbox is unreachable: {status.service.error}); let the relay "
-                "drain them (`strangler dualwrite status`) before rolling back to shared"
-            )
         set_capture(relay.engines["monolith"], plan.context, enabled=False)
     finally:
         relay.close()
-    return {"service_outbox": "drained", "capture": "off"}
+    return {"capture": "off"}
+
+
+def _never_created(error: str | None) -> bool:
+    """A reachable database without an outbox table has no event waiting in it."""
+    text = (error or "").lower()
+    return "no such table" in text or ("relation" in text and "does not exist" in text)
+
+
+def _outbox_drain(plan: Plan) -> tuple[Drain, Callable[[], None]]:
+    """A drain check over both outboxes of ``plan``'s context, and how to close it."""
+    relay = Relay(RelaySettings.from_env(plan.context))
+
+    def drain(sides: tuple[Side, ...], deadline: float) -> None:
+        while True:
+            status = collect_status(relay, sample=0)
+            outboxes = {Side.SERVICE: status.monolith, Side.MONOLITH: status.service}
+            waiting = {}
+            for side in sides:
+                outbox = outboxes[side]
+                if not outbox.reachable and not _never_created(outbox.error):
+                    raise OutboxNotDrained(
+                        f"the outbox towards the {side} is unreachable: {outbox.error}"
+                    )
+                if outbox.dead:
+                    raise OutboxNotDrained(
+                        f"{outbox.dead} dead-lettered events towards the {side}: requeue or "
+                        f"repair them first (`strangler dualwrite status {plan.context}`)"
+                    )
+                if outbox.pending + outbox.in_flight:
+                    waiting[side] = outbox.pending + outbox.in_flight
+            if not waiting:
+                return
+            if time.monotonic() >= deadline:
+                left = ", ".join(f"{n} towards the {side}" for side, n in waiting.items())
+                raise OutboxNotDrained(f"events still waiting: {left}")
+            time.sleep(0.01)
+
+    return drain, relay.close
 
 
 STEPS: dict[tuple[Phase, Phase], list[tuple[str, Step]]] = {
@@ -165,13 +211,23 @@ STEPS: dict[tuple[Phase, Phase], list[tuple[str, Step]]] = {
         ("backfill", _backfill),
     ],
     (Phase.DUAL_WRITE, Phase.SPLIT): [("final reconcile", _final_reconcile)],
-    (Phase.DUAL_WRITE, Phase.SHARED): [("drain the service outbox", _drain_check)],
 }
+"""Work done before the cut-over, while the old phase still serves."""
+
+AFTER_STEPS: dict[tuple[Phase, Phase], list[tuple[str, Step]]] = {
+    (Phase.DUAL_WRITE, Phase.SHARED): [("capture off", _capture_off)],
+}
+"""Work done after the cut-over, once the new phase serves."""
 
 
-def _run_steps(plan: Plan, source: Phase, target: Phase) -> dict[str, Any]:
+def _run_steps(
+    plan: Plan,
+    source: Phase,
+    target: Phase,
+    table: dict[tuple[Phase, Phase], list[tuple[str, Step]]],
+) -> dict[str, Any]:
     done: dict[str, Any] = {}
-    for name, step in STEPS.get((source, target), []):
+    for name, step in table.get((source, target), []):
         try:
             done.update(step(plan))
         except RollbackLosesData:
@@ -181,20 +237,45 @@ def _run_steps(plan: Plan, source: Phase, target: Phase) -> dict[str, Any]:
     return done
 
 
-def _switch(
-    env: Environment, plans: dict[str, Plan], plan: Plan, target: Phase
-) -> tuple[Plan, str | None]:
-    """Phase first, then routes; the phase is restored if the routes cannot follow."""
+def _cut_over(
+    env: Environment, plan: Plan, target: Phase, *, force: bool, reason: str
+) -> CutOverReport:
+    """Move the live phase behind the write fence (:mod:`migration_plans.control.cutover`)."""
     path = plan_path(plan.context, env.plans_dir)
-    updated = set_phase(path, target)
-    if env.routes_path is None:
-        return updated, None
-    try:
-        digest = apply_phase_to_routes(env.routes_path, updated, target, plans)
-    except Exception as exc:
+    plans = env.plans()
+    saved_routes = env.routes_path.read_bytes() if env.routes_path is not None else None
+
+    def flip() -> str | None:
+        updated = set_phase(path, target)
+        if env.routes_path is None:
+            return None
+        try:
+            apply_phase_to_routes(env.routes_path, updated, target, plans)
+        except Exception as exc:
+            set_phase(path, plan.phase)
+            raise TransitionFailed(plan.context, "route table rewrite", exc) from exc
+        return route_file_hash(env.routes_path)
+
+    def restore() -> None:
         set_phase(path, plan.phase)
-        raise TransitionFailed(plan.context, "route table rewrite", exc) from exc
-    return updated, digest
+        if env.routes_path is not None and saved_routes is not None:
+            atomic_write(env.routes_path, saved_routes.decode("utf-8"))
+
+    drain, close = _outbox_drain(plan) if env.run_steps else (None, lambda: None)
+    try:
+        cutover = CutOver(
+            env.engine(),
+            plan,
+            target,
+            flip=flip,
+            restore=restore,
+            drain=drain,
+            routes_hash=route_file_hash(env.routes_path),
+            settings=env.cutover,
+        )
+        return cutover.run(force=force, reason=reason)
+    finally:
+        close()
 
 
 def _record(env: Environment, outcome: Outcome, actor: str, reason: str) -> None:
@@ -209,6 +290,7 @@ def _record(env: Environment, outcome: Outcome, actor: str, reason: str) -> None
             reason=reason,
             gates={r.gate.metric: r.as_dict() for r in outcome.gates},
             route_table_hash=outcome.route_table_hash,
+            cutover=None if outcome.cutover is None else outcome.cutover.as_dict(),
         ),
     )
 
@@ -246,17 +328,37 @@ def advance(
     if failing and not force:
         raise GatesFailed(context, target.value, failing)
     outcome = Outcome(context, plan.phase, target, results, forced=bool(failing))
-    if env.run_steps:
-        outcome.steps = _run_steps(plan, plan.phase, target)
-    _, outcome.route_table_hash = _switch(env, env.plans(), plan, target)
+    _transition(env, plan, target, outcome, force=force, reason=reason)
     _record(env, outcome, _actor(actor), reason)
     return outcome
 
 
+def _transition(
+    env: Environment, plan: Plan, target: Phase, outcome: Outcome, *, force: bool, reason: str
+) -> None:
+    if env.run_steps:
+        outcome.steps = _run_steps(plan, plan.phase, target, STEPS)
+    outcome.cutover = _cut_over(env, plan, target, force=force, reason=reason)
+    outcome.route_table_hash = outcome.cutover.route_hash
+    if env.run_steps:
+        outcome.steps.update(_run_steps(plan, plan.phase, target, AFTER_STEPS))
+
+
 def rollback(
-    env: Environment, context: str, *, actor: str | None = None, reason: str = ""
+    env: Environment,
+    context: str,
+    *,
+    actor: str | None = None,
+    reason: str = "",
+    force: bool = False,
 ) -> Outcome:
-    """Move ``context`` back one phase; refused when that would lose writes."""
+    """Move ``context`` back one phase; refused when that would lose writes.
+
+    ``force`` (with a ``reason``) only leaves out replicas that do not acknowledge; it
+    never overrides the check that the target side was kept current.
+    """
+    if force and not reason.strip():
+        raise ForceWithoutReason()
     plan = env.plan(context)
     target = plan.phase.previous
     if target is None:
@@ -266,10 +368,8 @@ def rollback(
             f"{context}: rolling back {plan.phase} -> {target} without reverse sync would lose "
             f"every write made in {plan.phase} (the {target.source_of_truth} was not kept current)"
         )
-    outcome = Outcome(context, plan.phase, target, gates=[], forced=False)
-    if env.run_steps:
-        outcome.steps = _run_steps(plan, plan.phase, target)
-    _, outcome.route_table_hash = _switch(env, env.plans(), plan, target)
+    outcome = Outcome(context, plan.phase, target, gates=[], forced=force)
+    _transition(env, plan, target, outcome, force=force, reason=reason)
     _record(env, outcome, _actor(actor), reason)
     return outcome
 
