@@ -39,10 +39,17 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """Give the run one plans folder made from the templates, as a deployment has.
+    """Give the run one plans folder made from the templates, as a deployment has, and
+    its own control database.
 
     Subprocesses inherit ``STRANGLER_PLANS_DIR``; a test that moves phases copies its own.
     """
+    if not os.environ.get("STRANGLER_CONTROL_DB_URL"):
+        # The live phase and the replica registry live in the control database: never
+        # let a test (or a process it starts) use the default ./var/control.sqlite3.
+        control = Path(tempfile.mkdtemp(prefix="strangler-control-"))
+        os.environ["STRANGLER_CONTROL_DB_URL"] = f"sqlite:///{control / 'control.sqlite3'}"
+        config.add_cleanup(lambda: shutil.rmtree(control, ignore_errors=True))
     if os.environ.get(PLANS_DIR_ENV):
         return
     folder = Path(tempfile.mkdtemp(prefix="strangler-plans-"))

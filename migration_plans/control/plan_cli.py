@@ -31,6 +31,26 @@ RoutesOpt = Annotated[
         "--routes", envvar="STRANGLER_ROUTES", help="Route table to rewrite for the new phase."
     ),
 ]
+FenceOpt = Annotated[
+    float,
+    typer.Option(
+        "--fence-timeout",
+        min=0.1,
+        max=60,
+        help="Longest time the context's writes are held at the cut-over (seconds); past "
+        "it the transition aborts and they go to the old owner.",
+    ),
+]
+AckOpt = Annotated[
+    float,
+    typer.Option(
+        "--ack-timeout",
+        min=0,
+        max=3600,
+        help="How long to wait for every live replica to acknowledge the current phase "
+        "and route table before starting (seconds).",
+    ),
+]
 PlansOpt = Annotated[
     Path | None,
     typer.Option(
@@ -55,15 +75,45 @@ def _reported() -> Iterator[None]:
         raise typer.Exit(1) from exc
 
 
-def _environment(plans_dir: Path | None, routes: Path | None) -> Environment:
+def _environment(
+    plans_dir: Path | None,
+    routes: Path | None,
+    *,
+    fence_timeout: float | None = None,
+    ack_timeout: float | None = None,
+) -> Environment:
     # lazy: `strangler` start-up time (transitions loads SQLAlchemy and every store)
+    from migration_plans.control.cutover import CutOverSettings
     from migration_plans.control.transitions import Environment
 
     env = Environment.from_env()
     if plans_dir is not None:
         env.plans_dir = plans_dir
     env.routes_path = routes
+    defaults = CutOverSettings()
+    env.cutover = CutOverSettings(
+        fence_timeout=defaults.fence_timeout if fence_timeout is None else fence_timeout,
+        ack_timeout=defaults.ack_timeout if ack_timeout is None else ack_timeout,
+    )
     return env
+
+
+def _print_outcome(outcome: Any) -> None:
+    """The steps, the cut-over's fence figures and who was left out."""
+    for step, value in outcome.steps.items():
+        typer.echo(f"  {step}: {value}")
+    cutover = outcome.cutover
+    if cutover is not None:
+        steps = ", ".join(f"{name} {ms:.0f} ms" for name, ms in cutover.step_ms.items())
+        typer.echo(f"  cut-over: writes held {cutover.fence_held_ms:.0f} ms ({steps})")
+        typer.echo(f"  epochs: {cutover.epochs}")
+        for replica in cutover.left_out:
+            typer.echo(f"  LEFT OUT {replica['instance']} ({replica['why']}): {replica['reason']}")
+        if not cutover.lift_acknowledged:
+            typer.echo("  warning: not every replica acknowledged the lifted fence yet "
+                       "(`strangler plan status` lists them)")  # fmt: skip
+    if outcome.route_table_hash:
+        typer.echo(f"  route table rewritten, hash {outcome.route_table_hash[:12]}")
 
 
 WHAT_CHANGES = {
@@ -93,13 +143,45 @@ def init(
     typer.echo(f"export STRANGLER_PLANS_DIR={shlex.quote(str(folder))}")
 
 
+def _replica_lines(row: dict[str, Any]) -> str:
+    """One line per replica: role, address, served epoch and table, and what is wrong."""
+    published = row["published"]
+    lines = [] if published is None else [f"published epoch {published['epoch']}" + (
+        " [yellow]writes fenced[/]" if published["fenced"] else ""
+    )]  # fmt: skip
+    for replica in row["replicas"]:
+        epoch = replica["epochs"].get(row["context"], "-")
+        behind = published is not None and epoch != published["epoch"]
+        text = f"{replica['role']} {replica['address'] or replica['instance']}: epoch {epoch}"
+        if replica["route_hash"]:
+            stale = row["route_hash"] and replica["route_hash"] != row["route_hash"]
+            text += f", routes {replica['route_hash'][:12]}" + (" [red](old)[/]" if stale else "")
+        if replica["nack"]:
+            text += (
+                f" [red]NACK {replica['nack']['route_hash'][:12]}: {replica['nack']['reason']}[/]"
+            )
+        if replica["silent"]:
+            text += f" [red]silent {replica['heartbeat_age_s']:.0f}s[/]"
+        elif behind:
+            text += " [yellow](behind)[/]"
+        lines.append(text)
+    return "\n".join(lines) or "-"
+
+
 def _print_table(rows: list[dict[str, Any]]) -> None:
     # lazy: `strangler` start-up time
     from rich.console import Console
     from rich.table import Table
 
     table = Table(title="migration plans")
-    for column in ("context", "phase", "next", "gates (now vs required)", "last transition"):
+    for column in (
+        "context",
+        "phase",
+        "next",
+        "gates (now vs required)",
+        "last transition",
+        "replicas: epoch, route table",
+    ):
         table.add_column(column)
     for row in rows:
         gates = "\n".join(
@@ -117,6 +199,7 @@ def _print_table(rows: list[dict[str, Any]]) -> None:
             nxt,
             gates or "-",
             "-" if last is None else f"-> {last['to']} by {last['by']}\n{last['at']}",
+            _replica_lines(row),
         )
     Console().print(table)
 
@@ -124,14 +207,20 @@ def _print_table(rows: list[dict[str, Any]]) -> None:
 @app.command()
 def status(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    routes: RoutesOpt = None,
     plans_dir: PlansOpt = None,
 ) -> None:
-    """Each context's phase, its gates now vs required, and what the next step changes."""
+    """Each context's phase, its gates, what the next step changes, and every replica.
+
+    Replicas (proxies, services, relays) are listed with the epoch and route table they
+    serve; a silent one, one behind, one on an old table or one that refused a table
+    is marked.
+    """
     # lazy: `strangler` start-up time
     from migration_plans.control.transitions import plan_status
 
     with _reported():
-        rows = plan_status(_environment(plans_dir, None))
+        rows = plan_status(_environment(plans_dir, routes))
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
     else:
@@ -141,47 +230,66 @@ def status(
 @app.command()
 def advance(
     context: ContextArg,
-    force: Annotated[bool, typer.Option("--force", help="Advance although gates fail.")] = False,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="Advance although gates fail, leaving out replicas that are silent or do "
+            "not acknowledge (recorded).",
+        ),
+    ] = False,
     reason: Annotated[str, typer.Option("--reason", help="Why (required with --force).")] = "",
     actor: Annotated[str | None, typer.Option("--actor", help="Who (default: $USER).")] = None,
+    fence_timeout: FenceOpt = 2.0,
+    ack_timeout: AckOpt = 30.0,
     routes: RoutesOpt = None,
     plans_dir: PlansOpt = None,
 ) -> None:
-    """Check the gates, do what the next phase needs, rewrite the routes, record it."""
+    """Check the gates, do what the next phase needs, cut over live, record it.
+
+    The cut-over: every live replica acknowledges, the context's writes are held while
+    the outboxes drain, plan and route table flip, every replica acknowledges the new
+    phase, the held writes go to the new owner. No process restarts.
+    """
     # lazy: `strangler` start-up time
     from migration_plans.control import transitions
 
     with _reported():
-        env = _environment(plans_dir, routes)
+        env = _environment(plans_dir, routes, fence_timeout=fence_timeout, ack_timeout=ack_timeout)
         outcome = transitions.advance(env, context, actor=actor, force=force, reason=reason)
     typer.echo(f"{context}: {outcome.from_phase} -> {outcome.to_phase}")
     for result in outcome.gates:
         typer.echo(f"  {result.describe()}")
-    for step, value in outcome.steps.items():
-        typer.echo(f"  {step}: {value}")
-    if outcome.route_table_hash:
-        typer.echo(f"  route table rewritten, hash {outcome.route_table_hash}")
+    _print_outcome(outcome)
 
 
 @app.command()
 def rollback(
     context: ContextArg,
     reason: Annotated[str, typer.Option("--reason", help="Why.")] = "",
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="Leave out replicas that are silent or do not acknowledge (needs --reason; "
+            "never overrides the data-loss check).",
+        ),
+    ] = False,
     actor: Annotated[str | None, typer.Option("--actor", help="Who (default: $USER).")] = None,
+    fence_timeout: FenceOpt = 2.0,
+    ack_timeout: AckOpt = 30.0,
     routes: RoutesOpt = None,
     plans_dir: PlansOpt = None,
 ) -> None:
-    """Move a context back one phase (refused when it would lose data)."""
+    """Move a context back one phase, live (refused when it would lose data)."""
     # lazy: `strangler` start-up time
     from migration_plans.control import transitions
 
     with _reported():
-        outcome = transitions.rollback(
-            _environment(plans_dir, routes), context, actor=actor, reason=reason
-        )
+        env = _environment(plans_dir, routes, fence_timeout=fence_timeout, ack_timeout=ack_timeout)
+        outcome = transitions.rollback(env, context, actor=actor, reason=reason, force=force)
     typer.echo(f"{context}: {outcome.from_phase} -> {outcome.to_phase} (rollback)")
-    if outcome.route_table_hash:
-        typer.echo(f"  route table rewritten, hash {outcome.route_table_hash}")
+    _print_outcome(outcome)
 
 
 @app.command()

@@ -54,8 +54,10 @@ from migration_plans.control.history import Transition, last_transition, record_
 from migration_plans.control.plan_file import atomic_write, read_plans, set_phase
 from migration_plans.control.routing import apply_phase_to_routes
 from migration_plans.core.control_db import control_engine
+from migration_plans.core.live_phase import read_states
 from migration_plans.core.phase import Phase, Side
 from migration_plans.core.plan import Plan
+from migration_plans.core.replicas import list_replicas
 from migration_plans.core.settings import plan_path
 from migration_plans.core.settings import plans_dir as configured_plans_dir
 from reconciler.history import record_run
@@ -375,10 +377,23 @@ def rollback(
 
 
 def plan_status(env: Environment) -> list[dict[str, Any]]:
-    """Each context's phase, the gates of its next step evaluated now, its last transition."""
+    """Each context's phase, the gates of its next step evaluated now, its last transition.
+
+    With the live phase: the published epoch and fence, and every registered replica
+    acting for the context with the epoch and route table it serves.
+    """
     rows = []
+    states = read_states(env.engine())
+    replicas = list_replicas(env.engine())
+    routes = (
+        route_file_hash(env.routes_path) if env.routes_path and env.routes_path.exists() else None
+    )
     for context, plan in sorted(env.plans().items()):
         row: dict[str, Any] = {"context": context, "phase": plan.phase.value, "next": None}
+        state = states.get(context)
+        row["published"] = None if state is None else state.as_dict()
+        row["route_hash"] = routes
+        row["replicas"] = [r.as_dict() for r in replicas if r.serves(context)]
         try:
             target, results = check_gates(env, plan)
             row["next"] = target.value
