@@ -73,12 +73,26 @@ def up(
     var_dir: Annotated[Path, typer.Option(help="Folder for databases, logs, route table.")] = Path(
         "var/stack"
     ),
+    replicas: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            max=8,
+            help="Proxies and processes per service to run (replica i listens on the base "
+            "port + 10 x i); the route table spreads each service over its replicas.",
+        ),
+    ] = 1,
 ) -> None:
-    """Start the whole stack locally (embedded default, or the URLs in the environment)."""
+    """Start the whole stack locally (embedded default, or the URLs in the environment).
+
+    Every process follows the published phase: `strangler plan advance` cuts a context
+    over while the stack runs, without restarting anything.
+    """
     # lazy: the stack imports every package (CLI start-up time)
     from migration_plans.control.stack import StackConfig, run_up
 
-    raise typer.Exit(run_up(StackConfig.from_env(var_dir), out=sys.stdout))
+    config = StackConfig.from_env(var_dir).model_copy(update={"replicas": replicas})
+    raise typer.Exit(run_up(config, out=sys.stdout))
 
 
 def main() -> None:

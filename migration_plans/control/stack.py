@@ -4,15 +4,18 @@ Monolith, services, proxy, one relay per context, Celery workers (relay retries,
 reconciler segments) and beat, on the embedded default (SQLite files and kombu's
 SQLAlchemy transport under one ``var`` folder) or on PostgreSQL/Redis URLs.
 
-    config = StackConfig.embedded(Path("var/demo"))
+    config = StackConfig.embedded(Path("var/demo"), replicas=2)
     with Stack(config) as stack:
-        stack.prepare()          # migrate databases, write the route table
+        stack.prepare()          # migrate databases, write the route table, publish phases
         stack.start()            # every process, each waited on with a deadline
-        stack.restart_context("catalog")   # after its phase changed
 
-A service reads its phase at start, so a phase change restarts that context's
-service and relay, and the relay's Celery worker, which caches phases (``run_up`` does
-it when a plan file changes).
+Services, relays and proxies follow the published phase of their context while they
+run (:mod:`migration_plans.core.live_phase`): ``strangler plan advance`` moves a
+context with no restart. ``replicas=N`` runs N proxies and N processes per service,
+each on its own port (base port + 10 x i); the route table lists every service
+replica. ``live_phase=False`` is the old way, kept as the benchmark's baseline:
+every process is pinned to its phase and :meth:`Stack.restart_context` restarts a
+context's service and relay after a transition.
 """
 
 from __future__ import annotations
@@ -37,12 +40,22 @@ from migration_plans.control.logstream import LogStream
 from migration_plans.control.plan_file import read_plans
 from migration_plans.control.processes import ManagedProcess, ProcessStartError, wait_until
 from migration_plans.control.routing import render_routes
+from migration_plans.core.database import engine, sqlalchemy_url
+from migration_plans.core.live_phase import publish, seed
 from migration_plans.core.plan import Plan
 from migration_plans.core.settings import PLANS_DIR_ENV
 from migration_plans.core.settings import plans_dir as configured_plans_dir
 from migration_plans.core.yamlfile import ConfigError
 
 SERVICE_PORTS = {"catalog": 8101, "inventory": 8102}
+REPLICA_PORT_STRIDE = 10
+"""Replica ``i`` of a listener on port ``p`` listens on ``p + 10 * i``."""
+MAX_REPLICAS = 8
+
+
+def replica_port(base: int, index: int) -> int:
+    """The port of replica ``index`` (0-based) of a listener whose first replica is on ``base``."""
+    return base + REPLICA_PORT_STRIDE * index
 
 
 class StackConfig(BaseModel):
@@ -67,6 +80,8 @@ class StackConfig(BaseModel):
     redis_url: str | None = None
     shadow_store_url: str | None = None
     celery: bool = True
+    replicas: int = Field(1, ge=1, le=MAX_REPLICAS)
+    live_phase: bool = True
 
     @field_validator("plans_dir")
     @classmethod
@@ -131,7 +146,11 @@ class StackConfig(BaseModel):
 
     def ports(self) -> dict[str, int]:
         """Every listening process's port, by process name."""
-        return {"proxy": self.proxy_port, "monolith": self.monolith_port, **self.service_ports}
+        found = {"monolith": self.monolith_port}
+        for name, base in (("proxy", self.proxy_port), *self.service_ports.items()):
+            for index in range(self.replicas):
+                found[replica_name(name, index)] = replica_port(base, index)
+        return found
 
     def busy_ports(self) -> dict[str, int]:
         """The ports this stack needs that something else already listens on."""
@@ -150,7 +169,17 @@ class StackConfig(BaseModel):
 
     @property
     def proxy_url(self) -> str:
+        """The first proxy (every proxy: :attr:`proxy_urls`)."""
         return self.url(self.proxy_port)
+
+    @property
+    def proxy_urls(self) -> list[str]:
+        return [self.url(replica_port(self.proxy_port, i)) for i in range(self.replicas)]
+
+    def service_urls(self, context: str) -> list[str]:
+        """Every replica of ``context``'s service."""
+        base = self.service_ports[context]
+        return [self.url(replica_port(base, i)) for i in range(self.replicas)]
 
     @property
     def monolith_url(self) -> str:
@@ -176,6 +205,7 @@ class StackConfig(BaseModel):
             "STRANGLER_LOG_DIR": str(self.log_dir),
             "MONOLITH_ACCESS_LOG": "false",
             "PYTHONUNBUFFERED": "1",
+            "STRANGLER_LIVE_PHASE": "on" if self.live_phase else "off",
         }
         for context, url in self.service_dbs.items():
             env[f"{context.upper()}_DATABASE_URL"] = url
@@ -209,6 +239,11 @@ def ports_from_env(env: Mapping[str, str]) -> dict[str, object]:
     if services != SERVICE_PORTS:
         found["service_ports"] = services
     return found
+
+
+def replica_name(name: str, index: int) -> str:
+    """``catalog``, ``catalog-2``, ...: the process name of replica ``index``."""
+    return name if index == 0 else f"{name}-{index + 1}"
 
 
 def _stable_secret(var_dir: Path, name: str) -> str:
@@ -284,6 +319,23 @@ class Stack:
                 future.result()
         if not self.config.routes_path.exists():
             self.config.routes_path.write_text(self.initial_routes())
+        self.publish_plan_phases()
+
+    def publish_plan_phases(self) -> None:
+        """Publish each plan's phase before any process starts (they follow what is published).
+
+        A phase published by an earlier run that the plan file no longer says (the file
+        was edited while the stack was down) is replaced: nothing serves yet, so no
+        fence is needed.
+        """
+        control = engine(sqlalchemy_url(self.config.control_db))
+        try:
+            for context, plan in self.plans().items():
+                state = seed(control, context, plan.phase)
+                if state.phase is not plan.phase or state.fenced:
+                    publish(control, context, plan.phase)
+        finally:
+            control.dispose()
 
     def initial_routes(self) -> str:
         """A route table with every upstream and each context routed for its phase.
@@ -291,10 +343,11 @@ class Stack:
         It has an ``auth:`` block: the proxy checks client tokens against the monolith
         and forwards the signed identity the services' write endpoints require.
         """
-        upstreams = {"monolith": self.config.monolith_url}
+        upstreams: dict[str, str | list[str]] = {"monolith": self.config.monolith_url}
         for context in self.plans():
             if context in self.config.service_ports:
-                upstreams[context] = self.config.service_url(context)
+                urls = self.config.service_urls(context)
+                upstreams[context] = urls[0] if len(urls) == 1 else urls
         table = render_routes(upstreams, self.plans())
         has_auth = any(line.startswith("auth:") for line in table.splitlines())
         return table if has_auth else table + "auth: {upstream: monolith}\n"
@@ -312,14 +365,17 @@ class Stack:
             process.wait_healthy(60)
 
     def service_env(self, plan: Plan) -> dict[str, str]:
+        """A context's service and relay: pinned to the plan's phase only without live phase."""
         prefix = plan.context.upper()
-        return {
-            f"{prefix}_PHASE": plan.phase.value,
+        env = {
             f"{prefix}_REVERSE_SYNC": str(plan.reverse_sync).lower(),
             # On SQLite the service applies its own events right after commit (low lag);
             # on PostgreSQL it leaves them to the relay loop, which NOTIFY wakes at once.
             f"{prefix}_INLINE_RELAY": "true",
         }
+        if not self.config.live_phase:
+            env[f"{prefix}_PHASE"] = plan.phase.value
+        return env
 
     def start_monolith(self) -> None:
         cfg = self.config
@@ -332,25 +388,61 @@ class Stack:
         )
 
     def start_context(self, plan: Plan) -> None:
-        """The service of ``plan`` (in its phase) and its relay."""
-        cfg = self.config
-        port = str(cfg.service_ports[plan.context])
-        relay = f"relay-{plan.context}"
+        """The relay of ``plan``'s context and every replica of its service, side by side."""
         # The relay first: it is polling by the time the service takes its first write.
+        self.start_relay(plan)
+        with ThreadPoolExecutor(max_workers=self.config.replicas) as pool:
+            started = [
+                pool.submit(self.start_service, plan, index)
+                for index in range(self.config.replicas)
+            ]
+            for future in started:
+                future.result()
+        self._wait_for_log(f"relay-{plan.context}", f"relay of {plan.context} started")
+
+    def start_relay(self, plan: Plan) -> None:
+        """The relay loop of ``plan``'s context (``relay-<context>``)."""
         self._start(
-            relay,
+            f"relay-{plan.context}",
             strangler_argv("dualwrite", "relay", plan.context),
             None,
             **self.service_env(plan),
         )
+
+    def restart_dead(self, context: str) -> list[str]:
+        """Start again the processes of ``context`` that exited (the others keep serving)."""
+        plan = self.plans()[context]
+        restarted = []
+        for index in range(self.config.replicas):
+            name = replica_name(context, index)
+            process = self.processes.get(name)
+            if process is None or not process.alive():
+                if process is not None:
+                    self.processes.pop(name).stop()
+                self.start_service(plan, index)
+                restarted.append(name)
+        relay = f"relay-{context}"
+        process = self.processes.get(relay)
+        if process is None or not process.alive():
+            if process is not None:
+                self.processes.pop(relay).stop()
+            self.start_relay(plan)
+            self._wait_for_log(relay, f"relay of {context} started")
+            restarted.append(relay)
+        return restarted
+
+    def start_service(self, plan: Plan, index: int = 0) -> None:
+        """Replica ``index`` of ``plan``'s service, waited on until it answers."""
+        cfg = self.config
+        url = cfg.service_urls(plan.context)[index]
+        port = str(replica_port(cfg.service_ports[plan.context], index))
+        argv = strangler_argv("service", "serve", plan.context, "--host", cfg.host, "--port", port)
         self._start(
-            plan.context,
-            strangler_argv("service", "serve", plan.context, "--host", cfg.host, "--port", port),
-            f"{cfg.service_url(plan.context)}/healthz",
+            replica_name(plan.context, index),
+            [*argv, "--advertise-url", url],
+            f"{url}/healthz",
             **self.service_env(plan),
         )
-        if plan.phase.owns_database:
-            self._wait_for_log(relay, f"relay of {plan.context} started")
 
     def _wait_for_log(self, name: str, text: str, timeout: float = 60) -> None:
         """Wait until process ``name`` wrote ``text`` to its log (it has no health URL)."""
@@ -366,8 +458,10 @@ class Stack:
         except TimeoutError as exc:
             raise ProcessStartError(f"{exc}\n{process.log_tail()}") from exc
 
-    def start_proxy(self) -> None:
+    def start_proxy(self, index: int = 0) -> None:
+        """Proxy replica ``index``, waited on until it answers."""
         cfg = self.config
+        url = cfg.proxy_urls[index]
         argv = strangler_argv(
             "proxy",
             "serve",
@@ -376,10 +470,17 @@ class Stack:
             "--host",
             cfg.host,
             "--port",
-            str(cfg.proxy_port),
+            str(replica_port(cfg.proxy_port, index)),
+            "--advertise-url",
+            url,
             "--no-access-log",
         )
-        self._start("proxy", argv, f"{cfg.proxy_url}/_strangler/health")
+        self._start(replica_name("proxy", index), argv, f"{url}/_strangler/health")
+
+    def start_proxies(self) -> None:
+        with ThreadPoolExecutor(max_workers=self.config.replicas) as pool:
+            for future in [pool.submit(self.start_proxy, i) for i in range(self.config.replicas)]:
+                future.result()
 
     def start_workers(self) -> None:
         if not self.config.celery:
@@ -395,7 +496,7 @@ class Stack:
         """Every process; the independent ones side by side. Stops what started if one fails.
 
         Monolith, services, relays and workers start together (each waited on with a
-        deadline); the proxy starts last, when its upstreams answer.
+        deadline); the proxies start last, when their upstreams answer.
         """
         plans = [plan for c, plan in self.plans().items() if c in self.config.service_ports]
         try:
@@ -404,21 +505,22 @@ class Stack:
                 futures += [pool.submit(self.start_context, plan) for plan in plans]
                 for future in futures:
                     future.result()
-            self.start_proxy()
+            self.start_proxies()
         except BaseException:
             self.stop()
             raise
 
     def restart_context(self, context: str) -> None:
-        """Restart a context's service and relay so they pick up its current phase."""
-        for name in (context, f"relay-{context}"):
+        """Restart a context's service replicas and relay (the pinned, ``live_phase=False`` way)."""
+        names = [replica_name(context, i) for i in range(self.config.replicas)]
+        for name in (*names, f"relay-{context}"):
             process = self.processes.pop(name, None)
             if process is not None:
                 process.stop()
         self.start_context(self.plans()[context])
 
     def restart_relay_worker(self) -> None:
-        """Restart the relay's Celery worker alone (its tasks cache each context's phase)."""
+        """Restart the relay's Celery worker alone (the pinned, ``live_phase=False`` way)."""
         process = self.processes.pop("relay-worker", None)
         if process is not None:
             process.stop()
@@ -454,13 +556,12 @@ class Stack:
         self.stop()
 
 
-def plan_phases(stack: Stack) -> dict[str, str]:
-    """Current phase of every context, as its plan file says."""
-    return {context: plan.phase.value for context, plan in stack.plans().items()}
-
-
 def run_up(config: StackConfig, *, out: TextIO, poll_interval: float = 0.5) -> int:
-    """``strangler up``: start everything, stream the logs, follow plan changes, stop on ^C."""
+    """``strangler up``: start everything, stream the logs, stop on ^C or when one exits.
+
+    Phase changes (``strangler plan advance``) need nothing from here: every process
+    follows the published phase.
+    """
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
@@ -474,23 +575,13 @@ def run_up(config: StackConfig, *, out: TextIO, poll_interval: float = 0.5) -> i
         stack.start()
         for name, process in stack.processes.items():
             stream.follow(name, process.log_path)
+        proxies = ", ".join(config.proxy_urls)
         out.write(
-            f"strangler up: proxy {config.proxy_url}, monolith {config.monolith_url}, "
+            f"strangler up: proxy {proxies}, monolith {config.monolith_url}, "
             f"admin token in {config.var_dir / 'secrets' / 'admin_token'}; Ctrl-C stops\n"
         )
-        phases = plan_phases(stack)
         while not stop.wait(poll_interval):
             if stack.dead():
                 out.write(f"strangler up: {', '.join(stack.dead())} exited; stopping\n")
                 return 1
-            current = plan_phases(stack)
-            for context in sorted(set(current) & set(phases)):
-                if current[context] != phases[context]:
-                    out.write(f"strangler up: {context} is now {current[context]}; restarting\n")
-                    stack.restart_context(context)
-                    stack.restart_relay_worker()
-                    for name in (context, f"relay-{context}", "relay-worker"):
-                        if name in stack.processes:
-                            stream.follow(name, stack.processes[name].log_path)
-            phases = current
     return 0

@@ -137,7 +137,7 @@ class Faults:
             self._allow_connections(context, True)
         elif context is not None and context in self._down:
             self._down.discard(context)
-            self.stack.restart_context(context)
+            self.stack.restart_dead(context)
 
     def recover_all(self) -> None:
         """Undo every active fault; restart a context whose service or relay exited."""

@@ -5,7 +5,8 @@ imports the topology and the database helpers only when a fixture runs; nothing
 starts unless a test asks for one of these fixtures.
 
 - ``replay_topology`` (session): one started :class:`~migration_plans.testing.Topology`
-  on PostgreSQL + a private Redis, or on SQLite with ``STRANGLER_REPLAY_BACKEND=embedded``.
+  on PostgreSQL + a private Redis, or on SQLite with ``STRANGLER_REPLAY_BACKEND=embedded``,
+  with ``replay_replicas`` (default 2) proxies and processes per service.
 - ``phase_replay``: that topology with every context in ``shared`` and no fault active,
   before and after the test.
 - ``replay_workload``: the project's workload on it, stopped after the test.
@@ -15,6 +16,7 @@ The project plugs in through fixtures it overrides in its ``conftest.py``:
 - ``replay_workload_factory`` (required for ``replay_workload``): ``Topology -> Workload``;
 - ``replay_seed``: fills the migrated monolith before the processes start;
 - ``replay_login``: logs a client in, returning the headers every client sends;
+- ``replay_replicas``: proxies and processes per service (default 2);
 - ``replay_database``: ``label -> URL`` of a new database (default: ``STRANGLER_PG_URL``).
 """
 
@@ -83,6 +85,12 @@ def replay_login() -> Login | None:
 
 
 @pytest.fixture(scope="session")
+def replay_replicas() -> int:
+    """Proxies and processes per service the topology runs (override in a conftest)."""
+    return 2
+
+
+@pytest.fixture(scope="session")
 def replay_workload_factory() -> WorkloadFactory:
     """``Topology -> Workload``: the project's traffic. Override it in the project's conftest."""
     pytest.fail(
@@ -98,6 +106,7 @@ def replay_topology(
     tmp_path_factory: pytest.TempPathFactory,
     replay_seed: Seed | None,
     replay_login: Login | None,
+    replay_replicas: int,
 ) -> Iterator[Topology]:
     """One started topology for the session (PostgreSQL + private Redis by default)."""
     # lazy: this plugin is imported by every pytest run (pytest11); load the stack on use
@@ -106,12 +115,12 @@ def replay_topology(
     var_dir = tmp_path_factory.mktemp("phase-replay")
     broker: PrivateRedis | None = None
     if _embedded():
-        topology = Topology.embedded(var_dir)
+        topology = Topology.embedded(var_dir, replicas=replay_replicas)
     else:
         database: DatabaseFactory = request.getfixturevalue("replay_database")
         broker = _private_redis(var_dir)
         broker.start()
-        topology = Topology.postgres(var_dir, database, broker)
+        topology = Topology.postgres(var_dir, database, broker, replicas=replay_replicas)
     try:
         yield topology.start(seed=replay_seed, login=replay_login)
     finally:

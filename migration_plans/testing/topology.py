@@ -6,8 +6,8 @@ embedded default (SQLite + kombu's SQLAlchemy transport), with plans copied from
 templates under its own folder. The project says how the monolith is seeded and how a
 client logs in; the topology knows neither.
 
-    topology = Topology.embedded(tmp_path).start(seed=seed_demo_data, login=log_in)
-    topology.advance("catalog", force_reason="no shadow traffic in tests")
+    topology = Topology.embedded(tmp_path, replicas=2).start(seed=seed_demo_data, login=log_in)
+    topology.advance("catalog", force_reason="no shadow traffic in tests")   # live, no restart
     with topology.fault("kill_relay", "catalog"):
         ...
     topology.stop()
@@ -15,6 +15,7 @@ client logs in; the topology knows neither.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import re
@@ -32,12 +33,23 @@ from dualwrite.engines import relay_engine
 from dualwrite.relay import Relay
 from dualwrite.status import ContextStatus, collect_status
 from migration_plans.control import transitions
+from migration_plans.control.acks import Expectation, wait_for_acks
+from migration_plans.control.cutover import route_file_hash
 from migration_plans.control.plan_file import atomic_write, set_phase
 from migration_plans.control.processes import free_port, wait_until
 from migration_plans.control.routing import apply_phase_to_routes
-from migration_plans.control.stack import SERVICE_PORTS, Stack, StackConfig
+from migration_plans.control.stack import (
+    MAX_REPLICAS,
+    SERVICE_PORTS,
+    Stack,
+    StackConfig,
+    port_in_use,
+    replica_name,
+    replica_port,
+)
 from migration_plans.core.control_db import control_engine
 from migration_plans.core.database import sqlalchemy_url
+from migration_plans.core.live_phase import publish
 from migration_plans.core.phase import Phase
 from migration_plans.core.plan import Plan, load_plan
 from migration_plans.core.settings import copy_templates
@@ -62,6 +74,17 @@ Login = Callable[[httpx.Client], Mapping[str, str]]
 """Logs a client in through the proxy; returns the headers an authenticated client sends."""
 
 
+def _free_replica_port(replicas: int) -> int:
+    """A free port ``p`` such that every replica port ``p + 10 i`` is free too."""
+    for _ in range(100):
+        base = free_port()
+        if base + 10 * MAX_REPLICAS > 65535:
+            continue
+        if not any(port_in_use(replica_port(base, i)) for i in range(1, replicas)):
+            return base
+    raise RuntimeError(f"no free block of {replicas} replica ports found")
+
+
 class Topology:
     """A started stack plus the control-plane moves, faults and checks of a phase replay.
 
@@ -75,16 +98,23 @@ class Topology:
         self.faults = Faults(stack, broker)
         self.auth_headers: dict[str, str] = {}
         self.touched: set[str] = set()
+        self._next_proxy = itertools.count()
 
     # -- building -----------------------------------------------------------------------
 
     @classmethod
-    def postgres(cls, var_dir: Path, database: DatabaseFactory, broker: PrivateRedis) -> Topology:
-        """Every database from ``database(label)``, Celery on the private ``broker``."""
+    def postgres(
+        cls, var_dir: Path, database: DatabaseFactory, broker: PrivateRedis, *, replicas: int = 1
+    ) -> Topology:
+        """Every database from ``database(label)``, Celery on the private ``broker``.
+
+        ``replicas``: proxies and processes per service (traffic spreads over the proxies).
+        """
         urls = {label: database(label) for label in ("monolith", "control", *SERVICE_PORTS)}
         return cls._build(
             var_dir,
             broker,
+            replicas=replicas,
             monolith_db=urls["monolith"],
             service_dbs={ctx: urls[ctx] for ctx in SERVICE_PORTS},
             control_db=urls["control"],
@@ -94,20 +124,23 @@ class Topology:
         )
 
     @classmethod
-    def embedded(cls, var_dir: Path) -> Topology:
+    def embedded(cls, var_dir: Path, *, replicas: int = 1) -> Topology:
         """SQLite files and the SQLAlchemy broker under ``var_dir``: no servers needed."""
-        return cls._build(var_dir, None)
+        return cls._build(var_dir, None, replicas=replicas)
 
     @classmethod
-    def _build(cls, var_dir: Path, broker: PrivateRedis | None, **settings: object) -> Topology:
+    def _build(
+        cls, var_dir: Path, broker: PrivateRedis | None, *, replicas: int, **settings: object
+    ) -> Topology:
         plans = var_dir / "plans"
         copy_templates(plans)
         config = StackConfig.embedded(
             var_dir,
             plans_dir=plans.resolve(),
-            proxy_port=free_port(),
+            proxy_port=_free_replica_port(replicas),
             monolith_port=free_port(),
-            service_ports={ctx: free_port() for ctx in SERVICE_PORTS},
+            service_ports={ctx: _free_replica_port(replicas) for ctx in SERVICE_PORTS},
+            replicas=replicas,
             **settings,
         )
         return cls(Stack(config, extra_env={"LOG_LEVEL": "WARNING"}), broker=broker)
@@ -135,11 +168,19 @@ class Topology:
         self.recover_all()
         self.stack.stop()
 
-    def client(self, *, auth: bool = True, timeout: float = 20.0) -> httpx.Client:
-        """An HTTP client on the proxy (one per thread), logged in unless ``auth=False``."""
+    def client(
+        self, *, auth: bool = True, timeout: float = 20.0, proxy: int | None = None
+    ) -> httpx.Client:
+        """An HTTP client on one proxy (one per thread), logged in unless ``auth=False``.
+
+        Successive clients go to the proxies in turn (``proxy`` picks one), so a threaded
+        workload spreads its traffic over every proxy replica.
+        """
         headers = self.auth_headers if auth else {}
+        urls = self.config.proxy_urls
+        index = next(self._next_proxy) if proxy is None else proxy
         return httpx.Client(
-            base_url=self.config.proxy_url, headers=headers, timeout=timeout, trust_env=False
+            base_url=urls[index % len(urls)], headers=headers, timeout=timeout, trust_env=False
         )
 
     # -- the control plane ----------------------------------------------------------------
@@ -193,8 +234,8 @@ class Topology:
     def rollback(
         self, context: str, *, reason: str = "phase replay rollback"
     ) -> transitions.Outcome:
-        """Move ``context`` back one phase (after its service outbox drained, if it must)."""
-        if self.phase(context) == "dual_write":
+        """Move ``context`` back one phase (the cut-over's fence drains the outboxes)."""
+        if self.phase(context) == "dual_write" and not self.config.live_phase:
             self.wait_drained(context)
         with self.environ():
             outcome = transitions.rollback(self.environment(), context, actor=ACTOR, reason=reason)
@@ -202,7 +243,13 @@ class Topology:
         return outcome
 
     def follow_phase(self, context: str) -> None:
-        """What an operator does after a phase change: restart readers of the phase."""
+        """Without live phase, what an operator did after a phase change: restart its readers.
+
+        With live phase (the default) the cut-over already waited until every replica
+        acknowledged the new phase: nothing to do.
+        """
+        if self.config.live_phase:
+            return
         started = time.perf_counter()
         self.stack.restart_context(context)
         restarted = time.perf_counter()
@@ -217,14 +264,15 @@ class Topology:
         )
 
     def reload_proxy(self) -> None:
-        """Make the proxy load the route table now (it also polls the file)."""
-        answer = httpx.post(
-            f"{self.config.proxy_url}/_strangler/reload",
-            headers={"Authorization": f"Bearer {self.config.admin_token}"},
-            timeout=10,
-            trust_env=False,
-        )
-        answer.raise_for_status()
+        """Make every proxy load the route table now (they also poll the file)."""
+        for url in self.config.proxy_urls:
+            answer = httpx.post(
+                f"{url}/_strangler/reload",
+                headers={"Authorization": f"Bearer {self.config.admin_token}"},
+                timeout=10,
+                trust_env=False,
+            )
+            answer.raise_for_status()
 
     def set_reverse_sync(self, context: str, enabled: bool) -> None:
         """Switch the plan's ``reverse_sync`` (and restart the context in split)."""
@@ -260,16 +308,29 @@ class Topology:
             plans = self.stack.plans()
             apply_phase_to_routes(self.config.routes_path, updated, Phase.SHARED, plans)
             self._capture(context, enabled=False)
-            self.stack.restart_context(context)
+            if self.config.live_phase:
+                self._publish(context, Phase.SHARED)
+            else:
+                self.stack.restart_context(context)
             self.touched.add(context)
             moved = True
-        if moved:
+        if moved and not self.config.live_phase:
             self.stack.restart_relay_worker()
             self.reload_proxy()
 
+    def _publish(self, context: str, phase: Phase, timeout: float = 30.0) -> None:
+        """Publish ``phase`` (no fence: a reset between tests) and wait for every replica."""
+        control = self.environment().engine()
+        state = publish(control, context, phase)
+        routes = route_file_hash(self.config.routes_path)
+        tally = wait_for_acks(control, Expectation(context, state.epoch, routes), timeout=timeout)
+        if not tally.complete:
+            raise AssertionError(f"{context}: replicas did not follow {phase}:\n{tally.describe()}")
+
     def _start_afresh(self, context: str) -> None:
         """Discard what an earlier journey left of ``context``'s sync (it is in ``shared``)."""
-        for name in (context, f"relay-{context}"):
+        names = [replica_name(context, i) for i in range(self.config.replicas)]
+        for name in (*names, f"relay-{context}"):
             process = self.stack.processes.pop(name, None)
             if process is not None:
                 process.stop()
