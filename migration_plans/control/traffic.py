@@ -15,6 +15,7 @@ the caller can prove none was lost.
 
 from __future__ import annotations
 
+import itertools
 import random
 import threading
 import time
@@ -81,11 +82,14 @@ def not_sent(response: httpx.Response) -> bool:
 
 
 class Traffic:
-    """Reader, order and writer threads against ``base_url`` until :meth:`stop`."""
+    """Reader, order and writer threads against ``base_url`` until :meth:`stop`.
+
+    Several URLs (proxy replicas): each thread's client takes the next one in turn.
+    """
 
     def __init__(
         self,
-        base_url: str,
+        base_url: str | list[str],
         *,
         token: str,
         products: int,
@@ -93,7 +97,8 @@ class Traffic:
         readers: int = 2,
         seed: int = 7,
     ) -> None:
-        self.base_url = base_url
+        self.base_urls = [base_url] if isinstance(base_url, str) else list(base_url)
+        self._next_url = itertools.count()
         self.token = token
         self.products = products
         self.categories = categories
@@ -151,8 +156,10 @@ class Traffic:
     # -- what the threads do -----------------------------------------------------------
 
     def _client(self, auth: bool = False) -> httpx.Client:
+        """A client on the next proxy: the threads spread over every proxy replica."""
         headers = {"Authorization": f"Token {self.token}"} if auth else {}
-        return httpx.Client(base_url=self.base_url, headers=headers, timeout=READ_TIMEOUT)
+        url = self.base_urls[next(self._next_url) % len(self.base_urls)]
+        return httpx.Client(base_url=url, headers=headers, timeout=READ_TIMEOUT)
 
     def _send(
         self, client: httpx.Client, kind: str, method: str, path: str, **kw: object
