@@ -320,8 +320,13 @@ def advance(
     actor: str | None = None,
     force: bool = False,
     reason: str = "",
+    leave_out: bool | None = None,
 ) -> Outcome:
-    """Move ``context`` to its next phase if its gates hold (or ``force`` with a ``reason``)."""
+    """Move ``context`` to its next phase if its gates hold (or ``force`` with a ``reason``).
+
+    ``force`` also leaves out replicas that are silent or do not acknowledge the current
+    phase and route table (recorded); ``leave_out`` decides that separately when given.
+    """
     if force and not reason.strip():
         raise ForceWithoutReason()
     plan = env.plan(context)
@@ -330,7 +335,8 @@ def advance(
     if failing and not force:
         raise GatesFailed(context, target.value, failing)
     outcome = Outcome(context, plan.phase, target, results, forced=bool(failing))
-    _transition(env, plan, target, outcome, force=force, reason=reason)
+    replicas = force if leave_out is None else leave_out
+    _transition(env, plan, target, outcome, force=replicas, reason=reason)
     _record(env, outcome, _actor(actor), reason)
     return outcome
 

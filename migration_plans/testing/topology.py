@@ -34,7 +34,7 @@ from dualwrite.relay import Relay
 from dualwrite.status import ContextStatus, collect_status
 from migration_plans.control import transitions
 from migration_plans.control.acks import Expectation, wait_for_acks
-from migration_plans.control.cutover import route_file_hash
+from migration_plans.control.cutover import CutOverSettings, route_file_hash
 from migration_plans.control.plan_file import atomic_write, set_phase
 from migration_plans.control.processes import free_port, wait_until
 from migration_plans.control.routing import apply_phase_to_routes
@@ -99,6 +99,8 @@ class Topology:
         self.auth_headers: dict[str, str] = {}
         self.touched: set[str] = set()
         self._next_proxy = itertools.count()
+        self.cutover = CutOverSettings()
+        """Fence and acknowledgement deadlines of this topology's transitions."""
 
     # -- building -----------------------------------------------------------------------
 
@@ -202,6 +204,7 @@ class Topology:
             plans_dir=self.config.plans_dir,
             routes_path=self.config.routes_path,
             control=control_engine(sqlalchemy_url(self.config.control_db)),
+            cutover=self.cutover,
         )
 
     def plan(self, context: str) -> Plan:
@@ -211,11 +214,14 @@ class Topology:
         """The context's current phase, as its plan file says."""
         return self.plan(context).phase.value
 
-    def advance(self, context: str, *, force_reason: str | None = None) -> transitions.Outcome:
+    def advance(
+        self, context: str, *, force_reason: str | None = None, leave_out: bool | None = None
+    ) -> transitions.Outcome:
         """Move ``context`` to its next phase through the gates.
 
         ``force_reason`` forces failing gates and is recorded in the history (a test that
-        deliberately skips the evidence, e.g. shadow traffic, says why).
+        deliberately skips the evidence, e.g. shadow traffic, says why); it also leaves out
+        replicas that do not acknowledge, unless ``leave_out=False``.
         """
         if self.phase(context) == "shared" and context in self.touched:
             self._start_afresh(context)
@@ -226,6 +232,7 @@ class Topology:
                 actor=ACTOR,
                 force=force_reason is not None,
                 reason=force_reason or "",
+                leave_out=leave_out,
             )
         self.touched.add(context)
         self.follow_phase(context)
