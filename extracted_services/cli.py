@@ -1,6 +1,6 @@
 """`strangler service` commands. Heavy imports stay inside commands: the CLI must start fast.
 
-strangler service serve catalog --port 8101
+strangler service serve catalog --port 8101       # follows the published phase
 strangler service migrate catalog                  # CATALOG_DATABASE_URL to head
 strangler service migrate catalog --sql            # print the SQL instead (offline)
 strangler service downgrade catalog --revision base
@@ -8,6 +8,7 @@ strangler service downgrade catalog --revision base
 
 from __future__ import annotations
 
+import os
 from enum import StrEnum
 
 import typer
@@ -48,8 +49,11 @@ def serve(
     port: int | None = typer.Option(None, help="TCP port (catalog 8101, inventory 8102)."),
     host: str = typer.Option("127.0.0.1", help="Interface to bind."),
     workers: int = typer.Option(1, min=1, help="uvicorn worker processes."),
+    advertise_url: str | None = typer.Option(
+        None, help="The URL registered with the control plane (default http://HOST:PORT)."
+    ),
 ) -> None:
-    """Serve a service with uvicorn in the phase its settings say (restart to switch phase)."""
+    """Serve a service with uvicorn; it follows the published phase (unless pinned) live."""
     import importlib
 
     import uvicorn
@@ -63,11 +67,14 @@ def serve(
     except ConfigurationError as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(2) from exc
+    port = port or DEFAULT_PORTS[context]
+    # The app factory reads its settings from the environment (in every worker).
+    os.environ[f"{context.value.upper()}_ADVERTISE_URL"] = advertise_url or f"http://{host}:{port}"
     uvicorn.run(
         f"extracted_services.{context.value}.main:create_app",
         factory=True,
         host=host,
-        port=port or DEFAULT_PORTS[context],
+        port=port,
         workers=workers,
         access_log=False,
         log_level="warning",

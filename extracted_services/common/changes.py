@@ -22,15 +22,17 @@ from dualwrite.outbox import ChangeSink, OutboxSink
 from extracted_services.common.metrics import OUTBOX_EVENTS
 from extracted_services.common.settings import ServiceSettings
 from migration_plans.core.outbox import Operation, Origin
-from migration_plans.core.phase import Side
+from migration_plans.core.phase import Phase, Side
 
 
-def sink_for(settings: ServiceSettings) -> ChangeSink | None:
-    """The outbox while the phase syncs the service's writes to the monolith, else none.
+def sink_for(settings: ServiceSettings, phase: Phase | None = None) -> ChangeSink | None:
+    """The outbox while ``phase`` (default ``settings.phase``) syncs the service's writes to
+    the monolith, else none.
 
     That is dual_write, and split with reverse sync (:meth:`Phase.synced_sides`).
     """
-    if Side.MONOLITH in settings.phase.synced_sides(settings.reverse_sync):
+    served = settings.phase if phase is None else phase
+    if Side.MONOLITH in served.synced_sides(settings.reverse_sync):
         return OutboxSink(context=settings.context, origin=Origin.SERVICE)
     return None
 

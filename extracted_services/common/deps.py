@@ -13,41 +13,57 @@ from sqlalchemy.orm import Session
 from extracted_services.common.changes import ChangeRecorder
 from extracted_services.common.errors import ParseError, PhaseReadOnly, UnsupportedMediaType
 from extracted_services.common.identity import require_identity
-from extracted_services.common.settings import ServiceSettings
+from extracted_services.common.serving import Serving
 from extracted_services.common.store import TableView
 from migration_plans.core.identity import Identity
 
 
-def session(request: Request) -> Iterator[Session]:
+async def serving(request: Request) -> Serving:
+    """The phase this request is served in: taken once, when it starts, kept to its end.
+
+    A switch installs a new :class:`Serving` on ``app.state``; a request that started
+    before keeps reading and writing through the one it took, never a mix of two phases.
+    """
+    taken: Serving | None = getattr(request.state, "serving", None)
+    if taken is None:
+        taken = request.app.state.serving
+        request.state.serving = taken
+    return taken
+
+
+Current = Annotated[Serving, Depends(serving)]
+
+
+def session(current: Current) -> Iterator[Session]:
     """A reading session on the phase's database (the monolith's, read-only, in shared)."""
-    with request.app.state.sessions() as current:
-        yield current
+    with current.sessions() as opened:
+        yield opened
 
 
-def write_session(request: Request) -> Iterator[Session]:
+def write_session(current: Current) -> Iterator[Session]:
     """A writing session on the service's database (SQLite: BEGIN IMMEDIATE)."""
-    with request.app.state.write_sessions() as current:
-        yield current
+    with current.write_sessions() as opened:
+        yield opened
 
 
-def views(request: Request) -> dict[str, TableView]:
+def views(current: Current) -> dict[str, TableView]:
     """The phase's view of every table pair, by pair name."""
-    result: dict[str, TableView] = request.app.state.views
-    return result
+    return current.views
 
 
 def changes(
-    request: Request, identity: Annotated[Identity, Depends(require_identity)]
+    request: Request,
+    identity: Annotated[Identity, Depends(require_identity)],
+    current: Current,
 ) -> ChangeRecorder:
     """The write path's hook; 401 without a valid identity, 409 in the shared phase."""
-    current: ServiceSettings = request.app.state.settings
-    if not current.phase.owns_database:
+    if current.read_only:
         raise PhaseReadOnly(
             f"{current.context} is in the {current.phase.value} phase: writes go to the monolith."
         )
     return ChangeRecorder(
         context=current.context,
-        sink=request.app.state.sink,
+        sink=current.sink,
         request_id=request.scope.get("state", {}).get("request_id"),
     )
 

@@ -6,9 +6,15 @@ and a context-specific one overrides it::
 
     CATALOG_DATABASE_URL=postgresql://.../catalog   the service's own database
     STRANGLER_MONOLITH_DATABASE_URL=postgresql://.../monolith
-    STRANGLER_PHASE=dual_write                      shared | dual_write | split
+    STRANGLER_PHASE=dual_write                      pins the phase: shared | dual_write | split
+    STRANGLER_LIVE_PHASE=off                        serve the plan's phase, never follow
     STRANGLER_IDENTITY_KEY=...                      HMAC key shared with the proxy
     CATALOG_REVERSE_SYNC=false                      split only: no outbox events
+
+Unless the phase is pinned (by the environment or by the caller) or ``LIVE_PHASE`` is
+off, a running service follows the phase the control plane publishes
+(:mod:`extracted_services.common.live`); ``phase`` is then the plan's, served as epoch 0
+until a state is published.
 
     settings = CatalogSettings()
     settings.check_runnable()             # names every missing setting
@@ -18,7 +24,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from pydantic import Field
+from pydantic import Field, PrivateAttr
 from pydantic_settings import (
     BaseSettings,
     EnvSettingsSource,
@@ -27,7 +33,7 @@ from pydantic_settings import (
 )
 
 from migration_plans.core.phase import Phase
-from migration_plans.core.settings import plan_for, plan_path
+from migration_plans.core.settings import context_env, plan_for, plan_path
 
 SHARED_PREFIX = "STRANGLER_"
 DEV_IDENTITY_KEY = "strangler-development-identity-key"
@@ -67,10 +73,14 @@ class ServiceSettings(BaseSettings):
     model_config = SettingsConfigDict(frozen=True, extra="ignore", case_sensitive=False)
 
     database_url: str = Field(
-        default="", description="The service's own database (dual_write and split)."
+        default="",
+        description="The service's own database (dual_write and split; always needed while "
+        "the service follows the live phase).",
     )
     monolith_database_url: str = Field(
-        default="", description="The monolith's database, read-only (shared phase)."
+        default="",
+        description="The monolith's database, read-only (shared; always needed while the "
+        "service follows the live phase).",
     )
     phase: Phase = Phase.SHARED
     identity_key: str = Field(default="", description="HMAC key of the proxy's identity header.")
@@ -86,6 +96,22 @@ class ServiceSettings(BaseSettings):
         "commit (dualwrite.inline), besides the relay loop: lower relay lag.",
     )
     sql_echo: bool = False
+    live_phase: bool = Field(
+        default=True,
+        description="Follow the phase the control plane publishes (off: serve the configured "
+        "phase until restarted). A pinned phase is never followed.",
+    )
+    advertise_url: str = Field(
+        default="",
+        description="The URL this process is reached at, registered with the control plane "
+        "(strangler service serve sets it).",
+    )
+    _phase_pinned: bool = PrivateAttr(default=False)
+
+    def __init__(self, **values: Any) -> None:
+        super().__init__(**values)
+        # The plan's phase (the lowest source) is a default to follow from, not a pin.
+        self._phase_pinned = "phase" in values or bool(context_env(self.context, "PHASE"))
 
     @classmethod
     def settings_customise_sources(
@@ -100,6 +126,11 @@ class ServiceSettings(BaseSettings):
         shared = EnvSettingsSource(settings_cls, env_prefix=SHARED_PREFIX)
         return (init_settings, own, shared, PlanSettingsSource(settings_cls, cls.context))
 
+    @property
+    def follows_live_phase(self) -> bool:
+        """Whether a running service follows the published phase (not pinned, not turned off)."""
+        return self.live_phase and not self._phase_pinned
+
     def problems(self) -> list[str]:
         """Why this configuration cannot serve requests (empty when it can)."""
         name = self.context.upper()
@@ -110,6 +141,8 @@ class ServiceSettings(BaseSettings):
                 f"verify the proxy's identity header. Set it, or {name}_ALLOW_DEV_IDENTITY_KEY=true "
                 "for local development."
             )
+        if self.follows_live_phase:
+            return found + self._live_phase_problems()
         if self.phase is Phase.SHARED and not self.monolith_database_url:
             found.append(
                 f"{name}_MONOLITH_DATABASE_URL (or STRANGLER_MONOLITH_DATABASE_URL) is required "
@@ -121,6 +154,27 @@ class ServiceSettings(BaseSettings):
                 "the service reads and writes its own database."
             )
         return found
+
+    def _live_phase_problems(self) -> list[str]:
+        name = self.context.upper()
+        missing = [
+            variable
+            for variable, value in (
+                (f"{name}_DATABASE_URL", self.database_url),
+                (
+                    f"{name}_MONOLITH_DATABASE_URL (or STRANGLER_MONOLITH_DATABASE_URL)",
+                    self.monolith_database_url,
+                ),
+            )
+            if not value
+        ]
+        if not missing:
+            return []
+        return [
+            f"{' and '.join(missing)} must be set: the service follows the published phase "
+            "and may switch to any phase, so it needs both databases. Set them, or pin the "
+            f"phase with {name}_PHASE (or STRANGLER_PHASE), or STRANGLER_LIVE_PHASE=off."
+        ]
 
     def check_runnable(self) -> None:
         """Raise :class:`ConfigurationError` naming every missing setting."""

@@ -31,6 +31,7 @@ from extracted_services.inventory.db import catalog_product
 from extracted_services.inventory.deps import (
     BodyDep,
     ChangesDep,
+    ServingDep,
     SessionDep,
     ViewsDep,
     WriteSessionDep,
@@ -132,18 +133,20 @@ def _choice(
     return key
 
 
-def _product_exists(request: Request, session: Session) -> Callable[[int], object]:
+def _product_exists(phase: Phase, session: Session) -> Callable[[int], object]:
     """Products belong to the catalog: checked in the shared phase only (see the contract)."""
-    if request.app.state.settings.phase is not Phase.SHARED:
+    if phase is not Phase.SHARED:
         return lambda key: True
     statement = select(catalog_product.c.id)
     return lambda key: session.scalar(statement.where(catalog_product.c.id == key)) is not None
 
 
 @router.get("/stock/", response_model=None)
-def list_stock(request: Request, session: SessionDep, views: ViewsDep) -> dict[str, Any]:
+def list_stock(
+    request: Request, serving: ServingDep, session: SessionDep, views: ViewsDep
+) -> dict[str, Any]:
     errors = FilterErrors()
-    product = _choice(request, "product", errors, _product_exists(request, session))
+    product = _choice(request, "product", errors, _product_exists(serving.phase, session))
     warehouse = _choice(
         request, "warehouse", errors, lambda key: get(session, views["warehouses"], key)
     )

@@ -9,8 +9,10 @@ from sqlalchemy.orm import Session
 
 from extracted_services.common import deps
 from extracted_services.common.changes import ChangeRecorder
+from extracted_services.common.serving import Serving
 from extracted_services.common.store import TableView
 
+ServingDep = Annotated[Serving, Depends(deps.serving)]
 SessionDep = Annotated[Session, Depends(deps.session)]
 WriteSessionDep = Annotated[Session, Depends(deps.write_session)]
 ViewsDep = Annotated[dict[str, TableView], Depends(deps.views)]

@@ -14,7 +14,8 @@ from extracted_services.inventory.config import Settings
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
-    """The inventory API in the configured phase (settings from the environment by default)."""
+    """The inventory API, following the published phase unless the settings pin one (settings
+    from the environment by default)."""
     return create_service_app(
         settings or Settings(), router=api.router, views=db.views, title="inventory service"
     )

@@ -28,7 +28,7 @@ SQLITE_ONLY = pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
 def test_health_metrics_and_request_ids(service_app, caplog):
     client, _ = service_app("inventory", "split")
     health = client.get("/healthz")
-    assert health.json() == {"status": "ok", "service": "inventory", "phase": "split"}
+    assert health.json() == {"status": "ok", "service": "inventory", "phase": "split", "epoch": 0}
     generated = health.headers["X-Request-ID"]
     assert len(generated) == 32
 

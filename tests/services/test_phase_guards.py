@@ -21,12 +21,12 @@ from tests.services.seed import seed_monolith
 def test_shared_phase_connection_refuses_writes_at_the_database(service_app, context):
     client, stack = service_app(context, "shared")
     seed_monolith(stack.monolith_url)
-    engine = stack.app.state.engine
+    engine = stack.app.state.serving.engine
     table = "catalog_product" if context == "catalog" else "inventory_stockitem"
     column = "name = 'hacked'" if context == "catalog" else "quantity = 0"
     with pytest.raises(DBAPIError, match=r"(?i)read-only|readonly"), engine.begin() as conn:
         conn.execute(text(f"UPDATE {table} SET {column}"))
-    with stack.app.state.sessions() as session, pytest.raises(DBAPIError):
+    with stack.app.state.serving.sessions() as session, pytest.raises(DBAPIError):
         session.execute(text("DELETE FROM catalog_category"))
         session.commit()
     plain = create_engine(sqlalchemy_url(stack.monolith_url))
