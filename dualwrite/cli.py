@@ -113,14 +113,20 @@ def relay(
     metrics_port: Annotated[int, typer.Option(help="Serve Prometheus /metrics (0: off).")] = 0,
     log_level: Annotated[str, typer.Option(help="Log level.")] = "INFO",
 ) -> None:
-    """Run the relay loop of CONTEXT until SIGTERM/SIGINT."""
+    """Run the relay loop of CONTEXT until SIGTERM/SIGINT.
+
+    It follows CONTEXT's published phase (no restart at a transition) unless
+    CONTEXT_PHASE or STRANGLER_PHASE pins it or STRANGLER_LIVE_PHASE=off.
+    """
     import signal
     import threading
 
     from prometheus_client import start_http_server
 
     # lazy: the loop pulls in the relay and psycopg; the CLI must start fast
+    from dualwrite.live import follows_published_phase
     from dualwrite.loop import RelayLoop
+    from migration_plans.core.control_db import control_db_url
 
     configure_json_logging(["dualwrite"], level=log_level)
     stop = threading.Event()
@@ -130,7 +136,8 @@ def relay(
         start_http_server(metrics_port, addr="127.0.0.1")
     worker = _relay(context)
     try:
-        RelayLoop(worker, mode=mode).run(stop)
+        phase_url = control_db_url() if follows_published_phase(context) else None
+        RelayLoop(worker, mode=mode, phase_url=phase_url).run(stop)
     finally:
         worker.close()
 

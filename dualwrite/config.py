@@ -6,7 +6,11 @@ The plan, the database URLs, the phase and reverse sync come from
 
     CATALOG_DATABASE_URL              the service's database (default sqlite:///var/catalog.sqlite3)
     STRANGLER_MONOLITH_DATABASE_URL   the monolith's database (default sqlite:///var/monolith.sqlite3)
-    STRANGLER_PHASE                   dual_write | split (default: the plan's phase)
+    STRANGLER_PHASE                   dual_write | split: pins the phase (default: the plan's
+                                      phase until the control plane publishes one, which the
+                                      relay and its tasks then follow: dualwrite.live)
+    STRANGLER_LIVE_PHASE              off: do not follow the published phase either
+    STRANGLER_CONTROL_DB_URL          where the published phase and the replica rows live
     CATALOG_REVERSE_SYNC              split: relay service changes back to the monolith
     STRANGLER_RELAY_MAX_ATTEMPTS      failures before an event is dead-lettered (8)
     STRANGLER_RELAY_BACKOFF_BASE      first retry delay in seconds (0.5), doubled each time

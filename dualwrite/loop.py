@@ -11,7 +11,13 @@ polled. Two modes:
 Either way a sweeper re-dispatches keys whose retry task was lost (broker restarted
 empty, worker killed) once they have waited ``stale_after`` seconds.
 
-    RelayLoop(Relay(RelaySettings.from_env("catalog"))).run(stop_event)
+With ``phase_url`` the loop follows the context's published phase (:mod:`dualwrite.live`):
+a newer epoch switches the relay's phase between passes (a pass never straddles two
+phases) and is acknowledged once no pass of the old phase is still applying. A lane
+whose direction the new phase does not sync leaves its events pending until a phase
+that syncs it comes back.
+
+    RelayLoop(Relay(RelaySettings.from_env("catalog")), phase_url=control_db_url()).run(stop)
 """
 
 from __future__ import annotations
@@ -27,16 +33,21 @@ from typing import Any
 
 import psycopg
 
-from dualwrite.config import Direction
+from dualwrite.config import Direction, RelaySettings
 from dualwrite.events import Event
 from dualwrite.exceptions import ApplyFailed, StoreUnavailable
+from dualwrite.live import LivePhase, PhaseGate
 from dualwrite.relay import Relay
 from migration_plans.core.database import libpq_url
+from migration_plans.core.live_phase import PhaseState
 from migration_plans.core.outbox import NOTIFY_CHANNEL
 
 log = logging.getLogger("dualwrite.loop")
 
 Dispatcher = Callable[..., bool]
+
+IDLE_RECHECK_S = 1.0
+"""An idle lane is woken by a switch; this only bounds how late it sees ``stop``."""
 
 
 def _default_dispatcher(*args: Any, **kwargs: Any) -> bool:
@@ -85,7 +96,12 @@ class Waiter:
 
 
 class RelayLoop:
-    """Drives a :class:`Relay`: batches, failure hand-off to Celery, sweeping, waiting."""
+    """Drives a :class:`Relay`: batches, failure hand-off to Celery, sweeping, waiting.
+
+    ``phase_url``: the control database whose published phase of the relay's context
+    the loop follows (:class:`~dualwrite.live.LivePhase`); None serves the settings'
+    phase until the loop stops.
+    """
 
     def __init__(
         self,
@@ -94,73 +110,157 @@ class RelayLoop:
         mode: str = "inline",
         dispatcher: Dispatcher | None = None,
         max_backoff: float = 2.0,
+        phase_url: str | None = None,
     ) -> None:
         if mode not in ("inline", "celery"):
             raise ValueError(f"relay mode must be inline or celery, not {mode!r}")
         self.relay = relay
-        self.settings = relay.settings
         self.mode = mode
         self.dispatch = dispatcher or _default_dispatcher
         self.max_backoff = max_backoff
+        self.phase_url = phase_url
         self._seen: dict[tuple[Direction, tuple[str, str]], float] = {}
         self._last_sweep: dict[Direction, float] = {}
         self._lock = threading.Lock()
+        self._gate = PhaseGate()
+        self._switched = threading.Condition()
+
+    @property
+    def settings(self) -> RelaySettings:
+        """The relay's settings under the phase it serves now."""
+        return self.relay.settings
 
     def run(self, stop: threading.Event) -> None:
         """Loop until ``stop`` is set; an unreachable database only slows the loop down.
 
         Each direction runs in its own thread (they share the relay lock only while
         applying), so one direction's reads and waits never delay the other's events.
+        Both lanes always exist; a lane whose direction the phase does not sync waits
+        for a phase that does.
         """
-        log.info("relay of %s started (%s mode)", self.settings.context, self.mode)
+        live = self._follow()
+        log.info(
+            "relay of %s started (%s mode, %s)",
+            self.settings.context,
+            self.mode,
+            self.settings.phase.value,
+        )
+        try:
+            self._run_lanes(stop)
+        finally:
+            if live is not None:
+                live.stop()
+            log.info("relay of %s stopped", self.settings.context)
+
+    def _run_lanes(self, stop: threading.Event) -> None:
+        """A thread per direction until ``stop``; a crashed lane stops them all and re-raises."""
         failures: list[BaseException] = []
 
-        def lane(directions: tuple[Direction, ...]) -> None:
+        def lane(direction: Direction) -> None:
             try:
-                self._run_lane(directions, stop)
+                self._run_lane(direction, stop)
             except BaseException as exc:
-                log.exception("relay lane %s crashed", "+".join(directions))
+                log.exception("relay lane %s crashed", direction)
                 failures.append(exc)
                 stop.set()
 
         lanes = [
-            threading.Thread(target=lane, args=((direction,),), name=f"relay-{direction}")
-            for direction in self.settings.directions
+            threading.Thread(target=lane, args=(direction,), name=f"relay-{direction}")
+            for direction in Direction
         ]
         for thread in lanes:
             thread.start()
-        if not lanes:
-            stop.wait()  # nothing to relay in this phase; stay up until told to stop
+        stop.wait()
+        self._wake_lanes()
         for thread in lanes:
             thread.join()
-        log.info("relay of %s stopped", self.settings.context)
         if failures:
             raise failures[0]
 
-    def _run_lane(self, directions: tuple[Direction, ...], stop: threading.Event) -> None:
+    def _follow(self) -> LivePhase | None:
+        if self.phase_url is None:
+            return None
+        fallback = self.settings.phase
+        return LivePhase(
+            self.phase_url, self.settings.context, fallback=fallback, serve=self.switch_phase
+        ).start()
+
+    def switch_phase(self, state: PhaseState) -> None:
+        """Serve ``state``'s phase from the next pass on.
+
+        Returns once every pass that started under the old phase has finished (the
+        caller acknowledges the epoch after this), and wakes the lanes it starts.
+        """
+        with self._gate.switching():
+            before = self.settings.phase
+            self.relay.use_phase(state.phase)
+        self._wake_lanes()
+        if before is state.phase:
+            log.debug("relay of %s serves epoch %d", state.context, state.epoch)
+            return
+        log.info(
+            "relay of %s: %s -> %s (epoch %d)",
+            state.context,
+            before.value,
+            state.phase.value,
+            state.epoch,
+            extra={
+                "event": "phase_switched",
+                "context": state.context,
+                "from": before.value,
+                "to": state.phase.value,
+                "epoch": state.epoch,
+            },
+        )
+
+    def _wake_lanes(self) -> None:
+        with self._switched:
+            self._switched.notify_all()
+
+    def _run_lane(self, direction: Direction, stop: threading.Event) -> None:
         # A lane wakes only for its own source's events; LISTEN before the first pass,
         # so an event committed while that pass runs still wakes the wait after it.
         urls = {"monolith": self.settings.monolith_url, "service": self.settings.service_url}
-        waiter = Waiter([urls[direction.source] for direction in directions])
+        waiter = Waiter([urls[direction.source]])
         waiter.connect()
         delay = 0.0
         try:
             while not stop.is_set():
                 try:
-                    handled = self.run_once(directions)
+                    handled = self._pass(direction)
                     delay = 0.0
                 except StoreUnavailable as exc:
                     delay = min(self.max_backoff, max(0.1, delay * 2))
                     log.warning("database unavailable, retrying in %.1fs: %s", delay, exc)
                     stop.wait(delay)
                     continue
-                if handled < self.settings.batch_size:
+                if handled is None:
+                    # An idle lane must not LISTEN: notifications nobody reads fill the
+                    # server's queue. It listens again before its first pass.
+                    waiter.close()
+                    if self._idle(direction, stop):
+                        waiter.connect()
+                elif handled < self.settings.batch_size:
                     # A short batch drained the outbox as it was read; whatever commits
                     # after that read NOTIFYs the waiter (LISTENing since before the
                     # pass), so no empty pass is needed to find out.
                     waiter.wait(self.settings.poll_interval)
         finally:
             waiter.close()
+
+    def _pass(self, direction: Direction) -> int | None:
+        """One pass of a lane under the phase gate; None when the phase does not sync it."""
+        with self._gate.passing():
+            if direction not in self.settings.directions:
+                return None
+            return self.run_once((direction,))
+
+    def _idle(self, direction: Direction, stop: threading.Event) -> bool:
+        """Wait until the phase syncs ``direction`` again (True) or ``stop`` is set (False)."""
+        with self._switched:
+            while not stop.is_set() and direction not in self.settings.directions:
+                self._switched.wait(IDLE_RECHECK_S)
+        return not stop.is_set()
 
     def run_once(self, directions: tuple[Direction, ...] | None = None) -> int:
         """One pass over ``directions`` (default: every direction of the phase)."""

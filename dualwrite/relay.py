@@ -30,7 +30,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -61,6 +61,7 @@ from dualwrite.outbox import EVENT_COLUMNS
 from dualwrite.schema import applied_table, backfill_table, dead_letter_table
 from migration_plans.core.mapping import ContextMapping, TableMapping
 from migration_plans.core.outbox import EventStatus, outbox_table
+from migration_plans.core.phase import Phase
 from migration_plans.core.settings import mapping_for
 
 log = logging.getLogger("dualwrite.relay")
@@ -227,6 +228,15 @@ class Relay:
     def close(self) -> None:
         for engine in [*self.engines.values(), *self._marks.values()]:
             engine.dispose()
+
+    def use_phase(self, phase: Phase) -> None:
+        """Apply as ``phase`` does from the next batch on (its directions, its source of truth).
+
+        The caller makes sure no batch is being applied meanwhile (the relay loop's
+        :class:`~dualwrite.live.PhaseGate`; a Celery task switches before it applies).
+        """
+        if phase is not self.settings.phase:
+            self.settings = replace(self.settings, phase=phase)
 
     # -- reading the outbox -------------------------------------------------------------
 

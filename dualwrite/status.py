@@ -2,16 +2,23 @@
 
 status = collect_status(relay)
 status.as_dict()   # {"context": "catalog", "monolith": {"pending": 0, ...}, ...}
+
+:func:`outbox_backlog` is the cheap question a transition asks inside a write fence:
+what each direction still owes, whatever the phase (one indexed count per outbox).
+
+    outbox_backlog(relay)[Direction.SERVICE_TO_MONOLITH].drained
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, bindparam, func, select
 
+from dualwrite.config import Direction
 from dualwrite.exceptions import StoreUnavailable
 from dualwrite.metrics import DEAD_LETTERS, PENDING
 from dualwrite.relay import Relay
@@ -136,3 +143,62 @@ def collect_status(relay: Relay, *, sample: int = 1000) -> ContextStatus:
         PENDING.labels(relay.context, side.side).set(side.pending + side.in_flight)
         DEAD_LETTERS.labels(relay.context, side.side).set(side.dead)
     return status
+
+
+@dataclass(frozen=True)
+class Backlog:
+    """What one direction still owes: events pending, waiting for a retry, dead-lettered."""
+
+    pending: int = 0
+    in_flight: int = 0
+    dead: int = 0
+
+    @property
+    def open(self) -> int:
+        """Events the relay or a retry will still apply."""
+        return self.pending + self.in_flight
+
+    @property
+    def drained(self) -> bool:
+        """Nothing owed: no open event and no dead letter (a dead event never arrived)."""
+        return self.open == 0 and self.dead == 0
+
+    def as_dict(self) -> dict[str, int]:
+        return {"pending": self.pending, "in_flight": self.in_flight, "dead": self.dead}
+
+
+_BACKLOG = (
+    select(outbox_table.c.status, func.count())
+    .where(
+        outbox_table.c.status.in_(
+            [EventStatus.PENDING.value, EventStatus.IN_FLIGHT.value, EventStatus.DEAD.value]
+        ),
+        outbox_table.c.context == bindparam("ctx"),
+    )
+    .group_by(outbox_table.c.status)
+)
+"""One count per outbox, on the (status, id) index: open and dead events are few."""
+
+
+def outbox_backlog(
+    relay: Relay, directions: Iterable[Direction] = tuple(Direction)
+) -> dict[Direction, Backlog]:
+    """The backlog of each of ``directions`` (default both), read from its source outbox.
+
+    Independent of the phase the relay serves. An event counts as in flight while a
+    Celery task owns it, until its apply has committed. Raises :class:`StoreUnavailable`
+    when an outbox cannot be read: an unknown backlog is never an empty one.
+    """
+    backlog = {}
+    for direction in directions:
+        with relay._reading(direction.source) as conn:
+            # SQLite: a reader must not queue for the write lock the writers hold.
+            conn.execution_options(sqlite_begin="DEFERRED")
+            rows = conn.execute(_BACKLOG, {"ctx": relay.context}).all()
+        counts = {str(row[0]): int(row[1]) for row in rows}
+        backlog[direction] = Backlog(
+            pending=counts.get(EventStatus.PENDING.value, 0),
+            in_flight=counts.get(EventStatus.IN_FLIGHT.value, 0),
+            dead=counts.get(EventStatus.DEAD.value, 0),
+        )
+    return backlog

@@ -4,6 +4,15 @@
 key). A database that cannot be reached is retried without limit (capped backoff); an
 event that fails to apply counts an attempt and is dead-lettered after
 ``max_attempts``.
+
+Each task first reads its context's published phase (one row of the control database,
+:mod:`dualwrite.live`) and applies under it, so a worker never applies with the phase
+of an earlier task. A task whose direction the phase no longer syncs leaves its events
+unapplied (the relay loop's sweeper hands them out again if the phase comes back; the
+drain check counts them meanwhile) and succeeds. Workers do not register as replicas:
+a task lives for one key, and what a transition waits for is the outboxes' backlog
+(:func:`dualwrite.status.outbox_backlog`), which counts a task's events until its
+apply has committed.
 """
 
 from __future__ import annotations
@@ -12,18 +21,63 @@ import logging
 from functools import cache
 from typing import Any
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from dualwrite.celery_app import app, queue_name
 from dualwrite.config import Direction, RelaySettings
 from dualwrite.exceptions import ApplyFailed, StoreUnavailable
+from dualwrite.live import follows_published_phase, published_state
 from dualwrite.relay import Relay
+from migration_plans.core.control_db import control_engine
 
 log = logging.getLogger("dualwrite.tasks")
 
 
 @cache
+def configured_settings(context: str) -> RelaySettings:
+    """The settings of ``context`` as the environment and the plan give them (read once)."""
+    return RelaySettings.from_env(context)
+
+
+@cache
 def relay_for(context: str) -> Relay:
     """One relay (and its engines) per context per worker process."""
-    return Relay(RelaySettings.from_env(context))
+    return Relay(configured_settings(context))
+
+
+def current_relay(context: str) -> Relay:
+    """:func:`relay_for` ``context``, switched to the phase published right now.
+
+    A pinned phase (``<CONTEXT>_PHASE``, ``STRANGLER_PHASE``) or ``STRANGLER_LIVE_PHASE=off``
+    keeps the configured one. Raises :class:`StoreUnavailable` when the control database
+    cannot be read: applying under a phase that may be stale is never the fallback.
+    """
+    relay = relay_for(context)
+    if not follows_published_phase(context):
+        return relay
+    try:
+        state = published_state(control_engine(), context, configured_settings(context).phase)
+    except SQLAlchemyError as exc:
+        raise StoreUnavailable(f"control database: {exc}") from exc
+    relay.use_phase(state.phase)
+    return relay
+
+
+def _synced(
+    relay: Relay, direction: Direction, key: tuple[str, str], extra: dict[str, str]
+) -> bool:
+    """Whether the phase syncs ``direction``; if not, say that the key's events wait."""
+    if direction in relay.settings.directions:
+        return True
+    log.info(
+        "%s %s/%s left unapplied: %s does not sync %s",
+        relay.context,
+        *key,
+        relay.settings.phase.value,
+        direction.value,
+        extra={**extra, "event": "apply_deferred"},
+    )
+    return False
 
 
 @app.task(bind=True, name="dualwrite.apply_key", max_retries=None, acks_late=True)
@@ -35,17 +89,19 @@ def apply_key(
     aggregate_key: str,
     request_id: str | None = None,
 ) -> int:
-    """Apply the unapplied events of one key; retry with backoff on failure."""
-    relay = relay_for(context)
+    """Apply the unapplied events of one key under the published phase; retry with backoff."""
     extra = {"request_id": request_id or "-"}
     try:
+        relay = current_relay(context)
+        if not _synced(relay, Direction(direction), (aggregate_type, aggregate_key), extra):
+            return 0
         return relay.retry_key(Direction(direction), aggregate_type, aggregate_key)
     except StoreUnavailable as exc:
-        delay = relay.settings.backoff(self.request.retries + 1)
+        delay = configured_settings(context).backoff(self.request.retries + 1)
         log.warning("retry in %.2fs: database unavailable: %s", delay, exc, extra=extra)
         raise self.retry(countdown=delay, exc=exc) from exc
     except ApplyFailed as exc:
-        delay = relay.settings.backoff(exc.attempts)
+        delay = configured_settings(context).backoff(exc.attempts)
         log.warning("retry in %.2fs: %s", delay, exc, extra=extra)
         raise self.retry(countdown=delay, exc=exc) from exc
 

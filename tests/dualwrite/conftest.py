@@ -9,6 +9,7 @@ Migrations run once per session into template databases; each test gets fresh cl
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import uuid
@@ -336,6 +337,30 @@ def own_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
     server.start()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def sqlite_templates(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A Django-migrated monolith and an Alembic-migrated catalog database on SQLite files."""
+    base = tmp_path_factory.mktemp("dw-sqlite")
+    paths = {"monolith": base / "monolith.sqlite3", "service": base / "catalog.sqlite3"}
+    django_migrate(f"sqlite:///{paths['monolith']}")
+    service_migrate(f"sqlite:///{paths['service']}")
+    return paths
+
+
+@pytest.fixture
+def sqlite_pair(sqlite_templates: dict[str, Path], tmp_path: Path) -> Iterator[Pair]:
+    """A :class:`Pair` on copies of the SQLite templates, capture on."""
+    urls = {}
+    for side, template in sqlite_templates.items():
+        shutil.copy(template, tmp_path / template.name)
+        urls[side] = f"sqlite:///{tmp_path / template.name}"
+    made = Pair("", urls["monolith"], urls["service"], "")
+    set_capture(made.relay().engines["monolith"], "catalog", enabled=True)
+    yield made
+    for relay in made.relays:
+        relay.close()
 
 
 @pytest.fixture(name="django_ops")

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import shutil
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
-import pytest
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
@@ -15,32 +12,6 @@ from dualwrite.backfill import Backfill
 from dualwrite.capture import set_capture
 from dualwrite.config import Direction
 from dualwrite.outbox import OutboxSink
-
-
-@pytest.fixture(scope="session")
-def sqlite_templates(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    from tests.dualwrite.conftest import django_migrate, service_migrate
-
-    base = tmp_path_factory.mktemp("dw-sqlite")
-    paths = {"monolith": base / "monolith.sqlite3", "service": base / "catalog.sqlite3"}
-    django_migrate(f"sqlite:///{paths['monolith']}")
-    service_migrate(f"sqlite:///{paths['service']}")
-    return paths
-
-
-@pytest.fixture
-def sqlite_pair(sqlite_templates: dict[str, Path], tmp_path: Path) -> Iterator[Any]:
-    from tests.dualwrite.conftest import Pair
-
-    urls = {}
-    for side, template in sqlite_templates.items():
-        shutil.copy(template, tmp_path / template.name)
-        urls[side] = f"sqlite:///{tmp_path / template.name}"
-    made = Pair("", urls["monolith"], urls["service"], "")
-    set_capture(made.relay().engines["monolith"], "catalog", enabled=True)
-    yield made
-    for relay in made.relays:
-        relay.close()
 
 
 def drain(pair: Any) -> None:
