@@ -27,10 +27,11 @@ from sqlalchemy import Engine
 
 from dualwrite.backfill import Backfill
 from dualwrite.capture import install_capture, set_capture
-from dualwrite.config import RelaySettings
+from dualwrite.config import Direction, RelaySettings
 from dualwrite.engines import relay_engine
+from dualwrite.exceptions import StoreUnavailable
 from dualwrite.relay import Relay
-from dualwrite.status import collect_status
+from dualwrite.status import Backlog, outbox_backlog
 from extracted_services.common.migrations import upgrade
 from migration_plans.control.cutover import (
     CutOver,
@@ -176,32 +177,37 @@ def _never_created(error: str | None) -> bool:
 
 
 def _outbox_drain(plan: Plan) -> tuple[Drain, Callable[[], None]]:
-    """A drain check over both outboxes of ``plan``'s context, and how to close it."""
+    """A drain check over the outboxes of ``plan``'s context, and how to close it.
+
+    The count is the relay's backlog (pending and in-flight events, read from the
+    source outbox, whatever phase the relay serves); a dead letter aborts at once.
+    """
     relay = Relay(RelaySettings.from_env(plan.context))
 
+    def backlog(directions: list[Direction]) -> dict[Direction, Backlog]:
+        try:
+            return outbox_backlog(relay, directions)
+        except StoreUnavailable as exc:
+            if _never_created(str(exc)):
+                return {direction: Backlog() for direction in directions}
+            raise OutboxNotDrained(f"an outbox is unreachable: {exc}") from exc
+
     def drain(sides: tuple[Side, ...], deadline: float) -> None:
+        directions = [Direction.towards(side) for side in sides]
         while True:
-            status = collect_status(relay, sample=0)
-            outboxes = {Side.SERVICE: status.monolith, Side.MONOLITH: status.service}
-            waiting = {}
-            for side in sides:
-                outbox = outboxes[side]
-                if not outbox.reachable and not _never_created(outbox.error):
+            owed = backlog(directions)
+            for direction, left in owed.items():
+                if left.dead:
                     raise OutboxNotDrained(
-                        f"the outbox towards the {side} is unreachable: {outbox.error}"
+                        f"{left.dead} dead-lettered events {direction}: requeue or repair "
+                        f"them first (`strangler dualwrite status {plan.context}`)"
                     )
-                if outbox.dead:
-                    raise OutboxNotDrained(
-                        f"{outbox.dead} dead-lettered events towards the {side}: requeue or "
-                        f"repair them first (`strangler dualwrite status {plan.context}`)"
-                    )
-                if outbox.pending + outbox.in_flight:
-                    waiting[side] = outbox.pending + outbox.in_flight
+            waiting = {direction: left.open for direction, left in owed.items() if left.open}
             if not waiting:
                 return
             if time.monotonic() >= deadline:
-                left = ", ".join(f"{n} towards the {side}" for side, n in waiting.items())
-                raise OutboxNotDrained(f"events still waiting: {left}")
+                owing = ", ".join(f"{n} {direction}" for direction, n in waiting.items())
+                raise OutboxNotDrained(f"events still waiting: {owing}")
             time.sleep(0.01)
 
     return drain, relay.close

@@ -42,7 +42,7 @@ from sqlalchemy import (
 from sqlalchemy import (
     select as sql_select,
 )
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, ProgrammingError, SQLAlchemyError
 
 from migration_plans.core.database import engine as make_engine
 from migration_plans.core.database import is_sqlite, libpq_url, sqlalchemy_url
@@ -124,7 +124,12 @@ def create_phase_tables(engine: Engine) -> None:
     with _created_lock:
         if key in _created:
             return
-        phase_metadata.create_all(engine, checkfirst=True)
+        try:
+            phase_metadata.create_all(engine, checkfirst=True)
+        except (IntegrityError, ProgrammingError):
+            # Another process created it between the check and the CREATE (PostgreSQL
+            # reports the race as a unique violation on pg_type): it exists now.
+            phase_metadata.create_all(engine, checkfirst=True)
         _created.add(key)
 
 

@@ -41,7 +41,7 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, ProgrammingError, SQLAlchemyError
 
 from migration_plans.core.database import engine as make_engine
 from migration_plans.core.database import sqlalchemy_url
@@ -171,7 +171,12 @@ def create_replica_tables(engine: Engine) -> None:
     with _created_lock:
         if key in _created:
             return
-        replica_metadata.create_all(engine, checkfirst=True)
+        try:
+            replica_metadata.create_all(engine, checkfirst=True)
+        except (IntegrityError, ProgrammingError):
+            # Another process created it between the check and the CREATE (PostgreSQL
+            # reports the race as a unique violation on pg_type): it exists now.
+            replica_metadata.create_all(engine, checkfirst=True)
         _created.add(key)
 
 
