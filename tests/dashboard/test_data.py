@@ -11,7 +11,10 @@ import pytest
 from migration_plans.control.dashboard.data import Sources
 from migration_plans.control.history import Transition, record_transition
 from migration_plans.core.control_db import control_engine
+from migration_plans.core.live_phase import publish
+from migration_plans.core.phase import Phase
 from migration_plans.core.plan import load_plans
+from migration_plans.core.replicas import Ack, ReplicaReporter, Role
 from reconciler.history import record_run
 from reconciler.runner import ReconcileOptions, reconcile
 from strangler_proxy.app import StranglerProxy
@@ -215,3 +218,30 @@ async def test_forwarding_never_waits_for_a_slow_collection(place: Place) -> Non
     finally:
         release.set()
         await upstream.stop()
+
+
+async def test_context_cards_list_the_replicas_and_the_published_epoch(place: Place) -> None:
+    proxy, _, _ = planted(place)
+    engine = control_engine()
+    publish(engine, "catalog", Phase.DUAL_WRITE, fence_seconds=30.0)
+    served = {"epoch": 0}
+    reporter = ReplicaReporter(
+        str(engine.url),
+        Role.SERVICE,
+        context="catalog",
+        address="http://127.0.0.1:8101",
+        snapshot=lambda: Ack(epochs={"catalog": served["epoch"]}),
+        interval=30.0,
+    ).start()
+    try:
+        async with client(proxy) as http:
+            payload = (await http.get("/_strangler/dashboard/data", headers=AUTH)).json()
+            page = (await http.get("/_strangler/dashboard", headers=AUTH)).text
+    finally:
+        reporter.stop()
+    catalog = next(c for c in payload["data"]["contexts"] if c["context"] == "catalog")
+    assert catalog["published"]["fenced"] and catalog["published"]["phase"] == "dual_write"
+    [replica] = catalog["replicas"]
+    assert replica["address"] == "http://127.0.0.1:8101" and replica["epochs"] == {"catalog": 0}
+    assert '<tr class="replica behind"><td>service</td><td>http://127.0.0.1:8101</td>' in page
+    assert "writes fenced" in page

@@ -34,7 +34,9 @@ from migration_plans.control.evidence import StoreEvidence
 from migration_plans.control.history import last_transition
 from migration_plans.control.transitions import Environment, check_gates
 from migration_plans.core.http import HTTP_METHODS
+from migration_plans.core.live_phase import read_state
 from migration_plans.core.plan import Plan
+from migration_plans.core.replicas import list_replicas
 from reconciler.history import load_report, recent_runs, run_tables, store
 from strangler_proxy.introspection import ProxyView
 from strangler_proxy.routetable import Route
@@ -270,11 +272,26 @@ def _context_card(env: Environment, plan: Plan) -> dict[str, Any]:
             for result in results
         ]
         card["ready"] = all(result.passed for result in results)
+    live = _guarded("replicas", lambda: _live(env, plan.context))
+    card["published"] = live.get("published")
+    card["replicas"] = live.get("replicas", [])
+    if "error" in live:
+        card["replicas_error"] = live["error"]
     last = _guarded("history", lambda: _last(env, plan.context))
     card["last_transition"] = last.get("transition")
     if "error" in last:
         card["history_error"] = last["error"]
     return card
+
+
+def _live(env: Environment, context: str) -> Section:
+    """The published phase of ``context`` and every replica acting for it."""
+    state = read_state(env.engine(), context)
+    replicas = list_replicas(env.engine(), context=context)
+    return {
+        "published": None if state is None else state.as_dict(),
+        "replicas": [replica.as_dict() for replica in replicas],
+    }
 
 
 def _last(env: Environment, context: str) -> Section:

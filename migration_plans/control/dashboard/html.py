@@ -185,6 +185,36 @@ def _last_transition(last: dict[str, Any] | None) -> str:
     )
 
 
+def _replicas(card: dict[str, Any]) -> str:
+    """Every replica acting for the context: what it serves, and what is wrong with it."""
+    if card.get("replicas_error"):
+        return f'<p class="alert error">replicas: {e(card["replicas_error"])}</p>'
+    published = card.get("published")
+    replicas = card.get("replicas") or []
+    if published is None and not replicas:
+        return ""
+    epoch = None if published is None else published["epoch"]
+    rows = []
+    for replica in replicas:
+        served = replica["epochs"].get(card["context"])
+        state = "silent" if replica["silent"] else ("behind" if served != epoch else "ok")
+        if replica.get("nack"):
+            state = "nack"
+        routes = (replica.get("route_hash") or "")[:12] or "-"
+        rows.append(
+            f'<tr class="replica {state}"><td>{e(replica["role"])}</td>'
+            f"<td>{e(replica['address'] or replica['instance'])}</td>"
+            f'<td class="num">epoch {e(str(served))}</td><td>routes {e(routes)}</td>'
+            f'<td class="verdict">{state}</td></tr>'
+        )
+    fenced = (
+        ' <span class="tag warn">writes fenced</span>' if published and published["fenced"] else ""
+    )
+    head = f'<div class="gates-head">Replicas, published epoch <b>{e(str(epoch))}</b>{fenced}</div>'
+    body = "".join(rows) or '<tr><td colspan="5" class="muted">no replica registered</td></tr>'
+    return f'{head}<table class="gates replicas"><tbody>{body}</tbody></table>'
+
+
 def context_card(card: dict[str, Any]) -> str:
     phase = card["phase"]
     if card["next"] is None:
@@ -208,7 +238,8 @@ def context_card(card: dict[str, Any]) -> str:
         f'<article class="card context" data-context="{e(card["context"])}" '
         f'data-phase="{e(phase)}"><header><h3>{e(card["context"])}</h3>'
         f'<span class="phase phase-{e(phase)}">{e(phase.replace("_", " "))}</span></header>'
-        f"{_track(phase)}{gates}{_last_transition(card.get('last_transition'))}{error}</article>"
+        f"{_track(phase)}{gates}{_replicas(card)}"
+        f"{_last_transition(card.get('last_transition'))}{error}</article>"
     )
 
 
