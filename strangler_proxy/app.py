@@ -307,7 +307,7 @@ class StranglerProxy:
         if pool is None:  # removed by a reload while this request ran
             raise UpstreamFailed(f"upstream {name!r} is no longer configured")
         upstream = pool.upstream
-        netloc = urlsplit(upstream.url).netloc
+        netloc = urlsplit(upstream.base_url).netloc  # the first endpoint's
         if upstream.host_header == "client":
             host = request.host or netloc
         else:

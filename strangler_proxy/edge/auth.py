@@ -1,7 +1,8 @@
 """Client authentication at the edge: ``Authorization: Token <t>`` -> signed identity.
 
 The token is checked against the monolith's ``GET /api/v1/auth/whoami/`` (answers
-``{"id", "username"}``); results are cached briefly in a bounded LRU (refusals for a
+``{"id", "username"}``; an upstream with several endpoints is asked in turn, the next
+one when one cannot be connected to); results are cached briefly in a bounded LRU (refusals for a
 shorter time) and concurrent checks of one token share a single call. The proxy then
 forwards ``X-Strangler-Identity`` signed with the configured key. Requests without a
 token pass anonymously; a refused token is a 401 from the proxy.
@@ -24,9 +25,10 @@ import aiohttp
 from migration_plans.core.identity import Identity, sign_identity
 from strangler_proxy.edge.errors import AuthUnavailable, InvalidToken
 from strangler_proxy.routetable.model import AuthSettings
-from strangler_proxy.upstream.forwarder import Forwarder
+from strangler_proxy.upstream.forwarder import Forwarder, UpstreamPool
 
 _SCHEME = b"token "
+_CONNECT_ERRORS = (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError)
 
 
 class TokenAuth:
@@ -85,10 +87,27 @@ class TokenAuth:
             self.cache.popitem(last=False)
 
     async def _whoami(self, token: str, forwarder: Forwarder) -> Identity | None:
+        # The auth upstream's endpoints in turn; one that cannot be connected to is
+        # skipped for this call and, for a moment, by the forwarder too.
         pool = forwarder.pools[self.settings.upstream]
+        rotation = pool.rotation
+        first = rotation.pick()
+        for index in (first, *rotation.after(first)):
+            try:
+                identity = await self._ask(pool, index, token)
+            except _CONNECT_ERRORS as exc:
+                rotation.failed(index)
+                failure: Exception = exc
+                continue
+            rotation.answered(index)
+            return identity
+        raise AuthUnavailable(f"whoami failed: {type(failure).__name__}") from failure
+
+    async def _ask(self, pool: UpstreamPool, index: int, token: str) -> Identity | None:
+        """whoami on endpoint ``index``; connect errors propagate (nothing was asked)."""
         try:
             async with pool.session.get(
-                pool.url(self.settings.whoami_path),
+                pool.url(self.settings.whoami_path, index),
                 headers={"Authorization": f"Token {token}", "Accept": "application/json"},
                 allow_redirects=False,
             ) as response:
@@ -97,6 +116,8 @@ class TokenAuth:
                 if response.status != 200:
                     raise AuthUnavailable(f"whoami answered {response.status}")
                 claims: Any = await response.json(content_type=None)
+        except _CONNECT_ERRORS:
+            raise
         except (TimeoutError, aiohttp.ClientError, ValueError) as exc:
             raise AuthUnavailable(f"whoami failed: {type(exc).__name__}") from exc
         try:

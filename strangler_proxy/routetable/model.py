@@ -6,7 +6,7 @@ Schema of :class:`RouteTable` for editors.
 
     upstreams:
       monolith: {url: "http://127.0.0.1:8001"}
-      catalog:  {url: "http://127.0.0.1:8101", timeouts: {connect: 0.5, read: 5}}
+      catalog:  {urls: ["http://127.0.0.1:8101", "http://127.0.0.1:8111"], timeouts: {read: 5}}
     contexts:
       catalog:
         routes:
@@ -53,23 +53,62 @@ class BreakerSettings(Model):
     failure_statuses: frozenset[int] = frozenset({502, 503, 504})
 
 
-class Upstream(Model):
-    """A named backend: the monolith or an extracted service."""
+Url = Annotated[str, Field(pattern=r"^https?://[^/?#]+/?$", description="scheme://host:port")]
 
-    url: str = Field(pattern=r"^https?://[^/?#]+/?$", description="scheme://host:port")
+
+class Upstream(Model):
+    """A named backend: the monolith or an extracted service, at one URL or several.
+
+    ``urls`` lists the replicas of one service: the proxy spreads requests over them
+    round-robin and skips one it cannot connect to (:mod:`strangler_proxy.upstream`).
+    Give exactly one of ``url`` and ``urls``; :attr:`endpoints` is always the list.
+    """
+
+    url: Url | None = None
+    urls: list[Url] | None = Field(
+        None, min_length=1, max_length=64, description="replicas of the same service"
+    )
     timeouts: Timeouts = Timeouts()
-    pool_size: int = Field(100, ge=1, le=10_000)
+    pool_size: int = Field(
+        100, ge=1, le=10_000, description="keep-alive connections per endpoint (per URL)"
+    )
     breaker: BreakerSettings = BreakerSettings()
     host_header: str = Field(
         "client",
-        description="'client' keeps the client's Host, 'upstream' uses the URL's, "
+        description="'client' keeps the client's Host, 'upstream' uses the (first) URL's, "
         "anything else is sent literally",
     )
     identity: bool = Field(True, description="forward the signed identity header to it")
 
+    model_config = ConfigDict(frozen=True, extra="forbid", ignored_types=(cached_property,))
+
+    @field_validator("urls")
+    @classmethod
+    def _distinct(cls, value: list[str] | None) -> list[str] | None:
+        seen: set[str] = set()
+        for url in value or ():
+            key = url.rstrip("/").lower()
+            if key in seen:
+                raise ValueError(f"duplicate URL {url!r}")
+            seen.add(key)
+        return value
+
+    @model_validator(mode="after")
+    def _url_or_urls(self) -> Upstream:
+        if (self.url is None) == (self.urls is None):
+            raise ValueError("an upstream needs exactly one of url or urls")
+        return self
+
+    @cached_property
+    def endpoints(self) -> tuple[str, ...]:
+        """Every base URL (no trailing slash), in the order given."""
+        urls = self.urls if self.urls is not None else (self.url or "",)
+        return tuple(url.rstrip("/") for url in urls)
+
     @property
     def base_url(self) -> str:
-        return self.url.rstrip("/")
+        """The first endpoint (the only one of a single-``url`` upstream)."""
+        return self.endpoints[0]
 
 
 class Sticky(Model):

@@ -6,7 +6,8 @@ the route's shadow is side-effect-free, and puts the job on a bounded queue; whe
 the queue is full the copy is dropped and counted. A fixed number of worker tasks
 (the engine's own concurrency limit) send the copy to the shadow upstream (and,
 for noise calibration, to a second primary), compare, and record the
-outcome in the results store.
+outcome in the results store. An upstream with several endpoints gets the copies in
+turn; one that cannot be connected to passes the copy to the next.
 
 The proxy runs the engine in a sidecar process by default
 (:mod:`strangler_proxy.shadow._sidecar_client` feeds :mod:`strangler_proxy.shadow._sidecar`) at
@@ -77,6 +78,22 @@ class ShadowRoute:
     rules: CompareRules = field(default_factory=CompareRules)
     second_primary_url: str | None = None
     upstream: str = ""  # the route table's name for the shadow upstream
+    shadow_urls: tuple[str, ...] = ()
+    """Every endpoint of the shadow upstream, taken in turn (empty: ``shadow_url`` alone)."""
+    second_primary_urls: tuple[str, ...] = ()
+    """Every endpoint of the second primary (empty: ``second_primary_url`` alone)."""
+
+    @property
+    def candidates(self) -> tuple[str, ...]:
+        """The shadow upstream's endpoints."""
+        return self.shadow_urls or (self.shadow_url,)
+
+    @property
+    def second_primaries(self) -> tuple[str, ...]:
+        """The second primary's endpoints (none without calibration)."""
+        if self.second_primary_urls:
+            return self.second_primary_urls
+        return (self.second_primary_url,) if self.second_primary_url else ()
 
 
 class Submitted(StrEnum):
@@ -192,6 +209,7 @@ _BATCH = 200  # outcomes per store write
 _FLUSH_SECONDS = 0.25  # at the latest
 _SKIP_AUTO = frozenset({"User-Agent", "Accept", "Accept-Encoding", "Content-Type"})
 _Job = tuple[ShadowRoute, CapturedRequest, CapturedResponse, float]
+_CONNECT_ERRORS = (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError)
 
 
 class MirrorEngine:
@@ -217,6 +235,7 @@ class MirrorEngine:
         self._metrics = metrics or default_metrics()
         self._sample = sample
         self._client: aiohttp.ClientSession | None = None
+        self._turns: dict[tuple[str, ...], int] = {}  # endpoints -> copies sent to them
         self._workers: list[asyncio.Task[None]] = []
         self._pending_drops: Counter[tuple[str, str]] = Counter()
         self._pending: list[Outcome] = []
@@ -358,14 +377,29 @@ class MirrorEngine:
             raw = tuple((k.decode("latin-1"), v.decode("latin-1")) for k, v in response.raw_headers)
             return CapturedResponse(response.status, raw, body)
 
+    async def _send_in_turn(
+        self, endpoints: tuple[str, ...], request: CapturedRequest
+    ) -> CapturedResponse:
+        """Send to the next of ``endpoints``; to the one after when it cannot be connected to."""
+        turn = self._turns.get(endpoints, 0)
+        self._turns[endpoints] = turn + 1
+        last = len(endpoints) - 1
+        for step in range(last + 1):
+            try:
+                return await self._send(endpoints[(turn + step) % len(endpoints)], request)
+            except _CONNECT_ERRORS:
+                if step == last:
+                    raise
+        raise AssertionError("unreachable")
+
     async def _mirror(
         self, route: ShadowRoute, request: CapturedRequest, primary: CapturedResponse, at: float
     ) -> None:
         second = None
         try:
-            if route.second_primary_url and self.noise is not None:
-                second = await self._send(route.second_primary_url, request)
-            candidate = await self._send(route.shadow_url, request)
+            if route.second_primaries and self.noise is not None:
+                second = await self._send_in_turn(route.second_primaries, request)
+            candidate = await self._send_in_turn(route.candidates, request)
         except (aiohttp.ClientError, TimeoutError) as exc:
             error = f"{type(exc).__name__}: {exc}"
             kind: OutcomeKind = "shadow_error"

@@ -62,17 +62,19 @@ def _shadow_route(table: Any, context: str, route: Any) -> ShadowRoute | None:
     if shadow is None or shadow.upstream not in table.upstreams:
         return None
     calibrate = getattr(shadow, "calibrate", None)
+    candidate = table.upstreams[shadow.upstream]
+    second = table.upstreams.get(calibrate) if calibrate is not None else None
     return ShadowRoute(
         name=route.name,
-        shadow_url=table.upstreams[shadow.upstream].url.rstrip("/"),
+        shadow_url=candidate.base_url,
         context=context,
         sample_rate=shadow.sample_rate,
         side_effect_free=shadow.side_effect_free,
         rules=CompareRules.coerce(shadow.compare),
-        second_primary_url=(
-            table.upstreams[calibrate].url.rstrip("/") if calibrate in table.upstreams else None
-        ),
+        second_primary_url=second.base_url if second is not None else None,
         upstream=shadow.upstream,
+        shadow_urls=candidate.endpoints,
+        second_primary_urls=second.endpoints if second is not None else (),
     )
 
 

@@ -2,8 +2,10 @@
 
 Modules, in the order a request meets them:
 
-    forwarder   one pool per upstream: retry a safe request on a fresh connection,
-                translate client errors into the edge's errors, stream the answer back
+    forwarder   a pool per endpoint, round-robin over an upstream's endpoints (the next
+                one at once when one cannot be connected to), retry a safe request on a
+                fresh connection, translate client errors into the edge's errors, stream
+                the answer back
     breaker     a circuit breaker per upstream (closed, open, half-open)
     _client     keep-alive HTTP/1.1 client: an asyncio protocol per connection + httptools
 

@@ -1,5 +1,13 @@
-"""Forwarding to upstreams: one keep-alive pool (:mod:`strangler_proxy.upstream._client`)
-per upstream.
+"""Forwarding to upstreams: keep-alive pools (:mod:`strangler_proxy.upstream._client`)
+per upstream, one per endpoint.
+
+An upstream with several endpoints (``urls:``, the replicas of one service) takes them
+in turn, round-robin. A request that cannot connect to one (refused, connect timeout,
+DNS: nothing of it was sent) goes to the next at once, each endpoint at most once, and
+the one that failed is skipped for :data:`CONNECT_COOLDOWN` seconds unless every
+endpoint is cooling down. Only when no endpoint could be reached does the request fail
+with :class:`UpstreamConnectFailed` (a read may fall back; the upstream's one breaker
+counts one failure). ``pool_size`` caps the connections to each endpoint.
 
 The pools pass bytes through: no decompression, no cookies, no redirects. Upstream
 errors become :mod:`strangler_proxy.edge.errors` at this boundary: connect failures
@@ -18,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
 from typing import Any
@@ -49,6 +58,9 @@ log = logging.getLogger("strangler.proxy")
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 _SKIP_AUTO = frozenset({"User-Agent", "Accept", "Accept-Encoding", "Content-Type"})
 
+CONNECT_COOLDOWN = 1.0
+"""Seconds an endpoint that could not be connected to is left out of the rotation."""
+
 
 class StreamBroken(Exception):
     """The upstream failed after the response had started: the client connection is cut."""
@@ -71,39 +83,113 @@ class Outgoing:
         return self.method in SAFE_METHODS and not isinstance(self.body, AsyncIterator)
 
 
+class Rotation:
+    """Round-robin over ``size`` endpoints, skipping those that recently failed to connect.
+
+    Not thread-safe (one event loop). Costs nothing beyond an index step while no
+    endpoint is cooling down.
+
+        rotation = Rotation(3)
+        first = rotation.pick()
+        ...connect failed: rotation.failed(first); then try rotation.after(first)
+    """
+
+    __slots__ = ("_cooling_until", "_next", "_until", "clock", "size")
+
+    def __init__(self, size: int, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self.size = size
+        self.clock = clock
+        self._next = 0
+        self._until = [0.0] * size  # per endpoint: skipped until then
+        self._cooling_until = 0.0  # the latest of those; 0.0 when none is cooling
+
+    def pick(self) -> int:
+        """The endpoint for the next request: the next in turn that is not cooling down."""
+        index = self._next
+        if self._cooling_until:
+            index = self._warm_from(index)
+        self._next = index + 1 if index + 1 < self.size else 0
+        return index
+
+    def after(self, first: int) -> list[int]:
+        """The endpoints to try once ``first`` failed to connect, each once: in turn from
+        ``first``, those not cooling down before those that are."""
+        ring = [(first + step) % self.size for step in range(1, self.size)]
+        now = self.clock()
+        return sorted(ring, key=lambda index: self._until[index] > now)
+
+    def failed(self, index: int) -> None:
+        """``index`` could not be connected to: skip it for :data:`CONNECT_COOLDOWN`."""
+        until = self.clock() + CONNECT_COOLDOWN
+        self._until[index] = until
+        self._cooling_until = max(self._cooling_until, until)
+
+    def answered(self, index: int) -> None:
+        """``index`` was connected to: it takes its turns again."""
+        if self._cooling_until:
+            self._until[index] = 0.0
+
+    def cooling(self) -> list[int]:
+        """The endpoints skipped now."""
+        now = self.clock()
+        return [index for index, until in enumerate(self._until) if until > now]
+
+    def _warm_from(self, index: int) -> int:
+        now = self.clock()
+        if now >= self._cooling_until:
+            self._cooling_until = 0.0
+            return index
+        for step in range(self.size):
+            candidate = (index + step) % self.size
+            if self._until[candidate] <= now:
+                return candidate
+        return index  # every endpoint is cooling down: plain round-robin
+
+
 class UpstreamPool:
-    """An upstream's settings, its forwarding pool and (for whoami) an aiohttp session."""
+    """An upstream's settings, a forwarding pool per endpoint, the rotation over them,
+    and (for whoami) an aiohttp session."""
 
     def __init__(self, name: str, upstream: Upstream) -> None:
         self.name = name
         self.upstream = upstream
-        self._client: UpstreamClient | None = None
+        self.rotation = Rotation(len(upstream.endpoints))
+        self._clients: list[UpstreamClient] | None = None
         self._session: aiohttp.ClientSession | None = None
 
     @property
-    def client(self) -> UpstreamClient:
-        """The forwarding pool, created in the running loop on first use."""
-        if self._client is None:
-            parts = urlsplit(self.upstream.url)
-            https = parts.scheme == "https"
-            timeouts = self.upstream.timeouts
-            self._client = UpstreamClient(
-                parts.hostname or "127.0.0.1",
-                parts.port or (443 if https else 80),
-                ClientLimits(
-                    connect=timeouts.connect, read=timeouts.read, pool_size=self.upstream.pool_size
-                ),
-                ssl=ssl.create_default_context() if https else None,
-            )
-        return self._client
+    def clients(self) -> list[UpstreamClient]:
+        """One forwarding pool per endpoint (in ``endpoints`` order), created in the
+        running loop on first use."""
+        clients = self._clients
+        if clients is None:
+            clients = self._clients = [self._client(url) for url in self.upstream.endpoints]
+        return clients
+
+    def _client(self, url: str) -> UpstreamClient:
+        parts = urlsplit(url)
+        https = parts.scheme == "https"
+        timeouts = self.upstream.timeouts
+        return UpstreamClient(
+            parts.hostname or "127.0.0.1",
+            parts.port or (443 if https else 80),
+            ClientLimits(
+                connect=timeouts.connect, read=timeouts.read, pool_size=self.upstream.pool_size
+            ),
+            ssl=ssl.create_default_context() if https else None,
+        )
 
     @property
     def session(self) -> aiohttp.ClientSession:
+        """One aiohttp session for every endpoint (its connector pools per host)."""
         if self._session is None or self._session.closed:
             timeouts = self.upstream.timeouts
             self._session = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(
-                    limit=self.upstream.pool_size, keepalive_timeout=30, ttl_dns_cache=300
+                    limit=self.upstream.pool_size * len(self.upstream.endpoints),
+                    limit_per_host=self.upstream.pool_size,
+                    keepalive_timeout=30,
+                    ttl_dns_cache=300,
                 ),
                 timeout=aiohttp.ClientTimeout(
                     total=None, sock_connect=timeouts.connect, sock_read=timeouts.read
@@ -115,12 +201,13 @@ class UpstreamPool:
             )
         return self._session
 
-    def url(self, target: str) -> yarl.URL:
-        return yarl.URL(self.upstream.base_url + target, encoded=True)
+    def url(self, target: str, index: int = 0) -> yarl.URL:
+        """``target`` (path + query) on endpoint ``index``."""
+        return yarl.URL(self.upstream.endpoints[index] + target, encoded=True)
 
     async def close(self) -> None:
-        if self._client is not None:
-            await self._client.close()
+        if self._clients is not None:
+            await asyncio.gather(*(client.close() for client in self._clients))
         if self._session is not None:
             await self._session.close()
 
@@ -202,30 +289,36 @@ class Forwarder:
         return response.status
 
     async def _request(self, pool: UpstreamPool, outgoing: Outgoing) -> UpstreamResponse:
-        # A pooled connection the upstream closed (idle timeout, restart, crash) fails
-        # on use before any byte of a response: a replayable request gets one more try
-        # on a fresh connection, which either works or fails to connect (and may fall
-        # back).
-        attempts = 2 if outgoing.replayable else 1
-        for attempt in range(attempts):
+        clients = pool.clients
+        if len(clients) == 1:
+            return await _attempt(clients[0], outgoing)
+        rotation = pool.rotation
+        first = rotation.pick()
+        try:
+            response = await _attempt(clients[first], outgoing)
+        except ConnectFailed as exc:
+            rotation.failed(first)
+            return await self._failover(pool, outgoing, first, exc)
+        rotation.answered(first)
+        return response
+
+    async def _failover(
+        self, pool: UpstreamPool, outgoing: Outgoing, first: int, error: ConnectFailed
+    ) -> UpstreamResponse:
+        """Nothing of ``outgoing`` reached endpoint ``first``: try the others, each once."""
+        rotation = pool.rotation
+        for index in rotation.after(first):
             try:
-                return await pool.client.request(
-                    outgoing.method,
-                    outgoing.target,
-                    outgoing.headers,
-                    outgoing.body,
-                    fresh=attempt > 0,
-                )
-            except Disconnected as exc:
-                if not exc.before_response or not outgoing.replayable:
-                    raise
-                if attempt + 1 == attempts:
-                    # A dying upstream still accepts connections for a moment and then
-                    # resets them: nothing answered a safe request, as if unreachable.
-                    raise ConnectFailed(
-                        f"the upstream closed {attempts} connections without answering"
-                    ) from exc
-        raise AssertionError("unreachable")
+                response = await _attempt(pool.clients[index], outgoing)
+            except ConnectFailed as exc:
+                rotation.failed(index)
+                error = exc
+                continue
+            rotation.answered(index)
+            return response
+        raise ConnectFailed(
+            f"none of the {rotation.size} endpoints of {pool.name!r} could be reached: {error}"
+        ) from error
 
     async def _relay(
         self, name: str, response: UpstreamResponse, request_id: str, send: Send
@@ -251,8 +344,36 @@ class Forwarder:
         await send({"type": "http.response.body", "body": b""})
 
 
+async def _attempt(client: UpstreamClient, outgoing: Outgoing) -> UpstreamResponse:
+    """Send ``outgoing`` to one endpoint; :class:`ConnectFailed` when nothing reached it."""
+    # A pooled connection the endpoint closed (idle timeout, restart, crash) fails on
+    # use before any byte of a response: a replayable request gets one more try on a
+    # fresh connection, which either works or fails to connect (and may go to another
+    # endpoint, or fall back).
+    attempts = 2 if outgoing.replayable else 1
+    for attempt in range(attempts):
+        try:
+            return await client.request(
+                outgoing.method,
+                outgoing.target,
+                outgoing.headers,
+                outgoing.body,
+                fresh=attempt > 0,
+            )
+        except Disconnected as exc:
+            if not exc.before_response or not outgoing.replayable:
+                raise
+            if attempt + 1 == attempts:
+                # A dying endpoint still accepts connections for a moment and then
+                # resets them: nothing answered a safe request, as if unreachable.
+                raise ConnectFailed(
+                    f"the upstream closed {attempts} connections without answering"
+                ) from exc
+    raise AssertionError("unreachable")
+
+
 def _pool_settings(upstream: Upstream) -> tuple[object, ...]:
-    return (upstream.url, upstream.timeouts, upstream.pool_size)
+    return (upstream.endpoints, upstream.timeouts, upstream.pool_size)
 
 
 def translate(exc: BaseException, name: str) -> Exception:

@@ -278,3 +278,48 @@ def test_phase_rules_hook() -> None:
     assert [str(i) for i in caught.value.issues] == [
         "routes.yaml:9: contexts.catalog.routes[0].methods: catalog is in phase shared: writes go to the monolith"
     ]
+
+
+def upstream_issues(catalog: str) -> list[str]:
+    head = HEAD.replace('  catalog: {url: "http://127.0.0.1:2"}\n', catalog)
+    return issues("      - {name: a, path: /a, upstream: catalog}\n", head)
+
+
+def test_an_upstream_may_list_its_replicas() -> None:
+    catalog = '  catalog: {urls: ["http://127.0.0.1:2", "http://127.0.0.1:3/"]}\n'
+    head = HEAD.replace('  catalog: {url: "http://127.0.0.1:2"}\n', catalog)
+    table = parse_table(head + "      - {name: a, path: /a, upstream: catalog}\n", Path("r.yaml"))
+    upstreams = table.table.upstreams
+    assert upstreams["catalog"].endpoints == ("http://127.0.0.1:2", "http://127.0.0.1:3")
+    assert upstreams["catalog"].base_url == "http://127.0.0.1:2"
+    assert upstreams["monolith"].endpoints == ("http://127.0.0.1:1",)
+
+
+@pytest.mark.parametrize(
+    ("catalog", "expected"),
+    [
+        (
+            '  catalog: {url: "http://127.0.0.1:2", urls: ["http://127.0.0.1:3"]}\n',
+            "routes.yaml:3: upstreams.catalog: Value error, an upstream needs exactly one of url or urls",
+        ),
+        (
+            "  catalog:\n    pool_size: 10\n",
+            "routes.yaml:3: upstreams.catalog: Value error, an upstream needs exactly one of url or urls",
+        ),
+        (
+            '  catalog:\n    pool_size: 10\n    urls: ["http://127.0.0.1:2", "http://127.0.0.1:2/"]\n',
+            "routes.yaml:5: upstreams.catalog.urls: Value error, duplicate URL 'http://127.0.0.1:2/'",
+        ),
+        (
+            '  catalog:\n    urls:\n      - "http://127.0.0.1:2"\n      - "127.0.0.1:3"\n',
+            "routes.yaml:6: upstreams.catalog.urls[1]: String should match pattern",
+        ),
+        (
+            "  catalog: {urls: []}\n",
+            "routes.yaml:3: upstreams.catalog.urls: List should have at least 1 item",
+        ),
+    ],
+)
+def test_upstream_url_errors(catalog: str, expected: str) -> None:
+    found = upstream_issues(catalog)
+    assert any(issue.startswith(expected) for issue in found), found

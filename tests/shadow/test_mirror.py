@@ -223,3 +223,29 @@ def test_outcome_totals_sum_routes_from_the_exposition() -> None:
     metrics.add("list", "queued", 2)
     metrics.count("detail", "matched")
     assert outcome_totals(generate_latest(registry).decode()) == {"queued": 3.0, "matched": 1.0}
+
+
+def test_copies_take_the_shadow_endpoints_in_turn_past_a_dead_one(
+    shops: Shops, store: RedisShadowStore
+) -> None:
+    dead = f"http://127.0.0.1:{free_port()}"
+    route = ShadowRoute(
+        name="product-detail",
+        shadow_url=dead,
+        shadow_urls=(dead, shops.candidate),
+        context="catalog",
+    )
+    primary = CapturedResponse(200, (), b"x")
+
+    async def run() -> MirrorEngine:
+        engine = MirrorEngine(store=store, concurrency=1, timeout=2, metrics=metrics())
+        engine.start()
+        for _ in range(4):
+            engine.submit(route, get("/api/v1/products/1/"), primary)
+        await engine.drain(30)
+        await engine.close()
+        return engine
+
+    engine = asyncio.run(run())
+    assert engine.stats["shadow_error"] == 0
+    assert store.counts(route="product-detail").compared == 4

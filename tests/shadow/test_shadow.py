@@ -205,3 +205,16 @@ def test_requests_sampled_out_are_not_copied_at_all() -> None:
     assert shadowing.begin(route, "GET", "/", None, noop, headers) is None
     assert shadowing.begin(route, "POST", "/", b"{}", noop, headers) is None
     assert (engine.stats["sampled_out"], engine.stats["skipped_unsafe"]) == (1, 1)
+
+
+def test_a_shadow_upstream_with_replicas_lists_every_endpoint(tmp_path: Path) -> None:
+    text = TABLE.format(primary="http://127.0.0.1:1", candidate="http://127.0.0.1:2").replace(
+        'catalog: {url: "http://127.0.0.1:2"}',
+        'catalog: {urls: ["http://127.0.0.1:2", "http://127.0.0.1:3/"]}',
+    )
+    text = text.replace("upstream: catalog\n", "upstream: catalog\n          calibrate: monolith\n")
+    table = parse_table(text, tmp_path / "routes.yaml").table
+    (route,) = shadow_routes(table).values()
+    assert route.candidates == ("http://127.0.0.1:2", "http://127.0.0.1:3")
+    assert route.second_primaries == ("http://127.0.0.1:1",)
+    assert route.shadow_url == "http://127.0.0.1:2"
