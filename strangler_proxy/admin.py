@@ -4,7 +4,8 @@
 ``Authorization: Bearer <STRANGLER_ADMIN_TOKEN>`` and is off when no token is set.
 
     GET  {prefix}health     {"status": "ok", "table": {...}, "reload_failing": false}
-    GET  {prefix}table      active table: version, hash, source, generation, last reload error
+    GET  {prefix}table      active table: version, hash, source, generation, routes, each
+                            upstream's endpoints, last reload error
     GET  {prefix}breakers   per-upstream breaker state
     POST {prefix}reload     reload the route file now
     GET  {prefix}metrics    Prometheus text format
@@ -125,6 +126,7 @@ class Admin:
             "loaded_at": table.loaded_at,
             "routes": list(table.route_names),
             "default_upstream": table.default_upstream,
+            "upstreams": {name: list(endpoints) for name, endpoints in table.upstreams.items()},
             "last_reload_error": None
             if error is None
             else {"at": error.at, "issues": list(error.issues)},

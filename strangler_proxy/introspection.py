@@ -41,6 +41,8 @@ class TableView:
     generation: int
     loaded_at: float
     default_upstream: str
+    upstreams: Mapping[str, tuple[str, ...]]
+    """Each upstream's endpoints (base URLs), in table order."""
     route_names: tuple[str, ...]
     """Compiled routes, in match order."""
     contexts: Mapping[str, tuple[Route, ...]]
@@ -112,6 +114,7 @@ class ProxyIntrospection:
             generation=holder.generation,
             loaded_at=current.loaded_at,
             default_upstream=current.table.default_upstream,
+            upstreams={name: up.endpoints for name, up in current.table.upstreams.items()},
             route_names=tuple(compiled.route.name for compiled in current.router.routes),
             contexts={name: tuple(group.routes) for name, group in current.table.contexts.items()},
             last_reload_error=holder.last_error,

@@ -12,7 +12,7 @@ from migration_plans.control.processes import free_port
 from migration_plans.core.identity import IDENTITY_HEADER, verify_identity
 from strangler_proxy.upstream.forwarder import CONNECT_COOLDOWN, Rotation
 from tests.proxy.conftest import EchoUpstream
-from tests.proxy.test_app import AUTH, KEY, client, make_proxy
+from tests.proxy.test_app import AUTH, KEY, TOKEN, client, make_proxy
 
 
 class Clock:
@@ -115,8 +115,13 @@ async def test_requests_take_the_replicas_in_turn(
     proxy = make_proxy(tmp_path, table(monolith.url, [r.url for r in replicas]))
     async with client(proxy) as http:
         answers = [(await http.get(f"/api/v1/products/{n}/")).json()["upstream"] for n in range(6)]
+        admin = await http.get("/_strangler/table", headers={"Authorization": f"Bearer {TOKEN}"})
     await proxy.stop()
     assert answers == ["catalog-a", "catalog-b"] * 3
+    assert admin.json()["upstreams"] == {
+        "monolith": [monolith.url],
+        "catalog": [r.url for r in replicas],
+    }
 
 
 @pytest.mark.anyio
