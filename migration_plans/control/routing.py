@@ -10,7 +10,7 @@ before it replaces the file, so proxies only ever hot-reload a good table.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from io import StringIO
 from pathlib import Path
 from typing import Any
@@ -145,14 +145,18 @@ def rewrite_text(text: str, plan: Plan, phase: Phase) -> str:
     return buffer.getvalue()
 
 
-def render_routes(upstreams: Mapping[str, str], plans: Mapping[str, Plan]) -> str:
-    """A new route table: ``upstreams`` by name, every plan's context routed for its phase."""
+def render_routes(upstreams: Mapping[str, str | Sequence[str]], plans: Mapping[str, Plan]) -> str:
+    """A new route table: ``upstreams`` by name, every plan's context routed for its phase.
+
+    An upstream is one URL (written ``url:``) or its replicas' URLs (``urls:`` when
+    there are several).
+    """
     lines = [
         "# Route table written by strangler from the migration plans.",
         "# `strangler plan advance` rewrites each context's routes; edit the rest freely.",
         "default_upstream: monolith",
         "upstreams:",
-        *(f'  {name}: {{url: "{url}"}}' for name, url in upstreams.items()),
+        *(f"  {name}: {{{_where(urls)}}}" for name, urls in upstreams.items()),
         "contexts: {}",
         "",
     ]
@@ -161,6 +165,14 @@ def render_routes(upstreams: Mapping[str, str], plans: Mapping[str, Plan]) -> st
         if plan.upstream in upstreams:
             text = rewrite_text(text, plan, plan.phase)
     return text
+
+
+def _where(urls: str | Sequence[str]) -> str:
+    """``url: "..."`` for one URL, ``urls: ["...", ...]`` for several."""
+    listed = [urls] if isinstance(urls, str) else list(urls)
+    if len(listed) == 1:
+        return f'url: "{listed[0]}"'
+    return "urls: [" + ", ".join(f'"{url}"' for url in listed) + "]"
 
 
 def routes_for_phase(route_path: Path, plan: Plan, phase: Phase) -> str:

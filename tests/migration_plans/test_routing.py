@@ -187,3 +187,26 @@ def test_a_rendered_table_follows_every_phase(tmp_path: Path) -> None:
         assert (route.upstream, route.shadow, route.fallback) == ("catalog", None, False)
     inventory = {r.name: r for r in split.contexts["inventory"].routes}
     assert inventory["inventory-stock-reserve-writes"].upstream == "monolith"
+
+
+def test_replicas_are_rendered_as_urls_and_survive_every_rewrite(tmp_path: Path) -> None:
+    replicas = ["http://127.0.0.1:8101", "http://127.0.0.1:8111"]
+    upstreams = {
+        "monolith": "http://127.0.0.1:8001",
+        "catalog": replicas,
+        "inventory": ["http://127.0.0.1:8102"],
+    }
+    path = tmp_path / "routes.yaml"
+    path.write_text(render_routes(upstreams, load_plans(plans_dir())))
+    text = path.read_text()
+    assert 'catalog: {urls: ["http://127.0.0.1:8101", "http://127.0.0.1:8111"]}' in text
+    assert 'inventory: {url: "http://127.0.0.1:8102"}' in text
+    for before, after in ((Phase.SHARED, Phase.DUAL_WRITE), (Phase.DUAL_WRITE, Phase.SPLIT)):
+        plans = plans_in(before)
+        apply_phase_to_routes(path, plans["catalog"], after, plans)
+        assert 'catalog: {urls: ["http://127.0.0.1:8101", "http://127.0.0.1:8111"]}' in (
+            path.read_text()
+        )
+    split = load_table(path, phase_rules=PlanPhaseRules(plans_in(Phase.SPLIT))).table
+    assert split.upstreams["catalog"].endpoints == tuple(replicas)
+    assert split.upstreams["inventory"].endpoints == ("http://127.0.0.1:8102",)
