@@ -9,6 +9,8 @@ A request's path through the subpackages (each ``__init__`` lists its modules):
     shadow/       mirror to a candidate and compare, record flows, replay, report
 
     app.py        the ASGI app that walks that path; admin.py, metrics.py, config.py
+    live.py       follows the published phase per context, acknowledges each epoch
+    fence.py      holds a context's writes while its source of truth moves
     server.py     runs it under uvicorn, one process or ``--workers N`` forked
     cli.py        ``strangler proxy`` and ``python -m strangler_proxy``
 

@@ -7,6 +7,7 @@
     GET  {prefix}table      active table: version, hash, source, generation, routes, each
                             upstream's endpoints, last reload error
     GET  {prefix}breakers   per-upstream breaker state
+    GET  {prefix}live       this replica: instance id, served epochs, write fences per context
     POST {prefix}reload     reload the route file now
     GET  {prefix}metrics    Prometheus text format
     ANY  {prefix}{mount}[/...]  an app mounted by the host (``strangler proxy serve`` mounts
@@ -92,6 +93,8 @@ class Admin:
             return _json(self.table())
         if method == "GET" and name == "breakers":
             return _json(self.view.breakers())
+        if method == "GET" and name == "live":
+            return _json(self.view.live())
         if method == "POST" and name == "reload":
             reloaded = self._reload()
             return _json({"reloaded": reloaded, **self.table()})

@@ -5,7 +5,9 @@
 
 Each request captures the table serving when it arrives; a reload swaps the table
 for the requests after it. A read whose upstream is down (breaker open, connect
-refused) goes to the fallback upstream when its route allows it.
+refused) goes to the fallback upstream when its route allows it. While the control
+plane fences a context's writes (:mod:`strangler_proxy.live`), its unsafe requests wait
+before their body is read, then go where the table serving by then sends them.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from migration_plans.core.http import SAFE_METHODS
 from migration_plans.core.identity import IDENTITY_HEADER
 from migration_plans.core.yamlfile import ConfigError, ConfigIssue
 from strangler_proxy.admin import Admin
@@ -38,7 +41,9 @@ from strangler_proxy.edge import (
     request_id_from,
     upstream_headers,
 )
+from strangler_proxy.fence import WriteFence
 from strangler_proxy.introspection import AdminMount, ProxyIntrospection
+from strangler_proxy.live import LivePhase
 from strangler_proxy.metrics import ProxyMetrics
 from strangler_proxy.routetable import LoadedTable, PhaseRules, ReloadError, TableHolder, load_table
 from strangler_proxy.routing import Target, normalize_path
@@ -97,6 +102,14 @@ class StranglerProxy:
             raise ConfigError(
                 [ConfigIssue(self.holder.current.source, None, "", p) for p in problems]
             )
+        self.fence = WriteFence(capacity=config.fence_queue, metrics=self.metrics)
+        self.live = LivePhase(
+            config.control_db_url if config.live_phase else None,
+            holder=self.holder,
+            fence=self.fence,
+            metrics=self.metrics,
+            address=config.advertise_url,
+        )
         self.holder.listeners.append(self._table_event)
         self.auth: TokenAuth | None = None
         self.shadowing = Shadowing.from_env(self.environ, registry=self.metrics.registry)
@@ -139,6 +152,7 @@ class StranglerProxy:
             self.metrics.reloads.labels("ok").inc()
         if error is not None:
             self.metrics.reloads.labels("failed").inc()
+        self.live.report()  # the new table's hash, a NACK, or the NACK cleared
 
     def _introspection(self) -> ProxyIntrospection:
         """What the admin API and its mounted apps read of this proxy."""
@@ -149,6 +163,7 @@ class StranglerProxy:
             breakers=lambda: self.forwarder.breakers,
             admin_prefix=self.config.admin_prefix,
             admin_token=token.get_secret_value().encode() if token is not None else None,
+            live=self.live.describe,
         )
 
     def _breaker_changed(self, upstream: str, state: Any) -> None:
@@ -170,16 +185,20 @@ class StranglerProxy:
         """Start this worker's own resources (ASGI lifespan startup, in each worker process).
 
         Watch the route file, reload on SIGHUP when asked to, start the flow writer when a
-        route records. Nothing thread- or loop-bound starts in ``__init__``: under
+        route records, follow the live phase and register as a replica (unless
+        ``live_phase`` is off). Nothing thread- or loop-bound starts in ``__init__``: under
         ``--workers N`` the proxy is built once and forked.
         """
         self.shadowing.start()
+        self.live.start()
         watch = self.holder.watch(self.config.reload_interval)
         self._tasks.append(asyncio.get_running_loop().create_task(watch))
         if self.handle_sighup:
             asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self.holder.reload)
 
     async def stop(self) -> None:
+        """Stop what :meth:`start` started; held writes are refused (503, retry)."""
+        await self.live.stop()
         for task in self._tasks:
             task.cancel()
             with suppress(asyncio.CancelledError):
@@ -222,7 +241,7 @@ class StranglerProxy:
         exchange: Exchange,
     ) -> int:
         config = self.config
-        declared, chunked = content_length(scope["headers"], config.max_header_bytes)
+        framing = content_length(scope["headers"], config.max_header_bytes)
         # Some servers (and httpx's ASGITransport) leave the query on raw_path.
         raw_path = (scope.get("raw_path") or scope["path"].encode("utf-8")).split(b"?", 1)[0]
         path = normalize_path(raw_path, slashes=config.slashes, max_length=config.max_path_length)
@@ -231,15 +250,56 @@ class StranglerProxy:
             exchange.route = "admin"
             return await self.admin.serve(scope, receive, send, path, exchange.request_id)
         client = scope["client"][0] if scope.get("client") else ""
-        target = self.holder.current.router.resolve(scope["method"], path, headers, client)
+        method = scope["method"]
+        target = self.holder.current.router.resolve(method, path, headers, client)
+        context = target.context
+        if context is None or method in SAFE_METHODS:
+            return await self._forward(target, scope, receive, send, headers, exchange, framing)
+        if context in self.fence.gates:  # the one check a write pays when nothing is fenced
+            exchange.route, exchange.upstream = target.route_name, target.upstream
+            target = await self._through_fence(target, method, path, headers, client)
+            context = target.context
+            if context is None:
+                return await self._forward(target, scope, receive, send, headers, exchange, framing)
+        self.fence.enter(context)  # no await since the fence check: counted before any fence
+        try:
+            return await self._forward(target, scope, receive, send, headers, exchange, framing)
+        finally:
+            self.fence.leave(context)
+
+    async def _through_fence(
+        self, target: Target, method: str, path: str, headers: dict[bytes, bytes], client: str
+    ) -> Target:
+        """Hold a write while its context is fenced; its target on the table serving after."""
+        while target.context is not None:
+            gate = self.fence.gates.get(target.context)
+            if gate is None:
+                break
+            await self.fence.hold(gate)
+            target = self.holder.current.router.resolve(method, path, headers, client)
+        return target
+
+    async def _forward(
+        self,
+        target: Target,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        headers: dict[bytes, bytes],
+        exchange: Exchange,
+        framing: tuple[int | None, bool],
+    ) -> int:
+        """Authenticate, read the body and send the request to ``target``."""
+        config = self.config
         exchange.route, exchange.upstream = target.route_name, target.upstream
         if target.canary:
             self.metrics.canary.labels(target.route_name, target.upstream).inc()
         identity = await self.auth.identity_header(headers, self.forwarder) if self.auth else None
+        declared, chunked = framing
         body = RequestBody(receive, declared=declared, chunked=chunked, limit=config.max_body_bytes)
         payload = await body.read() if body.small(config.buffer_bytes) else body.stream()
         query = scope.get("query_string", b"")
-        target_path = path + ("?" + query.decode("latin-1") if query else "")
+        target_path = exchange.path + ("?" + query.decode("latin-1") if query else "")
         request = _Request(scope, headers, target_path, identity)
         return await self._dispatch(
             target, request, None if body.empty else payload, body, send, exchange
@@ -372,6 +432,7 @@ async def _send_error(send: Send, exc: ProxyError, request_id: str) -> None:
         (b"content-type", b"application/json"),
         (b"content-length", str(len(body)).encode()),
         (b"x-request-id", request_id.encode()),
+        *exc.headers,
     ]
     if exc.status_code in (400, 413, 414, 431):
         headers.append((b"connection", b"close"))

@@ -94,6 +94,19 @@ def _serve_command(ext: Extensions) -> Callable[..., None]:
         reload_interval: float = typer.Option(0.5, help="Seconds between route-file checks."),
         access_log: bool = typer.Option(True, help="JSON access log on stderr."),
         workers: int = typer.Option(1, min=1, help="Worker processes sharing the port."),
+        advertise_url: str = typer.Option(
+            "", help="This proxy's URL in the replica registry (default http://HOST:PORT)."
+        ),
+        fence_queue: int = typer.Option(
+            1000, help="Writes a worker holds behind a write fence; more get 503 Retry-After."
+        ),
+        live_phase: bool | None = typer.Option(
+            None,
+            "--live-phase/--no-live-phase",
+            help="Follow the published phase in $STRANGLER_CONTROL_DB_URL, fence writes and "
+            "acknowledge each epoch (default on, unless STRANGLER_LIVE_PHASE=off).",
+            show_default=False,
+        ),
         plans: Path | None = _plans_option(
             ext, "Migration plans folder: phase rules checked at every (re)load."
         ),
@@ -102,6 +115,9 @@ def _serve_command(ext: Extensions) -> Callable[..., None]:
 
         The admin bearer token comes from $STRANGLER_ADMIN_TOKEN (admin API off without
         it); the identity signing key from $STRANGLER_IDENTITY_KEY when the table has `auth:`.
+        Each worker follows the published phase of every context and registers as a replica
+        in the control database ($STRANGLER_CONTROL_DB_URL): it holds a context's writes
+        while the control plane fences them and acknowledges each epoch it serves.
         `strangler proxy serve` also mounts the migration dashboard under the admin prefix
         (each worker serves its own); `python -m strangler_proxy serve` is the bare proxy
         (no dashboard, no --plans).
@@ -113,6 +129,7 @@ def _serve_command(ext: Extensions) -> Callable[..., None]:
         from strangler_proxy.config import ProxyConfig
         from strangler_proxy.server import run
 
+        following = {} if live_phase is None else {"live_phase": live_phase}
         try:
             config = ProxyConfig.from_env(
                 routes=routes,
@@ -124,6 +141,9 @@ def _serve_command(ext: Extensions) -> Callable[..., None]:
                 reload_interval=reload_interval,
                 access_log=access_log,
                 workers=workers,
+                advertise_url=advertise_url,
+                fence_queue=fence_queue,
+                **following,
             )
         except ValidationError as exc:
             for error in exc.errors():

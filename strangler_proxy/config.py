@@ -4,6 +4,8 @@ Secrets come from the environment: ``STRANGLER_ADMIN_TOKEN`` (the admin API's be
 token; admin endpoints other than health are off without it) and
 the variable named by the table's ``auth.identity_key_env`` (default
 ``STRANGLER_IDENTITY_KEY``; signs the identity header, read when a table is loaded).
+The proxy follows the live phase in the control database (``STRANGLER_CONTROL_DB_URL``)
+unless ``STRANGLER_LIVE_PHASE=off``.
 
     config = ProxyConfig.from_env(routes=Path("routes.yaml"), port=8000)
 """
@@ -14,12 +16,18 @@ import os
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
+from migration_plans.core.control_db import control_db_url
 from strangler_proxy.routing import SlashPolicy
 
 ADMIN_TOKEN_ENV = "STRANGLER_ADMIN_TOKEN"
+LIVE_PHASE_ENV = "STRANGLER_LIVE_PHASE"
 MIN_SECRET_LENGTH = 16
+
+
+def _live_phase_default() -> bool:
+    return os.environ.get(LIVE_PHASE_ENV, "").strip().lower() != "off"
 
 
 class ProxyConfig(BaseModel):
@@ -41,6 +49,27 @@ class ProxyConfig(BaseModel):
     drain_seconds: float = Field(30.0, ge=0, description="old upstream pools close after")
     access_log: bool = True
     workers: int = Field(1, ge=1, le=64, description="processes sharing the listening socket")
+    live_phase: bool = Field(
+        default_factory=_live_phase_default,
+        description="follow the published phase, fence writes, acknowledge epochs",
+    )
+    control_db_url: str | None = Field(
+        default_factory=control_db_url, description="where the phase is published (None: off)"
+    )
+    advertise_url: str = Field("", description="this proxy's URL in the replica registry")
+    fence_queue: int = Field(
+        1000, ge=0, le=100_000, description="writes held by a fence per process, then 503"
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _advertise(cls, values: Any) -> Any:
+        """``advertise_url`` defaults to ``http://{host}:{port}``."""
+        if isinstance(values, dict) and not values.get("advertise_url"):
+            host = str(values.get("host", "127.0.0.1"))
+            netloc = f"[{host}]" if ":" in host else host
+            values = {**values, "advertise_url": f"http://{netloc}:{values.get('port', 8000)}"}
+        return values
 
     @field_validator("admin_prefix")
     @classmethod

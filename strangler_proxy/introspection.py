@@ -8,7 +8,7 @@ for ``{admin prefix}{name}[/...]`` as a plain ASGI app.
     proxy = StranglerProxy(config, admin_mounts={"dashboard": mount})
 
 :class:`ProxyIntrospection` is the proxy's own implementation (it also backs the
-admin API's ``health``, ``table`` and ``breakers`` answers).
+admin API's ``health``, ``table``, ``breakers`` and ``live`` answers).
 """
 
 from __future__ import annotations
@@ -72,6 +72,11 @@ class ProxyView(Protocol):
         """Requests answered so far by (route, upstream), summed over methods and statuses."""
         ...
 
+    def live(self) -> dict[str, Any]:
+        """This replica (registry instance id) and, per context, the epoch it serves and
+        its write fence (holding, deadline, writes held and in flight)."""
+        ...
+
 
 AdminMount = Callable[[ProxyView], ASGIApp]
 """Builds the app answering ``{admin prefix}{name}[/...]`` for one proxy."""
@@ -88,12 +93,14 @@ class ProxyIntrospection:
         breakers: Callable[[], Mapping[str, CircuitBreaker]],
         admin_prefix: str,
         admin_token: bytes | None,
+        live: Callable[[], dict[str, Any]] | None = None,
     ) -> None:
         self._holder = holder
         self._metrics = metrics
         self._breakers = breakers
         self._admin_prefix = admin_prefix
         self._admin_token = admin_token
+        self._live = live
 
     @property
     def admin_prefix(self) -> str:
@@ -129,6 +136,9 @@ class ProxyIntrospection:
                 key = (sample.labels["route"], sample.labels["upstream"])
                 totals[key] = totals.get(key, 0.0) + sample.value
         return totals
+
+    def live(self) -> dict[str, Any]:
+        return {"following": False, "contexts": {}} if self._live is None else self._live()
 
     def breakers(self) -> dict[str, dict[str, object]]:
         """Each upstream's breaker state (the admin API's ``breakers``)."""

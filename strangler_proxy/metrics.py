@@ -10,6 +10,10 @@ strangler_proxy_breaker_transitions_total{upstream, state}
 strangler_proxy_reloads_total{result}                       (ok | failed)
 strangler_proxy_reload_failing                              (1 while the file on disk is bad)
 strangler_proxy_table_info{version, hash}
+strangler_proxy_fence_held{context}                         (writes held by a fence now)
+strangler_proxy_fence_hold_seconds{context}                 (histogram: how long each waited)
+strangler_proxy_fence_released_total{context, outcome}      (lifted | expired | overflow | stopped)
+strangler_proxy_phase_epoch{context}                        (the published epoch served)
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from strangler_proxy.upstream import BreakerState
 
 _STATE_VALUE = {BreakerState.CLOSED: 0, BreakerState.HALF_OPEN: 1, BreakerState.OPEN: 2}
 _BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+_HOLD_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 3, 5, 10, 30, 60)
 
 
 class ProxyMetrics:
@@ -69,6 +74,25 @@ class ProxyMetrics:
         )
         self.table_info = Gauge(
             p + "table_info", "The route table serving.", ["version", "hash"], registry=r
+        )
+        self.fence_held = Gauge(
+            p + "fence_held", "Writes held by a fence now.", ["context"], registry=r
+        )
+        self.fence_hold = Histogram(
+            p + "fence_hold_seconds",
+            "How long each held write waited for its fence.",
+            ["context"],
+            buckets=_HOLD_BUCKETS,
+            registry=r,
+        )
+        self.fence_released = Counter(
+            p + "fence_released",
+            "Held writes let go: fence lifted, fence expired, or refused (queue full).",
+            ["context", "outcome"],
+            registry=r,
+        )
+        self.phase_epoch = Gauge(
+            p + "phase_epoch", "The published phase epoch served.", ["context"], registry=r
         )
 
     def observe(self, route: str, upstream: str, method: str, status: int, seconds: float) -> None:

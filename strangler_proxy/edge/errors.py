@@ -1,6 +1,6 @@
 """Errors the proxy makes itself, rendered as JSON ``{"code", "detail", "request_id"}``.
 
-    ProxyError                      (status_code, code, default_detail)
+    ProxyError                      (status_code, code, default_detail, headers)
      ├── BadRequest                 400 bad_request     (TE + CL smuggling, malformed framing)
      ├── BadPath                    400 bad_path        (path refused by normalisation)
      ├── Unauthorized               401 unauthorized    (admin API without the bearer token)
@@ -12,6 +12,7 @@
      ├── UpstreamFailed             502 upstream_failed (connect refused, reset, bad response)
      ├── BreakerOpen                503 breaker_open    (circuit open, no fallback for the route)
      ├── AuthUnavailable            503 auth_unavailable (the whoami endpoint did not answer)
+     ├── FenceOverflow              503 fence_overflow  (too many writes held by a fence; Retry-After)
      └── UpstreamTimeout            504 upstream_timeout
 
 Route-table problems are not HTTP errors: they are
@@ -29,6 +30,8 @@ class ProxyError(Exception):
     status_code = 500
     code = "proxy_error"
     default_detail = "The proxy failed to handle the request."
+    headers: tuple[tuple[bytes, bytes], ...] = ()
+    """Extra response headers (lower-case names)."""
 
     def __init__(self, detail: str | None = None) -> None:
         self.detail = detail or self.default_detail
@@ -110,6 +113,13 @@ class AuthUnavailable(ProxyError):
     status_code = 503
     code = "auth_unavailable"
     default_detail = "The token could not be checked."
+
+
+class FenceOverflow(ProxyError):
+    status_code = 503
+    code = "fence_overflow"
+    default_detail = "Too many writes are waiting for a migration step; retry shortly."
+    headers = ((b"retry-after", b"1"),)
 
 
 class UpstreamTimeout(ProxyError):

@@ -48,35 +48,65 @@ class LoadedTable:
         return str(self.table.version) if self.table.version is not None else self.hash
 
 
-def parse_table(text: str, path: Path, phase_rules: PhaseRules | None = None) -> LoadedTable:
-    """Validate YAML ``text`` read from ``path``."""
+def parse_table(
+    text: str, path: Path, phase_rules: PhaseRules | None = None, *, sha256: str | None = None
+) -> LoadedTable:
+    """Validate YAML ``text`` read from ``path``.
+
+    ``sha256``: the hash of the file's bytes when the caller read them (default: the hash
+    of ``text`` encoded as UTF-8).
+    """
     source = SourceDocument.parse(text, path)
     table = source.validate(RouteTable)
     issues = check_table(table, source, phase_rules)
     if issues:
         raise ConfigError(issues)
-    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
+    digest = sha256 or hashlib.sha256(text.encode("utf-8")).hexdigest()
     return LoadedTable(table, Router(table), str(path), digest)
 
 
 def load_table(path: Path, phase_rules: PhaseRules | None = None) -> LoadedTable:
-    """Read and validate ``path``; :class:`ConfigError` with every issue otherwise."""
+    """Read and validate ``path``; :class:`ConfigError` with every issue otherwise.
+
+    The table's ``sha256`` is the hash of the file's bytes (as the control plane hashes
+    the route file it writes).
+    """
+    data = _read(path)
+    return _parse(data, hashlib.sha256(data).hexdigest(), path, phase_rules)
+
+
+def _read(path: Path) -> bytes:
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
+        return path.read_bytes()
+    except OSError as exc:
         raise ConfigError([ConfigIssue(str(path), None, "", f"cannot read: {exc}")]) from exc
-    return parse_table(text, path, phase_rules)
+
+
+def _parse(data: bytes, digest: str, path: Path, phase_rules: PhaseRules | None) -> LoadedTable:
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError([ConfigIssue(str(path), None, "", f"cannot read: {exc}")]) from exc
+    return parse_table(text, path, phase_rules, sha256=digest)
 
 
 @dataclass(frozen=True)
 class ReloadError:
-    """Why the last reload was refused."""
+    """Why the last reload was refused.
+
+    ``sha256``: the hash of the refused file's bytes (None when it could not be read), so
+    a proxy can name the table it refuses when it NACKs.
+    """
 
     at: float
     issues: tuple[str, ...]
+    sha256: str | None = None
 
 
 Listener = Callable[[LoadedTable | None, ReloadError | None], None]
+"""Called after every reload that changes something: ``(table, None)`` a new table serves;
+``(None, error)`` the file was refused; ``(None, None)`` a refused file was put back to
+the table serving (the error is cleared)."""
 
 
 class TableHolder:
@@ -101,16 +131,22 @@ class TableHolder:
     def reload(self) -> bool:
         """Load the file again; True when a different valid table now serves."""
         self._stamp = _stamp(self.path)
+        digest = None
         try:
-            loaded = load_table(self.path, self.phase_rules)
+            data = _read(self.path)
+            digest = hashlib.sha256(data).hexdigest()
+            loaded = _parse(data, digest, self.path, self.phase_rules)
             problems = self.check(loaded) if self.check else []
             if problems:
                 raise ConfigError([ConfigIssue(str(self.path), None, "", p) for p in problems])
         except ConfigError as exc:
-            self._refuse([str(issue) for issue in exc.issues])
+            self._refuse([str(issue) for issue in exc.issues], digest)
             return False
+        cleared = self.last_error is not None
         self.last_error = None
         if loaded.sha256 == self.current.sha256:
+            if cleared:
+                self._notify(None, None)
             return False
         self.current = loaded
         self.generation += 1
@@ -122,6 +158,7 @@ class TableHolder:
         return True
 
     def changed_on_disk(self) -> bool:
+        """Whether the file changed (time, size or inode) since the last reload."""
         return _stamp(self.path) != self._stamp
 
     async def watch(self, interval: float = 0.5) -> None:
@@ -134,8 +171,8 @@ class TableHolder:
             except Exception:  # the watcher must outlive any one bad reload
                 log.exception("route table watcher failed; still serving %s", self.current.hash)
 
-    def _refuse(self, issues: list[str]) -> None:
-        self.last_error = ReloadError(time.time(), tuple(issues))
+    def _refuse(self, issues: list[str], digest: str | None) -> None:
+        self.last_error = ReloadError(time.time(), tuple(issues), digest)
         log.error(
             "route table reload refused; still serving %s",
             self.current.hash,

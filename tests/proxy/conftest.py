@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import sys
 from collections.abc import AsyncIterator, Callable
@@ -70,13 +71,19 @@ def anyio_backend() -> str:
 
 
 class EchoUpstream:
-    """An in-process aiohttp upstream that answers with what it received."""
+    """An in-process aiohttp upstream that answers with what it received.
+
+    ``seen`` lists every echoed request as ``"METHOD /path"``; a path containing
+    ``/slow/`` is answered only once the test sets ``unblock``.
+    """
 
     def __init__(self, name: str) -> None:
         self.name = name
         self.whoami_calls = 0
         self.runner: web.AppRunner | None = None
         self.port = 0
+        self.seen: list[str] = []
+        self.unblock = asyncio.Event()
 
     async def start(self) -> EchoUpstream:
         app = web.Application()
@@ -97,6 +104,9 @@ class EchoUpstream:
 
     async def echo(self, request: web.Request) -> web.Response:
         body = await request.read()
+        self.seen.append(f"{request.method} {request.path}")
+        if "/slow/" in request.path:
+            await self.unblock.wait()
         if request.path.startswith("/status/"):
             return web.json_response({"upstream": self.name}, status=int(request.path[8:]))
         return web.json_response(
@@ -140,10 +150,14 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 class Servers:
-    """Starts echo upstreams and proxies as real uvicorn processes on free ports."""
+    """Starts echo upstreams and proxies as real uvicorn processes on free ports.
 
-    def __init__(self, processes: Callable[..., ManagedProcess]) -> None:
+    Proxies follow the live phase in ``control_db`` (a SQLite file of the test's own).
+    """
+
+    def __init__(self, processes: Callable[..., ManagedProcess], control_db: str) -> None:
         self.processes = processes
+        self.control_db = control_db
 
     def echo(self, name: str, port: int | None = None) -> tuple[ManagedProcess, str]:
         port = port or free_port()
@@ -171,11 +185,15 @@ class Servers:
             argv,
             name="proxy",
             health_url=f"http://127.0.0.1:{port}/_strangler/health",
-            env={"STRANGLER_ADMIN_TOKEN": ADMIN_TOKEN, **(env or {})},
+            env={
+                "STRANGLER_ADMIN_TOKEN": ADMIN_TOKEN,
+                "STRANGLER_CONTROL_DB_URL": self.control_db,
+                **(env or {}),
+            },
         )
         return process, f"http://127.0.0.1:{port}"
 
 
 @pytest.fixture
-def servers(processes: Callable[..., ManagedProcess]) -> Servers:
-    return Servers(processes)
+def servers(processes: Callable[..., ManagedProcess], tmp_path: Path) -> Servers:
+    return Servers(processes, f"sqlite:///{tmp_path / 'control.sqlite3'}")

@@ -1,9 +1,9 @@
 """A tiny upstream for the proxy's tests: answers with what it received.
 
-``GET /healthz`` -> ``{"ok": true}``; ``/status/<code>`` answers that status;
-``/big/<n>`` streams n bytes; anything else echoes method, raw path, query, headers,
-body size and the upstream's name (``ECHO_NAME``). Serve it with
-``uvicorn tests.proxy.echo_app:app``.
+``GET /healthz`` -> ``{"ok": true}``; ``GET /_seen`` -> ``{"seen": ["METHOD /path", ...]}``
+(every other request so far); ``/status/<code>`` answers that status; ``/big/<n>``
+streams n bytes; anything else echoes method, raw path, query, headers, body size and
+the upstream's name (``ECHO_NAME``). Serve it with ``uvicorn tests.proxy.echo_app:app``.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from typing import Any
 Message = MutableMapping[str, Any]
 
 NAME = os.environ.get("ECHO_NAME", "echo")
+SEEN: list[str] = []
 
 
 async def app(
@@ -32,6 +33,8 @@ async def app(
         if not message.get("more_body"):
             break
     path: str = scope["path"]
+    if path not in ("/healthz", "/_seen"):
+        SEEN.append(f"{scope['method']} {path}")
     if path.startswith("/big/"):
         await _stream(send, int(path.rsplit("/", 1)[1]))
         return
@@ -45,6 +48,8 @@ async def app(
         "headers": [[k.decode("latin-1"), v.decode("latin-1")] for k, v in scope["headers"]],
         "body_length": len(body),
     }
+    if path == "/_seen":
+        payload = {"seen": SEEN}
     data = json.dumps({"ok": True} if path == "/healthz" else payload).encode()
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode())]
     headers.append((b"x-upstream", NAME.encode()))

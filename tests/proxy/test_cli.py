@@ -205,3 +205,21 @@ def test_strangler_proxy_serve_mounts_the_dashboard(
     assert rules is None
     css = asyncio.run(admin_get(bare, "/_strangler/dashboard/static/dashboard.css"))
     assert css.status_code == 401 and css.json()["code"] == "unauthorized"
+
+
+def test_serve_follows_the_live_phase_by_default(
+    tmp_path: Path, base_text: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = write(tmp_path, "routes.yaml", base_text)
+    argv = ["--routes", str(path), "--port", "8123"]
+    proxy, _ = served(bare_proxy_app, argv, monkeypatch)
+    config = proxy.config
+    assert config.live_phase and config.fence_queue == 1000
+    assert config.advertise_url == "http://127.0.0.1:8123"
+    more = ["--advertise-url", "http://proxy-1.internal:8000", "--fence-queue", "5"]
+    proxy, _ = served(bare_proxy_app, [*argv, *more, "--no-live-phase"], monkeypatch)
+    config = proxy.config
+    assert not config.live_phase and config.fence_queue == 5
+    assert config.advertise_url == "http://proxy-1.internal:8000"
+    result = runner.invoke(bare_proxy_app, ["serve", *argv, "--fence-queue", "-1"])
+    assert result.exit_code == 2 and "fence_queue" in result.output
