@@ -124,12 +124,12 @@ def tally_acks(
             continue
         if replica.instance in left_out:
             tally.left_out.append(replica)
+        elif replica.silent(moment):
+            tally.silent.append(replica)  # what it served last says nothing about now
         elif expected.met_by(replica):
             tally.acknowledged.append(replica)
         elif expected.rejected_by(replica):
             tally.rejected.append(replica)
-        elif replica.silent(moment):
-            tally.silent.append(replica)
         else:
             tally.waiting.append(replica)
     return tally

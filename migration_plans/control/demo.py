@@ -233,7 +233,8 @@ class Story:
             say("  waiting for: " + "; ".join(failing))
             with suppress(StoryFailed):
                 self.wait("the gates", lambda: not self.failing_gates(), timeout=patience)
-        with self.cut_over(f"{self.stack.plans()[CONTEXT].phase} -> next"):
+        plan = self.stack.plans()[CONTEXT]
+        with self.cut_over(f"{plan.phase} -> {plan.next_phase}"):
             if self.cli("plan", "advance", CONTEXT, expect=(0, 1)) == 0:
                 return
             failing = self.failing_gates()
@@ -250,10 +251,9 @@ class Story:
         failed_before = self.failed()
         started = time.monotonic()
         yield
-        phase = self.stack.plans()[CONTEXT].phase.value
         time.sleep(1.0)  # requests sent just before the flip are answered (or fail) by now
         failed = self.failed() - failed_before
-        self.transition_failures[f"{name} ({phase})"] = failed
+        self.transition_failures[name] = failed
         restarted = [n for n, p in self.stack.processes.items() if pids.get(n) != p.pid]
         say(f"  cut over live in {time.monotonic() - started - 1.0:.1f}s: "
             f"{failed} requests failed meanwhile, "

@@ -9,6 +9,7 @@ before it replaces the file, so proxies only ever hot-reload a good table.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Mapping, Sequence
 from io import StringIO
@@ -180,6 +181,25 @@ def routes_for_phase(route_path: Path, plan: Plan, phase: Phase) -> str:
     return rewrite_text(route_path.read_text(encoding="utf-8"), plan, phase)
 
 
+def prepare_routes(route_path: Path, plan: Plan, phase: Phase, plans: Mapping[str, Plan]) -> str:
+    """The route table rewritten for ``phase``, validated against the plans as they will be.
+
+    Nothing is written; :class:`ConfigError` lists why a rewrite would not validate.
+    """
+    text = routes_for_phase(route_path, plan, phase)
+    future = {**plans, plan.context: plan.model_copy(update={"phase": phase})}
+    try:
+        parse_table(text, route_path, phase_rules=PlanPhaseRules(future))
+    except ConfigError as exc:
+        raise ConfigError(
+            [
+                ConfigIssue(i.path, i.line, i.field, f"after rewrite for {phase}: {i.message}")
+                for i in exc.issues
+            ]
+        ) from exc
+    return text
+
+
 def apply_phase_to_routes(
     route_path: Path, plan: Plan, phase: Phase, plans: Mapping[str, Plan]
 ) -> str:
@@ -188,16 +208,6 @@ def apply_phase_to_routes(
     Returns the new table's content hash. A table that would not validate is never
     written: :class:`ConfigError` lists why.
     """
-    text = routes_for_phase(route_path, plan, phase)
-    future = {**plans, plan.context: plan.model_copy(update={"phase": phase})}
-    try:
-        loaded = parse_table(text, route_path, phase_rules=PlanPhaseRules(future))
-    except ConfigError as exc:
-        raise ConfigError(
-            [
-                ConfigIssue(i.path, i.line, i.field, f"after rewrite for {phase}: {i.message}")
-                for i in exc.issues
-            ]
-        ) from exc
+    text = prepare_routes(route_path, plan, phase, plans)
     atomic_write(route_path, text)
-    return loaded.hash
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]

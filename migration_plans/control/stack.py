@@ -43,6 +43,7 @@ from migration_plans.control.routing import render_routes
 from migration_plans.core.database import engine, sqlalchemy_url
 from migration_plans.core.live_phase import publish, seed
 from migration_plans.core.plan import Plan
+from migration_plans.core.replicas import forget_processes
 from migration_plans.core.settings import PLANS_DIR_ENV
 from migration_plans.core.settings import plans_dir as configured_plans_dir
 from migration_plans.core.yamlfile import ConfigError
@@ -410,8 +411,13 @@ class Stack:
         )
 
     def restart_dead(self, context: str) -> list[str]:
-        """Start again the processes of ``context`` that exited (the others keep serving)."""
+        """Start again the processes of ``context`` that exited (the others keep serving).
+
+        The dead ones are first removed from the replica registry: they could not
+        deregister, and a transition would otherwise wait for them until they fall silent.
+        """
         plan = self.plans()[context]
+        self.forget_dead()
         restarted = []
         for index in range(self.config.replicas):
             name = replica_name(context, index)
@@ -534,6 +540,17 @@ class Stack:
             if process is not None:
                 process.stop()
         self.start_workers()
+
+    def forget_dead(self) -> int:
+        """Remove every exited process of this stack from the replica registry."""
+        pids = [p.pid for p in self.processes.values() if not p.alive()]
+        if not pids:
+            return 0
+        control = engine(sqlalchemy_url(self.config.control_db), pool_size=1)
+        try:
+            return forget_processes(control, socket.gethostname(), pids)
+        finally:
+            control.dispose()
 
     def dead(self) -> list[str]:
         """Names of processes that exited on their own."""

@@ -53,7 +53,7 @@ from migration_plans.control.exceptions import (
 from migration_plans.control.gates import GateResult, MetricSource, evaluate
 from migration_plans.control.history import Transition, last_transition, record_transition
 from migration_plans.control.plan_file import atomic_write, read_plans, set_phase
-from migration_plans.control.routing import apply_phase_to_routes
+from migration_plans.control.routing import prepare_routes
 from migration_plans.core.control_db import control_engine
 from migration_plans.core.live_phase import read_states
 from migration_plans.core.phase import Phase, Side
@@ -250,18 +250,20 @@ def _cut_over(
 ) -> CutOverReport:
     """Move the live phase behind the write fence (:mod:`migration_plans.control.cutover`)."""
     path = plan_path(plan.context, env.plans_dir)
-    plans = env.plans()
     saved_routes = env.routes_path.read_bytes() if env.routes_path is not None else None
+    new_routes = None
+    if env.routes_path is not None:
+        # Rewritten and validated now, before the fence: inside it only the files change.
+        try:
+            new_routes = prepare_routes(env.routes_path, plan, target, env.plans())
+        except Exception as exc:
+            raise TransitionFailed(plan.context, "route table rewrite", exc) from exc
 
     def flip() -> str | None:
-        updated = set_phase(path, target)
-        if env.routes_path is None:
+        set_phase(path, target)
+        if env.routes_path is None or new_routes is None:
             return None
-        try:
-            apply_phase_to_routes(env.routes_path, updated, target, plans)
-        except Exception as exc:
-            set_phase(path, plan.phase)
-            raise TransitionFailed(plan.context, "route table rewrite", exc) from exc
+        atomic_write(env.routes_path, new_routes)
         return route_file_hash(env.routes_path)
 
     def restore() -> None:

@@ -53,6 +53,7 @@ __all__ = [
     "ReplicaReporter",
     "Role",
     "create_replica_tables",
+    "forget_processes",
     "forget_replicas",
     "list_replicas",
     "silent_after",
@@ -217,6 +218,24 @@ def forget_replicas(engine: Engine, instances: Iterable[str]) -> int:
     create_replica_tables(engine)
     with engine.begin() as conn:
         result = conn.execute(delete(replicas_table).where(replicas_table.c.instance.in_(names)))
+    return int(result.rowcount or 0)
+
+
+def forget_processes(engine: Engine, hostname: str, pids: Iterable[int]) -> int:
+    """Remove the rows of processes a supervisor saw exit (they cannot deregister themselves).
+
+    Without this a killed replica counts as live until its heartbeat is
+    :func:`silent_after` seconds old, and a transition started meanwhile waits for it.
+    """
+    numbers = list(pids)
+    if not numbers:
+        return 0
+    create_replica_tables(engine)
+    table = replicas_table
+    with engine.begin() as conn:
+        result = conn.execute(
+            delete(table).where(table.c.hostname == hostname, table.c.pid.in_(numbers))
+        )
     return int(result.rowcount or 0)
 
 
