@@ -109,6 +109,7 @@ class StranglerProxy:
             fence=self.fence,
             metrics=self.metrics,
             address=config.advertise_url,
+            on_lift=self._fence_lifted,
         )
         self.holder.listeners.append(self._table_event)
         self.auth: TokenAuth | None = None
@@ -165,6 +166,22 @@ class StranglerProxy:
             admin_token=token.get_secret_value().encode() if token is not None else None,
             live=self.live.describe,
         )
+
+    def _fence_lifted(self, context: str) -> None:
+        """Close the breakers of the upstreams ``context`` routes to (its owner just acknowledged)."""
+        routes = self.holder.current.table.contexts.get(context)
+        if routes is None:
+            return
+        names: set[str] = set()
+        for route in routes.routes:
+            if route.upstream is not None:
+                names.add(route.upstream)
+            if route.canary is not None:
+                names.update(route.canary.split)
+        for name in names:
+            breaker = self.forwarder.breakers.get(name)
+            if breaker is not None:
+                breaker.reset()
 
     def _breaker_changed(self, upstream: str, state: Any) -> None:
         self.metrics.breaker_changed(upstream, state)

@@ -56,8 +56,11 @@ class LivePhase:
         metrics: ProxyMetrics,
         address: str = "",
         clock: Callable[[], float] = time.time,
+        on_lift: Callable[[str], None] | None = None,
     ) -> None:
         self.url = url
+        self.on_lift = on_lift
+        """Called with the context when its fence lifts (the app resets its breakers)."""
         self.holder = holder
         self.fence = fence
         self.metrics = metrics
@@ -161,6 +164,10 @@ class LivePhase:
             )
         else:
             self.fence.open_writes(context)
+            if seen is not None and seen.fenced and self.on_lift is not None:
+                # The control plane lifts a fence only once every replica of the context
+                # acknowledged: failures a breaker counted before it say nothing about now.
+                self.on_lift(context)
             self._serve(state)
 
     def _reload_if_changed(self) -> None:

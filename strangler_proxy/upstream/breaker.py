@@ -78,6 +78,13 @@ class CircuitBreaker:
         if calls >= self.settings.min_calls and failures / calls >= self.settings.failure_rate:
             self._move(BreakerState.OPEN)
 
+    def reset(self) -> None:
+        """Close the breaker and forget the failures it counted (the upstream is known good)."""
+        if self.state is not BreakerState.CLOSED:
+            self._move(BreakerState.CLOSED)
+        else:
+            self.window.clear()
+
     def snapshot(self) -> dict[str, object]:
         """State for the admin API."""
         calls = len(self.window)

@@ -192,6 +192,26 @@ async def test_released_writes_go_where_the_new_table_sends_them(stage: StageFac
     assert s.monolith.seen == [] and s.catalog.seen == ["POST /api/v1/products/"]
 
 
+async def test_the_lifted_fence_closes_the_breaker_of_the_new_owner(stage: StageFactory) -> None:
+    """A breaker opened while the service was down does not refuse the writes the fence held."""
+    s = await stage(reload_interval=3600)
+    moved = routes(s.monolith.url, s.catalog.url, "catalog", version=2)
+    write_atomically(s.path, moved)
+    s.proxy.holder.reload()
+    breaker = s.proxy.forwarder.breakers["catalog"]
+    for _ in range(breaker.settings.window):
+        breaker.record(False)
+    assert breaker.state.value == "open" and not breaker.allow()
+    await s.acknowledged(s.publish(Phase.DUAL_WRITE, fence_seconds=30))
+    write = s.start_write()
+    await until(lambda: s.proxy.fence.held == 1, "the write held")
+    assert breaker.state.value == "open"  # a fence going up does not touch it
+    s.publish(Phase.DUAL_WRITE)
+    response = await write
+    assert response.status_code == 200 and response.json()["upstream"] == "catalog"
+    assert breaker.state.value == "closed"
+
+
 async def test_more_writes_than_the_queue_get_503_retry_after(stage: StageFactory) -> None:
     s = await stage(fence_queue=1)
     await s.acknowledged(s.publish(Phase.SHARED, fence_seconds=30))
