@@ -223,8 +223,7 @@ class Topology:
         deliberately skips the evidence, e.g. shadow traffic, says why); it also leaves out
         replicas that do not acknowledge, unless ``leave_out=False``.
         """
-        if self.phase(context) == "shared" and context in self.touched:
-            self._start_afresh(context)
+        self.ensure_fresh(context)
         with self.environ():
             outcome = transitions.advance(
                 self.environment(),
@@ -333,6 +332,15 @@ class Topology:
         tally = wait_for_acks(control, Expectation(context, state.epoch, routes), timeout=timeout)
         if not tally.complete:
             raise AssertionError(f"{context}: replicas did not follow {phase}:\n{tally.describe()}")
+
+    def ensure_fresh(self, context: str) -> None:
+        """Before ``context`` enters dual_write again: discard what an earlier journey left.
+
+        Its service processes and relay restart on a new service database (see
+        :meth:`reset`); nothing happens for a context no journey has moved yet.
+        """
+        if self.phase(context) == "shared" and context in self.touched:
+            self._start_afresh(context)
 
     def _start_afresh(self, context: str) -> None:
         """Discard what an earlier journey left of ``context``'s sync (it is in ``shared``)."""

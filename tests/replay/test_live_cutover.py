@@ -95,6 +95,7 @@ def test_catalog_round_trip_fails_no_request(phase_replay: Topology) -> None:
     topology = phase_replay
     assert len(topology.config.proxy_urls) == 2
     workload = ShopWorkload(topology, writers=("orders", "catalog", "catalog"), pace=0.05)
+    topology.ensure_fresh("catalog")  # (an earlier test's journey: a new service database)
     before = pids(topology)
     with Readers(topology).running() as readers, workload.running():
         workload.wait_for_writes(6, table="products")
