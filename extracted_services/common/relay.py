@@ -14,8 +14,7 @@ from __future__ import annotations
 import logging
 
 from dualwrite.config import RelaySettings
-from dualwrite.inline import InlineRelay, start_inline_relay
-from dualwrite.relay import Relay
+from dualwrite.inline import InlineRelay, start_inline_relay, stop_inline_relay
 from extracted_services.common.serving import Serving
 from extracted_services.common.settings import ServiceSettings
 from migration_plans.core.phase import Phase
@@ -48,11 +47,10 @@ class InlineRelaySwitch:
             log.exception("inline relay of %s not started", self.settings.context)
 
     def stop(self) -> None:
-        """Stop the running relay, if any."""
+        """Stop the running relay, if any (returns once its pass in progress finished)."""
         if self.running is None:
             return
-        self.running.stop()
-        self.running.relay.close()
+        stop_inline_relay(self.settings.context)
         self.running = None
         self.phase = None
 
@@ -64,10 +62,6 @@ class InlineRelaySwitch:
             phase=phase,
             reverse_sync=self.settings.reverse_sync,
         )
-        relay = start_inline_relay(settings)
-        if relay is None or (not relay.stopped.is_set() and relay.relay.settings == settings):
-            return relay
-        # dualwrite.inline as of c97ee5a keeps the first relay of a context for the whole
-        # process, even once stopped or built for another phase: start our own then.
-        log.info("inline relay of %s restarted for %s", settings.context, phase.value)
-        return InlineRelay(Relay(settings)).start()
+        # One per context and process: a relay of another phase is replaced, none is
+        # started where the phase does not sync service -> monolith or on PostgreSQL.
+        return start_inline_relay(settings)
