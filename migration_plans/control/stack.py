@@ -31,7 +31,7 @@ from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import TracebackType
-from typing import TextIO
+from typing import Literal, TextIO
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -83,6 +83,8 @@ class StackConfig(BaseModel):
     celery: bool = True
     replicas: int = Field(1, ge=1, le=MAX_REPLICAS)
     live_phase: bool = True
+    monolith_server: Literal["uvicorn", "gunicorn"] = "uvicorn"
+    monolith_workers: int = Field(1, ge=1, le=32)
 
     @field_validator("plans_dir")
     @classmethod
@@ -383,7 +385,16 @@ class Stack:
         self._start(
             "monolith",
             strangler_argv(
-                "monolith", "serve", "--host", cfg.host, "--port", str(cfg.monolith_port)
+                "monolith",
+                "serve",
+                "--host",
+                cfg.host,
+                "--port",
+                str(cfg.monolith_port),
+                "--server",
+                cfg.monolith_server,
+                "--workers",
+                str(cfg.monolith_workers),
             ),
             f"{cfg.monolith_url}/healthz",
         )
