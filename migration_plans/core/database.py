@@ -13,18 +13,21 @@ from __future__ import annotations
 
 import os
 import re
+import threading
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 from urllib.request import pathname2url
 
-from sqlalchemy import URL, Engine, create_engine, event
+from sqlalchemy import URL, Engine, MetaData, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import IntegrityError, ProgrammingError
 
 __all__ = [
     "DEFAULT_PG_URL",
     "DEFAULT_REDIS_URL",
     "SQLITE_BUSY_TIMEOUT_S",
+    "create_tables_once",
     "engine",
     "is_sqlite",
     "libpq_url",
@@ -71,6 +74,28 @@ def libpq_url(url: str) -> str:
 def is_sqlite(url: str | URL) -> bool:
     """Whether ``url`` names a SQLite database."""
     return make_url(sqlalchemy_url(str(url))).get_backend_name() == "sqlite"
+
+
+_created: set[tuple[str, int]] = set()
+_created_lock = threading.Lock()
+
+
+def create_tables_once(engine: Engine, metadata: MetaData) -> None:
+    """Create ``metadata``'s tables in ``engine``'s database, once per process (idempotent).
+
+    Another process may create them between the check and the CREATE (PostgreSQL
+    reports that race as a unique violation on ``pg_type``): then they exist, and a
+    second checked pass finds them.
+    """
+    key = (str(engine.url), id(metadata))
+    with _created_lock:
+        if key in _created:
+            return
+        try:
+            metadata.create_all(engine, checkfirst=True)
+        except (IntegrityError, ProgrammingError):
+            metadata.create_all(engine, checkfirst=True)
+        _created.add(key)
 
 
 def engine(

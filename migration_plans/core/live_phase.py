@@ -42,10 +42,10 @@ from sqlalchemy import (
 from sqlalchemy import (
     select as sql_select,
 )
-from sqlalchemy.exc import IntegrityError, ProgrammingError, SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
+from migration_plans.core.database import create_tables_once, is_sqlite, libpq_url, sqlalchemy_url
 from migration_plans.core.database import engine as make_engine
-from migration_plans.core.database import is_sqlite, libpq_url, sqlalchemy_url
 from migration_plans.core.phase import Phase
 
 __all__ = [
@@ -114,23 +114,9 @@ class PhaseState:
         }
 
 
-_created: set[str] = set()
-_created_lock = threading.Lock()
-
-
 def create_phase_tables(engine: Engine) -> None:
     """Create the phase-state table once per database (idempotent)."""
-    key = str(engine.url)
-    with _created_lock:
-        if key in _created:
-            return
-        try:
-            phase_metadata.create_all(engine, checkfirst=True)
-        except (IntegrityError, ProgrammingError):
-            # Another process created it between the check and the CREATE (PostgreSQL
-            # reports the race as a unique violation on pg_type): it exists now.
-            phase_metadata.create_all(engine, checkfirst=True)
-        _created.add(key)
+    create_tables_once(engine, phase_metadata)
 
 
 def _state(row: Any) -> PhaseState:

@@ -41,10 +41,10 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.exc import IntegrityError, ProgrammingError, SQLAlchemyError
+from sqlalchemy.exc import SQLAlchemyError
 
+from migration_plans.core.database import create_tables_once, sqlalchemy_url
 from migration_plans.core.database import engine as make_engine
-from migration_plans.core.database import sqlalchemy_url
 
 __all__ = [
     "Ack",
@@ -162,23 +162,9 @@ def silent_after() -> float:
     return float(os.environ.get(SILENT_ENV) or DEFAULT_SILENT_AFTER_S)
 
 
-_created: set[str] = set()
-_created_lock = threading.Lock()
-
-
 def create_replica_tables(engine: Engine) -> None:
     """Create the registry table once per database (idempotent)."""
-    key = str(engine.url)
-    with _created_lock:
-        if key in _created:
-            return
-        try:
-            replica_metadata.create_all(engine, checkfirst=True)
-        except (IntegrityError, ProgrammingError):
-            # Another process created it between the check and the CREATE (PostgreSQL
-            # reports the race as a unique violation on pg_type): it exists now.
-            replica_metadata.create_all(engine, checkfirst=True)
-        _created.add(key)
+    create_tables_once(engine, replica_metadata)
 
 
 def _replica(row: Any) -> Replica:
