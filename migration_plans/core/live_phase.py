@@ -61,6 +61,9 @@ __all__ = [
 
 log = logging.getLogger("strangler.phase")
 
+CONNECT_TIMEOUT_S = 3
+"""A control database that does not answer never stalls a process's start or its beat."""
+
 PHASE_CHANNEL = "strangler_phase"
 POLL_ENV = "STRANGLER_PHASE_POLL_INTERVAL"
 POLL_WITHOUT_PUSH_S = 0.05
@@ -340,7 +343,11 @@ class PhaseFollower:
         engine: Engine | None = None,
     ) -> None:
         self.url = sqlalchemy_url(url)
-        self.engine = engine if engine is not None else make_engine(self.url, pool_size=1)
+        self.engine = (
+            engine
+            if engine is not None
+            else make_engine(self.url, pool_size=1, connect_timeout=CONNECT_TIMEOUT_S)
+        )
         self.on_change = on_change
         self.contexts = None if contexts is None else frozenset(contexts)
         self._push = _Push(self.url, redis_url if redis_url is not None else _redis_push_url())

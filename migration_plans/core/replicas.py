@@ -61,6 +61,9 @@ __all__ = [
 
 log = logging.getLogger("strangler.replicas")
 
+CONNECT_TIMEOUT_S = 3
+"""A control database that does not answer never stalls a process's start or its beat."""
+
 HEARTBEAT_ENV = "STRANGLER_REPLICA_HEARTBEAT"
 SILENT_ENV = "STRANGLER_REPLICA_SILENT_AFTER"
 DEFAULT_HEARTBEAT_S = 1.0
@@ -256,7 +259,9 @@ class ReplicaReporter:
         engine: Engine | None = None,
     ) -> None:
         self.engine = (
-            engine if engine is not None else make_engine(sqlalchemy_url(url), pool_size=1)
+            engine
+            if engine is not None
+            else make_engine(sqlalchemy_url(url), pool_size=1, connect_timeout=CONNECT_TIMEOUT_S)
         )
         self.role = role
         self.context = context
