@@ -21,11 +21,16 @@ The ``X-Request-ID`` comes from the session setting ``strangler.request_id`` (se
 
 from __future__ import annotations
 
+import logging
+import random
+import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 
+import psycopg
 from sqlalchemy import Connection, Engine, select, update
+from sqlalchemy.exc import OperationalError
 
 from dualwrite.schema import (
     CAPTURE_ORIGIN_TABLE,
@@ -36,6 +41,8 @@ from dualwrite.schema import (
 )
 from migration_plans.core.mapping import ContextMapping, TableMapping
 from migration_plans.core.outbox import NOTIFY_CHANNEL, OUTBOX_TABLE, outbox_table
+
+log = logging.getLogger("dualwrite.capture")
 
 RELAY_ORIGIN = "relay"
 # PostgreSQL: marks the current transaction's writes as the relay's (the triggers skip them).
@@ -186,13 +193,50 @@ def run_statements(execute: Callable[[str], object], statements: Iterable[str]) 
         execute(statement)
 
 
+DDL_ATTEMPTS = 10
+DDL_LOCK_TIMEOUT = "1s"
+"""How long (re)installing a trigger may wait for its table's lock on a live monolith:
+a waiting ACCESS EXCLUSIVE lock queues every later query of that table behind it."""
+
+
 def install_capture(engine: Engine, mappings: Iterable[ContextMapping]) -> None:
     """Create the monolith-side tables if missing and (re)install the triggers. Idempotent.
 
     Normally the Django migrations of ``dualwrite.django_app`` do this; the CLI's
-    ``install-capture`` uses it for tables mapped after those migrations ran.
+    ``install-capture`` uses it for tables mapped after those migrations ran. On a live
+    PostgreSQL monolith the trigger DDL meets the application's transactions: a lock
+    it cannot get within ``DDL_LOCK_TIMEOUT``, or a deadlock with one of them (the
+    DDL is the side PostgreSQL aborts), is retried with backoff, up to
+    ``DDL_ATTEMPTS`` times, then raised.
     """
+    wanted = list(mappings)
+    for attempt in range(1, DDL_ATTEMPTS + 1):
+        try:
+            _install_capture(engine, wanted)
+            return
+        except OperationalError as exc:
+            if not _lock_conflict(exc) or attempt == DDL_ATTEMPTS:
+                raise
+            delay = min(2.0, 0.05 * 2**attempt) * (0.5 + random.random())
+            log.warning(
+                "installing capture met the application's locks (attempt %d of %d, retry in "
+                "%.2fs): %s",
+                attempt,
+                DDL_ATTEMPTS,
+                delay,
+                str(exc.orig).splitlines()[0],
+            )
+            time.sleep(delay)
+
+
+def _lock_conflict(exc: OperationalError) -> bool:
+    return isinstance(exc.orig, (psycopg.errors.DeadlockDetected, psycopg.errors.LockNotAvailable))
+
+
+def _install_capture(engine: Engine, mappings: list[ContextMapping]) -> None:
     with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.exec_driver_sql(f"SET LOCAL lock_timeout = '{DDL_LOCK_TIMEOUT}'")
         for table in (outbox_table, *MONOLITH_TABLES):
             table.create(conn, checkfirst=True)
         if conn.execute(select(capture_origin_table.c.id)).first() is None:

@@ -6,15 +6,21 @@ import json
 import os
 import subprocess
 import sys
+import threading
 from collections.abc import Callable
 from typing import Any
 
+import psycopg
 import pytest
 from sqlalchemy.orm import Session
 
+from dualwrite.capture import install_capture
+from dualwrite.engines import relay_engine
 from dualwrite.outbox import OutboxSink
 from migration_plans.control.processes import ManagedProcess, wait_until
-from migration_plans.core.settings import PLANS_DIR_ENV
+from migration_plans.core.database import libpq_url
+from migration_plans.core.settings import PLANS_DIR_ENV, mapping_for
+from tests.dualwrite.conftest import Pair
 
 pytestmark = [pytest.mark.pg, pytest.mark.e2e, pytest.mark.slow]
 
@@ -158,3 +164,43 @@ def test_poison_event_is_retried_with_backoff_then_dead_lettered(
     report = json.loads(status.stdout)[0]
     assert report["service"]["dead"] == 1
     assert report["monolith"]["lag_p99_ms"] is not None
+
+
+@pytest.mark.pg
+def test_installing_capture_waits_out_a_live_transaction_and_retries(
+    pair: Pair, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The trigger DDL meets a monolith transaction holding its table: it gives up its
+    lock wait after DDL_LOCK_TIMEOUT (never queueing the application behind it for long),
+    retries, and succeeds once the transaction ends."""
+    holder = psycopg.connect(libpq_url(pair.monolith_url))
+    holder.execute("SELECT id FROM catalog_product ORDER BY id LIMIT 1 FOR UPDATE")
+    released = threading.Event()
+
+    def release_later() -> None:
+        # The installer's first attempts must meet the lock: release only once one failed.
+        wait_until(
+            lambda: "met the application's locks" in caplog.text,
+            timeout=30,
+            interval=0.05,
+            what="a retried capture install",
+        )
+        holder.rollback()
+        released.set()
+
+    releaser = threading.Thread(target=release_later, daemon=True)
+    releaser.start()
+    engine = relay_engine(pair.monolith_url, pool_size=1)
+    try:
+        with caplog.at_level("WARNING", logger="dualwrite.capture"):
+            install_capture(engine, [mapping_for("catalog")])
+        releaser.join(timeout=30)
+        assert released.is_set()
+        with engine.connect() as conn:
+            triggers = conn.exec_driver_sql(
+                "SELECT count(*) FROM pg_trigger WHERE tgname ~ '^strangler_capture_'"
+            ).scalar_one()
+        assert triggers >= 2
+    finally:
+        holder.close()
+        engine.dispose()
