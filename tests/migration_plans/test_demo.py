@@ -39,6 +39,7 @@ STORY = [
     "catalog: dual_write -> split",
     "final_reconcile: clean",
     "final reconcile: clean (0 divergent rows)",
+    "0 of them during the cut-overs: shared -> dual_write: 0, dual_write -> split: 0",
     "strangler demo: zero divergence, no lost writes",
 ]
 
@@ -94,6 +95,8 @@ def test_demo_walks_catalog_to_split_with_zero_divergence(tmp_path: Path) -> Non
     assert result.returncode == 0, output[-8000:]
     missing = [line for line in STORY if line not in output]
     assert not missing, f"missing from the story: {missing}\n{output[-8000:]}"
+    # Both transitions are live cut-overs: nothing failed, nothing restarted.
+    assert output.count("0 requests failed meanwhile, no process restarted") == 2, output[-8000:]
     reports = var_dir / "demo" / "reports"
     for name in ("reconcile-divergent", "reconcile-clean", "final-parity", "shadow"):
         assert (reports / f"{name}.json").stat().st_size > 0
