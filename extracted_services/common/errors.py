@@ -8,6 +8,7 @@ Exception tree::
     ApiError
     ├── ValidationFailed (400, ``invalid``)
     ├── ParseError (400, ``parse_error``)
+    ├── PaymentFailed (402, ``payment_failed``)
     ├── NotAuthenticated (401, ``not_authenticated``)
     │   └── AuthenticationFailed (401, ``authentication_failed``)
     ├── PermissionDenied (403, ``permission_denied``)
@@ -61,6 +62,12 @@ class ParseError(ApiError):
     status_code = 400
     code = "parse_error"
     default_detail = "Malformed request."
+
+
+class PaymentFailed(ApiError):
+    status_code = 402
+    code = "payment_failed"
+    default_detail = "The payment was declined."
 
 
 class NotAuthenticated(ApiError):

@@ -29,9 +29,11 @@ class Side(StrEnum):
 
 @dataclass(frozen=True)
 class Query:
-    """Equality filters and ordering terms (``"-col"`` descends), in service columns."""
+    """Equality filters, membership filters (``column IN values``) and ordering terms
+    (``"-col"`` descends), in service columns."""
 
     filters: tuple[tuple[str, Any], ...] = ()
+    within: tuple[tuple[str, tuple[Any, ...]], ...] = ()
     ordering: tuple[str, ...] = ()
 
 
@@ -88,6 +90,10 @@ def _field(pair: TableMapping, service_column: str) -> Any:
 def _where(view: TableView, query: Query, statement: Select[Any]) -> Select[Any]:
     for column, value in query.filters:
         statement = statement.where(view.column(column) == view.value(column, value))
+    for column, values in query.within:
+        statement = statement.where(
+            view.column(column).in_([view.value(column, value) for value in values])
+        )
     return statement
 
 
