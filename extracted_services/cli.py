@@ -19,9 +19,10 @@ app = typer.Typer(no_args_is_help=True, help="Extracted FastAPI services: serve 
 class Context(StrEnum):
     CATALOG = "catalog"
     INVENTORY = "inventory"
+    PAYMENTS = "payments"
 
 
-DEFAULT_PORTS = {Context.CATALOG: 8101, Context.INVENTORY: 8102}
+DEFAULT_PORTS = {Context.CATALOG: 8101, Context.INVENTORY: 8102, Context.PAYMENTS: 8103}
 
 
 def _database_url(context: Context, url: str | None, *, sql: bool) -> str:
@@ -46,7 +47,9 @@ def _database_url(context: Context, url: str | None, *, sql: bool) -> str:
 @app.command()
 def serve(
     context: Context = typer.Argument(..., help="Which service."),
-    port: int | None = typer.Option(None, help="TCP port (catalog 8101, inventory 8102)."),
+    port: int | None = typer.Option(
+        None, help="TCP port (catalog 8101, inventory 8102, payments 8103)."
+    ),
     host: str = typer.Option("127.0.0.1", help="Interface to bind."),
     workers: int = typer.Option(1, min=1, help="uvicorn worker processes."),
     advertise_url: str | None = typer.Option(

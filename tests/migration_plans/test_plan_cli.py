@@ -104,9 +104,9 @@ def test_a_missing_plans_folder_is_named_with_the_command_that_makes_it(
 def test_an_unknown_context_names_the_plans_folder(tmp_path: Path) -> None:
     folder = tmp_path / "plans"
     init_plans(folder)
-    result = runner.invoke(app, ["rollback", "payments", "--plans-dir", str(folder)])
+    result = runner.invoke(app, ["rollback", "shipping", "--plans-dir", str(folder)])
     assert result.exit_code == 1
-    assert f"no plan for context 'payments' in {folder}" in result.stderr
+    assert f"no plan for context 'shipping' in {folder}" in result.stderr
 
 
 def test_rollback_moves_the_configured_folder_and_never_the_templates(

@@ -69,7 +69,7 @@ def monolith_pg(pg_database: Callable[[str], str]) -> str:
 def pg_service_databases(pg_database: Callable[[str], str]) -> dict[str, str]:
     """One Alembic-migrated PostgreSQL database per context, emptied before each use."""
     made = {}
-    for context in ("catalog", "inventory"):
+    for context in ("catalog", "inventory", "payments"):
         made[context] = pg_database(f"svc_{context}")
         upgrade(context, made[context])
     return made

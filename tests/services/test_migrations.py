@@ -15,12 +15,18 @@ from extracted_services.cli import app as service_cli
 from extracted_services.common.database import service_engine
 from extracted_services.common.migrations import alembic_config, current, downgrade, upgrade
 from extracted_services.inventory.models import Base as InventoryBase
+from extracted_services.payments.models import Base as PaymentsBase
 from migration_plans.core.outbox import outbox_table
 
-METADATA = {"catalog": CatalogBase.metadata, "inventory": InventoryBase.metadata}
+METADATA = {
+    "catalog": CatalogBase.metadata,
+    "inventory": InventoryBase.metadata,
+    "payments": PaymentsBase.metadata,
+}
 TABLES = {
     "catalog": {"categories", "products", "strangler_outbox"},
     "inventory": {"warehouses", "stock_levels", "reservations", "strangler_outbox"},
+    "payments": {"payments", "strangler_outbox"},
 }
 
 
@@ -37,7 +43,7 @@ def table_names(url: str) -> set[str]:
         engine.dispose()
 
 
-@pytest.mark.parametrize("context", ["catalog", "inventory"])
+@pytest.mark.parametrize("context", ["catalog", "inventory", "payments"])
 def test_upgrade_downgrade_round_trip(tmp_path, pg_database, backend, context):
     if backend == "sqlite":
         url = f"sqlite:///{tmp_path / 'svc.sqlite3'}"
@@ -93,3 +99,14 @@ def test_cli_migrate_reads_the_context_database_url(tmp_path, monkeypatch):
     result = CliRunner().invoke(service_cli, ["downgrade", "inventory", "--revision", "base"])
     assert result.exit_code == 0, result.output
     assert current("inventory", url) is None
+
+
+def test_the_cli_migrates_payments_and_prints_its_sql(tmp_path, monkeypatch):
+    url = f"sqlite:///{tmp_path / 'payments.sqlite3'}"
+    monkeypatch.setenv("PAYMENTS_DATABASE_URL", url)
+    result = CliRunner().invoke(service_cli, ["migrate", "payments"])
+    assert result.exit_code == 0, result.output
+    assert current("payments", url) == head("payments")
+    printed = CliRunner().invoke(service_cli, ["migrate", "payments", "--sql"])
+    assert printed.exit_code == 0, printed.output
+    assert "CREATE TABLE payments" in printed.output
