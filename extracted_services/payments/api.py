@@ -122,10 +122,18 @@ def list_payments(
 
 @router.post("/payments/charge/", status_code=201, response_model=PaymentOut)
 def charge(
-    response: Response, changes: StaffChangesDep, session: WriteSessionDep, body: BodyDep
+    response: Response,
+    changes: StaffChangesDep,
+    monolith: MonolithDep,
+    session: WriteSessionDep,
+    body: BodyDep,
 ) -> dict[str, Any]:
     """Charge an order once: 201 with a new payment, 200 with the order's existing one."""
     values, errors = parse_fields(ChargeIn, require_object(body.json()))
+    if "order_id" in values and not order_exists(monolith, values["order_id"]):
+        # The monolith's payments_payment.order_id is a foreign key: checked here, not
+        # discovered by the relay as a dead letter.
+        errors["order_id"] = [f'Invalid pk "{values["order_id"]}" - object does not exist.']
     raise_for(errors)
     with session.begin():
         payment, created = crud.charge(session, crud.ChargeRequest(**values), changes=changes)

@@ -142,6 +142,11 @@ def test_invalid_charge_bodies_answer_like_drf(service_app):
     )
     assert invalid.status_code == 400
     assert set(invalid.json()["fields"]) == {"order_id", "amount_cents", "currency", "token"}
+    unknown = client.post(
+        "/api/v1/payments/charge/", json=charge_body(order_id=99), headers=identity_headers(STAFF)
+    )
+    assert unknown.status_code == 400
+    assert unknown.json()["fields"] == {"order_id": ['Invalid pk "99" - object does not exist.']}
 
 
 def test_refund_is_idempotent_and_recorded_once(service_app):
