@@ -15,7 +15,7 @@ missing.
     STRANGLER_DEMO_PORT=9000 STRANGLER_VAR_DIR=/tmp/x strangler demo
 
 Ports of the other processes: ``STRANGLER_MONOLITH_PORT``, ``STRANGLER_CATALOG_PORT``,
-``STRANGLER_INVENTORY_PORT`` (defaults 8001, 8101, 8102).
+``STRANGLER_INVENTORY_PORT``, ``STRANGLER_PAYMENTS_PORT`` (defaults 8001, 8101, 8102, 8103).
 """
 
 from __future__ import annotations
@@ -466,7 +466,7 @@ def run_demo(*, var_dir: Path | None = None) -> int:
         names = ", ".join(f"{name} {port}" for name, port in busy.items())
         say(f"strangler demo: port(s) already in use: {names}; stop whatever listens there or "
             "set STRANGLER_DEMO_PORT (proxy), STRANGLER_MONOLITH_PORT, STRANGLER_CATALOG_PORT, "
-            "STRANGLER_INVENTORY_PORT to free ports.")  # fmt: skip
+            "STRANGLER_INVENTORY_PORT, STRANGLER_PAYMENTS_PORT to free ports.")  # fmt: skip
         return 1
     os.environ.update(
         Stack(config, extra_env=DEMO_ENV).env()

@@ -48,7 +48,7 @@ from migration_plans.core.settings import PLANS_DIR_ENV
 from migration_plans.core.settings import plans_dir as configured_plans_dir
 from migration_plans.core.yamlfile import ConfigError
 
-SERVICE_PORTS = {"catalog": 8101, "inventory": 8102}
+SERVICE_PORTS = {"catalog": 8101, "inventory": 8102, "payments": 8103}
 REPLICA_PORT_STRIDE = 10
 """Replica ``i`` of a listener on port ``p`` listens on ``p + 10 * i``."""
 MAX_REPLICAS = 8
