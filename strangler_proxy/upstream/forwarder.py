@@ -283,7 +283,7 @@ class Forwarder:
             raise translate(exc, name) from exc
         breaker.record(ok=response.status not in pool.upstream.breaker.failure_statuses)
         try:
-            await self._relay(name, response, outgoing.request_id, send)
+            await self._relay(name, response, outgoing, send)
         finally:
             response.release()
         return response.status
@@ -321,13 +321,22 @@ class Forwarder:
         ) from error
 
     async def _relay(
-        self, name: str, response: UpstreamResponse, request_id: str, send: Send
+        self, name: str, response: UpstreamResponse, outgoing: Outgoing, send: Send
     ) -> None:
-        headers = client_headers(response.raw_headers, request_id)
+        headers = client_headers(response.raw_headers, outgoing.request_id)
         length = response.content_length
         if length is not None and length <= self.buffer_bytes:
             try:
                 body = await response.read()
+            except Disconnected as exc:
+                if not outgoing.replayable:
+                    raise translate(exc, name) from exc
+                # Nothing of the answer reached the client yet and the request is safe
+                # to send again: an upstream that died mid-answer is as good as
+                # unreachable (the caller falls back where the route allows it).
+                raise UpstreamConnectFailed(
+                    f"upstream {name!r} broke off its answer before any of it was sent"
+                ) from exc
             except Exception as exc:
                 raise translate(exc, name) from exc
             await send(

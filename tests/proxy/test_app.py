@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -15,6 +16,7 @@ from migration_plans.core.identity import IDENTITY_HEADER, verify_identity
 from migration_plans.core.yamlfile import ConfigError
 from strangler_proxy.app import StranglerProxy
 from strangler_proxy.config import ProxyConfig
+from tests.proxy.test_upstream_client import RawServer, read_request
 
 if TYPE_CHECKING:
     from tests.proxy.conftest import EchoUpstream
@@ -217,6 +219,28 @@ async def test_breaker_opens_reads_fall_back_writes_refused(
         'strangler_proxy_errors_total{code="breaker_open",route="categories",upstream="catalog"} 2.0'
         in text
     )
+
+
+async def test_an_upstream_dying_mid_answer_falls_back_for_a_read_only(
+    tmp_path: Path, monolith: EchoUpstream
+) -> None:
+    """A safe request whose buffered answer breaks off (nothing sent to the client yet)
+    goes to the fallback like an unreachable upstream; a write gets its 502."""
+
+    async def cuts_body(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc")
+        await writer.drain()
+        writer.close()
+
+    async with RawServer(cuts_body) as dying:
+        proxy = make_proxy(tmp_path, table_text(monolith.url, f"http://127.0.0.1:{dying.port}"))
+        async with client(proxy) as http:
+            read = await http.get("/api/v1/products/7/")
+            write = await http.post("/api/v1/categories/", content=b"{}")
+        await proxy.stop()
+    assert read.status_code == 200 and read.json()["upstream"] == "monolith"
+    assert write.status_code == 502 and write.json()["code"] == "upstream_failed"
 
 
 async def test_connect_failure_without_fallback_is_502(
