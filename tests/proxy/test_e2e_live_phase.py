@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import threading
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -39,18 +38,15 @@ def live(proxy: str) -> Any:
 
 
 class Write(threading.Thread):
-    """One POST through the proxy on a thread: its answer and how long it took."""
+    """One POST through the proxy on a thread, and its answer."""
 
     def __init__(self, url: str) -> None:
         super().__init__(daemon=True)
         self.url = url
         self.response: httpx.Response | None = None
-        self.seconds = 0.0
 
     def run(self) -> None:
-        started = time.monotonic()
         self.response = httpx.post(self.url, json={"name": "lamp"}, timeout=30)
-        self.seconds = time.monotonic() - started
 
 
 def test_a_held_write_is_released_to_the_new_upstream(servers: Servers, tmp_path: Path) -> None:
@@ -81,7 +77,6 @@ def test_a_held_write_is_released_to_the_new_upstream(servers: Servers, tmp_path
     wait_until(
         lambda: live(proxy)["contexts"]["catalog"]["held"] == 1, timeout=10, what="write held"
     )
-    held_from = time.monotonic()  # the write was sent before this
     assert acknowledged(fence.epoch) and write.is_alive()
     assert seen(monolith) == [] and seen(catalog) == []
 
@@ -93,12 +88,10 @@ def test_a_held_write_is_released_to_the_new_upstream(servers: Servers, tmp_path
     assert write.is_alive() and seen(monolith) == [] and seen(catalog) == []
 
     lift = publish(engine, "catalog", Phase.DUAL_WRITE)
-    held = time.monotonic() - held_from
     write.join(timeout=20)
     assert write.response is not None, "the held write never completed"
     assert write.response.status_code == 200
     assert write.response.json()["upstream"] == "catalog"
-    assert write.seconds >= held
     assert seen(catalog) == ["POST /api/v1/products/"] and seen(monolith) == []
     wait_until(lambda: acknowledged(lift.epoch, new_hash), timeout=10, what="the lift acknowledged")
     state = live(proxy)
