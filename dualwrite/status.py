@@ -16,7 +16,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, func, select
+from sqlalchemy import Connection, bindparam, func, inspect, select
+from sqlalchemy.exc import DBAPIError
 
 from dualwrite.config import Direction
 from dualwrite.exceptions import StoreUnavailable
@@ -186,19 +187,37 @@ def outbox_backlog(
     """The backlog of each of ``directions`` (default both), read from its source outbox.
 
     Independent of the phase the relay serves. An event counts as in flight while a
-    Celery task owns it, until its apply has committed. Raises :class:`StoreUnavailable`
-    when an outbox cannot be read: an unknown backlog is never an empty one.
+    Celery task owns it, until its apply has committed. A database that answers but
+    has no outbox table (nothing was ever captured there) owes nothing. Raises
+    :class:`StoreUnavailable` when an outbox cannot be read: an unknown backlog is
+    never an empty one.
     """
     backlog = {}
     for direction in directions:
-        with relay._reading(direction.source) as conn:
-            # SQLite: a reader must not queue for the write lock the writers hold.
-            conn.execution_options(sqlite_begin="DEFERRED")
-            rows = conn.execute(_BACKLOG, {"ctx": relay.context}).all()
-        counts = {str(row[0]): int(row[1]) for row in rows}
+        try:
+            counts = _backlog_counts(relay, direction)
+        except (StoreUnavailable, DBAPIError) as exc:
+            if _has_outbox(relay, direction):
+                raise StoreUnavailable(str(exc)) from exc
+            counts = {}
         backlog[direction] = Backlog(
             pending=counts.get(EventStatus.PENDING.value, 0),
             in_flight=counts.get(EventStatus.IN_FLIGHT.value, 0),
             dead=counts.get(EventStatus.DEAD.value, 0),
         )
     return backlog
+
+
+def _backlog_counts(relay: Relay, direction: Direction) -> dict[str, int]:
+    with relay._reading(direction.source) as conn:
+        # SQLite: a reader must not queue for the write lock the writers hold.
+        conn.execution_options(sqlite_begin="DEFERRED")
+        rows = conn.execute(_BACKLOG, {"ctx": relay.context}).all()
+    return {str(row[0]): int(row[1]) for row in rows}
+
+
+def _has_outbox(relay: Relay, direction: Direction) -> bool:
+    """Whether the source side of ``direction`` has an outbox table (StoreUnavailable if
+    the database itself does not answer)."""
+    with relay._reading(direction.source) as conn:
+        return inspect(conn).has_table(outbox_table.name)

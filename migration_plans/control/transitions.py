@@ -170,12 +170,6 @@ def _capture_off(plan: Plan) -> dict[str, Any]:
     return {"capture": "off"}
 
 
-def _never_created(error: str | None) -> bool:
-    """A reachable database without an outbox table has no event waiting in it."""
-    text = (error or "").lower()
-    return "no such table" in text or ("relation" in text and "does not exist" in text)
-
-
 def _outbox_drain(plan: Plan) -> tuple[Drain, Callable[[], None]]:
     """A drain check over the outboxes of ``plan``'s context, and how to close it.
 
@@ -188,8 +182,6 @@ def _outbox_drain(plan: Plan) -> tuple[Drain, Callable[[], None]]:
         try:
             return outbox_backlog(relay, directions)
         except StoreUnavailable as exc:
-            if _never_created(str(exc)):
-                return {direction: Backlog() for direction in directions}
             raise OutboxNotDrained(f"an outbox is unreachable: {exc}") from exc
 
     def drain(sides: tuple[Side, ...], deadline: float) -> None:
