@@ -40,7 +40,7 @@ from migration_plans.control.logstream import LogStream
 from migration_plans.control.plan_file import read_plans
 from migration_plans.control.processes import ManagedProcess, ProcessStartError, wait_until
 from migration_plans.control.routing import render_routes
-from migration_plans.core.database import engine, sqlalchemy_url
+from migration_plans.core.control_db import control_engine
 from migration_plans.core.live_phase import publish, seed
 from migration_plans.core.plan import Plan
 from migration_plans.core.replicas import forget_processes
@@ -331,14 +331,11 @@ class Stack:
         was edited while the stack was down) is replaced: nothing serves yet, so no
         fence is needed.
         """
-        control = engine(sqlalchemy_url(self.config.control_db))
-        try:
-            for context, plan in self.plans().items():
-                state = seed(control, context, plan.phase)
-                if state.phase is not plan.phase or state.fenced:
-                    publish(control, context, plan.phase)
-        finally:
-            control.dispose()
+        control = control_engine(self.config.control_db)
+        for context, plan in self.plans().items():
+            state = seed(control, context, plan.phase)
+            if state.phase is not plan.phase or state.fenced:
+                publish(control, context, plan.phase)
 
     def initial_routes(self) -> str:
         """A route table with every upstream and each context routed for its phase.
@@ -557,11 +554,7 @@ class Stack:
         pids = [p.pid for p in self.processes.values() if not p.alive()]
         if not pids:
             return 0
-        control = engine(sqlalchemy_url(self.config.control_db), pool_size=1)
-        try:
-            return forget_processes(control, socket.gethostname(), pids)
-        finally:
-            control.dispose()
+        return forget_processes(control_engine(self.config.control_db), socket.gethostname(), pids)
 
     def dead(self) -> list[str]:
         """Names of processes that exited on their own."""

@@ -48,7 +48,6 @@ from migration_plans.control.stack import (
     replica_port,
 )
 from migration_plans.core.control_db import control_engine
-from migration_plans.core.database import sqlalchemy_url
 from migration_plans.core.live_phase import publish
 from migration_plans.core.phase import Phase
 from migration_plans.core.plan import Plan, load_plan
@@ -203,7 +202,7 @@ class Topology:
         return transitions.Environment(
             plans_dir=self.config.plans_dir,
             routes_path=self.config.routes_path,
-            control=control_engine(sqlalchemy_url(self.config.control_db)),
+            control=control_engine(self.config.control_db),
             cutover=self.cutover,
         )
 
