@@ -39,7 +39,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 
 from migration_plans.core.database import engine, sqlalchemy_url
-from strangler_proxy.shadow.store import COUNTERS, DEFAULT_PREFIX, Counts, Outcome, _Aggregates
+from strangler_proxy.shadow.store import COUNTERS, Counts, Outcome, _SharedStore
 
 __all__ = ["SqlShadowStore", "shadow_engine"]
 
@@ -139,23 +139,12 @@ def _keep_first(connection: Connection, table: Table, keys: list[str], rows: lis
         connection.execute(statement, rows)
 
 
-class SqlShadowStore(_Aggregates):
+class SqlShadowStore(_SharedStore):
     """Shadow results in SQL tables, shared by proxy replicas, the report and the gates."""
 
-    def __init__(
-        self,
-        engine: Engine,
-        *,
-        prefix: str = DEFAULT_PREFIX,
-        bucket_seconds: int = 60,
-        retention_seconds: int = 14 * 86400,
-        max_samples: int = 50,
-    ) -> None:
+    def __init__(self, engine: Engine, **options: Any) -> None:
+        super().__init__(**options)
         self.engine = engine
-        self.prefix = prefix
-        self.bucket_seconds = bucket_seconds
-        self.retention_seconds = retention_seconds
-        self.max_samples = max_samples
 
     @classmethod
     def from_url(cls, url: str, **options: Any) -> SqlShadowStore:

@@ -199,23 +199,29 @@ class _Aggregates:
         return sorted(name for name, ctx in known.items() if context is None or ctx == context)
 
 
-class RedisShadowStore(_Aggregates):
-    """Shadow results in Redis, shared by proxy replicas, the report and the gates."""
+class _SharedStore(_Aggregates):
+    """A store several processes share: a key prefix, time buckets, retention, samples."""
 
     def __init__(
         self,
-        client: redis.Redis,
         *,
         prefix: str = DEFAULT_PREFIX,
         bucket_seconds: int = 60,
         retention_seconds: int = 14 * 86400,
         max_samples: int = 50,
     ) -> None:
-        self.client = client
         self.prefix = prefix
         self.bucket_seconds = bucket_seconds
         self.retention_seconds = retention_seconds
         self.max_samples = max_samples
+
+
+class RedisShadowStore(_SharedStore):
+    """Shadow results in Redis, shared by proxy replicas, the report and the gates."""
+
+    def __init__(self, client: redis.Redis, **options: Any) -> None:
+        super().__init__(**options)
+        self.client = client
 
     @classmethod
     def from_url(cls, url: str, **options: Any) -> RedisShadowStore:
