@@ -15,20 +15,22 @@ plan's phase is served as epoch 0.
 from __future__ import annotations
 
 import logging
-import os
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from sqlalchemy import Engine
 
-from migration_plans.core.live_phase import PhaseFollower, PhaseState, read_state
+from migration_plans.core.live_phase import (
+    PhaseFollower,
+    PhaseState,
+    follows_published_phase,
+    read_state,
+)
 from migration_plans.core.phase import Phase
 from migration_plans.core.replicas import Ack, ReplicaReporter, Role
-from migration_plans.core.settings import context_env
 
 __all__ = [
-    "LIVE_PHASE_ENV",
     "LivePhase",
     "PhaseGate",
     "follows_published_phase",
@@ -36,16 +38,6 @@ __all__ = [
 ]
 
 log = logging.getLogger("dualwrite.live")
-
-LIVE_PHASE_ENV = "STRANGLER_LIVE_PHASE"
-
-
-def follows_published_phase(context: str, environ: Mapping[str, str] | None = None) -> bool:
-    """Whether ``context``'s relays follow the published phase (not pinned, not switched off)."""
-    environ = os.environ if environ is None else environ
-    if environ.get(LIVE_PHASE_ENV, "").strip().lower() == "off":
-        return False
-    return not context_env(context, "PHASE", environ=environ)
 
 
 def published_state(engine: Engine, context: str, fallback: Phase) -> PhaseState:

@@ -19,15 +19,11 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from migration_plans.core.control_db import control_db_url
+from migration_plans.core.live_phase import live_phase_enabled
 from strangler_proxy.routing import SlashPolicy
 
 ADMIN_TOKEN_ENV = "STRANGLER_ADMIN_TOKEN"
-LIVE_PHASE_ENV = "STRANGLER_LIVE_PHASE"
 MIN_SECRET_LENGTH = 16
-
-
-def _live_phase_default() -> bool:
-    return os.environ.get(LIVE_PHASE_ENV, "").strip().lower() != "off"
 
 
 class ProxyConfig(BaseModel):
@@ -50,7 +46,7 @@ class ProxyConfig(BaseModel):
     access_log: bool = True
     workers: int = Field(1, ge=1, le=64, description="processes sharing the listening socket")
     live_phase: bool = Field(
-        default_factory=_live_phase_default,
+        default_factory=live_phase_enabled,
         description="follow the published phase, fence writes, acknowledge epochs",
     )
     control_db_url: str | None = Field(

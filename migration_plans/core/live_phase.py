@@ -20,7 +20,7 @@ import os
 import select
 import threading
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
 from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any
@@ -47,12 +47,16 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from migration_plans.core.database import create_tables_once, is_sqlite, libpq_url, sqlalchemy_url
 from migration_plans.core.database import engine as make_engine
 from migration_plans.core.phase import Phase
+from migration_plans.core.settings import context_env
 
 __all__ = [
+    "LIVE_PHASE_ENV",
     "PHASE_CHANNEL",
     "PhaseFollower",
     "PhaseState",
     "create_phase_tables",
+    "follows_published_phase",
+    "live_phase_enabled",
     "publish",
     "read_state",
     "read_states",
@@ -70,6 +74,23 @@ POLL_WITHOUT_PUSH_S = 0.05
 """SQLite has no push: a follower reads the one-row-per-context table this often."""
 POLL_WITH_PUSH_S = 1.0
 """With a push, polling only catches a lost notification or a reconnect."""
+
+LIVE_PHASE_ENV = "STRANGLER_LIVE_PHASE"
+"""``off``: no process follows the published phase (each serves the phase it starts in)."""
+
+
+def live_phase_enabled(environ: Mapping[str, str] | None = None) -> bool:
+    """Whether processes follow the published phase (``STRANGLER_LIVE_PHASE`` is not ``off``)."""
+    environ = os.environ if environ is None else environ
+    return environ.get(LIVE_PHASE_ENV, "").strip().lower() != "off"
+
+
+def follows_published_phase(context: str, environ: Mapping[str, str] | None = None) -> bool:
+    """Whether ``context``'s processes follow the published phase: live phase on and the
+    phase not pinned by ``<CONTEXT>_PHASE`` / ``STRANGLER_PHASE``."""
+    environ = os.environ if environ is None else environ
+    return live_phase_enabled(environ) and not context_env(context, "PHASE", environ=environ)
+
 
 phase_metadata = MetaData()
 phase_state_table = Table(
