@@ -420,13 +420,6 @@ class Story:
         return 0 if ok else 1
 
 
-def _answers(url: str) -> bool:
-    try:
-        return httpx.get(url, timeout=5).status_code == 200
-    except httpx.HTTPError:
-        return False
-
-
 def _ids(ids: list[int]) -> str:
     return ",".join(str(int(i)) for i in ids) or "NULL"
 

@@ -541,14 +541,6 @@ class Stack:
         if self.config.celery:
             self._start("relay-worker", strangler_argv("dualwrite", "worker"), None)
 
-    def restart_workers(self) -> None:
-        """Restart the Celery workers and beat (their tasks read phases and plans at start)."""
-        for name in ("beat", "reconcile-worker", "relay-worker"):
-            process = self.processes.pop(name, None)
-            if process is not None:
-                process.stop()
-        self.start_workers()
-
     def forget_dead(self) -> int:
         """Remove every exited process of this stack from the replica registry."""
         pids = [p.pid for p in self.processes.values() if not p.alive()]
