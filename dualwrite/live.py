@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 
 from sqlalchemy import Engine
 
 from migration_plans.core.live_phase import (
     PhaseFollower,
+    PhaseGate,
     PhaseState,
     follows_published_phase,
     read_state,
@@ -44,47 +44,6 @@ def published_state(engine: Engine, context: str, fallback: Phase) -> PhaseState
     """The published state of ``context``; ``fallback`` at epoch 0 before the first publication."""
     state = read_state(engine, context)
     return state if state is not None else PhaseState(context, fallback, 0)
-
-
-class PhaseGate:
-    """Passes hold the gate shared, a phase switch holds it alone.
-
-    A switch waits for the passes in progress and holds new ones back until it is done,
-    so no pass ever runs half under one phase and half under the next.
-
-        with gate.passing(): ...      # one relay pass
-        with gate.switching(): ...    # change the phase
-    """
-
-    def __init__(self) -> None:
-        self._changed = threading.Condition()
-        self._passes = 0
-        self._switching = False
-
-    @contextmanager
-    def passing(self) -> Iterator[None]:
-        with self._changed:
-            self._changed.wait_for(lambda: not self._switching)
-            self._passes += 1
-        try:
-            yield
-        finally:
-            with self._changed:
-                self._passes -= 1
-                self._changed.notify_all()
-
-    @contextmanager
-    def switching(self) -> Iterator[None]:
-        with self._changed:
-            self._changed.wait_for(lambda: not self._switching)
-            self._switching = True  # from here on, new passes wait (no starving switch)
-            self._changed.wait_for(lambda: self._passes == 0)
-        try:
-            yield
-        finally:
-            with self._changed:
-                self._switching = False
-                self._changed.notify_all()
 
 
 class LivePhase:

@@ -11,6 +11,12 @@ Environment:
     LOG_LEVEL      default ``INFO``.
     PASSWORD_HASHERS comma-separated hasher classes (default: Django's; tests use MD5 for speed).
     DB_CONN_MAX_AGE  persistent connection lifetime in seconds (default 0; only for WSGI servers).
+    MONOLITH_ORDER_WAIT_SECONDS  how long an order request waits for its saga (inventory or
+                   payments split) before answering 202 PENDING (default 5).
+    CELERY_BROKER_URL  the monolith's Celery broker (sagas); default ``STRANGLER_BROKER_URL``,
+                   else kombu's SQLAlchemy transport on ``var/broker.sqlite3``.
+Ports to extracted services (see ``dualwrite.django_app.ports``): ``<CONTEXT>_SERVICE_URL``,
+``STRANGLER_IDENTITY_KEY``, ``STRANGLER_PORT_*``; sagas: ``STRANGLER_SAGA_*``.
 """
 
 from __future__ import annotations
@@ -117,6 +123,24 @@ if os.environ.get("PASSWORD_HASHERS"):
     PASSWORD_HASHERS = env_list("PASSWORD_HASHERS", "")
 
 PAYMENTS_FAIL = env_bool("MONOLITH_PAYMENTS_FAIL")
+ORDER_SAGA_WAIT_SECONDS = float(os.environ.get("MONOLITH_ORDER_WAIT_SECONDS", "") or 5.0)
+if not 0 <= ORDER_SAGA_WAIT_SECONDS <= 120:
+    raise ImproperlyConfigured(
+        f"MONOLITH_ORDER_WAIT_SECONDS={ORDER_SAGA_WAIT_SECONDS} is outside [0, 120] seconds."
+    )
+
+CELERY_BROKER_URL = (
+    os.environ.get("CELERY_BROKER_URL")
+    or os.environ.get("STRANGLER_BROKER_URL")
+    or "sqla+sqlite:///var/broker.sqlite3"
+)
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+CELERY_TASK_DEFAULT_QUEUE = os.environ.get("STRANGLER_SAGA_QUEUE", "") or "sagas"
 ACCESS_LOG = env_bool("MONOLITH_ACCESS_LOG", default=True)
 
 REST_FRAMEWORK = {

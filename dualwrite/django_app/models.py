@@ -90,3 +90,37 @@ class CaptureOrigin(models.Model):
 
     class Meta:
         db_table = "strangler_capture_origin"
+
+
+class Saga(models.Model):
+    """One orchestrated saga: its definition, where it is, and who runs it now.
+
+    ``step`` is the next step to run (``running``) or to compensate (``compensating``).
+    ``lease_owner``/``lease_until`` say which process runs it; an expired lease (a crash)
+    lets the sweeper resume it. ``dead_from`` keeps the direction a dead-lettered saga
+    was going, so ``strangler saga retry`` can resume it.
+    """
+
+    kind = models.CharField(max_length=64)
+    key = models.CharField(max_length=128, unique=True)
+    subject = models.CharField(max_length=128, db_index=True)
+    state = models.CharField(max_length=16)
+    step = models.IntegerField(default=0)
+    step_name = models.CharField(max_length=64, default="")
+    attempts = models.IntegerField(default=0)
+    next_attempt_at = models.DateTimeField(null=True)
+    lease_owner = models.CharField(max_length=64, null=True)
+    lease_until = models.DateTimeField(null=True)
+    payload = models.TextField(default="{}")
+    outcome = models.CharField(max_length=64, default="")
+    last_error = models.TextField(default="")
+    dead_from = models.CharField(max_length=16, default="")
+    created_at = models.DateTimeField()
+    updated_at = models.DateTimeField()
+    finished_at = models.DateTimeField(null=True)
+
+    class Meta:
+        db_table = "strangler_saga"
+        indexes = [
+            models.Index(fields=["state", "next_attempt_at"], name="ix_strangler_saga_due"),
+        ]

@@ -33,9 +33,12 @@ class OrderViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
         queryset = Order.objects.prefetch_related("lines")
         return queryset if user.is_staff else queryset.filter(customer__user=user)
 
-    @extend_schema(request=PlaceOrderSerializer, responses={201: OrderSerializer})
+    @extend_schema(
+        request=PlaceOrderSerializer, responses={201: OrderSerializer, 202: OrderSerializer}
+    )
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        """Place an order: 201, 409 ``insufficient_stock``/``invalid_state``, 402 ``payment_failed``."""
+        """Place an order: 201, 409 ``insufficient_stock``/``invalid_state``, 402 ``payment_failed``;
+        202 PENDING when its saga (a called context is split) outlives the wait."""
         body = PlaceOrderSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         lines = [
@@ -43,15 +46,22 @@ class OrderViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
             for line in body.validated_data["lines"]
         ]
         customer = Customer.for_user(request.user)
-        order = services.place_order(customer, lines, body.validated_data["payment_token"])
+        outcome = services.place_order(customer, lines, body.validated_data["payment_token"])
+        return self._answer(outcome, status.HTTP_201_CREATED)
+
+    def _answer(self, outcome: services.Outcome, done: int) -> Response:
+        """``done`` with the order, or 202 with it while its saga still runs."""
+        order = self.get_queryset().get(pk=outcome.order.pk)
+        if not outcome.pending:
+            return Response(OrderSerializer(order).data, status=done)
         return Response(
-            OrderSerializer(self.get_queryset().get(pk=order.pk)).data,
-            status=status.HTTP_201_CREATED,
+            OrderSerializer(order).data,
+            status=status.HTTP_202_ACCEPTED,
+            headers={"Location": f"/api/v1/orders/{order.pk}/"},
         )
 
-    @extend_schema(request=None, responses=OrderSerializer)
+    @extend_schema(request=None, responses={200: OrderSerializer, 202: OrderSerializer})
     @action(detail=True, methods=["post"])
     def cancel(self, request: Request, pk: str | None = None) -> Response:
         """Cancel a paid order: stock released, payment refunded (409 ``invalid_state``)."""
-        order = services.cancel_order(self.get_object())
-        return Response(OrderSerializer(self.get_queryset().get(pk=order.pk)).data)
+        return self._answer(services.cancel_order(self.get_object()), status.HTTP_200_OK)

@@ -1,29 +1,24 @@
-"""Shipping paid orders: consumes their stock reservations in the same transaction."""
+"""Shipping paid orders (their stock reservations are consumed) and recording deliveries."""
 
 from __future__ import annotations
-
-import uuid
 
 from django.db import transaction
 from django.utils import timezone
 
 from legacy_monolith.core.exceptions import InvalidState
-from legacy_monolith.inventory import services as inventory
 from legacy_monolith.orders.models import Order
+from legacy_monolith.orders.services import Outcome, ship_order
 from legacy_monolith.shipping.models import Shipment
 
 
-def ship(order: Order, carrier: str) -> Shipment:
-    """Hand a paid order to ``carrier``: reserved units leave stock, order becomes shipped."""
-    with transaction.atomic():
-        order = Order.objects.select_for_update().get(pk=order.pk)
-        if order.status != Order.Status.PAID:
-            raise InvalidState(f"Order {order.pk} is {order.status} and cannot be shipped.")
-        inventory.fulfil(order.pk)
-        order.status = Order.Status.SHIPPED
-        order.save(update_fields=["status", "updated_at"])
-        tracking = f"{carrier[:3].upper()}{uuid.uuid4().hex[:16].upper()}"
-        return Shipment.objects.create(order=order, carrier=carrier, tracking_number=tracking)
+def ship(order: Order, carrier: str) -> tuple[Shipment | None, Outcome]:
+    """Hand a paid order to ``carrier``: reserved units leave stock, order becomes shipped.
+
+    One transaction while inventory lives in the monolith, a saga once it is split
+    (:func:`legacy_monolith.orders.services.ship_order`); the shipment is None while
+    that saga is still running (the API answers 202).
+    """
+    return ship_order(order, carrier)
 
 
 def deliver(shipment: Shipment) -> Shipment:

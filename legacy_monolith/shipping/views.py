@@ -12,6 +12,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from legacy_monolith.customers.permissions import IsStaffForWrites
+from legacy_monolith.orders.serializers import OrderSerializer
 from legacy_monolith.shipping import services
 from legacy_monolith.shipping.models import Shipment
 from legacy_monolith.shipping.serializers import ShipmentSerializer, ShipOrderSerializer
@@ -33,12 +34,23 @@ class ShipmentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
         queryset = Shipment.objects.all()
         return queryset if user.is_staff else queryset.filter(order__customer__user=user)
 
-    @extend_schema(request=ShipOrderSerializer, responses={201: ShipmentSerializer})
+    @extend_schema(
+        request=ShipOrderSerializer, responses={201: ShipmentSerializer, 202: OrderSerializer}
+    )
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        """Ship a paid order (409 ``invalid_state`` otherwise)."""
+        """Ship a paid order (409 ``invalid_state`` otherwise); 202 with the order while a
+        shipping saga (inventory split) is still running."""
         body = ShipOrderSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        shipment = services.ship(body.validated_data["order"], body.validated_data["carrier"])
+        shipment, outcome = services.ship(
+            body.validated_data["order"], body.validated_data["carrier"]
+        )
+        if shipment is None:  # the shipping saga is still running: see the order
+            return Response(
+                OrderSerializer(outcome.order).data,
+                status=status.HTTP_202_ACCEPTED,
+                headers={"Location": f"/api/v1/orders/{outcome.order.pk}/"},
+            )
         return Response(ShipmentSerializer(shipment).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(request=None, responses=ShipmentSerializer)

@@ -20,8 +20,8 @@ import os
 import select
 import threading
 import time
-from collections.abc import Callable, Collection, Mapping
-from contextlib import suppress
+from collections.abc import Callable, Collection, Iterator, Mapping
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,6 +53,7 @@ __all__ = [
     "LIVE_PHASE_ENV",
     "PHASE_CHANNEL",
     "PhaseFollower",
+    "PhaseGate",
     "PhaseState",
     "create_phase_tables",
     "follows_published_phase",
@@ -438,3 +439,44 @@ class PhaseFollower:
             except SQLAlchemyError as exc:
                 delay = min(2.0, max(0.1, delay * 2))
                 log.warning("phase follower: control database unavailable (%s); retrying", exc)
+
+
+class PhaseGate:
+    """Passes hold the gate shared, a phase switch holds it alone.
+
+    A switch waits for the passes in progress and holds new ones back until it is done,
+    so no pass ever runs half under one phase and half under the next.
+
+        with gate.passing(): ...      # one relay pass
+        with gate.switching(): ...    # change the phase
+    """
+
+    def __init__(self) -> None:
+        self._changed = threading.Condition()
+        self._passes = 0
+        self._switching = False
+
+    @contextmanager
+    def passing(self) -> Iterator[None]:
+        with self._changed:
+            self._changed.wait_for(lambda: not self._switching)
+            self._passes += 1
+        try:
+            yield
+        finally:
+            with self._changed:
+                self._passes -= 1
+                self._changed.notify_all()
+
+    @contextmanager
+    def switching(self) -> Iterator[None]:
+        with self._changed:
+            self._changed.wait_for(lambda: not self._switching)
+            self._switching = True  # from here on, new passes wait (no starving switch)
+            self._changed.wait_for(lambda: self._passes == 0)
+        try:
+            yield
+        finally:
+            with self._changed:
+                self._switching = False
+                self._changed.notify_all()

@@ -94,6 +94,8 @@ class Role(StrEnum):
     PROXY = "proxy"
     SERVICE = "service"
     RELAY = "relay"
+    #: A monolith process whose ports call the contexts' services (it follows every context).
+    MONOLITH = "monolith"
 
 
 @dataclass(frozen=True)
@@ -134,8 +136,8 @@ class Replica:
         return (time.time() if now is None else now) - self.heartbeat_at > limit
 
     def serves(self, context: str) -> bool:
-        """Whether this replica acts for ``context`` (a proxy serves every context)."""
-        return self.role is Role.PROXY or self.context == context
+        """Whether this replica acts for ``context`` (proxies and monoliths act for every one)."""
+        return self.role in (Role.PROXY, Role.MONOLITH) or self.context == context
 
     def epoch(self, context: str) -> int | None:
         return self.ack.epochs.get(context)
