@@ -20,6 +20,7 @@ Exception tree::
         ├── PhaseReadOnly (409, ``phase_read_only``)
         ├── InUse (409, ``in_use``: delete of a referenced row)
         ├── InsufficientStock (409, ``insufficient_stock``)
+        ├── ReservationExists (409, ``reservation_exists``: an order reserved other lines)
         └── InvalidState (409, ``invalid_state``)
 """
 
@@ -130,6 +131,11 @@ class InUse(Conflict):
 class InsufficientStock(Conflict):
     code = "insufficient_stock"
     default_detail = "Not enough stock available."
+
+
+class ReservationExists(Conflict):
+    code = "reservation_exists"
+    default_detail = "The order already has different reservations."
 
 
 class InvalidState(Conflict):

@@ -1,4 +1,4 @@
-"""The inventory's HTTP API: the monolith's warehouses, stock levels, reserve and release.
+"""The inventory's HTTP API: the monolith's warehouses, stock levels, reserve, release, consume.
 
 Reads come from the phase's view and are rendered in the monolith's JSON through
 the mapping (``on_hand`` -> ``quantity``, ``state`` -> ``released``). Writes need the
@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Request, Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -38,6 +38,7 @@ from extracted_services.inventory.deps import (
 )
 from extracted_services.inventory.models import Reservation, StockLevel
 from extracted_services.inventory.schemas import (
+    ConsumeIn,
     ReleaseIn,
     ReservationsOut,
     ReserveIn,
@@ -161,6 +162,7 @@ def list_stock(
 
 @router.api_route("/stock/reserve/", methods=["GET", "PUT", "PATCH", "DELETE"])
 @router.api_route("/stock/release/", methods=["GET", "PUT", "PATCH", "DELETE"])
+@router.api_route("/stock/consume/", methods=["GET", "PUT", "PATCH", "DELETE"])
 def stock_actions_take_post_only(request: Request) -> None:
     """The actions are POST-only; without this ``GET /stock/reserve/`` would be a 404 detail."""
     raise MethodNotAllowed(f'Method "{request.method}" not allowed.')
@@ -202,13 +204,21 @@ def _reservations_body(
 
 
 @router.post("/stock/reserve/", status_code=201, response_model=ReservationsOut)
-def reserve(session: WriteSessionDep, changes: ChangesDep, body: BodyDep) -> dict[str, Any]:
-    """Hold stock for an order: all lines or none (409 ``insufficient_stock``)."""
+def reserve(
+    response: Response, session: WriteSessionDep, changes: ChangesDep, body: BodyDep
+) -> dict[str, Any]:
+    """Hold stock for an order: all lines or none (409 ``insufficient_stock``).
+
+    The order id is the idempotency key: a retry with the same lines answers 200 with the
+    existing reservations, other lines 409 ``reservation_exists``.
+    """
     values, errors = parse_fields(ReserveIn, require_object(body.json()))
     raise_for(errors)
     lines = [crud.StockRequest(line.product, line.quantity) for line in values["lines"]]
     with session.begin():
-        reservations = crud.reserve(session, values["order_id"], lines, changes=changes)
+        reservations, created = crud.reserve(session, values["order_id"], lines, changes=changes)
+        if not created:
+            response.status_code = 200
         return _reservations_body(session, values["order_id"], reservations)
 
 
@@ -219,4 +229,14 @@ def release(session: WriteSessionDep, changes: ChangesDep, body: BodyDep) -> dic
     raise_for(errors)
     with session.begin():
         reservations = crud.release(session, values["order_id"], changes=changes)
+        return _reservations_body(session, values["order_id"], reservations)
+
+
+@router.post("/stock/consume/", response_model=ReservationsOut)
+def consume(session: WriteSessionDep, changes: ChangesDep, body: BodyDep) -> dict[str, Any]:
+    """Ship an order's held units (404 ``not_found`` if it has no reservations)."""
+    values, errors = parse_fields(ConsumeIn, require_object(body.json()))
+    raise_for(errors)
+    with session.begin():
+        reservations = crud.consume(session, values["order_id"], changes=changes)
         return _reservations_body(session, values["order_id"], reservations)

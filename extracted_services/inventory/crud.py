@@ -3,10 +3,11 @@
 Stock operations lock the stock levels they touch (``SELECT ... FOR UPDATE`` on
 PostgreSQL, in ascending id order, so concurrent callers neither oversell nor
 deadlock; SQLite serialises writers with ``BEGIN IMMEDIATE``). Functions take a
-Session whose transaction the caller owns.
+Session whose transaction the caller owns. The order id is the idempotency key of
+``reserve``: a retried reservation returns the one already made.
 
     with session.begin():
-        reservations = reserve(session, 42, [StockRequest(7, 2)], changes=changes)
+        reservations, created = reserve(session, 42, [StockRequest(7, 2)], changes=changes)
 """
 
 from __future__ import annotations
@@ -22,7 +23,12 @@ from sqlalchemy.orm import Session
 
 from extracted_services.common.changes import ChangeRecorder
 from extracted_services.common.crud import save
-from extracted_services.common.errors import InsufficientStock, NotFound, ValidationFailed
+from extracted_services.common.errors import (
+    InsufficientStock,
+    NotFound,
+    ReservationExists,
+    ValidationFailed,
+)
 from extracted_services.common.models import utcnow
 from extracted_services.inventory.models import (
     Reservation,
@@ -121,11 +127,44 @@ def _allocate(
     return taken
 
 
+def _per_product(pairs: Iterable[tuple[int, int]]) -> dict[int, int]:
+    """Sum ``(product_id, quantity)`` pairs per product."""
+    totals: dict[int, int] = defaultdict(int)
+    for product_id, quantity in pairs:
+        totals[product_id] += quantity
+    return dict(totals)
+
+
+def _existing(session: Session, order_id: int, lines: Sequence[StockRequest]) -> list[Reservation]:
+    """The order's reservations if it has some; :class:`ReservationExists` if they differ
+    (per product, held or released) from ``lines``."""
+    rows = session.execute(
+        select(Reservation, StockLevel.product_id)
+        .join(StockLevel, StockLevel.id == Reservation.stock_level_id)
+        .where(Reservation.order_id == order_id)
+        .order_by(Reservation.id)
+    ).all()
+    held = _per_product((product_id, reservation.quantity) for reservation, product_id in rows)
+    wanted = _per_product((line.product_id, line.quantity) for line in lines)
+    if rows and held != wanted:
+        raise ReservationExists(
+            f"Order {order_id} already has reservations that differ from this request."
+        )
+    return [reservation for reservation, _ in rows]
+
+
 def reserve(
     session: Session, order_id: int, lines: Sequence[StockRequest], *, changes: ChangeRecorder
-) -> list[Reservation]:
-    """Hold stock for ``order_id``: all lines or none (:class:`InsufficientStock`)."""
+) -> tuple[list[Reservation], bool]:
+    """Hold stock for ``order_id``: all lines or none (:class:`InsufficientStock`).
+
+    Returns the order's reservations and whether this call made them: a retry with the
+    same lines returns the existing ones, other lines raise :class:`ReservationExists`.
+    """
     stock = _locked_levels(session, (line.product_id for line in lines))
+    existing = _existing(session, order_id, lines)
+    if existing:
+        return existing, False
     taken: list[tuple[StockLevel, int]] = []
     for line in lines:
         taken += _allocate(order_id, line, stock.get(line.product_id, []))
@@ -147,11 +186,10 @@ def reserve(
             changes=changes,
         )
         reservations.append(reservation)
-    return reservations
+    return reservations, True
 
 
-def release(session: Session, order_id: int, *, changes: ChangeRecorder) -> list[Reservation]:
-    """Give back the order's held units; returns all its reservations (now released)."""
+def _locked_reservations(session: Session, order_id: int) -> list[Reservation]:
     reservations = list(
         session.scalars(
             select(Reservation)
@@ -162,6 +200,14 @@ def release(session: Session, order_id: int, *, changes: ChangeRecorder) -> list
     )
     if not reservations:
         raise NotFound(f"No reservations for order {order_id}.")
+    return reservations
+
+
+def _settle(
+    session: Session, order_id: int, *, consume: bool, changes: ChangeRecorder
+) -> list[Reservation]:
+    """Mark the order's held reservations released; ``consume`` also ships the units."""
+    reservations = _locked_reservations(session, order_id)
     held = [r for r in reservations if r.state == ReservationState.HELD.value]
     levels = {
         level.id: level
@@ -173,7 +219,10 @@ def release(session: Session, order_id: int, *, changes: ChangeRecorder) -> list
         )
     }
     for reservation in held:
-        levels[reservation.stock_level_id].reserved -= reservation.quantity
+        level = levels[reservation.stock_level_id]
+        level.reserved -= reservation.quantity
+        if consume:
+            level.on_hand -= reservation.quantity
         reservation.state = ReservationState.RELEASED.value
         save(
             session,
@@ -184,6 +233,16 @@ def release(session: Session, order_id: int, *, changes: ChangeRecorder) -> list
         )
     _save_levels(session, levels.values(), changes)
     return reservations
+
+
+def release(session: Session, order_id: int, *, changes: ChangeRecorder) -> list[Reservation]:
+    """Give back the order's held units; returns all its reservations (now released)."""
+    return _settle(session, order_id, consume=False, changes=changes)
+
+
+def consume(session: Session, order_id: int, *, changes: ChangeRecorder) -> list[Reservation]:
+    """Ship the order's held units: they leave ``on_hand`` and ``reserved`` together."""
+    return _settle(session, order_id, consume=True, changes=changes)
 
 
 def set_on_hand(

@@ -43,6 +43,10 @@ class ReleaseIn(BaseModel):
     order_id: Annotated[int, Field(ge=1)]
 
 
+class ConsumeIn(ReleaseIn):
+    """``POST /stock/consume/``: ``{"order_id": int}``."""
+
+
 class StockLevelOut(BaseModel):
     """What ``/api/v1/stock/`` returns (the monolith's stock item)."""
 

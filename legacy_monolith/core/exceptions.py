@@ -11,6 +11,7 @@ Exception tree (domain conflicts raised by services)::
     rest_framework.exceptions.APIException
     ├── Conflict (409, code ``conflict``)
     │   ├── InsufficientStock (409, ``insufficient_stock``)
+    │   ├── ReservationExists (409, ``reservation_exists``: an order reserved other lines)
     │   ├── InUse (409, ``in_use``: delete of a referenced row)
     │   └── InvalidState (409, ``invalid_state``)
     └── PaymentFailed (402, ``payment_failed``)
@@ -42,6 +43,13 @@ class InsufficientStock(Conflict):
 
     default_detail = "Not enough stock available."
     default_code = "insufficient_stock"
+
+
+class ReservationExists(Conflict):
+    """The order already holds reservations for other lines than the ones requested."""
+
+    default_detail = "The order already has different reservations."
+    default_code = "reservation_exists"
 
 
 class InvalidState(Conflict):

@@ -52,6 +52,10 @@ class ReleaseSerializer(serializers.Serializer):
     order_id = serializers.IntegerField(min_value=1)
 
 
+class ConsumeSerializer(ReleaseSerializer):
+    """``POST /stock/consume/`` body: ``{"order_id": int}``."""
+
+
 class ReservationSerializer(serializers.ModelSerializer):
     """``{"id", "stock_item", "product", "warehouse", "quantity", "released"}``."""
 

@@ -3,10 +3,11 @@
 Both the stock API (``/api/v1/stock/reserve/``) and order placement call these
 functions. Each runs in a transaction (a savepoint when the caller already has
 one) and takes row locks on the stock items it touches, always in ascending id
-order, so concurrent callers cannot oversell or deadlock.
+order, so concurrent callers cannot oversell or deadlock. The order id is the
+idempotency key of ``reserve``: a retried reservation returns the one already made.
 
     with transaction.atomic():
-        reservations = reserve(order_id=42, lines=[StockRequest(product_id=7, quantity=2)])
+        reservations, created = reserve(42, [StockRequest(product_id=7, quantity=2)])
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from django.db import transaction
 from django.utils import timezone
 from rest_framework.exceptions import NotFound, ValidationError
 
-from legacy_monolith.core.exceptions import InsufficientStock
+from legacy_monolith.core.exceptions import InsufficientStock, ReservationExists
 from legacy_monolith.inventory.models import Reservation, StockItem
 
 
@@ -68,17 +69,47 @@ def _save_levels(items: Iterable[StockItem]) -> None:
         item.save(update_fields=["quantity", "reserved", "updated_at"])
 
 
-def reserve(order_id: int, lines: Sequence[StockRequest]) -> list[Reservation]:
-    """Hold stock for ``order_id``; all lines or none (:class:`InsufficientStock`, 409)."""
+def _per_product(pairs: Iterable[tuple[int, int]]) -> dict[int, int]:
+    """Sum ``(product_id, quantity)`` pairs per product."""
+    totals: dict[int, int] = defaultdict(int)
+    for product_id, quantity in pairs:
+        totals[product_id] += quantity
+    return dict(totals)
+
+
+def _existing(order_id: int, lines: Sequence[StockRequest]) -> list[Reservation]:
+    """The order's reservations if it has some; :class:`ReservationExists` if they differ
+    (per product, held or released) from ``lines``."""
+    reservations = list(
+        Reservation.objects.filter(order_id=order_id).select_related("stock_item").order_by("id")
+    )
+    held = _per_product((r.stock_item.product_id, r.quantity) for r in reservations)
+    wanted = _per_product((line.product_id, line.quantity) for line in lines)
+    if reservations and held != wanted:
+        raise ReservationExists(
+            f"Order {order_id} already has reservations that differ from this request."
+        )
+    return reservations
+
+
+def reserve(order_id: int, lines: Sequence[StockRequest]) -> tuple[list[Reservation], bool]:
+    """Hold stock for ``order_id``: all lines or none (:class:`InsufficientStock`, 409).
+
+    Returns the order's reservations and whether this call made them: a retry with the
+    same lines returns the existing ones, other lines raise :class:`ReservationExists`.
+    """
     with transaction.atomic():
         stock = _locked_stock(line.product_id for line in lines)
+        existing = _existing(order_id, lines)
+        if existing:
+            return existing, False
         reservations: list[Reservation] = []
         for line in lines:
             reservations += _allocate(order_id, line, stock.get(line.product_id, []))
         _save_levels({r.stock_item_id: r.stock_item for r in reservations}.values())
         for reservation in reservations:
             reservation.save()
-        return reservations
+        return reservations, True
 
 
 def _locked_reservations(order_id: int) -> list[Reservation]:

@@ -1,4 +1,4 @@
-"""Inventory endpoints: warehouses, stock levels, reserve and release."""
+"""Inventory endpoints: warehouses, stock levels, reserve, release and consume."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from rest_framework.response import Response
 from legacy_monolith.inventory import services
 from legacy_monolith.inventory.models import Reservation, StockItem, Warehouse
 from legacy_monolith.inventory.serializers import (
+    ConsumeSerializer,
     ReleaseSerializer,
     ReservationSerializer,
     ReserveSerializer,
@@ -62,10 +63,16 @@ class StockItemViewSet(viewsets.ModelViewSet):
         item = services.set_quantity(item.pk, body.validated_data["quantity"])
         return Response(StockItemSerializer(item).data)
 
-    @extend_schema(request=ReserveSerializer, responses={201: ReservationsResponse})
+    @extend_schema(
+        request=ReserveSerializer, responses={201: ReservationsResponse, 200: ReservationsResponse}
+    )
     @action(detail=False, methods=["post"])
     def reserve(self, request: Request) -> Response:
-        """Hold stock for an order: all lines or none (409 ``insufficient_stock``)."""
+        """Hold stock for an order: all lines or none (409 ``insufficient_stock``).
+
+        The order id is the idempotency key: a retry with the same lines answers 200 with
+        the existing reservations, other lines 409 ``reservation_exists``.
+        """
         body = ReserveSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         order_id = body.validated_data["order_id"]
@@ -73,8 +80,9 @@ class StockItemViewSet(viewsets.ModelViewSet):
             services.StockRequest(product_id=line["product"].pk, quantity=line["quantity"])
             for line in body.validated_data["lines"]
         ]
-        reservations = services.reserve(order_id, lines)
-        return Response(reservations_body(order_id, reservations), status=status.HTTP_201_CREATED)
+        reservations, created = services.reserve(order_id, lines)
+        code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
+        return Response(reservations_body(order_id, reservations), status=code)
 
     @extend_schema(request=ReleaseSerializer, responses=ReservationsResponse)
     @action(detail=False, methods=["post"])
@@ -84,3 +92,12 @@ class StockItemViewSet(viewsets.ModelViewSet):
         body.is_valid(raise_exception=True)
         order_id = body.validated_data["order_id"]
         return Response(reservations_body(order_id, services.release(order_id)))
+
+    @extend_schema(request=ConsumeSerializer, responses=ReservationsResponse)
+    @action(detail=False, methods=["post"])
+    def consume(self, request: Request) -> Response:
+        """Ship an order's held units (404 ``not_found`` if it has no reservations)."""
+        body = ConsumeSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        order_id = body.validated_data["order_id"]
+        return Response(reservations_body(order_id, services.fulfil(order_id)))

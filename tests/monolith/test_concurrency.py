@@ -1,7 +1,9 @@
-"""20 concurrent orders for the last 5 units, over real HTTP, on PostgreSQL row locks."""
+"""Concurrency over real HTTP, on PostgreSQL row locks: 20 concurrent orders for the last 5
+units, and two reserves of one order at once (one set of reservations)."""
 
 from __future__ import annotations
 
+import sys
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -11,13 +13,15 @@ import httpx
 import psycopg
 import pytest
 
-from migration_plans.control.processes import ManagedProcess
+from migration_plans.control.processes import ManagedProcess, free_port, wait_until
 
 from .conftest import (
+    REPO_ROOT,
     STAFF_PASSWORD,
     STAFF_USERNAME,
     MonolithDatabases,
     base_url,
+    monolith_env,
     start_monolith,
     unique,
 )
@@ -39,6 +43,40 @@ def pg_monolith(
         yield process, database_url
     finally:
         process.stop()
+
+
+@pytest.fixture
+def pg_threaded_monolith(
+    request: pytest.FixtureRequest, monolith_databases: MonolithDatabases, tmp_path: Path
+) -> Iterator[tuple[ManagedProcess, str]]:
+    """A fresh PostgreSQL database and a gunicorn monolith serving requests in threads.
+
+    One uvicorn worker runs Django's sync views one at a time; gunicorn's gthread worker
+    lets two requests wait on the same row lock at once.
+    """
+    database_url = monolith_databases.fresh(request, "postgresql")
+    port = free_port()
+    argv = [sys.executable, "-m", "legacy_monolith.cli", "serve", "--port", str(port)]
+    argv += ["--server", "gunicorn", "--workers", "1", "--threads", "4"]
+    process = ManagedProcess.start(
+        argv,
+        name="monolith-threads",
+        health_url=f"http://127.0.0.1:{port}/healthz",
+        env=monolith_env(database_url),
+        cwd=REPO_ROOT,
+        log_dir=tmp_path / "logs",
+        timeout=60,
+    )
+    try:
+        yield process, database_url
+    finally:
+        process.stop()
+
+
+def _staff_client(url: str) -> httpx.Client:
+    credentials = {"username": STAFF_USERNAME, "password": STAFF_PASSWORD}
+    token = httpx.post(f"{url}/api/v1/auth/token/", json=credentials, timeout=60).json()["token"]
+    return httpx.Client(base_url=url, headers={"Authorization": f"Token {token}"}, timeout=60)
 
 
 def _stock_up(client: httpx.Client) -> int:
@@ -129,3 +167,47 @@ def _assert_no_half_written_orders(database_url: str, product_id: int) -> None:
             "WHERE NOT EXISTS (SELECT 1 FROM orders_order o WHERE o.id = r.order_id)"
         ).fetchone()
         assert orphans == (0,)
+
+
+def _waiting_on_a_lock(database_url: str) -> int:
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+        ).fetchone()
+    return int(row[0]) if row else 0
+
+
+def test_two_reserves_of_one_order_at_once_reserve_once(
+    pg_threaded_monolith: tuple[ManagedProcess, str],
+) -> None:
+    process, database_url = pg_threaded_monolith
+    with _staff_client(base_url(process)) as client:
+        product_id = _stock_up(client)
+    body = {"order_id": 77, "lines": [{"product": product_id, "quantity": 2}]}
+
+    def reserve() -> httpx.Response:
+        with _staff_client(base_url(process)) as client:
+            return client.post("/api/v1/stock/reserve/", json=body)
+
+    with psycopg.connect(database_url) as holder, ThreadPoolExecutor(2) as pool:
+        holder.execute(
+            "SELECT id FROM inventory_stockitem WHERE product_id = %s FOR UPDATE", [product_id]
+        )
+        futures = [pool.submit(reserve) for _ in range(2)]
+        wait_until(
+            lambda: _waiting_on_a_lock(database_url) == 2,
+            timeout=30,
+            what="both reserves to wait for the stock row lock",
+        )
+        holder.commit()
+        responses = [future.result() for future in futures]
+
+    assert sorted(r.status_code for r in responses) == [200, 201], [r.text for r in responses]
+    assert responses[0].json() == responses[1].json()
+    with psycopg.connect(database_url) as conn:
+        rows = conn.execute(
+            "SELECT sum(r.quantity), count(*), min(s.reserved) FROM inventory_reservation r"
+            " JOIN inventory_stockitem s ON s.id = r.stock_item_id WHERE r.order_id = 77"
+        ).fetchone()
+    assert rows == (2, 1, 2)

@@ -146,3 +146,99 @@ def test_reserve_validation_and_auth(staff: httpx.Client, anon: httpx.Client) ->
     unknown = staff.post("/api/v1/stock/release/", json={"order_id": 987654321})
     assert unknown.status_code == 404
     assert unknown.json() == {"code": "not_found", "detail": "No reservations for order 987654321."}
+
+
+def _levels(client: httpx.Client, item_id: int) -> tuple[int, int]:
+    level = client.get(f"/api/v1/stock/{item_id}/").json()
+    return level["quantity"], level["reserved"]
+
+
+def test_retried_reserve_answers_200_with_the_same_reservations(
+    staff: httpx.Client, make_product: MakeProduct
+) -> None:
+    product = make_product(stock=5)
+    item_id = product["stock_item"]["id"]
+    body = {"order_id": 900011, "lines": [{"product": product["id"], "quantity": 2}]}
+    first = staff.post("/api/v1/stock/reserve/", json=body)
+    assert first.status_code == 201
+    same_in_two_lines = {
+        "order_id": 900011,
+        "lines": [{"product": product["id"], "quantity": 1}] * 2,
+    }
+    for retry in (body, same_in_two_lines):
+        again = staff.post("/api/v1/stock/reserve/", json=retry)
+        assert again.status_code == 200, again.text
+        assert again.json() == first.json()
+    assert _levels(staff, item_id) == (5, 2)
+    released = staff.post("/api/v1/stock/release/", json={"order_id": 900011}).json()
+    assert [r["id"] for r in released["reservations"]] == [
+        r["id"] for r in first.json()["reservations"]
+    ]
+    after_release = staff.post("/api/v1/stock/reserve/", json=body)
+    assert after_release.status_code == 200
+    assert after_release.json() == released
+    assert _levels(staff, item_id) == (5, 0)
+
+
+def test_reserving_other_lines_for_an_order_is_409(
+    staff: httpx.Client, make_product: MakeProduct
+) -> None:
+    first, second = make_product(stock=5), make_product(stock=5)
+    line = {"product": first["id"], "quantity": 2}
+    assert (
+        staff.post("/api/v1/stock/reserve/", json={"order_id": 900012, "lines": [line]}).status_code
+        == 201
+    )
+    for lines in (
+        [{**line, "quantity": 3}],
+        [line, {"product": second["id"], "quantity": 1}],
+        [{"product": second["id"], "quantity": 2}],
+    ):
+        response = staff.post("/api/v1/stock/reserve/", json={"order_id": 900012, "lines": lines})
+        assert response.status_code == 409
+        assert response.json() == {
+            "code": "reservation_exists",
+            "detail": "Order 900012 already has reservations that differ from this request.",
+        }
+    assert _levels(staff, first["stock_item"]["id"]) == (5, 2)
+    assert _levels(staff, second["stock_item"]["id"]) == (5, 0)
+
+
+def test_consume_ships_the_held_units_once(staff: httpx.Client, make_product: MakeProduct) -> None:
+    product = make_product(stock=5)
+    item_id = product["stock_item"]["id"]
+    body = {"order_id": 900013, "lines": [{"product": product["id"], "quantity": 2}]}
+    reservation = staff.post("/api/v1/stock/reserve/", json=body).json()["reservations"][0]
+    consumed = staff.post("/api/v1/stock/consume/", json={"order_id": 900013})
+    assert consumed.status_code == 200
+    assert consumed.json() == {
+        "order_id": 900013,
+        "reservations": [{**reservation, "released": True}],
+    }
+    assert _levels(staff, item_id) == (3, 0)
+    again = staff.post("/api/v1/stock/consume/", json={"order_id": 900013})
+    assert (again.status_code, again.json()) == (200, consumed.json())
+    released = staff.post("/api/v1/stock/release/", json={"order_id": 900013})
+    assert (released.status_code, released.json()) == (200, consumed.json())
+    assert _levels(staff, item_id) == (3, 0)
+
+
+def test_consume_after_release_ships_nothing(
+    staff: httpx.Client, make_product: MakeProduct
+) -> None:
+    product = make_product(stock=4)
+    body = {"order_id": 900014, "lines": [{"product": product["id"], "quantity": 3}]}
+    assert staff.post("/api/v1/stock/reserve/", json=body).status_code == 201
+    assert staff.post("/api/v1/stock/release/", json={"order_id": 900014}).status_code == 200
+    assert staff.post("/api/v1/stock/consume/", json={"order_id": 900014}).status_code == 200
+    assert _levels(staff, product["stock_item"]["id"]) == (4, 0)
+
+
+def test_consume_errors(staff: httpx.Client, anon: httpx.Client) -> None:
+    unknown = staff.post("/api/v1/stock/consume/", json={"order_id": 987654322})
+    assert unknown.status_code == 404
+    assert unknown.json() == {"code": "not_found", "detail": "No reservations for order 987654322."}
+    invalid = staff.post("/api/v1/stock/consume/", json={"order_id": "abc"})
+    assert invalid.json()["fields"] == {"order_id": ["A valid integer is required."]}
+    assert staff.get("/api/v1/stock/consume/").status_code == 405
+    assert anon.post("/api/v1/stock/consume/", json={"order_id": 1}).status_code == 401

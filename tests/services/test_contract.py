@@ -166,6 +166,34 @@ INVENTORY_WRITES = [
         True,
     ),
     Step(
+        "reserve retried",
+        "POST",
+        "/api/v1/stock/reserve/",
+        {"order_id": 42, "lines": [{"product": 1, "quantity": 6}, {"product": 2, "quantity": 2}]},
+        True,
+    ),
+    Step(
+        "reserve retried in other lines",
+        "POST",
+        "/api/v1/stock/reserve/",
+        {
+            "order_id": 42,
+            "lines": [
+                {"product": 2, "quantity": 2},
+                {"product": 1, "quantity": 5},
+                {"product": 1, "quantity": 1},
+            ],
+        },
+        True,
+    ),
+    Step(
+        "reserve other lines for a reserved order",
+        "POST",
+        "/api/v1/stock/reserve/",
+        {"order_id": 42, "lines": [{"product": 1, "quantity": 6}]},
+        True,
+    ),
+    Step(
         "reserve too much",
         "POST",
         "/api/v1/stock/reserve/",
@@ -213,7 +241,28 @@ INVENTORY_WRITES = [
     Step("release again", "POST", "/api/v1/stock/release/", {"order_id": 42}, True),
     Step("release unknown", "POST", "/api/v1/stock/release/", {"order_id": 404}, True),
     Step("stock after release", "GET", "/api/v1/stock/?ordering=id"),
+    Step(
+        "reserve retried after release",
+        "POST",
+        "/api/v1/stock/reserve/",
+        {"order_id": 42, "lines": [{"product": 1, "quantity": 6}, {"product": 2, "quantity": 2}]},
+        True,
+    ),
+    Step(
+        "reserve to ship",
+        "POST",
+        "/api/v1/stock/reserve/",
+        {"order_id": 44, "lines": [{"product": 1, "quantity": 4}, {"product": 2, "quantity": 3}]},
+        True,
+    ),
+    Step("consume", "POST", "/api/v1/stock/consume/", {"order_id": 44}, True),
+    Step("consume again", "POST", "/api/v1/stock/consume/", {"order_id": 44}, True),
+    Step("consume a released order", "POST", "/api/v1/stock/consume/", {"order_id": 42}, True),
+    Step("consume unknown", "POST", "/api/v1/stock/consume/", {"order_id": 404}, True),
+    Step("consume bad id", "POST", "/api/v1/stock/consume/", {"order_id": "abc"}, True),
+    Step("stock after consume", "GET", "/api/v1/stock/?ordering=id"),
     Step("reserve is POST only", "GET", "/api/v1/stock/reserve/"),
+    Step("consume is POST only", "GET", "/api/v1/stock/consume/"),
     Step("stock put not allowed", "PUT", "/api/v1/stock/1/", {"quantity": 1}, True),
 ]
 

@@ -192,3 +192,143 @@ def test_shared_phase_refuses_reserve(service_app):
         headers=identity_headers(),
     )
     assert response.status_code == 409 and response.json()["code"] == "phase_read_only"
+
+
+RESERVE_42 = {
+    "order_id": 42,
+    "lines": [{"product": 1, "quantity": 6}, {"product": 2, "quantity": 1}],
+}
+
+
+def reserve_42(client, auth):
+    response = client.post("/api/v1/stock/reserve/", json=RESERVE_42, headers=auth)
+    assert response.status_code == 201, response.text
+    return response
+
+
+@pytest.mark.parametrize("phase", ["dual_write", "split"])
+def test_a_retried_reserve_answers_200_with_the_same_reservations(service_app, phase):
+    client, stack = service_app("inventory", phase)
+    seed_for_phase("inventory", phase, stack.monolith_url, stack.service_url)
+    auth = identity_headers()
+    first = reserve_42(client, auth)
+    levels = table_rows(stack.service_url, StockLevel.__table__)
+    events = table_rows(stack.service_url, outbox_table)
+    same_in_other_lines = {
+        "order_id": 42,
+        "lines": [
+            {"product": 2, "quantity": 1},
+            {"product": 1, "quantity": 4},
+            {"product": 1, "quantity": 2},
+        ],
+    }
+    for body in (RESERVE_42, same_in_other_lines):
+        again = client.post("/api/v1/stock/reserve/", json=body, headers=auth)
+        assert again.status_code == 200, again.text
+        assert again.json() == first.json()
+    assert table_rows(stack.service_url, StockLevel.__table__) == levels
+    assert len(table_rows(stack.service_url, Reservation.__table__)) == 3
+    assert table_rows(stack.service_url, outbox_table) == events
+
+    released = client.post("/api/v1/stock/release/", json={"order_id": 42}, headers=auth)
+    after_release = client.post("/api/v1/stock/reserve/", json=RESERVE_42, headers=auth)
+    assert (after_release.status_code, after_release.json()) == (200, released.json())
+    assert client.get("/api/v1/stock/1/").json()["reserved"] == 0
+
+
+def test_reserving_other_lines_for_an_order_is_409(service_app, backend):
+    client, stack = service_app("inventory", "dual_write")
+    seed_for_phase("inventory", "dual_write", stack.monolith_url, stack.service_url)
+    auth = identity_headers()
+    reserve_42(client, auth)
+    levels = table_rows(stack.service_url, StockLevel.__table__)
+    for lines in (
+        [{"product": 1, "quantity": 6}, {"product": 2, "quantity": 2}],
+        [{"product": 1, "quantity": 6}],
+        [
+            {"product": 1, "quantity": 6},
+            {"product": 2, "quantity": 1},
+            {"product": 3, "quantity": 1},
+        ],
+    ):
+        response = client.post(
+            "/api/v1/stock/reserve/", json={"order_id": 42, "lines": lines}, headers=auth
+        )
+        assert response.status_code == 409
+        assert response.json() == {
+            "code": "reservation_exists",
+            "detail": "Order 42 already has reservations that differ from this request.",
+        }
+    assert table_rows(stack.service_url, StockLevel.__table__) == levels
+    assert len(table_rows(stack.service_url, Reservation.__table__)) == 3
+
+
+def on_hand_and_reserved(url: str) -> list[tuple[object, object]]:
+    return [(row["on_hand"], row["reserved"]) for row in table_rows(url, StockLevel.__table__)]
+
+
+@pytest.mark.parametrize("phase", ["dual_write", "split"])
+def test_consume_ships_the_held_units_once(service_app, phase):
+    client, stack = service_app("inventory", phase)
+    seed_for_phase("inventory", phase, stack.monolith_url, stack.service_url)
+    auth = identity_headers()
+    reserved = reserve_42(client, auth).json()
+    assert on_hand_and_reserved(stack.service_url) == [(5, 5), (3, 2), (10, 1), (0, 0)]
+    events = len(table_rows(stack.service_url, outbox_table))
+
+    consumed = client.post("/api/v1/stock/consume/", json={"order_id": 42}, headers=auth)
+    assert consumed.status_code == 200, consumed.text
+    assert consumed.json() == {
+        "order_id": 42,
+        "reservations": [{**r, "released": True} for r in reserved["reservations"]],
+    }
+    shipped = [(0, 0), (2, 1), (9, 0), (0, 0)]
+    assert on_hand_and_reserved(stack.service_url) == shipped
+    kinds = [
+        (e["aggregate_type"], e["operation"])
+        for e in table_rows(stack.service_url, outbox_table)[events:]
+    ]
+    assert kinds == [("reservations", "update")] * 3 + [("stock_levels", "update")] * 3
+
+    for action in ("consume", "release"):
+        again = client.post(f"/api/v1/stock/{action}/", json={"order_id": 42}, headers=auth)
+        assert (again.status_code, again.json()) == (200, consumed.json())
+    assert on_hand_and_reserved(stack.service_url) == shipped
+    states = [r["state"] for r in table_rows(stack.service_url, Reservation.__table__)]
+    assert states == ["released"] * 3
+
+
+@SQLITE_ONLY
+def test_consume_after_release_ships_nothing(service_app):
+    client, stack = service_app("inventory", "split")
+    seed_for_phase("inventory", "split", stack.monolith_url, stack.service_url)
+    auth = identity_headers()
+    reserve_42(client, auth)
+    client.post("/api/v1/stock/release/", json={"order_id": 42}, headers=auth)
+    before = on_hand_and_reserved(stack.service_url)
+    consumed = client.post("/api/v1/stock/consume/", json={"order_id": 42}, headers=auth)
+    assert consumed.status_code == 200
+    assert on_hand_and_reserved(stack.service_url) == before == [(5, 0), (3, 1), (10, 0), (0, 0)]
+
+
+@SQLITE_ONLY
+def test_consume_errors(service_app):
+    client, stack = service_app("inventory", "dual_write")
+    seed_for_phase("inventory", "dual_write", stack.monolith_url, stack.service_url)
+    auth = identity_headers()
+    unknown = client.post("/api/v1/stock/consume/", json={"order_id": 5}, headers=auth)
+    assert unknown.status_code == 404
+    assert unknown.json() == {"code": "not_found", "detail": "No reservations for order 5."}
+    invalid = client.post("/api/v1/stock/consume/", json={"order_id": "abc"}, headers=auth)
+    assert invalid.json()["fields"] == {"order_id": ["A valid integer is required."]}
+    assert client.get("/api/v1/stock/consume/", headers=auth).status_code == 405
+    assert client.post("/api/v1/stock/consume/", json={"order_id": 1}).status_code == 401
+
+
+@SQLITE_ONLY
+def test_shared_phase_refuses_consume(service_app):
+    client, _ = service_app("inventory", "shared")
+    response = client.post(
+        "/api/v1/stock/consume/", json={"order_id": 1}, headers=identity_headers()
+    )
+    assert response.status_code == 409 and response.json()["code"] == "phase_read_only"

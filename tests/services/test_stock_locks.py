@@ -1,4 +1,5 @@
-"""Reservations lock their stock rows: a concurrent reserve waits, then sees the new stock."""
+"""Reservations lock their stock rows: a concurrent reserve waits, then sees the new stock
+(and a concurrent reserve of the same order, the reservations already made)."""
 
 from __future__ import annotations
 
@@ -17,13 +18,13 @@ from migration_plans.core.database import libpq_url
 from tests.services.seed import seed_inventory_service
 
 
-def waiting_on_a_lock(url: str) -> bool:
+def waiting_backends(url: str) -> int:
     with psycopg.connect(libpq_url(url), autocommit=True) as conn:
         row = conn.execute(
             "SELECT count(*) FROM pg_stat_activity"
             " WHERE datname = current_database() AND wait_event_type = 'Lock'"
         ).fetchone()
-    return bool(row and row[0])
+    return int(row[0]) if row else 0
 
 
 @pytest.mark.parametrize("backend", ["pg"], indirect=True)
@@ -47,8 +48,42 @@ def test_concurrent_reserve_waits_for_the_row_lock_and_cannot_oversell(databases
         crud.reserve(first, 1, [crud.StockRequest(2, 10)], changes=changes)
         thread = threading.Thread(target=second_order)
         thread.start()
-        wait_until(lambda: waiting_on_a_lock(url), timeout=20, what="the second reserve to wait")
+        wait_until(lambda: waiting_backends(url) > 0, timeout=20, what="the second reserve to wait")
     thread.join(timeout=30)
     engine.dispose()
     assert not thread.is_alive()
     assert outcome["second"] == "Not enough stock for product 2: requested 10, available 0."
+
+
+@pytest.mark.parametrize("backend", ["pg"], indirect=True)
+def test_two_reserves_of_one_order_at_once_reserve_once(databases):
+    url = databases.service("inventory")
+    seed_inventory_service(url)
+    engine = service_engine(url)
+    sessions = session_factory(engine)
+    changes = ChangeRecorder("inventory", OutboxSink(context="inventory"))
+    created: list[bool] = []
+
+    def reserve() -> None:
+        with sessions() as session, session.begin():
+            _, made = crud.reserve(session, 9, [crud.StockRequest(2, 3)], changes=changes)
+        created.append(made)
+
+    threads = [threading.Thread(target=reserve) for _ in range(2)]
+    with psycopg.connect(libpq_url(url)) as holder:
+        holder.execute("SELECT id FROM stock_levels WHERE product_id = 2 FOR UPDATE")
+        for thread in threads:
+            thread.start()
+        wait_until(lambda: waiting_backends(url) == 2, timeout=20, what="both reserves to wait")
+        holder.commit()
+        for thread in threads:
+            thread.join(timeout=30)
+    engine.dispose()
+    assert not any(thread.is_alive() for thread in threads)
+    assert sorted(created) == [False, True]
+    with psycopg.connect(libpq_url(url)) as conn:
+        held = conn.execute(
+            "SELECT count(*), sum(quantity) FROM reservations WHERE order_id = 9"
+        ).fetchone()
+        reserved = conn.execute("SELECT reserved FROM stock_levels WHERE product_id = 2").fetchone()
+    assert (held, reserved) == ((1, 3), (3,))
