@@ -2,7 +2,11 @@
 
     DualwriteError
     ├── StoreUnavailable   a database cannot be reached now: retried, never dead-lettered
-    └── ApplyFailed        one event could not be applied: counts toward the dead letter
+    ├── ApplyFailed        one event could not be applied: counts toward the dead letter
+    └── SagaError          an operator's saga command was refused (:mod:`dualwrite.sagas`)
+        ├── SagaTableMissing   the monolith has no ``strangler_saga`` table (not migrated)
+        ├── SagaNotFound       no saga has that id
+        └── SagaNotDead        the saga is not dead-lettered: nothing to retry
 
 SQLAlchemy and driver errors are translated at the boundary (:func:`translate`).
 """
@@ -35,6 +39,22 @@ class ApplyFailed(DualwriteError):
         self.event = event
         self.cause = cause
         self.attempts = 0
+
+
+class SagaError(DualwriteError):
+    """Base of the refusals of :mod:`dualwrite.sagas`."""
+
+
+class SagaTableMissing(SagaError):
+    """The monolith's database has no ``strangler_saga`` table yet."""
+
+
+class SagaNotFound(SagaError):
+    """No saga has the id an operator gave."""
+
+
+class SagaNotDead(SagaError):
+    """Only a dead-lettered saga can be retried; this one is running or finished."""
 
 
 def is_unavailable(error: BaseException) -> bool:

@@ -17,6 +17,7 @@ from dualwrite.cli import app as dualwrite_app
 from extracted_services.cli import app as service_app
 from legacy_monolith.cli import app as monolith_app
 from migration_plans.control.plan_cli import app as plan_app
+from migration_plans.control.saga_cli import app as saga_app
 from reconciler.cli import app as reconcile_app
 from strangler_proxy.cli import Extensions, build_cli
 from strangler_proxy.shadow.cli import shadow_app
@@ -57,6 +58,7 @@ app.add_typer(service_app, name="service")
 app.add_typer(dualwrite_app, name="dualwrite")
 app.add_typer(reconcile_app, name="reconcile")
 app.add_typer(plan_app, name="plan")
+app.add_typer(saga_app, name="saga")
 
 
 @app.command()

@@ -72,6 +72,7 @@ async def test_payload_reads_every_store(place: Place) -> None:
             "shadow",
             "reconciler",
             "dualwrite",
+            "sagas",
         }
     )
     cards = {card["context"]: card for card in data["contexts"]}

@@ -5,12 +5,13 @@ Every section is read on its own: a store that is down gives that section an
 round trips), so the dashboard runs it in a worker thread (:mod:`migration_plans.control.dashboard.app`).
 
     sources = Sources(view)      # view: the proxy's strangler_proxy.introspection.ProxyView
-    data = sources.collect()     # JSON-ready dict: contexts, routes, shadow, reconciler, dualwrite
+    data = sources.collect()     # JSON-ready dict: contexts, routes, shadow, reconciler, dualwrite, sagas
 
 Sources: plans and gates (``STRANGLER_PLANS_DIR``, :class:`migration_plans.control.evidence.StoreEvidence`),
 transition history and reconciler runs (``STRANGLER_CONTROL_DB_URL``), shadow results
 (:func:`strangler_proxy.shadow.backend.open_store`: Redis or the control-plane database), relay status (each context's
-database URLs), and the proxy's serving table and request counters (through its ``ProxyView``).
+database URLs), the monolith's sagas (:mod:`dualwrite.sagas`, ``STRANGLER_MONOLITH_DATABASE_URL``),
+and the proxy's serving table and request counters (through its ``ProxyView``).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import sqlalchemy as sa
 
 from dualwrite.config import RelaySettings
 from dualwrite.relay import Relay
+from dualwrite.sagas import STUCK_AFTER_S, list_sagas, monolith_engine, saga_counts
 from dualwrite.status import collect_status
 from migration_plans.control.evidence import StoreEvidence
 from migration_plans.control.history import last_transition
@@ -51,6 +53,7 @@ SHADOW_WINDOW = 6 * 3600.0  # seconds of match-rate history plotted
 RATE_WINDOW = 30.0  # seconds over which request rates are averaged
 RUNS_PLOTTED = 40  # reconciler runs per table
 SAMPLE_BODY_LIMIT = 16 * 1024
+SAGAS_SHOWN = 10  # saga rows on the page, stuck ones first
 
 Section = dict[str, Any]
 
@@ -146,6 +149,7 @@ class Sources:
                 lambda: _guarded("reconciler", lambda: self._reconciler(list(plan_map))),
             ),
             "dualwrite": timed("dualwrite", lambda: [_relay_section(name) for name in plan_map]),
+            "sagas": timed("sagas", lambda: _guarded("sagas", _sagas)),
         }
         data["timings_ms"] = timings
         data["took_ms"] = round(sum(timings.values()), 1)
@@ -419,3 +423,18 @@ def _relay(context: str) -> Section:
     data.pop("context", None)
     data.pop("backfill", None)
     return data
+
+
+def _sagas() -> Section:
+    """Sagas per state and kind, and the first :data:`SAGAS_SHOWN`, stuck ones first."""
+    engine = monolith_engine()
+    try:
+        counts = saga_counts(engine)
+        sagas = list_sagas(engine, limit=SAGAS_SHOWN)
+    finally:
+        engine.dispose()
+    return {
+        "counts": counts.as_dict(),
+        "stuck_after_s": STUCK_AFTER_S,
+        "sagas": [saga.as_dict() for saga in sagas],
+    }

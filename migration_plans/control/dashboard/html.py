@@ -18,13 +18,14 @@ from typing import Any
 from migration_plans.control.dashboard.data import PHASES
 from migration_plans.control.dashboard.svgplot import percent, rate_floor, time_plot
 
-SECTIONS = ("contexts", "routes", "shadow", "reconciler", "dualwrite")
+SECTIONS = ("contexts", "routes", "shadow", "reconciler", "dualwrite", "sagas")
 TITLES = {
     "contexts": "Bounded contexts",
     "routes": "Route table",
     "shadow": "Shadow traffic",
     "reconciler": "Reconciler",
     "dualwrite": "Dual-write relay",
+    "sagas": "Sagas",
 }
 DIFF_CONTEXT = 2
 DIFF_MAX_ROWS = 400
@@ -121,6 +122,7 @@ def sections(data: dict[str, Any], prefix: str) -> dict[str, str]:
         "shadow": shadow_html(data.get("shadow", {})),
         "reconciler": reconciler_html(data.get("reconciler", {}), prefix),
         "dualwrite": dualwrite_html(data.get("dualwrite", [])),
+        "sagas": sagas_html(data.get("sagas", {})),
     }
 
 
@@ -523,4 +525,61 @@ def dualwrite_html(contexts: list[dict[str, Any]]) -> str:
         "<th>events from</th><th>pending</th><th>in flight</th><th>dead letters</th>"
         "<th>applied</th><th>lag p50</th><th>lag p99</th></tr></thead>"
         f"<tbody>{''.join(rows)}</tbody></table></div>"
+    )
+
+
+# -- sagas -------------------------------------------------------------------------------
+
+
+def _age(seconds: float) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{int(seconds // size)}{unit}"
+    return f"{int(seconds)}s"
+
+
+def _saga_row(saga: dict[str, Any]) -> str:
+    stuck = saga["stuck"]
+    state = saga["state"] + (f" (from {saga['dead_from']})" if saga.get("dead_from") else "")
+    error = " ".join(str(saga.get("last_error") or "").split())
+    return (
+        f'<tr class="saga{" stuck" if stuck else ""}" data-saga="{e(saga["id"])}">'
+        f'<td class="verdict{" bad" if stuck else ""}">{"stuck" if stuck else ""}</td>'
+        f'<td class="num">{e(saga["id"])}</td><td>{e(saga["kind"])}</td>'
+        f"<td><code>{e(saga['key'])}</code></td><td>{e(state)}</td>"
+        f"<td>{e(saga['step_name'] or saga['step'])}</td>"
+        f'<td class="num">{e(saga["attempts"])}</td><td>{e(saga["outcome"] or "-")}</td>'
+        f'<td class="num">{e(_age(saga["age_s"]))}</td>'
+        f'<td class="error" title="{e(error)}">{e(error[:120]) or "-"}</td></tr>'
+    )
+
+
+def sagas_html(section: dict[str, Any]) -> str:
+    if section.get("error"):
+        return _error(section)
+    counts = section.get("counts") or {}
+    if not counts.get("total"):
+        return '<p class="muted">No saga recorded yet.</p>'
+    states = " ".join(
+        f'<span class="tag{" fail" if state == "dead" and n else ""}" data-state="{e(state)}">'
+        f"{e(state)} {n:,}</span>"
+        for state, n in counts.get("states", {}).items()
+    )
+    stuck = counts.get("stuck", 0)
+    after = section.get("stuck_after_s")
+    verdict = (
+        f'<span class="tag {"fail" if stuck else "pass"}" data-stuck="{stuck}">{stuck:,} stuck'
+        "</span>"
+    )
+    head = (
+        f'<div class="gates-head">{verdict} {states} <span class="muted small">stuck: dead, '
+        f"failing, or untouched for {e(f'{after:g}' if after is not None else '?')} s; "
+        "<code>strangler saga retry ID</code> resumes a dead one</span></div>"
+    )
+    rows = "".join(_saga_row(saga) for saga in section.get("sagas", []))
+    return (
+        f'{head}<div class="scroll"><table class="sagas"><thead><tr><th></th><th>id</th>'
+        "<th>kind</th><th>key</th><th>state</th><th>step</th><th>attempts</th>"
+        "<th>outcome</th><th>age</th><th>last error</th></tr></thead>"
+        f"<tbody>{rows}</tbody></table></div>"
     )
