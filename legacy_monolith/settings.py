@@ -28,6 +28,8 @@ from typing import Any
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from dualwrite.django_app.saga_schedule import saga_queue, sweep_schedule
+
 DEV_SECRET_KEY = "django-insecure-strangler-development-key-do-not-use-in-production"
 
 
@@ -140,7 +142,14 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
-CELERY_TASK_DEFAULT_QUEUE = os.environ.get("STRANGLER_SAGA_QUEUE", "") or "sagas"
+CELERY_TASK_DEFAULT_QUEUE = saga_queue()
+CELERY_BEAT_SCHEDULE = sweep_schedule()  # resumes due retries and sagas of crashed runs
+if CELERY_BROKER_URL.startswith("redis"):
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "socket_connect_timeout": 2,
+        "socket_timeout": 5,
+        "visibility_timeout": 3600,
+    }
 ACCESS_LOG = env_bool("MONOLITH_ACCESS_LOG", default=True)
 
 REST_FRAMEWORK = {

@@ -38,6 +38,7 @@ from typing import Any
 
 import httpx
 from pydantic import BaseModel, Field, ValidationError
+from sqlalchemy.exc import SQLAlchemyError
 
 from migration_plans.core.control_db import control_db_url
 from migration_plans.core.identity import IDENTITY_HEADER, Identity, sign_identity
@@ -161,23 +162,36 @@ class _Phases:
         self._follower: PhaseFollower | None = None
         self._reporter: ReplicaReporter | None = None
         self._lock = threading.Lock()
+        self._starting = threading.Lock()
 
     def gate(self, context: str) -> PhaseGate:
         with self._lock:
             return self._gates.setdefault(context, PhaseGate())
 
     def start(self) -> None:
-        """Follow the published phases and register as a monolith replica (once)."""
-        with self._lock:
+        """Follow the published phases and register as a monolith replica (once).
+
+        Returns only after the phases were read: until then no call may guess one (a
+        guessed ``shared`` would write a split context's old tables). A control database
+        that cannot be read raises :class:`PortHeld` (the caller retries later).
+        """
+        if self._follower is not None:
+            return
+        with self._starting:
             if self._follower is not None:
                 return
             url = control_db_url()
             follower = PhaseFollower(url, self._switch)
-            create_phase_tables(follower.engine)
-            create_replica_tables(follower.engine)
+            try:
+                create_phase_tables(follower.engine)
+                create_replica_tables(follower.engine)
+                follower.refresh()
+            except SQLAlchemyError as exc:
+                follower.engine.dispose()
+                raise PortHeld(f"the published phases cannot be read ({url}): {exc}") from exc
+            follower.start()
+            self._reporter = ReplicaReporter(url, Role.MONOLITH, snapshot=self._ack).start()
             self._follower = follower
-        follower.start()
-        self._reporter = ReplicaReporter(url, Role.MONOLITH, snapshot=self._ack).start()
         atexit.register(self.stop)
 
     def stop(self) -> None:

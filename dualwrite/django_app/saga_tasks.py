@@ -1,7 +1,8 @@
 """Celery tasks of the sagas: run one saga, and sweep for due ones (retries, crashed runs).
 
 The monolith's Celery app imports this module (``include=[...]`` or autodiscovery) and
-schedules :func:`sweep_sagas` with beat (``SWEEP_SCHEDULE``). Importing it installs the
+schedules :func:`sweep_sagas` with beat
+(:func:`dualwrite.django_app.saga_schedule.sweep_schedule` in ``CELERY_BEAT_SCHEDULE``). Importing it installs the
 Celery scheduler for retries in this process, web workers included.
 
     celery -A legacy_monolith.celery_app worker -Q sagas -B
@@ -10,25 +11,13 @@ Celery scheduler for retries in this process, web workers included.
 from __future__ import annotations
 
 import logging
-import os
 
 from celery import shared_task
 
 from dualwrite.django_app import saga
+from dualwrite.django_app.saga_schedule import saga_queue
 
 log = logging.getLogger("strangler.saga")
-
-SAGA_QUEUE_ENV = "STRANGLER_SAGA_QUEUE"
-
-
-def saga_queue() -> str:
-    """The queue saga tasks go to (``STRANGLER_SAGA_QUEUE``, default ``sagas``)."""
-    return os.environ.get(SAGA_QUEUE_ENV, "").strip() or "sagas"
-
-
-def sweep_interval() -> float:
-    """Seconds between sweeps (``STRANGLER_SAGA_SWEEP_SECONDS``, default 2)."""
-    return float(os.environ.get("STRANGLER_SAGA_SWEEP_SECONDS", "").strip() or 2.0)
 
 
 @shared_task(name="strangler.saga.run", ignore_result=True, acks_late=True)
@@ -53,17 +42,6 @@ def _send_now(saga_id: int) -> None:
 def schedule_retry(saga_id: int, delay: float) -> None:
     """Run ``saga_id`` again in ``delay`` seconds (through the broker)."""
     run_saga.apply_async((saga_id,), countdown=max(0.0, delay), queue=saga_queue())
-
-
-def sweep_schedule() -> dict[str, dict[str, object]]:
-    """Beat entry for the sweeper, to merge into the Celery app's ``beat_schedule``."""
-    return {
-        "strangler-saga-sweep": {
-            "task": "strangler.saga.sweep",
-            "schedule": sweep_interval(),
-            "options": {"queue": saga_queue(), "expires": sweep_interval() * 2},
-        }
-    }
 
 
 saga.set_scheduler(schedule_retry)

@@ -49,6 +49,7 @@ from migration_plans.core.settings import plans_dir as configured_plans_dir
 from migration_plans.core.yamlfile import ConfigError
 
 SERVICE_PORTS = {"catalog": 8101, "inventory": 8102, "payments": 8103}
+SAGA_WORKER = "saga-worker"
 REPLICA_PORT_STRIDE = 10
 """Replica ``i`` of a listener on port ``p`` listens on ``p + 10 * i``."""
 MAX_REPLICAS = 8
@@ -83,7 +84,9 @@ class StackConfig(BaseModel):
     celery: bool = True
     replicas: int = Field(1, ge=1, le=MAX_REPLICAS)
     live_phase: bool = True
-    monolith_server: Literal["uvicorn", "gunicorn"] = "uvicorn"
+    # gunicorn's threads: an order saga's request waits on the services without holding
+    # every other request back (uvicorn runs Django's sync views one at a time).
+    monolith_server: Literal["uvicorn", "gunicorn"] = "gunicorn"
     monolith_workers: int = Field(1, ge=1, le=32)
 
     @field_validator("plans_dir")
@@ -212,6 +215,9 @@ class StackConfig(BaseModel):
         }
         for context, url in self.service_dbs.items():
             env[f"{context.upper()}_DATABASE_URL"] = url
+        for context in self.service_ports:
+            # The monolith's ports call split contexts' services directly (every replica).
+            env[f"{context.upper()}_SERVICE_URL"] = ",".join(self.service_urls(context))
         if self.redis_url:
             env["STRANGLER_REDIS_URL"] = self.redis_url
         return env
@@ -505,6 +511,24 @@ class Stack:
         schedule = str(self.config.var_dir / "celerybeat-schedule")
         beat = ["beat", "--loglevel", "INFO", "--schedule", schedule]
         self._start("beat", celery_argv("reconciler.celery_app", *beat), None)
+        self.start_saga_worker()
+
+    def start_saga_worker(self) -> None:
+        """The monolith's Celery worker: order saga retries, with the sweeper's beat (``-B``)."""
+        schedule = str(self.config.var_dir / "saga-beat-schedule")
+        argv = ["worker", "-Q", "sagas", "-B", "--schedule", schedule, "--loglevel", "INFO"]
+        argv += ["--pool", "threads", "--concurrency", "4"]
+        self._start(SAGA_WORKER, celery_argv("legacy_monolith.celery_app", *argv), None)
+
+    def restart_saga_worker(self) -> None:
+        """Start the saga worker again if it exited (its dead registration forgotten first)."""
+        process = self.processes.get(SAGA_WORKER)
+        if process is not None and process.alive():
+            return
+        self.forget_dead()
+        if process is not None:
+            self.processes.pop(SAGA_WORKER).stop()
+        self.start_saga_worker()
 
     def start(self) -> None:
         """Every process; the independent ones side by side. Stops what started if one fails.

@@ -5,7 +5,8 @@
         ...                 # the relay is dead for the block
     # restarted and healthy again here
 
-:data:`FAULTS` lists the names: ``kill_service``, ``kill_relay`` (SIGKILL),
+:data:`FAULTS` lists the names: ``kill_service`` (every replica), ``kill_relay``
+(SIGKILL), ``kill_saga_worker`` (the monolith's Celery worker of the order sagas),
 ``stop_broker`` (the private Redis only), ``service_db_unreachable`` (PostgreSQL
 ``ALLOW_CONNECTIONS false`` and the open backends terminated) and
 ``drop_shadow_upstream`` (the service a shadow copy goes to disappears).
@@ -22,7 +23,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from migration_plans.control.stack import Stack
+from migration_plans.control.stack import SAGA_WORKER, Stack, replica_name
 from migration_plans.core.database import libpq_url, with_database
 from migration_plans.testing.broker import PrivateRedis
 
@@ -33,11 +34,14 @@ log = logging.getLogger("strangler.replay")
 FAULTS = (
     "kill_service",
     "kill_relay",
+    "kill_saga_worker",
     "stop_broker",
     "service_db_unreachable",
     "drop_shadow_upstream",
 )
 """Named fault points understood by :meth:`Faults.inject`."""
+
+CONTEXTLESS = frozenset({"stop_broker", "kill_saga_worker"})
 
 
 class Faults:
@@ -59,7 +63,7 @@ class Faults:
         """
         if name not in FAULTS:
             raise ValueError(f"unknown fault {name!r}; known: {', '.join(FAULTS)}")
-        if name != "stop_broker" and context is None:
+        if name not in CONTEXTLESS and context is None:
             raise ValueError(f"fault {name!r} needs a context")
         getattr(self, name)(context)
         self.active.append((name, context))
@@ -81,10 +85,16 @@ class Faults:
     # -- the faults -----------------------------------------------------------------------
 
     def kill_service(self, context: str | None) -> None:
-        """SIGKILL the context's service mid-flight (writes in progress are cut)."""
+        """SIGKILL every replica of the context's service mid-flight (writes in progress
+        are cut; nothing answers for the context until recovery)."""
         assert context is not None
-        self.stack.processes[context].kill()
+        for index in range(self.stack.config.replicas):
+            self.stack.processes[replica_name(context, index)].kill()
         self._down.add(context)
+
+    def kill_saga_worker(self, context: str | None = None) -> None:
+        """SIGKILL the monolith's saga worker (retries it held are cut mid-step)."""
+        self.stack.processes[SAGA_WORKER].kill()
 
     def kill_relay(self, context: str | None) -> None:
         """SIGKILL the context's relay loop (its in-memory batch is lost; the outbox is not)."""
@@ -132,6 +142,8 @@ class Faults:
         if name == "stop_broker":
             if self.broker is not None and self.broker.process is None:
                 self.broker.start()
+        elif name == "kill_saga_worker":
+            self.stack.restart_saga_worker()
         elif name == "service_db_unreachable":
             assert context is not None
             self._allow_connections(context, True)
@@ -151,5 +163,7 @@ class Faults:
         )
         for context in sorted(self._down):
             self.recover("kill_service", context)
+        if SAGA_WORKER in self.stack.dead():
+            self.stack.restart_saga_worker()
         if self.broker is not None and self.broker.process is None:
             self.broker.start()

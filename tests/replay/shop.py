@@ -45,11 +45,9 @@ class ShopWorkload(ThreadedWorkload):
 
     Three kinds of writer run while :meth:`running`:
 
-    - orders: ``POST /api/v1/orders/`` (the monolith reserves stock in the order's
-      transaction) on ``order_products``. While inventory is in ``split`` the
-      monolith's own order code would write a copy that is no longer the truth, so
-      the order's stock is reserved through the inventory service instead
-      (``POST /api/v1/stock/reserve/``), as the monolith must do after the split.
+    - orders: ``POST /api/v1/orders/`` on ``order_products``, in every phase: the
+      monolith reserves stock in the order's transaction while inventory lives in it,
+      and through the inventory service (an order saga) once it is split.
     - catalog: creates a product, then changes its price and name, through the proxy.
     - stock: ``PATCH /api/v1/stock/{id}/`` on stock items of ``stock_products`` (kept
       apart from ``order_products``: a row written from both sides at once is settled
@@ -73,7 +71,6 @@ class ShopWorkload(ThreadedWorkload):
         self.order_products = list(order_products)
         self.stock_products = list(stock_products)
         self._stock_ids: list[int] = []
-        self._next_reservation_order = 900_000_000
 
     def steps(self) -> Mapping[str, Step]:
         return {"orders": self._order, "catalog": self._catalog, "stock": self._stock}
@@ -106,21 +103,12 @@ class ShopWorkload(ThreadedWorkload):
         products = rng.sample(self.order_products, k=min(2, len(self.order_products)))
         lines = [{"product": product, "quantity": 1} for product in products]
         inventory = self.topology.phase("inventory")
-        if inventory == "split":
-            with self._lock:
-                self._next_reservation_order += 1
-                order_id = self._next_reservation_order
-            answer = client.post(
-                "/api/v1/stock/reserve/", json={"order_id": order_id, "lines": lines}
-            )
-        else:
-            body = {"lines": lines, "payment_token": "tok_visa"}
-            answer = client.post("/api/v1/orders/", json=body)
-            order_id = int(answer.json()["id"]) if answer.status_code == 201 else 0
+        answer = client.post("/api/v1/orders/", json={"lines": lines, "payment_token": "tok_visa"})
         if answer.status_code != 201:
-            self.refuse("orders", answer)
+            self.refuse("orders", answer)  # 202 too: a pending order is not acknowledged yet
             return
         expected = {product: 1 for product in products}
+        order_id = int(answer.json()["id"])
         self.record(
             AckedWrite("inventory", "orders", order_id, expected, inventory, check=check_order)
         )
