@@ -6,4 +6,9 @@ SQLite). Capture stays off per context until ``strangler dualwrite backfill`` (o
 ``strangler dualwrite capture CONTEXT --on``) switches it on. Optional: add
 :class:`dualwrite.django_app.middleware.CaptureRequestIdMiddleware` after the request-id
 middleware so captured events carry the request's ``X-Request-ID`` (PostgreSQL).
+
+Monolith code that calls an extracted context goes through :mod:`.ports` (local in
+shared/dual_write, the service's API in split, following the live phase), and a
+multi-context transaction becomes a saga (:mod:`.saga`, table ``strangler_saga``) run
+by the monolith's Celery worker (:mod:`.saga_tasks`, sweeper in :mod:`.saga_schedule`).
 """

@@ -51,7 +51,7 @@ from migration_plans.core.live_phase import (
 )
 from migration_plans.core.phase import Phase
 from migration_plans.core.replicas import Ack, ReplicaReporter, Role, create_replica_tables
-from migration_plans.core.settings import context_env
+from migration_plans.core.settings import context_env, env_number
 
 __all__ = [
     "Phase",
@@ -273,13 +273,7 @@ def _passing(context: str, hold_s: float) -> Iterator[Phase]:
 def _hold_seconds() -> float:
     global _hold_s
     if _hold_s is None:
-        raw = os.environ.get("STRANGLER_PORT_HOLD_SECONDS", "").strip() or "10"
-        try:
-            _hold_s = float(raw)
-        except ValueError:
-            raise PortConfigError(f"STRANGLER_PORT_HOLD_SECONDS={raw!r} is not a number") from None
-        if not 0 <= _hold_s <= 300:
-            raise PortConfigError(f"STRANGLER_PORT_HOLD_SECONDS={raw} is outside [0, 300]")
+        _hold_s = env_number("STRANGLER_PORT_HOLD_SECONDS", 10.0, low=0, high=300)
     return _hold_s
 
 

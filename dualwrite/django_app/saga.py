@@ -41,6 +41,7 @@ from django.utils import timezone
 
 from dualwrite.django_app import ports
 from dualwrite.django_app.models import Saga
+from migration_plans.core.settings import env_number
 
 __all__ = [
     "TERMINAL_STATES",
@@ -147,19 +148,10 @@ class SagaSettings:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> SagaSettings:
-        env = os.environ if environ is None else environ
-
         def number(name: str, default: float, low: float, high: float) -> float:
-            raw = env.get(f"STRANGLER_SAGA_{name}", "").strip()
-            if not raw:
-                return default
-            try:
-                value = float(raw)
-            except ValueError:
-                raise ValueError(f"STRANGLER_SAGA_{name}={raw!r} is not a number") from None
-            if not low <= value <= high:
-                raise ValueError(f"STRANGLER_SAGA_{name}={raw} is outside [{low}, {high}]")
-            return value
+            return env_number(
+                f"STRANGLER_SAGA_{name}", default, low=low, high=high, environ=environ
+            )
 
         return cls(
             max_attempts=int(number("MAX_ATTEMPTS", cls.max_attempts, 1, 100)),

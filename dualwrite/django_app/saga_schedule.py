@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import os
 
+from migration_plans.core.settings import env_number
+
 SAGA_QUEUE_ENV = "STRANGLER_SAGA_QUEUE"
 SWEEP_ENV = "STRANGLER_SAGA_SWEEP_SECONDS"
 
@@ -18,14 +20,7 @@ def saga_queue() -> str:
 
 def sweep_interval() -> float:
     """Seconds between sweeps (``STRANGLER_SAGA_SWEEP_SECONDS``, default 2, 0.1 to 300)."""
-    raw = os.environ.get(SWEEP_ENV, "").strip() or "2"
-    try:
-        seconds = float(raw)
-    except ValueError:
-        raise ValueError(f"{SWEEP_ENV}={raw!r} is not a number of seconds") from None
-    if not 0.1 <= seconds <= 300:
-        raise ValueError(f"{SWEEP_ENV}={raw} is outside [0.1, 300] seconds")
-    return seconds
+    return env_number(SWEEP_ENV, 2.0, low=0.1, high=300)
 
 
 def sweep_schedule() -> dict[str, dict[str, object]]:

@@ -165,17 +165,22 @@ def place_order(
     return outcome
 
 
-def _start_order_saga(order: Order, kind: str, definition: saga.SagaDefinition, **more: str) -> int:
-    """Lock a PAID order and start ``kind`` on it (409 when it is not PAID or busy)."""
+def _locked_paid_order(order: Order, verb: str) -> Order:
+    """The order, row-locked; 409 unless it is PAID and no saga is working on it."""
+    order = Order.objects.select_for_update().get(pk=order.pk)
+    if order.status != Order.Status.PAID:
+        raise InvalidState(f"Order {order.pk} is {order.status} and cannot be {verb}.")
+    busy = saga.active_for(sagas.subject(order.pk))
+    if busy is not None:
+        raise InvalidState(f"Order {order.pk} is busy: its {busy.kind} saga is {busy.state}.")
+    return order
+
+
+def _start_order_saga(order: Order, verb: str, definition: saga.SagaDefinition, **more: str) -> int:
+    """Lock a PAID order and start ``definition`` on it (409 when it is not PAID or busy)."""
+    kind = definition.kind
     with transaction.atomic():
-        order = Order.objects.select_for_update().get(pk=order.pk)
-        if order.status != Order.Status.PAID:
-            raise InvalidState(
-                f"Order {order.pk} is {order.status}: cannot {kind.split('_')[0]} it."
-            )
-        busy = saga.active_for(sagas.subject(order.pk))
-        if busy is not None:
-            raise InvalidState(f"Order {order.pk} is busy: its {busy.kind} saga is {busy.state}.")
+        order = _locked_paid_order(order, verb)
         row, _ = saga.start(
             definition,
             key=sagas.saga_key(kind, order.pk),
@@ -198,17 +203,13 @@ def cancel_order(order: Order) -> Outcome:
     with ports.calling(*CALLED_CONTEXTS):
         if not _saga_needed():
             return Outcome(_cancel_in_one_transaction(order))
-        saga_id = _start_order_saga(order, sagas.CANCEL, sagas.CANCEL_ORDER)
+        saga_id = _start_order_saga(order, "cancelled", sagas.CANCEL_ORDER)
     return _drive_to_outcome(order.pk, saga_id)
 
 
 def _cancel_in_one_transaction(order: Order) -> Order:
     with transaction.atomic():
-        order = Order.objects.select_for_update().get(pk=order.pk)
-        if order.status != Order.Status.PAID:
-            raise InvalidState(f"Order {order.pk} is {order.status} and cannot be cancelled.")
-        if saga.active_for(sagas.subject(order.pk)) is not None:
-            raise InvalidState(f"Order {order.pk} is busy: a saga is still running on it.")
+        order = _locked_paid_order(order, "cancelled")
         inventory.release(order.pk)
         payments.refund_order(order)
         order.status = Order.Status.CANCELLED
@@ -231,7 +232,7 @@ def ship_order(order: Order, carrier: str) -> tuple[Shipment | None, Outcome]:
             shipment = _ship_in_one_transaction(order, carrier)
             return shipment, Outcome(shipment.order)
         saga_id = _start_order_saga(
-            order, sagas.SHIP, sagas.SHIP_ORDER, carrier=carrier, tracking=tracking_number(carrier)
+            order, "shipped", sagas.SHIP_ORDER, carrier=carrier, tracking=tracking_number(carrier)
         )
     outcome = _drive_to_outcome(order.pk, saga_id)
     return Shipment.objects.filter(order_id=order.pk).first(), outcome
@@ -239,11 +240,7 @@ def ship_order(order: Order, carrier: str) -> tuple[Shipment | None, Outcome]:
 
 def _ship_in_one_transaction(order: Order, carrier: str) -> Shipment:
     with transaction.atomic():
-        order = Order.objects.select_for_update().get(pk=order.pk)
-        if order.status != Order.Status.PAID:
-            raise InvalidState(f"Order {order.pk} is {order.status} and cannot be shipped.")
-        if saga.active_for(sagas.subject(order.pk)) is not None:
-            raise InvalidState(f"Order {order.pk} is busy: a saga is still running on it.")
+        order = _locked_paid_order(order, "shipped")
         inventory.consume(order.pk)
         order.status = Order.Status.SHIPPED
         order.save(update_fields=["status", "updated_at"])

@@ -26,9 +26,11 @@ __all__ = [
     "DEFAULT_PLANS_DIR",
     "PLANS_DIR_ENV",
     "TEMPLATES_DIR",
+    "BadSetting",
     "ContextSettings",
     "context_env",
     "copy_templates",
+    "env_number",
     "mapping_for",
     "plan_for",
     "plans_dir",
@@ -91,6 +93,36 @@ def context_env(
         if value:
             return value
     return default
+
+
+class BadSetting(ValueError):
+    """An environment variable holds a value that cannot be used (the message names it)."""
+
+
+def env_number(
+    name: str,
+    default: float,
+    *,
+    low: float,
+    high: float,
+    environ: Mapping[str, str] | None = None,
+) -> float:
+    """The number in environment variable ``name`` (``default`` when unset or blank),
+    refused with :class:`BadSetting` when it is not a number in ``[low, high]``.
+
+    env_number("STRANGLER_SAGA_LEASE_SECONDS", 30, low=1, high=3600)
+    """
+    environ = os.environ if environ is None else environ
+    raw = environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise BadSetting(f"{name}={raw!r} is not a number") from None
+    if not low <= value <= high:
+        raise BadSetting(f"{name}={raw} is outside [{low:g}, {high:g}]")
+    return value
 
 
 @dataclass(frozen=True)

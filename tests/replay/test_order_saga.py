@@ -7,7 +7,11 @@ sync) the monolith's copies of both.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
+import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -336,6 +340,85 @@ def test_faults_mid_saga_leave_no_order_pending_and_nothing_twice(
         "SELECT count(*) FROM strangler_saga WHERE state NOT IN ('completed', 'compensated')",
     )
     assert unfinished == [(0,)]
+    for context in SPLIT:
+        topology.wait_drained(context)
+        assert_no_divergence(topology, context)
+
+
+def staff_client(topology: Topology) -> httpx.Client:
+    """A client logged in as a new staff user (shipping is staff-only)."""
+    username, password = f"staff-{uuid.uuid4().hex[:8]}", "staff-password-123"
+    done = subprocess.run(
+        [
+            *(sys.executable, "-m", "legacy_monolith.manage", "createsuperuser", "--no-input"),
+            *("--username", username, "--email", f"{username}@example.com"),
+        ],
+        env={**os.environ, **topology.stack.env(), "DJANGO_SUPERUSER_PASSWORD": password},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    with topology.client(auth=False) as anonymous:
+        body = {"username": username, "password": password}
+        token = anonymous.post("/api/v1/auth/token/", json=body)
+    assert token.status_code == 200, token.text
+    client = topology.client(auth=False)
+    client.headers["Authorization"] = f"Token {token.json()['token']}"
+    return client
+
+
+def on_hand(db: Databases, product: int) -> int:
+    rows = db.rows(
+        "inventory", "SELECT sum(on_hand) FROM stock_levels WHERE product_id = :p", p=product
+    )
+    return int(rows[0][0])
+
+
+def test_cancelling_and_shipping_run_as_sagas_against_the_services(
+    split_shop: Topology, databases: Databases
+) -> None:
+    topology, db = split_shop, databases
+    with topology.client() as client:
+        product = stocked_product(client, 10)
+    cancelled, shipped = (buy(topology, product).json()["id"] for _ in range(2))
+    units = on_hand(db, product)
+
+    with topology.client() as client:
+        answer = client.post(f"/api/v1/orders/{cancelled}/cancel/")
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["status"] == "cancelled"
+        again = client.post(f"/api/v1/orders/{cancelled}/cancel/")
+        assert again.status_code == 409 and again.json()["code"] == "invalid_state"
+    assert service_reserved_units(db, [cancelled]) == {cancelled: (0, 1)}
+    assert service_payments(db, [cancelled]) == Counter({(cancelled, "refunded"): 1})
+    assert on_hand(db, product) == units  # released, not shipped
+
+    with staff_client(topology) as staff:
+        answer = staff.post("/api/v1/shipments/", json={"order": shipped, "carrier": "DHL"})
+        assert answer.status_code == 201, answer.text
+        assert answer.json()["tracking_number"].startswith("DHL")
+        again = staff.post("/api/v1/shipments/", json={"order": shipped, "carrier": "DHL"})
+        assert again.status_code == 409, again.text
+    assert service_reserved_units(db, [shipped]) == {shipped: (0, 1)}  # consumed
+    assert on_hand(db, product) == units - 1
+    assert orders_since(db, min(cancelled, shipped) - 1) == {
+        cancelled: "cancelled",
+        shipped: "shipped",
+    }
+    kinds = db.rows(
+        "monolith",
+        "SELECT kind, state FROM strangler_saga WHERE subject IN (:a, :b) ORDER BY id",
+        a=f"order:{cancelled}",
+        b=f"order:{shipped}",
+    )
+    assert kinds == [
+        ("place_order", "completed"),
+        ("place_order", "completed"),
+        ("cancel_order", "completed"),
+        ("ship_order", "completed"),
+    ]
     for context in SPLIT:
         topology.wait_drained(context)
         assert_no_divergence(topology, context)
