@@ -66,6 +66,7 @@ bench: $(STAMP) $(MITM_STAMP) bench-tools
 	$(BIN)/python bench/dualwrite.py
 	$(BIN)/python bench/reconcile.py
 	flock /tmp/strangler-bench.lock $(BIN)/python bench/cutover.py
+	flock /tmp/strangler-bench.lock $(BIN)/python bench/saga.py
 
 # Re-resolve the pinned dependency set (run after changing pyproject.toml).
 lock:
