@@ -95,6 +95,14 @@ def status(
     console = Console()
     console.print(table)
     for report in reports:
+        for side in (report.monolith, report.service):
+            for key in side.blocked:
+                console.print(
+                    f"blocked {report.context} {key.aggregate_type}/{key.aggregate_key} "
+                    f"({side.side} outbox): event {key.event} {key.status} after "
+                    f"{key.attempts} attempt(s), {key.waiting} later event(s) wait: {key.reason}",
+                    markup=False,
+                )
         for row in report.backfill:
             state = "done" if row["finished_at"] else "in progress"
             console.print(

@@ -3,6 +3,9 @@
     DualwriteError
     ├── StoreUnavailable   a database cannot be reached now: retried, never dead-lettered
     ├── ApplyFailed        one event could not be applied: counts toward the dead letter
+    │   └── CommitFailed   the apply transaction failed as a whole (at COMMIT: a deferred
+    │                      constraint, a serialization failure): which of its events is to
+    │                      blame is found by applying them one by one
     └── SagaError          an operator's saga command was refused (:mod:`dualwrite.sagas`)
         ├── SagaTableMissing   the monolith has no ``strangler_saga`` table (not migrated)
         ├── SagaNotFound       no saga has that id
@@ -18,7 +21,13 @@ from typing import TYPE_CHECKING
 from sqlalchemy import exc as sa_exc
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from dualwrite.events import Event
+
+PER_EVENT_SQLSTATE_CLASSES = ("23", "40")
+"""SQLSTATE classes that blame the transaction's writes, not the database's reachability:
+integrity violations and transaction rollbacks (serialization failure, deadlock)."""
 
 
 class DualwriteError(Exception):
@@ -41,6 +50,15 @@ class ApplyFailed(DualwriteError):
         self.attempts = 0
 
 
+class CommitFailed(ApplyFailed):
+    """The transaction applying ``events`` failed as a whole (e.g. a deferred foreign key
+    at COMMIT); ``event`` is the first of them, the culprit only when it is the only one."""
+
+    def __init__(self, events: Sequence[Event], cause: BaseException) -> None:
+        super().__init__(events[0], cause)
+        self.events = list(events)
+
+
 class SagaError(DualwriteError):
     """Base of the refusals of :mod:`dualwrite.sagas`."""
 
@@ -61,6 +79,8 @@ def is_unavailable(error: BaseException) -> bool:
     """True for errors that mean "not now" rather than "not this event"."""
     if isinstance(error, StoreUnavailable):
         return True
+    if _sqlstate(error)[:2] in PER_EVENT_SQLSTATE_CLASSES:
+        return False
     if isinstance(error, sa_exc.DBAPIError) and error.connection_invalidated:
         return True
     transient = (
@@ -71,3 +91,9 @@ def is_unavailable(error: BaseException) -> bool:
         TimeoutError,
     )
     return isinstance(error, transient)
+
+
+def _sqlstate(error: BaseException) -> str:
+    """The PostgreSQL SQLSTATE behind ``error`` ("" when there is none, as on SQLite)."""
+    original = getattr(error, "orig", None) or error
+    return str(getattr(original, "sqlstate", None) or "")

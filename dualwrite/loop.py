@@ -292,7 +292,10 @@ class RelayLoop:
     def apply_batch(self, direction: Direction, events: list[Event]) -> int:
         """Apply ``events``; keys that fail go to Celery with backoff, the others go through.
 
-        Returns how many events were handled (0 while a backfill holds monolith events).
+        A batch that fails (at a statement or at COMMIT) is split by key, and a key whose
+        transaction failed as a whole is applied event by event, so only the event to
+        blame counts an attempt; its key's later events wait for its retry. Returns how
+        many events were handled (0 while a backfill holds monolith events).
         """
         try:
             return len(self.relay.apply(direction, events))
@@ -303,11 +306,24 @@ class RelayLoop:
         groups = [list(group) for _, group in groupby(ordered, key=lambda event: event.key)]
         for group in sorted(groups, key=lambda group: group[0].id):
             try:
-                self.relay.apply(direction, group)
+                self.relay.apply_pinpointed(direction, group)
             except ApplyFailed as failure:
-                attempts = self.relay.record_failure(direction, failure.event, failure.cause)
-                self._dispatch(direction, failure.event, countdown=self.settings.backoff(attempts))
+                self._retry_later(direction, failure)
         return len(events)
+
+    def _retry_later(self, direction: Direction, failure: ApplyFailed) -> None:
+        """Count the failed attempt and hand the key to a retry; its later events wait."""
+        event = failure.event
+        attempts = self.relay.record_failure(direction, event, failure)
+        log.warning(
+            "%s/%s blocked: event %s waits for retry %s; the key's later events wait behind it",
+            event.aggregate_type,
+            event.aggregate_key,
+            event.id,
+            attempts + 1,
+            extra={"request_id": event.request, "event_id": event.event_id},
+        )
+        self._dispatch(direction, event, countdown=self.settings.backoff(attempts))
 
     def _hand_off(self, direction: Direction, events: list[Event]) -> None:
         self.relay.mark_in_flight(direction, events)

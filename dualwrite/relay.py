@@ -55,7 +55,13 @@ from dualwrite.capture import PG_RELAY_ORIGIN, relay_origin
 from dualwrite.config import Direction, RelaySettings
 from dualwrite.engines import relay_engine
 from dualwrite.events import Applied, Event, Outcome
-from dualwrite.exceptions import ApplyFailed, StoreUnavailable, is_unavailable
+from dualwrite.exceptions import (
+    ApplyFailed,
+    CommitFailed,
+    DualwriteError,
+    StoreUnavailable,
+    is_unavailable,
+)
 from dualwrite.metrics import EVENTS, FAILURES, LAG
 from dualwrite.outbox import EVENT_COLUMNS
 from dualwrite.schema import applied_table, backfill_table, dead_letter_table
@@ -124,14 +130,18 @@ def upsert(conn: Connection, table: Table, rows: Sequence[dict[str, Any]], keys:
     conn.execute(statement, list(rows))
 
 
+BLOCKING = (EventStatus.IN_FLIGHT.value, EventStatus.DEAD.value)
+"""An event waiting for a retry, or dead-lettered, holds back every later event of its key."""
+
+
 def _pending_statement() -> Any:
-    """Pending events of a context, oldest first, minus keys with an event waiting for a retry."""
+    """Pending events of a context, oldest first, minus keys held back by a blocking event."""
     waiting = outbox_table.alias("waiting")
     blocked = (
         select(waiting.c.id)
         .where(
             waiting.c.context == outbox_table.c.context,
-            waiting.c.status == EventStatus.IN_FLIGHT.value,
+            waiting.c.status.in_(BLOCKING),
             waiting.c.aggregate_type == outbox_table.c.aggregate_type,
             waiting.c.aggregate_key == outbox_table.c.aggregate_key,
         )
@@ -251,7 +261,7 @@ class Relay:
         return [Event.from_row(row) for row in conn.execute(query)]
 
     def pending(self, direction: Direction, limit: int | None = None) -> list[Event]:
-        """Oldest pending events, minus keys whose earlier event waits for a retry."""
+        """Oldest pending events, minus keys whose earlier event waits for a retry or is dead."""
         with self._reading(direction.source) as conn:
             return self._pending(conn, limit)
 
@@ -309,6 +319,33 @@ class Relay:
         upto = None if whole_chain else max(event.id for event in events)
         return self._applying(direction, lambda: self._apply_locked(direction, keys, upto))
 
+    def apply_each(self, direction: Direction, events: Sequence[Event]) -> list[Applied]:
+        """Apply ``events`` one pass each, oldest first (after a :class:`CommitFailed`).
+
+        The :class:`ApplyFailed` it raises names exactly the event that failed; the events
+        before it stay applied, the ones after it are not tried.
+        """
+        results: list[Applied] = []
+        for event in sorted(events, key=lambda event: event.id):
+            results.extend(self.apply(direction, [event]))
+        return results
+
+    def apply_pinpointed(
+        self, direction: Direction, events: Sequence[Event], *, whole_chain: bool = False
+    ) -> list[Applied]:
+        """:meth:`apply`, and when the batch's transaction failed as a whole, :meth:`apply_each`.
+
+        So the :class:`ApplyFailed` raised always names the event to blame, never an
+        innocent neighbour of a batch whose COMMIT failed.
+        """
+        try:
+            return self.apply(direction, events, whole_chain=whole_chain)
+        except CommitFailed as failure:
+            if len(failure.events) < 2:
+                raise
+            chain = failure.events
+        return self.apply_each(direction, chain)
+
     def _applying(self, direction: Direction, run: Callable[[], list[Applied]]) -> list[Applied]:
         try:
             results = run()
@@ -333,28 +370,29 @@ class Relay:
     ) -> list[Applied]:
         """One locked pass; round trips are counted here (the relay's lag is made of them)."""
         monolith, service = self.engines["monolith"], self.engines["service"]
+        attempt = _Attempt()
         if direction is Direction.MONOLITH_TO_SERVICE:
             with monolith.begin() as mconn:
                 # This transaction writes only the marks: losing one in a crash redelivers
                 # the event, which the guard absorbs, so it may commit asynchronously.
                 relay_lock(mconn, self.context, async_commit=True)
-                chain = self._chain(mconn, keys, upto)
-                if not chain:
+                attempt.chain = self._chain(mconn, keys, upto)
+                if not attempt.chain:
                     return []
-                with service.begin() as sconn:
+                with attempt, service.begin() as sconn:
                     if self._backfill_running(sconn):
                         return []  # monolith events wait until the copy is done
-                    results = self._apply_chain(sconn, direction, chain)
+                    results = self._apply_chain(sconn, direction, attempt.chain)
                 self._mark(mconn, results)
             return results
-        with monolith.begin() as mconn:
+        with attempt, monolith.begin() as mconn:
             relay_lock(mconn, self.context, relay_writes=True)
             with self._reading("service") as sconn:
-                chain = self._chain(sconn, keys, upto)
-            if not chain:
+                attempt.chain = self._chain(sconn, keys, upto)
+            if not attempt.chain:
                 return []
-            with _origin_marker(mconn, chain[0].request):
-                results = self._apply_chain(mconn, direction, chain)
+            with _origin_marker(mconn, attempt.chain[0].request):
+                results = self._apply_chain(mconn, direction, attempt.chain)
         with self._marking("service") as sconn:
             self._mark(sconn, results)
         return results
@@ -571,13 +609,25 @@ class Relay:
                 .where(outbox_table.c.id == event.id)
                 .values(status=EventStatus.DEAD.value)
             )
+            waiting = conn.execute(
+                select(func.count()).where(
+                    outbox_table.c.context == self.context,
+                    outbox_table.c.status == EventStatus.PENDING.value,
+                    outbox_table.c.aggregate_type == event.aggregate_type,
+                    outbox_table.c.aggregate_key == event.aggregate_key,
+                )
+            ).scalar_one()
         log.error(
-            "%s event %s %s/%s dead-lettered after %s attempts",
+            "%s event %s %s/%s dead-lettered after %s attempts: %s; the key's %s later "
+            "event(s) wait behind it (strangler dualwrite retry-dead %s)",
             direction.value,
             event.id,
             event.aggregate_type,
             event.aggregate_key,
-            event.attempts,
+            row["attempts"],
+            row["last_error"],
+            waiting,
+            self.context,
             extra={"request_id": event.request, "event_id": event.event_id},
         )
 
@@ -585,25 +635,23 @@ class Relay:
         """Apply every unapplied event of one key (a Celery retry). Returns events handled.
 
         A failing event counts an attempt; after ``max_attempts`` it is dead-lettered and
-        the key's later events go on. Raises :class:`ApplyFailed` (with ``attempts``
-        set) when the event should be retried later, :class:`StoreUnavailable` when a
-        database is unreachable.
+        the key's later events wait behind it (``strangler dualwrite retry-dead`` puts it
+        back). Raises :class:`ApplyFailed` (with ``attempts`` set) when the event should be
+        retried later, :class:`StoreUnavailable` when a database is unreachable.
         """
-        handled = 0
-        while True:
-            with self._guarded(direction.source) as conn:
-                chain = self.unapplied(conn, [(aggregate_type, aggregate_key)])
-            if not chain:
-                return handled
-            try:
-                return handled + len(self.apply(direction, chain, whole_chain=True))
-            except ApplyFailed as failure:
-                attempts = self.record_failure(direction, failure.event, failure.cause)
-                if attempts < self.settings.max_attempts:
-                    failure.attempts = attempts
-                    raise
-                self.dead_letter(direction, failure.event)
-                handled += 1
+        with self._guarded(direction.source) as conn:
+            chain = self.unapplied(conn, [(aggregate_type, aggregate_key)])
+        if not chain:
+            return 0
+        try:
+            return len(self.apply_pinpointed(direction, chain, whole_chain=True))
+        except ApplyFailed as failure:
+            attempts = self.record_failure(direction, failure.event, failure)
+            if attempts < self.settings.max_attempts:
+                failure.attempts = attempts
+                raise
+            self.dead_letter(direction, failure.event)
+            return 1
 
     def requeue_dead(self, direction: Direction) -> int:
         """Put dead-lettered events back to pending (``strangler dualwrite retry-dead``)."""
@@ -688,6 +736,27 @@ def _origin_marker(conn: Connection, request_id: str) -> Any:
     if conn.dialect.name == "postgresql":
         return nullcontext()
     return relay_origin(conn, request_id)
+
+
+class _Attempt:
+    """Around an apply transaction: an error of any statement or of its COMMIT (a deferred
+    constraint, a serialization failure) becomes :class:`CommitFailed` for ``chain``.
+
+    Errors that mean "not now" (:func:`is_unavailable`) and the package's own pass through.
+    """
+
+    def __init__(self) -> None:
+        self.chain: list[Event] = []
+
+    def __enter__(self) -> _Attempt:
+        return self
+
+    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
+        if exc is None or not self.chain or not isinstance(exc, Exception):
+            return
+        if isinstance(exc, DualwriteError) or is_unavailable(exc):
+            return
+        raise CommitFailed(self.chain, exc) from exc
 
 
 @dataclass(frozen=True)

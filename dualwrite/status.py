@@ -16,13 +16,13 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, func, inspect, select
+from sqlalchemy import Connection, bindparam, func, inspect, select, tuple_
 from sqlalchemy.exc import DBAPIError
 
 from dualwrite.config import Direction
 from dualwrite.exceptions import StoreUnavailable
 from dualwrite.metrics import DEAD_LETTERS, PENDING
-from dualwrite.relay import Relay
+from dualwrite.relay import BLOCKING, Relay
 from dualwrite.schema import backfill_table, dead_letter_table
 from migration_plans.core.outbox import EventStatus, outbox_table
 
@@ -42,9 +42,26 @@ def _aware(moment: Any) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
+BLOCKED_LISTED = 50
+"""Blocked keys listed per outbox (oldest blocking event first)."""
+
+
+@dataclass
+class BlockedKey:
+    """A key whose event is dead-lettered or waits for a retry: its later events wait too."""
+
+    aggregate_type: str
+    aggregate_key: str
+    event: int
+    status: str
+    attempts: int
+    reason: str
+    waiting: int
+
+
 @dataclass
 class OutboxStatus:
-    """One side's outbox: events waiting, retried, dead, and how fast they were relayed."""
+    """One side's outbox: events waiting, retried, dead, blocked keys, and relay speed."""
 
     side: str
     reachable: bool = True
@@ -56,6 +73,7 @@ class OutboxStatus:
     lag_p50_ms: float | None = None
     lag_p99_ms: float | None = None
     error: str | None = None
+    blocked: list[BlockedKey] = field(default_factory=list)
 
 
 @dataclass
@@ -106,7 +124,50 @@ def _outbox_status(conn: Connection, side: str, context: str, sample: int) -> Ou
     ]
     status.lag_p50_ms = percentile(lags, 0.50)
     status.lag_p99_ms = percentile(lags, 0.99)
+    status.blocked = blocked_keys(conn, context)
     return status
+
+
+def blocked_keys(conn: Connection, context: str, limit: int = BLOCKED_LISTED) -> list[BlockedKey]:
+    """Keys of ``context`` held back by a dead or retrying event, with the events behind it."""
+    heads = conn.execute(
+        select(
+            outbox_table.c.id,
+            outbox_table.c.aggregate_type,
+            outbox_table.c.aggregate_key,
+            outbox_table.c.status,
+            outbox_table.c.attempts,
+            outbox_table.c.last_error,
+        )
+        .where(outbox_table.c.context == context, outbox_table.c.status.in_(BLOCKING))
+        .order_by(outbox_table.c.id)
+        .limit(limit)
+    ).all()
+    if not heads:
+        return []
+    keys = sorted({(row[1], row[2]) for row in heads})
+    waiting = conn.execute(
+        select(outbox_table.c.aggregate_type, outbox_table.c.aggregate_key, func.count())
+        .where(
+            outbox_table.c.context == context,
+            outbox_table.c.status == EventStatus.PENDING.value,
+            tuple_(outbox_table.c.aggregate_type, outbox_table.c.aggregate_key).in_(keys),
+        )
+        .group_by(outbox_table.c.aggregate_type, outbox_table.c.aggregate_key)
+    ).all()
+    behind = {(row[0], row[1]): int(row[2]) for row in waiting}
+    return [
+        BlockedKey(
+            aggregate_type=row[1],
+            aggregate_key=row[2],
+            event=int(row[0]),
+            status=row[3],
+            attempts=int(row[4] or 0),
+            reason=row[5] or "",
+            waiting=behind.get((row[1], row[2]), 0),
+        )
+        for row in heads
+    ]
 
 
 def _side(relay: Relay, side: str, sample: int) -> OutboxStatus:

@@ -141,6 +141,10 @@ def run(
         ExecutorChoice, typer.Option(help="Run segments here or on Celery workers.")
     ] = ExecutorChoice.local,
     grace: Annotated[float, typer.Option(help="Seconds before divergent keys are re-read.")] = 1.0,
+    stuck_after: Annotated[
+        float,
+        typer.Option(help="Seconds after which an unapplied outbox event is stuck, not in flight."),
+    ] = 300.0,
     segment_size: Annotated[int, typer.Option(help="Keys per segment (Celery task).")] = 1 << 20,
     statistics: Annotated[
         bool,
@@ -159,7 +163,10 @@ def run(
     try:
         target = resolve(context, monolith=monolith_url, service=service_url)
         options = ReconcileOptions(
-            grace_seconds=grace, segment_size=segment_size, create_statistics=statistics
+            grace_seconds=grace,
+            segment_size=segment_size,
+            create_statistics=statistics,
+            stuck_after=stuck_after,
         )
         runner_executor = None
         if executor is ExecutorChoice.celery:

@@ -50,6 +50,7 @@ class Divergence(BaseModel):
     kind: DivergenceKind
     fields: tuple[FieldDiff, ...] = ()
     in_flight: bool = False
+    reason: str | None = None  # e.g. the dead-lettered event that left the key divergent
 
 
 def jsonable(value: Any) -> Any:

@@ -44,7 +44,8 @@ def _diff_lines(table: TableReport, limit: int) -> list[str]:
         fields = "; ".join(
             f"{f.field}: {_value(f.monolith)} != {_value(f.service)}" for f in divergence.fields
         )
-        lines.append(f"{divergence.key}  {divergence.kind}{flight}  {fields}".rstrip())
+        reason = f"  ({divergence.reason})" if divergence.reason else ""
+        lines.append(f"{divergence.key}  {divergence.kind}{flight}  {fields}{reason}".rstrip())
     return lines
 
 
@@ -103,9 +104,10 @@ def _table_section(table: TableReport, limit: int) -> str:
             for f in divergence.fields
         )
         flight = " (in flight)" if divergence.in_flight else ""
+        reason = f"<br>{_e(divergence.reason)}" if divergence.reason else ""
         rows.append(
-            f"<tr><td class=n>{_e(divergence.key)}</td><td>{_e(divergence.kind)}{flight}</td>"
-            f"<td>{fields}</td></tr>"
+            f"<tr><td class=n>{_e(divergence.key)}</td><td>{_e(divergence.kind)}{flight}"
+            f"{reason}</td><td>{fields}</td></tr>"
         )
     hints = "".join(f"<p class=hint>{_e(hint)}</p>" for hint in table.hints)
     error = f"<p class=error>{_e(table.error)}</p>" if table.error else ""

@@ -28,7 +28,7 @@ from reconciler import metrics
 from reconciler.connections import engine_for, require_database
 from reconciler.diff import Divergence, Key, root_cause_hints
 from reconciler.exceptions import ReconcileError, UnknownTable
-from reconciler.pending import OutboxPending, PendingChanges
+from reconciler.pending import STUCK_AFTER_S, OutboxPending, PendingChanges
 from reconciler.report import Report, TableReport
 from reconciler.schema import HashMode, PairSchema, inspect_pair
 from reconciler.segment import (
@@ -51,6 +51,7 @@ class ReconcileOptions:
     segment_size: int = 1024 * 1024
     grace_seconds: float = 1.0
     max_rechecks: int = 3
+    stuck_after: float = STUCK_AFTER_S
     hash_mode: HashMode | None = None
     create_statistics: bool = True
     statistics_min_rows: int = 20_000
@@ -226,8 +227,19 @@ def recheck(
 def _mark_in_flight(
     pair: PairSchema, divergences: list[Divergence], pending: PendingChanges
 ) -> list[Divergence]:
-    keys = pending.pending_keys(pair.mapping, [d.key for d in divergences])
-    return [d.model_copy(update={"in_flight": True}) if d.key in keys else d for d in divergences]
+    """In flight: a key's event is on its way. Stuck (dead-lettered, or waiting too long):
+    divergent, with the reason, never in flight."""
+    keys = [d.key for d in divergences]
+    in_flight = pending.pending_keys(pair.mapping, keys)
+    stuck = pending.stuck_keys(pair.mapping, keys)
+    return [
+        d.model_copy(update={"reason": stuck[d.key]})
+        if d.key in stuck
+        else d.model_copy(update={"in_flight": True})
+        if d.key in in_flight
+        else d
+        for d in divergences
+    ]
 
 
 def prepare_pair(
@@ -336,7 +348,7 @@ def reconcile(
     monolith, service = engine_for(monolith_url), engine_for(service_url)
     pairs = [inspect_pair(table, monolith, service, options.hash_mode) for table in selected]
     executor = executor or LocalExecutor({pair.mapping.name: pair for pair in pairs})
-    pending = pending or OutboxPending(monolith, service)
+    pending = pending or OutboxPending(monolith, service, stuck_after=options.stuck_after)
     report = Report(
         run_id=uuid.uuid4().hex,
         context=mapping.context,

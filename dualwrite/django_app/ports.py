@@ -190,7 +190,9 @@ class _Phases:
                 follower.engine.dispose()
                 raise PortHeld(f"the published phases cannot be read ({url}): {exc}") from exc
             follower.start()
-            self._reporter = ReplicaReporter(url, Role.MONOLITH, snapshot=self._ack).start()
+            self._reporter = ReplicaReporter(
+                url, Role.MONOLITH, snapshot=self._ack, engine=follower.engine
+            ).start()  # one connection for both: every monolith process has them
             self._follower = follower
         atexit.register(self.stop)
 

@@ -243,9 +243,12 @@ class _LeaseLost(Exception):
 
 
 def _claim(saga_id: int, owner: str, lease_s: float) -> bool:
+    """Take the saga's lease if it is active, free and due (an early retry task, a
+    duplicate sent by the sweeper, waits for its backoff like everyone else)."""
     now = timezone.now()
     claimed = (
         Saga.objects.filter(pk=saga_id, state__in=[s.value for s in ACTIVE_STATES])
+        .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
         .filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now) | Q(lease_owner=owner))
         .update(lease_owner=owner, lease_until=now + timedelta(seconds=lease_s), updated_at=now)
     )

@@ -14,7 +14,8 @@ Exception tree (domain conflicts raised by services)::
     │   ├── ReservationExists (409, ``reservation_exists``: an order reserved other lines)
     │   ├── InUse (409, ``in_use``: delete of a referenced row)
     │   └── InvalidState (409, ``invalid_state``)
-    └── PaymentFailed (402, ``payment_failed``)
+    ├── PaymentFailed (402, ``payment_failed``)
+    └── ServiceUnavailable (503, ``service_unavailable``: a saga gave up on a service)
 """
 
 from __future__ import annotations
@@ -64,6 +65,14 @@ class InUse(Conflict):
 
     default_detail = "The resource is referenced by other records and cannot be deleted."
     default_code = "in_use"
+
+
+class ServiceUnavailable(exceptions.APIException):
+    """A service the request needed did not answer in time; what it started was undone."""
+
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_detail = "A service this request needs is unavailable."
+    default_code = "service_unavailable"
 
 
 class PaymentFailed(exceptions.APIException):

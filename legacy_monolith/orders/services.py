@@ -25,12 +25,16 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.db import transaction
-from rest_framework.exceptions import APIException
 
 from dualwrite.django_app import ports, saga
 from dualwrite.django_app.models import Saga
 from legacy_monolith.catalog.models import Product
-from legacy_monolith.core.exceptions import InsufficientStock, InvalidState, PaymentFailed
+from legacy_monolith.core.exceptions import (
+    InsufficientStock,
+    InvalidState,
+    PaymentFailed,
+    ServiceUnavailable,
+)
 from legacy_monolith.core.metrics import ORDERS
 from legacy_monolith.customers.models import Customer
 from legacy_monolith.inventory import port as inventory
@@ -128,17 +132,15 @@ def _finished(order_id: int, row: Saga) -> Outcome:
     order = Order.objects.get(pk=order_id)
     if row.state != saga.SagaState.COMPENSATED.value:
         return Outcome(order, pending=row.state != saga.SagaState.COMPLETED.value)
-    refusals: dict[str, type[APIException]] = {
-        "insufficient_stock": InsufficientStock,
-        "payment_failed": PaymentFailed,
-    }
-    refusal = refusals.get(row.outcome, InvalidState)
-    detail = (
-        row.last_error
-        if row.outcome in ("insufficient_stock", "payment_failed")
-        else (f"Order {order_id} was cancelled: {row.outcome}: {row.last_error}")
-    )
-    raise refusal(detail)
+    if row.outcome == "insufficient_stock":
+        raise InsufficientStock(row.last_error)
+    if row.outcome == "payment_failed":
+        raise PaymentFailed(row.last_error)
+    if row.outcome.startswith("gave_up"):
+        raise ServiceUnavailable(
+            f"Order {order_id} was cancelled: a service did not answer ({row.last_error})."
+        )
+    raise InvalidState(f"Order {order_id} was cancelled: {row.outcome}: {row.last_error}")
 
 
 def _wait_seconds() -> float:

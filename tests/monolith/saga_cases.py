@@ -107,6 +107,26 @@ def case_transient_retries_then_completes() -> object:
     }
 
 
+def case_an_early_run_waits_for_the_backoff() -> object:
+    saga_id = start(SagaDefinition("backoff", (step("a", flaky=1), step("b"))), "k9")
+    with saga.scheduler_installed(None):
+        first = saga.run(saga_id)
+        Saga.objects.filter(pk=saga_id).update(
+            next_attempt_at=timezone.now() + timedelta(seconds=60)
+        )
+        early = saga.run(saga_id)  # a duplicate task, or the retry's task arriving early
+        ran_early = list(ran)
+        Saga.objects.filter(pk=saga_id).update(next_attempt_at=timezone.now())
+        due = saga.run(saga_id)
+    return {
+        "first": first.value,
+        "early": early.value,
+        "ran_early": ran_early,
+        "due": due.value,
+        "ran": ran,
+    }
+
+
 def case_attempts_spent_abortable_compensates() -> object:
     definition = SagaDefinition("gives_up", (step("a"), step("b", flaky=99)), abortable=True)
     saga_id = start(definition, "k4")

@@ -77,6 +77,15 @@ def test_a_transient_failure_is_retried_with_backoff(run_case: Any) -> None:
     assert out["ran"] == ["a", "b", "b", "b"]
 
 
+def test_a_run_before_the_backoff_ends_does_nothing(run_case: Any) -> None:
+    out = run_case("an_early_run_waits_for_the_backoff")
+    assert out["first"] == "running"
+    assert out["early"] == "running"
+    assert out["ran_early"] == ["a"]  # the early run did not try again
+    assert out["due"] == "completed"
+    assert out["ran"] == ["a", "a", "b"]
+
+
 def test_spent_attempts_compensate_an_abortable_saga(run_case: Any) -> None:
     out = run_case("attempts_spent_abortable_compensates")
     assert out["final"] == "compensated"
