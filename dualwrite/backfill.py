@@ -58,6 +58,7 @@ from migration_plans.core.mapping import (
     TimestampField,
 )
 from migration_plans.core.settings import mapping_for
+from migration_plans.core.sqlnames import quote_ident, quote_literal
 
 log = logging.getLogger("dualwrite.backfill")
 
@@ -87,21 +88,17 @@ class RateColumn(ProgressColumn):
         return Text(f"{speed:,.0f} rows/s" if speed else "- rows/s", style="progress.data.speed")
 
 
-def _quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
 def service_form_sql(pair: TableMapping) -> list[str]:
     """PostgreSQL expressions over the monolith table giving each service column's value."""
-    expressions = [_quote(pair.key.monolith)]
+    expressions = [quote_ident(pair.key.monolith)]
     for item in pair.fields:
-        column = _quote(item.monolith)
+        column = quote_ident(item.monolith)
         if isinstance(item, DecimalCentsField):
             expressions.append(f"round({column} * {10**item.scale})::bigint")
         elif isinstance(item, BoolEnumField):
             expressions.append(
                 f"CASE WHEN {column} IS NULL THEN NULL WHEN {column} "
-                f"THEN '{item.true_value}' ELSE '{item.false_value}' END"
+                f"THEN {quote_literal(item.true_value)} ELSE {quote_literal(item.false_value)} END"
             )
         elif isinstance(item, TimestampField) and item.precision != "us":
             unit = "milliseconds" if item.precision == "ms" else "second"
@@ -328,10 +325,10 @@ class Backfill:
 
     def _read_pg(self, pair: TableMapping, last_key: int | None) -> tuple[bytes, int, int | None]:
         """One chunk in service form, as COPY text, with its row count and largest key."""
-        key = _quote(pair.key.monolith)
+        key = quote_ident(pair.key.monolith)
         where = f"WHERE {key} > {int(last_key)}" if last_key is not None else ""
         query = (
-            f"SELECT {', '.join(service_form_sql(pair))} FROM {_quote(pair.monolith_table)} "
+            f"SELECT {', '.join(service_form_sql(pair))} FROM {quote_ident(pair.monolith_table)} "
             f"{where} ORDER BY {key} LIMIT {int(self.chunk_size)}"
         )
         source = self._pg_connection("monolith")
@@ -353,8 +350,8 @@ class Backfill:
         (the usual case); through a staging table with ``ON CONFLICT DO NOTHING`` otherwise.
         """
         target = self._pg_connection("service")
-        table, key = _quote(pair.service_table), _quote(pair.key.service)
-        columns = ", ".join(_quote(name) for name in pair.service_columns)
+        table, key = quote_ident(pair.service_table), quote_ident(pair.key.service)
+        columns = ", ".join(quote_ident(name) for name in pair.service_columns)
         with target.cursor() as cursor:
             # The chunk's rows and its checkpoint commit in this one transaction, so a crash
             # that loses this asynchronous commit loses both together: the resume starts
@@ -370,7 +367,7 @@ class Backfill:
                 occupied = (cursor.fetchone() or (True,))[0]
                 destination = table
                 if occupied:
-                    destination = _quote(f"strangler_stage_{pair.service_table}")
+                    destination = quote_ident(f"strangler_stage_{pair.service_table}")
                     cursor.execute(
                         f"CREATE TEMP TABLE IF NOT EXISTS {destination} AS "
                         f"SELECT {columns} FROM {table} WITH NO DATA"
@@ -409,14 +406,14 @@ class Backfill:
             with self.service.begin() as conn:
                 sequence = conn.exec_driver_sql(
                     "SELECT pg_get_serial_sequence(%(t)s, %(c)s)",
-                    {"t": _quote(pair.service_table), "c": pair.key.service},
+                    {"t": quote_ident(pair.service_table), "c": pair.key.service},
                 ).scalar()
                 if sequence is None:
                     continue
                 value = conn.exec_driver_sql(
                     f"SELECT setval(%(s)s, GREATEST(%(v)s, "
-                    f"(SELECT coalesce(max({_quote(pair.key.service)}), 0) "
-                    f"FROM {_quote(pair.service_table)}), "
+                    f"(SELECT coalesce(max({quote_ident(pair.key.service)}), 0) "
+                    f"FROM {quote_ident(pair.service_table)}), "
                     f"(SELECT last_value FROM {sequence})))",
                     {"s": sequence, "v": int(top) + self.id_headroom},
                 ).scalar_one()

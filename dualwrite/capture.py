@@ -21,6 +21,7 @@ The ``X-Request-ID`` comes from the session setting ``strangler.request_id`` (se
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import random
 import time
@@ -41,6 +42,7 @@ from dualwrite.schema import (
 )
 from migration_plans.core.mapping import ContextMapping, TableMapping
 from migration_plans.core.outbox import NOTIFY_CHANNEL, OUTBOX_TABLE, outbox_table
+from migration_plans.core.sqlnames import MAX_IDENTIFIER, quote_ident, quote_literal
 
 log = logging.getLogger("dualwrite.capture")
 
@@ -95,30 +97,40 @@ $fn$
 
 
 def _trigger_name(table: TableMapping, suffix: str) -> str:
-    return f"strangler_capture_{table.monolith_table}_{suffix}"
+    """``strangler_capture_<table>_<suffix>``, shortened with a hash to fit 63 characters."""
+    name = f"strangler_capture_{table.monolith_table}_{suffix}"
+    if len(name) <= MAX_IDENTIFIER:
+        return name
+    digest = hashlib.sha1(table.monolith_table.encode()).hexdigest()[:8]
+    room = MAX_IDENTIFIER - len(f"strangler_capture__{digest}_{suffix}")
+    return f"strangler_capture_{table.monolith_table[:room]}_{digest}_{suffix}"
 
 
 def _pg_statements(context: str, table: TableMapping) -> list[str]:
-    args = f"'{context}', '{table.name}', '{table.key.monolith}'"
-    target = f'"{table.monolith_table}"'
+    args = ", ".join(quote_literal(arg) for arg in (context, table.name, table.key.monolith))
+    target = quote_ident(table.monolith_table)
+    iud, upd = quote_ident(_trigger_name(table, "iud")), quote_ident(_trigger_name(table, "u"))
     return [
-        f'DROP TRIGGER IF EXISTS "{_trigger_name(table, "iud")}" ON {target}',
-        f'DROP TRIGGER IF EXISTS "{_trigger_name(table, "u")}" ON {target}',
-        f'CREATE TRIGGER "{_trigger_name(table, "iud")}" AFTER INSERT OR DELETE ON {target} '
+        f"DROP TRIGGER IF EXISTS {iud} ON {target}",
+        f"DROP TRIGGER IF EXISTS {upd} ON {target}",
+        f"CREATE TRIGGER {iud} AFTER INSERT OR DELETE ON {target} "
         f"FOR EACH ROW EXECUTE FUNCTION strangler_capture({args})",
-        f'CREATE TRIGGER "{_trigger_name(table, "u")}" AFTER UPDATE ON {target} '
+        f"CREATE TRIGGER {upd} AFTER UPDATE ON {target} "
         f"FOR EACH ROW WHEN (OLD.* IS DISTINCT FROM NEW.*) "
         f"EXECUTE FUNCTION strangler_capture({args})",
     ]
 
 
 def _sqlite_image(table: TableMapping, ref: str) -> str:
-    pairs = ", ".join(f"'{column}', {ref}.\"{column}\"" for column in table.monolith_columns)
+    pairs = ", ".join(
+        f"{quote_literal(column, 'sqlite')}, {ref}.{quote_ident(column)}"
+        for column in table.monolith_columns
+    )
     return f"json_object({pairs})"
 
 
 def _sqlite_insert(context: str, table: TableMapping, operation: str, ref: str) -> str:
-    key = f'CAST({ref}."{table.key.monolith}" AS TEXT)'
+    key = f"CAST({ref}.{quote_ident(table.key.monolith)} AS TEXT)"
     payload = "NULL" if operation == "delete" else _sqlite_image(table, ref)
     request_id = (
         f"coalesce((SELECT request_id FROM {CAPTURE_ORIGIN_TABLE} WHERE id = 1), "
@@ -126,7 +138,8 @@ def _sqlite_insert(context: str, table: TableMapping, operation: str, ref: str) 
     )
     return (
         f"INSERT INTO {OUTBOX_TABLE} ({_OUTBOX_COLUMNS}) VALUES ("
-        f"lower(hex(randomblob(16))), '{context}', '{table.name}', {key}, '{operation}', "
+        f"lower(hex(randomblob(16))), {quote_literal(context, 'sqlite')}, "
+        f"{quote_literal(table.name, 'sqlite')}, {key}, '{operation}', "
         f"{payload}, 'monolith', {request_id}, 'pending', 0, "
         "strftime('%Y-%m-%d %H:%M:%f', 'now') || '000')"
     )
@@ -136,9 +149,9 @@ def _sqlite_statements(context: str, table: TableMapping) -> list[str]:
     when = (
         f"WHEN coalesce((SELECT origin FROM {CAPTURE_ORIGIN_TABLE} WHERE id = 1), '') "
         f"<> '{RELAY_ORIGIN}' AND EXISTS (SELECT 1 FROM {CAPTURE_TABLE} "
-        f"WHERE context = '{context}' AND enabled)"
+        f"WHERE context = {quote_literal(context, 'sqlite')} AND enabled)"
     )
-    target, key = f'"{table.monolith_table}"', f'"{table.key.monolith}"'
+    target, key = quote_ident(table.monolith_table), quote_ident(table.key.monolith)
     key_moved = _sqlite_insert(context, table, "delete", "OLD").replace(
         ") VALUES (", ") SELECT ", 1
     )
@@ -149,10 +162,10 @@ def _sqlite_statements(context: str, table: TableMapping) -> list[str]:
         ("update", "NEW", key_moved + ";\n"),
         ("delete", "OLD", ""),
     ):
-        name = _trigger_name(table, operation)
-        statements.append(f'DROP TRIGGER IF EXISTS "{name}"')
+        name = quote_ident(_trigger_name(table, operation))
+        statements.append(f"DROP TRIGGER IF EXISTS {name}")
         statements.append(
-            f'CREATE TRIGGER "{name}" AFTER {operation.upper()} ON {target} {when}\n'
+            f"CREATE TRIGGER {name} AFTER {operation.upper()} ON {target} {when}\n"
             f"BEGIN\n{extra}{_sqlite_insert(context, table, operation, ref)};\nEND"
         )
     return statements
@@ -178,12 +191,13 @@ def uninstall_statements(dialect: str, mappings: Iterable[ContextMapping]) -> li
             if dialect == "postgresql":
                 for suffix in ("iud", "u"):
                     statements.append(
-                        f'DROP TRIGGER IF EXISTS "{_trigger_name(table, suffix)}" '
-                        f'ON "{table.monolith_table}"'
+                        f"DROP TRIGGER IF EXISTS {quote_ident(_trigger_name(table, suffix))} "
+                        f"ON {quote_ident(table.monolith_table)}"
                     )
             else:
                 for suffix in ("insert", "update", "delete"):
-                    statements.append(f'DROP TRIGGER IF EXISTS "{_trigger_name(table, suffix)}"')
+                    name = quote_ident(_trigger_name(table, suffix))
+                    statements.append(f"DROP TRIGGER IF EXISTS {name}")
     return statements
 
 

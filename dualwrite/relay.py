@@ -95,7 +95,8 @@ def relay_lock(
     if async_commit:
         settings += ", set_config('synchronous_commit', 'off', true)"
     conn.exec_driver_sql(
-        f"SELECT pg_advisory_xact_lock(hashtextextended('strangler-relay:{context}', 0)){settings}"
+        f"SELECT pg_advisory_xact_lock(hashtextextended(%(lock)s, 0)){settings}",
+        {"lock": f"strangler-relay:{context}"},
     )
 
 

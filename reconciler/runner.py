@@ -40,7 +40,7 @@ from reconciler.segment import (
     row_counts,
     run_segment,
 )
-from reconciler.sql import statistics_sql
+from reconciler.sql import quote_ident, statistics_sql
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -177,7 +177,7 @@ def ensure_statistics(engine: Engine, pair: PairSchema, role: str, size: int, mi
         with engine.connect() as conn:
             rows = conn.execute(
                 sa.text("SELECT reltuples FROM pg_class WHERE oid = to_regclass(:t)"),
-                {"t": side.table},
+                {"t": quote_ident(side.table)},
             ).scalar()
             if (rows or 0) < min_rows:
                 return ""
@@ -187,7 +187,7 @@ def ensure_statistics(engine: Engine, pair: PairSchema, role: str, size: int, mi
             if exists:
                 return ""
             conn.exec_driver_sql(statement)
-            conn.exec_driver_sql(f'ANALYZE "{side.table}"')
+            conn.exec_driver_sql(f"ANALYZE {quote_ident(side.table)}")
             conn.commit()
     except SQLAlchemyError as exc:
         return f"{role}: could not create statistics {name} ({exc.__class__.__name__}); slower plan"

@@ -18,18 +18,12 @@ from typing import Any
 
 from sqlalchemy import Connection
 
+from migration_plans.core.sqlnames import quote_ident as quote_ident
+from migration_plans.core.sqlnames import quote_literal as quote_literal
 from reconciler.canonical import Category, Op, OpKind, key_bucket, md5_hash64, row_text
 from reconciler.schema import PairSchema, Role, SideSchema
 
 Range = tuple[int, int]
-
-
-def quote_ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def quote_literal(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
 
 
 def _pg_value(op: Op, column: str) -> str:

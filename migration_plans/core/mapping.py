@@ -33,6 +33,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
 
+from migration_plans.core.sqlnames import SqlName, SqlText
 from migration_plans.core.yamlfile import SourceDocument
 
 Row = dict[str, Any]
@@ -56,8 +57,8 @@ class ColumnPair(BaseModel):
 
     model_config = _FROZEN
 
-    monolith: str
-    service: str
+    monolith: SqlName
+    service: SqlName
 
 
 class IdentityField(BaseModel):
@@ -65,8 +66,8 @@ class IdentityField(BaseModel):
 
     model_config = _FROZEN
 
-    monolith: str
-    service: str
+    monolith: SqlName
+    service: SqlName
     transform: Literal["identity"] = "identity"
     nullable: bool = True
 
@@ -82,8 +83,8 @@ class DecimalCentsField(BaseModel):
 
     model_config = _FROZEN
 
-    monolith: str
-    service: str
+    monolith: SqlName
+    service: SqlName
     transform: Literal["decimal_cents"]
     scale: int = Field(default=2, ge=0, le=9)
     nullable: bool = False
@@ -112,11 +113,11 @@ class BoolEnumField(BaseModel):
 
     model_config = _FROZEN
 
-    monolith: str
-    service: str
+    monolith: SqlName
+    service: SqlName
     transform: Literal["bool_enum"]
-    true_value: str
-    false_value: str
+    true_value: SqlText
+    false_value: SqlText
     nullable: bool = False
 
     @model_validator(mode="after")
@@ -149,8 +150,8 @@ class TimestampField(BaseModel):
 
     model_config = _FROZEN
 
-    monolith: str
-    service: str
+    monolith: SqlName
+    service: SqlName
     transform: Literal["timestamp"]
     precision: Literal["s", "ms", "us"] = "us"
     nullable: bool = True
@@ -197,8 +198,8 @@ class TableMapping(BaseModel):
     model_config = _FROZEN
 
     name: str = Field(description="Name of the pair, used on the command line (--table).")
-    monolith_table: str
-    service_table: str
+    monolith_table: SqlName
+    service_table: SqlName
     key: ColumnPair
     fields: tuple[FieldMapping, ...]
 

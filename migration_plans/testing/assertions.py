@@ -18,6 +18,7 @@ from dualwrite.engines import relay_engine
 from migration_plans.core.database import sqlalchemy_url
 from migration_plans.core.phase import Side
 from migration_plans.core.plan import Plan
+from migration_plans.core.sqlnames import quote_ident
 from migration_plans.testing.topology import Topology
 from migration_plans.testing.workload import AckedWrite, Workload, WriteCheck
 from reconciler.report import Report
@@ -106,7 +107,7 @@ def _row_check(plan: Plan) -> WriteCheck:
         pair = plan.mapping.table(write.table)
         table = pair.service_table if side is Side.SERVICE else pair.monolith_table
         key = pair.key.service if side is Side.SERVICE else pair.key.monolith
-        query = text(f'SELECT * FROM "{table}" WHERE "{key}" = :key')
+        query = text(f"SELECT * FROM {quote_ident(table)} WHERE {quote_ident(key)} = :key")
         row = conn.execute(query, {"key": write.key}).mappings().first()
         if row is None:
             return f"{side}: {write.table} {write.key} ({write.phase}) missing"

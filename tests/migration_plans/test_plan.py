@@ -84,3 +84,35 @@ def test_set_phase_keeps_comments_and_the_rest_of_the_file(tmp_path: Path) -> No
     assert plan.phase is Phase.DUAL_WRITE
     rewritten = path.read_text()
     assert rewritten == original.replace("phase: shared", "phase: dual_write")
+
+
+def test_plan_with_an_injecting_table_or_column_name_is_refused_with_its_line(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "catalog.yaml"
+    path.write_text(
+        """context: catalog
+service: catalog
+upstream: catalog
+tables:
+  - name: products
+    monolith_table: "catalog_product\\" FOR EACH ROW EXECUTE FUNCTION evil(); --"
+    service_table: products
+    key: {monolith: id, service: "id; DROP TABLE products"}
+    fields:
+      - {monolith: sku, service: sku}
+      - {monolith: "name') || pg_sleep(1) || ('", service: title}
+      - {monolith: is_active, service: status, transform: bool_enum,
+         true_value: "it's on", false_value: "off"}
+"""
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_plan(path)
+    found = {(issue.line, issue.field) for issue in caught.value.issues}
+    assert found == {
+        (6, "tables[0].monolith_table"),
+        (8, "tables[0].key.service"),
+        (11, "tables[0].fields[1].identity.monolith"),
+    }
+    assert all("not a valid SQL name" in issue.message for issue in caught.value.issues)
+    assert str(caught.value).startswith(f"{path}:6: tables[0].monolith_table: ")
