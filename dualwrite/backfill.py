@@ -13,8 +13,10 @@
    the service's outbox.
 3. PostgreSQL to PostgreSQL streams each chunk with COPY, the mapping compiled to SQL;
    other combinations convert rows in Python through the same mapping.
-4. Finally each service id sequence is moved past the monolith's largest id plus
-   ``id_headroom``, so rows created on either side never collide (PostgreSQL).
+4. Before the copy each service id sequence is moved past the monolith's largest id
+   plus ``id_headroom`` (never backwards), so rows created on either side never collide
+   (PostgreSQL sequences, SQLite ``AUTOINCREMENT`` tables:
+   :mod:`migration_plans.core.sequences`).
 """
 
 from __future__ import annotations
@@ -57,6 +59,7 @@ from migration_plans.core.mapping import (
     TableMapping,
     TimestampField,
 )
+from migration_plans.core.sequences import ID_HEADROOM, advance_sequence, max_id
 from migration_plans.core.settings import mapping_for
 from migration_plans.core.sqlnames import quote_ident, quote_literal
 
@@ -117,7 +120,7 @@ class Backfill:
         *,
         chunk_size: int = 20_000,
         throttle: float = 0.0,
-        id_headroom: int = 1_000_000,
+        id_headroom: int = ID_HEADROOM,
         monolith: Engine | None = None,
         service: Engine | None = None,
         mapping: ContextMapping | None = None,
@@ -395,27 +398,21 @@ class Backfill:
         target.commit()
 
     def advance_sequences(self) -> dict[str, int]:
-        """Move each service id sequence past the monolith's ids (+ headroom); PostgreSQL only."""
+        """Move each service id sequence past the monolith's ids (+ headroom), never backwards.
+
+        The one rule every sequence move follows (:func:`advance_sequence`, a repair's
+        too). A SQLite service table without ``AUTOINCREMENT`` has no sequence to move.
+        """
         moved: dict[str, int] = {}
-        if self.service.dialect.name != "postgresql":
-            return moved
         for pair in self.mapping.tables:
             with self.monolith.connect() as conn:
-                table = self._table(pair)
-                top = conn.execute(select(func.max(table.c[pair.key.monolith]))).scalar() or 0
+                top = max_id(conn, pair.monolith_table, pair.key.monolith)
+            if top is None:
+                continue  # not an integer key: no sequence to keep ahead
             with self.service.begin() as conn:
-                sequence = conn.exec_driver_sql(
-                    "SELECT pg_get_serial_sequence(%(t)s, %(c)s)",
-                    {"t": quote_ident(pair.service_table), "c": pair.key.service},
-                ).scalar()
-                if sequence is None:
-                    continue
-                value = conn.exec_driver_sql(
-                    f"SELECT setval(%(s)s, GREATEST(%(v)s, "
-                    f"(SELECT coalesce(max({quote_ident(pair.key.service)}), 0) "
-                    f"FROM {quote_ident(pair.service_table)}), "
-                    f"(SELECT last_value FROM {sequence})))",
-                    {"s": sequence, "v": int(top) + self.id_headroom},
-                ).scalar_one()
-                moved[pair.service_table] = int(value)
+                value = advance_sequence(
+                    conn, pair.service_table, pair.key.service, past=top, headroom=self.id_headroom
+                )
+            if value is not None:
+                moved[pair.service_table] = value
         return moved

@@ -5,7 +5,9 @@ the phase keeps that side in sync (``dual_write``: monolith -> service; ``split`
 service -> monolith, only while reverse sync is on; ``shared``: nothing to repair).
 Rows are re-read at repair time, so a repair never writes a stale value; writes
 are batched, idempotent (update, else insert; delete what the source lacks) and
-each changed row gets an audit record.
+each changed row gets an audit record. A repair that inserts rows moves the target's
+id sequence with :func:`~migration_plans.core.sequences.advance_sequence`, as the
+backfill does: never backwards, and past the source's largest id plus the headroom.
 
     plan = plan_repair(report, mapping, monolith_url, service_url, phase="dual_write")
     applied = apply_repair(plan, monolith_url, service_url)
@@ -22,6 +24,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from migration_plans.core.mapping import ContextMapping, TableMapping
 from migration_plans.core.phase import Phase, Side
+from migration_plans.core.sequences import advance_sequence, max_id
 from reconciler.connections import engine_for
 from reconciler.diff import Key, compare_rows, jsonable
 from reconciler.exceptions import DatabaseError, RepairRefused
@@ -29,7 +32,6 @@ from reconciler.history import AuditRecord, record_repairs
 from reconciler.report import Report
 from reconciler.schema import inspect_pair
 from reconciler.segment import Rows, fetch_keys
-from reconciler.sql import quote_ident
 
 Action = Literal["insert", "update", "delete"]
 
@@ -164,20 +166,13 @@ def _write(
         conn.execute(table.insert().values(**values))
 
 
-def _bump_sequence(conn: sa.Connection, table: str, key: str) -> None:
-    """Keep a serial/identity key's sequence ahead of the ids a repair inserted."""
-    if conn.dialect.name != "postgresql":
-        return
-    sequence = conn.execute(
-        sa.text("SELECT pg_get_serial_sequence(:t, :k)"), {"t": quote_ident(table), "k": key}
-    ).scalar()
-    if sequence:
-        conn.execute(
-            sa.text(
-                f"SELECT setval(:s, (SELECT max({quote_ident(key)}) FROM {quote_ident(table)}))"
-            ),
-            {"s": sequence},
-        )
+def _source_top(engine: sa.Engine, table: TableMapping, source: Side) -> int | None:
+    """The source side's largest id of ``table`` (None: not an integer key)."""
+    try:
+        with engine.connect() as conn:
+            return max_id(conn, getattr(table, f"{source}_table"), getattr(table.key, source))
+    except SQLAlchemyError as exc:
+        raise DatabaseError(f"repair of {table.name!r}: reading the {source}'s ids: {exc}") from exc
 
 
 def apply_repair(
@@ -191,6 +186,7 @@ def apply_repair(
 ) -> int:
     """Write ``plan`` in batches (one transaction each) and audit every row; rows written."""
     engine = engine_for(service_url if plan.target is Side.SERVICE else monolith_url)
+    source = engine_for(monolith_url if plan.target is Side.SERVICE else service_url)
     written = 0
     for name in dict.fromkeys(action.table for action in plan.actions):
         table = mapping.table(name)
@@ -199,6 +195,8 @@ def apply_repair(
         )
         key_column = getattr(table.key, plan.target)
         actions = [a for a in plan.actions if a.table == name]
+        inserts = any(a.action == "insert" for a in actions)
+        top = _source_top(source, table, plan.source) if inserts else None
         for start in range(0, len(actions), batch_size):
             batch = actions[start : start + batch_size]
             try:
@@ -206,8 +204,10 @@ def apply_repair(
                     for action in batch:
                         values = action.values(table, plan.target)
                         _write(conn, target_table, key_column, action, values)
-                    if any(a.action == "insert" for a in batch):
-                        _bump_sequence(conn, target_table.name, key_column)
+                    if top is not None and any(a.action == "insert" for a in batch):
+                        # Never backwards, and past the other side's ids (the backfill's
+                        # headroom stays): the two sides never hand out the same id.
+                        advance_sequence(conn, target_table.name, key_column, past=top)
             except SQLAlchemyError as exc:
                 raise DatabaseError(f"repair of {name!r} failed: {exc}") from exc
             record_repairs(
