@@ -119,9 +119,20 @@ def render_timestamp(value: Any, precision: str) -> str:
 
 
 def render(op: Op, value: Any) -> str | None:
-    """The canonical text of one value (None for NULL)."""
+    """The canonical text of one value (None for NULL).
+
+    A value Python cannot read as its type (SQLite's ``'infinity'`` in a timestamp
+    column) renders as its stored text, as PostgreSQL renders its own ``infinity``.
+    """
     if value is None:
         return None
+    try:
+        return _render(op, value)
+    except (ValueError, TypeError, ArithmeticError):
+        return str(value)
+
+
+def _render(op: Op, value: Any) -> str:
     kind = op.kind
     if kind is OpKind.INT:
         return str(int(value))

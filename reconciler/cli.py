@@ -5,7 +5,8 @@
 
 The first word is a context unless it names a subcommand (``history``), so
 ``strangler reconcile catalog`` runs a reconcile without a ``run`` keyword.
-Exit status: 0 clean, 1 divergent, 2 error (bad input, database unreachable).
+Exit status: 0 clean, 1 divergent, 2 error (bad input, database unreachable, a table
+that could not be compared).
 """
 
 from __future__ import annotations
@@ -157,7 +158,6 @@ def run(
     # lazy: the runner pulls in SQLAlchemy and the whole pipeline, the target resolution the
     # plan models (pydantic); the CLI must start fast
     from reconciler.config import resolve
-    from reconciler.report import Verdict
     from reconciler.runner import ReconcileOptions, reconcile
 
     try:
@@ -201,7 +201,11 @@ def run(
         raise _fail(str(exc)) from exc
     except ValueError as exc:
         raise _fail(str(exc)) from exc
-    raise typer.Exit(0 if report.verdict is Verdict.CLEAN else 1)
+    raise typer.Exit(_EXIT_STATUS[report.verdict])
+
+
+_EXIT_STATUS = {"clean": 0, "divergent": 1, "error": 2}
+"""By verdict: a table that could not be compared is an error, as bad input is."""
 
 
 def _store(report: Report, limit: int) -> None:

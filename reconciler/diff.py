@@ -20,7 +20,8 @@ from typing import Any
 from deepdiff import DeepDiff
 from pydantic import BaseModel, ConfigDict
 
-from migration_plans.core.mapping import MappingValueError, TableMapping
+from migration_plans.core.mapping import TableMapping
+from reconciler.values import DbText
 
 Key = int | str
 
@@ -55,6 +56,8 @@ class Divergence(BaseModel):
 
 def jsonable(value: Any) -> Any:
     """A JSON-friendly rendering of a canonical value (decimals and timestamps as text)."""
+    if isinstance(value, DbText):
+        return str(value)
     if isinstance(value, datetime | date):
         return value.isoformat()
     if isinstance(value, Decimal):
@@ -65,12 +68,21 @@ def jsonable(value: Any) -> Any:
 
 
 def _canonical(mapping: TableMapping, row: Mapping[str, Any], side: str) -> dict[str, Any]:
+    """The row's canonical form; a value in its database's text form stays that text."""
+    odd = {name for name, value in row.items() if isinstance(value, DbText)}
+    plain = {name: None if name in odd else value for name, value in row.items()}
     try:
         if side == "monolith":
-            return mapping.canonical_from_monolith(row)
-        return mapping.canonical_from_service(row)
-    except MappingValueError as exc:
+            canonical = mapping.canonical_from_monolith(plain)
+        else:
+            canonical = mapping.canonical_from_service(plain)
+    except (ValueError, TypeError, ArithmeticError) as exc:  # MappingValueError and the like
         return {"__error__": f"{side}: {exc}"}
+    for field in mapping.fields:
+        column = getattr(field, side)
+        if column in odd:
+            canonical[field.service] = row[column]
+    return canonical
 
 
 _PATH = re.compile(r"^root\['([^']*)'\]")
@@ -121,9 +133,10 @@ def _number(value: Any) -> Decimal | None:
     if isinstance(value, bool) or value is None:
         return None
     try:
-        return Decimal(str(value))
+        number = Decimal(str(value))
     except ArithmeticError:
         return None
+    return number if number.is_finite() else None
 
 
 def _moment(value: Any) -> datetime | None:

@@ -127,7 +127,8 @@ def _reflect(engine: Engine, table: str, role: Role) -> tuple[dict[str, Any], li
     except NoSuchTableError as exc:
         raise MissingTable(f"{role} table {table!r} does not exist") from exc
     except SQLAlchemyError as exc:
-        raise DatabaseError(f"cannot inspect {role} table {table!r}: {exc}") from exc
+        url = engine.url.render_as_string(hide_password=True)
+        raise DatabaseError(f"cannot inspect {role} table {table!r} in {url}: {exc}") from exc
     if not columns:
         raise MissingTable(f"{role} table {table!r} does not exist")
     return columns, primary_key

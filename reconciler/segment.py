@@ -12,17 +12,20 @@ fetched from both sides and diffed through the mapping.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from typing import Any
 
 import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy import Connection, Engine
+from sqlalchemy.exc import SQLAlchemyError
 
 from migration_plans.core.mapping import TableMapping
 from reconciler.connections import engine_for, snapshot
 from reconciler.diff import Divergence, Key, compare_rows
+from reconciler.exceptions import DatabaseError
 from reconciler.schema import HashMode, KeyKind, PairSchema, Role, inspect_pair
 from reconciler.sql import (
     Range,
@@ -33,6 +36,7 @@ from reconciler.sql import (
     quote_ident,
     ranges_sql,
 )
+from reconciler.values import decode_row, fetch_columns
 
 Buckets = dict[int, tuple[int, int]]
 Rows = dict[Key, dict[str, Any]]
@@ -106,25 +110,39 @@ class SideReader:
         found: Buckets = {}
         for chunk in _chunks(list(ranges), 200):
             sql = bucket_sql(self.pair, self.role, self.dialect, size, offset, chunk)
-            for bucket, count, digest in self.conn.exec_driver_sql(sql):
-                found[int(bucket)] = (int(count), int(digest or 0))
+            with self.failing():
+                for bucket, count, digest in self.conn.exec_driver_sql(sql):
+                    found[int(bucket)] = (int(count), int(digest or 0))
         return found
 
     def key_buckets(self, buckets: int) -> Buckets:
         """Text keys: one scan, count and XOR per key-hash bucket."""
         sql = key_bucket_sql(self.pair, self.role, self.dialect, buckets)
-        return {
-            int(bucket): (int(count), int(digest or 0))
-            for bucket, count, digest in self.conn.exec_driver_sql(sql)
-        }
+        with self.failing():
+            return {
+                int(bucket): (int(count), int(digest or 0))
+                for bucket, count, digest in self.conn.exec_driver_sql(sql)
+            }
+
+    @contextmanager
+    def failing(self) -> Iterator[None]:
+        """Name this side's database in its errors (the other side's work runs meanwhile)."""
+        try:
+            yield
+        except SQLAlchemyError as exc:
+            url = self.conn.engine.url.render_as_string(hide_password=True)
+            raise DatabaseError(f"{self.role} database {url}: {exc}") from exc
 
     def rows(self, where: sa.ColumnElement[bool] | sa.TextClause) -> Rows:
-        names = (self.side.key, *self.side.columns)
-        query = sa.select(*(self.table.c[name] for name in names)).where(where)
+        """Rows matching ``where`` by key; values Python cannot hold as :class:`DbText`."""
+        query = sa.select(*fetch_columns(self.side, self.table, self.dialect)).where(where)
         as_key = int if self.pair.key_kind == "int" else str
-        return {
-            as_key(row[0]): dict(zip(names, row, strict=True)) for row in self.conn.execute(query)
-        }
+        with self.failing():
+            fetched = [
+                decode_row(self.side, tuple(row), self.conn.dialect)
+                for row in self.conn.execute(query)
+            ]
+        return {as_key(row[self.side.key]): row for row in fetched}
 
     def rows_in_buckets(self, buckets: int, chosen: Sequence[int]) -> Rows:
         found: Rows = {}

@@ -26,7 +26,7 @@ from reconciler.schema import PairSchema, Role, SideSchema
 Range = tuple[int, int]
 
 
-def _pg_value(op: Op, column: str) -> str:
+def pg_value(op: Op, column: str) -> str:
     """PostgreSQL expression rendering ``column`` as canonical text (NULL stays NULL)."""
     c = quote_ident(column)
     kind, category = op.kind, op.category
@@ -61,7 +61,7 @@ def _pg_value(op: Op, column: str) -> str:
 
 
 def _pg_part(op: Op, column: str, quoted: bool) -> str:
-    value = _pg_value(op, column)
+    value = pg_value(op, column)
     if quoted:
         return f"coalesce(length({value})::text || ':' || {value}, '~')"
     return f"coalesce({value}, '~')"
