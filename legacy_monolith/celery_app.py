@@ -9,7 +9,6 @@ beat entry included); the saga tasks come from the toolkit's Django app.
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 from celery import Celery
 
@@ -17,7 +16,3 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "legacy_monolith.settings")
 
 app = Celery("legacy_monolith", include=["dualwrite.django_app.saga_tasks"])
 app.config_from_object("django.conf:settings", namespace="CELERY")
-
-_broker = str(app.conf.broker_url or "")
-if "sqlite:///" in _broker:
-    Path(_broker.split("sqlite:///", 1)[1]).parent.mkdir(parents=True, exist_ok=True)

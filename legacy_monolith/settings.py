@@ -136,6 +136,8 @@ CELERY_BROKER_URL = (
     or os.environ.get("STRANGLER_BROKER_URL")
     or "sqla+sqlite:///var/broker.sqlite3"
 )
+if "sqlite:///" in CELERY_BROKER_URL:  # kombu's SQLAlchemy transport needs the folder
+    Path(CELERY_BROKER_URL.split("sqlite:///", 1)[1]).parent.mkdir(parents=True, exist_ok=True)
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True

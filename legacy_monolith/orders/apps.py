@@ -8,6 +8,8 @@ class OrdersConfig(AppConfig):
     label = "orders"
 
     def ready(self) -> None:
-        # Registers the order sagas and installs the Celery scheduler of their retries.
+        # The monolith's Celery app is current in every process (web workers send saga
+        # retries); the order sagas are registered and their retries scheduled through it.
         from dualwrite.django_app import saga_tasks  # noqa: F401
+        from legacy_monolith import celery_app  # noqa: F401
         from legacy_monolith.orders import saga  # noqa: F401
