@@ -18,11 +18,13 @@ from contextlib import suppress
 from typing import Any
 
 import pytest
+from psycopg import errors as pg_errors
+from sqlalchemy import exc as sa_exc
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from dualwrite.config import Direction
-from dualwrite.exceptions import ApplyFailed
+from dualwrite.exceptions import ApplyFailed, is_unavailable
 from dualwrite.loop import RelayLoop
 from dualwrite.outbox import OutboxSink
 from dualwrite.status import collect_status
@@ -116,6 +118,20 @@ def settle_in_process(pair: Pair) -> RelayLoop:
     return loop
 
 
+@pytest.mark.parametrize(
+    "error",
+    [pg_errors.SerializationFailure, pg_errors.DeadlockDetected, pg_errors.ForeignKeyViolation],
+)
+def test_a_failed_transaction_counts_toward_the_dead_letter(error: type[Exception]) -> None:
+    wrapped = sa_exc.OperationalError("COMMIT", {}, error("refused"))
+    assert not is_unavailable(wrapped)
+
+
+@pytest.mark.parametrize("error", [pg_errors.AdminShutdown, pg_errors.ConnectionFailure])
+def test_an_unreachable_database_is_retried_without_counting(error: type[Exception]) -> None:
+    assert is_unavailable(sa_exc.OperationalError("SELECT 1", {}, error("gone")))
+
+
 def test_sqlite_relay_enforces_foreign_keys(sqlite_pair: Pair) -> None:
     for side in ("monolith", "service"):
         with sqlite_pair.relays[0].engines[side].connect() as conn:
@@ -126,13 +142,15 @@ def test_sqlite_refused_delete_is_dead_lettered_and_other_keys_go_on(sqlite_pair
     pair = sqlite_pair
     seed(pair)
     pair.relays[0].apply_pending(Direction.MONOLITH_TO_SERVICE)
-    # One batch: an innocent change before and after the refused delete.
+    # One batch: innocent changes before and after the refused delete, one of its own key.
     service_write(pair, 2, "update", price_cents=1234)
+    service_write(pair, 1, "update", price_cents=2222)
     service_write(pair, 1, "delete")
     service_write(pair, 3, "update", price_cents=4321)
     settle_in_process(pair)
     assert float(monolith_price(pair, 2)) == 12.34
     assert float(monolith_price(pair, 3)) == 43.21
+    assert float(monolith_price(pair, 1)) == 22.22  # the key's change before the delete
     assert "foreign key" in dead_reason(pair).lower()
     # The stock row still has its product: nothing orphaned.
     assert pair.monolith("SELECT count(*) FROM catalog_product WHERE id = 1").scalar() == 1
