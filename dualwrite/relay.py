@@ -21,6 +21,13 @@ For a batch of events (oldest first) of one direction:
 The relay loop's pass (:meth:`Relay.apply_next`) reads the pending batch under the lock
 and folds settings into the lock statement: about ten round trips per batch.
 
+A failed apply changes nothing: an error of a statement is :class:`ApplyFailed` naming
+its event; one of the transaction as a whole (a deferred constraint or a serialization
+failure at COMMIT) is :class:`CommitFailed`, and :meth:`Relay.apply_pinpointed` retries
+its events one by one to find the one to blame. That event waits for a retry, then is
+dead-lettered; either way it holds back its key's later events (:data:`BLOCKING`), and
+no other key's.
+
     relay = Relay(RelaySettings.from_env("catalog"))
     relay.apply_next(Direction.MONOLITH_TO_SERVICE)
 """
