@@ -69,8 +69,11 @@ class LivePhase:
         self.serve = serve
         self.epoch: int | None = None
         self._serving = threading.Lock()
-        self._follower: PhaseFollower | None = None
-        self._reporter = ReplicaReporter(url, Role.RELAY, context=context, snapshot=self.ack)
+        self._follower = PhaseFollower(url, self._changed, contexts=[context])
+        # One control connection per process for both.
+        self._reporter = ReplicaReporter(
+            url, Role.RELAY, context=context, snapshot=self.ack, engine=self._follower.engine
+        )
 
     def ack(self) -> Ack:
         """What the relay serves now (nothing before its first switch)."""
@@ -79,7 +82,7 @@ class LivePhase:
 
     def start(self) -> LivePhase:
         """Serve the current state (published, else the fallback at epoch 0), then follow."""
-        self._follower = PhaseFollower(self.url, self._changed, contexts=[self.context]).start()
+        self._follower.start()
         if self.epoch is None:  # nothing published yet, or the control database is down
             self._changed(PhaseState(self.context, self.fallback, 0))
         self._reporter.start()
@@ -87,8 +90,7 @@ class LivePhase:
 
     def stop(self) -> None:
         """Stop following and deregister the replica."""
-        if self._follower is not None:
-            self._follower.stop()
+        self._follower.stop()
         self._reporter.stop()
 
     def _changed(self, state: PhaseState) -> None:

@@ -89,12 +89,13 @@ class LivePhase:
         self.refresh_ack()
         if self.url is None:
             return
+        follower = PhaseFollower(self.url, on_change=self._changed)
         self.reporter = ReplicaReporter(
-            self.url, Role.PROXY, address=self.address, snapshot=self.ack
-        )
+            self.url, Role.PROXY, address=self.address, snapshot=self.ack, engine=follower.engine
+        )  # one control connection per process for both
         self.instance = self.reporter.instance
         self.reporter.start()
-        self.follower = PhaseFollower(self.url, on_change=self._changed).start()
+        self.follower = follower.start()
 
     async def stop(self) -> None:
         """Stop following, deregister, refuse the writes still held."""

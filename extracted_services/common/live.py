@@ -64,14 +64,16 @@ class LivePhase:
         if not self.settings.follows_live_phase:
             return
         url, context = control_db_url(), self.settings.context
+        follower = PhaseFollower(url, self.apply, contexts=[context])
         self._reporter = ReplicaReporter(
             url,
             Role.SERVICE,
             context=context,
             address=self.settings.advertise_url,
             snapshot=self.ack,
+            engine=follower.engine,  # one control connection per process for both
         )
-        self._follower = PhaseFollower(url, self.apply, contexts=[context]).start()
+        self._follower = follower.start()
         self._reporter.start()
 
     def stop(self) -> None:

@@ -3,10 +3,9 @@
 The control plane publishes a :class:`PhaseState` per context in the control database:
 the phase, an ``epoch`` raised by every publication, and whether the context's writes
 are fenced (proxies hold them) and until when. Proxies, services and relays follow it
-while they run with a :class:`PhaseFollower`, woken by a push where the store has one
-(PostgreSQL ``NOTIFY strangler_phase``, Redis pub/sub on the same channel when
-``STRANGLER_REDIS_URL`` is set) and polling otherwise (SQLite), so no transition
-restarts a process.
+while they run with a :class:`PhaseFollower`, woken by a push (Redis pub/sub on
+``strangler_phase`` when ``STRANGLER_REDIS_URL`` is set, else PostgreSQL ``NOTIFY
+strangler_phase``) and polling otherwise (SQLite), so no transition restarts a process.
 
     state = publish(engine, "catalog", Phase.SPLIT, fence_seconds=2.0)
     follower = PhaseFollower(control_db_url(), on_change=serve).start()
@@ -279,7 +278,8 @@ def _push_redis(state: PhaseState) -> None:
 
 
 class _Push:
-    """Waits for a push (PostgreSQL LISTEN, Redis pub/sub) or a timeout; reconnects lazily."""
+    """Waits for a push or a timeout; reconnects lazily. Redis pub/sub where
+    ``STRANGLER_REDIS_URL`` is set (publications go to both), else PostgreSQL LISTEN."""
 
     def __init__(self, url: str, redis_url: str | None) -> None:
         self.pg_url = None if is_sqlite(sqlalchemy_url(url)) else libpq_url(url)
@@ -313,12 +313,18 @@ class _Push:
         time.sleep(timeout)
 
     def _connect(self) -> None:
-        if self.pg_url is not None and (self._pg is None or self._pg.closed):
+        # Redis first where it is configured: every process keeps one listening
+        # connection, and a PostgreSQL connection is the scarcer one (max_connections).
+        if (
+            self.redis_url is None
+            and self.pg_url is not None
+            and (self._pg is None or self._pg.closed)
+        ):
             with suppress(psycopg.Error):
                 self._pg = psycopg.connect(self.pg_url, autocommit=True, connect_timeout=3)
                 self._pg.execute(f"LISTEN {PHASE_CHANNEL}")
             return
-        if self.pg_url is None and self.redis_url is not None and self._redis is None:
+        if self.redis_url is not None and self._redis is None:
             try:
                 # lazy: redis is only needed where Redis pub/sub is configured
                 import redis
