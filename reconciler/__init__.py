@@ -3,11 +3,13 @@
     from reconciler import reconcile, ReconcileOptions
     report = reconcile(mapping_for("catalog"), monolith_url, service_url)
     report.verdict                       # clean | divergent | error
+    reconcile(..., incremental=True)     # only keys with outbox events since the last clean run
 
 Modules, in the order data flows through them: ``schema`` (check the pair),
 ``canonical``/``sql`` (render and hash rows), ``segment`` (checksums, narrowing, row
-diffs), ``runner`` (fan-out, re-check, in-flight), ``diff``, ``report``/``render``,
-``history`` (runs and audit in the control plane), ``repair``, ``celery_app``/``tasks``.
+diffs), ``incremental`` (the outboxes' work list), ``runner`` (fan-out, re-check,
+in-flight), ``diff``, ``report``/``render``, ``history`` (runs and audit in the control
+plane), ``repair``, ``celery_app``/``tasks``.
 Names are imported lazily so ``strangler --help`` stays fast.
 """
 
@@ -20,10 +22,12 @@ _EXPORTS = {
     "ReconcileError": "reconciler.exceptions",
     "ReconcileOptions": "reconciler.runner",
     "Report": "reconciler.report",
+    "RunKind": "reconciler.report",
     "TableReport": "reconciler.report",
     "Verdict": "reconciler.report",
     "clean_streak": "reconciler.history",
     "last_runs_clean": "reconciler.history",
+    "load_watermarks": "reconciler.history",
     "reconcile": "reconciler.runner",
 }
 

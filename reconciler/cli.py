@@ -1,6 +1,7 @@
 """`strangler reconcile` commands. Heavy imports stay inside commands: the CLI must start fast.
 
     strangler reconcile catalog [--table products] [--repair [--dry-run]] [--format json]
+    strangler reconcile catalog --incremental   # only keys with outbox events since the last clean run
     strangler reconcile history [catalog]
 
 The first word is a context unless it names a subcommand (``history``), so
@@ -127,6 +128,14 @@ def run(
     table: Annotated[
         list[str] | None, typer.Option("--table", "-t", help="Only this pair (repeatable).")
     ] = None,
+    incremental: Annotated[
+        bool,
+        typer.Option(
+            "--incremental",
+            help="Check only keys with outbox events since the last clean run "
+            "(a full run where there is none).",
+        ),
+    ] = False,
     repair: Annotated[
         bool, typer.Option(help="Write the source of truth to the other side.")
     ] = False,
@@ -188,6 +197,7 @@ def run(
                 executor=runner_executor,
                 progress=update,
                 phase=target.phase.value,
+                incremental=incremental,
             )
         finally:
             if bar is not None:

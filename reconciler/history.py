@@ -2,11 +2,14 @@
 
 Every reconcile run is stored with its verdict, per table, so the CLI can list them
 and the migration gates can ask whether the last K runs were clean. Every row a
-repair changes gets an audit record. Tables are created idempotently on first use.
+repair changes gets an audit record. A stored run that is clean for a table moves
+that table's watermark (the outbox ids per side at the run's start) forward: incremental
+runs start from it. Tables are created idempotently on first use.
 
     record_run(report)
     last_runs_clean("catalog", 3)              # -> True / False
     clean_streak("catalog", table="products")  # consecutive clean runs, newest first
+    load_watermarks("catalog")                 # {"products": {"monolith": 812, "service": 77}}
 """
 
 from __future__ import annotations
@@ -71,6 +74,18 @@ repairs = sa.Table(
     sa.Column("applied_at", sa.DateTime(timezone=True), nullable=False),
 )
 
+watermarks = sa.Table(
+    "reconciler_watermarks",
+    metadata,
+    sa.Column("context", sa.String(64), primary_key=True),
+    sa.Column("table_name", sa.String(64), primary_key=True),
+    sa.Column("side", sa.String(16), primary_key=True),
+    sa.Column("outbox_id", sa.BigInteger, nullable=False),
+    sa.Column("run_id", sa.String(32), nullable=False),
+    sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
+)
+"""Per table and side: the highest outbox id at the start of the last clean run."""
+
 _READY: set[str] = set()
 
 
@@ -117,6 +132,41 @@ def record_run(report: Report, *, limit: int = 100, url: str | None = None) -> N
                     in_flight=table.in_flight,
                 )
             )
+        _advance_watermarks(conn, report)
+
+
+def _advance_watermarks(conn: sa.Connection, report: Report) -> None:
+    """Clean tables' ``watermark_to`` becomes their watermark (moving back is safe: more keys)."""
+    for table in report.tables:
+        if table.verdict != Verdict.CLEAN or not table.watermark_to:
+            continue
+        for side, outbox_id in table.watermark_to.items():
+            where = sa.and_(
+                watermarks.c.context == report.context,
+                watermarks.c.table_name == table.name,
+                watermarks.c.side == side,
+            )
+            conn.execute(watermarks.delete().where(where))
+            conn.execute(
+                watermarks.insert().values(
+                    context=report.context,
+                    table_name=table.name,
+                    side=side,
+                    outbox_id=outbox_id,
+                    run_id=report.run_id,
+                    started_at=report.started_at,
+                )
+            )
+
+
+def load_watermarks(context: str, url: str | None = None) -> dict[str, dict[str, int]]:
+    """Each table's watermark: {table: {side: outbox id}} (tables never clean are absent)."""
+    query = sa.select(watermarks).where(watermarks.c.context == context)
+    found: dict[str, dict[str, int]] = {}
+    with store(url).connect() as conn:
+        for row in conn.execute(query):
+            found.setdefault(row.table_name, {})[row.side] = int(row.outbox_id)
+    return found
 
 
 @dataclass(frozen=True)

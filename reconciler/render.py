@@ -25,6 +25,7 @@ _COUNTS = (
     ("missing in monolith", "missing_in_monolith"),
     ("differing", "differing"),
     ("in flight", "in_flight"),
+    ("keys checked", "keys_checked"),
 )
 
 
@@ -49,25 +50,40 @@ def _diff_lines(table: TableReport, limit: int) -> list[str]:
     return lines
 
 
+def coverage_line(table: TableReport) -> str:
+    """What a table's run covered: its kind, share of rows and outbox watermark range."""
+    line = f"{table.kind} run, {table.keys_checked:,} keys checked ({table.coverage:.2%} of rows)"
+    sides = sorted(set(table.watermark_from) | set(table.watermark_to))
+    marks = ", ".join(
+        f"{side} ({table.watermark_from.get(side, '-')}, {table.watermark_to.get(side, '-')}]"
+        for side in sides
+    )
+    return f"{line}; outbox ids {marks}" if marks else line
+
+
 def to_rich(report: Report, limit: int = 20) -> Group:
     """A terminal rendering: one summary table, then each table's first keys and hints."""
     summary = Table(
-        title=f"reconcile {report.context}: {report.verdict} "
+        title=f"reconcile {report.context} ({report.kind}): {report.verdict} "
         f"({report.seconds:.2f}s, run {report.run_id[:12]}, hash {report.hash_mode})"
     )
     summary.add_column("table")
     summary.add_column("verdict")
     for title, _ in _COUNTS:
         summary.add_column(title, justify="right")
+    summary.add_column("coverage", justify="right")
     summary.add_column("seconds", justify="right")
     for table in report.tables:
         summary.add_row(
             table.name,
             Text(table.verdict.value, style=_STYLE[table.verdict]),
             *(f"{getattr(table, attr):,}" for _, attr in _COUNTS),
+            f"{table.coverage:.2%}",
             f"{table.seconds:.2f}",
         )
     parts: list[Any] = [summary]
+    if report.fallback:
+        parts.append(Text(f"incremental fell back to full: {report.fallback}", style="yellow"))
     for table in report.tables:
         if table.error:
             parts.append(Text(f"{table.name}: error: {table.error}", style="bold red"))
@@ -81,6 +97,8 @@ def to_rich(report: Report, limit: int = 20) -> Group:
             parts.append(Text(f"{table.name}: fields that differ: {totals}"))
         parts.extend(Text(f"{table.name}: hint: {hint}", style="yellow") for hint in table.hints)
         parts.extend(Text(f"{table.name}: note: {note}", style="dim") for note in table.notes)
+        if report.kind == "incremental":
+            parts.append(Text(f"{table.name}: {coverage_line(table)}", style="dim"))
     return Group(*parts)
 
 
@@ -123,7 +141,8 @@ def _table_section(table: TableReport, limit: int) -> str:
         if rows
         else ""
     )
-    return f"<h2>{_e(table.name)}</h2>{error}{hints}{listed}{body}"
+    coverage = f"<p>{_e(coverage_line(table))}</p>"
+    return f"<h2>{_e(table.name)}</h2>{coverage}{error}{hints}{listed}{body}"
 
 
 def to_html(report: Report, limit: int = 500) -> str:
@@ -142,7 +161,7 @@ def to_html(report: Report, limit: int = 500) -> str:
         f"<style>{_CSS}</style></head><body><h1 class={report.verdict.value}>{_e(title)}</h1>"
         f"<p>run <code>{_e(report.run_id)}</code>, started {_e(report.started_at.isoformat())}, "
         f"{report.seconds:.2f}s, phase {_e(report.phase)}, hash {_e(report.hash_mode)}, "
-        f"executor {_e(report.executor)}</p>"
+        f"executor {_e(report.executor)}, {_e(report.kind)} run</p>"
         f"<table><tr><th>table</th><th>verdict</th>{head}<th>seconds</th></tr>{rows}</table>"
         f"{sections}</body></html>"
     )

@@ -24,12 +24,28 @@ class Verdict(StrEnum):
     ERROR = "error"
 
 
+class RunKind(StrEnum):
+    FULL = "full"  # every row, by checksums
+    INCREMENTAL = "incremental"  # the keys with outbox events since the last clean run
+
+
 class TableReport(BaseModel):
-    """One table pair's outcome."""
+    """One table pair's outcome.
+
+    ``keys_checked`` over the larger side's rows is the ``coverage`` (1.0 for a full
+    run); ``watermark_from``/``watermark_to`` are the outbox ids per side the run's
+    events lay between (``watermark_to`` becomes the table's watermark when the run is
+    clean and stored).
+    """
 
     name: str
     monolith_table: str
     service_table: str
+    kind: RunKind = RunKind.FULL
+    keys_checked: int = 0
+    coverage: float = 0.0
+    watermark_from: dict[str, int] = {}
+    watermark_to: dict[str, int] = {}
     verdict: Verdict = Verdict.CLEAN
     monolith_rows: int = 0
     service_rows: int = 0
@@ -84,6 +100,8 @@ class Report(BaseModel):
     seconds: float = 0.0
     hash_mode: str = ""
     executor: str = "local"
+    kind: RunKind = RunKind.FULL
+    fallback: str | None = None  # why an incremental run checked some table in full
     verdict: Verdict = Verdict.CLEAN
     tables: list[TableReport] = []
 
