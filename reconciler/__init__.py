@@ -27,6 +27,7 @@ _EXPORTS = {
     "Verdict": "reconciler.report",
     "clean_streak": "reconciler.history",
     "last_runs_clean": "reconciler.history",
+    "load_baselines": "reconciler.history",
     "load_watermarks": "reconciler.history",
     "reconcile": "reconciler.runner",
 }

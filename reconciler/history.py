@@ -10,6 +10,7 @@ runs start from it. Tables are created idempotently on first use.
     last_runs_clean("catalog", 3)              # -> True / False
     clean_streak("catalog", table="products")  # consecutive clean runs, newest first
     load_watermarks("catalog")                 # {"products": {"monolith": 812, "service": 77}}
+    load_baselines("catalog")                  # where incremental runs start, per table
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ import sqlalchemy as sa
 from sqlalchemy import Engine
 
 from migration_plans.core.control_db import control_db_url, control_engine
+from reconciler.diff import Key
+from reconciler.incremental import Baseline
 from reconciler.report import Report, Verdict
 
 metadata = sa.MetaData()
@@ -167,6 +170,35 @@ def load_watermarks(context: str, url: str | None = None) -> dict[str, dict[str,
         for row in conn.execute(query):
             found.setdefault(row.table_name, {})[row.side] = int(row.outbox_id)
     return found
+
+
+def _left_divergent(context: str, table: str, url: str | None) -> tuple[Key, ...] | None:
+    """Keys the newest stored run of ``table`` left divergent; None when not all are known
+    (it listed fewer than it found, or could not compare the table)."""
+    query = (
+        sa.select(run_tables.c.run_id)
+        .where(run_tables.c.context == context, run_tables.c.table_name == table)
+        .order_by(run_tables.c.finished_at.desc())
+        .limit(1)
+    )
+    with store(url).connect() as conn:
+        run_id = conn.execute(query).scalar()
+    report = load_report(run_id, url) if run_id else None
+    found = [t for t in report.tables if t.name == table] if report else []
+    if not found:
+        return ()
+    last = found[0]
+    if last.verdict == Verdict.ERROR or len(last.divergences) < last.divergent + last.in_flight:
+        return None
+    return tuple(d.key for d in last.divergences)
+
+
+def load_baselines(context: str, url: str | None = None) -> dict[str, Baseline]:
+    """Where each table's incremental run starts (tables never clean are absent)."""
+    return {
+        table: Baseline(watermark=marks, carried=_left_divergent(context, table, url))
+        for table, marks in load_watermarks(context, url).items()
+    }
 
 
 @dataclass(frozen=True)

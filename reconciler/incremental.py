@@ -7,17 +7,24 @@ with an event above the watermark, or with an event not applied yet (in flight, 
 or dead), on either side; those rows are fetched by key from both sides and compared
 with the same fetch and diff as a full run.
 
+The keys the table's newest stored run left divergent are checked again too (so a
+divergence a full run found in a key without an event is not forgotten); when that
+run listed fewer keys than it found, the table is checked in full.
+
 Rows changed without an event (capture off, raw SQL on a table that is not captured,
-restores, hand edits) are not in any outbox: only full runs find them.
+restores, hand edits) are not in any outbox: only full runs find them. Neither are
+events pruned before the next run, nor (once applied) an event whose transaction was
+still open when the clean run took its marks and got a lower id than them.
 
     marks = outbox_marks(monolith, service)              # {"monolith": 812, "service": 77}
-    keys = changed_keys(pair, (monolith, service), since=stored, upto=marks)
-    result = check_keys(pair, (monolith, service), keys)
+    keys = changed_keys(pair, (monolith, service), since=baseline.watermark, upto=marks)
+    result = check_keys(pair, (monolith, service), [*keys, *baseline.carried])
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import sqlalchemy as sa
 from sqlalchemy import Engine
@@ -32,6 +39,16 @@ from reconciler.segment import SegmentResult, compare_fetched, fetch_keys
 SIDES = ("monolith", "service")
 KEY_CHUNK = 10_000
 """Keys fetched per snapshot: bounds memory when many keys changed."""
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """Where a table's incremental run starts: the watermark (outbox id per side) of its
+    last clean run, and the keys its newest run left divergent (None: more than it listed)."""
+
+    watermark: Mapping[str, int]
+    carried: tuple[Key, ...] | None = ()
+
 
 _outbox = sa.table(
     OUTBOX_TABLE,
@@ -119,9 +136,13 @@ def check_keys(pair: PairSchema, engines: Sequence[Engine], keys: Sequence[Key])
     return result
 
 
-def stale_watermark(since: Mapping[str, int], upto: Mapping[str, int]) -> str | None:
-    """Why a stored watermark cannot be trusted (an outbox whose ids went back), or None."""
-    behind = [side for side in SIDES if upto.get(side, 0) < since.get(side, 0)]
-    if not behind:
-        return None
-    return f"{' and '.join(behind)} outbox ids are below the watermark (outbox recreated?)"
+def why_full(baseline: Baseline | None, upto: Mapping[str, int]) -> str | None:
+    """Why an incremental run must check this table in full, or None."""
+    if baseline is None:
+        return "no clean run recorded yet"
+    if baseline.carried is None:
+        return "its last run found more divergent keys than it stored"
+    behind = [side for side in SIDES if upto.get(side, 0) < baseline.watermark.get(side, 0)]
+    if behind:
+        return f"{' and '.join(behind)} outbox ids are below the watermark (outbox recreated?)"
+    return None

@@ -32,7 +32,7 @@ from reconciler import metrics
 from reconciler.connections import engine_for, require_database
 from reconciler.diff import Divergence, Key, root_cause_hints
 from reconciler.exceptions import ReconcileError, UnknownTable
-from reconciler.incremental import changed_keys, check_keys, outbox_marks, stale_watermark
+from reconciler.incremental import Baseline, changed_keys, check_keys, outbox_marks, why_full
 from reconciler.pending import STUCK_AFTER_S, OutboxPending, PendingChanges
 from reconciler.report import Report, RunKind, TableReport
 from reconciler.schema import HashMode, PairSchema, inspect_pair
@@ -341,15 +341,17 @@ def reconcile_changed(
     pair: PairSchema,
     urls: tuple[str, str],
     *,
-    since: Mapping[str, int],
+    baseline: Baseline,
     upto: Mapping[str, int],
     options: ReconcileOptions,
     pending: PendingChanges,
 ) -> TableReport:
-    """Compare only the keys with outbox events after ``since`` (an incremental run)."""
+    """Compare only the keys with outbox events after the baseline's watermark, and the
+    keys the table's last run left divergent (an incremental run)."""
     started = time.perf_counter()
     engines = (engine_for(urls[0]), engine_for(urls[1]))
-    keys = changed_keys(pair, engines, since=since, upto=upto)
+    changed = changed_keys(pair, engines, since=baseline.watermark, upto=upto)
+    keys = sorted({*changed, *(baseline.carried or ())})  # all int or all text
     report = finish_pair(
         pair, urls, [check_keys(pair, engines, keys)], options=options, pending=pending
     )
@@ -359,17 +361,10 @@ def reconcile_changed(
     report.keys_checked = len(keys)
     rows = max(report.monolith_rows, report.service_rows)
     report.coverage = min(1.0, len(keys) / rows) if rows else 1.0
-    report.watermark_from = dict(since)
+    report.watermark_from = dict(baseline.watermark)
     _hint(report)
     report.seconds = time.perf_counter() - started
     return report
-
-
-def _why_full(since: Mapping[str, int] | None, upto: Mapping[str, int]) -> str | None:
-    """Why an incremental run must check this table in full, or None."""
-    if since is None:
-        return "no clean run recorded yet"
-    return stale_watermark(since, upto)
 
 
 def reconcile(
@@ -384,13 +379,13 @@ def reconcile(
     progress: ProgressCallback | None = None,
     phase: str | None = None,
     incremental: bool = False,
-    watermarks: Mapping[str, Mapping[str, int]] | None = None,
+    baselines: Mapping[str, Baseline] | None = None,
 ) -> Report:
     """Reconcile the selected pairs of ``mapping``; errors in the input raise before scanning.
 
-    ``incremental`` checks only keys with outbox events since each table's watermark
-    (``watermarks`` by table name; by default the control plane's, see
-    :func:`reconciler.history.load_watermarks`).
+    ``incremental`` checks only keys with outbox events since each table's last clean
+    run (``baselines`` by table name; by default the control plane's, see
+    :func:`reconciler.history.load_baselines`).
     """
     options = options or ReconcileOptions()
     started_at = datetime.now(UTC)
@@ -410,21 +405,21 @@ def reconcile(
         hash_mode=pairs[0].hash_mode if pairs else "",
         executor=executor.name,
     )
-    if incremental and watermarks is None:
+    if incremental and baselines is None:
         # lazy: the control-plane store is only needed for incremental runs
-        from reconciler.history import load_watermarks
+        from reconciler.history import load_baselines
 
-        watermarks = load_watermarks(mapping.context)
+        baselines = load_baselines(mapping.context)
     fallbacks: list[str] = []
     for pair in pairs:
         urls = (monolith_url, service_url)
         try:
             marks = outbox_marks((monolith, service))
-            since = (watermarks or {}).get(pair.mapping.name)
-            why = _why_full(since, marks) if incremental else None
-            if incremental and why is None:
+            baseline = (baselines or {}).get(pair.mapping.name)
+            why = why_full(baseline, marks) if incremental else None
+            if baseline and incremental and why is None:
                 table_report = reconcile_changed(
-                    pair, urls, since=since or {}, upto=marks, options=options, pending=pending
+                    pair, urls, baseline=baseline, upto=marks, options=options, pending=pending
                 )
             else:
                 table_report = reconcile_pair(

@@ -81,7 +81,7 @@ def raw_service_edit(pair: Pair, key: int) -> None:
     pair.execute("service", products.update().where(products.c.id == key).values(title="raw"))
 
 
-def run(pair: Pair, options: ReconcileOptions, *, incremental: bool) -> Report:
+def run(pair: Pair, options: ReconcileOptions, *, incremental: bool, limit: int = 100) -> Report:
     report = reconcile(
         pair.mapping,
         pair.monolith_url,
@@ -90,7 +90,7 @@ def run(pair: Pair, options: ReconcileOptions, *, incremental: bool) -> Report:
         options=options,
         incremental=incremental,
     )
-    record_run(report)
+    record_run(report, limit=limit)
     return report
 
 
@@ -152,6 +152,26 @@ def test_a_divergent_run_does_not_advance_the_watermark(
     assert clean.verdict is Verdict.CLEAN
     assert load_watermarks("catalog")["products"] == clean.table("products").watermark_to
     assert run(pair, fast_options, incremental=True).table("products").keys_checked == 0
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "pg"])
+def test_keys_a_full_run_left_divergent_stay_in_the_work_list(
+    make_pair: MakePair, fast_options: ReconcileOptions, control: str, backend: str
+) -> None:
+    pair = captured_pair(make_pair, backend)
+    run(pair, fast_options, incremental=False)
+    raw_service_edit(pair, UNCHANGED)
+    assert keys_of(run(pair, fast_options, incremental=False)) == [UNCHANGED]
+
+    carried = run(pair, fast_options, incremental=True)
+    assert keys_of(carried) == [UNCHANGED]
+    assert carried.table("products").keys_checked == 1
+
+    run(pair, fast_options, incremental=False, limit=0)  # its keys are not all stored
+    unknown = run(pair, fast_options, incremental=True)
+    assert unknown.kind is RunKind.FULL
+    assert unknown.fallback == "products: its last run found more divergent keys than it stored"
+    assert keys_of(unknown) == [UNCHANGED]
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "pg"])
