@@ -293,6 +293,8 @@ def finish_pair(
     report.buckets = sum(r.buckets for r in results)
     report.mismatched_buckets = sum(r.mismatched_buckets for r in results)
     report.rows_fetched = sum(r.rows_fetched for r in results)
+    report.keys_checked = max(report.monolith_rows, report.service_rows)
+    report.coverage = 1.0
     report.tally()
     _hint(report)
     return report
@@ -331,8 +333,6 @@ def reconcile_pair(
     results = executor.run(specs, on_done)
     report = finish_pair(pair, urls, results, options=options, pending=pending)
     report.notes = notes
-    report.keys_checked = max(report.monolith_rows, report.service_rows)
-    report.coverage = 1.0
     report.seconds = time.perf_counter() - started
     return report
 

@@ -23,6 +23,7 @@ from reconciler import metrics
 from reconciler.config import resolve
 from reconciler.connections import engine_for
 from reconciler.history import record_run
+from reconciler.incremental import outbox_marks
 from reconciler.pending import OutboxPending
 from reconciler.report import Report
 from reconciler.runner import ReconcileOptions, finish_pair, prepare_pair
@@ -63,6 +64,7 @@ def reconcile_context_task(context: str) -> dict[str, Any]:
         "started": time.time(),
         "hash_mode": pairs[0].hash_mode if pairs else "",
         "notes": notes,
+        "marks": outbox_marks((monolith, service)),
     }
     if not specs:
         return finish_run([], meta)
@@ -95,6 +97,7 @@ def finish_run(results: list[dict[str, Any]], meta: dict[str, Any]) -> dict[str,
         mine = [segment for segment in segments if segment.table == table.name]
         table_report = finish_pair(pair, urls, mine, options=ReconcileOptions(), pending=pending)
         table_report.notes = meta["notes"].get(table.name, [])
+        table_report.watermark_to = meta.get("marks", {})
         metrics.observe(report.context, table_report)
         report.tables.append(table_report)
     report.finished_at = datetime.now(UTC)

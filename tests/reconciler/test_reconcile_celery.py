@@ -106,6 +106,7 @@ def test_two_workers_share_a_table_and_agree_with_in_process(
     assert stored is not None and stored.executor == "celery"
     assert [d.key for d in stored.table("products").divergences] == [10, 2600, 4000, 4999]
     assert stored.verdict == "divergent" and not last_runs_clean("catalog", 1, url=control)
+    assert stored.table("products").watermark_to == {"monolith": 0, "service": 0}  # no outboxes
 
 
 def test_beat_schedules_each_context_at_its_plan_interval() -> None:
