@@ -33,6 +33,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
 
+from migration_plans.core.references import Reference
 from migration_plans.core.sqlnames import SqlName, SqlText
 from migration_plans.core.yamlfile import SourceDocument
 
@@ -202,6 +203,27 @@ class TableMapping(BaseModel):
     service_table: SqlName
     key: ColumnPair
     fields: tuple[FieldMapping, ...]
+    references: tuple[Reference, ...] = Field(
+        default=(),
+        description="Columns holding another pair's key (migration_plans.core.references).",
+    )
+
+    @model_validator(mode="after")
+    def _references_name_mapped_columns(self) -> TableMapping:
+        mapped = {field.service: field for field in self.fields}
+        for reference in self.references:
+            field = mapped.get(reference.column)
+            if field is None:
+                raise ValueError(
+                    f"references: {reference.column!r} is not a mapped service column of "
+                    f"{self.name!r} (mapped: {', '.join(sorted(mapped))})"
+                )
+            if field.transform != TransformKind.IDENTITY:
+                raise ValueError(
+                    f"references: {reference.column!r} holds a key, which is never "
+                    f"transformed; its field has transform {field.transform!r}"
+                )
+        return self
 
     @model_validator(mode="after")
     def _columns_are_unique(self) -> TableMapping:

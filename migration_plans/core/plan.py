@@ -20,7 +20,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from migration_plans.core.http import HTTP_METHODS, SAFE_METHODS
 from migration_plans.core.mapping import ContextMapping, TableMapping
 from migration_plans.core.phase import Phase
-from migration_plans.core.yamlfile import ConfigError, SourceDocument
+from migration_plans.core.references import reference_problems
+from migration_plans.core.yamlfile import ConfigError, ConfigIssue, SourceDocument
 
 _FROZEN = ConfigDict(frozen=True, extra="forbid")
 
@@ -143,16 +144,28 @@ def load_plan(path: Path) -> Plan:
 
 
 def load_plans(directory: Path) -> dict[str, Plan]:
-    """Every ``*.yaml`` plan in ``directory`` by context; all errors reported together."""
+    """Every ``*.yaml`` plan in ``directory`` by context; all errors reported together.
+
+    References between plans are resolved here, across the whole set: one naming a
+    context or table that no plan declares is an error at its line.
+    """
     plans: dict[str, Plan] = {}
-    issues = []
+    documents: dict[str, SourceDocument] = {}
+    issues: list[ConfigIssue] = []
     for path in sorted(directory.glob("*.yaml")):
         try:
-            plan = load_plan(path)
+            document = SourceDocument.read(path)
+            plan = document.validate(Plan)
         except ConfigError as exc:
             issues.extend(exc.issues)
             continue
         plans[plan.context] = plan
+        documents[plan.context] = document
+    if not issues:
+        issues = [
+            documents[problem.context].issue(problem.loc, problem.message)
+            for problem in reference_problems(plans)
+        ]
     if issues:
         raise ConfigError(issues)
     return plans
