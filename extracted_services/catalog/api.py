@@ -19,6 +19,7 @@ from extracted_services.catalog import crud
 from extracted_services.catalog.deps import (
     BodyDep,
     ChangesDep,
+    ReferencesDep,
     SessionDep,
     ViewsDep,
     WriteSessionDep,
@@ -143,10 +144,14 @@ def patch_category(
 
 
 @router.delete("/categories/{key}/", status_code=204, response_class=Response)
-def delete_category(key: str, session: WriteSessionDep, changes: ChangesDep) -> Response:
+def delete_category(
+    key: str, session: WriteSessionDep, changes: ChangesDep, references: ReferencesDep
+) -> Response:
     try:
         with session.begin():
-            crud.delete_category(session, _load_category(session, key), changes=changes)
+            category = _load_category(session, key)
+            references.refuse_if_referenced("categories", category.id)
+            crud.delete_category(session, category, changes=changes)
     except IntegrityError as exc:
         raise InUse() from exc
     return Response(status_code=204)
@@ -238,7 +243,11 @@ def patch_product(
 
 
 @router.delete("/products/{key}/", status_code=204, response_class=Response)
-def delete_product(key: str, session: WriteSessionDep, changes: ChangesDep) -> Response:
+def delete_product(
+    key: str, session: WriteSessionDep, changes: ChangesDep, references: ReferencesDep
+) -> Response:
     with session.begin():
-        crud.delete_product(session, _load_product(session, key), changes=changes)
+        product = _load_product(session, key)
+        references.refuse_if_referenced("products", product.id)
+        crud.delete_product(session, product, changes=changes)
     return Response(status_code=204)

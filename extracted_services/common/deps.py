@@ -8,14 +8,17 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from extracted_services.common.changes import ChangeRecorder
 from extracted_services.common.errors import ParseError, PhaseReadOnly, UnsupportedMediaType
 from extracted_services.common.identity import require_identity
+from extracted_services.common.references import ReferenceGuard
 from extracted_services.common.serving import Serving
 from extracted_services.common.store import TableView
 from migration_plans.core.identity import Identity
+from migration_plans.core.phase import Phase
 
 
 async def serving(request: Request) -> Serving:
@@ -66,6 +69,19 @@ def changes(
         sink=current.sink,
         request_id=request.scope.get("state", {}).get("request_id"),
     )
+
+
+def references(request: Request, current: Current) -> ReferenceGuard:
+    """The delete check against rows other contexts still keep in the monolith."""
+    app = request.app
+
+    def monolith() -> Engine | None:
+        if not app.state.settings.monolith_database_url:
+            return None
+        engine: Engine = app.state.live.engines.for_phase(Phase.SHARED)
+        return engine
+
+    return ReferenceGuard(current.context, monolith=monolith)
 
 
 @dataclass(frozen=True)
