@@ -3,8 +3,9 @@
     strangler reconcile catalog [--table products] [--repair [--dry-run]] [--format json]
     strangler reconcile catalog --incremental   # only keys with outbox events since the last clean run
     strangler reconcile history [catalog]
+    strangler reconcile references inventory [--format json]
 
-The first word is a context unless it names a subcommand (``history``), so
+The first word is a context unless it names a subcommand (``history``, ``references``), so
 ``strangler reconcile catalog`` runs a reconcile without a ``run`` keyword.
 Exit status: 0 clean, 1 divergent, 2 error (bad input, database unreachable, a table
 that could not be compared).
@@ -287,3 +288,34 @@ def history(
             str(summary.divergent),
         )
     _console().print(table)
+
+
+@app.command("references")
+def references(
+    context: Annotated[str, typer.Argument(help="The referencing context, e.g. inventory.")],
+    fmt: Annotated[Format, typer.Option("--format", "-f", help="table or json.")] = Format.table,
+    limit: Annotated[int, typer.Option(help="Orphaned rows listed per reference.")] = 100,
+    monolith_url: Annotated[str | None, typer.Option(help="Monolith database URL.")] = None,
+) -> None:
+    """Check CONTEXT's declared references across databases: every referencing row's key
+    exists in the owning context's source of truth. Exit 0 clean, 1 orphans, 2 error."""
+    # lazy: the check pulls in SQLAlchemy and the plan models; the CLI must start fast
+    from migration_plans.core.plan import load_plans
+    from migration_plans.core.yamlfile import ConfigError
+    from reconciler.config import load_context_plan, plans_dir, resolve
+    from reconciler.references import Located, check_references
+
+    def locate(name: str) -> Located:
+        target = resolve(name, monolith=monolith_url)
+        return Located(target.phase, target.monolith_url, target.service_url)
+
+    try:
+        load_context_plan(context)  # an unknown context lists the known ones
+        report = check_references(load_plans(plans_dir()), context, locate, limit=limit)
+    except (ReconcileError, ConfigError, ValueError) as exc:
+        raise _fail(str(exc)) from exc
+    if fmt is Format.json:
+        typer.echo(report.to_json())
+    else:
+        _console().print(report.to_rich())
+    raise typer.Exit(_EXIT_STATUS[report.verdict])

@@ -157,6 +157,12 @@ CATALOG_WRITES = [
     Step("categories after writes", "GET", "/api/v1/categories/"),
 ]
 
+CATALOG_IN_USE = [
+    # stock rows in the monolith reference product 1 (inventory lives there): the monolith's
+    # on_delete=PROTECT answers 409 in_use, and so must the catalog service
+    Step("delete product in stock", "DELETE", "/api/v1/products/1/", None, True),
+]
+
 INVENTORY_WRITES = [
     Step(
         "reserve",
@@ -393,6 +399,9 @@ def test_write_phases_answer_like_the_monolith(databases: Databases, processes, 
     _reset_catalog_and_seed_inventory(monolith_db, inventory_db)
     steps = INVENTORY_WRITES + INVENTORY_READS
     mismatches = run_contract(phase, [(monolith, inventory, steps)], token)
+    assert mismatches == [], "\n".join(mismatches)
+
+    mismatches = run_contract(phase, [(monolith, catalog, CATALOG_IN_USE)], token)
     assert mismatches == [], "\n".join(mismatches)
 
 
