@@ -12,6 +12,12 @@ differing prices, statuses and titles). Prints JSON.
 Measured: the single-scan limit (one mapped-hash aggregate per side, both sides at
 once), strangler's reconcile (in-process), reladiff (pip ``reladiff``, if installed)
 on the same pair, and fetch-everything + deepdiff on a sample, extrapolated.
+
+First, before any divergence is planted, the ``incremental`` cell: after a clean full
+run, ``--changed`` rows change in the monolith with capture on (events in its outbox)
+and are applied to the service as the relay would, one of them wrongly; an
+incremental run from the clean run's watermark must find exactly that key. Its time
+is set against a full run of the same state (``full_vs_incremental``).
 """
 
 from __future__ import annotations
@@ -27,6 +33,8 @@ from typing import Any
 
 import psycopg
 
+from dualwrite.capture import install_capture, set_capture
+from migration_plans.core.outbox import outbox_table
 from migration_plans.core.settings import mapping_for
 from migration_plans.testing.databases import (
     create_database,
@@ -35,6 +43,7 @@ from migration_plans.testing.databases import (
     unique_name,
 )
 from reconciler.connections import engine_for
+from reconciler.incremental import Baseline
 from reconciler.runner import ReconcileOptions, reconcile
 from reconciler.schema import inspect_pair
 from reconciler.segment import compare_fetched, fetch_keys
@@ -122,6 +131,78 @@ def plant(monolith_url: str, service_url: str, rows: int, count: int) -> dict[in
     return planted
 
 
+def change_through_outbox(
+    monolith_url: str, service_url: str, rows: int, count: int
+) -> tuple[list[int], int]:
+    """``count`` monolith price changes, captured into its outbox, relayed to the service by
+    hand with one of them wrong; returns (changed keys, the wrong one). Capture off after."""
+    monolith, service = engine_for(monolith_url), engine_for(service_url)
+    catalog = mapping_for("catalog")  # only its products table exists here
+    install_capture(monolith, [catalog.model_copy(update={"tables": (catalog.table("products"),)})])
+    outbox_table.create(service, checkfirst=True)
+    set_capture(monolith, "catalog", enabled=True)
+    keys = sorted(random.Random(7).sample(range(1, rows + 1), count))
+    wrong = keys[len(keys) // 2]
+    with (
+        psycopg.connect(monolith_url, autocommit=True) as mono,
+        psycopg.connect(service_url, autocommit=True) as serv,
+    ):
+        mono.execute("UPDATE catalog_product SET price = price + 1 WHERE id = ANY(%s)", (keys,))
+        serv.execute(
+            "UPDATE products SET price_cents = price_cents + 100 + (id = %s)::int "
+            "WHERE id = ANY(%s)",
+            (wrong, keys),
+        )
+        mono.execute("UPDATE strangler_outbox SET status = 'applied', applied_at = now()")
+    set_capture(monolith, "catalog", enabled=False)
+    return keys, wrong
+
+
+def incremental_cell(
+    monolith_url: str, service_url: str, rows: int, changed: int, repeat: int
+) -> dict[str, Any]:
+    """A clean full run's watermark, ``changed`` keys through events (one wrong), then
+    incremental runs against full runs of the same state."""
+    mapping = mapping_for("catalog")
+    options = ReconcileOptions(grace_seconds=0.0, max_rechecks=1)
+
+    def run(baseline: Baseline | None = None) -> Any:
+        return reconcile(
+            mapping,
+            monolith_url,
+            service_url,
+            tables=["products"],
+            options=options,
+            incremental=baseline is not None,
+            baselines={"products": baseline} if baseline else None,
+        ).table("products")
+
+    clean = run()  # also creates the statistics, as a first run does
+    assert clean.verdict == "clean", clean.divergences[:5]
+    keys, wrong = change_through_outbox(monolith_url, service_url, rows, changed)
+    since = Baseline(watermark=clean.watermark_to)
+    incremental = [_timed(lambda: run(since)) for _ in range(repeat)]
+    full = [_timed(run) for _ in range(repeat)]
+    table = incremental[-1][1]
+    inc_seconds = statistics.median(seconds for seconds, _ in incremental)
+    full_seconds = statistics.median(seconds for seconds, _ in full)
+    with psycopg.connect(service_url, autocommit=True) as serv:  # the later cells start equal
+        serv.execute("UPDATE products SET price_cents = price_cents - 1 WHERE id = %s", (wrong,))
+    return {
+        "changed_through_events": len(keys),
+        "planted": wrong,
+        "found": [d.key for d in table.divergences] == [wrong],
+        "keys_checked": table.keys_checked,
+        "coverage": round(table.coverage, 6),
+        "watermark_from": table.watermark_from,
+        "watermark_to": table.watermark_to,
+        "incremental_seconds": round(inc_seconds, 3),
+        "full_seconds": round(full_seconds, 3),
+        "full_found_planted": [d.key for d in full[-1][1].divergences] == [wrong],
+        "full_vs_incremental": round(full_seconds / inc_seconds, 1),
+    }
+
+
 def single_scan(monolith_url: str, service_url: str) -> float:
     """Both sides' full mapped-hash aggregate at once (the floor for any checksum method)."""
     mapping = mapping_for("catalog").table("products")
@@ -195,6 +276,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--divergences", type=int, default=100)
+    parser.add_argument("--changed", type=int, default=1000, help="rows for the incremental cell")
     parser.add_argument("--repeat", type=int, default=3, help="timed runs; the median is kept")
     parser.add_argument("--sample", type=int, default=5000, help="rows for the naive diff")
     parser.add_argument("--skip-reladiff", action="store_true")
@@ -206,8 +288,11 @@ def main() -> None:
     monolith_url, service_url = (create_database(admin, name) for name in names)
     try:
         build_seconds, _ = _timed(lambda: build(monolith_url, service_url, args.rows))
+        incremental = incremental_cell(
+            monolith_url, service_url, args.rows, args.changed, args.repeat
+        )
         planted = plant(monolith_url, service_url, args.rows, args.divergences)
-        first_seconds, _ = strangler(monolith_url, service_url)  # creates statistics once
+        first_seconds, _ = strangler(monolith_url, service_url)
         scans = [single_scan(monolith_url, service_url) for _ in range(args.repeat)]
         runs = [strangler(monolith_url, service_url) for _ in range(args.repeat)]
         found = runs[-1][1]
@@ -227,6 +312,7 @@ def main() -> None:
             ),
             "false_divergences": sum(1 for key in found if key not in planted),
             "naive_deepdiff": naive(monolith_url, service_url, args.rows, args.sample),
+            "incremental": incremental,
         }
         result["naive_vs_strangler"] = round(
             result["naive_deepdiff"]["extrapolated_seconds"] / ours, 1
