@@ -71,7 +71,7 @@ import sys
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -115,7 +115,6 @@ from migration_plans.testing.databases import (  # noqa: E402
 CONTEXT = "catalog"
 REPLICAS = 2
 SEED = {"products": 5000, "customers": 50, "orders": 50, "seed": 42}
-MARKER = ".strangler-bench-cutover"
 ACTOR = "bench-cutover"
 STACK_ENV = {"LOG_LEVEL": "WARNING", "STRANGLER_RELAY_POLL_INTERVAL": "0.1"}
 JOURNEY: list[tuple[str, str]] = [
@@ -553,12 +552,12 @@ def free_ports(host: str = "127.0.0.1") -> dict[str, Any]:
     }
 
 
-def pg_databases(created: list[str]) -> dict[str, Any]:
+def pg_databases(created: list[str], bench: str = "cutover") -> dict[str, Any]:
     """Fresh PostgreSQL databases (``STRANGLER_PG_URL``) for the monolith, services, control."""
     admin = pg_admin_url()
     urls = {}
     for label in ("monolith", "control", *SERVICE_PORTS):
-        name = unique_name(f"strangler_bench_cutover_{label}")
+        name = unique_name(f"strangler_bench_{bench}_{label}")
         urls[label] = create_database(admin, name)
         created.append(name)
     return {
@@ -568,41 +567,21 @@ def pg_databases(created: list[str]) -> dict[str, Any]:
     }
 
 
-def fresh_stack(var_dir: Path, *, live: bool, databases: dict[str, Any]) -> Stack:
-    """A stack under an emptied ``var_dir`` with its own plans, on free ports.
-
-    ``databases``: ``StackConfig`` overrides (PostgreSQL URLs); empty: SQLite files.
-    """
+def fresh_stack(var_dir: Path, *, bench: str, databases: dict[str, Any], **config: Any) -> Stack:
+    """A stack of ``bench/<bench>.py`` under an emptied ``var_dir`` with its own plans, on
+    free ports. ``databases``: ``StackConfig`` overrides (PostgreSQL URLs); empty: SQLite."""
+    marker = var_dir / f".strangler-bench-{bench}"
     if var_dir.exists():
-        if not (var_dir / MARKER).exists():
-            raise SystemExit(f"{var_dir} exists and was not made by bench/cutover.py")
+        if not marker.exists():
+            raise SystemExit(f"{var_dir} exists and was not made by bench/{bench}.py")
         shutil.rmtree(var_dir)
     var_dir.mkdir(parents=True)
-    (var_dir / MARKER).write_text("made by bench/cutover.py; emptied at each run\n")
+    marker.write_text(f"made by bench/{bench}.py; emptied at each run\n")
     copy_templates(var_dir / "plans")
-    config = StackConfig.embedded(
-        var_dir,
-        plans_dir=var_dir / "plans",
-        replicas=REPLICAS,
-        live_phase=live,
-        monolith_server=MONOLITH_SERVER,
-        monolith_workers=MONOLITH_WORKERS,
-        **free_ports(),
-        **databases,
+    stack_config = StackConfig.embedded(
+        var_dir, plans_dir=var_dir / "plans", **free_ports(), **databases, **config
     )
-    return Stack(config, extra_env=STACK_ENV)
-
-
-@contextlib.contextmanager
-def stack_environ(stack: Stack) -> Iterator[None]:
-    """``os.environ`` as the stack's processes see it, for the in-process transitions."""
-    saved = dict(os.environ)
-    os.environ.update(stack.env())
-    try:
-        yield
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
+    return Stack(stack_config, extra_env=STACK_ENV)
 
 
 def log_in(proxy: str) -> str:
@@ -633,7 +612,7 @@ def transition(stack: Stack, control: Engine, move: str, reason: str, *, live: b
     started = time.monotonic()
     window = Window(source, "?", started, started, started, 0.0)
     try:
-        with stack_environ(stack):
+        with stack.environ():
             if live:
                 outcome = call(stack, control, move, reason, run_steps=True)
             else:
@@ -837,7 +816,16 @@ def run_stack(var_dir: Path, settings: Settings, *, live: bool) -> dict[str, Any
     created: list[str] = []
     try:
         databases = pg_databases(created) if settings.postgres else {}
-        return run_journey(fresh_stack(var_dir, live=live, databases=databases), settings, live)
+        stack = fresh_stack(
+            var_dir,
+            bench="cutover",
+            databases=databases,
+            replicas=REPLICAS,
+            live_phase=live,
+            monolith_server=MONOLITH_SERVER,
+            monolith_workers=MONOLITH_WORKERS,
+        )
+        return run_journey(stack, settings, live)
     finally:
         for name in created:
             drop_database(pg_admin_url(), name)

@@ -44,12 +44,11 @@ import json
 import os
 import platform
 import random
-import shutil
 import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -60,28 +59,23 @@ from sqlalchemy import Engine, text
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from bench.cutover import free_ports, git_head, log_in, percentile  # noqa: E402
+from bench.cutover import fresh_stack, git_head, log_in, percentile, pg_databases  # noqa: E402
 from migration_plans.control import transitions  # noqa: E402
 from migration_plans.control.demo import SEED  # noqa: E402
-from migration_plans.control.stack import SERVICE_PORTS, Stack, StackConfig  # noqa: E402
+from migration_plans.control.stack import Stack, StackConfig  # noqa: E402
 from migration_plans.core import database  # noqa: E402
 from migration_plans.core.control_db import control_engine  # noqa: E402
 from migration_plans.core.database import sqlalchemy_url  # noqa: E402
-from migration_plans.core.settings import copy_templates  # noqa: E402
 from migration_plans.testing.databases import (  # noqa: E402
-    create_database,
     drop_database,
     pg_admin_url,
-    unique_name,
 )
 from migration_plans.testing.faults import Faults  # noqa: E402
 
 SPLIT = ("inventory", "payments")
 REPLICAS = 1
-MARKER = ".strangler-bench-saga"
 ACTOR = "bench-saga"
 REASON = "bench: no shadow traffic or gates measured in a benchmark"
-STACK_ENV = {"LOG_LEVEL": "WARNING", "STRANGLER_RELAY_POLL_INTERVAL": "0.1"}
 MONOLITH_SERVER, MONOLITH_WORKERS = "gunicorn", 2
 REQUEST_TIMEOUT = 60.0
 PRODUCTS = 40  # plenty-stocked active products the load orders (the seed has inactive ones)
@@ -475,54 +469,6 @@ def run_faults(
 # -- the stack ------------------------------------------------------------------------------
 
 
-def pg_databases(created: list[str]) -> dict[str, Any]:
-    """Fresh PostgreSQL databases (``STRANGLER_PG_URL``) for the monolith, services, control."""
-    admin = pg_admin_url()
-    urls = {}
-    for label in ("monolith", "control", *SERVICE_PORTS):
-        name = unique_name(f"strangler_bench_saga_{label}")
-        urls[label] = create_database(admin, name)
-        created.append(name)
-    return {
-        "monolith_db": urls["monolith"],
-        "control_db": urls["control"],
-        "service_dbs": {context: urls[context] for context in SERVICE_PORTS},
-    }
-
-
-def fresh_stack(var_dir: Path, databases: dict[str, Any]) -> Stack:
-    """A stack under an emptied ``var_dir`` with its own plans, on free ports."""
-    if var_dir.exists():
-        if not (var_dir / MARKER).exists():
-            raise SystemExit(f"{var_dir} exists and was not made by bench/saga.py")
-        shutil.rmtree(var_dir)
-    var_dir.mkdir(parents=True)
-    (var_dir / MARKER).write_text("made by bench/saga.py; emptied at each run\n")
-    copy_templates(var_dir / "plans")
-    config = StackConfig.embedded(
-        var_dir,
-        plans_dir=var_dir / "plans",
-        replicas=REPLICAS,
-        monolith_server=MONOLITH_SERVER,
-        monolith_workers=MONOLITH_WORKERS,
-        **free_ports(),
-        **databases,
-    )
-    return Stack(config, extra_env=STACK_ENV)
-
-
-@contextlib.contextmanager
-def stack_environ(stack: Stack) -> Iterator[None]:
-    """``os.environ`` as the stack's processes see it, for the in-process transitions."""
-    saved = dict(os.environ)
-    os.environ.update(stack.env())
-    try:
-        yield
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
-
-
 def active_products(config: StackConfig, count: int) -> list[int]:
     """The first ``count`` products the monolith sells (an inactive one answers 409)."""
     engine = database.engine(config.monolith_db)
@@ -547,7 +493,7 @@ def split(stack: Stack) -> dict[str, float]:
         run_steps=True,
     )
     took = {}
-    with stack_environ(stack):
+    with stack.environ():
         for context in SPLIT:
             started = time.monotonic()
             for _ in range(2):
@@ -562,8 +508,16 @@ def split(stack: Stack) -> dict[str, float]:
 def run(var_dir: Path, settings: Settings) -> dict[str, Any]:
     created: list[str] = []
     try:
-        databases = pg_databases(created) if settings.postgres else {}
-        return run_stack(fresh_stack(var_dir, databases), settings)
+        databases = pg_databases(created, "saga") if settings.postgres else {}
+        stack = fresh_stack(
+            var_dir,
+            bench="saga",
+            databases=databases,
+            replicas=REPLICAS,
+            monolith_server=MONOLITH_SERVER,
+            monolith_workers=MONOLITH_WORKERS,
+        )
+        return run_stack(stack, settings)
     finally:
         for name in created:
             drop_database(pg_admin_url(), name)

@@ -27,8 +27,9 @@ import socket
 import subprocess
 import sys
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
 from typing import Literal, TextIO
@@ -288,6 +289,17 @@ class Stack:
 
     def env(self, **more: str) -> dict[str, str]:
         return {**self.config.environment(), **self.extra_env, **more}
+
+    @contextmanager
+    def environ(self) -> Iterator[None]:
+        """``os.environ`` as the stack's processes see it, for in-process control-plane calls."""
+        saved = dict(os.environ)
+        os.environ.update(self.env())
+        try:
+            yield
+        finally:
+            os.environ.clear()
+            os.environ.update(saved)
 
     def plans(self) -> dict[str, Plan]:
         """The plans of the stack's folder; :class:`PlansMissing` names it when empty."""

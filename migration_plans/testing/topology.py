@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import itertools
 import logging
-import os
 import re
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -189,13 +188,8 @@ class Topology:
     @contextmanager
     def environ(self) -> Iterator[None]:
         """``os.environ`` as the stack's processes see it, for in-process control-plane calls."""
-        saved = dict(os.environ)
-        os.environ.update(self.stack.env())
-        try:
+        with self.stack.environ():
             yield
-        finally:
-            os.environ.clear()
-            os.environ.update(saved)
 
     def environment(self) -> transitions.Environment:
         """Where the transitions find this topology's plans, routes and control database."""
