@@ -26,12 +26,17 @@ import argparse
 import json
 import random
 import statistics
+import sys
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import psycopg
+
+# Run as a script, bench/ comes first on sys.path and its dualwrite.py shadows the package.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from dualwrite.capture import install_capture, set_capture
 from migration_plans.core.outbox import outbox_table
