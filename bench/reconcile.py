@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import statistics
 import sys
@@ -287,6 +288,9 @@ def main() -> None:
     parser.add_argument("--skip-reladiff", action="store_true")
     parser.add_argument("--keep", action="store_true", help="keep the databases")
     args = parser.parse_args()
+    # The catalog mapping of the shipped template, unless a plans folder is configured.
+    templates = Path(__file__).resolve().parent.parent / "migration_plans" / "templates"
+    os.environ.setdefault("STRANGLER_PLANS_DIR", str(templates))
 
     admin = pg_admin_url()
     names = [unique_name("bench_monolith"), unique_name("bench_service")]
