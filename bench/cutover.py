@@ -417,8 +417,8 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(fraction * len(ordered) + 0.5) - 1))]
 
 
-def latency(samples: list[Sample]) -> dict[str, Any]:
-    values = [s.latency_ms for s in samples]
+def latency_figures(values: list[float]) -> dict[str, Any]:
+    """n, p50, p99 and max of latencies in ms (``{"n": 0}`` for none)."""
     if not values:
         return {"n": 0}
     return {
@@ -426,8 +426,13 @@ def latency(samples: list[Sample]) -> dict[str, Any]:
         "p50_ms": round(percentile(values, 0.5), 1),
         "p99_ms": round(percentile(values, 0.99), 1),
         "max_ms": round(max(values), 1),
-        "mean_ms": round(statistics.fmean(values), 1),
     }
+
+
+def latency(samples: list[Sample]) -> dict[str, Any]:
+    values = [s.latency_ms for s in samples]
+    figures = latency_figures(values)
+    return {**figures, "mean_ms": round(statistics.fmean(values), 1)} if values else figures
 
 
 def overlapping(samples: list[Sample], start: float, end: float) -> list[Sample]:

@@ -59,7 +59,13 @@ from sqlalchemy import Engine, text
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from bench.cutover import fresh_stack, git_head, log_in, percentile, pg_databases  # noqa: E402
+from bench.cutover import (  # noqa: E402
+    fresh_stack,
+    git_head,
+    latency_figures,
+    log_in,
+    pg_databases,
+)
 from migration_plans.control import transitions  # noqa: E402
 from migration_plans.control.demo import SEED  # noqa: E402
 from migration_plans.control.stack import Stack, StackConfig  # noqa: E402
@@ -173,15 +179,7 @@ def _code(answer: httpx.Response) -> str:
 
 
 def latency(samples: list[Sample]) -> dict[str, Any]:
-    values = [s.latency_ms for s in samples]
-    if not values:
-        return {"n": 0}
-    return {
-        "n": len(values),
-        "p50_ms": round(percentile(values, 0.5), 1),
-        "p99_ms": round(percentile(values, 0.99), 1),
-        "max_ms": round(max(values), 1),
-    }
+    return latency_figures([s.latency_ms for s in samples])
 
 
 def statuses(samples: list[Sample]) -> dict[str, int]:

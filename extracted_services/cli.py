@@ -13,6 +13,8 @@ from enum import StrEnum
 
 import typer
 
+from migration_plans.core.settings import DEFAULT_SERVICE_PORTS
+
 app = typer.Typer(no_args_is_help=True, help="Extracted FastAPI services: serve and migrate.")
 
 
@@ -22,7 +24,7 @@ class Context(StrEnum):
     PAYMENTS = "payments"
 
 
-DEFAULT_PORTS = {Context.CATALOG: 8101, Context.INVENTORY: 8102, Context.PAYMENTS: 8103}
+DEFAULT_PORTS = {Context(context): port for context, port in DEFAULT_SERVICE_PORTS.items()}
 
 
 def _database_url(context: Context, url: str | None, *, sql: bool) -> str:

@@ -41,7 +41,12 @@ from pydantic import BaseModel, Field, ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 
 from migration_plans.core.control_db import control_db_url
-from migration_plans.core.identity import IDENTITY_HEADER, Identity, sign_identity
+from migration_plans.core.identity import (
+    DEV_IDENTITY_KEY,
+    IDENTITY_HEADER,
+    Identity,
+    sign_identity,
+)
 from migration_plans.core.live_phase import (
     PhaseFollower,
     PhaseGate,
@@ -51,7 +56,7 @@ from migration_plans.core.live_phase import (
 )
 from migration_plans.core.phase import Phase
 from migration_plans.core.replicas import Ack, ReplicaReporter, Role, create_replica_tables
-from migration_plans.core.settings import context_env, env_number
+from migration_plans.core.settings import DEFAULT_SERVICE_PORTS, context_env, env_number
 
 __all__ = [
     "Phase",
@@ -68,11 +73,8 @@ __all__ = [
 
 log = logging.getLogger("strangler.ports")
 
-DEV_IDENTITY_KEY = "strangler-development-identity-key"
 DEFAULT_SERVICE_URLS = {
-    "catalog": "http://127.0.0.1:8101",
-    "inventory": "http://127.0.0.1:8102",
-    "payments": "http://127.0.0.1:8103",
+    context: f"http://127.0.0.1:{port}" for context, port in DEFAULT_SERVICE_PORTS.items()
 }
 
 

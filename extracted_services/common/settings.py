@@ -32,11 +32,11 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from migration_plans.core.identity import DEV_IDENTITY_KEY
 from migration_plans.core.phase import Phase
 from migration_plans.core.settings import context_env, plan_for, plan_path
 
 SHARED_PREFIX = "STRANGLER_"
-DEV_IDENTITY_KEY = "strangler-development-identity-key"
 
 
 class ConfigurationError(RuntimeError):

@@ -45,11 +45,11 @@ from migration_plans.core.control_db import control_engine
 from migration_plans.core.live_phase import publish, seed
 from migration_plans.core.plan import Plan
 from migration_plans.core.replicas import forget_processes
-from migration_plans.core.settings import PLANS_DIR_ENV
+from migration_plans.core.settings import DEFAULT_SERVICE_PORTS, PLANS_DIR_ENV
 from migration_plans.core.settings import plans_dir as configured_plans_dir
 from migration_plans.core.yamlfile import ConfigError
 
-SERVICE_PORTS = {"catalog": 8101, "inventory": 8102, "payments": 8103}
+SERVICE_PORTS = DEFAULT_SERVICE_PORTS
 SAGA_WORKER = "saga-worker"
 REPLICA_PORT_STRIDE = 10
 """Replica ``i`` of a listener on port ``p`` listens on ``p + 10 * i``."""

@@ -19,9 +19,18 @@ import json
 import time
 from dataclasses import dataclass
 
-__all__ = ["IDENTITY_HEADER", "Identity", "InvalidIdentity", "sign_identity", "verify_identity"]
+__all__ = [
+    "DEV_IDENTITY_KEY",
+    "IDENTITY_HEADER",
+    "Identity",
+    "InvalidIdentity",
+    "sign_identity",
+    "verify_identity",
+]
 
 IDENTITY_HEADER = "X-Strangler-Identity"
+#: The key of local development when none is configured (refused unless allowed).
+DEV_IDENTITY_KEY = "strangler-development-identity-key"
 
 
 class InvalidIdentity(Exception):

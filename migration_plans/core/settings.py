@@ -24,6 +24,7 @@ from migration_plans.core.yamlfile import ConfigError, ConfigIssue
 
 __all__ = [
     "DEFAULT_PLANS_DIR",
+    "DEFAULT_SERVICE_PORTS",
     "PLANS_DIR_ENV",
     "TEMPLATES_DIR",
     "BadSetting",
@@ -39,6 +40,8 @@ __all__ = [
 PLANS_DIR_ENV = "STRANGLER_PLANS_DIR"
 DEFAULT_PLANS_DIR = Path("plans")
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
+#: Where each extracted service listens by default (replica i: + 10 x i).
+DEFAULT_SERVICE_PORTS = {"catalog": 8101, "inventory": 8102, "payments": 8103}
 
 
 def plans_dir(environ: Mapping[str, str] | None = None) -> Path:
