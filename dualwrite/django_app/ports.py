@@ -403,11 +403,3 @@ def client(context: str) -> ServiceClient:
         if found is None:
             found = _clients[context] = ServiceClient(PortSettings.from_env(context))
         return found
-
-
-def reset_clients() -> None:
-    """Forget the clients (tests that change the environment)."""
-    with _clients_lock:
-        for found in _clients.values():
-            found._http.close()
-        _clients.clear()

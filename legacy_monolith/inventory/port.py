@@ -9,7 +9,7 @@ by the order id, on both sides: a retried reserve never reserves twice.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from rest_framework.exceptions import NotFound
 
@@ -37,19 +37,28 @@ def reserve(order_id: int, lines: Sequence[services.StockRequest], *, key: str =
         raise InvalidState(f"inventory refused the reservation of order {order_id}: {exc}") from exc
 
 
-def release(order_id: int, *, key: str = "") -> None:
-    """Give back the order's held units; an order with nothing reserved has nothing to do."""
+def _settle(action: str, local: Callable[[int], object], order_id: int, key: str) -> bool:
+    """Release or consume the order's held units, here or in the service; False when the
+    order has no reservations at all (404 on either side)."""
     try:
-        if not ports.remote(CONTEXT):
-            services.release(order_id)
-            return
-        body = {"order_id": order_id}
-        ports.client(CONTEXT).request("POST", "/api/v1/stock/release/", json=body, request_id=key)
+        if ports.remote(CONTEXT):
+            body = {"order_id": order_id}
+            path = f"/api/v1/stock/{action}/"
+            ports.client(CONTEXT).request("POST", path, json=body, request_id=key)
+        else:
+            local(order_id)
     except NotFound:
-        pass
+        return False
     except ports.RemoteRefused as exc:
         if exc.status_code != 404:
             raise
+        return False
+    return True
+
+
+def release(order_id: int, *, key: str = "") -> None:
+    """Give back the order's held units; an order with nothing reserved has nothing to do."""
+    _settle("release", services.release, order_id, key)
 
 
 def consume(order_id: int, *, key: str = "") -> None:
@@ -57,15 +66,5 @@ def consume(order_id: int, *, key: str = "") -> None:
 
     An order without reservations cannot be shipped (:class:`InvalidState`).
     """
-    try:
-        if not ports.remote(CONTEXT):
-            services.fulfil(order_id)
-            return
-        body = {"order_id": order_id}
-        ports.client(CONTEXT).request("POST", "/api/v1/stock/consume/", json=body, request_id=key)
-    except NotFound as exc:
-        raise InvalidState(f"Order {order_id} has no stock reserved to ship.") from exc
-    except ports.RemoteRefused as exc:
-        if exc.status_code == 404:
-            raise InvalidState(f"Order {order_id} has no stock reserved to ship.") from exc
-        raise
+    if not _settle("consume", services.fulfil, order_id, key):
+        raise InvalidState(f"Order {order_id} has no stock reserved to ship.")
