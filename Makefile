@@ -7,8 +7,9 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 MITM_VENV  := .venv-mitm
 MITM_STAMP := $(MITM_VENV)/.installed
+DOCS_STAMP := $(VENV)/.docs-installed
 
-.PHONY: venv demo test lint typecheck pytest mitm browser bench bench-tools lock clean
+.PHONY: venv demo test lint typecheck pytest mitm browser bench bench-tools docs lock clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -68,11 +69,20 @@ bench: $(STAMP) $(MITM_STAMP) bench-tools
 	flock /tmp/strangler-bench.lock $(BIN)/python bench/cutover.py
 	flock /tmp/strangler-bench.lock $(BIN)/python bench/saga.py
 
+# The documentation site: mkdocs-material, references generated from the code at build
+# time (docs/hooks/); --strict turns a broken link or a missing page into a failure.
+$(DOCS_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,docs]'
+	touch $(DOCS_STAMP)
+
+docs: $(DOCS_STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
+
 # Re-resolve the pinned dependency set (run after changing pyproject.toml).
 lock:
 	rm -rf .venv-lock
 	$(PYTHON) -m venv .venv-lock
-	.venv-lock/bin/python -m pip install --quiet -e '.[dev,bench]'
+	.venv-lock/bin/python -m pip install --quiet -e '.[dev,bench,docs]'
 	.venv-lock/bin/python -m pip freeze --exclude-editable > constraints.txt
 	rm -rf .venv-lock
 
