@@ -7,6 +7,22 @@ and recorded in a results store under an endpoint name such as
 ``GET /api/v1/products/{id}/``, so ``strangler shadow report`` reads it the same
 way. Unsafe methods are skipped unless ``include_writes`` (disposable upstreams).
 
+Two things make a replay comparable with what live shadowing sees:
+
+- **Host is kept.** Each request carries the Host it was captured with to both
+  upstreams (``keep_host``), as the live mirror does, so absolute links built from it
+  (``next``/``previous`` of paginated lists, ``Location``) are equal on both sides.
+- **The identity header is signed afresh** when an ``identity_key`` is given (the key
+  the proxy signs with, ``STRANGLER_IDENTITY_KEY``): a captured one has expired and a
+  capture taken in front of the monolith has none, so without it every write to a
+  service is a 401. The captured header, if any, is dropped.
+
+With ``include_writes`` every unsafe request is a barrier: it is sent alone, after
+the requests before it have finished and before any after it start, so both sides
+see the same sequence of states. Writes are sent as ordinary requests (no
+``X-Strangler-Shadow`` header, which services refuse on unsafe methods): only ever
+replay writes against throwaway copies of the data.
+
     summary = asyncio.run(replay(read_capture(path), primary=url_a, candidate=url_b,
                                  store=MemoryShadowStore()))
 """
@@ -24,6 +40,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from migration_plans.core.identity import IDENTITY_HEADER, Identity, sign_identity
 from strangler_proxy.edge.errors import ProxyError
 from strangler_proxy.routing.normalize import normalize_path
 from strangler_proxy.shadow._captures import CapturedExchange
@@ -48,12 +65,20 @@ def endpoint_name(request: CapturedRequest) -> str:
     return f"{request.method.upper()} {'/'.join(segments)}"
 
 
+REPLAY_IDENTITY = Identity(sub="strangler-replay", name="strangler-replay")
+"""Who replayed writes are signed as, unless :attr:`ReplayOptions.identity` says."""
+
+
 @dataclass(frozen=True)
 class ReplayOptions:
-    """How to replay: concurrency, writes, timeout, rules, naming, context label."""
+    """How to replay: concurrency, writes, Host, identity signing, timeout, rules, naming."""
 
     concurrency: int = 8
     include_writes: bool = False
+    keep_host: bool = True
+    identity_key: bytes | None = None
+    identity: Identity = REPLAY_IDENTITY
+    identity_ttl: float = 60.0
     timeout: float = 10.0
     rules: CompareRules = field(default_factory=CompareRules)
     context: str = "replay"
@@ -115,8 +140,28 @@ class _Replayer:
         self.noise = noise or (NoiseLearner() if second_primary else None)
         self.summary = ReplaySummary()
 
+    def headers(self, request: CapturedRequest) -> list[tuple[str, str]]:
+        """What to send: the captured headers (Host kept unless told), a fresh identity."""
+        headers = [
+            (key, value)
+            for key, value in forwardable_headers(request.headers)
+            if key.lower() != IDENTITY_HEADER.lower()
+        ]
+        if self.options.keep_host and (host := request.header("host")):
+            headers.append(("Host", host))
+        if self.options.identity_key is not None:
+            signed = sign_identity(
+                self.options.identity,
+                key=self.options.identity_key,
+                ttl=self.options.identity_ttl,
+            )
+            headers.append((IDENTITY_HEADER, signed))
+        if request.is_safe:
+            headers.append((SHADOW_HEADER, "replay"))
+        return headers
+
     async def send(self, base: str, request: CapturedRequest) -> CapturedResponse:
-        headers = [*forwardable_headers(request.headers), (SHADOW_HEADER, "replay")]
+        headers = self.headers(request)
         response = await self.client.request(
             request.method, join_url(base, request.path), headers=headers, content=request.body
         )
@@ -152,7 +197,11 @@ class _Replayer:
 
     async def worker(self, jobs: asyncio.Queue[CapturedRequest | None]) -> None:
         while (request := await jobs.get()) is not None:
-            await self.one(request)
+            try:
+                await self.one(request)
+            finally:
+                jobs.task_done()
+        jobs.task_done()
 
 
 async def replay(
@@ -187,7 +236,12 @@ async def replay(
             for _ in range(options.concurrency):
                 group.create_task(replayer.worker(jobs))
             for exchange in exchanges:
-                await jobs.put(exchange.request)
+                request = exchange.request
+                if options.include_writes and not request.is_safe:
+                    await jobs.join()  # a write sees every earlier request done, alone
+                    await replayer.one(request)
+                else:
+                    await jobs.put(request)
             for _ in range(options.concurrency):
                 await jobs.put(None)
     replayer.summary.seconds = time.monotonic() - started

@@ -149,6 +149,25 @@ def replay(
         ),
     ] = False,
     concurrency: Annotated[int, typer.Option("--concurrency", "-c", min=1)] = 8,
+    keep_host: Annotated[
+        bool,
+        typer.Option(
+            "--keep-host/--no-keep-host",
+            help="Send each request's captured Host to both sides (absolute links compare).",
+        ),
+    ] = True,
+    identity_key: Annotated[
+        str | None,
+        typer.Option(
+            "--identity-key",
+            envvar="STRANGLER_IDENTITY_KEY",
+            help="Sign X-Strangler-Identity with this key (the proxy's), so writes pass.",
+            show_envvar=True,
+        ),
+    ] = None,
+    identity_sub: Annotated[
+        str, typer.Option("--identity-sub", help="Subject of the signed identity.")
+    ] = "strangler-replay",
     second_primary: Annotated[
         str | None, typer.Option("--second-primary", help="Learn noise from a second primary.")
     ] = None,
@@ -175,6 +194,7 @@ def replay(
 ) -> None:
     """Replay a capture against two upstreams and report the differences."""
     # lazy: CLI start-up (every `strangler` command imports this module)
+    from migration_plans.core.identity import Identity
     from strangler_proxy.shadow._captures import CaptureError, read_capture
     from strangler_proxy.shadow._replay import ReplayOptions
     from strangler_proxy.shadow._replay import replay as run_replay
@@ -186,6 +206,9 @@ def replay(
     options = ReplayOptions(
         concurrency=concurrency,
         include_writes=include_writes,
+        keep_host=keep_host,
+        identity_key=identity_key.encode() if identity_key else None,
+        identity=Identity(sub=identity_sub, name=identity_sub),
         rules=_rules(ignore_path or [], ignore_order, tolerance, header or []),
         context=context,
         routes=_router(routes) if routes else None,
