@@ -14,7 +14,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, Depends, FastAPI
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -22,10 +22,12 @@ from extracted_services.common.errors import Unavailable
 from extracted_services.common.handlers import install_error_handlers
 from extracted_services.common.live import LivePhase
 from extracted_services.common.logs import configure_logging
+from extracted_services.common.methods import MethodsMiddleware
 from extracted_services.common.metrics import MetricsMiddleware, metrics_endpoint
 from extracted_services.common.requestid import RequestIdMiddleware
 from extracted_services.common.serving import Serving, Views
 from extracted_services.common.settings import ServiceSettings
+from extracted_services.common.shadow import shadow_guard
 
 
 def _status(status: str, serving: Serving) -> dict[str, str | int]:
@@ -57,6 +59,7 @@ def create_service_app(
     live = LivePhase(settings, views=views, state=app.state)
     app.state.live = live
     install_error_handlers(app)
+    app.add_middleware(MethodsMiddleware)
     app.add_middleware(MetricsMiddleware, service=settings.context)
     app.add_middleware(RequestIdMiddleware)
 
@@ -77,5 +80,5 @@ def create_service_app(
         return _status("ready", serving)
 
     app.add_route("/metrics", metrics_endpoint, include_in_schema=False)
-    app.include_router(router)
+    app.include_router(router, dependencies=[Depends(shadow_guard)])
     return app

@@ -16,6 +16,7 @@ from extracted_services.common.errors import ParseError, PhaseReadOnly, Unsuppor
 from extracted_services.common.identity import require_identity
 from extracted_services.common.references import ReferenceGuard
 from extracted_services.common.serving import Serving
+from extracted_services.common.shadow import in_sandbox, sandbox_session
 from extracted_services.common.store import TableView
 from migration_plans.core.identity import Identity
 from migration_plans.core.phase import Phase
@@ -43,8 +44,13 @@ def session(current: Current) -> Iterator[Session]:
         yield opened
 
 
-def write_session(current: Current) -> Iterator[Session]:
-    """A writing session on the service's database (SQLite: BEGIN IMMEDIATE)."""
+def write_session(request: Request, current: Current) -> Iterator[Session]:
+    """A writing session on the service's database (SQLite: BEGIN IMMEDIATE); for a
+    shadow write in the sandbox, one whose commits are all rolled back."""
+    if in_sandbox(request):
+        with sandbox_session(current.engine) as sandboxed:
+            yield sandboxed
+        return
     with current.write_sessions() as opened:
         yield opened
 
@@ -66,7 +72,7 @@ def changes(
         )
     return ChangeRecorder(
         context=current.context,
-        sink=current.sink,
+        sink=None if in_sandbox(request) else current.sink,  # a sandbox writes no outbox
         request_id=request.scope.get("state", {}).get("request_id"),
     )
 
@@ -93,9 +99,9 @@ class RawBody:
 
     def json(self) -> Any:
         """The body as DRF's ``request.data`` sees it (an empty body is ``{}``)."""
-        if not self.content or not self.media_type:
+        if not self.content:
             return {}
-        if self.media_type != "application/json":
+        if self.media_type != "application/json":  # none at all is refused too, like DRF
             raise UnsupportedMediaType(f'Unsupported media type "{self.media_type}" in request.')
         try:
             return json.loads(self.content)

@@ -12,6 +12,7 @@ Exception tree::
     ├── NotAuthenticated (401, ``not_authenticated``)
     │   └── AuthenticationFailed (401, ``authentication_failed``)
     ├── PermissionDenied (403, ``permission_denied``)
+    │   └── ShadowWriteRefused (403, ``shadow_write_refused``: a mirrored copy of a write)
     ├── NotFound (404, ``not_found``)
     ├── MethodNotAllowed (405, ``method_not_allowed``)
     ├── UnsupportedMediaType (415, ``unsupported_media_type``)
@@ -86,6 +87,11 @@ class PermissionDenied(ApiError):
     status_code = 403
     code = "permission_denied"
     default_detail = "You do not have permission to perform this action."
+
+
+class ShadowWriteRefused(PermissionDenied):
+    code = "shadow_write_refused"
+    default_detail = "Shadow copies of writes are refused by this service."
 
 
 class NotFound(ApiError):

@@ -22,7 +22,7 @@ until a state is published.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field, PrivateAttr
 from pydantic_settings import (
@@ -94,6 +94,12 @@ class ServiceSettings(BaseSettings):
         default=False,
         description="Apply this service's outbox events to the monolith right after each "
         "commit (dualwrite.inline), besides the relay loop: lower relay lag.",
+    )
+    shadow_writes: Literal["refuse", "sandbox"] = Field(
+        default="refuse",
+        description="Unsafe requests marked X-Strangler-Shadow (mirrored copies): refuse "
+        "(403 shadow_write_refused) or sandbox (run in a transaction always rolled back, no "
+        "outbox event).",
     )
     sql_echo: bool = False
     live_phase: bool = Field(
