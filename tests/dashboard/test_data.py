@@ -171,6 +171,29 @@ async def test_request_rates_come_from_the_proxy_counters(place: Place) -> None:
     assert row["rate"] == pytest.approx(2.0) and row["served"] == {"monolith": 2.0}
 
 
+async def test_request_rates_show_from_the_first_poll(place: Place) -> None:
+    """Issue #17, item 7: the first poll after the proxy started already has a rate."""
+    now = [1000.0]
+    upstream = await EchoUpstream("monolith").start()
+    try:
+        place.routes.write_text(
+            place.routes.read_text().replace("http://127.0.0.1:9", upstream.url)
+        )
+        proxy = make_proxy(place.routes)
+        assert dashboard_of(proxy).sources is not None  # built with the proxy, not at a poll
+        sources = Sources(proxy.admin.view, shadow=lambda: None, clock=lambda: now[0])
+        async with client(proxy) as http:
+            for _ in range(30):
+                assert (await http.get("/api/v1/categories/")).status_code == 200
+            now[0] += 10.0
+            first = sources.collect()["routes"]
+        await proxy.stop()
+    finally:
+        await upstream.stop()
+    row = next(r for r in first["routes"] if r["name"] == "catalog-categories-reads")
+    assert row["rate"] == pytest.approx(3.0) and row["served"] == {"monolith": 3.0}
+
+
 async def test_polls_share_one_collection_per_ttl(
     fixed_proxy: tuple[StranglerProxy, FixedSources],
 ) -> None:

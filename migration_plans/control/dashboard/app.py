@@ -106,7 +106,7 @@ class Dashboard:
         self.root = f"{prefix}{MOUNT}"
         self.ttl = ttl
         self.interval_ms = interval_ms
-        self.sources = sources
+        self.sources = sources if sources is not None else Sources(view)
         self._snapshot: Snapshot | None = None
         self._lock: asyncio.Lock | None = None
 

@@ -77,7 +77,13 @@ def _timestamp(moment: datetime) -> float:
 
 
 class RequestRates:
-    """Per route and upstream requests per second, from the proxy's own counters."""
+    """Per route and upstream requests per second, from the proxy's own counters.
+
+    Rates are the counters' increase since the oldest sample kept (at most ``window``
+    seconds before the newest once there are three): :class:`Sources` takes its first
+    sample when it is built, so the first poll shows the rate since the dashboard
+    (and with it the proxy) started, and later polls the rate over the last ``window``.
+    """
 
     def __init__(self, window: float = RATE_WINDOW) -> None:
         self.window = window
@@ -119,6 +125,9 @@ class Sources:
         self.view = view
         self.clock = clock
         self.rates = RequestRates()
+        # The counters as the dashboard starts (it is mounted when the proxy starts): the
+        # first poll already has an interval to divide by, instead of showing no rate.
+        self.rates.update(view.request_totals(), clock())
         self._open_shadow = shadow
         self._shadow: ShadowResults | None = None
 
