@@ -6,7 +6,8 @@ registers the process in the replica registry (:class:`ReplicaReporter`). For ev
 epoch of a context, on the event loop, in this order:
 
 1. the route file is reloaded if it changed on disk (the control plane rewrites it
-   before it publishes the phase that needs it);
+   before it publishes the phase that needs it): read and parsed in the follower's
+   thread, swapped in on the loop;
 2. the fence follows the state: a fenced state holds the context's writes, an unfenced
    one releases the held writes (they re-resolve on the table serving by then);
 3. the epoch is acknowledged (recorded as served, reported at once). A fenced epoch is
@@ -35,6 +36,7 @@ from migration_plans.core.replicas import Ack, Nack, ReplicaReporter, Role
 from strangler_proxy.fence import Outcome, WriteFence
 from strangler_proxy.metrics import ProxyMetrics
 from strangler_proxy.routetable import TableHolder
+from strangler_proxy.routetable.loader import LoadedFile
 
 __all__ = ["LivePhase"]
 
@@ -137,17 +139,30 @@ class LivePhase:
     # -- following -----------------------------------------------------------------
 
     def _changed(self, state: PhaseState) -> None:
-        """The follower's callback, in its thread: hop onto the event loop."""
+        """The follower's callback, in its thread: parse a changed route file here, off the
+        event loop, then hop onto the loop."""
         assert self._loop is not None
-        self._loop.call_soon_threadsafe(self.apply, state)
+        found = None
+        try:
+            if self.holder.changed_on_disk():
+                found = self.holder.load_file()
+        except Exception:  # the loop reloads it then
+            log.exception("route table load failed in the follower")
+        self._loop.call_soon_threadsafe(self.apply, state, found)
 
-    def apply(self, state: PhaseState) -> None:
-        """Serve ``state`` (a newer epoch of its context): reload, fence, acknowledge."""
+    def apply(self, state: PhaseState, found: LoadedFile | None = None) -> None:
+        """Serve ``state`` (a newer epoch of its context): reload, fence, acknowledge.
+
+        ``found``: the route file as loaded off the loop (else it is loaded here if it
+        changed on disk).
+        """
         context = state.context
         seen = self.states.get(context)
         if self._stopped or (seen is not None and seen.epoch >= state.epoch):
             return
         self.states[context] = state
+        if found is not None:
+            self.holder.commit(found)
         self._reload_if_changed()
         pending = self._acking.pop(context, None)
         if pending is not None:

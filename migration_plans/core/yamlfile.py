@@ -6,6 +6,10 @@ mappings) goes through :func:`load_model`, so a user always sees
 traceback.
 
     table = load_model(Path("routes.yaml"), RouteTable)
+
+Files are small and plain: more than :data:`MAX_YAML_BYTES` is refused, and so is any
+alias (``*name``, ``<<: *name``): a few nested aliases expand into billions of nodes
+(the "billion laughs"), and no configuration here needs them.
 """
 
 from __future__ import annotations
@@ -18,11 +22,16 @@ from typing import Any, TypeVar
 import pydantic
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
-from ruamel.yaml.error import MarkedYAMLError
+from ruamel.yaml.composer import Composer
+from ruamel.yaml.error import MarkedYAMLError, StreamMark
+from ruamel.yaml.events import AliasEvent
 
 ModelT = TypeVar("ModelT", bound=pydantic.BaseModel)
 
 Loc = tuple[int | str, ...]
+
+MAX_YAML_BYTES = 1 << 20
+"""The largest configuration file read (bytes); more is refused before parsing."""
 
 
 @dataclass(frozen=True)
@@ -49,6 +58,23 @@ class ConfigError(Exception):
         super().__init__("\n".join(str(issue) for issue in self.issues))
 
 
+class _AliasRefused(Exception):
+    def __init__(self, anchor: str, mark: StreamMark | None) -> None:
+        super().__init__(anchor)
+        self.anchor = anchor
+        self.line = mark.line + 1 if mark is not None else None
+
+
+class _NoAliasComposer(Composer):
+    """Refuses the first alias before anything is expanded."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.parser.check_event(AliasEvent):
+            event = self.parser.peek_event()
+            raise _AliasRefused(str(event.anchor), event.start_mark)
+        return super().compose_node(parent, index)
+
+
 class SourceDocument:
     """A parsed YAML document that remembers the line of every mapping key and list item."""
 
@@ -66,10 +92,21 @@ class SourceDocument:
         return cls.parse(text, path)
 
     @classmethod
-    def parse(cls, text: str, path: Path) -> SourceDocument:
-        """Parse YAML ``text`` that came from ``path``."""
+    def parse(cls, text: str, path: Path, *, max_bytes: int = MAX_YAML_BYTES) -> SourceDocument:
+        """Parse YAML ``text`` that came from ``path``; no aliases, at most ``max_bytes``."""
+        size = len(text.encode("utf-8"))
+        if size > max_bytes:
+            raise ConfigError([ConfigIssue(str(path), None, "", too_large(size, max_bytes))])
+        yaml = YAML(typ="rt")
+        yaml.Composer = _NoAliasComposer
         try:
-            data = YAML(typ="rt").load(text)
+            data = yaml.load(text)
+        except _AliasRefused as exc:
+            message = (
+                f"YAML alias *{exc.anchor} is not allowed in configuration files (aliases can "
+                "expand exponentially): write the value out"
+            )
+            raise ConfigError([ConfigIssue(str(path), exc.line, "", message)]) from None
         except MarkedYAMLError as exc:
             mark = exc.problem_mark or exc.context_mark
             line = mark.line + 1 if mark is not None else None
@@ -106,6 +143,11 @@ class SourceDocument:
             raise ConfigError(
                 [self.issue(tuple(err["loc"]), err["msg"]) for err in exc.errors()]
             ) from exc
+
+
+def too_large(size: int, max_bytes: int) -> str:
+    """The message for a configuration file over the size limit."""
+    return f"file is {size} bytes, the limit is {max_bytes}"
 
 
 def _own_line(node: Any) -> int | None:

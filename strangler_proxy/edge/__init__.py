@@ -23,6 +23,7 @@ if TYPE_CHECKING:
         BadRequest,
         BodyTooLarge,
         BreakerOpen,
+        DisallowedHost,
         FenceOverflow,
         HeadersTooLarge,
         InvalidToken,
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
     )
     from strangler_proxy.edge.headers import (
         HOP_BY_HOP,
+        check_singletons,
         client_headers,
         connection_tokens,
         content_length,
@@ -54,6 +56,7 @@ else:
                 "BadRequest",
                 "BodyTooLarge",
                 "BreakerOpen",
+                "DisallowedHost",
                 "FenceOverflow",
                 "HeadersTooLarge",
                 "InvalidToken",
@@ -67,6 +70,7 @@ else:
             ],
             "headers": [
                 "HOP_BY_HOP",
+                "check_singletons",
                 "client_headers",
                 "connection_tokens",
                 "content_length",
@@ -86,6 +90,7 @@ __all__ = [
     "BodyTooLarge",
     "BreakerOpen",
     "ClientGone",
+    "DisallowedHost",
     "FenceOverflow",
     "HeadersTooLarge",
     "InvalidToken",
@@ -98,6 +103,7 @@ __all__ = [
     "UpstreamConnectFailed",
     "UpstreamFailed",
     "UpstreamTimeout",
+    "check_singletons",
     "client_headers",
     "connection_tokens",
     "content_length",

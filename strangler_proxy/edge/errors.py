@@ -3,6 +3,7 @@
     ProxyError                      (status_code, code, default_detail, headers)
      ├── BadRequest                 400 bad_request     (TE + CL smuggling, malformed framing)
      ├── BadPath                    400 bad_path        (path refused by normalisation)
+     ├── DisallowedHost             400 disallowed_host (Host not in allowed_hosts, host_header: client)
      ├── Unauthorized               401 unauthorized    (admin API without the bearer token)
      ├── InvalidToken               401 invalid_token   (``Authorization: Token`` the monolith refused)
      ├── NotFound                   404 not_found       (unknown admin endpoint)
@@ -53,6 +54,12 @@ class BadPath(ProxyError):
     status_code = 400
     code = "bad_path"
     default_detail = "The request path is not acceptable."
+
+
+class DisallowedHost(ProxyError):
+    status_code = 400
+    code = "disallowed_host"
+    default_detail = "The Host header is not one of the route table's allowed_hosts."
 
 
 class Unauthorized(ProxyError):

@@ -2,11 +2,15 @@
 
 Towards the upstream: hop-by-hop headers (Connection and every header it names,
 Keep-Alive, TE, Trailer, Transfer-Encoding, Upgrade, Proxy-*) go; so do the client's
-``X-Strangler-*``, ``X-Forwarded-*``, ``Forwarded`` and ``X-Real-IP`` (never trusted).
-The proxy then sets X-Forwarded-For/-Proto/-Host from its own connection data, the
-request id, the Host the upstream expects and, when it authenticated the client,
-the signed identity header. Back to the client: hop-by-hop headers go, the request
-id is added.
+``X-Strangler-*``, ``X-Forwarded-*``, ``Forwarded`` and ``X-Real-IP`` (never trusted),
+and every header whose name has an underscore: WSGI servers (Django) turn ``-`` and
+``_`` into the same ``HTTP_*`` key, so ``X_Forwarded_For`` would merge with the real
+one behind the proxy (nginx drops them too). The proxy then sets
+X-Forwarded-For/-Proto/-Host from its own connection data, the request id, the Host
+the upstream expects and, when it authenticated the client, the signed identity
+header. :func:`check_singletons` refuses two Host or two Authorization headers, and
+an HTTP/1.1 request without Host. Back to the client: hop-by-hop headers go, the
+request id is added.
 """
 
 from __future__ import annotations
@@ -41,9 +45,27 @@ def connection_tokens(value: bytes) -> frozenset[bytes]:
     return frozenset(token.strip().lower() for token in value.split(b","))
 
 
+def check_singletons(raw: list[tuple[bytes, bytes]], http_version: str) -> None:
+    """Refuse (:class:`BadRequest`) two Host or two Authorization headers, and an
+    HTTP/1.1 request without Host (RFC 9112 section 3.2): one meaning per header."""
+    hosts = authorizations = 0
+    for name, _ in raw:
+        if name == b"host":
+            hosts += 1
+        elif name == b"authorization":
+            authorizations += 1
+    if hosts > 1:
+        raise BadRequest(f"exactly one Host header is allowed, got {hosts}")
+    if not hosts and http_version == "1.1":
+        raise BadRequest("an HTTP/1.1 request needs a Host header")
+    if authorizations > 1:
+        raise BadRequest(f"at most one Authorization header is allowed, got {authorizations}")
+
+
 def _drop(name: bytes) -> bool:
     return (
-        name in HOP_BY_HOP
+        b"_" in name
+        or name in HOP_BY_HOP
         or name in _UNTRUSTED
         or name in _SET_BY_CLIENT_LIBRARY
         or name.startswith(_UNTRUSTED_PREFIXES)

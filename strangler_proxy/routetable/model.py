@@ -24,7 +24,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from migration_plans.core.http import HTTP_METHODS
+from migration_plans.core.http import HTTP_METHODS, LOOPBACK_HOSTS
 from strangler_proxy.routetable._template import PathTemplate
 
 Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=100)]
@@ -53,6 +53,10 @@ class BreakerSettings(Model):
     failure_statuses: frozenset[int] = frozenset({502, 503, 504})
 
 
+PrivatePath = Annotated[str, Field(pattern=r"^/[^?#]*$", description="an absolute path")]
+HostName = Annotated[
+    str, Field(pattern=r"^(\*|\.?[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])$", max_length=253)
+]
 Url = Annotated[str, Field(pattern=r"^https?://[^/?#]+/?$", description="scheme://host:port")]
 
 
@@ -74,8 +78,9 @@ class Upstream(Model):
     )
     breaker: BreakerSettings = BreakerSettings()
     host_header: str = Field(
-        "client",
-        description="'client' keeps the client's Host, 'upstream' uses the (first) URL's, "
+        "upstream",
+        description="'upstream' sends the (first) URL's host; 'client' forwards the "
+        "client's Host when it is one of the table's allowed_hosts (400 otherwise); "
         "anything else is sent literally",
     )
     identity: bool = Field(True, description="forward the signed identity header to it")
@@ -260,6 +265,17 @@ class RouteTable(Model):
     upstreams: dict[Name, Upstream] = Field(min_length=1)
     auth: AuthSettings | None = None
     contexts: dict[Name, Context] = {}
+    private_paths: tuple[PrivatePath, ...] = Field(
+        ("/metrics",),
+        description="paths (and everything under them) the proxy answers 404 for unless a "
+        "route whose own path or prefix starts with one matches: upstreams' metrics stay "
+        "internal",
+    )
+    allowed_hosts: tuple[HostName, ...] = Field(
+        LOOPBACK_HOSTS,
+        description="Host values (port ignored) an upstream with host_header: client may "
+        "receive, 400 for others; '.example.com' also allows its subdomains, '*' any host",
+    )
 
     def located_routes(self) -> list[tuple[tuple[str | int, ...], str, Route]]:
         """``(loc, context, route)`` in file order; ``loc`` points at the route's YAML node."""

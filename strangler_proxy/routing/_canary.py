@@ -6,28 +6,56 @@ intervals. The same key therefore lands on the same upstream on every replica an
 across reloads for as long as the weights stay the same, and moving 10 -> 20
 percent only moves clients from the old side to the new one.
 
-    choose(canary, "product-detail", "user-42") == "catalog"
+The hash is keyed (BLAKE2b in its MAC mode) with a secret every replica shares,
+``$STRANGLER_CANARY_KEY``: without it a client could compute which cookie or user id
+lands on the side it wants. Unset, a fixed development key is used and a warning
+is logged once per process.
+
+    choose(canary, "product-detail", "user-42", key) == "catalog"
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import logging
+import os
 from http.cookies import CookieError, SimpleCookie
 
 from strangler_proxy.routetable.model import Canary, Sticky
 
+CANARY_KEY_ENV = "STRANGLER_CANARY_KEY"
+DEV_CANARY_KEY = b"strangler-development-canary-key"
 _SCALE = float(1 << 64)
 
+log = logging.getLogger("strangler.proxy")
 
-def point(route_name: str, key: str) -> float:
-    """Where ``key`` falls in [0, 100) for ``route_name``."""
-    digest = hashlib.blake2b(f"{route_name}\x00{key}".encode(), digest_size=8).digest()
+
+@functools.cache
+def sticky_secret() -> bytes:
+    """The canary hash key from ``$STRANGLER_CANARY_KEY`` (read once per process)."""
+    value = os.environ.get(CANARY_KEY_ENV, "")
+    if not value:
+        log.warning(
+            "%s is not set: canary assignment uses the development key, so clients can "
+            "choose their side; set the same secret on every proxy replica",
+            CANARY_KEY_ENV,
+        )
+        return DEV_CANARY_KEY
+    return value.encode()
+
+
+def point(route_name: str, key: str, secret: bytes = DEV_CANARY_KEY) -> float:
+    """Where ``key`` falls in [0, 100) for ``route_name`` under ``secret``."""
+    digest = hashlib.blake2b(
+        f"{route_name}\x00{key}".encode(), digest_size=8, key=secret[:64]
+    ).digest()
     return int.from_bytes(digest, "big") / _SCALE * 100.0
 
 
-def choose(canary: Canary, route_name: str, key: str) -> str:
+def choose(canary: Canary, route_name: str, key: str, secret: bytes = DEV_CANARY_KEY) -> str:
     """The upstream ``key`` is assigned to."""
-    where = point(route_name, key)
+    where = point(route_name, key, secret)
     upper = 0.0
     chosen = ""
     for upstream, weight in canary.split.items():

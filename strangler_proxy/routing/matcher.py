@@ -14,8 +14,9 @@ from dataclasses import dataclass, field
 from enum import Enum
 
 from migration_plans.core.http import SAFE_METHODS
+from strangler_proxy.edge.errors import NotFound
 from strangler_proxy.routetable.model import Route, RouteTable
-from strangler_proxy.routing._canary import choose, sticky_key
+from strangler_proxy.routing._canary import choose, sticky_key, sticky_secret
 
 
 class Match(Enum):
@@ -57,19 +58,36 @@ class CompiledRoute:
 
 
 class Router:
-    """Routes in file order; the default upstream for anything unmatched."""
+    """Routes in file order; the default upstream for anything unmatched.
 
-    def __init__(self, table: RouteTable) -> None:
+    A private path (``/metrics`` by default) is :class:`NotFound` unless a route that
+    names it in its own path or prefix matches: a catch-all never exposes it.
+    """
+
+    def __init__(self, table: RouteTable, *, canary_key: bytes | None = None) -> None:
         self.default = table.default_upstream
         self.routes = [CompiledRoute(route, ctx) for _, ctx, route in table.located_routes()]
+        self.private = tuple(path.rstrip("/") for path in table.private_paths)
+        self.canary_key = canary_key if canary_key is not None else sticky_secret()
 
     def resolve(self, method: str, path: str, headers: dict[bytes, bytes], client: str) -> Target:
-        """The target for a normalised request."""
+        """The target for a normalised request; :class:`NotFound` for a private path."""
+        private = self._private(path)
         for compiled in self.routes:
             match, params = compiled.matches(method, path)
             if match is Match.FULL:
+                if private is not None and not _names(compiled.route, private):
+                    continue
                 return self._target(compiled, method, params, headers, client)
+        if private is not None:
+            raise NotFound(f"{path} is not exposed by the proxy ({private} is private)")
         return Target(upstream=self.default)
+
+    def _private(self, path: str) -> str | None:
+        for private in self.private:
+            if path.startswith(private) and path[len(private) : len(private) + 1] in ("", "/"):
+                return private
+        return None
 
     def _target(
         self,
@@ -86,7 +104,13 @@ class Router:
             upstream, canary = route.upstream, False
         else:
             key = sticky_key(route.canary.sticky, headers, client)
-            upstream, canary = choose(route.canary, route.name, key), True
+            upstream, canary = choose(route.canary, route.name, key, self.canary_key), True
         if fallback == upstream:
             fallback = None
         return Target(upstream, route, compiled.context, params, fallback, canary)
+
+
+def _names(route: Route, private: str) -> bool:
+    """Whether ``route``'s own path or prefix lies under ``private`` (an explicit opt-in)."""
+    literal = route.path if route.path is not None else route.prefix or ""
+    return literal.startswith(private) and literal[len(private) : len(private) + 1] in ("", "/")

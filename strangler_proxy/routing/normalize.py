@@ -5,7 +5,10 @@ bytes outside the RFC 3986 ``pchar`` set are encoded, duplicate slashes collapse
 dot segments are resolved. Encoded slashes (``%2F``) and backslashes (raw or ``%5C``)
 are refused by default, or turned into ``/`` under ``SlashPolicy.NORMALISE``. A path
 that climbs above the root, carries control characters or a malformed escape is
-refused with :class:`BadPath`. The output is idempotent: normalising it again gives
+refused with :class:`BadPath`. So is, by default, a double-encoded dot segment, slash or
+backslash (``%252e%252e``, ``%252f``, ``%255c``): harmless to a backend that decodes
+once, a path-confusion hole behind one that decodes twice (a second proxy); pass
+``reject_double_encoded=False`` to forward them. The output is idempotent: normalising it again gives
 the same string, so no request can match one route and reach another.
 
     normalize_path(b"/api/v1/%70roducts//42/./") == "/api/v1/products/42/"
@@ -15,6 +18,7 @@ from __future__ import annotations
 
 import re
 from enum import StrEnum
+from urllib.parse import unquote
 
 from strangler_proxy.edge.errors import BadPath, PathTooLong
 
@@ -28,6 +32,8 @@ DEFAULT_MAX_LENGTH = 8192
 _SEGMENT = rb"[A-Za-z0-9\-_~!$&'()*+,;=:@][A-Za-z0-9\-._~!$&'()*+,;=:@]*"
 _ALREADY_NORMAL = re.compile(rb"/(?:" + _SEGMENT + rb"(?:/" + _SEGMENT + rb")*/?)?")
 _SLASHES = re.compile(r"/{2,}")
+_DOUBLE_ENCODED = re.compile(r"%25(?:2[EF]|5C)", re.IGNORECASE)
+_TWICE_DECODED_DOTS = frozenset({".", ".."})
 
 
 class SlashPolicy(StrEnum):
@@ -42,6 +48,7 @@ def normalize_path(
     *,
     slashes: SlashPolicy = SlashPolicy.REJECT,
     max_length: int = DEFAULT_MAX_LENGTH,
+    reject_double_encoded: bool = True,
 ) -> str:
     """The normalised form of ``raw`` (an undecoded request path without query string)."""
     data = raw.encode("utf-8") if isinstance(raw, str) else raw
@@ -51,7 +58,10 @@ def normalize_path(
         return data.decode("ascii")
     if not data.startswith(b"/"):
         raise BadPath("path must start with '/'")
-    return _remove_dot_segments(_SLASHES.sub("/", _decode(data, slashes)))
+    path = _remove_dot_segments(_SLASHES.sub("/", _decode(data, slashes)))
+    if reject_double_encoded and "%25" in path:
+        _refuse_double_encoded(path)
+    return path
 
 
 def _decode(data: bytes, slashes: SlashPolicy) -> str:
@@ -75,6 +85,19 @@ def _decode(data: bytes, slashes: SlashPolicy) -> str:
             out.append(f"%{byte:02X}")
         index += 1
     return "".join(out)
+
+
+def _refuse_double_encoded(path: str) -> None:
+    """:class:`BadPath` when decoding ``path`` twice gives a dot segment or a slash."""
+    for segment in path.split("/"):
+        if not _DOUBLE_ENCODED.search(segment):
+            continue
+        twice = unquote(unquote(segment))
+        if "/" in twice or "\\" in twice or twice in _TWICE_DECODED_DOTS:
+            raise BadPath(
+                f"double-encoded dot segment or slash in path segment {segment!r} "
+                "(refused by default: a backend that decodes twice would see another path)"
+            )
 
 
 def _escape(data: bytes, index: int, slashes: SlashPolicy) -> str:

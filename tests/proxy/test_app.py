@@ -103,7 +103,7 @@ async def test_forwards_with_clean_headers(
     assert headers["x-forwarded-for"] == "10.1.2.3"
     assert headers["x-forwarded-host"] == "shop.test"
     assert headers["x-forwarded-proto"] == "http"
-    assert headers["host"] == "shop.test"
+    assert headers["host"] == catalog.url.removeprefix("http://")  # host_header: upstream
     assert headers["x-request-id"] == "req-123" == response.headers["x-request-id"]
     assert headers["x-custom"] == "kept"
     assert "user-agent" in headers and "accept-encoding" in headers  # the client's own
