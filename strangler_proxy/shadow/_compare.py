@@ -11,6 +11,10 @@ the route table's ``shadow.compare`` block (or from noise calibration):
 - ``numeric_tolerance``: absolute tolerance for numbers (``0`` means exact);
 - ``headers``: response headers that must be equal (case-insensitive names).
 
+Differences carry both values as text, redacted with the samples' rules
+(:mod:`~strangler_proxy.shadow._redaction`): a secret field or header is reported as
+differing with ``[REDACTED]`` on both sides, never with its values.
+
     rules = CompareRules(ignore_paths=("root['results'][*]['updated_at']",))
     result = compare_responses(primary, candidate, rules)
     result.matched, result.paths   # False, ("root['results'][0]['title']", ...)
@@ -28,6 +32,7 @@ from typing import Any
 
 from deepdiff import DeepDiff
 
+from strangler_proxy.shadow._redaction import REDACTED, is_secret_header, redact_value
 from strangler_proxy.shadow.exchange import CapturedResponse
 
 __all__ = [
@@ -216,9 +221,10 @@ def _diff_json(primary: Any, candidate: Any, rules: CompareRules) -> list[Differ
     differences = []
     for kind, levels in tree.items():
         for level in levels:
-            left = "absent" if _absent(level.t1) else _short(level.t1)
-            right = "absent" if _absent(level.t2) else _short(level.t2)
-            differences.append(Difference(level.path(), kind, left, right))
+            path = level.path()
+            left = "absent" if _absent(level.t1) else _short(redact_value(path, level.t1))
+            right = "absent" if _absent(level.t2) else _short(redact_value(path, level.t2))
+            differences.append(Difference(path, kind, left, right))
     return differences
 
 
@@ -249,6 +255,8 @@ def _diff_headers(
         left, right = primary.header(name), candidate.header(name)
         path = HEADER_PREFIX + name.lower()
         if left != right:
+            if is_secret_header(name):  # that they differ is the finding, never the values
+                left, right = (None if v is None else REDACTED for v in (left, right))
             differences.append(Difference(path, "header_changed", _short(left), _short(right)))
     return differences
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import html
 import json
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from io import StringIO
@@ -121,35 +122,52 @@ def _request_line(sample: dict[str, Any]) -> str:
     return f"{request.get('method', '?')} {request.get('path', '?')}"
 
 
+# dropped: the mirror's queue was full; shed: kept back while the proxy needed the CPU
+_COLUMNS = ("route", "context", "compared", "matched", "mismatched", "dropped", "shed", "errors")
+
+
 def _rate(counts: Counts) -> str:
     rate = counts.match_rate
     return "-" if rate is None else f"{rate:.2%}"
 
 
+# C0 and C1 controls (ESC starts terminal escape sequences), DEL, and the Unicode
+# line/paragraph separators and bidi overrides that reorder what a terminal shows.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
+def printable(text: object) -> str:
+    """``text`` safe for a terminal: each control character shown as ``\\xNN``/``\\uNNNN``."""
+    return _CONTROL.sub(lambda m: ascii(m.group())[1:-1], str(text))
+
+
 def render_table(report: ShadowReport, *, width: int = 140) -> str:
-    """Rich tables: the routes, then each route's top fields and example diffs."""
+    """Rich tables: the routes, then each route's top fields and example diffs.
+
+    Every value that comes from stored data (routes, paths, requests, errors, values)
+    goes through :func:`printable`: a stored escape sequence is shown, never obeyed.
+    """
     buffer = StringIO()
     console = Console(file=buffer, width=width, force_terminal=False, color_system=None)
     table = Table(title="Shadow comparison")
-    for column in ("route", "context", "compared", "matched", "mismatched", "dropped", "errors"):
+    for column in _COLUMNS:
         table.add_column(column, justify="left" if column in ("route", "context") else "right")
     table.add_column("match rate", justify="right")
     for item in report.routes:
         c = item.counts
-        values = (c.compared, c.matched, c.mismatched, c.dropped, c.shadow_errors)
-        table.add_row(item.route, item.context, *map(str, values), _rate(c))
+        values = (c.compared, c.matched, c.mismatched, c.dropped, c.shed, c.shadow_errors)
+        table.add_row(printable(item.route), printable(item.context), *map(str, values), _rate(c))
     console.print(table)
     for item in report.routes:
         if item.top_fields:
-            fields = ", ".join(f"{path} ({count})" for path, count in item.top_fields)
-            console.print(f"{item.route} top fields: {fields}", markup=False)
+            fields = ", ".join(f"{printable(path)} ({count})" for path, count in item.top_fields)
+            console.print(f"{printable(item.route)} top fields: {fields}", markup=False)
         for example in item.examples:
             line = f"  {example['kind']}: {example['request']} {example['error']}"
-            console.print(line.rstrip(), markup=False)
+            console.print(printable(line.rstrip()), markup=False)
             for diff in example["differences"]:
-                console.print(
-                    f"    {diff['path']}: {diff['primary']} -> {diff['candidate']}", markup=False
-                )
+                text = f"    {diff['path']}: {diff['primary']} -> {diff['candidate']}"
+                console.print(printable(text), markup=False)
     return buffer.getvalue()
 
 
@@ -214,16 +232,14 @@ def render_html(report: ShadowReport) -> str:
                 r.counts.matched,
                 r.counts.mismatched,
                 r.counts.dropped,
+                r.counts.shed,
                 r.counts.shadow_errors,
             )
         )
         + f"<td class=n>{_rate(r.counts)}</td></tr>"
         for r in report.routes
     )
-    head = "".join(
-        f"<th>{h}</th>"
-        for h in ("route", "context", "compared", "matched", "mismatched", "dropped", "errors")
-    )
+    head = "".join(f"<th>{h}</th>" for h in _COLUMNS)
     return (
         "<!doctype html><html><head><meta charset=utf-8><title>Shadow comparison</title>"
         f"<style>{_STYLE}</style></head><body><h1>Shadow comparison</h1>"

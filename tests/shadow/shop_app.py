@@ -5,13 +5,17 @@ the planted differences: ``name`` renamed to ``title`` in the product detail, th
 category list in reverse order. Both put a fresh ``served_at`` timestamp in the
 product list (noise: it differs between two identical primary calls).
 ``SHOP_DELAY`` (seconds) slows every answer. ``POST /api/v1/products/`` counts
-writes, ``GET /_writes`` tells how many arrived. Serve with
+writes, ``GET /_writes`` tells how many arrived. ``POST /api/v1/session/`` answers
+secrets that differ by variant (a Set-Cookie, an X-Auth-Token, JSON sent as text/plain,
+or as JSON with ``?format=json``, holding a token, a session id and a terminal escape
+sequence), for the redaction tests. Serve with
 ``uvicorn tests.shadow.shop_app:app``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 from datetime import UTC, datetime
 
@@ -70,6 +74,24 @@ async def robots(request: Request) -> Response:
     return PlainTextResponse("User-agent: *\nDisallow: /admin/\n")
 
 
+async def session(request: Request) -> Response:
+    """Secrets of this variant, as a login endpoint would answer them."""
+    body = {
+        "user": "alice",
+        "token": f"tok-{VARIANT}-7f3a",
+        "session_id": f"sid-{VARIANT}-91c2",
+        "note": f"\x1b[2J\x1b[31m{VARIANT}",
+    }
+    response: Response = (
+        JSONResponse(body)
+        if request.query_params.get("format") == "json"
+        else PlainTextResponse(json.dumps(body))  # JSON, but not labelled as such
+    )
+    response.set_cookie("sessionid", f"cookie-{VARIANT}-55e1", httponly=True)
+    response.headers["X-Auth-Token"] = f"hdr-{VARIANT}-0b9d"
+    return response
+
+
 async def writes(request: Request) -> Response:
     return JSONResponse(WRITES)
 
@@ -78,6 +100,7 @@ app = Starlette(
     routes=[
         Route("/healthz", healthz),
         Route("/_writes", writes),
+        Route("/api/v1/session/", session, methods=["POST"]),
         Route("/robots.txt", robots),
         Route("/api/v1/products/", product_list, methods=["GET", "POST"]),
         Route("/api/v1/products/{id:int}/", product_detail),
