@@ -17,7 +17,7 @@ import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -68,6 +68,11 @@ def _plans_option(ext: Extensions, help_text: str) -> Path | None:
     return typer.Option(None, "--plans", help=help_text, hidden=ext.phase_rules is None)
 
 
+def _edge_option(help_text: str) -> Any:
+    """A client-connection limit; unset: $STRANGLER_<SETTING> or the default."""
+    return typer.Option(None, help=help_text, show_default=False)
+
+
 def _phase_rules(ext: Extensions, plans: Path | None) -> PhaseRules | None:
     if plans is None:
         return None
@@ -90,14 +95,25 @@ def _serve_command(ext: Extensions) -> Callable[..., None]:
         slashes: str = typer.Option(
             "reject", help="Encoded slashes/backslashes: reject|normalise."
         ),
-        allow_double_encoded: bool = typer.Option(
-            False,
-            "--allow-double-encoded",
-            help="Forward %25-encoded dot segments and slashes (%252e%252e, %252f) instead "
-            "of answering 400.",
-        ),
         max_body: int = typer.Option(10 * 1024 * 1024, help="Max request body in bytes."),
         reload_interval: float = typer.Option(0.5, help="Seconds between route-file checks."),
+        max_header_bytes: int | None = _edge_option("Max request head in bytes (431)."),
+        max_target_bytes: int | None = _edge_option("Max request-target in bytes (414)."),
+        header_timeout: float | None = _edge_option(
+            "Seconds for the request head to arrive (from accept, then from its first byte)."
+        ),
+        body_idle_timeout: float | None = _edge_option(
+            "Seconds a request body may pause before the request is cut (408)."
+        ),
+        idle_timeout: float | None = _edge_option(
+            "Seconds a connection serving no request may stay silent."
+        ),
+        max_connections: int | None = _edge_option(
+            "Client connections per worker (default: the fd limit less a reserve)."
+        ),
+        max_connections_per_client: int | None = _edge_option(
+            "Client connections per worker from one address (then 503)."
+        ),
         access_log: bool = typer.Option(True, help="JSON access log on stderr."),
         workers: int = typer.Option(1, min=1, help="Worker processes sharing the port."),
         advertise_url: str = typer.Option(
@@ -135,7 +151,17 @@ def _serve_command(ext: Extensions) -> Callable[..., None]:
         from strangler_proxy.config import ProxyConfig
         from strangler_proxy.server import run
 
-        following = {} if live_phase is None else {"live_phase": live_phase}
+        following: dict[str, object] = {} if live_phase is None else {"live_phase": live_phase}
+        edge = {
+            "max_header_bytes": max_header_bytes,
+            "max_target_bytes": max_target_bytes,
+            "client_header_timeout_seconds": header_timeout,
+            "client_body_idle_seconds": body_idle_timeout,
+            "client_idle_seconds": idle_timeout,
+            "max_connections": max_connections,
+            "max_connections_per_client": max_connections_per_client,
+        }
+        following.update({name: value for name, value in edge.items() if value is not None})
         try:
             config = ProxyConfig.from_env(
                 routes=routes,
@@ -143,7 +169,6 @@ def _serve_command(ext: Extensions) -> Callable[..., None]:
                 port=port,
                 admin_prefix=admin_prefix,
                 slashes=slashes,
-                reject_double_encoded=not allow_double_encoded,
                 max_body_bytes=max_body,
                 reload_interval=reload_interval,
                 access_log=access_log,

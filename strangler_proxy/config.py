@@ -5,7 +5,9 @@ token; admin endpoints other than health are off without it) and
 the variable named by the table's ``auth.identity_key_env`` (default
 ``STRANGLER_IDENTITY_KEY``; signs the identity header, read when a table is loaded).
 The proxy follows the live phase in the control database (``STRANGLER_CONTROL_DB_URL``)
-unless ``STRANGLER_LIVE_PHASE=off``.
+unless ``STRANGLER_LIVE_PHASE=off``. The client-connection settings default to
+``STRANGLER_<FIELD NAME>`` when set (e.g. ``STRANGLER_MAX_CONNECTIONS=4000``;
+docs/reference/limits.md lists them).
 
     config = ProxyConfig.from_env(routes=Path("routes.yaml"), port=8000)
 """
@@ -20,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, m
 
 from migration_plans.core.control_db import control_db_url
 from migration_plans.core.live_phase import live_phase_enabled
-from migration_plans.core.yamlfile import MAX_YAML_BYTES
+from strangler_proxy.edge.limits import check_max_connections, default_max_connections
 from strangler_proxy.routing import SlashPolicy
 
 ADMIN_TOKEN_ENV = "STRANGLER_ADMIN_TOKEN"
@@ -38,17 +40,53 @@ class ProxyConfig(BaseModel):
     admin_prefix: str = "/_strangler/"
     admin_token: SecretStr | None = None
     slashes: SlashPolicy = SlashPolicy.REJECT
-    reject_double_encoded: bool = Field(
-        True, description="400 for %25-encoded dot segments, slashes and backslashes"
-    )
     max_body_bytes: int = Field(10 * 1024 * 1024, ge=0)
     max_header_bytes: int = Field(64 * 1024, ge=1024)
     max_path_length: int = Field(8192, ge=64)
+    # -- client connections at the edge (each from STRANGLER_<NAME>) --
+    max_target_bytes: int = Field(
+        default_factory=lambda: _env("max_target_bytes", 16 * 1024),
+        validate_default=True,
+        ge=256,
+        le=1024 * 1024,
+        description="request-target (path and query) counted as it arrives, then 414",
+    )
+    client_header_timeout_seconds: float = Field(
+        default_factory=lambda: _env("client_header_timeout_seconds", 10.0),
+        validate_default=True,
+        gt=0,
+        le=3600,
+        description="the head must arrive within this of accept (later: of its first byte)",
+    )
+    client_body_idle_seconds: float = Field(
+        default_factory=lambda: _env("client_body_idle_seconds", 30.0),
+        validate_default=True,
+        gt=0,
+        le=3600,
+        description="a request body with no byte for this long is cut (408)",
+    )
+    client_idle_seconds: float = Field(
+        default_factory=lambda: _env("client_idle_seconds", 30.0),
+        validate_default=True,
+        gt=0,
+        le=3600,
+        description="a connection serving no request closes after this long silent",
+    )
+    max_connections: int | None = Field(
+        default_factory=lambda: _env("max_connections", None),
+        validate_default=True,
+        ge=1,
+        description="client connections per process (default: RLIMIT_NOFILE less a reserve)",
+    )
+    max_connections_per_client: int = Field(
+        default_factory=lambda: _env("max_connections_per_client", 256),
+        validate_default=True,
+        ge=1,
+        le=1_000_000,
+        description="client connections per process from one address, then 503",
+    )
     buffer_bytes: int = Field(64 * 1024, ge=0, description="bodies up to this are read whole")
     reload_interval: float = Field(0.5, gt=0)
-    max_table_bytes: int = Field(
-        MAX_YAML_BYTES, ge=1024, description="route files larger than this are refused"
-    )
     drain_seconds: float = Field(30.0, ge=0, description="old upstream pools close after")
     access_log: bool = True
     workers: int = Field(1, ge=1, le=64, description="processes sharing the listening socket")
@@ -88,8 +126,25 @@ class ProxyConfig(BaseModel):
             raise ValueError(f"admin token must be at least {MIN_SECRET_LENGTH} characters")
         return value
 
+    @field_validator("max_connections")
+    @classmethod
+    def _fd_budget(cls, value: int | None) -> int | None:
+        if value is not None:
+            check_max_connections(value)
+        return value
+
+    @property
+    def connection_cap(self) -> int:
+        """``max_connections``, or the default derived from this process's fd limit."""
+        return self.max_connections or default_max_connections()
+
     @classmethod
     def from_env(cls, **values: Any) -> ProxyConfig:
         """Settings from keyword arguments plus the secrets in the environment."""
         token = os.environ.get(ADMIN_TOKEN_ENV)
         return cls(admin_token=SecretStr(token) if token else None, **values)
+
+
+def _env(field: str, default: Any) -> Any:
+    """``STRANGLER_<FIELD>`` from the environment, else ``default`` (validated by the field)."""
+    return os.environ.get(f"STRANGLER_{field.upper()}", default)

@@ -22,6 +22,8 @@ import uvicorn
 from migration_plans.core.logs import configure_json_logging
 from strangler_proxy.app import StranglerProxy
 from strangler_proxy.config import ProxyConfig
+from strangler_proxy.edge.limits import EdgeLimits
+from strangler_proxy.edge.protocol import EdgeProtocol
 from strangler_proxy.introspection import AdminMount
 from strangler_proxy.routetable import PhaseRules
 
@@ -53,23 +55,36 @@ def run(
 def serve(proxy: StranglerProxy, config: ProxyConfig, sock: socket.socket | None = None) -> None:
     """Run one uvicorn server for ``proxy`` (on ``sock`` when given)."""
     proxy.handle_sighup = True
+    limits = edge_limits(config)
     uvicorn_config = uvicorn.Config(
         proxy,
         host=config.host,
         port=config.port,
         loop="uvloop",
-        http="httptools",
+        http=EdgeProtocol.bound(limits),  # its own connection gate in each worker
         ws="none",
         lifespan="on",
         access_log=False,
         server_header=False,
         date_header=False,
         log_level="warning",
-        timeout_keep_alive=30,
+        timeout_keep_alive=limits.idle_timeout,  # type: ignore[arg-type]  # a float works
         proxy_headers=False,  # X-Forwarded-* from clients are never trusted
-        h11_max_incomplete_event_size=config.max_header_bytes,
     )
     uvicorn.Server(uvicorn_config).run(sockets=[sock] if sock is not None else None)
+
+
+def edge_limits(config: ProxyConfig) -> EdgeLimits:
+    """The limits every client connection of this process gets."""
+    return EdgeLimits(
+        header_timeout=config.client_header_timeout_seconds,
+        body_idle_timeout=config.client_body_idle_seconds,
+        idle_timeout=config.client_idle_seconds,
+        max_connections=config.connection_cap,
+        max_connections_per_client=config.max_connections_per_client,
+        max_header_bytes=config.max_header_bytes,
+        max_target_bytes=config.max_target_bytes,
+    )
 
 
 def bind(host: str, port: int) -> socket.socket:

@@ -1,6 +1,10 @@
 """The client's request body: read whole when small, streamed otherwise, always capped.
 
+A chunked body is read ahead up to the same threshold first, so a small one is whole,
+and its framing checked, before its head goes to an upstream.
+
 body = RequestBody(receive, declared=content_length, chunked=False, limit=10 << 20)
+await body.prefetch(64 << 10)
 data = await body.read() if body.small(64 << 10) else body.stream()
 """
 
@@ -31,13 +35,26 @@ class RequestBody:
         self.limit = limit
         self.started = False
         self.failure: Exception | None = None
+        self._ahead: list[bytes] = []
+        self._seen = 0
+        self._complete = False
 
     @property
     def empty(self) -> bool:
         return not self.chunked and not self.declared
 
     def small(self, threshold: int) -> bool:
-        return not self.chunked and self.declared is not None and self.declared <= threshold
+        if self.chunked:
+            return self._complete
+        return self.declared is not None and self.declared <= threshold
+
+    async def prefetch(self, threshold: int) -> None:
+        """Read a chunked body ahead until it ends or passes ``threshold`` bytes."""
+        ahead = 0
+        while self.chunked and not self._complete and ahead <= threshold:
+            chunk = await self._next()
+            ahead += len(chunk)
+            self._ahead.append(chunk)
 
     async def read(self) -> bytes:
         """The whole body."""
@@ -46,18 +63,24 @@ class RequestBody:
     async def stream(self) -> AsyncIterator[bytes]:
         """The body chunk by chunk; remembers why it stopped early in :attr:`failure`."""
         self.started = True
-        seen = 0
-        while True:
-            message = await self.receive()
-            if message["type"] == "http.disconnect":
-                self.failure = ClientGone("client disconnected while sending the body")
-                raise self.failure
-            chunk = message.get("body", b"")
-            seen += len(chunk)
-            if seen > self.limit:
-                self.failure = BodyTooLarge(f"body exceeds the limit of {self.limit} bytes")
-                raise self.failure
+        ahead, self._ahead = self._ahead, []
+        for chunk in ahead:
             if chunk:
                 yield chunk
-            if not message.get("more_body", False):
-                return
+        while not self._complete:
+            chunk = await self._next()
+            if chunk:
+                yield chunk
+
+    async def _next(self) -> bytes:
+        message = await self.receive()
+        if message["type"] == "http.disconnect":
+            self.failure = ClientGone("client disconnected while sending the body")
+            raise self.failure
+        chunk: bytes = message.get("body", b"")
+        self._seen += len(chunk)
+        if self._seen > self.limit:
+            self.failure = BodyTooLarge(f"body exceeds the limit of {self.limit} bytes")
+            raise self.failure
+        self._complete = not message.get("more_body", False)
+        return chunk

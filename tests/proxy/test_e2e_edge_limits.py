@@ -1,0 +1,341 @@
+"""The edge under hostile clients, over real sockets against real proxy processes.
+
+Timeouts from accept, connection caps under a 1,024-descriptor limit, head and
+request-target sizes refused as they arrive (the proxy's memory barely moves), HTTP
+versions, trailers and chunk framing. Settings come from the environment
+(``STRANGLER_<SETTING>``) or the command line, like an operator's.
+"""
+
+from __future__ import annotations
+
+import json
+import select
+import socket
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import httpx
+import pytest
+
+from migration_plans.control.processes import free_port, wait_until
+
+if TYPE_CHECKING:
+    from tests.proxy.conftest import Servers
+
+pytestmark = pytest.mark.e2e
+
+ADMIN_TOKEN = "e2e-admin-token-0123456789"
+
+
+def proxy_for(servers: Servers, tmp_path: Path, *, workers: int = 1, **env: str) -> tuple[int, str]:
+    """An echo upstream and a proxy in front of it (``env``: STRANGLER_* settings)."""
+    _, echo = servers.echo("monolith")
+    routes = tmp_path / "routes.yaml"
+    routes.write_text(f'upstreams:\n  monolith: {{url: "{echo}"}}\n')
+    process, url = servers.proxy(
+        routes, workers=workers, env={f"STRANGLER_{k.upper()}": v for k, v in env.items()}
+    )
+    return process.pid, url
+
+
+def connect(url: str, source: str = "127.0.0.1", timeout: float = 5.0) -> socket.socket:
+    host, port = url.removeprefix("http://").split(":")
+    sock = socket.create_connection((host, int(port)), timeout=timeout, source_address=(source, 0))
+    return sock
+
+
+def read_all(sock: socket.socket, timeout: float = 5.0) -> bytes:
+    """Everything until the server closes (b"" parts after a reset are dropped)."""
+    sock.settimeout(timeout)
+    chunks = []
+    try:
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+    except (ConnectionResetError, TimeoutError):
+        pass
+    return b"".join(chunks)
+
+
+def closed(sock: socket.socket) -> bool:
+    """True when the server closed ``sock`` (reads what it sent first)."""
+    readable, _, _ = select.select([sock], [], [], 0)
+    if not readable:
+        return False
+    try:
+        sock.setblocking(False)
+        while sock.recv(65536):
+            pass
+    except BlockingIOError:
+        return False
+    except ConnectionResetError:
+        return True
+    return True
+
+
+def rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise AssertionError(f"no VmRSS for {pid}")
+
+
+def seen(proxy_url: str) -> list[str]:
+    """What the echo upstream received (through the proxy: it routes everything there)."""
+    return list(httpx.get(f"{proxy_url}/_seen", timeout=5).json()["seen"])
+
+
+@contextmanager
+def sockets() -> Iterator[list[socket.socket]]:
+    opened: list[socket.socket] = []
+    try:
+        yield opened
+    finally:
+        for sock in opened:
+            sock.close()
+
+
+# -- 1. timeouts from accept ---------------------------------------------------------------
+
+
+def test_slow_and_idle_connections_are_closed_while_a_client_is_served(
+    servers: Servers, tmp_path: Path
+) -> None:
+    _, proxy = proxy_for(
+        servers,
+        tmp_path,
+        client_header_timeout_seconds="1",
+        client_body_idle_seconds="1",
+        client_idle_seconds="1.5",
+    )
+    with sockets() as opened, httpx.Client(timeout=5) as client:
+        idle = connect(proxy)  # never says a word
+        trickle = connect(proxy)  # a slowloris: a header byte every 0.2 s
+        trickle.sendall(b"GET /slow HTTP/1.1\r\nHost: a\r\nX-Slow: ")
+        upload = connect(proxy)  # a body that stops halfway
+        upload.sendall(
+            b"POST /upload HTTP/1.1\r\nHost: a\r\nContent-Length: 100\r\n\r\n" + b"x" * 50
+        )
+        kept = connect(proxy)  # served once, then silent on keep-alive
+        kept.sendall(b"GET /once HTTP/1.1\r\nHost: a\r\n\r\n")
+        opened += [idle, trickle, upload, kept]
+        served = 0
+        deadline = time.monotonic() + 15
+        while not all(closed(sock) for sock in (idle, upload, kept)) or not closed(trickle):
+            assert time.monotonic() < deadline, "slow or idle connections still open after 15 s"
+            try:
+                trickle.send(b"x")
+            except OSError:
+                pass
+            assert client.get(f"{proxy}/normal").status_code == 200  # others are served
+            served += 1
+            time.sleep(0.2)
+        assert served >= 3
+    # Each got the answer of its own limit before the close.
+    assert seen(proxy).count("GET /once") == 1
+    assert "GET /slow" not in seen(proxy) and "POST /upload" not in seen(proxy)
+
+
+def test_timeouts_answer_408_naming_the_limit(servers: Servers, tmp_path: Path) -> None:
+    _, proxy = proxy_for(
+        servers, tmp_path, client_header_timeout_seconds="0.5", client_body_idle_seconds="0.5"
+    )
+    with sockets() as opened:
+        head = connect(proxy)
+        head.sendall(b"GET / HTTP/1.1\r\nHost: a\r\n")
+        body = connect(proxy)
+        body.sendall(b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nab")
+        opened += [head, body]
+        head_answer, body_answer = read_all(head), read_all(body)
+    assert head_answer.startswith(b"HTTP/1.1 408 "), head_answer
+    assert b"header_timeout" in head_answer and b"connection: close" in head_answer
+    assert body_answer.startswith(b"HTTP/1.1 408 "), body_answer
+    assert b"body_idle_timeout" in body_answer
+
+
+# -- 2. connection caps under a 1,024-descriptor limit -------------------------------------
+
+
+def test_idle_sockets_do_not_lock_out_a_new_client_under_a_1024_fd_limit(
+    servers: Servers, tmp_path: Path
+) -> None:
+    _, echo = servers.echo("monolith")
+    routes = tmp_path / "routes.yaml"
+    routes.write_text(f'upstreams:\n  monolith: {{url: "{echo}"}}\n')
+    port = free_port()
+    proxy = f"http://127.0.0.1:{port}"
+    argv = ["prlimit", "--nofile=1024:1024", "--", sys.executable, "-m", "strangler_proxy"]
+    argv += ["serve", "--routes", str(routes), "--port", str(port), "--no-access-log"]
+    servers.processes(
+        argv,
+        name="proxy-fd-limited",
+        health_url=f"{proxy}/_strangler/health",
+        env={"STRANGLER_ADMIN_TOKEN": ADMIN_TOKEN, "STRANGLER_CONTROL_DB_URL": servers.control_db},
+    )
+    with sockets() as opened:
+        # 1,100 idle sockets from ten addresses (110 each: under the per-client cap of 256):
+        # the global cap (1,024 less its reserve) closes the longest idle to make room.
+        for n in range(1100):
+            opened.append(connect(proxy, source=f"127.0.0.{2 + n % 10}"))
+        response = httpx.get(f"{proxy}/fresh", timeout=10)
+        assert response.status_code == 200
+        # 300 more from one address: past 256 they are refused at once, clearly.
+        crowd = [connect(proxy, source="127.0.0.20") for _ in range(300)]
+        opened += crowd
+        refused = read_all(crowd[-1])
+        assert refused.startswith(b"HTTP/1.1 503 "), refused
+        head = refused.lower()
+        assert b"retry-after: 1" in head and b"connection: close" in head
+        assert b"max_connections_per_client" in refused
+        assert httpx.get(f"{proxy}/still-served", timeout=10).status_code == 200
+
+
+def test_a_cap_too_close_to_the_fd_limit_is_refused(tmp_path: Path) -> None:
+    import subprocess
+
+    routes = tmp_path / "routes.yaml"
+    routes.write_text('upstreams:\n  monolith: {url: "http://127.0.0.1:1"}\n')
+    argv = ["prlimit", "--nofile=1024:1024", "--", sys.executable, "-m", "strangler_proxy"]
+    argv += ["serve", "--routes", str(routes), "--max-connections", "1000"]
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=30)
+    assert result.returncode == 2
+    assert "max_connections" in result.stderr and "RLIMIT_NOFILE" in result.stderr
+
+
+# -- 3. sizes counted as they arrive -------------------------------------------------------
+
+
+def flood(url: str, head: bytes, filler: bytes, total: int, pid: int) -> tuple[bytes, int]:
+    """Send ``head`` then up to ``total`` bytes of ``filler`` as fast as the socket takes
+    them, never finishing the head; the answer and the proxy's peak RSS growth (KiB)."""
+    before = peak = rss_kib(pid)
+    sock = connect(url)
+    sock.setblocking(False)
+    piece = filler * (65536 // len(filler))
+    pending = memoryview(head)
+    sent = 0
+    answer = b""
+    deadline = time.monotonic() + 30
+    try:
+        while time.monotonic() < deadline:
+            wants_write = [sock] if sent < total else []
+            readable, writable, _ = select.select([sock], wants_write, [], 0.5)
+            peak = max(peak, rss_kib(pid))
+            if readable:
+                try:
+                    chunk = sock.recv(65536)
+                except ConnectionResetError:
+                    break
+                if not chunk:
+                    break
+                answer += chunk
+                continue
+            if writable:
+                if not pending:
+                    pending = memoryview(piece)
+                try:
+                    count = sock.send(pending)
+                except OSError:
+                    break
+                pending = pending[count:]
+                sent += count
+            elif sent >= total and not answer:
+                break  # all sent and nothing came back: the proxy is still buffering
+    finally:
+        sock.close()
+    return answer, peak - before
+
+
+def test_huge_header_and_url_refused_as_they_arrive(servers: Servers, tmp_path: Path) -> None:
+    pid, proxy = proxy_for(servers, tmp_path)
+    httpx.get(f"{proxy}/warm", timeout=5)
+    answer, grown = flood(
+        proxy, b"GET / HTTP/1.1\r\nHost: a\r\nX-Big: ", b"a", 200 * 1024 * 1024, pid
+    )
+    assert answer.startswith(b"HTTP/1.1 431 "), answer[:200]
+    assert b"max_header_bytes" in answer
+    assert grown < 20 * 1024, f"proxy RSS grew {grown} KiB"
+    answer, grown = flood(proxy, b"GET /", b"a", 200 * 1024 * 1024, pid)
+    assert answer.startswith(b"HTTP/1.1 414 "), answer[:200]
+    assert b"max_target_bytes" in answer
+    assert grown < 20 * 1024, f"proxy RSS grew {grown} KiB"
+    # A head over the limit that arrives in one piece is refused too.
+    with sockets() as opened:
+        sock = connect(proxy)
+        opened.append(sock)
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: a\r\nX-Big: " + b"a" * 70_000 + b"\r\n\r\n")
+        assert read_all(sock).startswith(b"HTTP/1.1 431 ")
+    assert httpx.get(f"{proxy}/after", timeout=5).status_code == 200
+
+
+# -- 4-6. versions, trailers, chunk framing (under --workers 2: the forked path) ----------
+
+REFUSED = [
+    (b"GET /v09\r\n\r\n", b"505"),
+    (b"GET /v20 HTTP/2.0\r\nHost: a\r\n\r\n", b"505"),
+    (b"GET /v12 HTTP/1.2\r\nHost: a\r\n\r\n", b"400"),
+    (
+        b"POST /te10 HTTP/1.0\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+        b"400",
+    ),
+    (
+        b"POST /badchunk HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabcXX\r\n0\r\n\r\n",
+        b"400",
+    ),
+]
+
+
+def test_versions_trailers_and_chunk_framing(servers: Servers, tmp_path: Path) -> None:
+    _, proxy = proxy_for(servers, tmp_path, workers=2)
+    for request, status in REFUSED:
+        with sockets() as opened:
+            sock = connect(proxy)
+            opened.append(sock)
+            sock.sendall(request)
+            answer = read_all(sock)  # returns once the proxy closed the connection
+        assert answer.startswith(b"HTTP/1.1 " + status), (request, answer[:200])
+        assert answer.count(b"HTTP/1.1 ") == 1
+    request = (
+        b"POST /trailers HTTP/1.1\r\nHost: shop.example\r\nTransfer-Encoding: chunked\r\n"
+        b"Connection: close\r\n\r\n5\r\nhello\r\n0\r\nHost: evil.example\r\n"
+        b"Authorization: Token stolen\r\nX-User-ID: 1\r\nX-Trailer: smuggled\r\n\r\n"
+    )
+    with sockets() as opened:
+        sock = connect(proxy)
+        opened.append(sock)
+        sock.sendall(request)
+        answer = read_all(sock)
+    assert answer.startswith(b"HTTP/1.1 200 "), answer[:300]
+    echoed = json.loads(answer.partition(b"\r\n\r\n")[2])
+    names = [name for name, _ in echoed["headers"]]
+    assert echoed["body_length"] == 5
+    assert "authorization" not in names and "x-user-id" not in names
+    assert "x-trailer" not in names
+    assert dict(echoed["headers"])["host"] != "evil.example" and names.count("host") == 1
+    # Nothing refused reached the upstream, not even a head.
+    received = seen(proxy)
+    for path in ("/v09", "/v20", "/v12", "/te10", "/badchunk"):
+        assert not any(line.endswith(" " + path) for line in received), (path, received)
+
+
+def test_bad_framing_in_a_streamed_body_discards_the_upstream_connection(
+    servers: Servers, tmp_path: Path
+) -> None:
+    _, proxy = proxy_for(servers, tmp_path)
+    big = b"%x\r\n%b\r\n" % (100_000, b"x" * 100_000)  # over the buffer: streamed
+    with ExitStack() as stack:
+        opened = stack.enter_context(sockets())
+        sock = connect(proxy)
+        opened.append(sock)
+        sock.sendall(
+            b"POST /streamed HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+            + big
+            + b"3\r\nabcXX\r\n0\r\n\r\n"
+        )
+        answer = read_all(sock)
+    assert answer.startswith(b"HTTP/1.1 400 "), answer[:200]
+    for n in range(5):  # the pool is not poisoned by the half-sent request
+        assert httpx.post(f"{proxy}/next/{n}", content=b"ok", timeout=5).status_code == 200
