@@ -12,7 +12,8 @@ import pytest
 from typer.testing import CliRunner
 
 from migration_plans.control.processes import ManagedProcess, free_port
-from strangler_proxy.shadow._captures import CaptureError, read_capture
+from migration_plans.core.identity import IDENTITY_HEADER, verify_identity
+from strangler_proxy.shadow._captures import CapturedExchange, CaptureError, read_capture
 from strangler_proxy.shadow._recorder import FlowRecorder
 from strangler_proxy.shadow._redaction import REDACTED
 from strangler_proxy.shadow._replay import ReplayOptions, endpoint_name, replay
@@ -109,7 +110,6 @@ def test_include_writes_replays_unsafe_methods(shops: Shops, shop: Callable[...,
         "POST", "/api/v1/products/", (("content-type", "application/json"),), b'{"name": "x"}'
     )
     store = MemoryShadowStore()
-    from strangler_proxy.shadow._captures import CapturedExchange
 
     summary = asyncio.run(
         replay(
@@ -269,3 +269,37 @@ contexts:
     document = json.loads(result.stdout)
     found = {r["route"]: (r["context"], r["matched"], r["mismatched"]) for r in document["routes"]}
     assert found == {"product-detail": ("catalog", 1, 0), "category-list": ("catalog", 1, 0)}
+
+
+def test_replay_keeps_the_captured_host_and_signs_the_identity_for_writes() -> None:
+    """Issue #17, item 3: Host as captured, a fresh identity, writes alone and unmarked."""
+    seen: list[httpx.Request] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200, json={"next": f"http://{request.headers['host']}/?page=2"})
+
+    captured = (("Host", "shop.example:8080"), (IDENTITY_HEADER, "stale.sig"))
+    exchanges = [
+        CapturedExchange(CapturedRequest("GET", "/api/v1/products/", captured)),
+        CapturedExchange(CapturedRequest("POST", "/api/v1/products/", captured, b"{}")),
+    ]
+    store = MemoryShadowStore()
+    options = ReplayOptions(include_writes=True, identity_key=b"k3y")
+    summary = asyncio.run(
+        replay(
+            exchanges,
+            primary="http://primary:1",
+            candidate="http://candidate:2",
+            store=store,
+            options=options,
+            transport=httpx.MockTransport(answer),
+        )
+    )
+    assert summary.outcomes == {"matched": 2}
+    assert {request.headers["host"] for request in seen} == {"shop.example:8080"}
+    for request in seen:
+        assert verify_identity(request.headers[IDENTITY_HEADER], key=b"k3y").sub
+        assert len(request.headers.get_list(IDENTITY_HEADER)) == 1
+    shadow = [request.headers.get("x-strangler-shadow") for request in seen]
+    assert shadow == ["replay", "replay", None, None]  # GET to both sides, then the POST
