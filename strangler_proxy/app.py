@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from migration_plans.core.http import SAFE_METHODS
+from migration_plans.core.http import SAFE_METHODS, host_allowed
 from migration_plans.core.identity import IDENTITY_HEADER
 from migration_plans.core.yamlfile import ConfigError, ConfigIssue
 from strangler_proxy.admin import Admin
@@ -32,11 +32,13 @@ from strangler_proxy.config import ProxyConfig
 from strangler_proxy.edge import (
     BreakerOpen,
     ClientGone,
+    DisallowedHost,
     ProxyError,
     RequestBody,
     TokenAuth,
     UpstreamConnectFailed,
     UpstreamFailed,
+    check_singletons,
     content_length,
     request_id_from,
     upstream_headers,
@@ -94,7 +96,10 @@ class StranglerProxy:
             on_breaker_change=self._breaker_changed,
             clock=clock,
         )
-        self.holder = holder or TableHolder(load_table(config.routes, phase_rules))
+        self.holder = holder or TableHolder(
+            load_table(config.routes, phase_rules, max_bytes=config.max_table_bytes)
+        )
+        self.holder.max_bytes = config.max_table_bytes
         self.holder.phase_rules = self.holder.phase_rules or phase_rules
         self.holder.check = self._check_table
         problems = self._check_table(self.holder.current)
@@ -119,6 +124,7 @@ class StranglerProxy:
         self.admin = Admin(self._introspection(), reload=self.holder.reload, mounts=admin_mounts)
         self.handle_sighup = False
         self._tasks: list[asyncio.Task[None]] = []
+        self._reloads: set[asyncio.Task[bool]] = set()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -211,7 +217,13 @@ class StranglerProxy:
         watch = self.holder.watch(self.config.reload_interval)
         self._tasks.append(asyncio.get_running_loop().create_task(watch))
         if self.handle_sighup:
-            asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self.holder.reload)
+            asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self._reload_soon)
+
+    def _reload_soon(self) -> None:
+        """SIGHUP: reload the route file, parsed off the event loop."""
+        task = asyncio.get_running_loop().create_task(self.holder.reload_async())
+        self._reloads.add(task)
+        task.add_done_callback(self._reloads.discard)
 
     async def stop(self) -> None:
         """Stop what :meth:`start` started; held writes are refused (503, retry)."""
@@ -259,9 +271,15 @@ class StranglerProxy:
     ) -> int:
         config = self.config
         framing = content_length(scope["headers"], config.max_header_bytes)
+        check_singletons(scope["headers"], scope.get("http_version", "1.1"))
         # Some servers (and httpx's ASGITransport) leave the query on raw_path.
         raw_path = (scope.get("raw_path") or scope["path"].encode("utf-8")).split(b"?", 1)[0]
-        path = normalize_path(raw_path, slashes=config.slashes, max_length=config.max_path_length)
+        path = normalize_path(
+            raw_path,
+            slashes=config.slashes,
+            max_length=config.max_path_length,
+            reject_double_encoded=config.reject_double_encoded,
+        )
         exchange.path = path
         if path.startswith(config.admin_prefix):
             exchange.route = "admin"
@@ -388,6 +406,13 @@ class StranglerProxy:
         netloc = urlsplit(upstream.base_url).netloc  # the first endpoint's
         if upstream.host_header == "client":
             host = request.host or netloc
+            if request.host and not host_allowed(
+                request.host, self.holder.current.table.allowed_hosts
+            ):
+                raise DisallowedHost(
+                    f"Host {request.host!r} is not in the route table's allowed_hosts "
+                    f"(upstream {name!r} has host_header: client)"
+                )
         else:
             host = netloc if upstream.host_header == "upstream" else upstream.host_header
         extra = (

@@ -95,6 +95,12 @@ def _serve_command(ext: Extensions) -> Callable[..., None]:
         slashes: str = typer.Option(
             "reject", help="Encoded slashes/backslashes: reject|normalise."
         ),
+        allow_double_encoded: bool = typer.Option(
+            False,
+            "--allow-double-encoded",
+            help="Forward %25-encoded dot segments and slashes (%252e%252e, %252f) instead "
+            "of answering 400.",
+        ),
         max_body: int = typer.Option(10 * 1024 * 1024, help="Max request body in bytes."),
         reload_interval: float = typer.Option(0.5, help="Seconds between route-file checks."),
         max_header_bytes: int | None = _edge_option("Max request head in bytes (431)."),
@@ -169,6 +175,7 @@ def _serve_command(ext: Extensions) -> Callable[..., None]:
                 port=port,
                 admin_prefix=admin_prefix,
                 slashes=slashes,
+                reject_double_encoded=not allow_double_encoded,
                 max_body_bytes=max_body,
                 reload_interval=reload_interval,
                 access_log=access_log,

@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, m
 
 from migration_plans.core.control_db import control_db_url
 from migration_plans.core.live_phase import live_phase_enabled
+from migration_plans.core.yamlfile import MAX_YAML_BYTES
 from strangler_proxy.edge.limits import check_max_connections, default_max_connections
 from strangler_proxy.routing import SlashPolicy
 
@@ -40,6 +41,9 @@ class ProxyConfig(BaseModel):
     admin_prefix: str = "/_strangler/"
     admin_token: SecretStr | None = None
     slashes: SlashPolicy = SlashPolicy.REJECT
+    reject_double_encoded: bool = Field(
+        True, description="400 for %25-encoded dot segments, slashes and backslashes"
+    )
     max_body_bytes: int = Field(10 * 1024 * 1024, ge=0)
     max_header_bytes: int = Field(64 * 1024, ge=1024)
     max_path_length: int = Field(8192, ge=64)
@@ -87,6 +91,9 @@ class ProxyConfig(BaseModel):
     )
     buffer_bytes: int = Field(64 * 1024, ge=0, description="bodies up to this are read whole")
     reload_interval: float = Field(0.5, gt=0)
+    max_table_bytes: int = Field(
+        MAX_YAML_BYTES, ge=1024, description="route files larger than this are refused"
+    )
     drain_seconds: float = Field(30.0, ge=0, description="old upstream pools close after")
     access_log: bool = True
     workers: int = Field(1, ge=1, le=64, description="processes sharing the listening socket")
