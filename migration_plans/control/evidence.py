@@ -17,7 +17,7 @@ from dualwrite.status import ContextStatus, collect_status
 from migration_plans.control.gates import Observation
 from migration_plans.core.plan import Plan
 from reconciler.history import clean_streak
-from strangler_proxy.shadow.backend import match_rate
+from strangler_proxy.shadow.backend import shadow_counts
 
 log = logging.getLogger("strangler.plans")
 
@@ -41,8 +41,12 @@ class StoreEvidence:
         return observation
 
     def _shadow_match_rate(self, plan: Plan) -> Observation:
-        rate, compared = match_rate(context=plan.context, since=self.shadow_since)
-        return Observation(rate, samples=compared, source="shadow store")
+        counts = shadow_counts(context=plan.context, since=self.shadow_since)
+        # samples: copies compared; shed (kept back under load) and dropped were not
+        detail = f"compared; {counts.shed} shed, {counts.dropped} dropped"
+        return Observation(
+            counts.match_rate, samples=counts.compared, source="shadow store", detail=detail
+        )
 
     def _reconcile_clean_runs(self, plan: Plan) -> Observation:
         return Observation(float(clean_streak(plan.context)), source="reconciler history")

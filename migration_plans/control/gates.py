@@ -23,6 +23,8 @@ class Observation:
     value: float | None
     samples: int | None = None
     source: str = ""
+    detail: str = ""
+    """Shown after the sample count (the shadow gate: ``compared; 12 shed, 0 dropped``)."""
 
 
 class MetricSource(Protocol):
@@ -47,6 +49,8 @@ class GateResult:
         now = "unknown" if value is None else f"{value:g}"
         if self.observation.samples is not None:
             now += f" over {self.observation.samples}"
+        if self.observation.detail:
+            now += f" {self.observation.detail}"
         verdict = "pass" if self.passed else "FAIL"
         return f"{verdict}: {self.gate} (now {now})"
 
@@ -56,6 +60,7 @@ class GateResult:
             "metric": self.gate.metric,
             "value": self.observation.value,
             "samples": self.observation.samples,
+            "detail": self.observation.detail,
             "passed": self.passed,
         }
 

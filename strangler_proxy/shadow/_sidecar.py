@@ -109,6 +109,9 @@ class SidecarProtocol(asyncio.Protocol):
         elif kind == "drops":
             for (route, context), count in message[1].items():
                 self.engine.record_dropped(route, context, count)
+        elif kind == "sheds":
+            for (route, context), count in message[1].items():
+                self.engine.record_shed(route, context, count)
 
     def eof_received(self) -> bool:
         self.done.set()

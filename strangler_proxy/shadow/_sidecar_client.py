@@ -106,6 +106,7 @@ class MirrorProcess:
         self._retry_at = 0.0
         self._closing = False
         self._pending_drops: Counter[tuple[str, str]] = Counter()
+        self._pending_sheds: Counter[tuple[str, str]] = Counter()
         self._next_key = 0
 
     # -- the request path -------------------------------------------------------------
@@ -132,6 +133,13 @@ class MirrorProcess:
         self._pending_drops[(route.name, route.context)] += 1
         self._count(route.name, Submitted.DROPPED.value)
         return Submitted.DROPPED
+
+    def shed(self, route: ShadowRoute) -> None:
+        """Count one copy the adaptive shedder kept back; the sidecar stores it."""
+        self._pending_sheds[(route.name, route.context)] += 1
+        self._count(route.name, Submitted.SHED.value)
+        if self._sidecar is not None:
+            self._schedule_flush(self._sidecar)
 
     def start(self) -> None:
         """Start the sidecar unless it runs (or is pausing after a quick death)."""
@@ -224,6 +232,9 @@ class MirrorProcess:
         if self._pending_drops and len(sidecar.out) < self.buffer_bytes:
             sidecar.out += encode(("drops", dict(self._pending_drops)))
             self._pending_drops.clear()
+        if self._pending_sheds and len(sidecar.out) < self.buffer_bytes:
+            sidecar.out += encode(("sheds", dict(self._pending_sheds)))
+            self._pending_sheds.clear()
         try:
             sent = sidecar.sock.send(sidecar.out) if sidecar.out else 0
         except BlockingIOError:

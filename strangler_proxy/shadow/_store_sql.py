@@ -34,7 +34,9 @@ from sqlalchemy import (
     Table,
     Text,
     delete,
+    inspect,
     select,
+    text,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 
@@ -97,8 +99,20 @@ def shadow_engine(url: str) -> Engine:
     if url not in _ENGINES:
         created = engine(url)
         metadata.create_all(created)
+        _add_new_counters(created)
         _ENGINES[url] = created
     return _ENGINES[url]
+
+
+def _add_new_counters(created: Engine) -> None:
+    """Add counter columns newer than an existing ``shadow_counts`` table (``shed``)."""
+    present = {column["name"] for column in inspect(created).get_columns("shadow_counts")}
+    missing = [name for name in COUNTERS if name not in present]
+    with created.begin() as connection:
+        for name in missing:
+            connection.execute(
+                text(f"ALTER TABLE shadow_counts ADD COLUMN {name} INTEGER NOT NULL DEFAULT 0")
+            )
 
 
 def _forget_engines_after_fork() -> None:

@@ -8,7 +8,8 @@ Proxy to sidecar:
 
 - ``("route", key, ShadowRoute)``: the route a following job's ``key`` stands for;
 - ``("job", key, method, path, headers, body, status, response_headers, response_body)``;
-- ``("drops", {(route, context): n})``: copies the proxy dropped (for the store).
+- ``("drops", {(route, context): n})``: copies the proxy dropped (for the store);
+- ``("sheds", {(route, context): n})``: copies the proxy's load shedder kept back.
 
 Sidecar to proxy:
 

@@ -23,9 +23,9 @@ from collections.abc import Mapping
 from migration_plans.core.control_db import DEFAULT_CONTROL_DB
 from migration_plans.core.database import DEFAULT_REDIS_URL
 from strangler_proxy.shadow._store_sql import SqlShadowStore
-from strangler_proxy.shadow.store import DEFAULT_PREFIX, RedisShadowStore, ShadowResults
+from strangler_proxy.shadow.store import DEFAULT_PREFIX, Counts, RedisShadowStore, ShadowResults
 
-__all__ = ["close_store", "is_redis_url", "match_rate", "open_store", "store_url"]
+__all__ = ["close_store", "is_redis_url", "match_rate", "open_store", "shadow_counts", "store_url"]
 
 _REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 
@@ -94,8 +94,24 @@ def match_rate(
     The rate is None when nothing was compared yet (a gate then fails on its minimum
     sample count).
     """
+    counts = shadow_counts(
+        route=route, context=context, since=since, redis_url=redis_url, prefix=prefix
+    )
+    return counts.match_rate, counts.compared
+
+
+def shadow_counts(
+    *,
+    route: str | None = None,
+    context: str | None = None,
+    since: float | None = None,
+    redis_url: str | None = None,
+    prefix: str = DEFAULT_PREFIX,
+) -> Counts:
+    """Every counter (compared, matched, dropped, shed, ...) from the results store that
+    :func:`match_rate` reads: what a gate's evidence shows next to its sample count."""
     store = open_store(redis_url, prefix=None if prefix == DEFAULT_PREFIX else prefix)
     try:
-        return store.match_rate(route=route, context=context, since=since)
+        return store.counts(route=route, context=context, since=since)
     finally:
         close_store(store)

@@ -103,6 +103,8 @@ class Submitted(StrEnum):
     SAMPLED_OUT = "sampled_out"
     UNSAFE = "skipped_unsafe"
     DROPPED = "dropped"
+    SHED = "shed"
+    """Admitted by the route's sample rate, kept back by the adaptive load shedder."""
 
 
 class MirrorMetrics:
@@ -123,6 +125,22 @@ class MirrorMetrics:
             "Mirror sidecar processes that died while the proxy ran (each is replaced).",
             registry=registry,
         )
+        self.shed_level = Gauge(
+            "strangler_shadow_shed_level",
+            "Share of admitted copies the adaptive shedder lets through (1: all, 0: none).",
+            registry=registry,
+        )
+        self.loop_load = Gauge(
+            "strangler_shadow_loop_load",
+            "Share of time the proxy's event loop was busy (smoothed), as the shedder sees it.",
+            registry=registry,
+        )
+        self.loop_lag = Gauge(
+            "strangler_shadow_loop_lag_seconds",
+            "How late the proxy's event loop ran the shedder's last timer.",
+            registry=registry,
+        )
+        self.shed_level.set(1.0)
         self._children: dict[tuple[str, str], Any] = {}
 
     def count(self, route: str, outcome: str) -> None:
@@ -182,6 +200,8 @@ class Mirror(Protocol):
         admitted: bool = False,
     ) -> Submitted: ...
 
+    def shed(self, route: ShadowRoute) -> None: ...
+
     async def close(self, drain_timeout: float = 5.0) -> None: ...
 
 
@@ -238,6 +258,7 @@ class MirrorEngine:
         self._turns: dict[tuple[str, ...], int] = {}  # endpoints -> copies sent to them
         self._workers: list[asyncio.Task[None]] = []
         self._pending_drops: Counter[tuple[str, str]] = Counter()
+        self._pending_sheds: Counter[tuple[str, str]] = Counter()
         self._pending: list[Outcome] = []
         self._pending_noise: dict[str, set[str]] = {}
         self._flush_now = asyncio.Event()
@@ -315,6 +336,15 @@ class MirrorEngine:
     def record_dropped(self, route: str, context: str, count: int) -> None:
         """Copies dropped before they reached this engine: into the store, not the metrics."""
         self._pending_drops[(route, context)] += count
+
+    def shed(self, route: ShadowRoute) -> None:
+        """One copy the adaptive shedder kept back: counted, and stored in the next batch."""
+        self._count(route.name, Submitted.SHED.value)
+        self.record_shed(route.name, route.context, 1)
+
+    def record_shed(self, route: str, context: str, count: int) -> None:
+        """Copies shed before they reached this engine: into the store, not the metrics."""
+        self._pending_sheds[(route, context)] += count
 
     def _count(self, route: str, outcome: str) -> None:
         self.stats[outcome] += 1
@@ -436,10 +466,12 @@ class MirrorEngine:
         async with self._flush_lock:
             outcomes, self._pending = self._pending, []
             drops, self._pending_drops = self._pending_drops, Counter()
+            sheds, self._pending_sheds = self._pending_sheds, Counter()
             noise, self._pending_noise = self._pending_noise, {}
-            if self.store is None or not (outcomes or drops or noise):
+            if self.store is None or not (outcomes or drops or sheds or noise):
                 return
             outcomes += [Outcome.dropped(r, ctx, n) for (r, ctx), n in drops.items()]
+            outcomes += [Outcome.shed(r, ctx, n) for (r, ctx), n in sheds.items()]
             await asyncio.to_thread(self._write, self.store, outcomes, noise)
 
     @staticmethod

@@ -11,10 +11,11 @@ read the same settings without importing each other.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from strangler_proxy.shadow._shedding import ShedSettings
 from strangler_proxy.shadow._wire import SCHEDULING
 from strangler_proxy.shadow.store import DEFAULT_PREFIX
 
@@ -34,6 +35,11 @@ class ShadowSettings:
     or ``inline`` (the engine in the proxy's event loop). ``record_file``
     (``STRANGLER_RECORD_FILE``) may hold ``{pid}``: each worker process records to
     its own file (see :meth:`record_path`).
+
+    ``shedding``: the adaptive load shedder (:mod:`strangler_proxy.shadow._shedding`):
+    ``STRANGLER_SHADOW_ADAPTIVE`` (``0`` turns it off), ``..._INTERVAL`` (seconds),
+    ``..._LOAD_HIGH``, ``..._LOAD_LOW``, ``..._SMOOTHING``, ``..._RATE_BACKOFF``,
+    ``..._RATE_STEP``, ``..._RATE_FLOOR``, ``..._RECOVER_AFTER`` (seconds).
     """
 
     queue_size: int = 1000
@@ -49,6 +55,7 @@ class ShadowSettings:
     sched: str = "idle"
     buffer_bytes: int = 1024 * 1024
     drain: float = 5.0
+    shedding: ShedSettings = field(default_factory=ShedSettings)
 
     def record_path(self) -> Path:
         """The flow file of the calling process: ``{pid}`` becomes its process id now."""
@@ -79,7 +86,31 @@ class ShadowSettings:
             sched=_choice("SCHED", env.get("STRANGLER_SHADOW_SCHED") or cls.sched, SCHEDULING),
             buffer_bytes=int(number("BUFFER_BYTES", cls.buffer_bytes)),
             drain=number("DRAIN", cls.drain),
+            shedding=_shedding(env, number),
         )
+
+
+def _shedding(env: Mapping[str, str], number: Callable[[str, float], float]) -> ShedSettings:
+    default = ShedSettings()
+    adaptive = env.get("STRANGLER_SHADOW_ADAPTIVE", "").strip().lower()
+    if adaptive not in ("", "1", "0", "true", "false", "on", "off", "yes", "no"):
+        raise ValueError(f"STRANGLER_SHADOW_ADAPTIVE={adaptive!r}: use 1 or 0")
+    return ShedSettings(
+        adaptive=adaptive not in ("0", "false", "off", "no"),
+        **{
+            name: number(name.upper(), getattr(default, name))
+            for name in (
+                "interval",
+                "load_high",
+                "load_low",
+                "smoothing",
+                "rate_backoff",
+                "rate_step",
+                "rate_floor",
+                "recover_after",
+            )
+        },
+    )
 
 
 def _choice(name: str, raw: str, choices: tuple[str, ...]) -> str:

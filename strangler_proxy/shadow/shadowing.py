@@ -15,6 +15,12 @@ the proxy's loop instead.
     status = await forward(..., send=tap.send if tap else send)
     if tap: tap.finish()
 
+While the proxy's event loop is saturated (busy with primary traffic, or waiting for a
+core) the
+adaptive shedder (:mod:`strangler_proxy.shadow._shedding`) keeps back a growing share
+of the copies the route's sample rate admitted, down to none, and lets them through
+again when the loop has room; each one kept back is counted as ``shed``.
+
 A route with ``record: {sample_rate: 0.01}`` also has a sample of its exchanges
 written (redacted) to a mitmproxy flow file by :class:`~strangler_proxy.shadow._recorder.FlowRecorder`.
 
@@ -37,6 +43,7 @@ from prometheus_client import CollectorRegistry
 from strangler_proxy.shadow._captures import CaptureError
 from strangler_proxy.shadow._compare import CompareRules
 from strangler_proxy.shadow._recorder import FlowRecorder
+from strangler_proxy.shadow._shedding import LoopLoad, ShedController
 from strangler_proxy.shadow._sidecar_client import MirrorProcess
 from strangler_proxy.shadow.backend import store_url
 from strangler_proxy.shadow.engine import (
@@ -190,10 +197,14 @@ class Shadowing:
         *,
         recorder: FlowRecorder | None = None,
         sample: Callable[[], float] = random.random,
+        metrics: MirrorMetrics | None = None,
     ) -> None:
         self.engine = engine
         self.settings = settings or ShadowSettings()
         self.recorder = recorder
+        self.shedder = ShedController(self.settings.shedding, sample=sample)
+        self._metrics = metrics
+        self._load = LoopLoad(self.shedder, self.settings.shedding.interval, self._sampled)
         self.skipped_large = 0
         self._plans: dict[int, _Plan] = {}
         self._table: Any = None
@@ -225,8 +236,9 @@ class Shadowing:
                 nice=settings.nice,
                 sched=settings.sched,
             )
-            return cls(mirror, settings)
-        return cls(MirrorEngine.from_settings(settings, metrics, environ), settings)
+            return cls(mirror, settings, metrics=metrics)
+        engine = MirrorEngine.from_settings(settings, metrics, environ)
+        return cls(engine, settings, metrics=metrics)
 
     def sync(self, table: Any) -> None:
         """Take the shadow and record blocks of a (re)loaded route table.
@@ -288,6 +300,8 @@ class Shadowing:
         shadow = plan.shadow
         if shadow is not None and self.engine.admit(shadow, method) is not Submitted.QUEUED:
             shadow = None  # sampled out or unsafe: nothing to copy for the mirror
+        elif shadow is not None and not self._keep(shadow):
+            shadow = None
         record = self._recording(plan.record_rate)
         if shadow is None and not record:
             return None
@@ -307,9 +321,26 @@ class Shadowing:
             return None
         return Tap(self, shadow, record, CapturedRequest(method, target, copied, payload), send)
 
+    def _keep(self, shadow: ShadowRoute) -> bool:
+        """The adaptive shedder's say on a copy the route admitted (counted when shed)."""
+        if not self.settings.shedding.adaptive:
+            return True
+        self._load.start()
+        if self.shedder.keep():
+            return True
+        self.engine.shed(shadow)
+        return False
+
+    def _sampled(self, shedder: ShedController) -> None:
+        if self._metrics is not None:
+            self._metrics.shed_level.set(shedder.level)
+            self._metrics.loop_load.set(shedder.load)
+            self._metrics.loop_lag.set(shedder.lag)
+
     async def close(self) -> None:
         """Stop the mirror and the flow writer (what is queued is written first)."""
         self._started = False
+        await self._load.stop()
         await self.engine.close()
         if self.recorder is not None:
             await asyncio.to_thread(self.recorder.close)

@@ -10,7 +10,7 @@ Keys (``prefix`` defaults to ``strangler:shadow``):
 
     {prefix}:routes              hash  route -> context
     {prefix}:b:{route}           zset  bucket start (unix s), for range reads
-    {prefix}:c:{route}:{bucket}  hash  compared matched mismatched dropped shadow_errors
+    {prefix}:c:{route}:{bucket}  hash  compared matched mismatched dropped shadow_errors shed
     {prefix}:f:{route}:{bucket}  hash  differing field path -> count
     {prefix}:s:{route}           list  newest-first mismatch samples (JSON), capped
     {prefix}:noise:{route}       set   learned noise paths
@@ -55,20 +55,25 @@ __all__ = [
 ]
 
 DEFAULT_PREFIX = "strangler:shadow"
-COUNTERS = ("compared", "matched", "mismatched", "dropped", "shadow_errors")
-OutcomeKind = Literal["matched", "mismatched", "shadow_error", "dropped"]
+COUNTERS = ("compared", "matched", "mismatched", "dropped", "shadow_errors", "shed")
+OutcomeKind = Literal["matched", "mismatched", "shadow_error", "dropped", "shed"]
 _BODY_LIMIT = 64 * 1024
 
 
 @dataclass(frozen=True)
 class Counts:
-    """Counters of one route (or a sum of routes) over a time range."""
+    """Counters of one route (or a sum of routes) over a time range.
+
+    ``dropped``: copies lost because the mirror's queue or buffer was full; ``shed``:
+    copies the adaptive load shedder kept back while the proxy needed the CPU.
+    """
 
     compared: int = 0
     matched: int = 0
     mismatched: int = 0
     dropped: int = 0
     shadow_errors: int = 0
+    shed: int = 0
 
     @property
     def match_rate(self) -> float | None:
@@ -102,10 +107,15 @@ class Outcome:
         """``count`` copies of ``route`` dropped because the mirror queue was full."""
         return cls(route, "dropped", context, count=count)
 
+    @classmethod
+    def shed(cls, route: str, context: str = "", count: int = 1) -> Outcome:
+        """``count`` copies of ``route`` kept back by the adaptive load shedder."""
+        return cls(route, "shed", context, count=count)
+
     def increments(self) -> dict[str, int]:
         if self.kind in ("matched", "mismatched"):
             return {"compared": self.count, self.kind: self.count}
-        return {"shadow_errors" if self.kind == "shadow_error" else "dropped": self.count}
+        return {"shadow_errors" if self.kind == "shadow_error" else self.kind: self.count}
 
     def field_paths(self) -> tuple[str, ...]:
         return self.result.paths if self.result and not self.result.matched else ()

@@ -1,0 +1,182 @@
+"""Adaptive load shedding: mirror fewer copies while the proxy's event loop is saturated.
+
+Every copy the proxy mirrors costs it CPU (the response is kept, pickled and handed
+over) and costs the machine more (the sidecar's and the candidate's work). When the
+cores are saturated, that CPU comes out of the primary's latency. :class:`LoopLoad`
+wakes every ``interval`` seconds in the proxy's event loop and measures two things
+about the last interval:
+
+- the loop's **load**: the share of wall time its thread was not idle, i.e. running
+  or waiting in the kernel's run queue for a core (Linux ``/proc/thread-self/schedstat``;
+  elsewhere only the running time). An idle loop (c=1: it mostly waits for sockets)
+  sits well below 1; a loop that always has ready work (saturated), or that the
+  machine cannot give a core, sits near 1;
+- the loop's **lag**: how late the timer fired (reported, not acted on: a single
+  sample is dominated by the machine's noise).
+
+:class:`ShedController` smooths the load (an exponentially weighted moving average)
+and turns it into the share of admitted copies to mirror, AIMD-style, with a dead band
+for hysteresis:
+
+- smoothed load above ``load_high``: the share is multiplied by ``rate_backoff``
+  (below ``rate_floor`` it becomes 0: nothing is mirrored);
+- below ``load_low`` for ``recover_after`` seconds in a row: the share grows by
+  ``rate_step`` per sample (up to 1);
+- in between: it stays where it is.
+
+The route's configured ``sample_rate`` stays the upper bound: a copy is mirrored when
+the route's sample admits it *and* :meth:`ShedController.keep` keeps it; one the route
+admitted and the controller did not is counted as ``shed``.
+
+    controller = ShedController(settings)
+    controller.observe(0.95)       # the loop was busy 95% of the last interval: halve
+    if controller.keep(): ...      # mirror this copy
+    load = LoopLoad(controller, settings.interval)
+    load.start()                   # inside the running loop; await load.stop() at shutdown
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["LoopLoad", "ShedController", "ShedSettings", "thread_busy_seconds"]
+
+_SCHEDSTAT = Path("/proc/thread-self/schedstat")
+
+
+@dataclass(frozen=True)
+class ShedSettings:
+    """The shedder's thresholds and steps (``STRANGLER_SHADOW_*``: the field name in
+    capitals, e.g. ``STRANGLER_SHADOW_LOAD_HIGH``; ``STRANGLER_SHADOW_ADAPTIVE=0`` turns
+    it off)."""
+
+    adaptive: bool = True
+    interval: float = 0.05
+    load_high: float = 0.8
+    load_low: float = 0.65
+    smoothing: float = 0.3
+    rate_backoff: float = 0.5
+    rate_step: float = 0.05
+    rate_floor: float = 0.02
+    recover_after: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.load_low < self.load_high:
+            raise ValueError(
+                f"STRANGLER_SHADOW_LOAD_LOW={self.load_low:g} must be below "
+                f"STRANGLER_SHADOW_LOAD_HIGH={self.load_high:g} (the dead band between them "
+                "keeps the share steady)"
+            )
+        if self.recover_after < 0:
+            raise ValueError(
+                f"STRANGLER_SHADOW_RECOVER_AFTER={self.recover_after:g}: must be >= 0 (seconds)"
+            )
+        for name in ("smoothing", "rate_backoff", "rate_step", "interval"):
+            value = getattr(self, name)
+            if not 0 < value <= 1:
+                raise ValueError(
+                    f"STRANGLER_SHADOW_{name.upper()}={value:g}: use a value in (0, 1]"
+                )
+
+
+class ShedController:
+    """The share of admitted copies to mirror (``level``, 0..1), driven by load samples.
+
+    Deterministic given its inputs: :meth:`observe` takes one load sample (the loop's
+    busy share of an interval, 0..1) and returns the new level; :meth:`keep` draws from
+    ``sample`` only while the level is strictly between 0 and 1.
+    """
+
+    def __init__(
+        self, settings: ShedSettings | None = None, *, sample: Callable[[], float] = random.random
+    ) -> None:
+        self.settings = settings or ShedSettings()
+        self.level = 1.0
+        self.load = 0.0  # smoothed
+        self.lag = 0.0  # the last timer lag seen (seconds), for the metrics
+        self._sample = sample
+        self._calm = 0  # samples in a row below load_low
+        self._calm_needed = max(1, round(self.settings.recover_after / self.settings.interval))
+
+    def observe(self, load: float, lag: float = 0.0) -> float:
+        """Take one load sample; move the level (multiplicative down, additive up)."""
+        s = self.settings
+        self.lag = lag
+        self.load += s.smoothing * (min(1.0, max(0.0, load)) - self.load)
+        self._calm = self._calm + 1 if self.load < s.load_low else 0
+        if self.load > s.load_high:
+            self.level *= s.rate_backoff
+            if self.level < s.rate_floor:
+                self.level = 0.0
+        elif self._calm >= self._calm_needed:
+            self.level = min(1.0, self.level + s.rate_step)
+        return self.level
+
+    def keep(self) -> bool:
+        """Whether to mirror one copy the route's own sample rate admitted."""
+        if self.level >= 1.0:
+            return True
+        return self.level > 0.0 and self._sample() < self.level
+
+
+def thread_busy_seconds() -> float:
+    """Seconds the calling thread has run or waited for a core (Linux schedstat), else run."""
+    try:
+        ran, waited, _ = _SCHEDSTAT.read_bytes().split()
+    except (OSError, ValueError):
+        return time.thread_time()
+    return (int(ran) + int(waited)) / 1e9
+
+
+class LoopLoad:
+    """A task in the running event loop that feeds its thread's busy share (and the
+    timer's lag) to a :class:`ShedController` every ``interval`` seconds, then calls
+    ``on_sample`` (the metrics)."""
+
+    def __init__(
+        self,
+        controller: ShedController,
+        interval: float,
+        on_sample: Callable[[ShedController], None] | None = None,
+        *,
+        busy: Callable[[], float] = thread_busy_seconds,
+    ) -> None:
+        self.controller = controller
+        self.interval = interval
+        self.on_sample = on_sample
+        self._busy = busy
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    def start(self) -> None:
+        """Start measuring in the running loop (idempotent)."""
+        if not self.running:
+            self._task = asyncio.get_running_loop().create_task(self._run(), name="shadow-load")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _run(self) -> None:
+        # time.monotonic, not loop.time(): uvloop's clock and timers have 1 ms steps.
+        began, busy = time.monotonic(), self._busy()
+        while True:
+            await asyncio.sleep(self.interval)
+            now, busy_now = time.monotonic(), self._busy()
+            lag = max(0.0, now - began - self.interval)
+            self.controller.observe((busy_now - busy) / max(now - began, 1e-6), lag)
+            began, busy = now, busy_now
+            if self.on_sample is not None:
+                self.on_sample(self.controller)
