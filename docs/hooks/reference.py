@@ -20,9 +20,10 @@ from __future__ import annotations
 
 import ast
 import copy
+import functools
 import itertools
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
@@ -255,21 +256,24 @@ class DynamicRead:
 @dataclass
 class _Module:
     path: Path
+    rel: str
     name: str
     tree: ast.Module
     constants: dict[str, ast.expr]
     parents: dict[ast.AST, ast.AST]
-
-    @property
-    def rel(self) -> str:
-        return self.path.relative_to(ROOT).as_posix()
+    calls: dict[str, list[ast.Call]]  # by callee name
 
 
-def _modules() -> list[_Module]:
+def _modules(root: Path = ROOT, packages: Iterable[str] = PACKAGES) -> list[_Module]:
+    return _parsed(root, tuple(packages))
+
+
+@functools.cache
+def _parsed(root: Path, packages: tuple[str, ...]) -> list[_Module]:
     found = []
-    for package in PACKAGES:
-        for path in sorted((ROOT / package).rglob("*.py")):
-            rel = path.relative_to(ROOT).as_posix()
+    for package in packages:
+        for path in sorted((root / package).rglob("*.py")):
+            rel = path.relative_to(root).as_posix()
             if "/migrations/" in rel or "/alembic/versions/" in rel:
                 continue
             tree = ast.parse(path.read_text(), filename=rel)
@@ -289,7 +293,11 @@ def _modules() -> list[_Module]:
                 child: node for node in ast.walk(tree) for child in ast.iter_child_nodes(node)
             }
             module = rel[: -len(".py")].replace("/", ".").removesuffix(".__init__")
-            found.append(_Module(path, module, tree, constants, parents))
+            calls: dict[str, list[ast.Call]] = {}
+            for node in parents:
+                if isinstance(node, ast.Call):
+                    calls.setdefault(_callee(node), []).append(node)
+            found.append(_Module(path, rel, module, tree, constants, parents, calls))
     return found
 
 
@@ -304,8 +312,8 @@ _GET_METHODS = {"get", "setdefault", "pop"}
 class _Scanner:
     """Finds environment reads in the packages and resolves their names and defaults."""
 
-    def __init__(self) -> None:
-        self.modules = _modules()
+    def __init__(self, root: Path = ROOT, packages: Iterable[str] = PACKAGES) -> None:
+        self.modules = _modules(root, packages)
         self.by_name = {m.name: m for m in self.modules}
         self.vars: dict[str, EnvVar] = {}
         self.dynamic: list[DynamicRead] = []
@@ -358,8 +366,8 @@ class _Scanner:
                     ):
                         scopes.append((other, other.tree))
         for owner, scope in scopes:
-            for found in ast.walk(scope):
-                if isinstance(found, ast.Call) and _callee(found) == function.name:
+            for found in owner.calls.get(function.name, []):
+                if scope is owner.tree or _inside(owner, found, scope):
                     yield owner, found
 
     def _argument(self, function: ast.FunctionDef, call: ast.Call, name: str) -> ast.expr | None:
@@ -692,6 +700,15 @@ class _Scanner:
                         FIELD_DESCRIPTIONS.setdefault(prefix + name.upper(), info.description)
 
 
+def _inside(module: _Module, node: ast.AST, scope: ast.AST) -> bool:
+    current = module.parents.get(node)
+    while current is not None:
+        if current is scope:
+            return True
+        current = module.parents.get(current)
+    return False
+
+
 def _names_in(expr: ast.expr | None) -> set[str]:
     if expr is None:
         return set()
@@ -769,12 +786,14 @@ DYNAMIC_READS = {
 }
 
 
-def env_vars() -> tuple[dict[str, EnvVar], list[DynamicRead]]:
+def env_vars(
+    root: Path = ROOT, packages: Iterable[str] = PACKAGES, *, cli: bool = True
+) -> tuple[dict[str, EnvVar], list[DynamicRead]]:
     """Every environment variable the packages read (by name), and the reads the scan
     could not name. Variables of CLI options (``envvar=``) are added from the CLI."""
-    scanner = _Scanner()
+    scanner = _Scanner(root, packages)
     scanner.scan()
-    for command in cli_commands():
+    for command in cli_commands() if cli else []:
         for param in command.params:
             for name in param.envvar:
                 var = scanner.vars.setdefault(name, EnvVar(name))
@@ -796,9 +815,10 @@ def describe(name: str) -> str:
     return DESCRIPTIONS.get(name) or FIELD_DESCRIPTIONS.get(name, "")
 
 
-def environment_markdown() -> str:
-    """``reference/environment.md``."""
-    found, _ = env_vars()
+def environment_markdown(found: dict[str, EnvVar] | None = None) -> str:
+    """``reference/environment.md`` (of ``found``, default :func:`env_vars`)."""
+    if found is None:
+        found, _ = env_vars()
     out = [
         "# Environment variables and settings",
         "",
@@ -1130,8 +1150,8 @@ def _string(expr: ast.expr, local: dict[str, str]) -> str | None:
     return None
 
 
-def metrics_markdown() -> str:
-    """``reference/metrics.md``."""
+def metrics_markdown(found: list[Metric] | None = None) -> str:
+    """``reference/metrics.md`` (of ``found``, default :func:`metrics`)."""
     out = [
         "# Metrics",
         "",
@@ -1143,7 +1163,7 @@ def metrics_markdown() -> str:
         "| metric | type | labels | help | served by | defined in |",
         "|---|---|---|---|---|---|",
     ]
-    for m in metrics():
+    for m in metrics() if found is None else found:
         labels = ", ".join(f"`{label}`" for label in m.labels)
         out.append(
             f"| `{m.name}` | {m.type} | {labels} | {_cell(m.help)} | {m.process} | `{m.module}` |"
@@ -1154,7 +1174,7 @@ def metrics_markdown() -> str:
 
 # ------------------------------------------------------------------------ mkdocs hook
 
-PAGES = {
+PAGES: dict[str, Callable[[], str]] = {
     "reference/cli.md": cli_markdown,
     "reference/environment.md": environment_markdown,
     "reference/route-table.md": route_table_markdown,
