@@ -309,7 +309,9 @@ def main() -> None:
     parser.add_argument("--generator", choices=["auto", "wrk", "python"], default="auto")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (medians)")
     parser.add_argument(
-        "--shadow", action="store_true", help="then shadowing off vs on (bench/shadow.py)"
+        "--shadow",
+        action="store_true",
+        help="then shadowing off vs fixed vs adaptive (bench/shadow_adaptive.py)",
     )
     args = parser.parse_args()
 
@@ -347,9 +349,10 @@ def main() -> None:
             finally:
                 process.stop()
     if args.shadow:
-        from shadow import run_shadow  # bench/shadow.py imports this module: import it late
+        # late: it imports this module. The full shadow matrix is bench/shadow.py.
+        from shadow_adaptive import run_adaptive
 
-        report["shadow"] = run_shadow(load, [1, 16], args.duration, rounds=args.rounds)
+        report["shadow"] = run_adaptive(load, max(args.duration, 4.0), rounds=args.rounds)
     print(json.dumps(report, indent=2))
 
 

@@ -116,13 +116,17 @@ def proxy(
     logs: Path,
     workdir: Path,
     mode: str = "process",
+    **settings: str,
 ) -> tuple[ManagedProcess, str]:
+    """A proxy in front of ``primary`` mirroring to ``shadow``; ``settings``: more
+    ``STRANGLER_SHADOW_*`` variables (e.g. ``STRANGLER_SHADOW_ADAPTIVE="0"``)."""
     routes = workdir / f"routes-{free_port()}.yaml"
     routes.write_text(routes_yaml(primary, shadow, sample_rate))
     port = free_port()
     argv = [sys.executable, "-m", "strangler_proxy", "serve", "--routes", str(routes)]
     argv += ["--port", str(port), "--no-access-log"]
     env = {**os.environ, "STRANGLER_ADMIN_TOKEN": ADMIN_TOKEN, "STRANGLER_SHADOW_MODE": mode}
+    env.update(settings)
     env.pop("STRANGLER_REDIS_URL", None)  # compare only: no store round trips in the figures
     url = f"http://127.0.0.1:{port}"
     return start(argv, "strangler", url + "/_strangler/health", logs, env=env), url
