@@ -14,6 +14,15 @@ strangler_proxy_fence_held{context}                         (writes held by a fe
 strangler_proxy_fence_hold_seconds{context}                 (histogram: how long each waited)
 strangler_proxy_fence_released_total{context, outcome}      (lifted | expired | overflow | stopped)
 strangler_proxy_phase_epoch{context}                        (the published epoch served)
+
+The mirror's series share this registry (:class:`strangler_proxy.shadow.engine.MirrorMetrics`):
+
+strangler_shadow_outcomes_total{route, outcome}   (queued, matched, mismatched, shadow_error,
+                                                   dropped, shed, sampled_out, skipped_unsafe)
+strangler_shadow_queue_depth, strangler_shadow_sidecar_deaths_total
+strangler_shadow_shed_level                       (share of admitted copies mirrored, 0..1)
+strangler_shadow_loop_load                        (the event loop's busy share the shedder sees)
+strangler_shadow_loop_lag_seconds
 """
 
 from __future__ import annotations

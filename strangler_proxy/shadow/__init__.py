@@ -3,6 +3,7 @@
 Modules, in the order a copy travels:
 
     shadowing        the proxy's side: which routes mirror or record, the response tap
+    _shedding        adaptive load shedding: fewer copies while the proxy's event loop is busy
     settings         ``STRANGLER_SHADOW_*``, read once (mode, queue, record file)
     _sidecar_client  hands copies to the mirror sidecar process, never waits
     _wire            the frames between the proxy and its sidecar
