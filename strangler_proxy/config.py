@@ -45,7 +45,13 @@ class ProxyConfig(BaseModel):
         True, description="400 for %25-encoded dot segments, slashes and backslashes"
     )
     max_body_bytes: int = Field(10 * 1024 * 1024, ge=0)
-    max_header_bytes: int = Field(64 * 1024, ge=1024)
+    max_header_bytes: int = Field(
+        default_factory=lambda: _env("max_header_bytes", 64 * 1024),
+        validate_default=True,
+        ge=1024,
+        le=16 * 1024 * 1024,
+        description="request head, and a chunked body's chunk lines and trailers, then 431",
+    )
     max_path_length: int = Field(8192, ge=64)
     # -- client connections at the edge (each from STRANGLER_<NAME>) --
     max_target_bytes: int = Field(
