@@ -8,10 +8,14 @@ from a transaction it rolls back: no row, no outbox event either way.
 
 from __future__ import annotations
 
+import asyncio
+import json
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
 import httpx
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, func, select, text
 
@@ -19,17 +23,15 @@ from extracted_services.common.migrations import upgrade
 from migration_plans.control.processes import ManagedProcess, free_port, uvicorn_argv
 from migration_plans.core.database import sqlalchemy_url
 from migration_plans.core.outbox import outbox_table
-from tests.services.conftest import (
-    IDENTITY_KEY,
-    REPO_ROOT,
-    Stack,
-    django_migrate,
-    identity_headers,
-)
+from strangler_proxy.shadow.engine import MirrorEngine, MirrorMetrics, ShadowRoute, Submitted
+from strangler_proxy.shadow.exchange import CapturedRequest, CapturedResponse
+from strangler_proxy.shadow.store import MemoryShadowStore
+from tests.services.conftest import IDENTITY_KEY, REPO_ROOT, Stack, identity_headers
 
 ServiceApp = Callable[..., tuple[TestClient, Stack]]
 
 SHADOW = {"X-Strangler-Shadow": "1"}
+JSON = (("content-type", "application/json"),)
 LAMPS = {"name": "Lamps", "slug": "lamps", "description": ""}
 
 
@@ -80,10 +82,16 @@ def test_a_sandboxed_shadow_write_answers_and_leaves_nothing(service_app: Servic
     assert rows(stack.service_url) == (1, 1)
 
 
-def test_a_service_process_in_sandbox_mode_keeps_a_mirrored_post_out(tmp_path: Path) -> None:
-    """Over real sockets: the catalog service (uvicorn, dual_write, SQLite) in sandbox mode."""
+@pytest.mark.parametrize(
+    ("mode", "outcome", "status"), [("sandbox", "matched", 201), ("refuse", "mismatched", 403)]
+)
+def test_the_proxy_mirror_engine_s_copy_of_a_post_writes_nothing(
+    mode: str, outcome: str, status: int, tmp_path: Path, monolith_sqlite_template: Path
+) -> None:
+    """Over real sockets: the proxy's mirror engine copies a POST (side_effect_free route)
+    to the catalog service (uvicorn, dual_write, SQLite) in each mode."""
     monolith, service = tmp_path / "monolith.sqlite3", tmp_path / "catalog.sqlite3"
-    django_migrate(f"sqlite:///{monolith}")
+    shutil.copyfile(monolith_sqlite_template, monolith)
     upgrade("catalog", f"sqlite:///{service}")
     port = free_port()
     env = {
@@ -91,18 +99,35 @@ def test_a_service_process_in_sandbox_mode_keeps_a_mirrored_post_out(tmp_path: P
         "CATALOG_MONOLITH_DATABASE_URL": f"sqlite:///{monolith}",
         "CATALOG_PHASE": "dual_write",
         "CATALOG_IDENTITY_KEY": IDENTITY_KEY,
-        "CATALOG_SHADOW_WRITES": "sandbox",
+        "CATALOG_SHADOW_WRITES": mode,
     }
     argv = uvicorn_argv("extracted_services.catalog.main:create_app", port, factory=True)
     url = f"http://127.0.0.1:{port}"
+    route = ShadowRoute("category-create", url, context="catalog", side_effect_free=True)
+    headers = (("content-type", "application/json"), *identity_headers().items())
+    request = CapturedRequest("POST", "/api/v1/categories/", headers, json.dumps(LAMPS).encode())
+    # What the primary (the monolith) answered for the same request on the same data.
+    primary = CapturedResponse(201, JSON, json.dumps({"id": 1, **LAMPS}).encode())
+    store = MemoryShadowStore()
+
+    async def mirror() -> None:
+        engine = MirrorEngine(store=store, concurrency=1, metrics=MirrorMetrics(None))
+        engine.start()
+        assert engine.submit(route, request, primary) is Submitted.QUEUED
+        await engine.drain(30)
+        await engine.close()
+
     process = ManagedProcess.start(
-        argv, name="catalog-sandbox", health_url=f"{url}/healthz", env=env, cwd=REPO_ROOT,
+        argv, name=f"catalog-{mode}", health_url=f"{url}/healthz", env=env, cwd=REPO_ROOT,
         log_dir=tmp_path, timeout=60,
     )  # fmt: skip
-    with process, httpx.Client(base_url=url) as client:
-        answer = client.post(
-            "/api/v1/categories/", json=LAMPS, headers={**identity_headers(), **SHADOW}
-        )
-        assert answer.status_code == 201, answer.text
-        assert client.get("/api/v1/categories/").json()["count"] == 0
+    with process:
+        asyncio.run(mirror())
+        assert httpx.get(f"{url}/api/v1/categories/").json()["count"] == 0
+    counts = store.counts(route="category-create")
+    assert (counts.compared, getattr(counts, outcome)) == (1, 1)
+    if outcome == "mismatched":
+        differences = store.samples("category-create")[0]["differences"]
+        statuses = [d["candidate"] for d in differences if d["path"] == "status"]
+        assert statuses == [str(status)]
     assert rows(f"sqlite:///{service}") == (0, 0)
