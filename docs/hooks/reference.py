@@ -23,6 +23,7 @@ import copy
 import functools
 import itertools
 import json
+import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from enum import Enum
@@ -1193,3 +1194,13 @@ def on_files(files: Any, config: Any) -> Any:
             files.remove(existing)
         files.append(File.generated(config, path, content=render()))
     return files
+
+
+_SPHINX_ROLE = re.compile(r":(?:class|meth|func|data|mod|attr|exc|obj):(<code>|`)")
+
+
+def on_page_content(html: str, page: Any, config: Any, files: Any) -> str:
+    """mkdocs hook: docstrings use Sphinx roles (``:class:`X```) and ``::`` before an
+    example; mkdocstrings renders them verbatim, so drop the role and the extra colon."""
+    html = _SPHINX_ROLE.sub(r"\1", html)
+    return html.replace("::</p>", ":</p>")
