@@ -242,8 +242,11 @@ class EnvVar:
 
     @property
     def default(self) -> str:
-        known = sorted(d for d in self.defaults if d)
-        return " or ".join(known)
+        """The defaults as Markdown: literals in code, computed ones with their expression."""
+        shown = []
+        for value in sorted(d for d in self.defaults if d):
+            shown.append(value if value.startswith(("computed: ", "`")) else f"`{value}`")
+        return " or ".join(shown)
 
 
 @dataclass(frozen=True)
@@ -839,10 +842,9 @@ def environment_markdown(found: dict[str, EnvVar] | None = None) -> str:
     for name in sorted(found, key=_sort_key):
         var = found[name]
         sites = ", ".join(sorted(var.sites))
-        default = var.default
-        if default and not default.startswith(("computed", "`")):
-            default = f"`{default}`"
-        out.append(f"| `{name}` | {_cell(default)} | {_cell(describe(name))} | {_cell(sites)} |")
+        out.append(
+            f"| `{name}` | {_cell(var.default)} | {_cell(describe(name))} | {_cell(sites)} |"
+        )
     out.append("")
     return "\n".join(out)
 
@@ -972,6 +974,9 @@ def _schema_type(schema: dict[str, Any]) -> str:
         return f"list of {_schema_type(schema.get('items', {}))}"
     if kind == "object" and isinstance(schema.get("additionalProperties"), dict):
         return f"map of {_schema_type(schema['additionalProperties'])}"
+    if kind == "object" and schema.get("patternProperties"):
+        (pattern, value), *_ = schema["patternProperties"].items()
+        return f"map of {_schema_type(value)} (names matching `{pattern}`)"
     if isinstance(kind, list):
         return " or ".join(kind)
     constraints = [
