@@ -2,11 +2,16 @@
 
 ``health`` is open (load balancers probe it); everything else needs
 ``Authorization: Bearer <STRANGLER_ADMIN_TOKEN>`` and is off when no token is set.
+Wrong bearer tokens are throttled per client address (:mod:`strangler_proxy.throttling`,
+shared with the mounted apps' sign-ins): past the allowance, 429 with ``Retry-After``
+and the token is not checked.
 
     GET  {prefix}health     {"status": "ok", "table": {...}, "reload_failing": false}
     GET  {prefix}table      active table: version, hash, source, generation, routes, each
                             upstream's endpoints, last reload error
     GET  {prefix}breakers   per-upstream breaker state
+    GET  {prefix}pools      per-upstream pool: connections busy/idle, requests waiting, in
+                            flight per route and the route limit (``upstream_route_share``)
     GET  {prefix}live       this replica: instance id, served epochs, write fences per context
     POST {prefix}reload     reload the route file now
     GET  {prefix}metrics    Prometheus text format
@@ -50,6 +55,7 @@ class Admin:
     ) -> None:
         self.view = view
         self.token = view.admin_token
+        self.throttle = view.admin_auth.throttle
         self.prefix = view.admin_prefix
         self._reload = reload
         self.mounts: dict[str, ASGIApp] = {
@@ -66,7 +72,10 @@ class Admin:
             root_path = scope.get("root_path", "") + self.prefix + mount
             child = {**scope, "path": path, "root_path": root_path}
             return await _tagged(self.mounts[mount], child, receive, send, request_id)
-        status, body, content_type = self.handle(scope["method"], name, dict(scope["headers"]))
+        client = scope["client"][0] if scope.get("client") else ""
+        status, body, content_type = self.handle(
+            scope["method"], name, dict(scope["headers"]), client
+        )
         headers = [
             (b"content-type", content_type),
             (b"content-length", str(len(body)).encode()),
@@ -84,15 +93,19 @@ class Admin:
                 return mount
         return None
 
-    def handle(self, method: str, name: str, headers: dict[bytes, bytes]) -> Answer:
-        """Status, body and content type for ``{prefix}{name}``."""
+    def handle(
+        self, method: str, name: str, headers: dict[bytes, bytes], client: str = ""
+    ) -> Answer:
+        """Status, body and content type for ``{prefix}{name}`` asked by address ``client``."""
         if (method, name) in (("GET", "health"), ("HEAD", "health")):
             return _json(self.health())
-        self._authorize(headers)
+        self._authorize(headers, client)
         if method == "GET" and name == "table":
             return _json(self.table())
         if method == "GET" and name == "breakers":
             return _json(self.view.breakers())
+        if method == "GET" and name == "pools":
+            return _json(self.view.pools())
         if method == "GET" and name == "live":
             return _json(self.view.live())
         if method == "POST" and name == "reload":
@@ -102,12 +115,16 @@ class Admin:
             return 200, self.view.metrics_text(), b"text/plain; version=0.0.4; charset=utf-8"
         raise NotFound(f"no admin endpoint {method} {name!r}")
 
-    def _authorize(self, headers: dict[bytes, bytes]) -> None:
+    def _authorize(self, headers: dict[bytes, bytes], client: str) -> None:
         if self.token is None:
             raise Unauthorized("admin API disabled: set STRANGLER_ADMIN_TOKEN")
-        given = headers.get(b"authorization", b"")
+        given = headers.get(b"authorization")
+        if given is None:  # no credential, no guess: nothing to count
+            raise Unauthorized()
+        self.throttle.take(client)
         if not hmac.compare_digest(given, b"Bearer " + self.token):
             raise Unauthorized()
+        self.throttle.give_back(client)
 
     def health(self) -> dict[str, Any]:
         table = self.view.table()

@@ -44,13 +44,14 @@ from strangler_proxy.edge import (
     upstream_headers,
 )
 from strangler_proxy.fence import WriteFence
-from strangler_proxy.introspection import AdminMount, ProxyIntrospection
+from strangler_proxy.introspection import AdminAuth, AdminMount, ProxyIntrospection
 from strangler_proxy.live import LivePhase
 from strangler_proxy.metrics import ProxyMetrics
 from strangler_proxy.routetable import LoadedTable, PhaseRules, ReloadError, TableHolder, load_table
 from strangler_proxy.routing import Target, normalize_path
 from strangler_proxy.shadow import Shadowing
-from strangler_proxy.upstream import Forwarder, Outgoing, StreamBroken
+from strangler_proxy.throttling import AuthThrottle
+from strangler_proxy.upstream import Forwarder, Outgoing, PoolLimits, StreamBroken
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -93,6 +94,11 @@ class StranglerProxy:
         self.forwarder = Forwarder(
             buffer_bytes=config.buffer_bytes,
             drain_seconds=config.drain_seconds,
+            limits=PoolLimits(
+                pool_wait=config.upstream_pool_wait_seconds,
+                body_idle=config.upstream_body_idle_seconds,
+                route_share=config.upstream_route_share,
+            ),
             on_breaker_change=self._breaker_changed,
             clock=clock,
         )
@@ -168,9 +174,25 @@ class StranglerProxy:
             holder=self.holder,
             metrics=self.metrics,
             breakers=lambda: self.forwarder.breakers,
+            pools=lambda: {name: pool.snapshot() for name, pool in self.forwarder.pools.items()},
             admin_prefix=self.config.admin_prefix,
             admin_token=token.get_secret_value().encode() if token is not None else None,
+            admin_auth=self._admin_auth(),
             live=self.live.describe,
+        )
+
+    def _admin_auth(self) -> AdminAuth:
+        config = self.config
+        throttle = AuthThrottle(
+            per_minute=config.auth_failures_per_minute,
+            burst=config.auth_failures_burst,
+            max_clients=config.auth_throttle_clients,
+        )
+        return AdminAuth(
+            throttle,
+            session_idle_seconds=config.dashboard_session_idle_seconds,
+            session_max_seconds=config.dashboard_session_max_seconds,
+            secure_cookie=config.dashboard_secure_cookie,
         )
 
     def _fence_lifted(self, context: str) -> None:
@@ -359,6 +381,7 @@ class StranglerProxy:
                 payload,
                 exchange.request_id,
                 lambda: body.failure,
+                target.route_name,
             )
 
         breaker = self.forwarder.breakers.get(target.upstream)
@@ -477,7 +500,7 @@ async def _send_error(send: Send, exc: ProxyError, request_id: str) -> None:
         (b"x-request-id", request_id.encode()),
         *exc.headers,
     ]
-    if exc.status_code in (400, 413, 414, 431):
+    if exc.status_code in (400, 408, 413, 414, 431):
         headers.append((b"connection", b"close"))
     await send({"type": "http.response.start", "status": exc.status_code, "headers": headers})
     await send({"type": "http.response.body", "body": body})

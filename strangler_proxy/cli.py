@@ -128,6 +128,31 @@ def _serve_command(ext: Extensions) -> Callable[..., None]:
         fence_queue: int = typer.Option(
             1000, help="Writes a worker holds behind a write fence; more get 503 Retry-After."
         ),
+        upstream_pool_wait: float | None = typer.Option(
+            None,
+            help="Seconds a request waits for a pooled upstream connection, then 503 "
+            "upstream_busy [default: $STRANGLER_UPSTREAM_POOL_WAIT_SECONDS or 5].",
+            show_default=False,
+        ),
+        upstream_body_idle: float | None = typer.Option(
+            None,
+            help="Seconds a streamed upload may give nothing before it is cut (408) "
+            "[default: $STRANGLER_UPSTREAM_BODY_IDLE_SECONDS or 30].",
+            show_default=False,
+        ),
+        upstream_route_share: float | None = typer.Option(
+            None,
+            help="Share (0-1] of an upstream's pool one route may hold; beyond it 503 at once "
+            "[default: $STRANGLER_UPSTREAM_ROUTE_SHARE or 0.5].",
+            show_default=False,
+        ),
+        dashboard_secure_cookie: bool | None = typer.Option(
+            None,
+            "--dashboard-secure-cookie/--no-dashboard-secure-cookie",
+            help="Mark the dashboard's session cookie Secure: TLS is terminated in front "
+            "[default: $STRANGLER_DASHBOARD_SECURE_COOKIE or off].",
+            show_default=False,
+        ),
         live_phase: bool | None = typer.Option(
             None,
             "--live-phase/--no-live-phase",
@@ -183,6 +208,12 @@ def _serve_command(ext: Extensions) -> Callable[..., None]:
                 advertise_url=advertise_url,
                 fence_queue=fence_queue,
                 **following,
+                **_given(
+                    upstream_pool_wait_seconds=upstream_pool_wait,
+                    upstream_body_idle_seconds=upstream_body_idle,
+                    upstream_route_share=upstream_route_share,
+                    dashboard_secure_cookie=dashboard_secure_cookie,
+                ),
             )
         except ValidationError as exc:
             for error in exc.errors():
@@ -195,6 +226,11 @@ def _serve_command(ext: Extensions) -> Callable[..., None]:
             raise typer.Exit(1) from exc
 
     return serve
+
+
+def _given(**values: object) -> dict[str, object]:
+    """The options given on the command line (the others come from the environment)."""
+    return {name: value for name, value in values.items() if value is not None}
 
 
 def _load(path: Path, phase_rules: PhaseRules | None = None) -> LoadedTable:

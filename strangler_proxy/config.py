@@ -5,9 +5,9 @@ token; admin endpoints other than health are off without it) and
 the variable named by the table's ``auth.identity_key_env`` (default
 ``STRANGLER_IDENTITY_KEY``; signs the identity header, read when a table is loaded).
 The proxy follows the live phase in the control database (``STRANGLER_CONTROL_DB_URL``)
-unless ``STRANGLER_LIVE_PHASE=off``. The client-connection settings default to
-``STRANGLER_<FIELD NAME>`` when set (e.g. ``STRANGLER_MAX_CONNECTIONS=4000``;
-docs/reference/limits.md lists them).
+unless ``STRANGLER_LIVE_PHASE=off``. The client-connection, dashboard-session, sign-in
+throttling and upstream-pool settings default to ``STRANGLER_<FIELD NAME>`` when set (e.g.
+``STRANGLER_UPSTREAM_POOL_WAIT_SECONDS=2``; docs/reference/limits.md lists them).
 
     config = ProxyConfig.from_env(routes=Path("routes.yaml"), port=8000)
 """
@@ -114,6 +114,69 @@ class ProxyConfig(BaseModel):
     fence_queue: int = Field(
         1000, ge=0, le=100_000, description="writes held by a fence per process, then 503"
     )
+    # -- dashboard sessions and admin sign-in throttling (each from STRANGLER_<NAME>) --
+    dashboard_session_idle_seconds: float = Field(
+        default_factory=lambda: _env("dashboard_session_idle_seconds", 8 * 3600),
+        validate_default=True,
+        ge=60,
+        le=7 * 86400,
+        description="a dashboard session unused this long ends",
+    )
+    dashboard_session_max_seconds: float = Field(
+        default_factory=lambda: _env("dashboard_session_max_seconds", 24 * 3600),
+        validate_default=True,
+        ge=60,
+        le=30 * 86400,
+        description="a dashboard session ends this long after sign-in, used or not",
+    )
+    dashboard_secure_cookie: bool = Field(
+        default_factory=lambda: _env("dashboard_secure_cookie", False),
+        validate_default=True,
+        description="mark the session cookie Secure (TLS terminated in front of the proxy)",
+    )
+    auth_failures_per_minute: float = Field(
+        default_factory=lambda: _env("auth_failures_per_minute", 5),
+        validate_default=True,
+        gt=0,
+        le=600,
+        description="failed admin sign-ins/bearer tokens an address gets back per minute",
+    )
+    auth_failures_burst: int = Field(
+        default_factory=lambda: _env("auth_failures_burst", 5),
+        validate_default=True,
+        ge=1,
+        le=1000,
+        description="failed attempts an address may make in a row before 429",
+    )
+    auth_throttle_clients: int = Field(
+        default_factory=lambda: _env("auth_throttle_clients", 10_000),
+        validate_default=True,
+        ge=1,
+        le=1_000_000,
+        description="client addresses whose failures are remembered (least recent dropped)",
+    )
+    # -- the upstream pools (each from STRANGLER_<NAME>) --
+    upstream_pool_wait_seconds: float = Field(
+        default_factory=lambda: _env("upstream_pool_wait_seconds", 5.0),
+        validate_default=True,
+        gt=0,
+        le=300,
+        description="wait this long for a pooled connection, then 503 upstream_busy",
+    )
+    upstream_body_idle_seconds: float = Field(
+        default_factory=lambda: _env("upstream_body_idle_seconds", 30.0),
+        validate_default=True,
+        gt=0,
+        le=3600,
+        description="a streamed upload silent this long is cut (408, connection discarded)",
+    )
+    upstream_route_share: float = Field(
+        default_factory=lambda: _env("upstream_route_share", 0.5),
+        validate_default=True,
+        gt=0,
+        le=1,
+        description="share of an upstream's pool one route may hold; beyond it 503 at once",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -150,6 +213,14 @@ class ProxyConfig(BaseModel):
     def connection_cap(self) -> int:
         """``max_connections``, or the default derived from this process's fd limit."""
         return self.max_connections or default_max_connections()
+
+    @model_validator(mode="after")
+    def _session_bounds(self) -> ProxyConfig:
+        if self.dashboard_session_idle_seconds > self.dashboard_session_max_seconds:
+            raise ValueError(
+                "dashboard_session_idle_seconds must not exceed dashboard_session_max_seconds"
+            )
+        return self
 
     @classmethod
     def from_env(cls, **values: Any) -> ProxyConfig:

@@ -19,9 +19,10 @@ from typing import Any, Protocol
 
 from strangler_proxy.metrics import ProxyMetrics
 from strangler_proxy.routetable import ReloadError, Route, TableHolder
+from strangler_proxy.throttling import AuthThrottle
 from strangler_proxy.upstream import CircuitBreaker
 
-__all__ = ["ASGIApp", "AdminMount", "ProxyIntrospection", "ProxyView", "TableView"]
+__all__ = ["ASGIApp", "AdminAuth", "AdminMount", "ProxyIntrospection", "ProxyView", "TableView"]
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -51,6 +52,23 @@ class TableView:
     """Why the file on disk is refused (the table above keeps serving), or None."""
 
 
+@dataclass(frozen=True)
+class AdminAuth:
+    """How the admin API and the apps mounted under it authenticate people.
+
+    ``throttle`` counts failed admin credentials per client address for the whole
+    process (admin API bearer tokens and a mounted app's sign-ins alike). A mounted app
+    that signs browsers in keeps sessions for at most ``session_idle_seconds`` unused and
+    ``session_max_seconds`` in all, and marks its cookie ``Secure`` when
+    ``secure_cookie`` (TLS is terminated in front of the proxy) or the request is https.
+    """
+
+    throttle: AuthThrottle
+    session_idle_seconds: float = 8 * 3600
+    session_max_seconds: float = 24 * 3600
+    secure_cookie: bool = False
+
+
 class ProxyView(Protocol):
     """Read-only access to a running proxy, for apps mounted under its admin prefix."""
 
@@ -62,6 +80,11 @@ class ProxyView(Protocol):
     @property
     def admin_token(self) -> bytes | None:
         """The admin bearer token a mounted app must ask for (None: admin API off)."""
+        ...
+
+    @property
+    def admin_auth(self) -> AdminAuth:
+        """The failed-attempt throttle and the session settings a mounted app must use."""
         ...
 
     def table(self) -> TableView:
@@ -91,15 +114,19 @@ class ProxyIntrospection:
         holder: TableHolder,
         metrics: ProxyMetrics,
         breakers: Callable[[], Mapping[str, CircuitBreaker]],
+        pools: Callable[[], Mapping[str, dict[str, object]]] | None = None,
         admin_prefix: str,
         admin_token: bytes | None,
+        admin_auth: AdminAuth | None = None,
         live: Callable[[], dict[str, Any]] | None = None,
     ) -> None:
         self._holder = holder
         self._metrics = metrics
         self._breakers = breakers
+        self._pools = pools
         self._admin_prefix = admin_prefix
         self._admin_token = admin_token
+        self._admin_auth = admin_auth or AdminAuth(AuthThrottle())
         self._live = live
 
     @property
@@ -109,6 +136,10 @@ class ProxyIntrospection:
     @property
     def admin_token(self) -> bytes | None:
         return self._admin_token
+
+    @property
+    def admin_auth(self) -> AdminAuth:
+        return self._admin_auth
 
     def table(self) -> TableView:
         holder = self._holder
@@ -143,6 +174,11 @@ class ProxyIntrospection:
     def breakers(self) -> dict[str, dict[str, object]]:
         """Each upstream's breaker state (the admin API's ``breakers``)."""
         return {name: breaker.snapshot() for name, breaker in self._breakers().items()}
+
+    def pools(self) -> dict[str, dict[str, object]]:
+        """Each upstream's pool: connections busy, idle and waited for, requests in flight
+        per route and the route limit (the admin API's ``pools``)."""
+        return {} if self._pools is None else dict(self._pools())
 
     def metrics_text(self) -> bytes:
         """Every metric in the Prometheus text format (the admin API's ``metrics``)."""

@@ -7,13 +7,17 @@
      ├── Unauthorized               401 unauthorized    (admin API without the bearer token)
      ├── InvalidToken               401 invalid_token   (``Authorization: Token`` the monolith refused)
      ├── NotFound                   404 not_found       (unknown admin endpoint)
+     ├── UploadStalled              408 upload_stalled  (a streamed body stopped arriving upstream)
      ├── BodyTooLarge               413 body_too_large
      ├── PathTooLong                414 path_too_long
+     ├── TooManyAttempts            429 too_many_attempts (failed admin sign-ins; Retry-After)
      ├── HeadersTooLarge            431 headers_too_large
      ├── UpstreamFailed             502 upstream_failed (connect refused, reset, bad response)
      ├── BreakerOpen                503 breaker_open    (circuit open, no fallback for the route)
      ├── AuthUnavailable            503 auth_unavailable (the whoami endpoint did not answer)
      ├── FenceOverflow              503 fence_overflow  (too many writes held by a fence; Retry-After)
+     ├── UpstreamBusy               503 upstream_busy   (no pooled connection in time, or the route's
+     │                                                   share of the pool in use; Retry-After)
      └── UpstreamTimeout            504 upstream_timeout
 
 Route-table problems are not HTTP errors: they are
@@ -80,6 +84,14 @@ class NotFound(ProxyError):
     default_detail = "Not found."
 
 
+class UploadStalled(ProxyError):
+    """The client stopped sending a streamed body; the upstream connection was discarded."""
+
+    status_code = 408
+    code = "upload_stalled"
+    default_detail = "The request body stopped arriving; the request was abandoned."
+
+
 class BodyTooLarge(ProxyError):
     status_code = 413
     code = "body_too_large"
@@ -90,6 +102,19 @@ class PathTooLong(ProxyError):
     status_code = 414
     code = "path_too_long"
     default_detail = "The request path exceeds the proxy's limit."
+
+
+class TooManyAttempts(ProxyError):
+    """Too many failed admin sign-ins or bearer tokens from one client address."""
+
+    status_code = 429
+    code = "too_many_attempts"
+    default_detail = "Too many failed attempts from this address; retry later."
+
+    def __init__(self, detail: str | None = None, *, retry_after: int = 60) -> None:
+        super().__init__(detail)
+        self.retry_after = max(1, retry_after)
+        self.headers = ((b"retry-after", str(self.retry_after).encode()),)
 
 
 class HeadersTooLarge(ProxyError):
@@ -114,6 +139,15 @@ class BreakerOpen(ProxyError):
     status_code = 503
     code = "breaker_open"
     default_detail = "The upstream's circuit breaker is open."
+
+
+class UpstreamBusy(ProxyError):
+    """No pooled connection to the upstream in time, or the route holds its share of them."""
+
+    status_code = 503
+    code = "upstream_busy"
+    default_detail = "The upstream is busy; retry shortly."
+    headers = ((b"retry-after", b"1"),)
 
 
 class AuthUnavailable(ProxyError):

@@ -20,14 +20,20 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from strangler_proxy.upstream.breaker import BreakerState, CircuitBreaker, StateListener
-    from strangler_proxy.upstream.forwarder import Forwarder, Outgoing, StreamBroken, UpstreamPool
+    from strangler_proxy.upstream.forwarder import (
+        Forwarder,
+        Outgoing,
+        PoolLimits,
+        StreamBroken,
+        UpstreamPool,
+    )
 else:
     from migration_plans.core.exports import lazy_exports
 
     __getattr__ = lazy_exports(
         __name__,
         {
-            "forwarder": ["Forwarder", "Outgoing", "StreamBroken", "UpstreamPool"],
+            "forwarder": ["Forwarder", "Outgoing", "PoolLimits", "StreamBroken", "UpstreamPool"],
             "breaker": ["BreakerState", "CircuitBreaker", "StateListener"],
         },
     )
@@ -37,6 +43,7 @@ __all__ = [
     "CircuitBreaker",
     "Forwarder",
     "Outgoing",
+    "PoolLimits",
     "StateListener",
     "StreamBroken",
     "UpstreamPool",

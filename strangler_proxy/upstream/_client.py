@@ -17,7 +17,10 @@ an :class:`asyncio.Protocol` per connection and one future per response.
 Errors: :class:`ConnectFailed` (no connection: nothing was sent), :class:`Disconnected`
 (the connection closed before the response was complete; ``before_response`` says no
 byte of a response had arrived, so a safe request may be sent again), ``TimeoutError``
-(no byte from the upstream for ``read`` seconds), :class:`ProtocolError` (not HTTP).
+(no byte from the upstream for ``read`` seconds), :class:`ProtocolError` (not HTTP),
+:class:`PoolTimeout` (no connection free within ``pool_wait`` seconds: nothing was sent),
+:class:`BodyStalled` (a streamed request body gave nothing for ``body_idle`` seconds: the
+connection is discarded).
 """
 
 from __future__ import annotations
@@ -32,9 +35,11 @@ from typing import cast
 import httptools
 
 __all__ = [
+    "BodyStalled",
     "ClientLimits",
     "ConnectFailed",
     "Disconnected",
+    "PoolTimeout",
     "ProtocolError",
     "UpstreamClient",
     "UpstreamResponse",
@@ -63,14 +68,29 @@ class ProtocolError(Exception):
     """The upstream's answer is not valid HTTP/1.1."""
 
 
+class PoolTimeout(Exception):
+    """Every pooled connection stayed busy for ``pool_wait`` seconds; nothing was sent."""
+
+
+class BodyStalled(Exception):
+    """The request body being streamed gave no chunk for ``body_idle`` seconds."""
+
+
 @dataclass(frozen=True)
 class ClientLimits:
-    """Timeouts (seconds) and the pool size of one upstream."""
+    """Timeouts (seconds) and the pool size of one upstream.
+
+    ``pool_wait``: how long a request waits for a connection when ``pool_size`` are busy
+    (None: no limit). ``body_idle``: how long a streamed request body may give nothing
+    (None: no limit).
+    """
 
     connect: float = 1.0
     read: float = 30.0
     pool_size: int = 100
     keepalive: float = 30.0
+    pool_wait: float | None = None
+    body_idle: float | None = None
 
 
 class UpstreamResponse:
@@ -410,6 +430,11 @@ class UpstreamClient:
     def idle_connections(self) -> int:
         return len(self._idle)
 
+    @property
+    def waiting(self) -> int:
+        """Requests waiting for a connection because ``pool_size`` are busy."""
+        return sum(1 for waiter in self._waiters if not waiter.done())
+
     async def request(
         self,
         method: str,
@@ -436,7 +461,8 @@ class UpstreamClient:
             if body is None or isinstance(body, bytes):
                 connection.write(_head(method, target, headers, body) + (body or b""))
             else:
-                await _send_stream(connection, _head(method, target, headers, None, True), body)
+                head_bytes = _head(method, target, headers, None, True)
+                await _send_stream(connection, head_bytes, body, self.limits.body_idle)
             connection.sent()
             return await head
         except BaseException:
@@ -490,9 +516,11 @@ class UpstreamClient:
         """Wait for a released connection, or None: a free slot to connect in."""
         waiter: asyncio.Future[_Connection | None] = self.loop.create_future()
         self._waiters.append(waiter)
+        wait = self.limits.pool_wait
         try:
-            return await waiter
-        except asyncio.CancelledError:
+            async with asyncio.timeout(wait):
+                return await waiter
+        except (asyncio.CancelledError, TimeoutError) as exc:
             if waiter.done() and not waiter.cancelled():  # handed over as we were cancelled
                 handed = waiter.result()
                 if handed is not None:
@@ -500,6 +528,11 @@ class UpstreamClient:
                 else:
                     self._open -= 1
                     self._wake_one(None)
+            if isinstance(exc, TimeoutError):
+                raise PoolTimeout(
+                    f"all {self.limits.pool_size} connections to {self.host}:{self.port} "
+                    f"stayed busy for {wait:g} s"
+                ) from exc
             raise
 
     async def _connect(self) -> _Connection:
@@ -565,10 +598,32 @@ def _head(
     return "".join(lines).encode("latin-1")
 
 
-async def _send_stream(connection: _Connection, head: bytes, body: AsyncIterator[bytes]) -> None:
+async def _send_stream(
+    connection: _Connection, head: bytes, body: AsyncIterator[bytes], idle: float | None
+) -> None:
     connection.write(head)
-    async for chunk in body:
-        if chunk:
-            connection.write(b"%x\r\n%b\r\n" % (len(chunk), chunk))
-            await connection.drain()
+    if idle is None:
+        async for chunk in body:
+            if chunk:
+                connection.write(b"%x\r\n%b\r\n" % (len(chunk), chunk))
+                await connection.drain()
+        connection.write(b"0\r\n\r\n")
+        return
+    # Only the wait for the client's next chunk is timed: an upstream slow to read
+    # (drain) is the read timeout's business, not the client's.
+    loop, chunks = connection.loop, aiter(body)
+    try:
+        async with asyncio.timeout(None) as deadline:
+            while True:
+                deadline.reschedule(loop.time() + idle)
+                try:
+                    chunk = await anext(chunks)
+                except StopAsyncIteration:
+                    break
+                deadline.reschedule(None)
+                if chunk:
+                    connection.write(b"%x\r\n%b\r\n" % (len(chunk), chunk))
+                    await connection.drain()
+    except TimeoutError as exc:
+        raise BodyStalled(f"the request body gave nothing for {idle:g} s") from exc
     connection.write(b"0\r\n\r\n")

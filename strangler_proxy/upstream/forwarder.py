@@ -9,6 +9,14 @@ endpoint is cooling down. Only when no endpoint could be reached does the reques
 with :class:`UpstreamConnectFailed` (a read may fall back; the upstream's one breaker
 counts one failure). ``pool_size`` caps the connections to each endpoint.
 
+Pool limits (:class:`PoolLimits`): a request waits at most ``pool_wait`` seconds for a
+free connection, then gets :class:`UpstreamBusy` (503, and the upstream's breaker counts
+a failure); a streamed upload that gives nothing for ``body_idle`` seconds is cut
+(:class:`UploadStalled`, 408; its connection discarded; not the upstream's failure); and
+one route may hold at most ``route_share`` of an upstream's connections in flight: beyond
+that its requests get :class:`UpstreamBusy` at once, so a slow path (stalled uploads, say)
+cannot starve the upstream's other routes.
+
 The pools pass bytes through: no decompression, no cookies, no redirects. Upstream
 errors become :mod:`strangler_proxy.edge.errors` at this boundary: connect failures
 (:class:`UpstreamConnectFailed`, safe to fall back), timeouts, broken connections. A
@@ -37,6 +45,8 @@ import yarl
 
 from migration_plans.core.http import SAFE_METHODS
 from strangler_proxy.edge.errors import (
+    UploadStalled,
+    UpstreamBusy,
     UpstreamConnectFailed,
     UpstreamFailed,
     UpstreamTimeout,
@@ -44,9 +54,11 @@ from strangler_proxy.edge.errors import (
 from strangler_proxy.edge.headers import client_headers
 from strangler_proxy.routetable.model import RouteTable, Upstream
 from strangler_proxy.upstream._client import (
+    BodyStalled,
     ClientLimits,
     ConnectFailed,
     Disconnected,
+    PoolTimeout,
     ProtocolError,
     UpstreamClient,
     UpstreamResponse,
@@ -66,6 +78,15 @@ class StreamBroken(Exception):
     """The upstream failed after the response had started: the client connection is cut."""
 
 
+@dataclass(frozen=True)
+class PoolLimits:
+    """How requests share an upstream's pool (see the module docstring); seconds."""
+
+    pool_wait: float | None = None
+    body_idle: float | None = None
+    route_share: float = 1.0
+
+
 @dataclass
 class Outgoing:
     """One request as it goes upstream (path already normalised)."""
@@ -76,6 +97,8 @@ class Outgoing:
     body: bytes | AsyncIterator[bytes] | None = None
     request_id: str = ""
     client_failure: Callable[[], Exception | None] = lambda: None
+    route: str = ""
+    """The route that sent it: its share of the upstream's pool is counted."""
 
     @property
     def replayable(self) -> bool:
@@ -150,12 +173,58 @@ class UpstreamPool:
     """An upstream's settings, a forwarding pool per endpoint, the rotation over them,
     and (for whoami) an aiohttp session."""
 
-    def __init__(self, name: str, upstream: Upstream) -> None:
+    def __init__(self, name: str, upstream: Upstream, limits: PoolLimits | None = None) -> None:
         self.name = name
         self.upstream = upstream
+        self.limits = limits or PoolLimits()
         self.rotation = Rotation(len(upstream.endpoints))
+        self.in_flight: dict[str, int] = {}
+        """Requests in flight per route (only while ``route_share`` < 1)."""
         self._clients: list[UpstreamClient] | None = None
         self._session: aiohttp.ClientSession | None = None
+
+    @property
+    def route_limit(self) -> int | None:
+        """Requests one route may have in flight here (None: no share is enforced)."""
+        share = self.limits.route_share
+        if share >= 1.0:
+            return None
+        return max(1, int(share * self.upstream.pool_size * len(self.upstream.endpoints)))
+
+    def enter(self, route: str) -> None:
+        """Count a request of ``route``; :class:`UpstreamBusy` when the route's share is used."""
+        limit = self.route_limit
+        if limit is None:
+            return
+        busy = self.in_flight.get(route, 0)
+        if busy >= limit:
+            raise UpstreamBusy(
+                f"route {route!r} already has {busy} requests in flight to upstream "
+                f"{self.name!r} (its share of the pool); retry shortly"
+            )
+        self.in_flight[route] = busy + 1
+
+    def snapshot(self) -> dict[str, object]:
+        """Connections busy, idle and waited for, and requests in flight per route (the
+        admin API's ``pools``)."""
+        clients = self._clients or []
+        open_ = sum(client.open_connections for client in clients)
+        idle = sum(client.idle_connections for client in clients)
+        return {
+            "pool_size": self.upstream.pool_size * len(self.upstream.endpoints),
+            "busy": open_ - idle,
+            "idle": idle,
+            "waiting": sum(client.waiting for client in clients),
+            "route_limit": self.route_limit,
+            "in_flight": dict(self.in_flight),
+        }
+
+    def leave(self, route: str) -> None:
+        busy = self.in_flight.get(route, 0) - 1
+        if busy > 0:
+            self.in_flight[route] = busy
+        else:
+            self.in_flight.pop(route, None)
 
     @property
     def clients(self) -> list[UpstreamClient]:
@@ -174,7 +243,11 @@ class UpstreamPool:
             parts.hostname or "127.0.0.1",
             parts.port or (443 if https else 80),
             ClientLimits(
-                connect=timeouts.connect, read=timeouts.read, pool_size=self.upstream.pool_size
+                connect=timeouts.connect,
+                read=timeouts.read,
+                pool_size=self.upstream.pool_size,
+                pool_wait=self.limits.pool_wait,
+                body_idle=self.limits.body_idle,
             ),
             ssl=ssl.create_default_context() if https else None,
         )
@@ -220,11 +293,13 @@ class Forwarder:
         *,
         buffer_bytes: int = 64 * 1024,
         drain_seconds: float = 30.0,
+        limits: PoolLimits | None = None,
         on_breaker_change: StateListener | None = None,
         clock: Callable[[], float] | None = None,
     ) -> None:
         self.buffer_bytes = buffer_bytes
         self.drain_seconds = drain_seconds
+        self.limits = limits or PoolLimits()
         self.on_breaker_change = on_breaker_change
         self.clock = clock
         self.pools: dict[str, UpstreamPool] = {}
@@ -239,7 +314,7 @@ class Forwarder:
             if pool is None or _pool_settings(pool.upstream) != _pool_settings(upstream):
                 if pool is not None:
                     self._retire(pool)
-                pool = UpstreamPool(name, upstream)
+                pool = UpstreamPool(name, upstream, self.limits)
             pool.upstream = upstream
             self.pools[name] = pool
             self._breaker(name, upstream)
@@ -273,12 +348,24 @@ class Forwarder:
         pool, breaker = self.pools.get(name), self.breakers.get(name)
         if pool is None or breaker is None:  # removed by a reload while this request ran
             raise UpstreamFailed(f"upstream {name!r} is no longer configured")
+        pool.enter(outgoing.route)
+        try:
+            return await self._exchange(pool, breaker, outgoing, send)
+        finally:
+            pool.leave(outgoing.route)
+
+    async def _exchange(
+        self, pool: UpstreamPool, breaker: CircuitBreaker, outgoing: Outgoing, send: Send
+    ) -> int:
+        name = pool.name
         try:
             response = await self._request(pool, outgoing)
         except Exception as exc:
             failure = outgoing.client_failure()
             if failure is not None:
                 raise failure from exc
+            if isinstance(exc, BodyStalled):  # the client's silence, not the upstream's fault
+                raise UploadStalled(f"{exc} (upstream {name!r})") from exc
             breaker.record(ok=False)
             raise translate(exc, name) from exc
         breaker.record(ok=response.status not in pool.upstream.breaker.failure_statuses)
@@ -389,6 +476,8 @@ def translate(exc: BaseException, name: str) -> Exception:
     """A client/asyncio error as the proxy error the client gets."""
     if isinstance(exc, ConnectFailed):
         return UpstreamConnectFailed(f"could not connect to upstream {name!r}")
+    if isinstance(exc, PoolTimeout):
+        return UpstreamBusy(f"upstream {name!r} is busy: {exc}")
     if isinstance(exc, TimeoutError):
         return UpstreamTimeout(f"upstream {name!r} did not answer in time")
     if isinstance(exc, OSError | ProtocolError):

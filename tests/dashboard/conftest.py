@@ -82,9 +82,12 @@ class FixedSources:
         return self.data
 
 
-def make_proxy(routes: Path, *, token: str | None = TOKEN) -> StranglerProxy:
+def make_proxy(routes: Path, *, token: str | None = TOKEN, **settings: Any) -> StranglerProxy:
     config = ProxyConfig(
-        routes=routes, admin_token=SecretStr(token) if token else None, access_log=False
+        routes=routes,
+        admin_token=SecretStr(token) if token else None,
+        access_log=False,
+        **settings,
     )
     return StranglerProxy(config, admin_mounts={MOUNT: mount})
 
@@ -97,8 +100,11 @@ def dashboard_of(proxy: StranglerProxy) -> Dashboard:
 
 
 @asynccontextmanager
-async def client(proxy: StranglerProxy) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=proxy)
+async def client(
+    proxy: StranglerProxy, *, address: str = "127.0.0.1"
+) -> AsyncIterator[httpx.AsyncClient]:
+    """An in-process client of ``proxy``, seen as coming from ``address``."""
+    transport = httpx.ASGITransport(app=proxy, client=(address, 123))
     async with httpx.AsyncClient(transport=transport, base_url="http://proxy.test") as http:
         yield http
 

@@ -8,9 +8,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import pytest
 
 from strangler_proxy.upstream._client import (
+    BodyStalled,
     ClientLimits,
     ConnectFailed,
     Disconnected,
+    PoolTimeout,
     ProtocolError,
     UpstreamClient,
 )
@@ -318,3 +320,57 @@ async def test_fresh_request_closes_idle_connections_and_opens_a_new_one() -> No
         assert server.connections == 3
         assert client.open_connections == 1 and client.idle_connections == 1
         await client.close()
+
+
+async def test_a_request_waits_for_a_pooled_connection_at_most_pool_wait() -> None:
+    release = asyncio.Event()
+
+    async def answers_when_released(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        while True:
+            await read_request(reader)
+            await release.wait()
+            writer.write(OK)
+
+    async with RawServer(answers_when_released) as server:
+        limits = ClientLimits(pool_size=1, pool_wait=0.2)
+        client = UpstreamClient("127.0.0.1", server.port, limits)
+        holding = asyncio.ensure_future(fetch(client))
+        await wait_for(lambda: server.active == 1)
+        with pytest.raises(PoolTimeout, match=r"busy for 0\.2 s"):
+            await fetch(client)
+        release.set()
+        assert await holding == b"ok"
+        assert await fetch(client) == b"ok"  # the waiter that gave up left nothing behind
+        assert client.open_connections == 1 and server.connections == 1
+        await client.close()
+
+
+async def test_a_stalled_streamed_body_is_cut_and_its_connection_discarded() -> None:
+    stall = asyncio.Event()
+    received: list[bytes] = []
+
+    async def reads_the_body(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        _, body = await read_request(reader)  # never completes: the body stalls
+        received.append(body)
+
+    async def stalling_body() -> AsyncIterator[bytes]:
+        yield b"first part"
+        await stall.wait()  # the client went quiet
+        yield b"never sent"
+
+    async with RawServer(reads_the_body) as server:
+        client = UpstreamClient("127.0.0.1", server.port, ClientLimits(body_idle=0.2))
+        with pytest.raises(BodyStalled, match=r"nothing for 0\.2 s"):
+            await client.request("POST", "/upload", [("Host", "t")], stalling_body())
+        assert client.open_connections == 0 and client.idle_connections == 0
+        await wait_for(lambda: server.active == 0)  # the upstream saw the connection close
+        assert received == []  # it never got a complete (truncated) request
+        await client.close()
+
+
+async def wait_for(condition: Callable[[], bool], timeout: float = 5.0) -> None:
+    async with asyncio.timeout(timeout):
+        while not condition():
+            await asyncio.sleep(0.01)

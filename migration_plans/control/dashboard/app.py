@@ -7,16 +7,24 @@
     proxy = StranglerProxy(config, admin_mounts={MOUNT: mount})
 
 Same secret as the admin API (``STRANGLER_ADMIN_TOKEN``): a browser signs in once
-through a form and gets the token back in an HttpOnly, SameSite=Strict cookie scoped
-to the admin prefix; scripts may send ``Authorization: Bearer <token>`` instead.
-Without either, the page is the login form and the data endpoint answers 401.
+through a form with it and gets a random session id (never the token) in an HttpOnly,
+SameSite=Strict cookie scoped to the admin prefix, ``Secure`` when the proxy's
+``dashboard_secure_cookie`` says TLS is terminated in front (or the request is https).
+Sessions live in the control database (:mod:`migration_plans.control.dashboard.sessions`)
+so every worker and replica honours them; they expire when idle or old and end at
+sign-out. Scripts may send ``Authorization: Bearer <token>`` instead (a session id is no
+bearer token). Without either, the page is the login form and the data endpoint answers
+401. Wrong tokens (sign-in or bearer) count against the client address in the proxy's
+throttle (:class:`strangler_proxy.introspection.AdminAuth`): past the allowance, 429
+with ``Retry-After`` and the token is not even checked.
 
     GET  {prefix}dashboard                 the page (login form when not signed in)
     GET  {prefix}dashboard/data            JSON: {"data": {...}, "html": {...}, "hashes": {...}}
     GET  {prefix}dashboard/report/<run>    a stored reconciler run as its HTML report
     GET  {prefix}dashboard/static/<file>   dashboard.js, dashboard.css (no secrets, no auth)
-    POST {prefix}dashboard/login           form field ``token``; sets the cookie, 303 to the page
-    POST {prefix}dashboard/logout          clears the cookie, 303 to the page
+    POST {prefix}dashboard/login           form field ``token``; a new session in the cookie,
+                                           303 to the page
+    POST {prefix}dashboard/logout          ends the session, clears the cookie, 303 to the page
 
 The payload is collected in a worker thread (:mod:`migration_plans.control.dashboard.data`
 reads databases and Redis) and shared by every poll for ``ttl`` seconds, so a
@@ -40,9 +48,11 @@ from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 from migration_plans.control.dashboard import html as dashboard_html
 from migration_plans.control.dashboard.data import Sources
+from migration_plans.control.dashboard.sessions import SessionStore, SessionStoreUnavailable
 from reconciler.history import load_report
 from reconciler.render import to_html
-from strangler_proxy.introspection import ProxyView
+from strangler_proxy.edge.errors import TooManyAttempts
+from strangler_proxy.introspection import AdminAuth, ProxyView
 
 __all__ = ["COOKIE", "MOUNT", "Dashboard", "mount"]
 
@@ -97,11 +107,16 @@ class Dashboard:
         prefix: str,
         *,
         sources: Sources | None = None,
+        sessions: SessionStore | None = None,
         ttl: float = 1.5,
         interval_ms: int = 2000,
     ) -> None:
         self.view = view
         self.token = token
+        self.auth: AdminAuth = view.admin_auth
+        self.sessions = sessions or SessionStore(
+            idle=self.auth.session_idle_seconds, lifetime=self.auth.session_max_seconds
+        )
         self.prefix = prefix
         self.root = f"{prefix}{MOUNT}"
         self.ttl = ttl
@@ -134,6 +149,14 @@ class Dashboard:
 
     async def reply(self, scope: MutableMapping[str, Any], receive: Receive, sub: str) -> Reply:
         """The answer for ``{prefix}dashboard/{sub}``."""
+        try:
+            return await self._reply(scope, receive, sub)
+        except TooManyAttempts as exc:
+            return Reply(exc.status_code, exc.detail.encode(), b"text/plain", exc.headers)
+        except SessionStoreUnavailable as exc:
+            return Reply(503, f"{exc}".encode(), b"text/plain", ((b"retry-after", b"5"),))
+
+    async def _reply(self, scope: MutableMapping[str, Any], receive: Receive, sub: str) -> Reply:
         method: str = scope["method"]
         headers = dict(scope["headers"])
         if sub.startswith("static/") and method in ("GET", "HEAD"):
@@ -144,11 +167,11 @@ class Dashboard:
             if not _same_origin(headers):
                 return Reply(403, b"cross-origin form refused", b"text/plain")
             if sub == "logout":
-                return self._see_page(self._cookie("", expire=True, scope=scope))
+                return await self._logout(scope, headers)
             return await self._login(scope, receive)
         if method not in ("GET", "HEAD"):
             return Reply(405, b"method not allowed", b"text/plain", ((b"allow", b"GET"),))
-        if not self.authorized(headers):
+        if not await self.authorized(headers, _client(scope)):
             if sub == "data":
                 return Reply(401, b'{"error":"unauthorized"}', _JSON)
             return self._login_page(401)
@@ -169,34 +192,55 @@ class Dashboard:
 
     # -- authentication -----------------------------------------------------------------
 
-    def authorized(self, headers: dict[bytes, bytes]) -> bool:
-        """A bearer token or the sign-in cookie equal to the admin token."""
+    async def authorized(self, headers: dict[bytes, bytes], client: str = "") -> bool:
+        """The admin token as a bearer token, or the cookie of a live session.
+
+        A bearer token is throttled per ``client`` (:class:`TooManyAttempts`); a session
+        id is only ever looked up (it is random: there is nothing to guess).
+        """
         if self.token is None:
             return False
-        given = headers.get(b"authorization", b"")
-        if given and hmac.compare_digest(given, b"Bearer " + self.token):
+        given = headers.get(b"authorization")
+        if given is not None:
+            throttle = self.auth.throttle
+            throttle.take(client)
+            if not hmac.compare_digest(given, b"Bearer " + self.token):
+                return False
+            throttle.give_back(client)
             return True
-        cookie = _cookie_value(headers.get(b"cookie", b""), COOKIE)
-        return cookie is not None and hmac.compare_digest(cookie, self.token)
+        session = _cookie_value(headers.get(b"cookie", b""), COOKIE)
+        if not session:
+            return False
+        return await asyncio.to_thread(self.sessions.valid, session.decode("latin-1"))
 
     async def _login(self, scope: MutableMapping[str, Any], receive: Receive) -> Reply:
         if self.token is None:
             return self._login_page(401)
+        client = _client(scope)
+        self.auth.throttle.take(client)  # before the form: parallel guesses count at once
         form = await _read_form(receive)
         token = (form or {}).get("token", [""])[0].encode()
         if not token or not hmac.compare_digest(token, self.token):
             await asyncio.sleep(0.25)  # slows guessing without holding anything
             return self._login_page(401, "That token is not the admin token.")
-        return self._see_page(self._cookie(self.token.decode(), scope=scope))
+        self.auth.throttle.give_back(client)
+        session = await asyncio.to_thread(self.sessions.create)
+        return self._see_page(self._cookie(session, scope=scope))
+
+    async def _logout(self, scope: MutableMapping[str, Any], headers: dict[bytes, bytes]) -> Reply:
+        session = _cookie_value(headers.get(b"cookie", b""), COOKIE)
+        if session:
+            await asyncio.to_thread(self.sessions.revoke, session.decode("latin-1"))
+        return self._see_page(self._cookie("", expire=True, scope=scope))
 
     def _cookie(
         self, value: str, *, scope: MutableMapping[str, Any], expire: bool = False
     ) -> tuple[bytes, bytes]:
         parts = [f"{COOKIE}={quote(value, safe='')}", f"Path={self.prefix}", "HttpOnly"]
         parts.append("SameSite=Strict")
-        if expire:
-            parts.append("Max-Age=0")
-        if scope.get("scheme") == "https":
+        max_age = 0 if expire else int(self.auth.session_max_seconds)
+        parts.append(f"Max-Age={max_age}")
+        if self.auth.secure_cookie or scope.get("scheme") == "https":
             parts.append("Secure")
         return (b"set-cookie", "; ".join(parts).encode())
 
@@ -264,6 +308,11 @@ def _static(name: str) -> Reply:
         return Reply(404, b"not found", b"text/plain")
     body = (resources.files("migration_plans.control.dashboard") / "static" / name).read_bytes()
     return Reply(200, body, content_type)
+
+
+def _client(scope: MutableMapping[str, Any]) -> str:
+    client = scope.get("client")
+    return str(client[0]) if client else ""
 
 
 def _cookie_value(header: bytes, name: str) -> bytes | None:
