@@ -10,7 +10,10 @@ serve``, access log off; ``strangler_2w``: ``--workers 2``), ``mitmdump --mode r
 nginx (one worker, upstream keep-alive, access log off) when installed; a missing
 peer is reported under ``"missing"``. Concurrency 1, 16, 64, each cell run ``--rounds`` times (default 3) with the
 targets interleaved; medians reported. Prints JSON: req/s, p50 and p99 latency in
-ms, and req/s as a ratio to direct.
+ms, and req/s as a ratio to direct. Then the slow-client cells (``--slow-clients``,
+on by default): one proxy (one worker) on the trivial upstream, normal load at c=16
+alone and while 500 idle and 200 slow-header connections (a header byte every half
+second, from ten loopback addresses) are open, with the proxy's RSS before and during.
 
     .venv/bin/python bench/proxy.py                   # about 8 minutes
     .venv/bin/python bench/proxy.py --duration 2 --concurrency 16 --upstreams trivial
@@ -20,18 +23,22 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import os
 import platform
 import re
+import select
 import shutil
+import socket
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator, MutableMapping
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -227,6 +234,96 @@ def latency_summary(latencies: list[float], elapsed: float, errors: int) -> dict
     }
 
 
+# -- slow clients -----------------------------------------------------------------------
+
+
+def rss_mib(pid: int) -> float:
+    """Resident memory of process ``pid`` in MiB (from /proc)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    return 0.0
+
+
+class SlowClients:
+    """``idle`` connections that never send and ``slow`` ones that trickle a header."""
+
+    def __init__(self, url: str, idle: int, slow: int) -> None:
+        host, port = url.removeprefix("http://").split(":")
+        self.address = (host, int(port))
+        self.idle, self.slow = idle, slow
+        self.sockets: list[socket.socket] = []
+        self.slow_sockets: list[socket.socket] = []
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._trickle, daemon=True)
+
+    def __enter__(self) -> SlowClients:
+        for n in range(self.idle + self.slow):
+            source = (f"127.0.0.{2 + n % 10}", 0)  # under the per-address cap
+            sock = socket.create_connection(self.address, timeout=5, source_address=source)
+            self.sockets.append(sock)
+            if n >= self.idle:
+                sock.sendall(b"GET /slow HTTP/1.1\r\nHost: bench\r\nX-Slow: ")
+                self.slow_sockets.append(sock)
+        self.thread.start()
+        return self
+
+    def _trickle(self) -> None:
+        while not self.stop.wait(0.5):
+            for sock in self.slow_sockets:
+                with suppress(OSError):
+                    sock.send(b"a")
+
+    def open_count(self) -> int:
+        """How many of the connections the proxy still holds open."""
+        readable, _, _ = select.select(self.sockets, [], [], 0)
+        return len(self.sockets) - len(readable)
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join(timeout=5)
+        for sock in self.sockets:
+            sock.close()
+
+
+def slow_client_cells(
+    load: Callable[[str, int, float], dict[str, float]],
+    upstream: str,
+    path: str,
+    logs: Path,
+    workdir: Path,
+    duration: float,
+    idle: int = 500,
+    slow: int = 200,
+) -> dict[str, Any]:
+    """Normal load at c=16 on a fresh proxy: alone, then beside idle and slow clients."""
+    process, url = strangler(upstream, logs, workdir)
+    try:
+        load(url + path, 4, min(1.0, duration))
+        before = rss_mib(process.pid)
+        alone = {**load(url + path, 16, duration), "proxy_rss_mib": rss_mib(process.pid)}
+        with SlowClients(url, idle, slow) as clients:
+            connected = rss_mib(process.pid)
+            beside = load(url + path, 16, duration)
+            beside.update(
+                proxy_rss_mib=rss_mib(process.pid),
+                slow_connections_open=clients.open_count(),
+            )
+        return {
+            "idle_clients": idle,
+            "slow_header_clients": slow,
+            "proxy_rss_mib_at_start": before,
+            "proxy_rss_mib_with_slow_clients_connected": connected,
+            "c=16 alone": alone,
+            "c=16 beside slow clients": {
+                **beside,
+                "ratio_to_alone": round(beside["rps"] / alone["rps"], 3) if alone["rps"] else 0,
+            },
+        }
+    finally:
+        process.stop()
+
+
 # -- the run ----------------------------------------------------------------------------
 
 
@@ -313,6 +410,12 @@ def main() -> None:
         action="store_true",
         help="then shadowing off vs fixed vs adaptive (bench/shadow_adaptive.py)",
     )
+    parser.add_argument(
+        "--slow-clients",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="then the slow-client cells (trivial upstream)",
+    )
     args = parser.parse_args()
 
     missing: list[str] = []
@@ -340,7 +443,7 @@ def main() -> None:
             make = trivial_upstream if upstream_name == "trivial" else None
             process, url, path = make(logs) if make else monolith_upstream(logs, workdir)
             try:
-                wait_until(lambda u=url, p=path: http_ok(u + p), timeout=30, what=upstream_name)
+                wait_until(functools.partial(http_ok, url + path), timeout=30, what=upstream_name)
                 with targets(url, path, logs, workdir, missing) as found:
                     report["results"][upstream_name] = {
                         "path": path,
@@ -348,6 +451,16 @@ def main() -> None:
                     }
             finally:
                 process.stop()
+        if args.slow_clients:
+            print("slow clients", file=sys.stderr)
+            upstream, base, root = trivial_upstream(logs)
+            try:
+                wait_until(functools.partial(http_ok, base + root), timeout=30, what="trivial")
+                report["slow_clients"] = slow_client_cells(
+                    load, base, root, logs, workdir, args.duration
+                )
+            finally:
+                upstream.stop()
     if args.shadow:
         # late: it imports this module. The full shadow matrix is bench/shadow.py.
         from shadow_adaptive import run_adaptive
