@@ -17,6 +17,7 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +39,6 @@ from .conftest import MITMDUMP, REPO_ROOT
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 IDENTITY_KEY = "replay-writes-identity-key"
-STAFF = "staff"
 # Timestamps set by the server at write time differ by the milliseconds between the
 # two sides: the route table's ``shadow.compare.ignore_paths`` of a real deployment.
 WRITE_TIMES = CompareRules(
@@ -89,17 +89,23 @@ def catalog_service(service_db: Path, monolith_db: Path, logs: Path) -> tuple[Ma
     return process, f"http://127.0.0.1:{port}"
 
 
+# One Django start-up for the seed, the staff user and its token (each `manage` costs one).
+PREPARE = """
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+from rest_framework.authtoken.models import Token
+call_command("seed", products=25, customers=1, orders=0, seed=7, verbosity=0)
+staff = get_user_model().objects.create_superuser("staff", "s@example.com", "staff-password")
+print(Token.objects.create(user=staff).key)
+"""
+
+
 def seeded_monolith(root: Path) -> tuple[Path, str]:
     """A migrated, seeded monolith database (25 products: two pages) and a staff token."""
     database = root / "captured.sqlite3"
     url = f"sqlite:///{database}"
     manage(url, "migrate", "--no-input")
-    manage(url, "seed", "--products=25", "--customers=1", "--orders=0", "--seed=7")
-    manage(
-        url, "createsuperuser", "--no-input", "--username", STAFF, "--email", "s@example.com",
-        DJANGO_SUPERUSER_PASSWORD="staff-password",
-    )  # fmt: skip
-    token = manage(url, "drf_create_token", STAFF).split()[2]
+    token = manage(url, "shell", "-c", PREPARE).split()[-1]
     return database, token
 
 
@@ -172,20 +178,21 @@ def copies(tmp_path: Path) -> Iterator[tuple[Path, Path, str, str]]:
         assert backfill.run(progress=False).finished
     finally:
         backfill.close()
-    started: list[ManagedProcess] = []
+    with ThreadPoolExecutor(3) as pool:  # three start-ups at once: the test waits less
+        starting = [
+            pool.submit(monolith, database, tmp_path, "monolith-captured"),
+            pool.submit(monolith, primary_db, tmp_path, "monolith-primary"),
+            pool.submit(catalog_service, service_db, relay_db, tmp_path),
+        ]
+    started = [future.result() for future in starting if future.exception() is None]
     try:
-        captured, captured_url = monolith(database, tmp_path, "monolith-captured")
-        started.append(captured)
+        assert len(started) == 3, [future.exception() for future in starting]
+        (_, captured_url), (_, primary_url), (_, service_url) = started
         capture = tmp_path / "traffic.flows"
         record(captured_url, capture, tmp_path, token)
-        captured.stop()
-        primary, primary_url = monolith(primary_db, tmp_path, "monolith-primary")
-        started.append(primary)
-        service, service_url = catalog_service(service_db, relay_db, tmp_path)
-        started.append(service)
         yield capture, tmp_path, primary_url, service_url
     finally:
-        for process in reversed(started):
+        for process, _ in reversed(started):
             process.stop()
 
 
