@@ -143,7 +143,7 @@ def _serve_command(ext: Extensions) -> Callable[..., None]:
         upstream_route_share: float | None = typer.Option(
             None,
             help="Share (0-1] of an upstream's pool one route may hold; beyond it 503 at once "
-            "[default: $STRANGLER_UPSTREAM_ROUTE_SHARE or 0.5].",
+            "[default: $STRANGLER_UPSTREAM_ROUTE_SHARE or 0.8].",
             show_default=False,
         ),
         dashboard_secure_cookie: bool | None = typer.Option(

@@ -171,7 +171,7 @@ class ProxyConfig(BaseModel):
         description="a streamed upload silent this long is cut (408, connection discarded)",
     )
     upstream_route_share: float = Field(
-        default_factory=lambda: _env("upstream_route_share", 0.5),
+        default_factory=lambda: _env("upstream_route_share", 0.8),
         validate_default=True,
         gt=0,
         le=1,
