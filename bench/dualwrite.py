@@ -153,7 +153,7 @@ def start_relay(monolith: str, service: str) -> ManagedProcess:
 
 def patch_latencies(bases: dict[str, str], writes: int, products: int) -> dict[str, list[float]]:
     """PATCH the same products through each service in turn (interleaved: same conditions)."""
-    header = sign_identity(Identity(sub="bench"), key=KEY.encode(), ttl=3600)
+    header = sign_identity(Identity(sub="bench"), key=KEY.encode(), audience="catalog", ttl=3600)
     timings: dict[str, list[float]] = {mode: [] for mode in bases}
     clients = {
         mode: httpx.Client(base_url=base, headers={IDENTITY_HEADER: header})
@@ -236,7 +236,9 @@ class LoadGenerator:
         for _ in range(8):
             conn = await psycopg.AsyncConnection.connect(libpq_url(self.monolith), autocommit=True)
             self.pool.put_nowait(conn)
-        header = sign_identity(Identity(sub="bench"), key=KEY.encode(), ttl=3600)
+        header = sign_identity(
+            Identity(sub="bench"), key=KEY.encode(), audience="catalog", ttl=3600
+        )
         # aiohttp, not httpx: an httpx.AsyncClient cost ~4 ms of CPU per write here, which
         # starved the scheduler on 2 cores (writes started seconds late).
         self.client = aiohttp.ClientSession(

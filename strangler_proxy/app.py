@@ -25,7 +25,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from migration_plans.core.http import SAFE_METHODS, host_allowed
-from migration_plans.core.identity import IDENTITY_HEADER
+from migration_plans.core.identity import IDENTITY_HEADER, Identity
 from migration_plans.core.yamlfile import ConfigError, ConfigIssue
 from strangler_proxy.admin import Admin
 from strangler_proxy.config import ProxyConfig
@@ -351,14 +351,15 @@ class StranglerProxy:
         exchange.route, exchange.upstream = target.route_name, target.upstream
         if target.canary:
             self.metrics.canary.labels(target.route_name, target.upstream).inc()
-        identity = await self.auth.identity_header(headers, self.forwarder) if self.auth else None
+        auth = self.auth
+        identity = await auth.caller(headers, self.forwarder) if auth else None
         declared, chunked = framing
         body = RequestBody(receive, declared=declared, chunked=chunked, limit=config.max_body_bytes)
         await body.prefetch(config.buffer_bytes)  # a small chunked body is whole, framing checked
         payload = await body.read() if body.small(config.buffer_bytes) else body.stream()
         query = scope.get("query_string", b"")
         target_path = exchange.path + ("?" + query.decode("latin-1") if query else "")
-        request = _Request(scope, headers, target_path, identity)
+        request = _Request(scope, headers, target_path, identity, auth)
         return await self._dispatch(
             target, request, None if body.empty else payload, body, send, exchange
         )
@@ -439,7 +440,9 @@ class StranglerProxy:
         else:
             host = netloc if upstream.host_header == "upstream" else upstream.host_header
         extra = (
-            [(IDENTITY_HEADER, request.identity)] if request.identity and upstream.identity else []
+            [(IDENTITY_HEADER, request.signed_for(upstream.audience or name))]
+            if request.identity is not None and upstream.identity
+            else []
         )
         return upstream_headers(
             request.raw_headers,
@@ -478,18 +481,39 @@ class StranglerProxy:
 class _Request:
     """The parts of the client's request every upstream attempt needs."""
 
-    __slots__ = ("client", "host", "identity", "method", "raw_headers", "scheme", "target")
+    __slots__ = (
+        "auth",
+        "client",
+        "host",
+        "identity",
+        "method",
+        "raw_headers",
+        "scheme",
+        "target",
+    )
 
     def __init__(
-        self, scope: Scope, headers: dict[bytes, bytes], target: str, identity: str | None
+        self,
+        scope: Scope,
+        headers: dict[bytes, bytes],
+        target: str,
+        identity: Identity | None,
+        auth: TokenAuth | None,
     ) -> None:
         self.method: str = scope["method"]
         self.target = target
         self.identity = identity
+        self.auth = auth
         self.raw_headers: list[tuple[bytes, bytes]] = scope["headers"]
         self.client: str = scope["client"][0] if scope.get("client") else ""
         self.scheme: str = scope.get("scheme", "http")
         self.host = headers.get(b"host", b"").decode("latin-1")
+
+    def signed_for(self, audience: str) -> str:
+        """The caller's identity header for one upstream (signed per attempt: the audience
+        of a fallback or a shadow differs)."""
+        assert self.identity is not None and self.auth is not None
+        return self.auth.header_for(self.identity, audience)
 
 
 async def _send_error(send: Send, exc: ProxyError, request_id: str) -> None:

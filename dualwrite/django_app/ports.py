@@ -319,7 +319,10 @@ class ServiceClient:
     def _identity_header(self) -> str:
         if self._identity is None:
             self._identity = _port_identity(self.settings.user)
-        return sign_identity(self._identity, key=self.settings.identity_key.encode(), ttl=60)
+        settings = self.settings
+        return sign_identity(
+            self._identity, key=settings.identity_key.encode(), audience=settings.context
+        )
 
     def request(
         self,

@@ -20,6 +20,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from extracted_services.common.errors import Unavailable
 from extracted_services.common.handlers import install_error_handlers
+from extracted_services.common.hosts import AllowedHostsMiddleware
 from extracted_services.common.live import LivePhase
 from extracted_services.common.logs import configure_logging
 from extracted_services.common.methods import MethodsMiddleware
@@ -61,6 +62,7 @@ def create_service_app(
     install_error_handlers(app)
     app.add_middleware(MethodsMiddleware)
     app.add_middleware(MetricsMiddleware, service=settings.context)
+    app.add_middleware(AllowedHostsMiddleware, allowed=settings.hosts)
     app.add_middleware(RequestIdMiddleware)
 
     @app.get("/healthz", include_in_schema=False)

@@ -8,6 +8,7 @@ Exception tree::
     ApiError
     ├── ValidationFailed (400, ``invalid``)
     ├── ParseError (400, ``parse_error``)
+    ├── DisallowedHost (400, ``disallowed_host``: Host not in the allowed hosts)
     ├── PaymentFailed (402, ``payment_failed``)
     ├── NotAuthenticated (401, ``not_authenticated``)
     │   └── AuthenticationFailed (401, ``authentication_failed``)
@@ -64,6 +65,12 @@ class ParseError(ApiError):
     status_code = 400
     code = "parse_error"
     default_detail = "Malformed request."
+
+
+class DisallowedHost(ApiError):
+    status_code = 400
+    code = "disallowed_host"
+    default_detail = "The Host header is not one of the service's allowed hosts."
 
 
 class PaymentFailed(ApiError):

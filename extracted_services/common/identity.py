@@ -1,7 +1,9 @@
 """The caller's identity, from the header the proxy signs (``X-Strangler-Identity``).
 
 Reads are anonymous; every write depends on :func:`require_identity`, which answers
-401 unless the header carries a valid, unexpired HMAC signature under the service's key.
+401 unless the header carries a valid, unexpired HMAC signature under the service's key
+for this service's audience (its context name): a header signed for another upstream
+is refused.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ def require_identity(request: Request) -> Identity:
     if not header:
         raise NotAuthenticated()
     try:
-        return verify_identity(header, key=request.app.state.settings.identity_secret)
+        settings = request.app.state.settings
+        return verify_identity(header, key=settings.identity_secret, audience=settings.context)
     except InvalidIdentity as exc:
         raise AuthenticationFailed(str(exc)) from exc

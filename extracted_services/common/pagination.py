@@ -53,7 +53,11 @@ def page_number(raw: str | None, pages: int) -> int:
 
 
 def absolute_url(request: Request) -> str:
-    """What Django's ``request.build_absolute_uri()`` returns for this request."""
+    """What Django's ``request.build_absolute_uri()`` returns for this request.
+
+    The Host is one the service allows (:mod:`extracted_services.common.hosts` refused
+    the others before the request got here).
+    """
     host = request.headers.get("host") or f"{request.url.hostname}:{request.url.port}"
     query = request.scope.get("query_string", b"").decode("latin-1")
     path = parse.quote(request.scope.get("root_path", "") + request.scope["path"], safe="/")

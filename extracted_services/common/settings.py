@@ -9,6 +9,7 @@ and a context-specific one overrides it::
     STRANGLER_PHASE=dual_write                      pins the phase: shared | dual_write | split
     STRANGLER_LIVE_PHASE=off                        serve the plan's phase, never follow
     STRANGLER_IDENTITY_KEY=...                      HMAC key shared with the proxy
+    STRANGLER_ALLOWED_HOSTS=shop.example,.shop.example   Host values served (400 others)
     CATALOG_REVERSE_SYNC=false                      split only: no outbox events
 
 Unless the phase is pinned (by the environment or by the caller) or ``LIVE_PHASE`` is
@@ -23,6 +24,7 @@ until a state is published.
 from __future__ import annotations
 
 from typing import Any, ClassVar, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, PrivateAttr
 from pydantic_settings import (
@@ -32,6 +34,7 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from migration_plans.core.http import LOOPBACK_HOSTS
 from migration_plans.core.identity import DEV_IDENTITY_KEY
 from migration_plans.core.phase import Phase
 from migration_plans.core.settings import context_env, plan_for, plan_path
@@ -106,6 +109,12 @@ class ServiceSettings(BaseSettings):
         default=True,
         description="Follow the phase the control plane publishes (off: serve the configured "
         "phase until restarted). A pinned phase is never followed.",
+    )
+    allowed_hosts: str = Field(
+        default="",
+        description="Comma-separated Host names (port ignored; '.example.com' covers its "
+        "subdomains) served besides the loopback names, 'testserver' and the advertise "
+        "URL's host; any other Host is refused with 400, so links are never built from it.",
     )
     advertise_url: str = Field(
         default="",
@@ -187,6 +196,15 @@ class ServiceSettings(BaseSettings):
         found = self.problems()
         if found:
             raise ConfigurationError("; ".join(found))
+
+    @property
+    def hosts(self) -> tuple[str, ...]:
+        """Every Host name this service answers for (see ``allowed_hosts``)."""
+        extra = [name.strip() for name in self.allowed_hosts.split(",") if name.strip()]
+        advertised = urlsplit(self.advertise_url).hostname if self.advertise_url else None
+        if advertised and ":" in advertised:
+            advertised = f"[{advertised}]"
+        return (*LOOPBACK_HOSTS, "testserver", *([advertised] if advertised else []), *extra)
 
     @property
     def identity_secret(self) -> bytes:

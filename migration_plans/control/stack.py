@@ -80,6 +80,7 @@ class StackConfig(BaseModel):
     secret_key: str
     identity_key: str
     admin_token: str
+    canary_key: str = Field(default_factory=lambda: secrets.token_urlsafe(32))
     redis_url: str | None = None
     shadow_store_url: str | None = None
     celery: bool = True
@@ -110,6 +111,7 @@ class StackConfig(BaseModel):
             "secret_key": _stable_secret(var, "secret_key"),
             "identity_key": _stable_secret(var, "identity_key"),
             "admin_token": _stable_secret(var, "admin_token"),
+            "canary_key": _stable_secret(var, "canary_key"),
         }
         values.update(overrides)
         return cls.model_validate(values)
@@ -195,14 +197,26 @@ class StackConfig(BaseModel):
     def service_url(self, context: str) -> str:
         return self.url(self.service_ports[context])
 
+    def secrets_for(self, role: Role | None) -> dict[str, str]:
+        """The secrets one kind of process needs, and only those.
+
+        The admin token (admin API, dashboard) and the canary key go to proxies only; the
+        identity signing key to whoever signs or verifies identity headers: proxies,
+        services, the monolith and its saga worker (the ports call services).
+        """
+        identity = {"STRANGLER_IDENTITY_KEY": self.identity_key}
+        if role == "proxy":
+            admin = {"STRANGLER_ADMIN_TOKEN": self.admin_token}
+            return {**identity, **admin, "STRANGLER_CANARY_KEY": self.canary_key}
+        return identity if role in ("service", "monolith", "saga") else {}
+
     def environment(self) -> dict[str, str]:
-        """Variables every child process gets (each package documents its own)."""
+        """Variables every child process gets (each package documents its own); no secret
+        but the monolith's ``SECRET_KEY`` (:meth:`secrets_for` adds a role's)."""
         env = {
             "DATABASE_URL": self.monolith_db,
             "SECRET_KEY": self.secret_key,
             "STRANGLER_MONOLITH_DATABASE_URL": self.monolith_db,
-            "STRANGLER_IDENTITY_KEY": self.identity_key,
-            "STRANGLER_ADMIN_TOKEN": self.admin_token,
             "STRANGLER_BROKER_URL": self.broker_url,
             "STRANGLER_RESULT_BACKEND": self.result_backend,
             "STRANGLER_CONTROL_DB_URL": self.control_db,
@@ -222,6 +236,10 @@ class StackConfig(BaseModel):
         if self.redis_url:
             env["STRANGLER_REDIS_URL"] = self.redis_url
         return env
+
+
+Role = Literal["proxy", "service", "monolith", "saga"]
+"""Kinds of child process that need a secret (every other child gets none)."""
 
 
 def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
@@ -287,14 +305,21 @@ class Stack:
 
     # -- preparation ------------------------------------------------------------------
 
-    def env(self, **more: str) -> dict[str, str]:
-        return {**self.config.environment(), **self.extra_env, **more}
+    def env(self, role: Role | None = None, **more: str) -> dict[str, str]:
+        """A child's environment: the shared variables and ``role``'s secrets."""
+        return {
+            **self.config.environment(),
+            **self.config.secrets_for(role),
+            **self.extra_env,
+            **more,
+        }
 
     @contextmanager
     def environ(self) -> Iterator[None]:
-        """``os.environ`` as the stack's processes see it, for in-process control-plane calls."""
+        """``os.environ`` as the stack's processes see it, for in-process control-plane calls
+        (this process is the operator's: it gets every secret)."""
         saved = dict(os.environ)
-        os.environ.update(self.env())
+        os.environ.update(self.env("proxy"))
         try:
             yield
         finally:
@@ -372,10 +397,19 @@ class Stack:
 
     # -- processes --------------------------------------------------------------------
 
-    def _start(self, name: str, argv: list[str], health: str | None, **env: str) -> None:
-        """Start a process; with a health URL, wait until it answers (60 s deadline)."""
+    def _start(
+        self,
+        name: str,
+        argv: list[str],
+        health: str | None,
+        *,
+        role: Role | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        """Start a process with ``role``'s secrets; with a health URL, wait until it answers
+        (60 s deadline)."""
         process = ManagedProcess.start(
-            argv, name=name, env=self.env(**env), log_dir=self.config.log_dir
+            argv, name=name, env=self.env(role, **(env or {})), log_dir=self.config.log_dir
         )
         self.processes[name] = process
         if health is not None:
@@ -412,6 +446,7 @@ class Stack:
                 str(cfg.monolith_workers),
             ),
             f"{cfg.monolith_url}/healthz",
+            role="monolith",
         )
 
     def start_context(self, plan: Plan) -> None:
@@ -433,7 +468,7 @@ class Stack:
             f"relay-{plan.context}",
             strangler_argv("dualwrite", "relay", plan.context),
             None,
-            **self.service_env(plan),
+            env=self.service_env(plan),
         )
 
     def restart_dead(self, context: str) -> list[str]:
@@ -473,7 +508,8 @@ class Stack:
             replica_name(plan.context, index),
             [*argv, "--advertise-url", url],
             f"{url}/healthz",
-            **self.service_env(plan),
+            role="service",
+            env=self.service_env(plan),
         )
 
     def _wait_for_log(self, name: str, text: str, timeout: float = 60) -> None:
@@ -507,7 +543,7 @@ class Stack:
             url,
             "--no-access-log",
         )
-        self._start(replica_name("proxy", index), argv, f"{url}/_strangler/health")
+        self._start(replica_name("proxy", index), argv, f"{url}/_strangler/health", role="proxy")
 
     def start_proxies(self) -> None:
         with ThreadPoolExecutor(max_workers=self.config.replicas) as pool:
@@ -530,7 +566,9 @@ class Stack:
         schedule = str(self.config.var_dir / "saga-beat-schedule")
         argv = ["worker", "-Q", "sagas", "-B", "--schedule", schedule, "--loglevel", "INFO"]
         argv += ["--pool", "threads", "--concurrency", "4"]
-        self._start(SAGA_WORKER, celery_argv("legacy_monolith.celery_app", *argv), None)
+        self._start(
+            SAGA_WORKER, celery_argv("legacy_monolith.celery_app", *argv), None, role="saga"
+        )
 
     def restart_saga_worker(self) -> None:
         """Start the saga worker again if it exited (its dead registration forgotten first)."""

@@ -4,11 +4,14 @@ The token is checked against the monolith's ``GET /api/v1/auth/whoami/`` (answer
 ``{"id", "username"}``; an upstream with several endpoints is asked in turn, the next
 one when one cannot be connected to); results are cached briefly in a bounded LRU (refusals for a
 shorter time) and concurrent checks of one token share a single call. The proxy then
-forwards ``X-Strangler-Identity`` signed with the configured key. Requests without a
-token pass anonymously; a refused token is a 401 from the proxy.
+forwards ``X-Strangler-Identity`` signed with the configured key for the one upstream it
+sends the request to (its audience: the upstream's ``audience``, default its name), valid
+for ``identity_ttl`` seconds. Requests without a token pass anonymously; a refused token
+is a 401 from the proxy.
 
     auth = TokenAuth(settings, key=b"...")
-    header = await auth.identity_header(headers, forwarder)  # None when anonymous
+    caller = await auth.caller(headers, forwarder)  # None when anonymous
+    header = auth.header_for(caller, audience="catalog")
 """
 
 from __future__ import annotations
@@ -43,10 +46,8 @@ class TokenAuth:
         self.cache: OrderedDict[str, tuple[float, Identity | None]] = OrderedDict()
         self.pending: dict[str, asyncio.Future[Identity | None]] = {}
 
-    async def identity_header(
-        self, headers: dict[bytes, bytes], forwarder: Forwarder
-    ) -> str | None:
-        """The signed header for the caller, None for anonymous; :class:`InvalidToken`."""
+    async def caller(self, headers: dict[bytes, bytes], forwarder: Forwarder) -> Identity | None:
+        """Who the caller is, None for anonymous; :class:`InvalidToken`."""
         value = headers.get(b"authorization", b"")
         if value[: len(_SCHEME)].lower() != _SCHEME:
             return None
@@ -54,7 +55,13 @@ class TokenAuth:
         identity = await self.identify(token, forwarder)
         if identity is None:
             raise InvalidToken()
-        return sign_identity(identity, key=self.key, ttl=self.settings.identity_ttl)
+        return identity
+
+    def header_for(self, identity: Identity, audience: str) -> str:
+        """The signed identity header for one upstream (``audience``)."""
+        return sign_identity(
+            identity, key=self.key, audience=audience, ttl=self.settings.identity_ttl
+        )
 
     async def identify(self, token: str, forwarder: Forwarder) -> Identity | None:
         """The identity behind ``token`` (None when refused), from cache or the monolith."""

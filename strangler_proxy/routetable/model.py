@@ -25,6 +25,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from migration_plans.core.http import HTTP_METHODS, LOOPBACK_HOSTS
+from migration_plans.core.identity import DEFAULT_IDENTITY_TTL
 from strangler_proxy.routetable._template import PathTemplate
 
 Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=100)]
@@ -84,6 +85,11 @@ class Upstream(Model):
         "anything else is sent literally",
     )
     identity: bool = Field(True, description="forward the signed identity header to it")
+    audience: Name | None = Field(
+        None,
+        description="the identity header's audience for this upstream (default: its name); "
+        "a service accepts only its own context",
+    )
 
     model_config = ConfigDict(frozen=True, extra="forbid", ignored_types=(cached_property,))
 
@@ -254,7 +260,9 @@ class AuthSettings(Model):
     negative_ttl: float = Field(5.0, ge=0, le=3600)
     cache_size: int = Field(10_000, ge=1)
     identity_key_env: str = "STRANGLER_IDENTITY_KEY"
-    identity_ttl: float = Field(60.0, gt=0)
+    identity_ttl: float = Field(
+        DEFAULT_IDENTITY_TTL, gt=0, le=3600, description="seconds a signed identity is valid"
+    )
 
 
 class RouteTable(Model):

@@ -41,6 +41,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from migration_plans.core.identity import IDENTITY_HEADER, Identity, sign_identity
+from migration_plans.core.settings import DEFAULT_SERVICE_PORTS
 from strangler_proxy.edge.errors import ProxyError
 from strangler_proxy.routing.normalize import normalize_path
 from strangler_proxy.shadow._captures import CapturedExchange
@@ -79,6 +80,8 @@ class ReplayOptions:
     identity_key: bytes | None = None
     identity: Identity = REPLAY_IDENTITY
     identity_ttl: float = 60.0
+    identity_audience: tuple[str, ...] = tuple(DEFAULT_SERVICE_PORTS)
+    """The services a replayed identity is signed for (both sides of a replay accept it)."""
     timeout: float = 10.0
     rules: CompareRules = field(default_factory=CompareRules)
     context: str = "replay"
@@ -153,6 +156,7 @@ class _Replayer:
             signed = sign_identity(
                 self.options.identity,
                 key=self.options.identity_key,
+                audience=self.options.identity_audience,
                 ttl=self.options.identity_ttl,
             )
             headers.append((IDENTITY_HEADER, signed))

@@ -120,7 +120,8 @@ def test_a_refused_connection_fails_over_and_the_call_is_signed(service: str) ->
 
     assert response.status_code == 201
     [call] = _Recorder.seen
-    assert verify_identity(call["identity"], key=KEY.encode()) == Identity("7", "strangler-saga")
+    signed_for_inventory = verify_identity(call["identity"], key=KEY.encode(), audience="inventory")
+    assert signed_for_inventory == Identity("7", "strangler-saga")
     assert call["request_id"] == "place_order:1:x"
     assert json.loads(call["body"]) == {"order_id": 1}
 

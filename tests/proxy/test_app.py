@@ -336,7 +336,9 @@ async def test_token_auth_signs_identity(
         anonymous = await http.get("/api/v1/products/1/", headers={IDENTITY_HEADER: "forged"})
     await proxy.stop()
     headers = dict(good[0].json()["headers"])
-    identity = verify_identity(headers[IDENTITY_HEADER.lower()], key=KEY.encode())
+    identity = verify_identity(
+        headers[IDENTITY_HEADER.lower()], key=KEY.encode(), audience="catalog"
+    )
     assert (identity.sub, identity.name) == ("7", "alice")
     assert headers["authorization"] == "Token good-token"
     assert monolith.whoami_calls == 2  # good token cached, the stolen one checked once

@@ -346,7 +346,9 @@ def test_in_front_of_the_real_monolith_with_token_auth(servers: Servers, tmp_pat
     assert product.status_code == 200 and product.json()["sku"] == "SKU-0000001"
     assert product.headers["x-request-id"]
     echoed = dict(mine.json()["headers"])
-    identity = verify_identity(echoed[IDENTITY_HEADER.lower()], key=key.encode())
+    identity = verify_identity(
+        echoed[IDENTITY_HEADER.lower()], key=key.encode(), audience="catalog"
+    )
     assert (
         (identity.sub, identity.name)
         == ("1", "customer000001")

@@ -167,6 +167,6 @@ async def test_whoami_goes_to_a_replica_of_the_auth_upstream_that_answers(
         second = await http.get("/api/v1/products/1/", headers={"Authorization": "Token other"})
     await proxy.stop()
     identity = dict(first.json()["headers"])[IDENTITY_HEADER.lower()]
-    assert verify_identity(identity, key=KEY.encode()).sub == "7"
+    assert verify_identity(identity, key=KEY.encode(), audience="catalog").sub == "7"
     assert second.status_code == 401 and second.json()["code"] == "invalid_token"
     assert live.whoami_calls == 2

@@ -182,7 +182,7 @@ def test_a_proxy_on_an_old_route_table_blocks_until_left_out(
     stale = ManagedProcess.start(
         argv,
         name="stale-proxy",
-        env={**topology.stack.env()},
+        env=topology.stack.env("proxy"),
         log_dir=tmp_path,
         health_url=f"http://127.0.0.1:{port}/_strangler/health",
     )

@@ -25,16 +25,22 @@ from psycopg import sql
 from extracted_services.common.migrations import upgrade
 from migration_plans.core.database import libpq_url
 from migration_plans.core.identity import IDENTITY_HEADER, Identity, sign_identity
+from migration_plans.core.settings import DEFAULT_SERVICE_PORTS
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 IDENTITY_KEY = "service-tests-identity-key"
 
 
-def identity_headers(sub: str = "7", *, key: str = IDENTITY_KEY, ttl: float = 60) -> dict[str, str]:
-    """Headers of a request the proxy authenticated."""
-    return {
-        IDENTITY_HEADER: sign_identity(Identity(sub=sub, name="tester"), key=key.encode(), ttl=ttl)
-    }
+def identity_headers(
+    sub: str = "7",
+    *,
+    key: str = IDENTITY_KEY,
+    ttl: float = 60,
+    audience: str | tuple[str, ...] = tuple(DEFAULT_SERVICE_PORTS),
+) -> dict[str, str]:
+    """Headers of a request the proxy authenticated (for every service unless told)."""
+    identity = Identity(sub=sub, name="tester")
+    return {IDENTITY_HEADER: sign_identity(identity, key=key.encode(), audience=audience, ttl=ttl)}
 
 
 def django_migrate(database_url: str) -> None:

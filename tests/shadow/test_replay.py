@@ -299,7 +299,7 @@ def test_replay_keeps_the_captured_host_and_signs_the_identity_for_writes() -> N
     assert summary.outcomes == {"matched": 2}
     assert {request.headers["host"] for request in seen} == {"shop.example:8080"}
     for request in seen:
-        assert verify_identity(request.headers[IDENTITY_HEADER], key=b"k3y").sub
+        assert verify_identity(request.headers[IDENTITY_HEADER], key=b"k3y", audience="catalog").sub
         assert len(request.headers.get_list(IDENTITY_HEADER)) == 1
     shadow = [request.headers.get("x-strangler-shadow") for request in seen]
     assert shadow == ["replay", "replay", None, None]  # GET to both sides, then the POST
