@@ -24,7 +24,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Literal
 
 from fastapi import Request
 from sqlalchemy import Engine
@@ -33,9 +32,8 @@ from sqlalchemy.orm import Session
 from extracted_services.common.errors import ShadowWriteRefused
 from migration_plans.core.shadow import SHADOW_HEADER, is_shadow_write
 
-__all__ = ["ShadowWrites", "in_sandbox", "sandbox_session", "shadow_guard"]
+__all__ = ["in_sandbox", "sandbox_session", "shadow_guard"]
 
-ShadowWrites = Literal["refuse", "sandbox"]
 _SANDBOX = "shadow_sandbox"
 
 
