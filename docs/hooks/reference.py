@@ -373,6 +373,27 @@ class _Scanner:
             for found in owner.calls.get(function.name, []):
                 if scope is owner.tree or _inside(owner, found, scope):
                     yield owner, found
+            yield from self._called_as_argument(owner, scope, function.name)
+
+    def _called_as_argument(
+        self, owner: _Module, scope: ast.AST, name: str
+    ) -> Iterator[tuple[_Module, ast.Call]]:
+        """Calls of ``name`` made by a function it is passed to (``helper(env, number)``)."""
+        for call in ast.walk(scope):
+            if not isinstance(call, ast.Call):
+                continue
+            for index, argument in enumerate(call.args):
+                if not (isinstance(argument, ast.Name) and argument.id == name):
+                    continue
+                found = self._function_and_module(owner, _callee(call))
+                if found is None:
+                    continue
+                home, target = found
+                params = [a.arg for a in target.args.posonlyargs + target.args.args]
+                if index < len(params):
+                    for inner in home.calls.get(params[index], []):
+                        if _inside(home, inner, target):
+                            yield home, inner
 
     def _argument(self, function: ast.FunctionDef, call: ast.Call, name: str) -> ast.expr | None:
         names = [a.arg for a in function.args.posonlyargs + function.args.args]
@@ -537,6 +558,10 @@ class _Scanner:
                         and node.target.id == expr.attr
                     ):
                         return self.default(module, node.value)
+        if isinstance(expr, ast.Call):
+            field_default = self._instance_field_default(module, expr)
+            if field_default is not None:
+                return field_default
         if isinstance(expr, ast.BinOp) and all(
             isinstance(n, ast.BinOp | ast.Constant | ast.operator) for n in ast.walk(expr)
         ):
@@ -572,6 +597,16 @@ class _Scanner:
                 assert new_key is not None
                 self.record(owner, call, new_key, _substitute(default, bindings), depth + 1)
             return
+        loops = self._loop_names(module, function, key) if function is not None else {}
+        if loops and depth < 8:
+            # One record per value of a loop variable, so each name gets its own default.
+            variable, values = next(iter(loops.items()))
+            for each in values:
+                value_of: dict[str, ast.expr | None] = {variable: ast.Constant(each)}
+                new_key = _substitute(key, value_of)
+                assert new_key is not None
+                self.record(module, node, new_key, _substitute(default, value_of), depth + 1)
+            return
         names = self.names(module, key)
         if names is None:
             self.dynamic.append(DynamicRead(module.rel, ast.unparse(key)))
@@ -596,6 +631,17 @@ class _Scanner:
                         return text[:1].upper() + text[1:] + ("" if text.endswith(".") else ".")
             current = module.parents.get(current)
         return ""
+
+    def _loop_names(
+        self, module: _Module, function: ast.FunctionDef, key: ast.expr
+    ) -> dict[str, list[str]]:
+        """Loop variables ``key`` uses, with the values the loop gives them."""
+        found = {}
+        for name in sorted(_names_in(key)):
+            values = self._loop_values(module, function, name, 0)
+            if values is not None:
+                found[name] = values
+        return found
 
     def _bound_params(self, module: _Module, function: ast.FunctionDef, key: ast.expr) -> set[str]:
         """Parameters of ``function`` that ``key`` uses (loop variables excluded)."""
@@ -658,15 +704,61 @@ class _Scanner:
 
     def _function(self, module: _Module, name: str) -> ast.FunctionDef | None:
         """The module-level function ``name`` of ``module`` or of the module it came from."""
+        found = self._function_and_module(module, name)
+        return found[1] if found else None
+
+    def _function_and_module(
+        self, module: _Module, name: str
+    ) -> tuple[_Module, ast.FunctionDef] | None:
         for node in module.tree.body:
             if isinstance(node, ast.FunctionDef) and node.name == name:
-                return node
+                return module, node
             if (
                 isinstance(node, ast.ImportFrom)
                 and node.module in self.by_name
                 and any((a.asname or a.name) == name for a in node.names)
             ):
-                return self._function(self.by_name[node.module], name)
+                return self._function_and_module(self.by_name[node.module], name)
+        return None
+
+    def _class(self, module: _Module, name: str) -> tuple[_Module, ast.ClassDef] | None:
+        for node in module.tree.body:
+            if isinstance(node, ast.ClassDef) and node.name == name:
+                return module, node
+            if (
+                isinstance(node, ast.ImportFrom)
+                and node.module in self.by_name
+                and any((a.asname or a.name) == name for a in node.names)
+            ):
+                return self._class(self.by_name[node.module], name)
+        return None
+
+    def _instance_field_default(self, module: _Module, expr: ast.Call) -> str | None:
+        """``getattr(instance, "field")`` where ``instance = SomeClass()``: the field's default."""
+        if not (
+            _callee(expr) == "getattr"
+            and len(expr.args) >= 2
+            and isinstance(expr.args[0], ast.Name)
+            and isinstance(expr.args[1], ast.Constant)
+        ):
+            return None
+        for node in ast.walk(module.tree):
+            if (
+                isinstance(node, ast.Assign)
+                and any(isinstance(t, ast.Name) and t.id == expr.args[0].id for t in node.targets)
+                and isinstance(node.value, ast.Call)
+            ):
+                found = self._class(module, _callee(node.value))
+                if found is None:
+                    continue
+                home, owner = found
+                for statement in owner.body:
+                    if (
+                        isinstance(statement, ast.AnnAssign)
+                        and isinstance(statement.target, ast.Name)
+                        and statement.target.id == expr.args[1].value
+                    ):
+                        return self.default(home, statement.value)
         return None
 
     def _reads_subscript(self, module: _Module, node: ast.AST) -> bool:
@@ -941,6 +1033,14 @@ DESCRIPTIONS: dict[str, str] = {
     "STRANGLER_SHADOW_BUFFER_BYTES": "The proxy's buffer of copies for the sidecar (plus a socket buffer of the same size); full: dropped and counted.",
     "STRANGLER_SHADOW_DRAIN": "How long a sidecar drains its queue when the proxy goes (seconds).",
     "STRANGLER_SHADOW_ADAPTIVE": "`0` turns adaptive shadow shedding off (see shadow shedding).",
+    "STRANGLER_SHADOW_INTERVAL": "Shadow shedding: how often the proxy's event-loop load is measured (seconds).",
+    "STRANGLER_SHADOW_LOAD_HIGH": "Shadow shedding: a smoothed loop load above this multiplies the mirrored share by `STRANGLER_SHADOW_RATE_BACKOFF`.",
+    "STRANGLER_SHADOW_LOAD_LOW": "Shadow shedding: a smoothed loop load below this for `STRANGLER_SHADOW_RECOVER_AFTER` seconds grows the mirrored share.",
+    "STRANGLER_SHADOW_SMOOTHING": "Shadow shedding: weight of the newest load sample in the moving average.",
+    "STRANGLER_SHADOW_RATE_BACKOFF": "Shadow shedding: factor the mirrored share is multiplied by under high load.",
+    "STRANGLER_SHADOW_RATE_STEP": "Shadow shedding: how much the mirrored share grows per sample once the load is low (up to 1).",
+    "STRANGLER_SHADOW_RATE_FLOOR": "Shadow shedding: below this share nothing is mirrored.",
+    "STRANGLER_SHADOW_RECOVER_AFTER": "Shadow shedding: seconds of low load before the mirrored share grows again.",
     # -- the legacy monolith (Django) --
     "DATABASE_URL": "The monolith's database (`sqlite:///...` or `postgresql://...`); `strangler saga` also falls back to it.",
     "SECRET_KEY": "Django's secret key; the development default is refused unless `DEBUG=true`.",

@@ -98,6 +98,7 @@ def test_the_scan_finds_each_way_the_code_reads_the_environment(
         "STRANGLER_REPLICA_SILENT_AFTER": "5.0",  # `environ.get(NAME) or DEFAULT`
         "STRANGLER_SAGA_MAX_ATTEMPTS": "8",  # f"STRANGLER_SAGA_{name}" in a nested helper
         "STRANGLER_SHADOW_QUEUE": "1000",  # the same, with a dataclass field default
+        "STRANGLER_SHADOW_LOAD_HIGH": "0.8",  # that helper passed on, called in a loop
         "STRANGLER_RELAY_MAX_ATTEMPTS": "'8'",  # context_env(context, NAME, default)
         "<CONTEXT>_RELAY_MAX_ATTEMPTS": "'8'",
         "<CONTEXT>_DATABASE_URL": None,  # the services' pydantic settings
