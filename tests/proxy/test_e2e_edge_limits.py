@@ -14,7 +14,7 @@ import socket
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager, suppress
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -60,15 +60,15 @@ def read_all(sock: socket.socket, timeout: float = 5.0) -> bytes:
     return b"".join(chunks)
 
 
-def closed(sock: socket.socket) -> bool:
-    """True when the server closed ``sock`` (reads what it sent first)."""
+def closed(sock: socket.socket, received: dict[socket.socket, bytes]) -> bool:
+    """True when the server closed ``sock``; what it sent is added to ``received``."""
     readable, _, _ = select.select([sock], [], [], 0)
     if not readable:
         return False
     try:
         sock.setblocking(False)
-        while sock.recv(65536):
-            pass
+        while chunk := sock.recv(65536):
+            received[sock] = received.get(sock, b"") + chunk
     except BlockingIOError:
         return False
     except ConnectionResetError:
@@ -123,8 +123,9 @@ def test_slow_and_idle_connections_are_closed_while_a_client_is_served(
         kept.sendall(b"GET /once HTTP/1.1\r\nHost: a\r\n\r\n")
         opened += [idle, trickle, upload, kept]
         served = 0
+        received: dict[socket.socket, bytes] = {}
         deadline = time.monotonic() + 15
-        while not all(closed(sock) for sock in (idle, upload, kept)) or not closed(trickle):
+        while not all([closed(sock, received) for sock in opened]):
             assert time.monotonic() < deadline, "slow or idle connections still open after 15 s"
             with suppress(OSError):
                 trickle.send(b"x")
@@ -132,26 +133,16 @@ def test_slow_and_idle_connections_are_closed_while_a_client_is_served(
             served += 1
             time.sleep(0.2)
         assert served >= 3
-    # Each got the answer of its own limit before the close.
+        # Each got the answer of its own limit before the close; the idle one, none.
+        assert idle not in received
+        assert received[trickle].startswith(b"HTTP/1.1 408 ")
+        assert b"header_timeout" in received[trickle]
+        assert b"connection: close" in received[trickle]
+        assert received[upload].startswith(b"HTTP/1.1 408 ")
+        assert b"body_idle_timeout" in received[upload]
+        assert received[kept].startswith(b"HTTP/1.1 200 ") and b"408" not in received[kept]
     assert seen(proxy).count("GET /once") == 1
     assert "GET /slow" not in seen(proxy) and "POST /upload" not in seen(proxy)
-
-
-def test_timeouts_answer_408_naming_the_limit(servers: Servers, tmp_path: Path) -> None:
-    _, proxy = proxy_for(
-        servers, tmp_path, client_header_timeout_seconds="0.5", client_body_idle_seconds="0.5"
-    )
-    with sockets() as opened:
-        head = connect(proxy)
-        head.sendall(b"GET / HTTP/1.1\r\nHost: a\r\n")
-        body = connect(proxy)
-        body.sendall(b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nab")
-        opened += [head, body]
-        head_answer, body_answer = read_all(head), read_all(body)
-    assert head_answer.startswith(b"HTTP/1.1 408 "), head_answer
-    assert b"header_timeout" in head_answer and b"connection: close" in head_answer
-    assert body_answer.startswith(b"HTTP/1.1 408 "), body_answer
-    assert b"body_idle_timeout" in body_answer
 
 
 # -- 2. connection caps under a 1,024-descriptor limit -------------------------------------
@@ -189,18 +180,6 @@ def test_idle_sockets_do_not_lock_out_a_new_client_under_a_1024_fd_limit(
         assert b"retry-after: 1" in head and b"connection: close" in head
         assert b"max_connections_per_client" in refused
         assert httpx.get(f"{proxy}/still-served", timeout=10).status_code == 200
-
-
-def test_a_cap_too_close_to_the_fd_limit_is_refused(tmp_path: Path) -> None:
-    import subprocess
-
-    routes = tmp_path / "routes.yaml"
-    routes.write_text('upstreams:\n  monolith: {url: "http://127.0.0.1:1"}\n')
-    argv = ["prlimit", "--nofile=1024:1024", "--", sys.executable, "-m", "strangler_proxy"]
-    argv += ["serve", "--routes", str(routes), "--max-connections", "1000"]
-    result = subprocess.run(argv, capture_output=True, text=True, timeout=30)
-    assert result.returncode == 2
-    assert "max_connections" in result.stderr and "RLIMIT_NOFILE" in result.stderr
 
 
 # -- 3. sizes counted as they arrive -------------------------------------------------------
@@ -317,15 +296,10 @@ def test_versions_trailers_and_chunk_framing(servers: Servers, tmp_path: Path) -
     received = seen(proxy)
     for path in ("/v09", "/v20", "/v12", "/te10", "/badchunk"):
         assert not any(line.endswith(" " + path) for line in received), (path, received)
-
-
-def test_bad_framing_in_a_streamed_body_discards_the_upstream_connection(
-    servers: Servers, tmp_path: Path
-) -> None:
-    _, proxy = proxy_for(servers, tmp_path)
-    big = b"%x\r\n%b\r\n" % (100_000, b"x" * 100_000)  # over the buffer: streamed
-    with ExitStack() as stack:
-        opened = stack.enter_context(sockets())
+    # Bad framing after the head went upstream (a body over the buffer is streamed): the
+    # client gets 400 and the half-sent upstream connection is not reused.
+    big = b"%x\r\n%b\r\n" % (100_000, b"x" * 100_000)
+    with sockets() as opened:
         sock = connect(proxy)
         opened.append(sock)
         sock.sendall(

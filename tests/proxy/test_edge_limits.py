@@ -3,6 +3,7 @@ tested over real sockets in test_e2e_edge_limits.py)."""
 
 from __future__ import annotations
 
+import resource
 from pathlib import Path
 
 import pytest
@@ -36,6 +37,18 @@ def test_a_cap_too_close_to_the_fd_limit_is_refused_with_the_numbers() -> None:
     check_max_connections(896, 1024)
     with pytest.raises(ValueError, match=r"1000 client connections leave 24 .* 1024"):
         check_max_connections(1000, 1024)
+
+
+def test_config_refuses_a_cap_too_close_to_this_process_fd_limit(tmp_path: Path) -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (1024, hard))
+    try:
+        with pytest.raises(ValidationError, match=r"max_connections[\s\S]*RLIMIT_NOFILE"):
+            ProxyConfig(routes=tmp_path / "routes.yaml", max_connections=1000)
+        config = ProxyConfig(routes=tmp_path / "routes.yaml")
+        assert config.connection_cap == 768
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
 
 
 def test_config_reads_the_environment_and_bounds_it(
