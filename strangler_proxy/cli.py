@@ -167,7 +167,8 @@ def _serve_command(ext: Extensions) -> Callable[..., None]:
         """Serve the proxy with uvicorn (uvloop + httptools). SIGHUP reloads the route table.
 
         The admin bearer token comes from $STRANGLER_ADMIN_TOKEN (admin API off without
-        it); the identity signing key from $STRANGLER_IDENTITY_KEY when the table has `auth:`.
+        it); the identity signing key from $STRANGLER_IDENTITY_KEY when the table has `auth:`;
+        the canary hash secret from $STRANGLER_CANARY_KEY (the same on every replica).
         Each worker follows the published phase of every context and registers as a replica
         in the control database ($STRANGLER_CONTROL_DB_URL): it holds a context's writes
         while the control plane fences them and acknowledges each epoch it serves.

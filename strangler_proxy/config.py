@@ -1,9 +1,10 @@
 """Settings of one proxy process: parsed once, frozen.
 
 Secrets come from the environment: ``STRANGLER_ADMIN_TOKEN`` (the admin API's bearer
-token; admin endpoints other than health are off without it) and
+token; admin endpoints other than health are off without it),
 the variable named by the table's ``auth.identity_key_env`` (default
-``STRANGLER_IDENTITY_KEY``; signs the identity header, read when a table is loaded).
+``STRANGLER_IDENTITY_KEY``; signs the identity header, read when a table is loaded) and
+``STRANGLER_CANARY_KEY`` (keys the canary hash; the same on every replica).
 The proxy follows the live phase in the control database (``STRANGLER_CONTROL_DB_URL``)
 unless ``STRANGLER_LIVE_PHASE=off``. The client-connection, dashboard-session, sign-in
 throttling and upstream-pool settings default to ``STRANGLER_<FIELD NAME>`` when set (e.g.
