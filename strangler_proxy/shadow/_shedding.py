@@ -6,11 +6,13 @@ cores are saturated, that CPU comes out of the primary's latency. :class:`LoopLo
 wakes every ``interval`` seconds in the proxy's event loop and measures two things
 about the last interval:
 
-- the loop's **load**: the share of wall time its thread was not idle, i.e. running
-  or waiting in the kernel's run queue for a core (Linux ``/proc/thread-self/schedstat``;
-  elsewhere only the running time). An idle loop (c=1: it mostly waits for sockets)
-  sits well below 1; a loop that always has ready work (saturated), or that the
-  machine cannot give a core, sits near 1;
+- the loop's **load**: the share of the time its thread ran, out of the time it
+  was not kept waiting for a core by other processes (run-queue wait from Linux
+  ``/proc/thread-self/schedstat``; elsewhere none is assumed). A loop that mostly
+  waits for sockets (one request at a time) sits low; one that always has ready work
+  (saturated by the primary's traffic) sits near 1. Leaving out the run-queue wait
+  keeps a machine busy with other work from looking like a busy proxy: shedding
+  copies would not give that time back;
 - the loop's **lag**: how late the timer fired (reported, not acted on: a single
   sample is dominated by the machine's noise).
 
@@ -29,7 +31,7 @@ the route's sample admits it *and* :meth:`ShedController.keep` keeps it; one the
 admitted and the controller did not is counted as ``shed``.
 
     controller = ShedController(settings)
-    controller.observe(0.95)       # the loop was busy 95% of the last interval: halve
+    controller.observe(0.95)       # the loop ran 95% of the last interval: halve
     if controller.keep(): ...      # mirror this copy
     load = LoopLoad(controller, settings.interval)
     load.start()                   # inside the running loop; await load.stop() at shutdown
@@ -45,7 +47,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["LoopLoad", "ShedController", "ShedSettings", "thread_busy_seconds"]
+__all__ = ["LoopLoad", "ShedController", "ShedSettings", "thread_times"]
 
 _SCHEDSTAT = Path("/proc/thread-self/schedstat")
 
@@ -58,8 +60,8 @@ class ShedSettings:
 
     adaptive: bool = True
     interval: float = 0.05
-    load_high: float = 0.8
-    load_low: float = 0.65
+    load_high: float = 0.5
+    load_low: float = 0.35
     smoothing: float = 0.3
     rate_backoff: float = 0.5
     rate_step: float = 0.05
@@ -125,19 +127,20 @@ class ShedController:
         return self.level > 0.0 and self._sample() < self.level
 
 
-def thread_busy_seconds() -> float:
-    """Seconds the calling thread has run or waited for a core (Linux schedstat), else run."""
+def thread_times() -> tuple[float, float]:
+    """Seconds the calling thread has run and waited in the run queue for a core
+    (Linux schedstat; elsewhere its CPU time and no wait)."""
     try:
         ran, waited, _ = _SCHEDSTAT.read_bytes().split()
     except (OSError, ValueError):
-        return time.thread_time()
-    return (int(ran) + int(waited)) / 1e9
+        return time.thread_time(), 0.0
+    return int(ran) / 1e9, int(waited) / 1e9
 
 
 class LoopLoad:
-    """A task in the running event loop that feeds its thread's busy share (and the
-    timer's lag) to a :class:`ShedController` every ``interval`` seconds, then calls
-    ``on_sample`` (the metrics)."""
+    """A task in the running event loop that feeds its load (and the timer's lag) to a
+    :class:`ShedController` every ``interval`` seconds, then calls ``on_sample`` (the
+    metrics)."""
 
     def __init__(
         self,
@@ -145,12 +148,12 @@ class LoopLoad:
         interval: float,
         on_sample: Callable[[ShedController], None] | None = None,
         *,
-        busy: Callable[[], float] = thread_busy_seconds,
+        times: Callable[[], tuple[float, float]] = thread_times,
     ) -> None:
         self.controller = controller
         self.interval = interval
         self.on_sample = on_sample
-        self._busy = busy
+        self._times = times
         self._task: asyncio.Task[None] | None = None
 
     @property
@@ -171,12 +174,13 @@ class LoopLoad:
 
     async def _run(self) -> None:
         # time.monotonic, not loop.time(): uvloop's clock and timers have 1 ms steps.
-        began, busy = time.monotonic(), self._busy()
+        began, (ran, waited) = time.monotonic(), self._times()
         while True:
             await asyncio.sleep(self.interval)
-            now, busy_now = time.monotonic(), self._busy()
+            now, (ran_now, waited_now) = time.monotonic(), self._times()
             lag = max(0.0, now - began - self.interval)
-            self.controller.observe((busy_now - busy) / max(now - began, 1e-6), lag)
-            began, busy = now, busy_now
+            available = now - began - (waited_now - waited)
+            self.controller.observe((ran_now - ran) / max(available, 1e-6), lag)
+            began, ran, waited = now, ran_now, waited_now
             if self.on_sample is not None:
                 self.on_sample(self.controller)

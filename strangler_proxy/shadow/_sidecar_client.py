@@ -57,6 +57,9 @@ _RESTART_PAUSE_SECONDS = 5.0  # ...but after this pause (its copies are dropped 
 # Copies wait this long in the proxy's buffer: batching spares the proxy a send system
 # call and a cross-core wake-up of the sidecar per request.
 _BATCH_SECONDS = 0.002
+# Shed counts only feed the results store: sent a few times a second, not per batch
+# (shedding happens when the proxy needs its CPU, so it must cost no wake-ups).
+_SHEDS_SECONDS = 0.25
 
 
 class _Sidecar:
@@ -107,6 +110,7 @@ class MirrorProcess:
         self._closing = False
         self._pending_drops: Counter[tuple[str, str]] = Counter()
         self._pending_sheds: Counter[tuple[str, str]] = Counter()
+        self._sheds_due = False
         self._next_key = 0
 
     # -- the request path -------------------------------------------------------------
@@ -138,6 +142,12 @@ class MirrorProcess:
         """Count one copy the adaptive shedder kept back; the sidecar stores it."""
         self._pending_sheds[(route.name, route.context)] += 1
         self._count(route.name, Submitted.SHED.value)
+        if self._sidecar is not None and not self._sheds_due:
+            self._sheds_due = True
+            asyncio.get_running_loop().call_later(_SHEDS_SECONDS, self._send_sheds)
+
+    def _send_sheds(self) -> None:
+        self._sheds_due = False
         if self._sidecar is not None:
             self._schedule_flush(self._sidecar)
 

@@ -22,7 +22,7 @@ from strangler_proxy.shadow.settings import ShadowSettings
 from strangler_proxy.shadow.shadowing import Shadowing
 from strangler_proxy.shadow.store import COUNTERS, Counts, MemoryShadowStore, Outcome
 
-SATURATED, IDLE, BETWEEN = 0.97, 0.2, 0.7
+SATURATED, IDLE, BETWEEN = 0.97, 0.1, 0.42
 
 
 def feed(controller: ShedController, load: float, ticks: int) -> list[float]:
@@ -36,7 +36,7 @@ def test_sustained_load_sheds_down_to_zero_and_headroom_brings_the_rate_back() -
     assert all(b <= a for a, b in pairwise(down))  # never goes up
     assert down[-1] == 0.0
     assert not any(controller.keep() for _ in range(100))  # nothing mirrored at zero
-    up = feed(controller, IDLE, 40)
+    up = feed(controller, IDLE, 60)
     assert all(b >= a for a, b in pairwise(up))
     assert up[-1] == 1.0
 
@@ -127,10 +127,12 @@ async def _ignore(message: object) -> None:
 
 
 def test_the_load_monitor_feeds_the_controller_from_the_loop() -> None:
-    busy = (n * 0.05 for n in count())  # as if always busy
+    ran = (n * 0.05 for n in count())  # as if running all the time
     controller = ShedController(ShedSettings(interval=0.01))
     seen: list[float] = []
-    monitor = LoopLoad(controller, 0.01, lambda c: seen.append(c.level), busy=lambda: next(busy))
+    monitor = LoopLoad(
+        controller, 0.01, lambda c: seen.append(c.level), times=lambda: (next(ran), 0.0)
+    )
 
     async def run() -> None:
         monitor.start()
