@@ -3,7 +3,9 @@
 Three proxies in front of the same trivial upstream (1 KB of JSON): shadowing off,
 shadowing every request to a healthy shadow upstream, and to a shadow upstream
 slowed by 200 ms. The mirror runs as the proxy runs it by default: a sidecar
-process in ``SCHED_IDLE`` (``--mode inline``: in the proxy's event loop). Two loads:
+process in ``SCHED_IDLE`` (``--mode inline``: in the proxy's event loop), with
+adaptive shedding off (``STRANGLER_SHADOW_ADAPTIVE=0``: every copy is offered; the
+shedder's own comparison is ``bench/shadow_adaptive.py``). Two loads:
 
 - closed loop, the generator of ``bench/proxy.py`` (wrk when installed) at each
   ``--concurrency``: c=16 saturates this machine, so it shows what the primary pays
@@ -29,7 +31,7 @@ whether the target held.
 
     .venv/bin/python bench/shadow.py                       # about five minutes
     .venv/bin/python bench/shadow.py --duration 3 --concurrency 16 --shadow-priority normal
-    .venv/bin/python bench/proxy.py --shadow               # the same, after the proxy cells
+    .venv/bin/python bench/shadow_adaptive.py              # off vs fixed vs adaptive shedding
 """
 
 from __future__ import annotations
@@ -267,7 +269,11 @@ def run_matrix(
             stack.callback(process.stop)
         proxies: dict[str, tuple[ManagedProcess, str]] = {}
         for name, shadow in shadows.items():
-            proxies[name] = proxy(primary, shadow, sample_rate, logs, workdir, mode)
+            # every copy offered to the mirror: what mirroring costs (shedding has its own
+            # cells, bench/shadow_adaptive.py)
+            proxies[name] = proxy(
+                primary, shadow, sample_rate, logs, workdir, mode, STRANGLER_SHADOW_ADAPTIVE="0"
+            )
             stack.callback(proxies[name][0].stop)
             next(iter(loads.values()))(proxies[name][1] + "/")  # warm pools, start the sidecar
         cells: dict[str, dict[str, list[dict[str, Any]]]] = {name: {} for name in CELLS}
