@@ -21,6 +21,8 @@ LINGER_SECONDS = 2.0
 """How long a refused connection is read (and discarded) before it is closed."""
 MAX_LINGERING = 256
 """Refused connections lingering at once per process; beyond, they are closed at once."""
+REPORT_EVERY = 10.0
+"""Seconds between two log lines about refused connections (per limit)."""
 
 
 def fd_limit() -> int:
@@ -85,6 +87,8 @@ class ConnectionGate:
         self.admitted: dict[Connection, str] = {}
         self.lingering = 0
         self.evicted = 0
+        self.refused: dict[str, int] = {}
+        self._reported: dict[str, tuple[float, int]] = {}
 
     def admit(self, connection: Connection, client: str) -> str | None:
         """Count ``connection`` in, or the name of the limit that refuses it.
@@ -112,6 +116,19 @@ class ConnectionGate:
             self.per_client[client] = count
         else:
             self.per_client.pop(client, None)
+
+    def refusal(self, limit: str, now: float) -> int:
+        """Count a refusal by ``limit``; how many to report now (0: stay quiet).
+
+        At most one log line per limit every :data:`REPORT_EVERY` seconds: a flood of
+        refused connections must not become a flood of log lines.
+        """
+        total = self.refused[limit] = self.refused.get(limit, 0) + 1
+        last, reported = self._reported.get(limit, (float("-inf"), 0))
+        if now - last < REPORT_EVERY:
+            return 0
+        self._reported[limit] = (now, total)
+        return total - reported
 
     def _evict_one(self) -> bool:
         oldest: Connection | None = None

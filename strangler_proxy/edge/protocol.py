@@ -132,7 +132,11 @@ class EdgeProtocol(HttpToolsProtocol):
         client = self.client[0] if self.client else ""
         refused = self.gate.admit(self, client)
         if refused is not None:
-            log.warning("connection from %s refused: %s", client, refused)
+            count = self.gate.refusal(refused, self.loop.time())
+            if count:
+                log.warning(
+                    "%d connection(s) refused by %s (latest from %s)", count, refused, client
+                )
             self._refuse(refused)
             return
         limits = self.limits

@@ -80,3 +80,12 @@ def test_gate_caps_per_client_and_evicts_the_longest_idle_at_the_global_cap() ->
     assert gate.per_client == {"a": 1, "b": 1, "c": 1}
     recent.evictable_since = newcomer.evictable_since = None  # all busy now
     assert gate.admit(FakeConnection(0.0), "d") == "max_connections"
+
+
+def test_refusals_are_counted_and_reported_at_most_every_ten_seconds() -> None:
+    gate = ConnectionGate(EdgeLimits())
+    assert gate.refusal("max_connections", 100.0) == 1
+    assert [gate.refusal("max_connections", 101.0 + n) for n in range(3)] == [0, 0, 0]
+    assert gate.refusal("max_connections_per_client", 101.0) == 1  # each limit on its own
+    assert gate.refusal("max_connections", 110.0) == 4
+    assert gate.refused == {"max_connections": 5, "max_connections_per_client": 1}
