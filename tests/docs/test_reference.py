@@ -18,6 +18,7 @@ import pytest
 import typer.main
 
 from migration_plans.control.cli import app
+from strangler_proxy.shadow._shedding import ShedSettings
 
 HOOK = Path(__file__).resolve().parents[2] / "docs" / "hooks" / "reference.py"
 
@@ -98,7 +99,8 @@ def test_the_scan_finds_each_way_the_code_reads_the_environment(
         "STRANGLER_REPLICA_SILENT_AFTER": "5.0",  # `environ.get(NAME) or DEFAULT`
         "STRANGLER_SAGA_MAX_ATTEMPTS": "8",  # f"STRANGLER_SAGA_{name}" in a nested helper
         "STRANGLER_SHADOW_QUEUE": "1000",  # the same, with a dataclass field default
-        "STRANGLER_SHADOW_LOAD_HIGH": "0.8",  # that helper passed on, called in a loop
+        # that helper passed to another function and called there in a loop
+        "STRANGLER_SHADOW_LOAD_HIGH": str(ShedSettings().load_high),
         "STRANGLER_RELAY_MAX_ATTEMPTS": "'8'",  # context_env(context, NAME, default)
         "<CONTEXT>_RELAY_MAX_ATTEMPTS": "'8'",
         "<CONTEXT>_DATABASE_URL": None,  # the services' pydantic settings
