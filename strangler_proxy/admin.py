@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import hmac
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from strangler_proxy.edge.errors import NotFound, Unauthorized
@@ -50,7 +50,7 @@ class Admin:
         self,
         view: ProxyIntrospection,
         *,
-        reload: Callable[[], bool],
+        reload: Callable[[], Awaitable[bool]],
         mounts: Mapping[str, AdminMount] | None = None,
     ) -> None:
         self.view = view
@@ -73,7 +73,7 @@ class Admin:
             child = {**scope, "path": path, "root_path": root_path}
             return await _tagged(self.mounts[mount], child, receive, send, request_id)
         client = scope["client"][0] if scope.get("client") else ""
-        status, body, content_type = self.handle(
+        status, body, content_type = await self.handle(
             scope["method"], name, dict(scope["headers"]), client
         )
         headers = [
@@ -93,7 +93,7 @@ class Admin:
                 return mount
         return None
 
-    def handle(
+    async def handle(
         self, method: str, name: str, headers: dict[bytes, bytes], client: str = ""
     ) -> Answer:
         """Status, body and content type for ``{prefix}{name}`` asked by address ``client``."""
@@ -109,7 +109,7 @@ class Admin:
         if method == "GET" and name == "live":
             return _json(self.view.live())
         if method == "POST" and name == "reload":
-            reloaded = self._reload()
+            reloaded = await self._reload()  # parsed in a thread: the loop keeps serving
             return _json({"reloaded": reloaded, **self.table()})
         if method == "GET" and name == "metrics":
             return 200, self.view.metrics_text(), b"text/plain; version=0.0.4; charset=utf-8"

@@ -127,7 +127,9 @@ class StranglerProxy:
         self.shadowing = Shadowing.from_env(self.environ, registry=self.metrics.registry)
         self._activate(self.holder.current)
         self.metrics.reload_failing.set_function(lambda: float(self.holder.last_error is not None))
-        self.admin = Admin(self._introspection(), reload=self.holder.reload, mounts=admin_mounts)
+        self.admin = Admin(
+            self._introspection(), reload=self.holder.reload_async, mounts=admin_mounts
+        )
         self.handle_sighup = False
         self._tasks: list[asyncio.Task[None]] = []
         self._reloads: set[asyncio.Task[bool]] = set()

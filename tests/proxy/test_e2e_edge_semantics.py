@@ -217,6 +217,9 @@ def test_an_alias_bomb_is_refused_and_the_last_good_table_keeps_serving(edge: Ed
         line = len(good.splitlines()) + 2  # the first alias
         assert issue.startswith(f"{edge.routes}:{line}: YAML alias *a0 is not allowed"), issue
         assert table["hash"] == serving["hash"]
+        asked = httpx.post(f"{edge.proxy}/_strangler/reload", headers=ADMIN, timeout=5).json()
+        assert asked["reloaded"] is False and asked["hash"] == serving["hash"]
+        assert "YAML alias *a0" in asked["last_reload_error"]["issues"][0]
         response = httpx.get(f"{edge.proxy}/api/v1/orders/", timeout=5)
         assert response.json()["upstream"] == "monolith"
     finally:
