@@ -161,9 +161,14 @@ class LoopLoad:
         return self._task is not None and not self._task.done()
 
     def start(self) -> None:
-        """Start measuring in the running loop (idempotent)."""
-        if not self.running:
-            self._task = asyncio.get_running_loop().create_task(self._run(), name="shadow-load")
+        """Start measuring in the running loop (idempotent; without one, nothing starts)."""
+        if self.running:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        self._task = loop.create_task(self._run(), name="shadow-load")
 
     async def stop(self) -> None:
         if self._task is not None:
