@@ -166,7 +166,7 @@ REST_FRAMEWORK = {
         "legacy_monolith.core.filters.OrderingFilter",
     ],
     "EXCEPTION_HANDLER": "legacy_monolith.core.exceptions.exception_handler",
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "legacy_monolith.core.schema.ErrorsAutoSchema",
     "DATETIME_FORMAT": "%Y-%m-%dT%H:%M:%S.%fZ",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
     "TEST_REQUEST_DEFAULT_FORMAT": "json",

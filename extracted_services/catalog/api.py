@@ -31,8 +31,10 @@ from extracted_services.common.deps import RawBody
 from extracted_services.common.errors import InUse, NotFound
 from extracted_services.common.legacy import legacy_json, service_column, service_values
 from extracted_services.common.listing import (
+    NO_MATCH,
     FilterErrors,
     boolean_filter,
+    empty_page,
     number_filter,
     ordering,
     page_of,
@@ -166,9 +168,11 @@ def list_products(request: Request, session: SessionDep, views: ViewsDep) -> dic
     legacy_filters = {
         "category_id": number_filter(request, "category", errors),
         "is_active": boolean_filter(request, "is_active"),
-        "sku": text_filter(request, "sku"),
+        "sku": text_filter(request, "sku", errors),
     }
     raise_for(errors)
+    if NO_MATCH in legacy_filters.values():
+        return empty_page(request)
     pair = crud.products_pair()
     wanted = {column: value for column, value in legacy_filters.items() if value is not None}
     filters = tuple(service_values(pair, wanted).items())

@@ -11,7 +11,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from extracted_services.common.validation import PrimaryKey, as_text, slug_format
+from extracted_services.common.validation import PrimaryKey, as_slug, as_text, slug_format
 
 
 class CategoryIn(BaseModel):
@@ -20,7 +20,7 @@ class CategoryIn(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     name: Annotated[str, as_text, Field(min_length=1, max_length=100)]
-    slug: Annotated[str, as_text, Field(min_length=1, max_length=100), slug_format]
+    slug: Annotated[str, as_slug, Field(min_length=1, max_length=100), slug_format]
     description: Annotated[str, as_text] = ""
 
 

@@ -47,9 +47,13 @@ def render(error: ApiError, headers: dict[str, str] | None = None) -> JSONRespon
     return JSONResponse(error.body(), status_code=error.status_code, headers=headers)
 
 
+CHALLENGE = {"WWW-Authenticate": "Token"}
+"""What the monolith's TokenAuthentication says on a 401: how to authenticate."""
+
+
 async def _api_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ApiError)
-    return render(exc)
+    return render(exc, headers=CHALLENGE if exc.status_code == 401 else None)
 
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:

@@ -1,15 +1,15 @@
 """List query parameters with the monolith's semantics (DRF ``OrderingFilter``, django-filter).
 
 - ``?ordering=price,-name``: unknown terms are dropped; none valid means the default.
-- number filters: empty means no filter, non-numbers are a 400 ``Enter a number.``.
+- id filters: empty means no filter, anything but ASCII digits a 400 ``Enter a whole number.``.
 - boolean filters: ``true``/``True``/``false``/``False`` filter; anything else is ignored.
 - text filters: exact match; empty means no filter.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
-from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -18,7 +18,11 @@ from starlette.requests import Request
 from extracted_services.common.errors import NotFound, ValidationFailed
 from extracted_services.common.pagination import Page
 from extracted_services.common.store import Query, TableView, count, fetch
+from extracted_services.common.validation import INT64, unstorable
 from migration_plans.core.mapping import Row
+
+NO_MATCH = INT64[1] + 1
+"""A number filter's value no key holds (the query matches no row; never sent to SQL)."""
 
 _BOOLEANS = {"True": True, "true": True, "2": True, "False": False, "false": False, "3": False}
 
@@ -42,19 +46,23 @@ class FilterErrors(dict[str, list[str]]):
     """Filter validation errors, keyed by query parameter."""
 
 
+_WHOLE = re.compile(r"^[-+]?[0-9]{1,30}\Z")
+
+
 def number_filter(request: Request, name: str, errors: FilterErrors) -> int | None:
-    """django-filter's ``NumberFilter`` on an integer column."""
+    """The monolith's ``IdFilter``: a whole number in ASCII digits, never through ``Decimal``.
+
+    Anything else: 400 ``Enter a whole number.``; an id past 64 bits matches no row:
+    ``NO_MATCH`` (the caller answers an empty page; the value never reaches SQL).
+    """
     raw = (request.query_params.get(name) or "").strip()
     if not raw:
         return None
-    try:
-        number = Decimal(raw)
-    except InvalidOperation:
-        number = Decimal("NaN")
-    if not number.is_finite():
-        errors[name] = ["Enter a number."]
+    if not _WHOLE.match(raw):
+        errors[name] = ["Enter a whole number."]
         return None
-    return int(number)
+    number = int(raw)
+    return number if INT64[0] <= number <= INT64[1] else NO_MATCH
 
 
 def boolean_filter(request: Request, name: str) -> bool | None:
@@ -62,9 +70,14 @@ def boolean_filter(request: Request, name: str) -> bool | None:
     return _BOOLEANS.get(request.query_params.get(name, ""))
 
 
-def text_filter(request: Request, name: str) -> str | None:
-    """django-filter's ``CharFilter`` (exact)."""
-    return request.query_params.get(name) or None
+def text_filter(request: Request, name: str, errors: FilterErrors | None = None) -> str | None:
+    """django-filter's ``CharFilter`` (exact); NUL or a lone surrogate is a 400 like the form's."""
+    value = request.query_params.get(name) or None
+    message = unstorable(value) if value is not None else None
+    if message is not None and errors is not None:
+        errors[name] = [message]
+        return None
+    return value
 
 
 def page_of(
@@ -80,12 +93,22 @@ def page_of(
     return page.envelope([render(row) for row in rows])
 
 
+def empty_page(request: Request) -> dict[str, Any]:
+    """The envelope of a list no row can match (a filter value no key can hold)."""
+    return Page.from_request(request, 0).envelope([])
+
+
 def parse_key(raw: str) -> int:
-    """A path id as Django looks it up: not an integer means 404."""
+    """A path id as Django looks it up: not an integer, or past 64 bits, means 404."""
+    if len(raw) > 100:
+        raise NotFound()
     try:
-        return int(raw)
+        key = int(raw)
     except ValueError:
         raise NotFound() from None
+    if not INT64[0] <= key <= INT64[1]:
+        raise NotFound()
+    return key
 
 
 def raise_for(errors: Mapping[str, list[str]]) -> None:

@@ -79,51 +79,128 @@ def drf_fields(
         location = [prefix] if prefix else []
         location += [str(part) for part in tuple(error.get("loc") or ())[skip_prefix:]]
         name = ".".join(location) or "non_field_errors"
-        message = _message(error)
-        if message not in fields.setdefault(name, []):
-            fields[name].append(message)
+        for message in _message(error).split(_SEPARATOR):
+            if message not in fields.setdefault(name, []):
+                fields[name].append(message)
     return fields
 
 
 def _drf_string(value: Any) -> Any:
-    """DRF's CharField: numbers become text, other types are refused, whitespace trimmed."""
+    """DRF's CharField: numbers become text, other types are refused, whitespace trimmed;
+    NUL and lone surrogates are refused (its ProhibitNull/SurrogateCharactersValidator)."""
     if value is None:
         raise PydanticCustomError("null", "This field may not be null.")
     if isinstance(value, bool) or not isinstance(value, str | int | float):
         raise PydanticCustomError("string_type", "Not a valid string.")
-    return str(value).strip()
+    text = str(value).strip()
+    refuse_unstorable(text)
+    return text
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def unstorable(text: str) -> str | None:
+    """DRF's message for text no database column can hold (NUL, a lone surrogate), or None."""
+    if "\x00" in text:
+        return "Null characters are not allowed."
+    found = _SURROGATE.search(text)
+    if found:
+        return f"Surrogate characters are not allowed: U+{ord(found.group()):X}."
+    return None
+
+
+def refuse_unstorable(text: str) -> None:
+    """Raise a field error when ``text`` holds NUL or a lone surrogate."""
+    message = unstorable(text)
+    if message is not None:
+        raise PydanticCustomError("unstorable", message)
+
+
+INT64 = (-(2**63), 2**63 - 1)
+"""The range of the widest integer column (SQLite INTEGER, PostgreSQL bigint)."""
+
+INT32_MAX = 2**31 - 1
+"""The largest value of an ``integer`` column (the monolith's quantities)."""
+
+_DIGITS = re.compile(r"^\s*[-+]?[0-9]+\s*\Z")
+_INTEGRAL_FLOAT = re.compile(r"\.0*\s*$")
+
+
+def _drf_integer(value: Any) -> Any:
+    """DRF's IntegerField: ints, ASCII-digit strings, and floats with no fraction; never
+    ``true``/``false``, never a fraction, never parsed through ``Decimal``."""
+    if value is None:
+        raise PydanticCustomError("null", "This field may not be null.")
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float | str)
+        or (isinstance(value, str) and len(value) > 1000)
+    ):
+        raise PydanticCustomError("int_parsing", "A valid integer is required.")
+    if isinstance(value, int):
+        return value
+    text = _INTEGRAL_FLOAT.sub("", str(value)) if isinstance(value, float) else value
+    if not _DIGITS.match(text):
+        raise PydanticCustomError("int_parsing", "A valid integer is required.")
+    return int(text)
 
 
 def _drf_pk(value: Any) -> Any:
-    """DRF's PrimaryKeyRelatedField input: an integer or digits; anything else has the wrong type."""
+    """DRF's PrimaryKeyRelatedField input (the monolith's strict one): an integer or digits;
+    past the key column's range it does not exist; anything else, a float too, has the
+    wrong type."""
     if value is None:
         raise PydanticCustomError("null", "This field may not be null.")
-    try:
-        if isinstance(value, bool) or not isinstance(value, int | str):
-            raise TypeError
-        return int(value)
-    except (TypeError, ValueError):
+    if isinstance(value, bool) or not isinstance(value, int | str) or not _DIGITS.match(str(value)):
         raise PydanticCustomError(
             "incorrect_type",
             "Incorrect type. Expected pk value, received {data_type}.",
             {"data_type": type(value).__name__},
-        ) from None
+        )
+    number = int(value)
+    if not INT64[0] <= number <= INT64[1]:
+        raise PydanticCustomError(
+            "does_not_exist",
+            'Invalid pk "{pk_value}" - object does not exist.',
+            {"pk_value": str(value)},
+        )
+    return number
 
 
 _SLUG = re.compile(r"^[-a-zA-Z0-9_]+\Z")
 
 
+_SLUG_MESSAGE = 'Enter a valid "slug" consisting of letters, numbers, underscores or hyphens.'
+_SEPARATOR = "\x1e"
+"""Joins the messages of one field's validators that all failed (DRF reports each)."""
+
+
 def _slug(value: str) -> str:
     if value and not _SLUG.match(value):
-        raise PydanticCustomError(
-            "invalid_slug",
-            'Enter a valid "slug" consisting of letters, numbers, underscores or hyphens.',
-        )
+        raise PydanticCustomError("invalid_slug", _SLUG_MESSAGE)
     return value
+
+
+def _drf_slug(value: Any) -> Any:
+    """DRF's SlugField: its 'invalid' message also for a wrong type; a NUL or lone surrogate
+    fails both the character check and the slug pattern, and DRF reports both."""
+    if isinstance(value, bool) or not isinstance(value, str | int | float | type(None)):
+        raise PydanticCustomError("invalid_slug", _SLUG_MESSAGE)
+    try:
+        return _drf_string(value)
+    except PydanticCustomError as exc:
+        if exc.type != "unstorable":
+            raise
+        joined = _SEPARATOR.join([exc.message(), _SLUG_MESSAGE])
+        raise PydanticCustomError("unstorable", joined) from None
 
 
 as_text = BeforeValidator(_drf_string)
 """Annotate a ``str`` field with this to parse it as DRF's ``CharField`` does."""
+
+as_slug = BeforeValidator(_drf_slug)
+"""Annotate a ``str`` field with this (instead of ``as_text``) to parse it as ``SlugField``."""
 
 slug_format = AfterValidator(_slug)
 """Annotate a ``str`` field with this to validate it as DRF's ``SlugField`` does."""
@@ -133,6 +210,10 @@ PrimaryKey = Annotated[int, BeforeValidator(_drf_pk)]
 
 LongText = Annotated[str, BeforeValidator(_drf_string)]
 """A DRF ``CharField(allow_blank=True)`` without a length limit (a ``TextField``)."""
+
+
+Integer = Annotated[int, BeforeValidator(_drf_integer)]
+"""A DRF ``IntegerField`` value: strict about booleans and fractions, no ``Decimal``."""
 
 
 @cache

@@ -15,7 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from extracted_services.common.changes import row_image
-from extracted_services.common.errors import MethodNotAllowed, NotFound
+from extracted_services.common.errors import NotFound
 from extracted_services.common.legacy import legacy_json, service_column
 from extracted_services.common.listing import (
     FilterErrors,
@@ -25,7 +25,7 @@ from extracted_services.common.listing import (
     raise_for,
 )
 from extracted_services.common.store import Query, TableView, get
-from extracted_services.common.validation import parse_fields, require_object
+from extracted_services.common.validation import INT64, parse_fields, require_object
 from extracted_services.inventory import crud
 from extracted_services.inventory.db import catalog_product
 from extracted_services.inventory.deps import (
@@ -125,10 +125,10 @@ def _choice(
     if not raw:
         return None
     try:
-        key = int(raw)
+        key: int | None = int(raw)
     except ValueError:
         key = None
-    if key is None or not exists(key):
+    if key is None or not INT64[0] <= key <= INT64[1] or not exists(key):
         errors[name] = [INVALID_CHOICE]
         return None
     return key
@@ -158,14 +158,6 @@ def list_stock(
         ordering=_ordering(request, "stock_levels", STOCK_ORDERING),
     )
     return page_of(request, session, views["stock_levels"], query, stock_json)
-
-
-@router.api_route("/stock/reserve/", methods=["GET", "PUT", "PATCH", "DELETE"])
-@router.api_route("/stock/release/", methods=["GET", "PUT", "PATCH", "DELETE"])
-@router.api_route("/stock/consume/", methods=["GET", "PUT", "PATCH", "DELETE"])
-def stock_actions_take_post_only(request: Request) -> None:
-    """The actions are POST-only; without this ``GET /stock/reserve/`` would be a 404 detail."""
-    raise MethodNotAllowed(f'Method "{request.method}" not allowed.')
 
 
 @router.get("/stock/{key}/", response_model=StockLevelOut)

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from extracted_services.common.validation import PrimaryKey
+from extracted_services.common.validation import INT32_MAX, INT64, Integer, PrimaryKey
 
 
 class StockAdjustIn(BaseModel):
@@ -14,7 +14,7 @@ class StockAdjustIn(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    quantity: Annotated[int, Field(ge=0)]
+    quantity: Annotated[Integer, Field(ge=0, le=INT32_MAX)]
 
 
 class ReserveLineIn(BaseModel):
@@ -23,7 +23,7 @@ class ReserveLineIn(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     product: PrimaryKey
-    quantity: Annotated[int, Field(ge=1)]
+    quantity: Annotated[Integer, Field(ge=1, le=INT32_MAX)]
 
 
 class ReserveIn(BaseModel):
@@ -31,7 +31,7 @@ class ReserveIn(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    order_id: Annotated[int, Field(ge=1)]
+    order_id: Annotated[Integer, Field(ge=1, le=INT64[1])]
     lines: Annotated[list[ReserveLineIn], Field(min_length=1)]
 
 
@@ -40,7 +40,7 @@ class ReleaseIn(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    order_id: Annotated[int, Field(ge=1)]
+    order_id: Annotated[Integer, Field(ge=1, le=INT64[1])]
 
 
 class ConsumeIn(ReleaseIn):

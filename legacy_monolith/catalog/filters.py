@@ -3,12 +3,13 @@
 import django_filters
 
 from legacy_monolith.catalog.models import Product
+from legacy_monolith.core.filters import IdFilter
 
 
 class ProductFilter(django_filters.FilterSet):
     """``?category=<id>``, ``?is_active=true|false``, ``?sku=<exact sku>``."""
 
-    category = django_filters.NumberFilter(field_name="category_id")
+    category = IdFilter(field_name="category_id")
     is_active = django_filters.BooleanFilter()
     sku = django_filters.CharFilter()
 

@@ -3,6 +3,7 @@
 from rest_framework import serializers
 
 from legacy_monolith.catalog.models import Category, Product
+from legacy_monolith.core.fields import StrictPrimaryKeyRelatedField
 
 
 class CategorySerializer(serializers.ModelSerializer):
@@ -15,6 +16,8 @@ class CategorySerializer(serializers.ModelSerializer):
 
 class ProductSerializer(serializers.ModelSerializer):
     """``{"id", "sku", "name", "description", "price", "is_active", "category", ...}``."""
+
+    serializer_related_field = StrictPrimaryKeyRelatedField
 
     class Meta:
         model = Product

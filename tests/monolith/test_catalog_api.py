@@ -151,7 +151,7 @@ def test_bad_filter_value_is_a_validation_error(anon: httpx.Client) -> None:
     assert response.json() == {
         "code": "invalid",
         "detail": "Invalid input.",
-        "fields": {"category": ["Enter a number."]},
+        "fields": {"category": ["Enter a whole number."]},
     }
 
 

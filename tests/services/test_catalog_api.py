@@ -75,7 +75,7 @@ def test_list_errors_match_the_monolith(service_app):
     }
     response = client.get("/api/v1/products/?category=abc")
     assert response.status_code == 400
-    assert response.json()["fields"] == {"category": ["Enter a number."]}
+    assert response.json()["fields"] == {"category": ["Enter a whole number."]}
     assert client.get("/api/v1/products/999/").status_code == 404
     assert client.get("/api/v1/products/abc/").json()["code"] == "not_found"
     assert client.get("/api/v1/products?page=1").status_code == 404
