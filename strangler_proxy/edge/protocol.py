@@ -132,11 +132,6 @@ class EdgeProtocol(HttpToolsProtocol):
         client = self.client[0] if self.client else ""
         refused = self.gate.admit(self, client)
         if refused is not None:
-            count = self.gate.refusal(refused, self.loop.time())
-            if count:
-                log.warning(
-                    "%d connection(s) refused by %s (latest from %s)", count, refused, client
-                )
             self._refuse(refused)
             return
         limits = self.limits
@@ -187,9 +182,7 @@ class EdgeProtocol(HttpToolsProtocol):
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
             self._unsupported_upgrade_warning()
-        except httptools.HttpParserError as exc:
-            if self._refusal is None:
-                log.warning("invalid HTTP request from %s: %s", self.client, exc)
+        except httptools.HttpParserError:
             self._refuse(self._refusal or "malformed")
             return
         if self._lingering or self.transport.is_closing():
@@ -292,6 +285,10 @@ class EdgeProtocol(HttpToolsProtocol):
 
     def _refuse(self, limit: str) -> None:
         """Answer ``limit``'s refusal (unless a response started), then close gracefully."""
+        count = self.gate.refusal(limit, self.loop.time())
+        if count:  # at most one line per limit every few seconds, however many refusals
+            client = self.client[0] if self.client else "-"
+            log.warning("%d connection(s) refused: %s (latest from %s)", count, limit, client)
         self._cancel_timer()
         self._unset_keepalive_if_required()
         cycle = self.cycle  # the previous request's while a head is refused
