@@ -136,7 +136,11 @@ class StranglerProxy:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
-            await self._http(scope, receive, send)
+            self.shadowing.in_flight += 1  # the shedder sheds only while requests queue
+            try:
+                await self._http(scope, receive, send)
+            finally:
+                self.shadowing.in_flight -= 1
         elif scope["type"] == "lifespan":
             await self._lifespan(receive, send)
 

@@ -13,6 +13,9 @@ about the last interval:
   (saturated by the primary's traffic) sits near 1. Leaving out the run-queue wait
   keeps a machine busy with other work from looking like a busy proxy: shedding
   copies would not give that time back;
+- how many requests the proxy is serving (``in_flight``, counted by the app): one
+  request at a time never waits for the loop, however busy each one keeps it (at
+  c=1 the proxy's own work is a large share of each round trip);
 - the loop's **lag**: how late the timer fired (reported, not acted on: a single
   sample is dominated by the machine's noise).
 
@@ -20,10 +23,11 @@ about the last interval:
 and turns it into the share of admitted copies to mirror, AIMD-style, with a dead band
 for hysteresis:
 
-- smoothed load above ``load_high``: the share is multiplied by ``rate_backoff``
-  (below ``rate_floor`` it becomes 0: nothing is mirrored);
-- below ``load_low`` for ``recover_after`` seconds in a row: the share grows by
-  ``rate_step`` per sample (up to 1);
+- smoothed load above ``load_high`` while more than ``min_in_flight`` requests are
+  in flight (smoothed too): the share is multiplied by ``rate_backoff`` (below
+  ``rate_floor`` it becomes 0: nothing is mirrored);
+- load below ``load_low``, or requests not queueing, for ``recover_after`` seconds in
+  a row: the share grows by ``rate_step`` per sample (up to 1);
 - in between: it stays where it is.
 
 The route's configured ``sample_rate`` stays the upper bound: a copy is mirrored when
@@ -41,6 +45,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import random
 import time
 from collections.abc import Callable
@@ -67,6 +72,7 @@ class ShedSettings:
     rate_step: float = 0.05
     rate_floor: float = 0.02
     recover_after: float = 1.0
+    min_in_flight: float = 1.5
 
     def __post_init__(self) -> None:
         if not 0 <= self.load_low < self.load_high:
@@ -102,17 +108,25 @@ class ShedController:
         self.level = 1.0
         self.load = 0.0  # smoothed
         self.lag = 0.0  # the last timer lag seen (seconds), for the metrics
+        self.in_flight = 0.0  # smoothed
         self._sample = sample
         self._calm = 0  # samples in a row below load_low
         self._calm_needed = max(1, round(self.settings.recover_after / self.settings.interval))
 
-    def observe(self, load: float, lag: float = 0.0) -> float:
-        """Take one load sample; move the level (multiplicative down, additive up)."""
+    def observe(self, load: float, *, lag: float = 0.0, in_flight: float = math.inf) -> float:
+        """Take one sample (``in_flight``: requests being served; unknown: infinite);
+        move the level (multiplicative down, additive up)."""
         s = self.settings
         self.lag = lag
         self.load += s.smoothing * (min(1.0, max(0.0, load)) - self.load)
-        self._calm = self._calm + 1 if self.load < s.load_low else 0
-        if self.load > s.load_high:
+        if math.isinf(in_flight) or math.isinf(self.in_flight):
+            self.in_flight = in_flight
+        else:
+            self.in_flight += s.smoothing * (in_flight - self.in_flight)
+        queueing = self.in_flight > s.min_in_flight
+        calm = self.load < s.load_low or not queueing
+        self._calm = self._calm + 1 if calm else 0
+        if self.load > s.load_high and queueing:
             self.level *= s.rate_backoff
             if self.level < s.rate_floor:
                 self.level = 0.0
@@ -149,11 +163,13 @@ class LoopLoad:
         on_sample: Callable[[ShedController], None] | None = None,
         *,
         times: Callable[[], tuple[float, float]] = thread_times,
+        in_flight: Callable[[], float] = lambda: math.inf,
     ) -> None:
         self.controller = controller
         self.interval = interval
         self.on_sample = on_sample
         self._times = times
+        self._in_flight = in_flight
         self._task: asyncio.Task[None] | None = None
 
     @property
@@ -185,7 +201,8 @@ class LoopLoad:
             now, (ran_now, waited_now) = time.monotonic(), self._times()
             lag = max(0.0, now - began - self.interval)
             available = now - began - (waited_now - waited)
-            self.controller.observe((ran_now - ran) / max(available, 1e-6), lag)
+            load = (ran_now - ran) / max(available, 1e-6)
+            self.controller.observe(load, lag=lag, in_flight=self._in_flight())
             began, ran, waited = now, ran_now, waited_now
             if self.on_sample is not None:
                 self.on_sample(self.controller)

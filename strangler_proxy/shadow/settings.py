@@ -39,7 +39,8 @@ class ShadowSettings:
     ``shedding``: the adaptive load shedder (:mod:`strangler_proxy.shadow._shedding`):
     ``STRANGLER_SHADOW_ADAPTIVE`` (``0`` turns it off), ``..._INTERVAL`` (seconds),
     ``..._LOAD_HIGH``, ``..._LOAD_LOW``, ``..._SMOOTHING``, ``..._RATE_BACKOFF``,
-    ``..._RATE_STEP``, ``..._RATE_FLOOR``, ``..._RECOVER_AFTER`` (seconds).
+    ``..._RATE_STEP``, ``..._RATE_FLOOR``, ``..._RECOVER_AFTER`` (seconds),
+    ``..._MIN_IN_FLIGHT``.
     """
 
     queue_size: int = 1000
@@ -108,6 +109,7 @@ def _shedding(env: Mapping[str, str], number: Callable[[str, float], float]) -> 
                 "rate_step",
                 "rate_floor",
                 "recover_after",
+                "min_in_flight",
             )
         },
     )

@@ -203,8 +203,15 @@ class Shadowing:
         self.settings = settings or ShadowSettings()
         self.recorder = recorder
         self.shedder = ShedController(self.settings.shedding, sample=sample)
+        self.in_flight = 0
+        """Requests this worker is serving now (the app counts them; the shedder reads it)."""
         self._metrics = metrics
-        self._load = LoopLoad(self.shedder, self.settings.shedding.interval, self._sampled)
+        self._load = LoopLoad(
+            self.shedder,
+            self.settings.shedding.interval,
+            self._sampled,
+            in_flight=lambda: self.in_flight,
+        )
         self.skipped_large = 0
         self._plans: dict[int, _Plan] = {}
         self._table: Any = None

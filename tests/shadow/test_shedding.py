@@ -52,6 +52,12 @@ def test_the_dead_band_holds_the_rate_steady() -> None:
     assert controller.observe(IDLE) > held
 
 
+def test_one_request_at_a_time_is_never_shed_however_busy_the_loop() -> None:
+    controller = ShedController(ShedSettings())
+    assert {controller.observe(SATURATED, in_flight=1) for _ in range(50)} == {1.0}
+    assert feed(controller, SATURATED, 10)[-1] < 1.0  # the same load with requests queueing
+
+
 def test_a_single_spike_is_smoothed_away() -> None:
     controller = ShedController(ShedSettings())
     feed(controller, IDLE, 10)
