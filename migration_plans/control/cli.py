@@ -16,6 +16,7 @@ import typer
 from dualwrite.cli import app as dualwrite_app
 from extracted_services.cli import app as service_app
 from legacy_monolith.cli import app as monolith_app
+from migration_plans.control.contract.cli import app as contract_app
 from migration_plans.control.plan_cli import app as plan_app
 from migration_plans.control.saga_cli import app as saga_app
 from reconciler.cli import app as reconcile_app
@@ -59,6 +60,7 @@ app.add_typer(dualwrite_app, name="dualwrite")
 app.add_typer(reconcile_app, name="reconcile")
 app.add_typer(plan_app, name="plan")
 app.add_typer(saga_app, name="saga")
+app.add_typer(contract_app, name="contract")
 
 
 @app.command()

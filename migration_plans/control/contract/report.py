@@ -1,0 +1,124 @@
+"""The contract check's result: counts, and the first examples as curl commands.
+
+print(report.render_table())      # or json.dumps(report.as_json())
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from migration_plans.control.contract.cases import Case
+
+EXAMPLES_KEPT = 10
+
+
+@dataclass(frozen=True)
+class Finding:
+    """A server error or an undeclared difference, with the case that shows it."""
+
+    case: Case
+    what: str
+    monolith_status: int
+    service_status: int
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "operation": self.case.operation,
+            "kind": self.case.kind,
+            "note": self.case.note,
+            "what": self.what,
+            "monolith_status": self.monolith_status,
+            "service_status": self.service_status,
+            "curl": self.case.curl(),
+        }
+
+
+@dataclass
+class ContractReport:
+    """Counts per context; ``server_errors`` and ``differences`` must be 0 to pass."""
+
+    context: str
+    seed: int
+    examples: int
+    operations: int
+    cases: int
+    server_errors: int = 0
+    differences: int = 0
+    allowed: int = 0
+    server_error_examples: list[Finding] = field(default_factory=list)
+    difference_examples: list[Finding] = field(default_factory=list)
+    by_operation: dict[str, list[int]] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.server_errors == 0 and self.differences == 0
+
+    def _count(self, finding: Finding, index: int) -> None:
+        counts = self.by_operation.setdefault(finding.case.operation, [0, 0])
+        counts[index] += 1
+
+    def add_server_error(self, finding: Finding) -> None:
+        self.server_errors += 1
+        self._count(finding, 0)
+        if len(self.server_error_examples) < EXAMPLES_KEPT:
+            self.server_error_examples.append(finding)
+
+    def add_difference(self, finding: Finding) -> None:
+        self.differences += 1
+        self._count(finding, 1)
+        if len(self.difference_examples) < EXAMPLES_KEPT:
+            self.difference_examples.append(finding)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "context": self.context,
+            "seed": self.seed,
+            "examples": self.examples,
+            "operations": self.operations,
+            "cases": self.cases,
+            "server_errors": self.server_errors,
+            "differences": self.differences,
+            "allowed": self.allowed,
+            "ok": self.ok,
+            "by_operation": {
+                op: {"server_errors": c[0], "differences": c[1]}
+                for op, c in self.by_operation.items()
+            },
+            "server_error_examples": [f.as_json() for f in self.server_error_examples],
+            "difference_examples": [f.as_json() for f in self.difference_examples],
+        }
+
+    def render(self, console: Console) -> None:
+        """A summary table, then each example with its curl command."""
+        table = Table(title=f"contract check: {self.context} (seed {self.seed})")
+        for column in ("operations", "cases", "server errors", "differences", "allowed"):
+            table.add_column(column, justify="right")
+        table.add_row(
+            str(self.operations),
+            str(self.cases),
+            str(self.server_errors),
+            str(self.differences),
+            str(self.allowed),
+        )
+        console.print(table)
+        for title, findings in (
+            ("server errors", self.server_error_examples),
+            ("undeclared differences", self.difference_examples),
+        ):
+            if findings:
+                console.print(f"first {title}:", style="bold")
+            for finding in findings:
+                console.print(
+                    f"- {finding.case.operation} [{finding.case.kind}"
+                    f"{': ' + finding.case.note if finding.case.note else ''}] "
+                    f"{finding.monolith_status}/{finding.service_status}: {finding.what}",
+                    markup=False,
+                    highlight=False,
+                )
+                console.print(
+                    f"  {finding.case.curl()}", markup=False, highlight=False, soft_wrap=True
+                )
