@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import sqlite3
 from itertools import count, cycle, pairwise
 from pathlib import Path
@@ -15,6 +16,7 @@ from migration_plans.control.evidence import StoreEvidence
 from migration_plans.control.gates import GateResult
 from migration_plans.core.plan import Gate
 from strangler_proxy.routetable.loader import parse_table
+from strangler_proxy.shadow._report import build_report, render_json, render_table
 from strangler_proxy.shadow._shedding import LoopLoad, ShedController, ShedSettings
 from strangler_proxy.shadow._store_sql import SqlShadowStore
 from strangler_proxy.shadow.engine import MirrorEngine, MirrorMetrics
@@ -190,3 +192,24 @@ def test_an_existing_sql_store_gets_the_shed_counter(tmp_path: Path) -> None:
     store = SqlShadowStore.from_url(url)
     store.record_many([Outcome.shed("detail", "catalog", 2), Outcome.dropped("detail", "catalog")])
     assert (store.counts().shed, store.counts().dropped) == (2, 1)
+
+
+def test_the_shadow_report_shows_shed_copies_next_to_compared_ones() -> None:
+    store = MemoryShadowStore()
+    store.record_many(
+        [Outcome.shed("detail", "catalog", 7), Outcome("detail", "matched", "catalog")]
+    )
+    report = build_report(store)
+    header, row = (
+        line for line in render_table(report).splitlines() if "compared" in line or "detail" in line
+    )
+    columns = [cell.strip() for cell in header.split("┃")][3:8]
+    values = [cell.strip() for cell in row.split("│")][3:8]
+    assert dict(zip(columns, values, strict=True)) == {
+        "compared": "1",
+        "matched": "1",
+        "mismatched": "0",
+        "dropped": "0",
+        "shed": "7",
+    }
+    assert json.loads(render_json(report))["totals"]["shed"] == 7
