@@ -1,7 +1,12 @@
 """Change capture on the monolith: triggers that append every change to ``strangler_outbox``.
 
-Django signals miss ``QuerySet.update``, ``bulk_create`` and raw SQL; row triggers see
-them all, in the writer's own transaction. The triggers skip:
+Django signals miss ``QuerySet.update``, ``bulk_create`` and raw SQL; triggers see them
+all, in the writer's own transaction. On PostgreSQL they are statement-level (transition
+tables: one call, one set-based outbox insert and one NOTIFY per statement, so a bulk
+``UPDATE`` costs little more than the update itself); SQLite has no transition tables and
+keeps row triggers. Within a statement each key gets one event (a key an ``UPDATE`` moved
+gets a delete of the old key and an upsert of the new one); events of later statements
+get higher outbox ids, so per-key order is commit order. The triggers skip:
 
 - changes made by the relay (loop prevention): PostgreSQL reads the transaction
   setting ``strangler.origin`` (``SET LOCAL strangler.origin = 'relay'``); SQLite
@@ -57,12 +62,12 @@ _OUTBOX_COLUMNS = (
 
 PG_FUNCTION = f"""
 CREATE OR REPLACE FUNCTION strangler_capture() RETURNS trigger
-LANGUAGE plpgsql AS $fn$
+LANGUAGE plpgsql SET work_mem = '64MB' AS $fn$
 DECLARE
-    new_image jsonb;
-    old_key text;
-    new_key text;
     rid text;
+    seq text;
+    k text;
+    captured bigint;
 BEGIN
     IF coalesce(current_setting('strangler.origin', true), '') = '{RELAY_ORIGIN}' THEN
         RETURN NULL;
@@ -72,28 +77,61 @@ BEGIN
     END IF;
     rid := coalesce(nullif(current_setting('strangler.request_id', true), ''),
                     'pg-tx-' || txid_current()::text);
-    IF TG_OP IN ('UPDATE', 'DELETE') THEN
-        old_key := to_jsonb(OLD) ->> TG_ARGV[2];
+    -- Event ids follow the outbox ids ('m-<id>'): appending to the unique index is far
+    -- cheaper than inserting random UUIDs into it.
+    seq := pg_get_serial_sequence('{OUTBOX_TABLE}', 'id');
+    -- The key column, quoted, spliced into the statements below (no format(): this DDL
+    -- also runs through drivers that read percent signs as placeholders).
+    k := quote_ident(TG_ARGV[2]);
+    IF TG_OP = 'INSERT' THEN
+        EXECUTE 'INSERT INTO {OUTBOX_TABLE} (id, {_OUTBOX_COLUMNS})
+            SELECT n, ''m-'' || n, $1, $2, image ->> $4, ''insert'', image::text,
+                   ''monolith'', $3, ''pending'', 0, clock_timestamp()
+            FROM (SELECT nextval($5) AS n, to_jsonb(r) AS image
+                  FROM strangler_new r WHERE r.' || k || ' IS NOT NULL) AS inserted'
+        USING TG_ARGV[0], TG_ARGV[1], rid, TG_ARGV[2], seq;
+    ELSIF TG_OP = 'DELETE' THEN
+        EXECUTE 'INSERT INTO {OUTBOX_TABLE} (id, {_OUTBOX_COLUMNS})
+            SELECT n, ''m-'' || n, $1, $2, old_key, ''delete'', NULL,
+                   ''monolith'', $3, ''pending'', 0, clock_timestamp()
+            FROM (SELECT nextval($5) AS n, to_jsonb(r) ->> $4 AS old_key
+                  FROM strangler_old r WHERE r.' || k || ' IS NOT NULL) AS deleted'
+        USING TG_ARGV[0], TG_ARGV[1], rid, TG_ARGV[2], seq;
+    ELSE
+        -- Old and new rows pair up by key. A key only in the old rows moved away: a
+        -- delete; one only in the new rows is an upsert of its image; a pair whose
+        -- images are equal changed nothing and is skipped.
+        EXECUTE 'INSERT INTO {OUTBOX_TABLE} (id, {_OUTBOX_COLUMNS})
+            SELECT n, ''m-'' || n, $1, $2, key, CASE WHEN image IS NULL THEN ''delete''
+                   ELSE ''update'' END, image::text, ''monolith'', $3, ''pending'', 0,
+                   clock_timestamp()
+            FROM (
+                SELECT nextval($5) AS n, image, coalesce(image, to_jsonb(o)) ->> $4 AS key
+                FROM strangler_old o
+                FULL JOIN strangler_new r ON o.' || k || ' = r.' || k || '
+                CROSS JOIN LATERAL (SELECT CASE WHEN r.' || k || ' IS NULL THEN NULL
+                                                ELSE to_jsonb(r) END AS image) AS new_image
+                WHERE r.' || k || ' IS NULL OR o.' || k || ' IS NULL
+                   OR to_jsonb(o) IS DISTINCT FROM image
+            ) AS changed'
+        USING TG_ARGV[0], TG_ARGV[1], rid, TG_ARGV[2], seq;
     END IF;
-    IF TG_OP IN ('INSERT', 'UPDATE') THEN
-        new_image := to_jsonb(NEW);
-        new_key := new_image ->> TG_ARGV[2];
+    GET DIAGNOSTICS captured = ROW_COUNT;
+    IF captured > 0 THEN
+        PERFORM pg_notify('{NOTIFY_CHANNEL}', TG_ARGV[0]);
     END IF;
-    IF old_key IS NOT NULL AND old_key IS DISTINCT FROM new_key THEN
-        INSERT INTO {OUTBOX_TABLE} ({_OUTBOX_COLUMNS})
-        VALUES (gen_random_uuid()::text, TG_ARGV[0], TG_ARGV[1], old_key, 'delete', NULL,
-                'monolith', rid, 'pending', 0, clock_timestamp());
-    END IF;
-    IF new_key IS NOT NULL THEN
-        INSERT INTO {OUTBOX_TABLE} ({_OUTBOX_COLUMNS})
-        VALUES (gen_random_uuid()::text, TG_ARGV[0], TG_ARGV[1], new_key, lower(TG_OP),
-                new_image::text, 'monolith', rid, 'pending', 0, clock_timestamp());
-    END IF;
-    PERFORM pg_notify('{NOTIFY_CHANNEL}', TG_ARGV[0]);
     RETURN NULL;
 END
 $fn$
 """
+"""One function for every captured table, run once per statement (not per row) with the
+statement's transition tables, so a bulk ``UPDATE`` of 100,000 rows costs one trigger call,
+one set-based insert into the outbox and one NOTIFY. Arguments: context, aggregate type,
+monolith key column."""
+
+PG_TRIGGER_SUFFIXES = ("ins", "upd", "del")
+LEGACY_PG_TRIGGER_SUFFIXES = ("iud", "u")
+"""Row-level triggers of earlier versions, dropped when the statement-level ones go in."""
 
 
 def _trigger_name(table: TableMapping, suffix: str) -> str:
@@ -106,19 +144,29 @@ def _trigger_name(table: TableMapping, suffix: str) -> str:
     return f"strangler_capture_{table.monolith_table[:room]}_{digest}_{suffix}"
 
 
+def _pg_drop_statements(table: TableMapping) -> list[str]:
+    target = quote_ident(table.monolith_table)
+    return [
+        f"DROP TRIGGER IF EXISTS {quote_ident(_trigger_name(table, suffix))} ON {target}"
+        for suffix in (*LEGACY_PG_TRIGGER_SUFFIXES, *PG_TRIGGER_SUFFIXES)
+    ]
+
+
 def _pg_statements(context: str, table: TableMapping) -> list[str]:
     args = ", ".join(quote_literal(arg) for arg in (context, table.name, table.key.monolith))
     target = quote_ident(table.monolith_table)
-    iud, upd = quote_ident(_trigger_name(table, "iud")), quote_ident(_trigger_name(table, "u"))
-    return [
-        f"DROP TRIGGER IF EXISTS {iud} ON {target}",
-        f"DROP TRIGGER IF EXISTS {upd} ON {target}",
-        f"CREATE TRIGGER {iud} AFTER INSERT OR DELETE ON {target} "
-        f"FOR EACH ROW EXECUTE FUNCTION strangler_capture({args})",
-        f"CREATE TRIGGER {upd} AFTER UPDATE ON {target} "
-        f"FOR EACH ROW WHEN (OLD.* IS DISTINCT FROM NEW.*) "
-        f"EXECUTE FUNCTION strangler_capture({args})",
+    # A trigger with transition tables fires for one event only: three triggers.
+    transitions = {
+        "ins": ("INSERT", "NEW TABLE AS strangler_new"),
+        "upd": ("UPDATE", "OLD TABLE AS strangler_old NEW TABLE AS strangler_new"),
+        "del": ("DELETE", "OLD TABLE AS strangler_old"),
+    }
+    creates = [
+        f"CREATE TRIGGER {quote_ident(_trigger_name(table, suffix))} AFTER {event} ON {target} "
+        f"REFERENCING {tables} FOR EACH STATEMENT EXECUTE FUNCTION strangler_capture({args})"
+        for suffix, (event, tables) in transitions.items()
     ]
+    return [*_pg_drop_statements(table), *creates]
 
 
 def _sqlite_image(table: TableMapping, ref: str) -> str:
@@ -189,11 +237,7 @@ def uninstall_statements(dialect: str, mappings: Iterable[ContextMapping]) -> li
     for mapping in mappings:
         for table in mapping.tables:
             if dialect == "postgresql":
-                for suffix in ("iud", "u"):
-                    statements.append(
-                        f"DROP TRIGGER IF EXISTS {quote_ident(_trigger_name(table, suffix))} "
-                        f"ON {quote_ident(table.monolith_table)}"
-                    )
+                statements.extend(_pg_drop_statements(table))
             else:
                 for suffix in ("insert", "update", "delete"):
                     name = quote_ident(_trigger_name(table, suffix))

@@ -118,8 +118,22 @@ def relay(
     mode: Annotated[
         str, typer.Option(help="inline: apply here; celery: hand keys to workers.")
     ] = "inline",
-    metrics_port: Annotated[int, typer.Option(help="Serve Prometheus /metrics (0: off).")] = 0,
+    metrics_port: Annotated[
+        int, typer.Option(help="Serve Prometheus /metrics (0: off); partition I uses port + I.")
+    ] = 0,
     log_level: Annotated[str, typer.Option(help="Log level.")] = "INFO",
+    partitions: Annotated[
+        int | None,
+        typer.Option(
+            help="Relay workers, each owning a share of the keys (PostgreSQL only; "
+            "default CONTEXT_RELAY_PARTITIONS or 1). Inline: one process per partition; "
+            "celery: batches of each partition are spread over the workers."
+        ),
+    ] = None,
+    partition: Annotated[
+        int | None,
+        typer.Option(help="Run only this partition (0-based) of --partitions, e.g. one per host."),
+    ] = None,
 ) -> None:
     """Run the relay loop of CONTEXT until SIGTERM/SIGINT.
 
@@ -127,25 +141,52 @@ def relay(
     CONTEXT_PHASE or STRANGLER_PHASE pins it or STRANGLER_LIVE_PHASE=off.
     """
     import signal
+    import sys
     import threading
+    from dataclasses import replace
 
     from prometheus_client import start_http_server
 
     # lazy: the loop pulls in the relay and psycopg; the CLI must start fast
     from dualwrite.live import follows_published_phase
     from dualwrite.loop import RelayLoop
+    from dualwrite.partitioned import PartitionedRelay
+    from dualwrite.partitions import Partition, PartitionError
+    from dualwrite.relay import Relay
     from migration_plans.core.control_db import control_db_url
 
     configure_json_logging(["dualwrite"], level=log_level)
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
+    settings = _settings(context)
+    count = settings.partition.count if partitions is None else partitions
+    try:
+        chosen = Partition(index=partition or 0, count=count)
+        settings = replace(settings, partition=chosen)
+        settings.check_partition()
+    except PartitionError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    if count > 1 and partition is None and mode == "inline":
+
+        def argv_for(index: int) -> list[str]:
+            port = metrics_port + index if metrics_port else 0
+            return [
+                *(sys.executable, "-m", "dualwrite", "relay", context, "--mode", mode),
+                *("--log-level", log_level, "--metrics-port", str(port)),
+                *("--partitions", str(count), "--partition", str(index)),
+            ]
+
+        raise typer.Exit(PartitionedRelay(argv_for, count).run(stop))
+    spread = 1
+    if mode == "celery":  # the loop hands batches out; it owns no partition itself
+        spread, settings = count, replace(settings, partition=Partition())
     if metrics_port:
         start_http_server(metrics_port, addr="127.0.0.1")
-    worker = _relay(context)
+    worker = Relay(settings)
     try:
         phase_url = control_db_url() if follows_published_phase(context) else None
-        RelayLoop(worker, mode=mode, phase_url=phase_url).run(stop)
+        RelayLoop(worker, mode=mode, phase_url=phase_url, spread=spread).run(stop)
     finally:
         worker.close()
 

@@ -16,6 +16,9 @@ The plan, the database URLs, the phase and reverse sync come from
     STRANGLER_RELAY_BACKOFF_BASE      first retry delay in seconds (0.5), doubled each time
     STRANGLER_RELAY_BACKOFF_MAX       cap of the retry delay (60)
     STRANGLER_RELAY_STALE_AFTER       re-dispatch a retry whose task was lost after this (120)
+    STRANGLER_RELAY_BATCH_SIZE        events a relay pass reads and applies at most (2000)
+    STRANGLER_RELAY_PARTITIONS        relay workers per context, each owning a share of
+                                      the keys (1; PostgreSQL only: dualwrite.partitions)
 
     settings = RelaySettings.from_env("catalog")
 """
@@ -26,6 +29,7 @@ from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any
 
+from dualwrite.partitions import WHOLE, Partition, PartitionError
 from migration_plans.core.phase import Phase, Side
 from migration_plans.core.settings import ContextSettings, context_env
 
@@ -63,8 +67,9 @@ class RelaySettings:
     backoff_base: float = 0.5
     backoff_max: float = 60.0
     stale_after: float = 120.0
-    batch_size: int = 500
+    batch_size: int = 2000
     poll_interval: float = 0.5
+    partition: Partition = WHOLE
 
     @classmethod
     def from_env(cls, context: str, **overrides: Any) -> RelaySettings:
@@ -80,10 +85,24 @@ class RelaySettings:
             backoff_base=float(context_env(context, "RELAY_BACKOFF_BASE", "0.5")),
             backoff_max=float(context_env(context, "RELAY_BACKOFF_MAX", "60")),
             stale_after=float(context_env(context, "RELAY_STALE_AFTER", "120")),
-            batch_size=int(context_env(context, "RELAY_BATCH_SIZE", "500")),
+            batch_size=int(context_env(context, "RELAY_BATCH_SIZE", "2000")),
             poll_interval=float(context_env(context, "RELAY_POLL_INTERVAL", "0.5")),
+            partition=Partition(count=int(context_env(context, "RELAY_PARTITIONS", "1"))),
         )
-        return replace(settings, **overrides)
+        settings = replace(settings, **overrides)
+        settings.check_partition()
+        return settings
+
+    def check_partition(self) -> None:
+        """Partitions need PostgreSQL's advisory locks; SQLite has one writer at a time."""
+        if self.partition.whole:
+            return
+        for side, url in (("monolith", self.monolith_url), ("service", self.service_url)):
+            if not url.startswith(("postgresql", "postgres")):
+                raise PartitionError(
+                    f"{self.context}: relay partitions need PostgreSQL; the {side} "
+                    f"database is {url.split(':', 1)[0]} (run one relay, without --partitions)"
+                )
 
     @property
     def truth(self) -> Side:

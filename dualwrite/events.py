@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import Row
 
@@ -37,6 +37,22 @@ class Event:
     attempts: int
     created_at: datetime
 
+    COLUMNS: ClassVar[tuple[str, ...]] = (
+        "id",
+        "event_id",
+        "context",
+        "aggregate_type",
+        "aggregate_key",
+        "operation",
+        "payload",
+        "origin",
+        "request_id",
+        "status",
+        "attempts",
+        "created_at",
+    )
+    """The outbox columns in field order: ``Event(*row)`` for a row of these (PostgreSQL)."""
+
     @classmethod
     def from_row(cls, row: Row[Any]) -> Event:
         values = dict(row._mapping)
@@ -46,7 +62,7 @@ class Event:
         if created.tzinfo is None:
             created = created.replace(tzinfo=UTC)
         values["created_at"] = created
-        return cls(**{name: values[name] for name in cls.__dataclass_fields__})
+        return cls(*(values[name] for name in cls.COLUMNS))
 
     @property
     def key(self) -> tuple[str, str]:

@@ -6,7 +6,10 @@ polled. Two modes:
 
 - ``inline`` (default): the loop applies each batch itself; an event that fails is
   handed to Celery (``dualwrite.apply_key``) with exponential backoff, its key waits.
-- ``celery``: the loop only hands keys to Celery workers (scale-out).
+- ``celery``: the loop only hands keys to Celery workers (scale-out); with
+  ``partitions`` > 1 it hands out batches instead: one ``apply_partition`` task per
+  partition with pending events, each applying that partition's next batch under its
+  locks (:mod:`dualwrite.partitions`), so the workers drain partitions side by side.
 
 Either way a sweeper re-dispatches keys whose retry task was lost (broker restarted
 empty, worker killed) once they have waited ``stale_after`` seconds.
@@ -37,6 +40,7 @@ from dualwrite.config import Direction, RelaySettings
 from dualwrite.events import Event
 from dualwrite.exceptions import ApplyFailed, StoreUnavailable
 from dualwrite.live import LivePhase, PhaseGate
+from dualwrite.partitions import Partition, bucket_of
 from dualwrite.relay import Relay
 from migration_plans.core.database import libpq_url
 from migration_plans.core.live_phase import PhaseState
@@ -48,6 +52,21 @@ Dispatcher = Callable[..., bool]
 
 IDLE_RECHECK_S = 1.0
 """An idle lane is woken by a switch; this only bounds how late it sees ``stop``."""
+
+
+PartitionDispatcher = Callable[[str, Direction, Partition], bool]
+
+SPREAD_REDISPATCH_S = 1.0
+"""Celery mode with partitions: a partition with pending events gets a new task at most
+this often from the loop (its tasks send the next one themselves while a backlog lasts;
+duplicates only take turns under the partition's locks)."""
+
+
+def _default_partition_dispatcher(context: str, direction: Direction, partition: Partition) -> bool:
+    # lazy: dualwrite.tasks builds the Celery app at import; inline relays never need it
+    from dualwrite.tasks import dispatch_partition
+
+    return dispatch_partition(context, direction, partition)
 
 
 def _default_dispatcher(*args: Any, **kwargs: Any) -> bool:
@@ -111,9 +130,13 @@ class RelayLoop:
         dispatcher: Dispatcher | None = None,
         max_backoff: float = 2.0,
         phase_url: str | None = None,
+        spread: int = 1,
+        partition_dispatcher: PartitionDispatcher | None = None,
     ) -> None:
         if mode not in ("inline", "celery"):
             raise ValueError(f"relay mode must be inline or celery, not {mode!r}")
+        if spread > 1 and mode != "celery":
+            raise ValueError("spreading partitions over workers needs celery mode")
         self.relay = relay
         self.mode = mode
         self.dispatch = dispatcher or _default_dispatcher
@@ -124,6 +147,9 @@ class RelayLoop:
         self._lock = threading.Lock()
         self._gate = PhaseGate()
         self._switched = threading.Condition()
+        self.spread = spread
+        self.dispatch_partition = partition_dispatcher or _default_partition_dispatcher
+        self._spread_at: dict[tuple[Direction, int], float] = {}
 
     @property
     def settings(self) -> RelaySettings:
@@ -273,12 +299,31 @@ class RelayLoop:
             if self.mode == "inline":
                 handled += self.apply_next(direction)
                 continue
+            if self.spread > 1:
+                handled += self._spread_partitions(direction)
+                continue
             events = self.relay.pending(direction)
             if events:
                 self._hand_off(direction, events)
                 handled += len(events)
         self.sweep(lanes)
         return handled
+
+    def _spread_partitions(self, direction: Direction) -> int:
+        """Send a task to each partition with pending events; returns how many were sent."""
+        now = time.monotonic()
+        indexes = {bucket_of(e.key) % self.spread for e in self.relay.pending(direction)}
+        sent = 0
+        for index in sorted(indexes):
+            if now - self._spread_at.get((direction, index), -SPREAD_REDISPATCH_S) < (
+                SPREAD_REDISPATCH_S
+            ):
+                continue
+            partition = Partition(index=index, count=self.spread)
+            if self.dispatch_partition(self.settings.context, direction, partition):
+                self._spread_at[(direction, index)] = now
+                sent += 1
+        return sent
 
     def apply_next(self, direction: Direction) -> int:
         """Apply the next pending batch in one locked pass; on a failure, isolate its keys."""

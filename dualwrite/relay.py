@@ -52,12 +52,14 @@ from sqlalchemy import (
     insert,
     inspect,
     select,
+    text,
     tuple_,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql.elements import BindParameter, ColumnElement
 
+from dualwrite import setwrites
 from dualwrite.capture import PG_RELAY_ORIGIN, relay_origin
 from dualwrite.config import Direction, RelaySettings
 from dualwrite.engines import relay_engine
@@ -71,9 +73,10 @@ from dualwrite.exceptions import (
 )
 from dualwrite.metrics import EVENTS, FAILURES, LAG
 from dualwrite.outbox import EVENT_COLUMNS
+from dualwrite.partitions import LOCK_BUCKETS, bucket_of, lock_buckets
 from dualwrite.schema import applied_table, backfill_table, dead_letter_table
 from migration_plans.core.mapping import ContextMapping, TableMapping
-from migration_plans.core.outbox import EventStatus, outbox_table
+from migration_plans.core.outbox import OUTBOX_TABLE, EventStatus, outbox_table
 from migration_plans.core.phase import Phase
 from migration_plans.core.settings import mapping_for
 
@@ -84,11 +87,17 @@ SUPERSEDED = "superseded"
 
 
 def relay_lock(
-    conn: Connection, context: str, *, relay_writes: bool = False, async_commit: bool = False
+    conn: Connection,
+    context: str,
+    *,
+    buckets: Iterable[int] | None = None,
+    relay_writes: bool = False,
+    async_commit: bool = False,
 ) -> None:
-    """Take the context's relay lock for the transaction of ``conn`` (a monolith connection).
+    """Take the relay lock of ``buckets`` of the context (default: all) for ``conn``'s
+    transaction (a monolith connection). See :mod:`dualwrite.partitions`.
 
-    PostgreSQL: an advisory lock; SQLite: the transaction's ``BEGIN IMMEDIATE`` already is one.
+    PostgreSQL: advisory locks; SQLite: the transaction's ``BEGIN IMMEDIATE`` already is one.
     On PostgreSQL the same statement (one round trip) can also mark the transaction's
     writes as the relay's (``relay_writes``: the capture triggers skip them) and let it
     commit asynchronously (``async_commit``: only for transactions that write nothing
@@ -101,10 +110,7 @@ def relay_lock(
         settings += f", {PG_RELAY_ORIGIN}"
     if async_commit:
         settings += ", set_config('synchronous_commit', 'off', true)"
-    conn.exec_driver_sql(
-        f"SELECT pg_advisory_xact_lock(hashtextextended(%(lock)s, 0)){settings}",
-        {"lock": f"strangler-relay:{context}"},
-    )
+    lock_buckets(conn, context, range(LOCK_BUCKETS) if buckets is None else buckets, settings)
 
 
 _UPSERTS: dict[tuple[str, int, tuple[str, ...], tuple[str, ...]], Any] = {}
@@ -140,6 +146,12 @@ def upsert(conn: Connection, table: Table, rows: Sequence[dict[str, Any]], keys:
 
 BLOCKING = (EventStatus.IN_FLIGHT.value, EventStatus.DEAD.value)
 """An event waiting for a retry, or dead-lettered, holds back every later event of its key."""
+
+MAX_BLOCKED_KEYS = 1000
+"""Beyond this many blocked keys the pending read filters them with a per-row subquery."""
+
+LOGGED_EVENTS = 100
+"""Batches up to this size log a line per event (INFO); larger ones one line per batch."""
 
 
 def _pending_statement() -> Any:
@@ -274,15 +286,43 @@ class Relay:
             return self._pending(conn, limit)
 
     def _pending(self, conn: Connection, limit: int | None = None) -> list[Event]:
-        rows = conn.execute(
-            _PENDING, {"context": self.context, "limit": limit or self.settings.batch_size}
-        )
+        limit = limit or self.settings.batch_size
+        if conn.dialect.name == "postgresql":
+            return self._pending_pg(conn, limit)
+        rows = conn.execute(_PENDING, {"context": self.context, "limit": limit})
         return [Event.from_row(row) for row in rows]
 
+    def _pending_pg(self, conn: Connection, limit: int) -> list[Event]:
+        """The partition's pending events, oldest first, minus blocked keys: the few keys
+        waiting for a retry or dead are read first, so the batch read is one index scan."""
+        owned = self.settings.partition.sql_condition()
+        blocked = conn.exec_driver_sql(
+            f"SELECT DISTINCT aggregate_type, aggregate_key FROM {OUTBOX_TABLE} "
+            f"WHERE context = %(ctx)s AND status = ANY(%(blocking)s::text[]) AND {owned} "
+            f"LIMIT {MAX_BLOCKED_KEYS + 1}",
+            {"ctx": self.context, "blocking": list(BLOCKING)},
+        ).all()
+        if len(blocked) > MAX_BLOCKED_KEYS:
+            statement = _PENDING.where(text(owned))
+            return [
+                Event.from_row(row)
+                for row in conn.execute(statement, {"context": self.context, "limit": limit})
+            ]
+        events = setwrites.pending_events(
+            conn,
+            self.context,
+            owned,
+            [(row[0], row[1]) for row in blocked],
+            limit,
+            Event.COLUMNS,
+        )
+        return [Event(*row) for row in events]
+
     def in_flight(self, direction: Direction) -> list[Event]:
-        """Events waiting for a retry (oldest first)."""
+        """Events of this relay's partition waiting for a retry (oldest first)."""
         with self._guarded(direction.source) as conn:
-            return self._events(conn, outbox_table.c.status == EventStatus.IN_FLIGHT.value)
+            waiting = self._events(conn, outbox_table.c.status == EventStatus.IN_FLIGHT.value)
+        return [event for event in waiting if self.settings.partition.owns(event.key)]
 
     def unapplied(
         self, conn: Connection, keys: Iterable[tuple[str, str]], upto: int | None = None
@@ -379,11 +419,12 @@ class Relay:
         """One locked pass; round trips are counted here (the relay's lag is made of them)."""
         monolith, service = self.engines["monolith"], self.engines["service"]
         attempt = _Attempt()
+        buckets = self.settings.partition.buckets if keys is None else {bucket_of(k) for k in keys}
         if direction is Direction.MONOLITH_TO_SERVICE:
             with monolith.begin() as mconn:
                 # This transaction writes only the marks: losing one in a crash redelivers
                 # the event, which the guard absorbs, so it may commit asynchronously.
-                relay_lock(mconn, self.context, async_commit=True)
+                relay_lock(mconn, self.context, buckets=buckets, async_commit=True)
                 attempt.chain = self._chain(mconn, keys, upto)
                 if not attempt.chain:
                     return []
@@ -394,7 +435,7 @@ class Relay:
                 self._mark(mconn, results)
             return results
         with attempt, monolith.begin() as mconn:
-            relay_lock(mconn, self.context, relay_writes=True)
+            relay_lock(mconn, self.context, buckets=buckets, relay_writes=True)
             with self._reading("service") as sconn:
                 attempt.chain = self._chain(sconn, keys, upto)
             if not attempt.chain:
@@ -408,15 +449,24 @@ class Relay:
     def _apply_chain(
         self, conn: Connection, direction: Direction, chain: list[Event]
     ) -> list[Applied]:
+        """Apply ``chain`` (oldest first) in ``conn``'s transaction; what each event did.
+
+        Events at or below their key's guard are duplicates; events the source of truth
+        overrides are superseded; the rest are applied. On PostgreSQL the applied events
+        are coalesced per key (the last one's row image or delete is the key's final
+        state) and written set-based (:meth:`_write_coalesced`); if that trips over a
+        constraint that holds only in commit order, or on SQLite, they are written one
+        run at a time in commit order (:meth:`_write_in_order`).
+        """
         if not chain:
             return []
-        keys = sorted({event.key for event in chain})
-        guards = self._guards(conn, keys)
+        pg = conn.dialect.name == "postgresql"
+        keys = list(dict.fromkeys(event.key for event in chain))
+        guards = setwrites.read_guards(conn, self.context, keys) if pg else self._guards(conn, keys)
         source_is_truth = direction.source == self.settings.truth
         truth_busy = set() if source_is_truth else self._own_unapplied_keys(conn, keys)
         results: list[Applied] = []
-        applied_keys: set[tuple[str, str]] = set()
-        run = _Run()
+        to_apply: list[Event] = []
         for event in chain:
             if guards.get(event.key, 0) >= event.id:
                 results.append(Applied(event, Outcome.DUPLICATE))
@@ -424,20 +474,83 @@ class Relay:
             if event.key in truth_busy:
                 results.append(Applied(event, Outcome.SUPERSEDED))
             else:
-                change = self._change(conn, direction, event)
-                if not run.accepts(change):
-                    self._flush(conn, run)
-                    run = _Run()
-                run.add(change)
+                to_apply.append(event)
                 results.append(Applied(event, Outcome.APPLIED))
-                applied_keys.add(event.key)
             guards[event.key] = event.id
-        self._flush(conn, run)
-        moved = {r.event.key for r in results if r.outcome is not Outcome.DUPLICATE}
-        self._save_guards(conn, {key: guards[key] for key in moved})
+        if not pg or not self._write_coalesced(conn, direction, to_apply):
+            self._write_in_order(conn, direction, to_apply)
+        moved = {
+            r.event.key: guards[r.event.key] for r in results if r.outcome is not Outcome.DUPLICATE
+        }
+        if pg:
+            setwrites.save_guards(conn, self.context, moved, datetime.now(UTC))
+        else:
+            self._save_guards(conn, moved)
+        applied_keys = sorted({event.key for event in to_apply})
         if source_is_truth and applied_keys:
-            self._supersede_own(conn, sorted(applied_keys), direction)
+            self._supersede_own(conn, applied_keys, direction)
         return results
+
+    def _write_in_order(self, conn: Connection, direction: Direction, events: list[Event]) -> None:
+        """Write ``events`` in commit order, consecutive same-kind changes one statement each."""
+        run = _Run()
+        for event in events:
+            change = self._change(conn, direction, event)
+            if not run.accepts(change):
+                self._flush(conn, run)
+                run = _Run()
+            run.add(change)
+        self._flush(conn, run)
+
+    def _write_coalesced(self, conn: Connection, direction: Direction, events: list[Event]) -> bool:
+        """PostgreSQL: write each key's final state, one statement per table and kind.
+
+        Upserts go parents first, deletes children first (by the target's foreign keys).
+        Runs in a savepoint; False (nothing written) when a statement fails for a reason
+        other than an unavailable database, and the caller writes in commit order, which
+        names the event to blame if it fails again.
+        """
+        if not events:
+            return True
+        final = {event.key: event for event in events}
+        changes = [self._change(conn, direction, event) for event in final.values()]
+        groups: dict[tuple[str, bool, tuple[str, ...]], list[_Change]] = {}
+        for change in changes:
+            shape = tuple(change.row) if change.row is not None else ()
+            groups.setdefault((change.table.name, change.row is None, shape), []).append(change)
+        depth = _dependency_depth({change.table.name: change.table for change in changes})
+        order = sorted(
+            groups,
+            key=lambda g: (g[1], -depth[g[0]] if g[1] else depth[g[0]]),
+        )
+        try:
+            with conn.begin_nested():
+                for group_key in order:
+                    self._write_group(conn, groups[group_key])
+        except Exception as exc:
+            if is_unavailable(exc):
+                raise
+            log.info(
+                "%s: coalesced write of %d keys failed (%s); writing them in commit order",
+                self.context,
+                len(final),
+                str(exc).splitlines()[0],
+            )
+            return False
+        return True
+
+    def _write_group(self, conn: Connection, group: list[_Change]) -> None:
+        first = group[0]
+        table, key = first.table, first.key
+        if first.row is None:
+            values = [_key_value(table, key, change.event.aggregate_key) for change in group]
+            setwrites.delete_keys(conn, table, key, values)
+            return
+        rows = [change.row for change in group if change.row is not None]
+        if setwrites.json_fits(table, list(rows[0])):
+            setwrites.upsert_rows(conn, table, rows, key)
+        else:
+            upsert(conn, table, rows, [key])
 
     def _guards(self, conn: Connection, keys: list[tuple[str, str]]) -> dict[tuple[str, str], int]:
         rows = conn.execute(_GUARDS, {"ctx": self.context, "keys": keys})
@@ -463,6 +576,8 @@ class Relay:
         self, conn: Connection, keys: list[tuple[str, str]]
     ) -> set[tuple[str, str]]:
         """Keys the target (the source of truth here) changed and has not relayed yet."""
+        if conn.dialect.name == "postgresql":
+            return setwrites.unapplied_keys(conn, self.context, keys, UNAPPLIED)
         rows = conn.execute(_OWN_UNAPPLIED, {"ctx": self.context, "keys": keys})
         return {(row[0], row[1]) for row in rows}
 
@@ -470,13 +585,19 @@ class Relay:
         self, conn: Connection, keys: list[tuple[str, str]], direction: Direction
     ) -> None:
         """The truth's version just overwrote these rows: the target's own events lose."""
+        reason = f"superseded by the {direction.source}'s version (source of truth)"
+        if conn.dialect.name == "postgresql":
+            setwrites.supersede_keys(
+                conn, self.context, keys, UNAPPLIED, SUPERSEDED, datetime.now(UTC), reason
+            )
+            return
         conn.execute(
             _SUPERSEDE,
             {
                 "ctx": self.context,
                 "keys": keys,
                 "now": datetime.now(UTC),
-                "reason": f"superseded by the {direction.source}'s version (source of truth)",
+                "reason": reason,
             },
         )
 
@@ -532,26 +653,45 @@ class Relay:
             status = SUPERSEDED if result.outcome is Outcome.SUPERSEDED else "applied"
             by_status.setdefault(status, []).append(result.event.id)
         for status, ids in by_status.items():
-            conn.execute(_MARK, {"ids": ids, "new_status": status, "now": now})
+            if conn.dialect.name == "postgresql":
+                setwrites.mark_events(conn, ids, status, now, UNAPPLIED)
+            else:
+                conn.execute(_MARK, {"ids": ids, "new_status": status, "now": now})
 
     def _observe(self, direction: Direction, results: list[Applied]) -> None:
         now = datetime.now(UTC)
+        outcomes: dict[Outcome, int] = {}
+        lag_metric = LAG.labels(self.context, direction.value)
+        per_event = len(results) <= LOGGED_EVENTS
         for result in results:
             event = result.event
-            EVENTS.labels(self.context, direction.value, result.outcome.value).inc()
+            outcomes[result.outcome] = outcomes.get(result.outcome, 0) + 1
             lag = (now - event.created_at).total_seconds()
             if result.outcome is Outcome.APPLIED:
-                LAG.labels(self.context, direction.value).observe(max(lag, 0.0))
+                lag_metric.observe(max(lag, 0.0))
+            if per_event or log.isEnabledFor(logging.DEBUG):
+                log.log(
+                    logging.INFO if per_event else logging.DEBUG,
+                    "%s %s %s/%s event %s: %s (lag %.1f ms)",
+                    direction.value,
+                    event.operation,
+                    event.aggregate_type,
+                    event.aggregate_key,
+                    event.id,
+                    result.outcome.value,
+                    lag * 1000,
+                    extra={"request_id": event.request, "event_id": event.event_id},
+                )
+        for outcome, count in outcomes.items():
+            EVENTS.labels(self.context, direction.value, outcome.value).inc(count)
+        if not per_event:
             log.info(
-                "%s %s %s/%s event %s: %s (lag %.1f ms)",
+                "%s: %d events (ids %d..%d): %s",
                 direction.value,
-                event.operation,
-                event.aggregate_type,
-                event.aggregate_key,
-                event.id,
-                result.outcome.value,
-                lag * 1000,
-                extra={"request_id": event.request, "event_id": event.event_id},
+                len(results),
+                results[0].event.id,
+                results[-1].event.id,
+                ", ".join(f"{count} {outcome.value}" for outcome, count in outcomes.items()),
             )
 
     # -- failures ------------------------------------------------------------------------
@@ -765,6 +905,24 @@ class _Attempt:
         if isinstance(exc, DualwriteError) or is_unavailable(exc):
             return
         raise CommitFailed(self.chain, exc) from exc
+
+
+def _dependency_depth(tables: dict[str, Table]) -> dict[str, int]:
+    """How deep each table sits below the others it references (parents 0, children more)."""
+    depth: dict[str, int] = {}
+
+    def visit(name: str, path: frozenset[str]) -> int:
+        if name in depth:
+            return depth[name]
+        parents = {
+            fk.column.table.name for fk in tables[name].foreign_keys
+        } & tables.keys() - path - {name}
+        depth[name] = 1 + max((visit(p, path | {name}) for p in parents), default=-1)
+        return depth[name]
+
+    for name in tables:
+        visit(name, frozenset())
+    return depth
 
 
 @dataclass(frozen=True)

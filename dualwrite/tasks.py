@@ -18,6 +18,7 @@ apply has committed.
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from functools import cache
 from typing import Any
 
@@ -27,6 +28,7 @@ from dualwrite.celery_app import app, queue_name
 from dualwrite.config import Direction, RelaySettings
 from dualwrite.exceptions import ApplyFailed, StoreUnavailable
 from dualwrite.live import follows_published_phase, published_state
+from dualwrite.partitions import WHOLE, Partition
 from dualwrite.relay import Relay
 from migration_plans.core.control_db import control_engine
 
@@ -45,14 +47,20 @@ def relay_for(context: str) -> Relay:
     return Relay(configured_settings(context))
 
 
-def current_relay(context: str) -> Relay:
+@cache
+def partition_relay_for(context: str, partition: Partition) -> Relay:
+    """One relay per partition of a context per worker process (``apply_partition``)."""
+    return Relay(replace(configured_settings(context), partition=partition))
+
+
+def current_relay(context: str, partition: Partition = WHOLE) -> Relay:
     """:func:`relay_for` ``context``, switched to the phase published right now.
 
     A pinned phase (``<CONTEXT>_PHASE``, ``STRANGLER_PHASE``) or ``STRANGLER_LIVE_PHASE=off``
     keeps the configured one. Raises :class:`StoreUnavailable` when the control database
     cannot be read: applying under a phase that may be stale is never the fallback.
     """
-    relay = relay_for(context)
+    relay = relay_for(context) if partition.whole else partition_relay_for(context, partition)
     if not follows_published_phase(context):
         return relay
     try:
@@ -104,6 +112,49 @@ def apply_key(
         delay = configured_settings(context).backoff(exc.attempts)
         log.warning("retry in %.2fs: %s", delay, exc, extra=extra)
         raise self.retry(countdown=delay, exc=exc) from exc
+
+
+@app.task(bind=True, name="dualwrite.apply_partition", max_retries=None, acks_late=True)
+def apply_partition(self: Any, context: str, direction: str, index: int, count: int) -> int:
+    """Apply the next pending batch of one partition (celery mode with ``--partitions``).
+
+    The batch is applied as the relay loop applies it, under the partition's locks (two
+    tasks of one partition take turns); a failing key goes to ``apply_key`` retries. A
+    full batch sends the partition's next task at once, so a backlog drains without
+    waiting for the loop.
+    """
+    partition = Partition(index=index, count=count)
+    extra = {"request_id": f"partition-{index}-of-{count}"}
+    try:
+        relay = current_relay(context, partition)
+        if Direction(direction) not in relay.settings.directions:
+            return 0
+        # lazy: the loop module imports psycopg's LISTEN machinery, which tasks rarely need
+        from dualwrite.loop import RelayLoop
+
+        handled = RelayLoop(relay, mode="inline").apply_next(Direction(direction))
+    except StoreUnavailable as exc:
+        delay = configured_settings(context).backoff(self.request.retries + 1)
+        log.warning("retry in %.2fs: database unavailable: %s", delay, exc, extra=extra)
+        raise self.retry(countdown=delay, exc=exc) from exc
+    if handled >= relay.settings.batch_size:
+        dispatch_partition(context, Direction(direction), partition)
+    return handled
+
+
+def dispatch_partition(context: str, direction: Direction, partition: Partition) -> bool:
+    """Send an ``apply_partition`` task; False (logged) when the broker cannot be reached."""
+    try:
+        apply_partition.apply_async(
+            args=(context, direction.value, partition.index, partition.count),
+            queue=queue_name(),
+            retry=True,
+            retry_policy={"max_retries": 1, "interval_start": 0.1, "interval_step": 0.2},
+        )
+    except Exception as exc:
+        log.warning("cannot dispatch %s of %s to Celery: %s", partition, context, exc)
+        return False
+    return True
 
 
 def dispatch(

@@ -132,9 +132,9 @@ def test_names_that_need_quoting_and_quoted_enum_labels_round_trip(
 def test_trigger_names_fit_and_stay_distinct_on_postgresql() -> None:
     statements = capture_statements("postgresql", [MAPPING])
     names = {s.split('"')[1] for s in statements if s.startswith("CREATE TRIGGER")}
-    assert len(names) == 2 and all(len(name) <= 63 for name in names)
+    assert len(names) == 3 and all(len(name) <= 63 for name in names)  # insert, update, delete
     dropped = {s.split('"')[1] for s in uninstall_statements("postgresql", [MAPPING])}
-    assert dropped == names
+    assert dropped >= names  # and the row triggers of earlier versions
 
 
 def test_trigger_sql_quotes_names_and_writes_values_as_literals() -> None:

@@ -7,16 +7,14 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from sqlalchemy import text
-from sqlalchemy.orm import Session
 
 from dualwrite.capture import set_capture
 from dualwrite.config import Direction
 from dualwrite.events import Outcome
 from dualwrite.inline import InlineRelay, start_inline_relay
 from dualwrite.loop import RelayLoop
-from dualwrite.outbox import OutboxSink
 from migration_plans.control.processes import wait_until
+from tests.dualwrite.writes import service_write
 
 pytestmark = pytest.mark.pg
 
@@ -28,32 +26,6 @@ def relay_all(pair: Any) -> None:
         if not any(done):
             return
     raise AssertionError("outbox did not drain")
-
-
-def service_write(
-    pair: Any,
-    statement: str,
-    params: dict[str, Any],
-    *,
-    table: str,
-    key: int,
-    operation: str,
-    request_id: str = "req-svc",
-) -> None:
-    """A service-style write: the row and its outbox event in ONE transaction."""
-    with Session(pair.relays[0].engines["service"]) as session, session.begin():
-        session.execute(text(statement), params)
-        row = None
-        if operation != "delete":
-            found = (
-                session.execute(text(f"SELECT * FROM {table} WHERE id = :id"), {"id": key})
-                .mappings()
-                .one()
-            )
-            row = dict(found)
-        OutboxSink(context="catalog", origin="service").record(
-            session, table=table, operation=operation, key=key, row=row, request_id=request_id
-        )
 
 
 def test_monolith_orm_bulk_and_raw_sql_writes_reach_the_service(

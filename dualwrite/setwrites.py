@@ -1,0 +1,201 @@
+"""Set-based statements of the relay on PostgreSQL: one statement per table and kind.
+
+A batch of thousands of events becomes a handful of statements whose values travel as
+one JSON document each (``json_populate_recordset``, ``json_to_recordset``): an upsert
+per table, a delete per table, one read and one write of the version guards, one mark.
+JSON is encoded by the standard library's C encoder, so the Python cost per value stays
+small; PostgreSQL converts each value with its column type's input function. Names are
+quoted; every value is bound.
+
+Columns holding bytes cannot travel as JSON text: :func:`json_fits` is false for them
+and the relay writes those rows with its row-by-row statements.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import date, datetime, time
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import Connection, LargeBinary, Table
+from sqlalchemy.dialects import postgresql
+
+from dualwrite.schema import APPLIED_TABLE
+from migration_plans.core.outbox import OUTBOX_TABLE
+from migration_plans.core.sqlnames import quote_ident
+
+_DIALECT = postgresql.dialect()
+_UPSERTS: dict[tuple[int, tuple[str, ...], str], str] = {}
+_KEYS = "json_to_recordset(%(keys)s::json) AS k(t text, k text)"
+
+
+def _plain(value: Any) -> Any:
+    """JSON form of the values the mapping produces (text PostgreSQL reads back exactly)."""
+    if isinstance(value, (Decimal, UUID)):
+        return str(value)
+    if isinstance(value, (datetime, date, time)):
+        return value.isoformat()
+    raise TypeError(f"cannot send {type(value).__name__} as JSON")
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, default=_plain, separators=(",", ":"))
+
+
+def _keys_json(keys: Sequence[tuple[str, str]]) -> str:
+    return _json([{"t": kind, "k": key} for kind, key in keys])
+
+
+def json_fits(table: Table, columns: Sequence[str]) -> bool:
+    """True when every column of ``columns`` can travel as JSON text."""
+    return all(not isinstance(table.c[name].type, LargeBinary) for name in columns)
+
+
+def upsert_rows(conn: Connection, table: Table, rows: Sequence[dict[str, Any]], key: str) -> None:
+    """``INSERT ... SELECT FROM json_populate_recordset ... ON CONFLICT (key) DO UPDATE``.
+
+    Every row has the same columns (the mapping's); keys are distinct.
+    """
+    if not rows:
+        return
+    columns = tuple(rows[0])
+    cache_key = (id(table), columns, key)
+    statement = _UPSERTS.get(cache_key)
+    if statement is None:
+        names = ", ".join(quote_ident(name) for name in columns)
+        changing = [name for name in columns if name != key]
+        action = (
+            "DO UPDATE SET "
+            + ", ".join(f"{quote_ident(n)} = excluded.{quote_ident(n)}" for n in changing)
+            if changing
+            else "DO NOTHING"
+        )
+        target = quote_ident(table.name)
+        statement = (
+            f"INSERT INTO {target} ({names}) SELECT {names} "
+            f"FROM json_populate_recordset(NULL::{target}, %(rows)s::json) "
+            f"ON CONFLICT ({quote_ident(key)}) {action}"
+        )
+        _UPSERTS[cache_key] = statement
+    conn.exec_driver_sql(statement, {"rows": _json(list(rows))})
+
+
+def delete_keys(conn: Connection, table: Table, key: str, values: Sequence[Any]) -> None:
+    """``DELETE ... WHERE key IN (the values)``: one statement."""
+    if not values:
+        return
+    column_type = table.c[key].type.compile(dialect=_DIALECT)
+    conn.exec_driver_sql(
+        f"DELETE FROM {quote_ident(table.name)} WHERE {quote_ident(key)} IN "
+        f"(SELECT value::{column_type} FROM json_array_elements_text(%(keys)s::json))",
+        {"keys": _json([str(value) for value in values])},
+    )
+
+
+def read_guards(
+    conn: Connection, context: str, keys: Sequence[tuple[str, str]]
+) -> dict[tuple[str, str], int]:
+    """The last applied event id of each of ``keys`` that has one."""
+    rows = conn.exec_driver_sql(
+        f"SELECT a.aggregate_type, a.aggregate_key, a.last_event_id FROM {APPLIED_TABLE} a "
+        f"JOIN {_KEYS} ON a.aggregate_type = k.t AND a.aggregate_key = k.k "
+        "WHERE a.context = %(ctx)s",
+        {"ctx": context, "keys": _keys_json(keys)},
+    )
+    return {(row[0], row[1]): int(row[2]) for row in rows}
+
+
+def save_guards(
+    conn: Connection, context: str, guards: dict[tuple[str, str], int], now: datetime
+) -> None:
+    """Upsert the last applied event id of each key: one statement."""
+    if not guards:
+        return
+    entries = [{"t": kind, "k": key, "e": last} for (kind, key), last in sorted(guards.items())]
+    conn.exec_driver_sql(
+        f"INSERT INTO {APPLIED_TABLE} "
+        "(context, aggregate_type, aggregate_key, last_event_id, applied_at) "
+        "SELECT %(ctx)s, t, k, e, %(now)s "
+        "FROM json_to_recordset(%(guards)s::json) AS g(t text, k text, e bigint) "
+        "ON CONFLICT (context, aggregate_type, aggregate_key) DO UPDATE "
+        "SET last_event_id = excluded.last_event_id, applied_at = excluded.applied_at",
+        {"ctx": context, "now": now, "guards": _json(entries)},
+    )
+
+
+def mark_events(
+    conn: Connection, ids: Sequence[int], status: str, now: datetime, unapplied: Sequence[str]
+) -> None:
+    """Set ``status`` on the still unapplied events of ``ids``: one statement."""
+    conn.exec_driver_sql(
+        f"UPDATE {OUTBOX_TABLE} SET status = %(status)s, applied_at = %(now)s "
+        "WHERE id = ANY(%(ids)s::bigint[]) AND status = ANY(%(unapplied)s::text[])",
+        {
+            "ids": "{" + ",".join(str(int(i)) for i in ids) + "}",
+            "status": status,
+            "now": now,
+            "unapplied": list(unapplied),
+        },
+    )
+
+
+def unapplied_keys(
+    conn: Connection, context: str, keys: Sequence[tuple[str, str]], unapplied: Sequence[str]
+) -> set[tuple[str, str]]:
+    """Which of ``keys`` have unapplied events in ``conn``'s outbox."""
+    rows = conn.exec_driver_sql(
+        f"SELECT DISTINCT o.aggregate_type, o.aggregate_key FROM {OUTBOX_TABLE} o "
+        f"JOIN {_KEYS} ON o.aggregate_type = k.t AND o.aggregate_key = k.k "
+        "WHERE o.context = %(ctx)s AND o.status = ANY(%(unapplied)s::text[])",
+        {"ctx": context, "keys": _keys_json(keys), "unapplied": list(unapplied)},
+    )
+    return {(row[0], row[1]) for row in rows}
+
+
+def supersede_keys(
+    conn: Connection,
+    context: str,
+    keys: Sequence[tuple[str, str]],
+    unapplied: Sequence[str],
+    status: str,
+    now: datetime,
+    reason: str,
+) -> None:
+    """Mark every unapplied event of ``keys`` in ``conn``'s outbox ``status`` with ``reason``."""
+    conn.exec_driver_sql(
+        f"UPDATE {OUTBOX_TABLE} o SET status = %(status)s, applied_at = %(now)s, "
+        f"last_error = %(reason)s FROM {_KEYS} "
+        "WHERE o.aggregate_type = k.t AND o.aggregate_key = k.k "
+        "AND o.context = %(ctx)s AND o.status = ANY(%(unapplied)s::text[])",
+        {
+            "ctx": context,
+            "keys": _keys_json(keys),
+            "unapplied": list(unapplied),
+            "status": status,
+            "now": now,
+            "reason": reason,
+        },
+    )
+
+
+def pending_events(
+    conn: Connection,
+    context: str,
+    owned: str,
+    blocked: Sequence[tuple[str, str]],
+    limit: int,
+    columns: Sequence[str],
+) -> list[Any]:
+    """Pending rows of ``context`` matching ``owned`` (SQL), oldest first, minus ``blocked``."""
+    return list(
+        conn.exec_driver_sql(
+            f"SELECT {', '.join(columns)} FROM {OUTBOX_TABLE} "
+            f"WHERE context = %(ctx)s AND status = 'pending' AND {owned} "
+            "AND (aggregate_type, aggregate_key) NOT IN "
+            f"(SELECT t, k FROM {_KEYS}) ORDER BY id LIMIT %(limit)s",
+            {"ctx": context, "keys": _keys_json(blocked), "limit": limit},
+        )
+    )

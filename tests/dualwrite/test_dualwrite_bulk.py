@@ -1,0 +1,317 @@
+"""Bulk changes at pipeline speed, on real PostgreSQL: statement-level capture, coalesced
+set-based apply with its commit-order fallback, and the partitioned relay (in process, as
+real processes killed mid-batch, and spread over a real Celery worker)."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+from typing import Any
+
+import psycopg
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import text
+
+from dualwrite.backfill import Backfill
+from dualwrite.capture import set_capture
+from dualwrite.config import Direction
+from dualwrite.events import Outcome
+from dualwrite.partitions import BUCKET_SQL, Partition, bucket_of
+from dualwrite.relay import Relay
+from migration_plans.control.processes import wait_until
+from migration_plans.testing.databases import libpq_url
+from tests.dualwrite.conftest import REPO_ROOT, Pair
+from tests.dualwrite.writes import service_write
+
+pytestmark = pytest.mark.pg
+
+PRODUCT_COLUMNS = "sku, name, description, price, is_active, category_id, created_at, updated_at"
+
+
+def seed(pair: Pair, products: int) -> None:
+    """``products`` products in two categories on both sides (capture off while copying)."""
+    relay = pair.relays[0]
+    set_capture(relay.engines["monolith"], "catalog", enabled=False)
+    pair.monolith(
+        "INSERT INTO catalog_category (id, name, slug, description) "
+        "VALUES (1, 'One', 'one', ''), (2, 'Two', 'two', '')"
+    )
+    pair.monolith(
+        f"INSERT INTO catalog_product (id, {PRODUCT_COLUMNS}) SELECT n, 'SKU-' || n, "
+        "'Product ' || n, '', 1.00, true, 1 + n % 2, now(), now() "
+        "FROM generate_series(1, :n) AS n",
+        {"n": products},
+    )
+    Backfill(pair.settings()).run(progress=False)
+    set_capture(relay.engines["monolith"], "catalog", enabled=True)
+
+
+def drain(*relays: Relay) -> None:
+    """Apply until no relay finds anything pending in either direction."""
+    for _ in range(1000):
+        if not any(relay.apply_next(direction) for relay in relays for direction in Direction):
+            return
+    raise AssertionError("the outboxes did not drain")
+
+
+def events(pair: Pair) -> list[tuple[str, str]]:
+    with pair.relays[0].engines["monolith"].connect() as conn:
+        rows = conn.execute(
+            text("SELECT aggregate_key, operation FROM strangler_outbox ORDER BY id")
+        ).all()
+    return [(row[0], row[1]) for row in rows]
+
+
+def test_a_bulk_update_is_one_trigger_call_one_notify_and_one_event_per_row(pair: Pair) -> None:
+    seed(pair, 500)
+    with psycopg.connect(libpq_url(pair.monolith_url), autocommit=True) as listener:
+        listener.execute("LISTEN strangler_outbox")
+        pair.monolith("UPDATE catalog_product SET price = price + 1")
+        notices = list(listener.notifies(timeout=1.0, stop_after=10))
+    assert [n.payload for n in notices] == ["catalog"]
+    captured = events(pair)
+    assert len(captured) == 500
+    assert {op for _, op in captured} == {"update"}
+    assert sorted(int(key) for key, _ in captured) == list(range(1, 501))
+
+
+def test_statement_capture_keeps_moves_skips_no_ops_and_the_relays_own_writes(pair: Pair) -> None:
+    seed(pair, 3)
+    pair.monolith("UPDATE catalog_product SET price = price WHERE id = 1")  # no change
+    pair.monolith("UPDATE catalog_product SET id = 10 WHERE id = 2")  # key moved
+    pair.monolith("DELETE FROM catalog_product WHERE id = 3")
+    with pair.relays[0].engines["monolith"].begin() as conn:
+        conn.exec_driver_sql("SELECT set_config('strangler.origin', 'relay', true)")
+        conn.exec_driver_sql("UPDATE catalog_product SET price = 9 WHERE id = 1")
+        conn.exec_driver_sql("UPDATE catalog_product SET price = 1 WHERE id = 1")
+    with pair.relays[0].engines["monolith"].begin() as conn:  # two statements, one key
+        conn.exec_driver_sql("UPDATE catalog_product SET price = 5 WHERE id = 10")
+        conn.exec_driver_sql("UPDATE catalog_product SET price = 6 WHERE id = 10")
+    assert events(pair) == [
+        ("2", "delete"),
+        ("10", "update"),
+        ("3", "delete"),
+        ("10", "update"),
+        ("10", "update"),
+    ]
+    drain(pair.relays[0])
+    pair.assert_in_sync(timeout=5)
+    service = pair.rows("service")["products"]
+    assert set(service) == {1, 10} and service[10]["price_cents"] == 600
+
+
+def test_bulk_changes_coalesce_per_key_parents_before_children(pair: Pair) -> None:
+    seed(pair, 300)
+    pair.monolith("UPDATE catalog_product SET price = price + 1")
+    pair.monolith("UPDATE catalog_product SET price = price * 2 WHERE id % 3 = 0")
+    pair.monolith("DELETE FROM catalog_product WHERE id % 10 = 0")
+    # A new category and products that need it, in one batch: the category goes first.
+    pair.monolith(
+        "INSERT INTO catalog_category (id, name, slug, description) VALUES (3, 'c', 'c', '')"
+    )
+    pair.monolith(
+        f"INSERT INTO catalog_product (id, {PRODUCT_COLUMNS}) SELECT n, 'NEW-' || n, 'n', '', "
+        "2.50, true, 3, now(), now() FROM generate_series(1001, 1100) AS n"
+    )
+    results = pair.relays[0].apply_next(Direction.MONOLITH_TO_SERVICE)
+    assert len(results) == 300 + 100 + 30 + 1 + 100
+    assert {r.outcome for r in results} == {Outcome.APPLIED}
+    assert pair.relays[0].apply_next(Direction.MONOLITH_TO_SERVICE) == []
+    pair.assert_in_sync(timeout=5)
+
+
+def test_a_coalesced_write_that_breaks_a_constraint_is_written_in_commit_order(pair: Pair) -> None:
+    seed(pair, 2)
+    # Swap two unique SKUs through a temporary value: each statement is valid, but the
+    # final images upserted together collide with the other row's old SKU.
+    pair.monolith("UPDATE catalog_product SET sku = 'TMP' WHERE id = 1")
+    pair.monolith("UPDATE catalog_product SET sku = 'SKU-1' WHERE id = 2")
+    pair.monolith("UPDATE catalog_product SET sku = 'SKU-2' WHERE id = 1")
+    results = pair.relays[0].apply_next(Direction.MONOLITH_TO_SERVICE)
+    assert [r.outcome for r in results] == [Outcome.APPLIED] * 3
+    pair.assert_in_sync(timeout=5)
+    assert pair.rows("service")["products"][1]["sku"] == "SKU-2"
+
+
+def test_partition_buckets_agree_between_python_and_postgresql(pair: Pair) -> None:
+    keys = [("products", str(n)) for n in range(200)] + [("categories", "a/b'c")]
+    with pair.relays[0].engines["monolith"].connect() as conn:
+        for kind, key in keys:
+            found = conn.execute(
+                text(
+                    f"SELECT {BUCKET_SQL} FROM (SELECT :t AS aggregate_type, :k AS aggregate_key) r"
+                ),
+                {"t": kind, "k": key},
+            ).scalar_one()
+            assert found == bucket_of((kind, key))
+    halves = [Partition(index=i, count=2) for i in range(2)]
+    owners = [sum(half.owns(key) for half in halves) for key in keys]
+    assert owners == [1] * len(keys)
+    assert all(sum(half.owns(key) for key in keys) > 40 for half in halves)
+
+
+def test_partitions_apply_only_their_own_keys_and_together_all(pair: Pair) -> None:
+    seed(pair, 200)
+    pair.monolith("UPDATE catalog_product SET price = price + 1")
+    halves = [pair.relay(partition=Partition(index=i, count=2)) for i in range(2)]
+    first = halves[0].apply_next(Direction.MONOLITH_TO_SERVICE)
+    assert first and all(halves[0].settings.partition.owns(r.event.key) for r in first)
+    assert halves[0].apply_next(Direction.MONOLITH_TO_SERVICE) == []
+    second = halves[1].apply_next(Direction.MONOLITH_TO_SERVICE)
+    assert len(first) + len(second) == 200
+    pair.assert_in_sync(timeout=5)
+
+
+# -- the property: any interleaving of both sides' writes and partition passes converges --
+
+KEYS = (1, 2, 3, 4)
+Write = tuple[str, str, int, int]  # (side, "upsert" | "delete", key, price in cents)
+Pass = tuple[str, int, str]  # ("pass", partition index, direction)
+
+writes = st.tuples(
+    st.sampled_from(["monolith", "service"]),
+    st.sampled_from(["upsert", "upsert", "delete"]),
+    st.sampled_from(KEYS),
+    st.integers(min_value=0, max_value=10_000),
+)
+passes = st.tuples(st.just("pass"), st.sampled_from([0, 1]), st.sampled_from(list(Direction)))
+
+
+def _write(pair: Pair, side: str, operation: str, key: int, cents: int) -> None:
+    if side == "monolith":
+        if operation == "delete":
+            pair.monolith("DELETE FROM catalog_product WHERE id = :k", {"k": key})
+            return
+        pair.monolith(
+            f"INSERT INTO catalog_product (id, {PRODUCT_COLUMNS}) VALUES (:k, 'SKU-' || :k, "
+            "'p', '', :price, true, 1, now(), now()) "
+            "ON CONFLICT (id) DO UPDATE SET price = excluded.price",
+            {"k": key, "price": cents / 100},
+        )
+        return
+    if operation == "delete":
+        service_write(
+            pair,
+            "DELETE FROM products WHERE id = :k",
+            {"k": key},
+            table="products",
+            key=key,
+            operation="delete",
+        )
+        return
+    service_write(
+        pair,
+        "INSERT INTO products (id, sku, title, description, price_cents, status, category_id, "
+        "created_at, updated_at) VALUES (:k, 'SKU-' || :k, 'p', '', :c, 'active', 1, now(), "
+        "now()) ON CONFLICT (id) DO UPDATE SET price_cents = excluded.price_cents",
+        {"k": key, "c": cents},
+        table="products",
+        key=key,
+        operation="update",
+    )
+
+
+def _reset(pair: Pair) -> None:
+    for side in ("monolith", "service"):
+        table = "catalog_product" if side == "monolith" else "products"
+        with pair.relays[0].engines[side].begin() as conn:
+            conn.exec_driver_sql("SELECT set_config('strangler.origin', 'relay', true)")
+            conn.exec_driver_sql(f"DELETE FROM {table} WHERE id <= 4")
+            conn.exec_driver_sql("DELETE FROM strangler_outbox")
+            conn.exec_driver_sql("DELETE FROM strangler_applied_event")
+
+
+@settings(
+    max_examples=int(os.environ.get("STRANGLER_PROPERTY_EXAMPLES", "25")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(steps=st.lists(st.one_of(writes, writes, passes), min_size=1, max_size=25))
+def test_any_interleaving_of_both_sides_converges_with_batches_and_two_partitions(
+    pair: Pair, steps: list[Any]
+) -> None:
+    if len(pair.relays) == 1:
+        seed(pair, 0)
+        for index in (0, 1):
+            pair.relay(partition=Partition(index, 2), batch_size=2)
+    _reset(pair)
+    halves = pair.relays[-2:]
+    for step in steps:
+        if step[0] == "pass":
+            halves[step[1]].apply_next(step[2])
+        else:
+            _write(pair, *step)
+    drain(*halves)
+    assert pair.rows("monolith") == pair.rows("service")
+
+
+# -- real processes ------------------------------------------------------------------------
+
+
+def _relay_argv(*extra: str) -> list[str]:
+    return [sys.executable, "-m", "dualwrite", "relay", "catalog", "--log-level", "INFO", *extra]
+
+
+def test_partitioned_relay_killed_mid_batch_loses_nothing_and_applies_nothing_twice(
+    pair: Pair, processes: Any
+) -> None:
+    seed(pair, 20_000)
+    env = pair.env(STRANGLER_RELAY_BATCH_SIZE="500", STRANGLER_LIVE_PHASE="off")
+    for _ in range(3):  # three generations of every row: a replayed old one would show
+        pair.monolith("UPDATE catalog_product SET price = price + 1")
+    relay = processes(_relay_argv("--partitions", "2"), name="relay-partitions", env=env)
+    wait_until(
+        lambda: 0 < pair.outbox_counts("monolith").get("applied", 0) < 50_000,
+        timeout=60,
+        interval=0.02,
+        what="the partitions halfway through the backlog",
+    )
+    os.killpg(relay.popen.pid, signal.SIGKILL)  # the parent and both partitions at once
+    relay.popen.wait(10)
+    left = pair.outbox_counts("monolith")
+    assert left.get("pending", 0) > 0, f"the kill came too late to be mid-backlog: {left}"
+    processes(_relay_argv("--partitions", "2"), name="relay-partitions-2", env=env)
+    pair.assert_in_sync(timeout=120)
+    service = pair.rows("service")["products"]
+    assert {row["price_cents"] for row in service.values()} == {400}
+
+
+def test_partitions_are_refused_on_sqlite_with_the_reason(tmp_path: Any) -> None:
+    env = {
+        **os.environ,
+        "CATALOG_DATABASE_URL": f"sqlite:///{tmp_path / 'catalog.sqlite3'}",
+        "STRANGLER_MONOLITH_DATABASE_URL": f"sqlite:///{tmp_path / 'monolith.sqlite3'}",
+        "STRANGLER_PLANS_DIR": str(REPO_ROOT / "migration_plans" / "templates"),
+    }
+    done = subprocess.run(
+        _relay_argv("--partitions", "2"),
+        env=env,
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    message = " ".join(re.sub("[│╭╮╰╯─]", " ", done.stderr).split())  # unwrap typer's box
+    assert "relay partitions need PostgreSQL; the monolith database is sqlite" in message
+
+
+def test_celery_mode_spreads_the_partitions_over_the_workers(
+    pair: Pair, start_relay: Any, start_worker: Any, redis_url: str, queue_name: str
+) -> None:
+    seed(pair, 3000)
+    worker = start_worker(pair, redis_url, queue_name)
+    start_relay(
+        pair, mode="celery", STRANGLER_RELAY_PARTITIONS="2", STRANGLER_RELAY_BATCH_SIZE="500"
+    )
+    pair.monolith("UPDATE catalog_product SET price = price + 1")
+    pair.assert_in_sync(timeout=120)
+    log = worker.log_tail(2000)
+    # Batches went out per partition (at least one task each), never key by key.
+    assert log.count("Task dualwrite.apply_partition[") >= 2
+    assert "dualwrite.apply_key[" not in log
