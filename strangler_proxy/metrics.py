@@ -31,6 +31,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
+from strangler_proxy.edge.limits import ConnectionGate
 from strangler_proxy.upstream import BreakerState
 
 _STATE_VALUE = {BreakerState.CLOSED: 0, BreakerState.HALF_OPEN: 1, BreakerState.OPEN: 2}
@@ -103,6 +104,26 @@ class ProxyMetrics:
         self.phase_epoch = Gauge(
             p + "phase_epoch", "The published phase epoch served.", ["context"], registry=r
         )
+        self.edge_connections = Gauge(
+            p + "edge_connections", "Client connections this process holds.", registry=r
+        )
+        self.edge_refusals = Counter(
+            p + "edge_refusals",
+            "Client connections and requests refused at the edge (cap, timeout, size, version).",
+            ["limit"],
+            registry=r,
+        )
+        self.edge_evictions = Counter(
+            p + "edge_evictions",
+            "Idle client connections closed to make room at max_connections.",
+            registry=r,
+        )
+
+    def watch_edge(self, gate: ConnectionGate) -> None:
+        """Report ``gate``'s connections, refusals and evictions (this process's edge)."""
+        self.edge_connections.set_function(lambda: len(gate.admitted))
+        gate.on_refusal = lambda limit: self.edge_refusals.labels(limit).inc()
+        gate.on_eviction = self.edge_evictions.inc
 
     def observe(self, route: str, upstream: str, method: str, status: int, seconds: float) -> None:
         """Count one answered request (labelled children cached: this is the hot path)."""

@@ -56,12 +56,14 @@ def serve(proxy: StranglerProxy, config: ProxyConfig, sock: socket.socket | None
     """Run one uvicorn server for ``proxy`` (on ``sock`` when given)."""
     proxy.handle_sighup = True
     limits = edge_limits(config)
+    protocol = EdgeProtocol.bound(limits)  # its own connection gate in each worker
+    proxy.metrics.watch_edge(protocol.gate)
     uvicorn_config = uvicorn.Config(
         proxy,
         host=config.host,
         port=config.port,
         loop="uvloop",
-        http=EdgeProtocol.bound(limits),  # its own connection gate in each worker
+        http=protocol,
         ws="none",
         lifespan="on",
         access_log=False,

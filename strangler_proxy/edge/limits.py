@@ -12,6 +12,7 @@ connection to close when the global cap is reached.
 from __future__ import annotations
 
 import resource
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -89,6 +90,8 @@ class ConnectionGate:
         self.evicted = 0
         self.refused: dict[str, int] = {}
         self._reported: dict[str, tuple[float, int]] = {}
+        self.on_refusal: Callable[[str], None] = lambda limit: None
+        self.on_eviction: Callable[[], None] = lambda: None
 
     def admit(self, connection: Connection, client: str) -> str | None:
         """Count ``connection`` in, or the name of the limit that refuses it.
@@ -124,6 +127,7 @@ class ConnectionGate:
         refused connections must not become a flood of log lines.
         """
         total = self.refused[limit] = self.refused.get(limit, 0) + 1
+        self.on_refusal(limit)
         last, reported = self._reported.get(limit, (float("-inf"), 0))
         if now - last < REPORT_EVERY:
             return 0
@@ -142,4 +146,5 @@ class ConnectionGate:
         self.release(oldest)  # counted out now: its own release when it closes is a no-op
         oldest.evict()
         self.evicted += 1
+        self.on_eviction()
         return True

@@ -180,6 +180,16 @@ def test_idle_sockets_do_not_lock_out_a_new_client_under_a_1024_fd_limit(
         assert b"retry-after: 1" in head and b"connection: close" in head
         assert b"max_connections_per_client" in refused
         assert httpx.get(f"{proxy}/still-served", timeout=10).status_code == 200
+        auth = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+        metrics = httpx.get(f"{proxy}/_strangler/metrics", headers=auth, timeout=10).text
+    counted = dict(
+        line.rsplit(" ", 1)
+        for line in metrics.splitlines()
+        if line.startswith("strangler_proxy_edge_")
+    )
+    assert float(counted["strangler_proxy_edge_evictions_total"]) >= 1100 - 768
+    refusals = 'strangler_proxy_edge_refusals_total{limit="max_connections_per_client"}'
+    assert float(counted[refusals]) >= 300 - 256
 
 
 # -- 3. sizes counted as they arrive -------------------------------------------------------
