@@ -47,7 +47,14 @@ from strangler_proxy.fence import WriteFence
 from strangler_proxy.introspection import AdminAuth, AdminMount, ProxyIntrospection
 from strangler_proxy.live import LivePhase
 from strangler_proxy.metrics import ProxyMetrics
-from strangler_proxy.routetable import LoadedTable, PhaseRules, ReloadError, TableHolder, load_table
+from strangler_proxy.routetable import (
+    LoadedTable,
+    PhaseRules,
+    ReloadError,
+    TableHolder,
+    Upstream,
+    load_table,
+)
 from strangler_proxy.routing import Target, normalize_path
 from strangler_proxy.shadow import Shadowing
 from strangler_proxy.throttling import AuthThrottle
@@ -379,8 +386,8 @@ class StranglerProxy:
         send: Send,
         exchange: Exchange,
     ) -> int:
-        def outgoing(upstream: str) -> Outgoing:
-            headers = self._upstream_headers(request, upstream, exchange.request_id)
+        def outgoing(upstream: str, host_of: str | None = None) -> Outgoing:
+            headers = self._upstream_headers(request, upstream, exchange.request_id, host_of)
             return Outgoing(
                 request.method,
                 request.target,
@@ -404,7 +411,8 @@ class StranglerProxy:
                 request.target,
                 payload,
                 send,
-                lambda upstream: outgoing(upstream or target.upstream).headers,
+                # a copy carries the primary's Host: the primary built its links from it
+                lambda upstream: outgoing(upstream or target.upstream, target.upstream).headers,
             )
         try:
             status = await self.forwarder.exchange(
@@ -427,24 +435,12 @@ class StranglerProxy:
         return await self.forwarder.exchange(target.fallback, outgoing(target.fallback), send)
 
     def _upstream_headers(
-        self, request: _Request, name: str, request_id: str
+        self, request: _Request, name: str, request_id: str, host_of: str | None = None
     ) -> list[tuple[str, str]]:
-        pool = self.forwarder.pools.get(name)
-        if pool is None:  # removed by a reload while this request ran
-            raise UpstreamFailed(f"upstream {name!r} is no longer configured")
-        upstream = pool.upstream
-        netloc = urlsplit(upstream.base_url).netloc  # the first endpoint's
-        if upstream.host_header == "client":
-            host = request.host or netloc
-            if request.host and not host_allowed(
-                request.host, self.holder.current.table.allowed_hosts
-            ):
-                raise DisallowedHost(
-                    f"Host {request.host!r} is not in the route table's allowed_hosts "
-                    f"(upstream {name!r} has host_header: client)"
-                )
-        else:
-            host = netloc if upstream.host_header == "upstream" else upstream.host_header
+        """Headers for upstream ``name``, with the Host chosen for ``host_of`` (default
+        ``name``; a shadow copy sends the primary's)."""
+        upstream = self._upstream(name)
+        host = self._host_for(request, host_of or name)
         extra = (
             [(IDENTITY_HEADER, request.signed_for(upstream.audience or name))]
             if request.identity is not None and upstream.identity
@@ -459,6 +455,27 @@ class StranglerProxy:
             request_id=request_id,
             extra=extra,
         )
+
+    def _upstream(self, name: str) -> Upstream:
+        pool = self.forwarder.pools.get(name)
+        if pool is None:  # removed by a reload while this request ran
+            raise UpstreamFailed(f"upstream {name!r} is no longer configured")
+        return pool.upstream
+
+    def _host_for(self, request: _Request, name: str) -> str:
+        """The Host upstream ``name`` gets (its ``host_header``); :class:`DisallowedHost`."""
+        upstream = self._upstream(name)
+        netloc = urlsplit(upstream.base_url).netloc  # the first endpoint's
+        if upstream.host_header == "upstream":
+            return netloc
+        if upstream.host_header != "client":
+            return upstream.host_header
+        if request.host and not host_allowed(request.host, self.holder.current.table.allowed_hosts):
+            raise DisallowedHost(
+                f"Host {request.host!r} is not in the route table's allowed_hosts "
+                f"(upstream {name!r} has host_header: client)"
+            )
+        return request.host or netloc
 
     def _record(self, exchange: Exchange, seconds: float) -> None:
         route, upstream = exchange.route, exchange.upstream

@@ -1,7 +1,8 @@
 """A tiny upstream for the proxy's tests: answers with what it received.
 
 ``GET /healthz`` -> ``{"ok": true}``; ``GET /_seen`` -> ``{"seen": ["METHOD /path", ...]}``
-(every other request so far); ``/status/<code>`` answers that status; ``/big/<n>``
+(every other request so far); ``GET /_hosts`` -> ``{"hosts": [["/path", "Host"], ...]}``;
+``/status/<code>`` answers that status; ``/big/<n>``
 streams n bytes; anything else echoes method, raw path, query, headers, body size and
 the upstream's name (``ECHO_NAME``). Serve it with ``uvicorn tests.proxy.echo_app:app``.
 """
@@ -17,6 +18,7 @@ Message = MutableMapping[str, Any]
 
 NAME = os.environ.get("ECHO_NAME", "echo")
 SEEN: list[str] = []
+HOSTS: list[tuple[str, str]] = []
 
 
 async def app(
@@ -33,8 +35,10 @@ async def app(
         if not message.get("more_body"):
             break
     path: str = scope["path"]
-    if path not in ("/healthz", "/_seen"):
+    if path not in ("/healthz", "/_seen", "/_hosts"):
         SEEN.append(f"{scope['method']} {path}")
+        host = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"host"), "")
+        HOSTS.append((path, host))
     if path.startswith("/big/"):
         await _stream(send, int(path.rsplit("/", 1)[1]))
         return
@@ -50,6 +54,8 @@ async def app(
     }
     if path == "/_seen":
         payload = {"seen": SEEN}
+    elif path == "/_hosts":
+        payload = {"hosts": HOSTS}
     data = json.dumps({"ok": True} if path == "/healthz" else payload).encode()
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode())]
     headers.append((b"x-upstream", NAME.encode()))

@@ -43,6 +43,11 @@ contexts:
         canary:
           split: {{monolith: 50, catalog: 50}}
           sticky: {{cookie: sid}}
+      - name: shadowed
+        prefix: /api/v1/shadowed/
+        methods: [GET]
+        upstream: monolith
+        shadow: {{upstream: catalog}}
 """
 
 
@@ -146,6 +151,20 @@ def test_the_client_cannot_choose_the_host_an_upstream_sees(edge: Edge) -> None:
         b"GET /api/v1/products/ HTTP/1.1\r\nHost: shop.example:8443\r\nConnection: close\r\n\r\n"
     )
     assert status == 200 and dict(echoed["headers"])["host"] == "shop.example:8443"
+
+
+def test_a_shadow_copy_carries_the_primarys_host(edge: Edge) -> None:
+    """The primary built its links from its Host: the copy must, or every page differs."""
+    primary = httpx.get(f"{edge.proxy}/api/v1/shadowed/?page=2", timeout=5).json()
+    host = dict(primary["headers"])["host"]
+    assert host == edge.monolith.removeprefix("http://")
+
+    def mirrored() -> list[str]:
+        hosts = httpx.get(f"{edge.catalog}/_hosts", timeout=5).json()["hosts"]
+        return [seen for path, seen in hosts if path == "/api/v1/shadowed/"]
+
+    wait_until(lambda: bool(mirrored()), timeout=15, what="the shadow copy")
+    assert mirrored() == [host]
 
 
 def test_double_encoded_dot_segments_and_slashes_are_refused(edge: Edge) -> None:
