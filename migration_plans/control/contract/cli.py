@@ -4,7 +4,6 @@ differences, 2 when the check cannot run."""
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -31,7 +30,9 @@ def check(
     ] = None,
     pg: Annotated[
         bool,
-        typer.Option(help=f"Run on PostgreSQL: databases on the server ${PG_ENV} names."),
+        typer.Option(
+            help=f"Run on PostgreSQL: databases on ${PG_ENV} (default postgres@127.0.0.1:5432)."
+        ),
     ] = False,
     pg_url: Annotated[
         str | None,
@@ -48,14 +49,12 @@ def check(
     from migration_plans.control.contract.allowances import load_allowances
     from migration_plans.control.contract.check import check_context
     from migration_plans.control.contract.exceptions import ContractError
+    from migration_plans.core.database import pg_admin_url
     from migration_plans.core.settings import plan_for, plans_dir
     from migration_plans.core.yamlfile import ConfigError
 
     err = Console(stderr=True)
-    server = pg_url or (os.environ.get(PG_ENV) if pg else None)
-    if pg and not server:
-        err.print(f"strangler contract check: --pg needs ${PG_ENV} (or give --pg-url)")
-        raise typer.Exit(2)
+    server = pg_url or (pg_admin_url() if pg else None)
     try:
         accepted = load_allowances(allowances)
         plan = plan_for(context)

@@ -45,6 +45,7 @@ from migration_plans.control.processes import (
     free_port,
     uvicorn_argv,
 )
+from migration_plans.core import database
 from migration_plans.core.database import libpq_url, with_database
 from migration_plans.core.identity import IDENTITY_HEADER, Identity, sign_identity
 from migration_plans.core.phase import Phase
@@ -137,7 +138,7 @@ class Databases:
 def add_token(url: str) -> str:
     """A monolith user with an API token (what the proxy would check for a client)."""
     key = secrets.token_hex(20)
-    engine = sa.create_engine(url)
+    engine = database.engine(url)
     now = datetime.now(UTC)
     try:
         with engine.begin() as conn:
