@@ -275,8 +275,8 @@ class EdgeProtocol(HttpToolsProtocol):
             else:
                 self._arm(deadline)
         elif self.cycle is not None and self.cycle.more_body and not self.cycle.response_complete:
-            if self.flow.read_paused:  # the proxy stopped reading: not the client's silence
-                self._body_seen = now
+            if self.flow.read_paused or self.cycle.waiting_for_100_continue:
+                self._body_seen = now  # the proxy is not reading yet: not the client's silence
             deadline = self._body_seen + limits.body_idle_timeout
             if now >= deadline:
                 self._refuse("body_idle_timeout")
