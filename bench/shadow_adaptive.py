@@ -62,7 +62,8 @@ def settled_counters(url: str, quiet: float = 1.0, timeout: float = 20.0) -> dic
 
 def copies(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
     """What happened to one cell's copies: offered (every GET, at rate 1.0), shed by the
-    adaptive shedder, dropped (mirror buffer or queue full), compared."""
+    adaptive shedder, dropped (mirror buffer or queue full), compared. Copies a starved
+    ``SCHED_IDLE`` sidecar still holds when the counters settle are in none of them."""
 
     def grew(*outcomes: str) -> float:
         return sum(after.get(o, 0) - before.get(o, 0) for o in outcomes)
@@ -72,6 +73,7 @@ def copies(before: dict[str, float], after: dict[str, float]) -> dict[str, float
         "shed": grew("shed"),
         "dropped": grew("dropped"),
         "compared": grew("matched", "mismatched"),
+        "shadow_errors": grew("shadow_error"),
     }
 
 
