@@ -1036,6 +1036,7 @@ DESCRIPTIONS: dict[str, str] = {
     "STRANGLER_SHADOW_INTERVAL": "Shadow shedding: how often the proxy's event-loop load is measured (seconds).",
     "STRANGLER_SHADOW_LOAD_HIGH": "Shadow shedding: a smoothed loop load above this multiplies the mirrored share by `STRANGLER_SHADOW_RATE_BACKOFF`.",
     "STRANGLER_SHADOW_LOAD_LOW": "Shadow shedding: a smoothed loop load below this for `STRANGLER_SHADOW_RECOVER_AFTER` seconds grows the mirrored share.",
+    "STRANGLER_SHADOW_MIN_IN_FLIGHT": "Shadow shedding: the share backs off under high load only while more than this many requests are in flight (smoothed).",
     "STRANGLER_SHADOW_SMOOTHING": "Shadow shedding: weight of the newest load sample in the moving average.",
     "STRANGLER_SHADOW_RATE_BACKOFF": "Shadow shedding: factor the mirrored share is multiplied by under high load.",
     "STRANGLER_SHADOW_RATE_STEP": "Shadow shedding: how much the mirrored share grows per sample once the load is low (up to 1).",
