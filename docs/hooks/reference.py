@@ -274,35 +274,54 @@ def _modules(root: Path = ROOT, packages: Iterable[str] = PACKAGES) -> list[_Mod
 
 @functools.cache
 def _parsed(root: Path, packages: tuple[str, ...]) -> list[_Module]:
-    found = []
+    texts: dict[str, tuple[Path, str, str]] = {}  # module -> (path, rel, text)
     for package in packages:
         for path in sorted((root / package).rglob("*.py")):
             rel = path.relative_to(root).as_posix()
             if "/migrations/" in rel or "/alembic/versions/" in rel:
                 continue
-            tree = ast.parse(path.read_text(), filename=rel)
-            constants: dict[str, ast.expr] = {}
-            for statement in tree.body:
-                if isinstance(statement, ast.Assign) and len(statement.targets) == 1:
-                    target = statement.targets[0]
-                    if isinstance(target, ast.Name):
-                        constants[target.id] = statement.value
-                elif (
-                    isinstance(statement, ast.AnnAssign)
-                    and isinstance(statement.target, ast.Name)
-                    and statement.value is not None
-                ):
-                    constants[statement.target.id] = statement.value
-            parents = {
-                child: node for node in ast.walk(tree) for child in ast.iter_child_nodes(node)
-            }
             module = rel[: -len(".py")].replace("/", ".").removesuffix(".__init__")
-            calls: dict[str, list[ast.Call]] = {}
-            for node in parents:
-                if isinstance(node, ast.Call):
-                    calls.setdefault(_callee(node), []).append(node)
-            found.append(_Module(path, rel, module, tree, constants, parents, calls))
-    return found
+            texts[module] = (path, rel, path.read_text())
+    return [_parse(*texts[name], name) for name in sorted(_relevant(texts))]
+
+
+_MARKERS = re.compile(r"env|prometheus_client|BaseSettings")
+_FROM_IMPORT = re.compile(r"^\s*from ([\w.]+) import", re.MULTILINE)
+
+
+def _relevant(texts: dict[str, tuple[Path, str, str]]) -> set[str]:
+    """Modules that can read the environment or define metrics (their text names it),
+    plus the modules they import from and the modules importing from them: parsing
+    only these keeps the scan fast without losing a helper's callers or constants."""
+    imports = {
+        name: set(_FROM_IMPORT.findall(text)) & texts.keys() for name, (_, _, text) in texts.items()
+    }
+    marked = {name for name, (_, _, text) in texts.items() if _MARKERS.search(text)}
+    used = set().union(*(imports[name] for name in marked)) if marked else set()
+    users = {name for name, imported in imports.items() if imported & marked}
+    return marked | used | users
+
+
+def _parse(path: Path, rel: str, text: str, module: str) -> _Module:
+    tree = ast.parse(text, filename=rel)
+    constants: dict[str, ast.expr] = {}
+    for statement in tree.body:
+        if isinstance(statement, ast.Assign) and len(statement.targets) == 1:
+            target = statement.targets[0]
+            if isinstance(target, ast.Name):
+                constants[target.id] = statement.value
+        elif (
+            isinstance(statement, ast.AnnAssign)
+            and isinstance(statement.target, ast.Name)
+            and statement.value is not None
+        ):
+            constants[statement.target.id] = statement.value
+    parents = {child: node for node in ast.walk(tree) for child in ast.iter_child_nodes(node)}
+    calls: dict[str, list[ast.Call]] = {}
+    for node in parents:
+        if isinstance(node, ast.Call):
+            calls.setdefault(_callee(node), []).append(node)
+    return _Module(path, rel, module, tree, constants, parents, calls)
 
 
 # Functions that read one variable given its name (first argument) and a default.
