@@ -1,6 +1,6 @@
 """Run the contract check of one context: every case to both sides, compared, counted.
 
-report = check_context(plan, plans_dir, examples=20, seed=1)
+report = check_context(plan, plans_dir, load_allowances(), examples=20, seed=1)
 report.server_errors, report.differences   # both 0: the service keeps the contract
 """
 
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -88,48 +89,54 @@ def _check_running(
         effects = EffectComparer.open(plan.mapping, env.databases.monolith, env.databases.service)
         try:
             with ThreadPoolExecutor(max_workers=2) as pool:  # both sides at once
+                run = _Run(env, allowances, monolith, service, effects, report, pool)
+                documented = {operation.label: operation.statuses for operation in operations}
                 for case in cases:
-                    _run_case(
-                        case,
-                        plan.context,
-                        allowances,
-                        env,
-                        monolith,
-                        service,
-                        effects,
-                        report,
-                        pool,
-                    )
+                    run.case(case, documented[case.operation])
         finally:
             effects.close()
     return report
 
 
-def _run_case(
-    case: Case,
-    context: str,
-    allowances: Allowances,
-    env: ContractEnvironment,
-    monolith: httpx.Client,
-    service: httpx.Client,
-    effects: EffectComparer,
-    report: ContractReport,
-    pool: ThreadPoolExecutor,
-) -> None:
-    applying = allowances.for_case(context, case.operation, case.method, case.kind)
-    sent = (
-        pool.submit(_send, monolith, case, env.monolith_headers()),
-        pool.submit(_send, service, case, env.service_headers()),
-    )
-    left, right = (future.result() for future in sent)
-    for side, answer in (("monolith", left), ("service", right)):
-        if answer.status >= 500:
-            report.add_server_error(
-                Finding(case, f"{side} answered {answer.status}", left.status, right.status)
+@dataclass
+class _Run:
+    """What every case of one check is sent through and counted in."""
+
+    env: ContractEnvironment
+    allowances: Allowances
+    monolith: httpx.Client
+    service: httpx.Client
+    effects: EffectComparer
+    report: ContractReport
+    pool: ThreadPoolExecutor
+
+    def case(self, case: Case, documented: frozenset[int]) -> None:
+        """Send ``case`` to both sides at once; count server errors and differences."""
+        env, report = self.env, self.report
+        applying = self.allowances.for_case(
+            env.plan.context, case.operation, case.method, case.kind
+        )
+        sent = (
+            self.pool.submit(_send, self.monolith, case, env.monolith_headers()),
+            self.pool.submit(_send, self.service, case, env.service_headers()),
+        )
+        left, right = (future.result() for future in sent)
+
+        def finding(what: str) -> Finding:
+            return Finding(case, what, left.status, right.status)
+
+        for side, answer in (("monolith", left), ("service", right)):
+            if answer.status >= 500:
+                report.add_server_error(finding(f"{side} answered {answer.status}"))
+        if left.status not in documented and left.status != NO_ANSWER:
+            report.add_undocumented(
+                finding(f"monolith answered {left.status}, not in its OpenAPI document")
             )
-    verdict = compare_answers(left, right, applying, head=case.method == "HEAD")
-    if case.writes and (left.status < 400 or right.status < 400):
-        verdict.differences += [f"database: {d}" for d in effects.new_divergences(applying)]
-    report.allowed += len(verdict.allowed)
-    for difference in verdict.differences:
-        report.add_difference(Finding(case, difference, left.status, right.status))
+        verdict = compare_answers(left, right, applying, head=case.method == "HEAD")
+        if case.writes and (left.status < 400 or right.status < 400):
+            verdict.differences += [
+                f"database: {d}" for d in self.effects.new_divergences(applying)
+            ]
+        report.allowed += len(verdict.allowed)
+        for difference in verdict.differences:
+            report.add_difference(finding(difference))

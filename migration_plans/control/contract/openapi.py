@@ -40,6 +40,7 @@ class Operation:
     parameters: tuple[Parameter, ...]
     body: Mapping[str, Any] | None
     documented_methods: frozenset[str]
+    statuses: frozenset[int] = frozenset()
 
     @property
     def label(self) -> str:
@@ -92,6 +93,7 @@ def _operation(document: Mapping[str, Any], path: str, method: str) -> Operation
         parameters=parameters,
         body=inline_refs(body, document) if body is not None else None,
         documented_methods=documented,
+        statuses=frozenset(int(code) for code in raw.get("responses", {}) if code.isdigit()),
     )
 
 

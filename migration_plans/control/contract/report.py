@@ -49,8 +49,10 @@ class ContractReport:
     server_errors: int = 0
     differences: int = 0
     allowed: int = 0
+    undocumented: int = 0
     server_error_examples: list[Finding] = field(default_factory=list)
     difference_examples: list[Finding] = field(default_factory=list)
+    undocumented_examples: list[Finding] = field(default_factory=list)
     by_operation: dict[str, list[int]] = field(default_factory=dict)
 
     @property
@@ -66,6 +68,12 @@ class ContractReport:
         self._count(finding, 0)
         if len(self.server_error_examples) < EXAMPLES_KEPT:
             self.server_error_examples.append(finding)
+
+    def add_undocumented(self, finding: Finding) -> None:
+        """The monolith answered a status its OpenAPI document does not list (not a failure)."""
+        self.undocumented += 1
+        if len(self.undocumented_examples) < EXAMPLES_KEPT:
+            self.undocumented_examples.append(finding)
 
     def add_difference(self, finding: Finding) -> None:
         self.differences += 1
@@ -83,6 +91,7 @@ class ContractReport:
             "server_errors": self.server_errors,
             "differences": self.differences,
             "allowed": self.allowed,
+            "undocumented": self.undocumented,
             "ok": self.ok,
             "by_operation": {
                 op: {"server_errors": c[0], "differences": c[1]}
@@ -90,12 +99,14 @@ class ContractReport:
             },
             "server_error_examples": [f.as_json() for f in self.server_error_examples],
             "difference_examples": [f.as_json() for f in self.difference_examples],
+            "undocumented_examples": [f.as_json() for f in self.undocumented_examples],
         }
 
     def render(self, console: Console) -> None:
         """A summary table, then each example with its curl command."""
         table = Table(title=f"contract check: {self.context} (seed {self.seed})")
-        for column in ("operations", "cases", "server errors", "differences", "allowed"):
+        columns = ("operations", "cases", "server errors", "differences", "allowed", "undocumented")
+        for column in columns:
             table.add_column(column, justify="right")
         table.add_row(
             str(self.operations),
@@ -103,11 +114,13 @@ class ContractReport:
             str(self.server_errors),
             str(self.differences),
             str(self.allowed),
+            str(self.undocumented),
         )
         console.print(table)
         for title, findings in (
             ("server errors", self.server_error_examples),
             ("undeclared differences", self.difference_examples),
+            ("statuses the monolith's OpenAPI document does not list", self.undocumented_examples),
         ):
             if findings:
                 console.print(f"first {title}:", style="bold")
