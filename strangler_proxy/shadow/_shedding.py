@@ -110,7 +110,7 @@ class ShedController:
         self.lag = 0.0  # the last timer lag seen (seconds), for the metrics
         self.in_flight = 0.0  # smoothed
         self._sample = sample
-        self._calm = 0  # samples in a row below load_low
+        self._calm = 0  # calm samples in a row (load below load_low, or no queue)
         self._calm_needed = max(1, round(self.settings.recover_after / self.settings.interval))
 
     def observe(self, load: float, *, lag: float = 0.0, in_flight: float = math.inf) -> float:
