@@ -9,7 +9,8 @@ DRF's ``[^/.]+``), and that template's methods are the path's methods:
   (where GET is served) and OPTIONS;
 - another method answers 405 ``method_not_allowed`` with that ``Allow``;
 - HEAD is served as GET without the body;
-- OPTIONS answers 200 with a description of the path (DRF's ``SimpleMetadata`` shape).
+- OPTIONS answers 200 with a description of the path (DRF's ``SimpleMetadata`` shape),
+  or the 401/403 a GET of the path gets (DRF checks permissions for OPTIONS too).
 
     app.add_middleware(MethodsMiddleware)
 """
@@ -74,7 +75,7 @@ class MethodsMiddleware:
         allow = ", ".join(allowed)
         method = scope["method"]
         if method == "OPTIONS":
-            await _options(send, allow)
+            await self._options(scope, receive, send, allow, "GET" in allowed)
             return
         if method not in allowed:
             refusal = render(MethodNotAllowed(f'Method "{method}" not allowed.'), {"Allow": allow})
@@ -94,8 +95,32 @@ class MethodsMiddleware:
 
         await self.app(scope, receive, send_with_allow)
 
+    async def _options(
+        self, scope: Scope, receive: Receive, send: Send, allow: str, readable: bool
+    ) -> None:
+        """OPTIONS passes the path's permission checks like DRF's (a path whose reads need
+        credentials answers their 401/403): the GET is run and only its refusal is kept."""
+        if readable:
+            held: list[Message] = []
 
-async def _options(send: Send, allow: str) -> None:
+            async def hold(message: Message) -> None:
+                held.append(message)
+
+            await self.app({**scope, "method": "GET"}, receive, hold)
+            start = next((m for m in held if m["type"] == "http.response.start"), None)
+            if start is not None and start["status"] in {401, 403}:
+                headers = [(k, v) for k, v in start.get("headers", []) if k.lower() != b"allow"]
+                held[held.index(start)] = {
+                    **start,
+                    "headers": [*headers, (b"allow", allow.encode("latin-1"))],
+                }
+                for message in held:
+                    await send(message)
+                return
+        await _metadata(send, allow)
+
+
+async def _metadata(send: Send, allow: str) -> None:
     body = json.dumps(
         {"renders": ["application/json"], "parses": ["application/json"]},
         separators=(",", ":"),

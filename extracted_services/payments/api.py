@@ -38,7 +38,7 @@ from extracted_services.common.listing import (
     raise_for,
 )
 from extracted_services.common.store import Query, get
-from extracted_services.common.validation import parse_fields, require_object
+from extracted_services.common.validation import INT64, parse_fields, require_object
 from extracted_services.payments import crud
 from extracted_services.payments.db import Viewer, order_exists
 from extracted_services.payments.deps import (
@@ -78,8 +78,8 @@ def _order_filter(request: Request, monolith: Session, errors: FilterErrors) -> 
     raw = request.query_params.get("order", "")
     if not raw:
         return None
-    key = int(raw) if raw.isdigit() else None
-    if key is None or not order_exists(monolith, key):
+    key = int(raw) if raw.isascii() and raw.isdigit() else None
+    if key is None or key > INT64[1] or not order_exists(monolith, key):
         errors["order"] = [INVALID_MODEL_CHOICE]
         return None
     return key

@@ -11,6 +11,7 @@ from typing import Any
 
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.plumbing import ResolvedComponent
+from rest_framework.permissions import AllowAny, IsAuthenticatedOrReadOnly
 
 ERROR = {
     "type": "object",
@@ -63,11 +64,18 @@ class ErrorsAutoSchema(AutoSchema):
         codes = ["404", "405", "429"]
         if writes or self.get_filter_backends() or self._get_pagination_parameters():
             codes.append("400")
+        if writes or not self._reads_are_open():
+            codes += ["401", "403"]
         if writes:
-            codes += ["401", "403", "409"]
+            codes.append("409")
             if self.method.upper() != "DELETE":
                 codes.append("415")
         return sorted(codes)
+
+    def _reads_are_open(self) -> bool:
+        """Whether anyone may read here (else a read can answer 401/403 too)."""
+        open_to_reads = (AllowAny, IsAuthenticatedOrReadOnly)
+        return all(isinstance(p, open_to_reads) for p in self.view.get_permissions())
 
     def _get_response_bodies(self, direction: Any = "response") -> dict[str, Any]:
         responses = dict(super()._get_response_bodies(direction))

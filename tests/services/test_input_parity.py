@@ -133,3 +133,11 @@ def test_401_says_how_to_authenticate(catalog):
     response = catalog.post("/api/v1/categories/", json={"name": "n", "slug": "n"})
     assert response.status_code == 401
     assert response.headers["www-authenticate"] == "Token"
+
+
+def test_options_passes_the_read_permissions_like_drf(service_app):
+    payments, _ = service_app("payments", "dual_write")  # reads need credentials
+    response = payments.options("/api/v1/payments/")
+    assert response.status_code == 401
+    assert response.headers["allow"] == "GET, HEAD, OPTIONS"
+    assert response.headers["www-authenticate"] == "Token"

@@ -18,7 +18,7 @@ from migration_plans.control.contract.cases import Case, build_cases
 from migration_plans.control.contract.compare import Answer, EffectComparer, compare_answers
 from migration_plans.control.contract.environment import ContractEnvironment
 from migration_plans.control.contract.exceptions import ContractError
-from migration_plans.control.contract.openapi import SCHEMA_PATH, select_operations
+from migration_plans.control.contract.openapi import SCHEMA_PATH, select_operations, unserved
 from migration_plans.control.contract.report import ContractReport, Finding
 from migration_plans.core.plan import Plan
 
@@ -83,9 +83,11 @@ def _check_running(
         if schema.status_code != 200:
             raise ContractError(f"the monolith's {SCHEMA_PATH} answered {schema.status_code}")
         operations = select_operations(schema.json(), plan, only)
+        skipped = unserved(schema.json(), plan)
         cases = build_cases(operations, examples=examples, seed=seed)
         say(f"{plan.context}: {len(operations)} operations, {len(cases)} cases")
         report = ContractReport(plan.context, seed, examples, len(operations), len(cases))
+        report.unserved = skipped
         effects = EffectComparer.open(plan.mapping, env.databases.monolith, env.databases.service)
         try:
             with ThreadPoolExecutor(max_workers=2) as pool:  # both sides at once

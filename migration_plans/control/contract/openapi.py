@@ -100,27 +100,38 @@ def _operation(document: Mapping[str, Any], path: str, method: str) -> Operation
 _METHODS = {"GET", "POST", "PUT", "PATCH", "DELETE"}
 
 
+def unserved(document: Mapping[str, Any], plan: Plan) -> list[str]:
+    """The plan's operations the monolith does not serve (a service-only API, e.g. a port
+    the monolith calls): nothing to compare them with."""
+    paths = document.get("paths") or {}
+    return [
+        f"{method} {endpoint.path}"
+        for endpoint in plan.endpoints
+        for method in endpoint.methods
+        if method not in {"HEAD", "OPTIONS"} and method.lower() not in paths.get(endpoint.path, {})
+    ]
+
+
 def select_operations(
     document: Mapping[str, Any], plan: Plan, only: Sequence[str] = ()
 ) -> list[Operation]:
-    """The operations of ``plan``'s endpoints, in plan order; each must be documented.
+    """The operations of ``plan``'s endpoints the monolith documents, in plan order
+    (:func:`unserved` lists the others).
 
     ``only``: labels (``"GET /api/v1/products/"``) to keep; each must be one of them.
     """
     paths = document.get("paths") or {}
-    found: list[Operation] = []
-    for endpoint in plan.endpoints:
-        for method in endpoint.methods:
-            if method in {"HEAD", "OPTIONS"}:
-                continue
-            if method.lower() not in paths.get(endpoint.path, {}):
-                raise ContractError(
-                    f"plan {plan.context}: {method} {endpoint.path} is not in the monolith's "
-                    f"OpenAPI document ({SCHEMA_PATH}): document it or remove it from the plan"
-                )
-            found.append(_operation(document, endpoint.path, method))
+    found = [
+        _operation(document, endpoint.path, method)
+        for endpoint in plan.endpoints
+        for method in endpoint.methods
+        if method not in {"HEAD", "OPTIONS"} and method.lower() in paths.get(endpoint.path, {})
+    ]
     if not found:
-        raise ContractError(f"plan {plan.context} declares no endpoints to check")
+        raise ContractError(
+            f"plan {plan.context}: none of its endpoints is in the monolith's OpenAPI document "
+            f"({SCHEMA_PATH}): nothing to compare"
+        )
     unknown = sorted(set(only) - {operation.label for operation in found})
     if unknown:
         known = ", ".join(operation.label for operation in found)

@@ -54,6 +54,7 @@ class ContractReport:
     difference_examples: list[Finding] = field(default_factory=list)
     undocumented_examples: list[Finding] = field(default_factory=list)
     by_operation: dict[str, list[int]] = field(default_factory=dict)
+    unserved: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -92,6 +93,7 @@ class ContractReport:
             "differences": self.differences,
             "allowed": self.allowed,
             "undocumented": self.undocumented,
+            "unserved": self.unserved,
             "ok": self.ok,
             "by_operation": {
                 op: {"server_errors": c[0], "differences": c[1]}
@@ -117,6 +119,12 @@ class ContractReport:
             str(self.undocumented),
         )
         console.print(table)
+        if self.unserved:
+            console.print(
+                "not compared (the monolith does not serve them): " + ", ".join(self.unserved),
+                markup=False,
+                highlight=False,
+            )
         for title, findings in (
             ("server errors", self.server_error_examples),
             ("undeclared differences", self.difference_examples),
