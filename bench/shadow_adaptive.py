@@ -23,10 +23,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import sys
 import tempfile
 import time
+import urllib.request
 from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
@@ -37,24 +39,37 @@ sys.path.insert(0, str(BENCH))
 sys.path.insert(0, str(BENCH.parent))
 
 from proxy import median_cell, run_python, run_wrk, trivial_upstream  # noqa: E402
-from shadow import TARGET_P99_RATIO, proxy, shadow_counters, shadow_upstream  # noqa: E402
+from shadow import ADMIN_TOKEN, TARGET_P99_RATIO, proxy, shadow_upstream  # noqa: E402
 
 from migration_plans.control.processes import ManagedProcess  # noqa: E402
+from strangler_proxy.shadow.engine import outcome_totals  # noqa: E402
 
 TARGET_COMPARED_SHARE = 0.9
 CELLS = {"off": None, "fixed": "0", "adaptive": "1"}  # STRANGLER_SHADOW_ADAPTIVE
 Load = Callable[[str, int, float], dict[str, float]]
 
 
-def settled_counters(url: str, quiet: float = 1.0, timeout: float = 20.0) -> dict[str, float]:
-    """The mirror's counters once they stopped moving for ``quiet`` s: the sidecar has
-    worked off its backlog, so it (and the candidate) do not run into the next cell."""
+def mirror_state(url: str) -> tuple[dict[str, float], float]:
+    """The mirror's outcome counters and its sidecar's queue depth, from the metrics."""
+    request = urllib.request.Request(
+        url + "/_strangler/metrics", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    )
+    with urllib.request.urlopen(request, timeout=5) as response:
+        text = response.read().decode()
+    depth = re.search(r"^strangler_shadow_queue_depth (\S+)$", text, re.M)
+    return outcome_totals(text), float(depth[1]) if depth else 0.0
+
+
+def settled_counters(url: str, quiet: float = 1.0, timeout: float = 30.0) -> dict[str, float]:
+    """The mirror's counters once its queue is empty and they stopped moving for
+    ``quiet`` s: the sidecar has worked off its backlog, so it (and the candidate) do
+    not run into the next cell."""
     deadline = time.monotonic() + timeout
-    last = shadow_counters(url)
+    last, _ = mirror_state(url)
     while time.monotonic() < deadline:
         time.sleep(quiet)
-        now = shadow_counters(url)
-        if now == last:
+        now, depth = mirror_state(url)
+        if now == last and depth == 0:
             return now
         last = now
     return last
