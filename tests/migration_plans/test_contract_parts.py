@@ -12,6 +12,7 @@ from migration_plans.control.contract.cases import build_cases
 from migration_plans.control.contract.compare import Answer, compare_answers
 from migration_plans.control.contract.exceptions import ContractError
 from migration_plans.control.contract.openapi import select_operations, unserved
+from migration_plans.control.contract.report import printable
 from migration_plans.core.plan import Endpoint, load_plan
 from migration_plans.core.settings import TEMPLATES_DIR
 from migration_plans.core.yamlfile import ConfigError
@@ -127,3 +128,7 @@ def test_the_shipped_allowances_load_and_bad_ones_name_their_line(tmp_path: Path
     bad.write_text("allowances:\n  - name: x\n    why: y\n    body_paths: ['[unclosed']\n")
     with pytest.raises(ConfigError, match=r"allowances.yaml:4"):
         load_allowances(bad)
+
+
+def test_the_table_shows_control_characters_as_text():
+    assert printable("a\x1b[31mb\x00 \u202e é") == "a\\x1b[31mb\\x00 \\u202e é"

@@ -5,6 +5,7 @@ print(report.render_table())      # or json.dumps(report.as_json())
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,6 +15,17 @@ from rich.table import Table
 from migration_plans.control.contract.cases import Case
 
 EXAMPLES_KEPT = 10
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def printable(text: str) -> str:
+    """``text`` with control characters (terminal escapes, bidi overrides) shown as ``\\xNN``:
+    answers are the services' data, a terminal must not interpret them."""
+    return _CONTROL.sub(lambda found: _escape(ord(found.group())), text)
+
+
+def _escape(code: int) -> str:
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
 
 
 @dataclass(frozen=True)
@@ -134,12 +146,17 @@ class ContractReport:
                 console.print(f"first {title}:", style="bold")
             for finding in findings:
                 console.print(
-                    f"- {finding.case.operation} [{finding.case.kind}"
-                    f"{': ' + finding.case.note if finding.case.note else ''}] "
-                    f"{finding.monolith_status}/{finding.service_status}: {finding.what}",
+                    printable(
+                        f"- {finding.case.operation} [{finding.case.kind}"
+                        f"{': ' + finding.case.note if finding.case.note else ''}] "
+                        f"{finding.monolith_status}/{finding.service_status}: {finding.what}"
+                    ),
                     markup=False,
                     highlight=False,
                 )
                 console.print(
-                    f"  {finding.case.curl()}", markup=False, highlight=False, soft_wrap=True
+                    f"  {printable(finding.case.curl())}",
+                    markup=False,
+                    highlight=False,
+                    soft_wrap=True,
                 )
