@@ -2,6 +2,10 @@
 
 ``capture_statements`` drops the earlier row triggers and creates the triggers with
 transition tables; on SQLite it re-creates the same row triggers (idempotent).
+
+PostgreSQL also loses the ``varchar_pattern_ops`` index Django adds beside the unique
+index of ``event_id``: nothing searches event ids by prefix, and every captured event
+and every mark paid for it.
 """
 
 from django.db import migrations
@@ -12,11 +16,29 @@ from migration_plans.core.settings import mapping_for
 CAPTURED_CONTEXTS = ("catalog", "inventory")
 
 
+DROP_LIKE_INDEX = """
+DO $$
+DECLARE
+    found record;
+BEGIN
+    FOR found IN SELECT indexname FROM pg_indexes
+                 WHERE tablename = 'strangler_outbox'
+                   AND indexdef LIKE '%varchar_pattern_ops%' LOOP
+        EXECUTE 'DROP INDEX ' || quote_ident(found.indexname);
+    END LOOP;
+END
+$$
+"""
+
+
 def install(apps, schema_editor):
     mappings = [mapping_for(context) for context in CAPTURED_CONTEXTS]
+    vendor = schema_editor.connection.vendor
     with schema_editor.connection.cursor() as cursor:
-        for statement in capture_statements(schema_editor.connection.vendor, mappings):
+        for statement in capture_statements(vendor, mappings):
             cursor.execute(statement)
+        if vendor == "postgresql":
+            cursor.execute(DROP_LIKE_INDEX)
 
 
 class Migration(migrations.Migration):
