@@ -113,15 +113,14 @@ class EdgeProtocol(HttpToolsProtocol):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._accepted: float | None = None  # set until the first head begins
+        self._accepted = 0.0  # accept time, until the first head begins
         self._in_head = False
-        self._head_since = 0.0
+        self._head_since = 0.0  # 0.0: the head began in the read being parsed
         self._head_bytes = 0
         self._chunk_bytes = 0  # the last data_received's size
         self._metadata = 0  # chunk-line and trailer bytes since the last chunk began
         self._body_seen = 0.0
         self._timer: asyncio.TimerHandle | None = None
-        self._idle_since: float | None = None
         self._refusal: str | None = None
         self._lingering = False
 
@@ -135,7 +134,7 @@ class EdgeProtocol(HttpToolsProtocol):
             self._refuse(refused)
             return
         limits = self.limits
-        self._accepted = self._idle_since = self.loop.time()
+        self._accepted = self.loop.time()
         self.timeout_keep_alive_task = self.loop.call_later(
             min(limits.idle_timeout, limits.header_timeout), self.timeout_keep_alive_handler
         )
@@ -150,12 +149,13 @@ class EdgeProtocol(HttpToolsProtocol):
 
     @property
     def evictable_since(self) -> float | None:
-        """When this connection last served a request (None while it serves one)."""
+        """When its idle timer ends, or its head began (None while it serves a request)."""
         if self._lingering:
             return None
         if self._in_head:
             return self._head_since
-        return self._idle_since
+        idle = self.timeout_keep_alive_task  # armed at accept and after each response only
+        return idle.when() if idle is not None else None
 
     def evict(self) -> None:
         """Closed to make room at the global cap (it serves no request)."""
@@ -188,16 +188,22 @@ class EdgeProtocol(HttpToolsProtocol):
         if self._lingering or self.transport.is_closing():
             return
         if self._in_head:
+            self._head_since = self._head_since or self.loop.time()
             if self._head_bytes > self.limits.max_header_bytes:
                 self._refuse("max_header_bytes")
             elif self._timer is None:
                 self._arm(self._head_since + self.limits.header_timeout)
-        elif self.cycle is not None and self.cycle.more_body:
+            return
+        cycle = self.cycle  # the request the bytes began, if they began one
+        if cycle is not None and cycle.more_body:
             self._body_seen = self.loop.time()
             if self._metadata > self.limits.max_header_bytes:
                 self._refuse("chunk_metadata")
             elif self._timer is None:
                 self._arm(self._body_seen + self.limits.body_idle_timeout)
+        elif (cycle is None or cycle.response_complete) and self._timer is None:
+            # bytes that began no request (empty lines) stopped the idle timer: bound them
+            self._arm(self.loop.time() + self.limits.header_timeout)
 
     # -- parser callbacks ---------------------------------------------------------------
 
@@ -205,10 +211,7 @@ class EdgeProtocol(HttpToolsProtocol):
         super().on_message_begin()
         self._in_head = True
         self._head_bytes = 0
-        if self._accepted is not None:
-            self._head_since, self._accepted = self._accepted, None
-        else:
-            self._head_since = self.loop.time()
+        self._head_since, self._accepted = self._accepted, 0.0
 
     def on_url(self, url: bytes) -> None:
         self.url += url
@@ -227,7 +230,6 @@ class EdgeProtocol(HttpToolsProtocol):
         if self._head_bytes + self._chunk_bytes > self.limits.max_header_bytes:
             self._check_head_size()
         super().on_headers_complete()
-        self._idle_since = None
         self._metadata = 0
         self.headers = []  # trailer fields (on_header after the body) land here, unused
 
@@ -238,16 +240,16 @@ class EdgeProtocol(HttpToolsProtocol):
     def on_chunk_header(self) -> None:
         self._metadata = 0
 
-    def on_response_complete(self) -> None:
-        self._idle_since = self.loop.time()
-        super().on_response_complete()
-
     # -- limits -------------------------------------------------------------------------
 
     def _check_head_size(self) -> None:
         size = len(self.url) + sum(len(name) + len(value) + 4 for name, value in self.headers)
         if size > self.limits.max_header_bytes:
             self._stop("max_header_bytes")
+
+    def _serving_nothing(self) -> bool:
+        cycle = self.cycle
+        return not self._in_head and (cycle is None or cycle.response_complete)
 
     def _stop(self, limit: str) -> None:
         """Refuse from inside a parser callback: the parser stops at the exception."""
@@ -274,6 +276,9 @@ class EdgeProtocol(HttpToolsProtocol):
                 self._refuse("header_timeout")
             else:
                 self._arm(deadline)
+        elif self._serving_nothing():
+            if self.timeout_keep_alive_task is None:  # still nothing but empty lines
+                self.transport.close()
         elif self.cycle is not None and self.cycle.more_body and not self.cycle.response_complete:
             if self.flow.read_paused or self.cycle.waiting_for_100_continue:
                 self._body_seen = now  # the proxy is not reading yet: not the client's silence

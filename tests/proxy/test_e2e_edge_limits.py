@@ -121,7 +121,8 @@ def test_slow_and_idle_connections_are_closed_while_a_client_is_served(
         )
         kept = connect(proxy)  # served once, then silent on keep-alive
         kept.sendall(b"GET /once HTTP/1.1\r\nHost: a\r\n\r\n")
-        opened += [idle, trickle, upload, kept]
+        blank = connect(proxy)  # empty lines, which begin no request, every 0.2 s
+        opened += [idle, trickle, upload, kept, blank]
         served = 0
         received: dict[socket.socket, bytes] = {}
         deadline = time.monotonic() + 15
@@ -129,12 +130,14 @@ def test_slow_and_idle_connections_are_closed_while_a_client_is_served(
             assert time.monotonic() < deadline, "slow or idle connections still open after 15 s"
             with suppress(OSError):
                 trickle.send(b"x")
+            with suppress(OSError):
+                blank.send(b"\r\n")
             assert client.get(f"{proxy}/normal").status_code == 200  # others are served
             served += 1
             time.sleep(0.2)
         assert served >= 3
         # Each got the answer of its own limit before the close; the idle one, none.
-        assert idle not in received
+        assert idle not in received and blank not in received
         assert received[trickle].startswith(b"HTTP/1.1 408 ")
         assert b"header_timeout" in received[trickle]
         assert b"connection: close" in received[trickle]
