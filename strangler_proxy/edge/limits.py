@@ -73,7 +73,7 @@ class Connection(Protocol):
 
     @property
     def evictable_since(self) -> float | None:
-        """Since when it serves no request (None: it serves one, never evicted)."""
+        """Its rank for eviction, smallest first (None: it serves a request, never evicted)."""
 
     def evict(self) -> None:
         """Close it to make room for a new connection."""
@@ -96,9 +96,10 @@ class ConnectionGate:
     def admit(self, connection: Connection, client: str) -> str | None:
         """Count ``connection`` in, or the name of the limit that refuses it.
 
-        At the global cap the connection idle the longest (between requests, or still
-        sending its first head) is closed to make room; when every connection is busy
-        with a request the new one is refused.
+        At the global cap a connection serving no request is closed to make room: the
+        one with the smallest :attr:`Connection.evictable_since` (a head still arriving,
+        oldest first, then idle ones, the nearest idle deadline first); when every
+        connection is busy with a request the new one is refused.
         """
         count = self.per_client.get(client, 0)
         if count >= self.limits.max_connections_per_client:

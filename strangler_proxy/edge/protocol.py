@@ -10,7 +10,7 @@ connection:
   within ``header_timeout`` of their first byte), a silent connection closes after
   ``idle_timeout`` (from accept and after each response), a request body with no byte
   for ``body_idle_timeout`` is cut (time the proxy itself stops reading does not count);
-- caps: ``max_connections`` per process (the connection idle the longest is closed to
+- caps: ``max_connections`` per process (a connection serving no request is closed to
   make room; when all are busy, 503) and ``max_connections_per_client`` per address (503);
 - sizes counted as they arrive: the request-target (414), the head, and a chunked
   body's chunk lines and trailers (431);
