@@ -24,7 +24,6 @@ from extracted_services.common.hosts import AllowedHostsMiddleware
 from extracted_services.common.live import LivePhase
 from extracted_services.common.logs import configure_logging
 from extracted_services.common.methods import MethodsMiddleware
-from extracted_services.common.methods import MethodsMiddleware
 from extracted_services.common.metrics import MetricsMiddleware, metrics_endpoint
 from extracted_services.common.requestid import RequestIdMiddleware
 from extracted_services.common.serving import Serving, Views
@@ -61,7 +60,6 @@ def create_service_app(
     live = LivePhase(settings, views=views, state=app.state)
     app.state.live = live
     install_error_handlers(app)
-    app.add_middleware(MethodsMiddleware)
     app.add_middleware(MethodsMiddleware)
     app.add_middleware(MetricsMiddleware, service=settings.context)
     app.add_middleware(AllowedHostsMiddleware, allowed=settings.hosts)
