@@ -11,7 +11,6 @@ from tests.services.seed import seed_for_phase, seed_inventory_service
 
 pytestmark = pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
 
-WRITE = identity_headers()
 NULL = "Null characters are not allowed."
 
 
@@ -32,8 +31,15 @@ def inventory(service_app, catalog):
 def test_ids_past_64_bits_are_404_not_500(catalog, inventory):
     huge = "99999999999999999999"
     assert catalog.get(f"/api/v1/products/{huge}/").status_code == 404
-    assert catalog.patch(f"/api/v1/categories/{huge}/", json={}, headers=WRITE).status_code == 404
-    assert catalog.delete(f"/api/v1/products/{huge}/", headers=WRITE).status_code == 404
+    assert (
+        catalog.patch(
+            f"/api/v1/categories/{huge}/", json={}, headers=identity_headers()
+        ).status_code
+        == 404
+    )
+    assert (
+        catalog.delete(f"/api/v1/products/{huge}/", headers=identity_headers()).status_code == 404
+    )
     assert inventory.get(f"/api/v1/stock/{huge}/").status_code == 404
 
 
@@ -52,7 +58,7 @@ def test_id_filters_take_ascii_digits_only_without_decimal(catalog, inventory):
 def test_keys_in_bodies_are_strict_and_bounded(catalog):
     def category_error(value: object) -> list[str]:
         body = {"sku": "K-1", "name": "n", "price": "1.00", "category": value}
-        response = catalog.post("/api/v1/products/", json=body, headers=WRITE)
+        response = catalog.post("/api/v1/products/", json=body, headers=identity_headers())
         assert response.status_code == 400, response.text
         return list(response.json()["fields"]["category"])
 
@@ -63,7 +69,9 @@ def test_keys_in_bodies_are_strict_and_bounded(catalog):
 
 def test_integers_are_strict_true_is_not_one(inventory):
     def quantity(value: object) -> tuple[int, object]:
-        response = inventory.patch("/api/v1/stock/1/", json={"quantity": value}, headers=WRITE)
+        response = inventory.patch(
+            "/api/v1/stock/1/", json={"quantity": value}, headers=identity_headers()
+        )
         return response.status_code, response.json().get("fields", response.json())
 
     invalid = (400, {"quantity": ["A valid integer is required."]})
@@ -76,14 +84,14 @@ def test_integers_are_strict_true_is_not_one(inventory):
     )
     assert quantity(7.0)[0] == 200  # DRF's IntegerField takes a float without a fraction
     reserve = {"order_id": 2**63, "lines": [{"product": 1, "quantity": 1}]}
-    response = inventory.post("/api/v1/stock/reserve/", json=reserve, headers=WRITE)
+    response = inventory.post("/api/v1/stock/reserve/", json=reserve, headers=identity_headers())
     assert response.status_code == 400
     assert list(response.json()["fields"]) == ["order_id"]
 
 
 def test_nul_and_lone_surrogates_are_refused_like_drf(catalog):
     def errors(raw_json: bytes) -> dict[str, list[str]]:
-        headers = {**WRITE, "Content-Type": "application/json"}
+        headers = {**identity_headers(), "Content-Type": "application/json"}
         response = catalog.post("/api/v1/categories/", content=raw_json, headers=headers)
         assert response.status_code == 400, response.text
         return dict(response.json()["fields"])
@@ -102,7 +110,7 @@ def test_nul_and_lone_surrogates_are_refused_like_drf(catalog):
 
 def test_a_body_without_json_content_type_is_415(catalog):
     for content_type in (None, "text/plain"):
-        headers = dict(WRITE) | ({"Content-Type": content_type} if content_type else {})
+        headers = identity_headers() | ({"Content-Type": content_type} if content_type else {})
         response = catalog.post(
             "/api/v1/categories/", content=b'{"name": "n", "slug": "n"}', headers=headers
         )
@@ -118,7 +126,7 @@ def test_head_options_and_allow_like_drf(catalog, inventory):
     assert options.status_code == 200
     assert options.headers["allow"] == "GET, PUT, PATCH, DELETE, HEAD, OPTIONS"
     assert catalog.get("/api/v1/products/").headers["allow"] == "GET, POST, HEAD, OPTIONS"
-    refused = catalog.delete("/api/v1/products/", headers=WRITE)
+    refused = catalog.delete("/api/v1/products/", headers=identity_headers())
     assert refused.status_code == 405
     assert refused.headers["allow"] == "GET, POST, HEAD, OPTIONS"
     action = inventory.get("/api/v1/stock/reserve/")  # not the detail of stock "reserve"
