@@ -60,78 +60,95 @@ _OUTBOX_COLUMNS = (
     "request_id, status, attempts, created_at"
 )
 
-PG_FUNCTION = f"""
-CREATE OR REPLACE FUNCTION strangler_capture() RETURNS trigger
-LANGUAGE plpgsql SET work_mem = '64MB' AS $fn$
+_PG_FUNCTION = """
+CREATE OR REPLACE FUNCTION {function}() RETURNS trigger
+LANGUAGE plpgsql SET work_mem = '64MB' AS $strangler_capture$
 DECLARE
     rid text;
     seq text;
-    k text;
     captured bigint;
 BEGIN
-    IF coalesce(current_setting('strangler.origin', true), '') = '{RELAY_ORIGIN}' THEN
+    IF coalesce(current_setting('strangler.origin', true), '') = '{relay}' THEN
         RETURN NULL;
     END IF;
-    IF NOT EXISTS (SELECT 1 FROM {CAPTURE_TABLE} WHERE context = TG_ARGV[0] AND enabled) THEN
+    IF NOT EXISTS (SELECT 1 FROM {capture} WHERE context = {context} AND enabled) THEN
         RETURN NULL;
     END IF;
     rid := coalesce(nullif(current_setting('strangler.request_id', true), ''),
                     'pg-tx-' || txid_current()::text);
     -- Event ids follow the outbox ids ('m-<id>'): appending to the unique index is far
     -- cheaper than inserting random UUIDs into it.
-    seq := pg_get_serial_sequence('{OUTBOX_TABLE}', 'id');
-    -- The key column, quoted, spliced into the statements below (no format(): this DDL
-    -- also runs through drivers that read percent signs as placeholders).
-    k := quote_ident(TG_ARGV[2]);
+    seq := pg_get_serial_sequence('{outbox}', 'id');
     IF TG_OP = 'INSERT' THEN
-        EXECUTE 'INSERT INTO {OUTBOX_TABLE} (id, {_OUTBOX_COLUMNS})
-            SELECT n, ''m-'' || n, $1, $2, image ->> $4, ''insert'', image::text,
-                   ''monolith'', $3, ''pending'', 0, clock_timestamp()
-            FROM (SELECT nextval($5) AS n, to_jsonb(r) AS image
-                  FROM strangler_new r WHERE r.' || k || ' IS NOT NULL) AS inserted'
-        USING TG_ARGV[0], TG_ARGV[1], rid, TG_ARGV[2], seq;
+        INSERT INTO {outbox} (id, {columns})
+        SELECT n, 'm-' || n, {context}, {kind}, image ->> {key_name}, 'insert', image::text,
+               'monolith', rid, 'pending', 0, clock_timestamp()
+        FROM (SELECT nextval(seq) AS n, to_jsonb(r) AS image
+              FROM strangler_new r WHERE r.{key} IS NOT NULL) AS inserted;
     ELSIF TG_OP = 'DELETE' THEN
-        EXECUTE 'INSERT INTO {OUTBOX_TABLE} (id, {_OUTBOX_COLUMNS})
-            SELECT n, ''m-'' || n, $1, $2, old_key, ''delete'', NULL,
-                   ''monolith'', $3, ''pending'', 0, clock_timestamp()
-            FROM (SELECT nextval($5) AS n, to_jsonb(r) ->> $4 AS old_key
-                  FROM strangler_old r WHERE r.' || k || ' IS NOT NULL) AS deleted'
-        USING TG_ARGV[0], TG_ARGV[1], rid, TG_ARGV[2], seq;
+        INSERT INTO {outbox} (id, {columns})
+        SELECT n, 'm-' || n, {context}, {kind}, old_key, 'delete', NULL,
+               'monolith', rid, 'pending', 0, clock_timestamp()
+        FROM (SELECT nextval(seq) AS n, to_jsonb(r) ->> {key_name} AS old_key
+              FROM strangler_old r WHERE r.{key} IS NOT NULL) AS deleted;
     ELSE
         -- Old and new rows pair up by key. A key only in the old rows moved away: a
         -- delete; one only in the new rows is an upsert of its image; a pair whose
         -- images are equal changed nothing and is skipped.
-        EXECUTE 'INSERT INTO {OUTBOX_TABLE} (id, {_OUTBOX_COLUMNS})
-            SELECT n, ''m-'' || n, $1, $2, key, CASE WHEN image IS NULL THEN ''delete''
-                   ELSE ''update'' END, image::text, ''monolith'', $3, ''pending'', 0,
-                   clock_timestamp()
-            FROM (
-                SELECT nextval($5) AS n, image, coalesce(image, to_jsonb(o)) ->> $4 AS key
-                FROM strangler_old o
-                FULL JOIN strangler_new r ON o.' || k || ' = r.' || k || '
-                CROSS JOIN LATERAL (SELECT CASE WHEN r.' || k || ' IS NULL THEN NULL
-                                                ELSE to_jsonb(r) END AS image) AS new_image
-                WHERE r.' || k || ' IS NULL OR o.' || k || ' IS NULL
-                   OR to_jsonb(o) IS DISTINCT FROM image
-            ) AS changed'
-        USING TG_ARGV[0], TG_ARGV[1], rid, TG_ARGV[2], seq;
+        INSERT INTO {outbox} (id, {columns})
+        SELECT n, 'm-' || n, {context}, {kind}, changed.key,
+               CASE WHEN image IS NULL THEN 'delete' ELSE 'update' END, image::text,
+               'monolith', rid, 'pending', 0, clock_timestamp()
+        FROM (
+            SELECT nextval(seq) AS n, image, coalesce(image, to_jsonb(o)) ->> {key_name} AS key
+            FROM strangler_old o
+            FULL JOIN strangler_new r ON o.{key} = r.{key}
+            CROSS JOIN LATERAL (SELECT CASE WHEN r.{key} IS NULL THEN NULL
+                                            ELSE to_jsonb(r) END AS image) AS new_image
+            WHERE r.{key} IS NULL OR o.{key} IS NULL OR to_jsonb(o) IS DISTINCT FROM image
+        ) AS changed;
     END IF;
     GET DIAGNOSTICS captured = ROW_COUNT;
     IF captured > 0 THEN
-        PERFORM pg_notify('{NOTIFY_CHANNEL}', TG_ARGV[0]);
+        PERFORM pg_notify('{channel}', {context});
     END IF;
     RETURN NULL;
 END
-$fn$
+$strangler_capture$
 """
-"""One function for every captured table, run once per statement (not per row) with the
-statement's transition tables, so a bulk ``UPDATE`` of 100,000 rows costs one trigger call,
-one set-based insert into the outbox and one NOTIFY. Arguments: context, aggregate type,
-monolith key column."""
+"""A capture function per table, run once per statement (not per row) with the
+statement's transition tables, so a bulk ``UPDATE`` of 100,000 rows costs one trigger
+call, one set-based insert into the outbox and one NOTIFY. The context, aggregate type
+and key column are written into the function (quoted), so PL/pgSQL keeps each
+statement's plan for the session: a single-row write pays no planning."""
+
+
+def _pg_function(context: str, table: TableMapping) -> str:
+    body = _PG_FUNCTION.format(
+        function=quote_ident(_trigger_name(table, "fn")),
+        relay=RELAY_ORIGIN,
+        capture=CAPTURE_TABLE,
+        outbox=OUTBOX_TABLE,
+        columns=_OUTBOX_COLUMNS,
+        channel=NOTIFY_CHANNEL,
+        context=quote_literal(context),
+        kind=quote_literal(table.name),
+        key=quote_ident(table.key.monolith),
+        key_name=quote_literal(table.key.monolith),
+    )
+    if body.count("$strangler_capture$") != 2 or "%" in body:
+        raise ValueError(
+            f"capture function of {table.monolith_table!r}: a name or the context holds "
+            "'$strangler_capture$' or '%', which the trigger DDL cannot carry"
+        )
+    return body
+
 
 PG_TRIGGER_SUFFIXES = ("ins", "upd", "del")
 LEGACY_PG_TRIGGER_SUFFIXES = ("iud", "u")
-"""Row-level triggers of earlier versions, dropped when the statement-level ones go in."""
+"""Row-level triggers of earlier versions, dropped when the statement-level ones go in
+(with their shared function ``strangler_capture()``, which later versions leave alone:
+another database object may not be dropped while a trigger still uses it)."""
 
 
 def _trigger_name(table: TableMapping, suffix: str) -> str:
@@ -153,8 +170,8 @@ def _pg_drop_statements(table: TableMapping) -> list[str]:
 
 
 def _pg_statements(context: str, table: TableMapping) -> list[str]:
-    args = ", ".join(quote_literal(arg) for arg in (context, table.name, table.key.monolith))
     target = quote_ident(table.monolith_table)
+    function = quote_ident(_trigger_name(table, "fn"))
     # A trigger with transition tables fires for one event only: three triggers.
     transitions = {
         "ins": ("INSERT", "NEW TABLE AS strangler_new"),
@@ -163,10 +180,10 @@ def _pg_statements(context: str, table: TableMapping) -> list[str]:
     }
     creates = [
         f"CREATE TRIGGER {quote_ident(_trigger_name(table, suffix))} AFTER {event} ON {target} "
-        f"REFERENCING {tables} FOR EACH STATEMENT EXECUTE FUNCTION strangler_capture({args})"
+        f"REFERENCING {tables} FOR EACH STATEMENT EXECUTE FUNCTION {function}()"
         for suffix, (event, tables) in transitions.items()
     ]
-    return [*_pg_drop_statements(table), *creates]
+    return [_pg_function(context, table), *_pg_drop_statements(table), *creates]
 
 
 def _sqlite_image(table: TableMapping, ref: str) -> str:
@@ -221,7 +238,7 @@ def _sqlite_statements(context: str, table: TableMapping) -> list[str]:
 
 def capture_statements(dialect: str, mappings: Iterable[ContextMapping]) -> list[str]:
     """DDL (idempotent) that installs the capture triggers of every mapped monolith table."""
-    statements = [PG_FUNCTION] if dialect == "postgresql" else []
+    statements: list[str] = []
     build = _pg_statements if dialect == "postgresql" else _sqlite_statements
     if dialect not in ("postgresql", "sqlite"):
         raise ValueError(f"change capture supports PostgreSQL and SQLite, not {dialect!r}")
@@ -238,6 +255,8 @@ def uninstall_statements(dialect: str, mappings: Iterable[ContextMapping]) -> li
         for table in mapping.tables:
             if dialect == "postgresql":
                 statements.extend(_pg_drop_statements(table))
+                function = quote_ident(_trigger_name(table, "fn"))
+                statements.append(f"DROP FUNCTION IF EXISTS {function}()")
             else:
                 for suffix in ("insert", "update", "delete"):
                     name = quote_ident(_trigger_name(table, suffix))
