@@ -200,13 +200,14 @@ def pending_events(
     return list(
         conn.exec_driver_sql(
             f"SELECT {', '.join(columns)} FROM {OUTBOX_TABLE} "
-            f"WHERE context = %(ctx)s AND status = 'pending' AND {owned} "
-            # From the oldest pending event on: whichever index the planner walks in id
-            # order, it does not wade through the applied events below it first.
-            f"AND id >= (SELECT min(id) FROM {OUTBOX_TABLE} "
-            "WHERE status = 'pending' AND context = %(ctx)s) "
-            "AND (aggregate_type, aggregate_key) NOT IN "
-            f"(SELECT t, k FROM {_KEYS}) ORDER BY id LIMIT %(limit)s",
+            # The status as a range and the order as (status, id): only the index on
+            # (status, id) yields that order, so the read walks the pending events and
+            # stops at the limit. With "status = 'pending' ORDER BY id" statistics from
+            # before a bulk change make the planner walk the primary key instead,
+            # through every applied event below the first pending one.
+            f"WHERE status >= 'pending' AND status <= 'pending' AND context = %(ctx)s "
+            f"AND {owned} AND (aggregate_type, aggregate_key) NOT IN "
+            f"(SELECT t, k FROM {_KEYS}) ORDER BY status, id LIMIT %(limit)s",
             {"ctx": context, "keys": _keys_json(blocked), "limit": limit},
         )
     )
