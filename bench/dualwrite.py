@@ -437,16 +437,32 @@ def _capture_overhead(conn: psycopg.Connection[Any], monolith: str) -> dict[str,
     }
 
 
-def _drain(conn: psycopg.Connection[Any], rows: int, deadline_s: float = 600) -> float:
-    """Run the bulk UPDATE and wait until the relay has nothing pending; rows per second."""
+def _cpu_ticks() -> tuple[int, int]:
+    """(busy, total) jiffies of the whole machine, from /proc/stat."""
+    fields = [int(value) for value in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    return sum(fields) - idle, sum(fields)
+
+
+def _drain(
+    conn: psycopg.Connection[Any], rows: int, deadline_s: float = 600
+) -> tuple[float, float]:
+    """Run the bulk UPDATE and wait until the relay has nothing pending.
+
+    Returns rows per second and the share of the machine's CPU in use meanwhile (the
+    relay, PostgreSQL and anything else: 1.0 is every core busy).
+    """
     committed = time.perf_counter() + _timed(conn, BULK_UPDATE)
+    busy, total = _cpu_ticks()
     deadline = time.time() + deadline_s
     while time.time() < deadline:
         row = conn.execute(
             "SELECT count(*) FROM strangler_outbox WHERE status IN ('pending', 'in_flight')"
         ).fetchone()
         if row is not None and row[0] == 0:
-            return rows / (time.perf_counter() - committed)
+            rate = rows / (time.perf_counter() - committed)
+            busy_after, total_after = _cpu_ticks()
+            return rate, (busy_after - busy) / max(1, total_after - total)
         time.sleep(0.05)
     raise TimeoutError(f"the relay did not drain {rows} events in {deadline_s}s")
 
@@ -493,15 +509,20 @@ def bench_bulk(admin: str, rows: int, steady_rate: float, created: list[str]) ->
     with psycopg.connect(libpq_url(monolith), autocommit=True) as conn:
         figures.update(_capture_overhead(conn, monolith))
         per_partitions: dict[int, float] = {}
+        cpu_busy: dict[int, float] = {}
         for partitions in (1, 2):
+            # Each drain starts from the same outbox: the last one's applied events go.
+            conn.execute("TRUNCATE strangler_outbox")
+            conn.execute("VACUUM ANALYZE strangler_outbox")
             relay = start_relay(monolith, service, partitions)
             try:
-                per_partitions[partitions] = _drain(conn, rows)
+                per_partitions[partitions], cpu_busy[partitions] = _drain(conn, rows)
             finally:
                 relay.stop()
         figures["drain_rows_per_s"] = round(per_partitions[1])
         figures["drain_rows_per_s_2_partitions"] = round(per_partitions[2])
         figures["partitions_speedup"] = round(per_partitions[2] / per_partitions[1], 2)
+        figures["drain_cpu_busy_share"] = {str(n): round(share, 2) for n, share in cpu_busy.items()}
         relay = start_relay(monolith, service)
         try:
             top = conn.execute("SELECT coalesce(max(id), 0) FROM strangler_outbox").fetchone()
