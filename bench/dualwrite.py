@@ -37,6 +37,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -235,6 +236,21 @@ async def _service_write(client: aiohttp.ClientSession, key: int, n: int) -> Non
         response.raise_for_status()
 
 
+async def open_loop(
+    rate: float, total: int, write: Callable[[int, float], Coroutine[Any, Any, None]]
+) -> float:
+    """Start ``write(n, due)`` at ``n / rate`` s whether or not earlier ones finished;
+    returns the seconds from the first start to the last completion."""
+    started = time.perf_counter()
+    tasks: list[asyncio.Task[None]] = []
+    for n in range(total):
+        due = started + n / rate
+        await asyncio.sleep(max(0.0, due - time.perf_counter()))
+        tasks.append(asyncio.create_task(write(n, due)))
+    await asyncio.gather(*tasks)
+    return time.perf_counter() - started
+
+
 class LoadGenerator:
     """Open-loop writes: write ``n`` starts at ``n / rate`` s whether or not earlier ones finished.
 
@@ -288,14 +304,7 @@ class LoadGenerator:
             except Exception as exc:  # counted, not fatal: the report says how many failed
                 failures.append(exc)
 
-        started = time.perf_counter()
-        tasks = []
-        for n in range(total):
-            due = started + n / rate
-            await asyncio.sleep(max(0.0, due - time.perf_counter()))
-            tasks.append(asyncio.create_task(write(n, due)))
-        await asyncio.gather(*tasks)
-        elapsed = time.perf_counter() - started
+        elapsed = await open_loop(rate, total, write)
         return {
             "achieved_writes_per_s": round((total - len(failures)) / elapsed, 1),
             "failed_writes": len(failures),
@@ -482,14 +491,7 @@ async def _steady_sql_writes(monolith: str, rate: float, total: int, keys: int) 
             failures.append(exc)
 
     try:
-        started = time.perf_counter()
-        tasks = []
-        for n in range(total):
-            due = started + n / rate
-            await asyncio.sleep(max(0.0, due - time.perf_counter()))
-            tasks.append(asyncio.create_task(write(n, due)))
-        await asyncio.gather(*tasks)
-        elapsed = time.perf_counter() - started
+        elapsed = await open_loop(rate, total, write)
     finally:
         while not pool.empty():
             await pool.get_nowait().close()

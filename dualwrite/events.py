@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from decimal import Decimal
 from enum import StrEnum
@@ -37,20 +37,7 @@ class Event:
     attempts: int
     created_at: datetime
 
-    COLUMNS: ClassVar[tuple[str, ...]] = (
-        "id",
-        "event_id",
-        "context",
-        "aggregate_type",
-        "aggregate_key",
-        "operation",
-        "payload",
-        "origin",
-        "request_id",
-        "status",
-        "attempts",
-        "created_at",
-    )
+    COLUMNS: ClassVar[tuple[str, ...]]
     """The outbox columns in field order: ``Event(*row)`` for a row of these (PostgreSQL)."""
 
     @classmethod
@@ -78,6 +65,9 @@ class Event:
         if self.payload is None:
             return {}
         return dict(json.loads(self.payload, parse_float=Decimal))
+
+
+Event.COLUMNS = tuple(column.name for column in fields(Event))
 
 
 @dataclass(frozen=True)
