@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from migration_plans.core.settings import mapping_for
+from migration_plans.core.settings import mapping_for, plan_path
 from reconciler.runner import ReconcileOptions
 from tests.reconciler.reconcile_tables import (
     ENGINES,
@@ -60,3 +60,17 @@ def make_pair(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Callab
     yield make
     for url in list(ENGINES):
         ENGINES.pop(url).dispose()
+
+
+@pytest.fixture
+def cli_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A plan directory with catalog in dual_write (the repair direction), and a control
+    database of its own; returns the control database's URL."""
+    plans = tmp_path / "plans"
+    plans.mkdir()
+    text = plan_path("catalog").read_text().replace("phase: shared", "phase: dual_write")
+    (plans / "catalog.yaml").write_text(text)
+    control = f"sqlite:///{tmp_path}/control.db"
+    monkeypatch.setenv("STRANGLER_PLANS_DIR", str(plans))
+    monkeypatch.setenv("STRANGLER_CONTROL_DB_URL", control)
+    return control

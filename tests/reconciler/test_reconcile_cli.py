@@ -6,28 +6,13 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-import pytest
 from typer.testing import CliRunner
 
-from migration_plans.core.settings import plan_path
 from reconciler.cli import app
 from reconciler.history import clean_streak, last_runs_clean, recent_runs, repairs_of
 from tests.reconciler.reconcile_tables import Pair, products
 
 MakePair = Callable[[str], Pair]
-
-
-@pytest.fixture
-def cli_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
-    """A plan directory with catalog in dual_write, and a control database of its own."""
-    plans = tmp_path / "plans"
-    plans.mkdir()
-    text = plan_path("catalog").read_text().replace("phase: shared", "phase: dual_write")
-    (plans / "catalog.yaml").write_text(text)
-    control = f"sqlite:///{tmp_path}/control.db"
-    monkeypatch.setenv("STRANGLER_PLANS_DIR", str(plans))
-    monkeypatch.setenv("STRANGLER_CONTROL_DB_URL", control)
-    return control
 
 
 def _args(pair: Pair, *extra: str) -> list[str]:

@@ -13,7 +13,6 @@ from typer.testing import CliRunner
 from dualwrite.capture import install_capture, set_capture
 from dualwrite.outbox import OutboxSink
 from migration_plans.core.outbox import EventStatus, outbox_table
-from migration_plans.core.settings import plan_path
 from reconciler.cli import app
 from reconciler.history import load_watermarks, record_run
 from reconciler.report import Report, RunKind, Verdict
@@ -26,19 +25,6 @@ CHANGED = range(10, 20)
 BAD_CHANGE = 15  # changed through the outbox path, but the service got another price
 SERVICE_EDIT = 50  # edited in the service by raw SQL, with an event in the service outbox
 UNCHANGED = 100  # edited in the service by raw SQL, no event anywhere
-
-
-@pytest.fixture
-def control(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
-    """A control database of its own, with catalog's plan in dual_write (repair direction)."""
-    plans = tmp_path / "plans"
-    plans.mkdir()
-    text = plan_path("catalog").read_text().replace("phase: shared", "phase: dual_write")
-    (plans / "catalog.yaml").write_text(text)
-    url = f"sqlite:///{tmp_path}/control.db"
-    monkeypatch.setenv("STRANGLER_PLANS_DIR", str(plans))
-    monkeypatch.setenv("STRANGLER_CONTROL_DB_URL", url)
-    return url
 
 
 def captured_pair(make_pair: MakePair, backend: str) -> Pair:
@@ -100,7 +86,7 @@ def keys_of(report: Report) -> list[int | str]:
 
 @pytest.mark.parametrize("backend", ["sqlite", "pg"])
 def test_incremental_checks_only_changed_keys(
-    make_pair: MakePair, fast_options: ReconcileOptions, control: str, backend: str
+    make_pair: MakePair, fast_options: ReconcileOptions, cli_env: str, backend: str
 ) -> None:
     pair = captured_pair(make_pair, backend)
     relayed_price_change(pair, range(1, 6))  # events before the clean run: not re-checked
@@ -130,7 +116,7 @@ def test_incremental_checks_only_changed_keys(
 
 @pytest.mark.parametrize("backend", ["sqlite", "pg"])
 def test_a_divergent_run_does_not_advance_the_watermark(
-    make_pair: MakePair, fast_options: ReconcileOptions, control: str, backend: str
+    make_pair: MakePair, fast_options: ReconcileOptions, cli_env: str, backend: str
 ) -> None:
     pair = captured_pair(make_pair, backend)
     run(pair, fast_options, incremental=False)
@@ -156,7 +142,7 @@ def test_a_divergent_run_does_not_advance_the_watermark(
 
 @pytest.mark.parametrize("backend", ["sqlite", "pg"])
 def test_keys_a_full_run_left_divergent_stay_in_the_work_list(
-    make_pair: MakePair, fast_options: ReconcileOptions, control: str, backend: str
+    make_pair: MakePair, fast_options: ReconcileOptions, cli_env: str, backend: str
 ) -> None:
     pair = captured_pair(make_pair, backend)
     run(pair, fast_options, incremental=False)
@@ -176,7 +162,7 @@ def test_keys_a_full_run_left_divergent_stay_in_the_work_list(
 
 @pytest.mark.parametrize("backend", ["sqlite", "pg"])
 def test_without_a_clean_run_incremental_falls_back_to_full(
-    make_pair: MakePair, fast_options: ReconcileOptions, control: str, backend: str
+    make_pair: MakePair, fast_options: ReconcileOptions, cli_env: str, backend: str
 ) -> None:
     pair = captured_pair(make_pair, backend)
     raw_service_edit(pair, UNCHANGED)
@@ -191,7 +177,7 @@ def test_without_a_clean_run_incremental_falls_back_to_full(
 
 
 def test_cli_incremental_json_table_and_repair(
-    make_pair: MakePair, control: str, tmp_path: Path
+    make_pair: MakePair, cli_env: str, tmp_path: Path
 ) -> None:
     pair = captured_pair(make_pair, "sqlite")
     runner = CliRunner()

@@ -9,13 +9,11 @@ database it came from, and ``strangler reconcile`` exits 2 for it.
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 from typer.testing import CliRunner
 
-from migration_plans.core.settings import plan_path
 from reconciler.cli import app
 from reconciler.report import Report, Verdict
 from reconciler.runner import ReconcileOptions, reconcile
@@ -137,16 +135,6 @@ def test_an_error_names_the_database_it_came_from(
     assert error.startswith("monolith database ") and monolith_db in error
     assert service_db not in error and "soon" in error
     assert report.table("categories").verdict is Verdict.CLEAN
-
-
-@pytest.fixture
-def cli_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    plans = tmp_path / "plans"
-    plans.mkdir()
-    text = plan_path("catalog").read_text().replace("phase: shared", "phase: dual_write")
-    (plans / "catalog.yaml").write_text(text)
-    monkeypatch.setenv("STRANGLER_PLANS_DIR", str(plans))
-    monkeypatch.setenv("STRANGLER_CONTROL_DB_URL", f"sqlite:///{tmp_path}/control.db")
 
 
 def _cli(monolith_url: str, service_url: str) -> list[str]:
