@@ -945,6 +945,13 @@ def git_head() -> str:
     return done.stdout.strip()
 
 
+def backend_description(postgres: bool) -> str:
+    """Where a stack benchmark's databases and broker were (for its JSON's setup)."""
+    if postgres:
+        return "PostgreSQL (STRANGLER_PG_URL's server), broker kombu SQLAlchemy on SQLite"
+    return "embedded (SQLite files, kombu SQLAlchemy transport)"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--writes", type=float, default=DEFAULT_WRITES, help="price edits/s")
@@ -976,11 +983,7 @@ def main() -> None:
     figures: dict[str, Any] = {
         "benchmark": "cutover",
         "setup": {
-            "backend": (
-                "PostgreSQL (STRANGLER_PG_URL's server), broker kombu SQLAlchemy on SQLite"
-                if settings.postgres
-                else "embedded (SQLite files, kombu SQLAlchemy transport)"
-            ),
+            "backend": backend_description(settings.postgres),
             "replicas": {"proxies": REPLICAS, "per_service": REPLICAS},
             "load": {
                 "price_edits_per_s": settings.writes,

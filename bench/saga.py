@@ -60,6 +60,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from bench.cutover import (  # noqa: E402
+    backend_description,
     fresh_stack,
     git_head,
     latency_figures,
@@ -597,11 +598,7 @@ def main() -> None:
     figures: dict[str, Any] = {
         "benchmark": "saga",
         "setup": {
-            "backend": (
-                "PostgreSQL (STRANGLER_PG_URL's server), broker kombu SQLAlchemy on SQLite"
-                if settings.postgres
-                else "embedded (SQLite files, kombu SQLAlchemy transport)"
-            ),
+            "backend": backend_description(settings.postgres),
             "replicas": {"proxies": REPLICAS, "per_service": REPLICAS},
             "monolith": f"{MONOLITH_SERVER}, {MONOLITH_WORKERS} gthread workers, saga worker",
             "load": {
