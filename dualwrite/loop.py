@@ -40,7 +40,7 @@ from dualwrite.config import Direction, RelaySettings
 from dualwrite.events import Event
 from dualwrite.exceptions import ApplyFailed, StoreUnavailable
 from dualwrite.live import LivePhase, PhaseGate
-from dualwrite.partitions import Partition, bucket_of
+from dualwrite.partitions import Partition
 from dualwrite.relay import Relay
 from migration_plans.core.database import libpq_url
 from migration_plans.core.live_phase import PhaseState
@@ -312,7 +312,7 @@ class RelayLoop:
     def _spread_partitions(self, direction: Direction) -> int:
         """Send a task to each partition with pending events; returns how many were sent."""
         now = time.monotonic()
-        indexes = {bucket_of(e.key) % self.spread for e in self.relay.pending(direction)}
+        indexes = self.relay.pending_partitions(direction, self.spread)
         sent = 0
         for index in sorted(indexes):
             if now - self._spread_at.get((direction, index), -SPREAD_REDISPATCH_S) < (

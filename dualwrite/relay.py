@@ -326,12 +326,7 @@ class Relay:
         """The partition's pending events, oldest first, minus blocked keys: the few keys
         waiting for a retry or dead are read first, so the batch read is one index scan."""
         owned = self.settings.partition.sql_condition()
-        blocked = conn.exec_driver_sql(
-            f"SELECT DISTINCT aggregate_type, aggregate_key FROM {OUTBOX_TABLE} "
-            f"WHERE context = %(ctx)s AND status = ANY(%(blocking)s::text[]) AND {owned} "
-            f"LIMIT {MAX_BLOCKED_KEYS + 1}",
-            {"ctx": self.context, "blocking": list(BLOCKING)},
-        ).all()
+        blocked = setwrites.blocked_keys(conn, self.context, owned, BLOCKING, MAX_BLOCKED_KEYS + 1)
         if len(blocked) > MAX_BLOCKED_KEYS:
             statement = _PENDING.where(text(owned))
             return [
@@ -342,7 +337,7 @@ class Relay:
             conn,
             self.context,
             owned,
-            [(row[0], row[1]) for row in blocked],
+            blocked,
             limit,
             Event.COLUMNS,
         )
@@ -350,6 +345,11 @@ class Relay:
             for side in self.engines:
                 self._refresh_statistics(side)
         return [Event(*row) for row in events]
+
+    def pending_partitions(self, direction: Direction, count: int) -> set[int]:
+        """Which of ``count`` partitions have pending events in ``direction`` (PostgreSQL)."""
+        with self._reading(direction.source) as conn:
+            return setwrites.pending_partitions(conn, self.context, count, self.settings.batch_size)
 
     def in_flight(self, direction: Direction) -> list[Event]:
         """Events of this relay's partition waiting for a retry (oldest first)."""

@@ -23,6 +23,7 @@ from uuid import UUID
 from sqlalchemy import Connection, LargeBinary, Table
 from sqlalchemy.dialects import postgresql
 
+from dualwrite.partitions import BUCKET_SQL
 from dualwrite.schema import APPLIED_TABLE
 from migration_plans.core.outbox import OUTBOX_TABLE
 from migration_plans.core.sqlnames import quote_ident
@@ -211,3 +212,29 @@ def pending_events(
             {"ctx": context, "keys": _keys_json(blocked), "limit": limit},
         )
     )
+
+
+def blocked_keys(
+    conn: Connection, context: str, owned: str, blocking: Sequence[str], limit: int
+) -> list[tuple[str, str]]:
+    """Up to ``limit`` keys matching ``owned`` (SQL) with an event in ``blocking`` statuses."""
+    rows = conn.exec_driver_sql(
+        f"SELECT DISTINCT aggregate_type, aggregate_key FROM {OUTBOX_TABLE} "
+        f"WHERE context = %(ctx)s AND status = ANY(%(blocking)s::text[]) AND {owned} "
+        "LIMIT %(limit)s",
+        {"ctx": context, "blocking": list(blocking), "limit": limit},
+    )
+    return [(row[0], row[1]) for row in rows]
+
+
+def pending_partitions(conn: Connection, context: str, count: int, limit: int) -> set[int]:
+    """Which of ``count`` partitions own at least one of the oldest ``limit`` pending events
+    (their keys only: no payload is read)."""
+    rows = conn.exec_driver_sql(
+        f"SELECT DISTINCT mod({BUCKET_SQL}, {int(count)}) FROM ("
+        f"SELECT aggregate_type, aggregate_key FROM {OUTBOX_TABLE} "
+        "WHERE status >= 'pending' AND status <= 'pending' AND context = %(ctx)s "
+        "ORDER BY status, id LIMIT %(limit)s) AS oldest",
+        {"ctx": context, "limit": limit},
+    )
+    return {int(row[0]) for row in rows}
