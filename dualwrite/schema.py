@@ -8,7 +8,9 @@ Alembic revision after the service's ``0001``):
   redelivered or older event changes nothing (the version guard).
 - ``strangler_dead_letter``: events that failed ``max_attempts`` times, with their error.
 
-Service side only: ``strangler_backfill`` (per table checkpoint, committed with each chunk).
+Service side only: ``strangler_backfill`` (per table checkpoint, committed with each chunk)
+and ``strangler_id_map`` (:mod:`migration_plans.core.idmap`: the service key of each
+monolith row of pairs whose service makes its own ids).
 Monolith side only: ``strangler_capture`` (capture on/off per context, read by the
 triggers) and ``strangler_capture_origin`` (SQLite's stand-in for PostgreSQL's
 ``strangler.origin`` session setting: one row the relay sets inside its transaction).
@@ -26,8 +28,10 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    UniqueConstraint,
 )
 
+from migration_plans.core.idmap import id_map_table
 from migration_plans.core.outbox import outbox_table
 
 APPLIED_TABLE = "strangler_applied_event"
@@ -98,7 +102,7 @@ capture_origin_table = Table(
     Column("request_id", String(128), nullable=True),
 )
 
-SERVICE_TABLES = (outbox_table, applied_table, dead_letter_table, backfill_table)
+SERVICE_TABLES = (outbox_table, applied_table, dead_letter_table, backfill_table, id_map_table)
 MONOLITH_TABLES = (applied_table, dead_letter_table, capture_table, capture_origin_table)
 
 
@@ -106,16 +110,32 @@ def create_service_relay_tables() -> None:
     """Body of a service's Alembic revision that adds the relay tables (runs inside Alembic)."""
     from alembic import op
 
-    for table in (applied_table, dead_letter_table, backfill_table):
-        op.create_table(table.name, *(column._copy() for column in table.columns))
+    for table in (applied_table, dead_letter_table, backfill_table, id_map_table):
+        op.create_table(
+            table.name,
+            *(column._copy() for column in table.columns),
+            *(
+                UniqueConstraint(*constraint.columns.keys(), name=constraint.name)
+                for constraint in _named_constraints(table)
+            ),
+        )
 
 
 def drop_service_relay_tables() -> None:
     """Reverse of :func:`create_service_relay_tables`."""
     from alembic import op
 
-    for table in (backfill_table, dead_letter_table, applied_table):
+    for table in (id_map_table, backfill_table, dead_letter_table, applied_table):
         op.drop_table(table.name)
+
+
+def _named_constraints(table: Table) -> list[UniqueConstraint]:
+    """The table's named unique constraints (columns carry their own primary key)."""
+    return [
+        constraint
+        for constraint in table.constraints
+        if isinstance(constraint, UniqueConstraint) and constraint.name
+    ]
 
 
 def service_side_metadata() -> MetaData:
