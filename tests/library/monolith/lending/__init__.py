@@ -1,0 +1,1 @@
+"""The lending app: branches, books, copies, members and their loans."""
