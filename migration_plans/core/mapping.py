@@ -33,11 +33,31 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
 
+from migration_plans.core.keys import CompositeKeyError, KeyMapping, KeyType, Side
 from migration_plans.core.references import Reference
 from migration_plans.core.sqlnames import SqlName, SqlText
 from migration_plans.core.yamlfile import SourceDocument
 
 Row = dict[str, Any]
+
+__all__ = [
+    "BoolEnumField",
+    "ColumnPair",
+    "CompositeKeyError",
+    "ContextMapping",
+    "DecimalCentsField",
+    "FieldMapping",
+    "IdentityField",
+    "KeyMapping",
+    "KeyType",
+    "MappingValueError",
+    "Row",
+    "Side",
+    "TableMapping",
+    "TimestampField",
+    "TransformKind",
+    "load_context_mapping",
+]
 
 _FROZEN = ConfigDict(frozen=True, extra="forbid")
 
@@ -53,13 +73,8 @@ class TransformKind(StrEnum):
     TIMESTAMP = "timestamp"
 
 
-class ColumnPair(BaseModel):
-    """The same key column named on each side."""
-
-    model_config = _FROZEN
-
-    monolith: SqlName
-    service: SqlName
+ColumnPair = KeyMapping
+"""The key of a pair (the name it had when keys were one integer column)."""
 
 
 class IdentityField(BaseModel):
@@ -201,7 +216,7 @@ class TableMapping(BaseModel):
     name: str = Field(description="Name of the pair, used on the command line (--table).")
     monolith_table: SqlName
     service_table: SqlName
-    key: ColumnPair
+    key: KeyMapping
     fields: tuple[FieldMapping, ...]
     references: tuple[Reference, ...] = Field(
         default=(),
@@ -228,7 +243,7 @@ class TableMapping(BaseModel):
     @model_validator(mode="after")
     def _columns_are_unique(self) -> TableMapping:
         for side in ("monolith", "service"):
-            seen: set[str] = {getattr(self.key, side)}
+            seen: set[str] = set(self.key.columns(side))
             for field in self.fields:
                 column = getattr(field, side)
                 if column in seen:
@@ -240,26 +255,55 @@ class TableMapping(BaseModel):
 
     @property
     def monolith_columns(self) -> list[str]:
-        """Key first, then mapped columns, in declaration order."""
-        return [self.key.monolith, *(field.monolith for field in self.fields)]
+        """Key columns first, then mapped columns, in declaration order."""
+        return [*self.key.monolith_columns, *(field.monolith for field in self.fields)]
 
     @property
     def service_columns(self) -> list[str]:
-        """Key first, then mapped columns, in declaration order."""
-        return [self.key.service, *(field.service for field in self.fields)]
+        """Key columns first, then mapped columns, in declaration order."""
+        return [*self.key.service_columns, *(field.service for field in self.fields)]
+
+    def monolith_key(self, row: Mapping[str, Any]) -> tuple[Any, ...]:
+        """The key values of a monolith row (one per key column, in order)."""
+        return tuple(row[column] for column in self.key.monolith_columns)
+
+    def service_key(self, row: Mapping[str, Any]) -> tuple[Any, ...]:
+        """The key values of a service row (one per key column, in order)."""
+        return tuple(row[column] for column in self.key.service_columns)
 
     def to_service(self, row: Mapping[str, Any]) -> Row:
-        """Convert a monolith row (keyed by monolith column) into a service row."""
-        converted: Row = {self.key.service: row[self.key.monolith]}
-        for field in self.fields:
-            converted[field.service] = field.to_service(row.get(field.monolith))
+        """Convert a monolith row (keyed by monolith column) into a service row.
+
+        The key columns are copied, except on an ``id_map`` pair: there the service's
+        key is another value, which the caller translates through the id map
+        (:mod:`migration_plans.core.idmap`); the result then holds the fields only.
+        """
+        converted: Row = {}
+        if not self.key.id_map:
+            converted.update(zip(self.key.service_columns, self.monolith_key(row), strict=True))
+        converted.update(self.convert_fields_only(row, to="service"))
         return converted
 
     def to_monolith(self, row: Mapping[str, Any]) -> Row:
-        """Convert a service row (keyed by service column) into a monolith row."""
-        converted: Row = {self.key.monolith: row[self.key.service]}
-        for field in self.fields:
-            converted[field.monolith] = field.to_monolith(row.get(field.service))
+        """Convert a service row (keyed by service column) into a monolith row.
+
+        Like :meth:`to_service`, an ``id_map`` pair's key is left to the caller.
+        """
+        converted: Row = {}
+        if not self.key.id_map:
+            converted.update(zip(self.key.monolith_columns, self.service_key(row), strict=True))
+        converted.update(self.convert_fields_only(row, to="monolith"))
+        return converted
+
+    def convert_fields_only(self, row: Mapping[str, Any], *, to: Side) -> Row:
+        """Convert the mapped (non-key) columns of ``row`` to side ``to``; keys left out."""
+        converted: Row = {}
+        if to == "service":
+            for field in self.fields:
+                converted[field.service] = field.to_service(row.get(field.monolith))
+        else:
+            for field in self.fields:
+                converted[field.monolith] = field.to_monolith(row.get(field.service))
         return converted
 
     def canonical_from_monolith(self, row: Mapping[str, Any]) -> Row:
