@@ -991,6 +991,7 @@ DESCRIPTIONS: dict[str, str] = {
     "STRANGLER_CATALOG_PORT": "The catalog service's port in the stack and the demo (default 8101).",
     "STRANGLER_INVENTORY_PORT": "The inventory service's port in the stack and the demo (default 8102).",
     "STRANGLER_PAYMENTS_PORT": "The payments service's port in the stack and the demo (default 8103).",
+    "STRANGLER_PROJECT_PATH": "Your project's root folder(s), `os.pathsep`-separated: `strangler up` and the phase-replay topology put them first on their children's `PYTHONPATH`, so a service package (a plan's `service_module`) or a monolith settings module outside the toolkit imports.",
     "STRANGLER_REPLAY_BACKEND": "`embedded` runs the phase-replay topology on SQLite and kombu's SQLAlchemy transport instead of PostgreSQL and a private Redis.",
     "CI": "`true`: a test whose server (PostgreSQL, Redis, Chromium) is missing fails instead of skipping.",
     # -- the live phase and replicas --

@@ -1,18 +1,19 @@
-"""Alembic for every service: one ``alembic.ini`` per context, one shared ``env.py`` body.
+"""Alembic for every service: one ``alembic.ini`` per service package, one shared ``env.py`` body.
 
     upgrade("catalog", "postgresql://.../catalog")              # to head
     upgrade("catalog", "postgresql://", sql=True)               # print the SQL instead
     downgrade("catalog", "postgresql://.../catalog", "base")
+    upgrade("shipping", url, module="acme_services.shipping")   # a package of your own
 
-The URL comes from the caller (the CLI reads ``<CONTEXT>_DATABASE_URL``); a URL
-with no database is enough for offline SQL generation.
+The package is the context's plan's ``service_module`` unless ``module`` names one
+(:class:`~extracted_services.common.package.ServicePackage`). The URL comes from the
+caller (the CLI reads ``<CONTEXT>_DATABASE_URL``); a URL with no database is enough
+for offline SQL generation.
 """
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any, TextIO
 
 import sqlalchemy as sa
@@ -22,15 +23,17 @@ from sqlalchemy import MetaData
 from sqlalchemy.engine import make_url
 
 from extracted_services.common.database import service_engine
+from extracted_services.common.package import ServicePackage
 from migration_plans.core.database import sqlalchemy_url
 
 OFFLINE_DEFAULT_URL = "postgresql+psycopg://"
 
 
-def alembic_config(context: str, url: str, *, stdout: TextIO | None = None) -> Config:
-    """The Alembic config of ``context`` pointed at ``url``."""
-    package = importlib.import_module(f"extracted_services.{context}")
-    ini = Path(str(package.__file__)).parent / "alembic.ini"
+def alembic_config(
+    context: str, url: str, *, stdout: TextIO | None = None, module: str | None = None
+) -> Config:
+    """The Alembic config of ``context``'s service package pointed at ``url``."""
+    ini = ServicePackage.resolve(context, module=module).alembic_ini
     config = Config(str(ini), stdout=stdout) if stdout else Config(str(ini))
     config.set_main_option("sqlalchemy.url", sqlalchemy_url(url).replace("%", "%%"))
     return config
@@ -43,16 +46,25 @@ def upgrade(
     *,
     sql: bool = False,
     stdout: TextIO | None = None,
+    module: str | None = None,
 ) -> None:
     """Migrate ``context``'s database up to ``revision`` (or print the SQL with ``sql``)."""
-    command.upgrade(alembic_config(context, url, stdout=stdout), revision, sql=sql)
+    config = alembic_config(context, url, stdout=stdout, module=module)
+    command.upgrade(config, revision, sql=sql)
 
 
 def downgrade(
-    context: str, url: str, revision: str = "-1", *, sql: bool = False, stdout: TextIO | None = None
+    context: str,
+    url: str,
+    revision: str = "-1",
+    *,
+    sql: bool = False,
+    stdout: TextIO | None = None,
+    module: str | None = None,
 ) -> None:
     """Migrate down to ``revision``; offline ``sql`` needs a ``from:to`` range (``head:base``)."""
-    command.downgrade(alembic_config(context, url, stdout=stdout), revision, sql=sql)
+    config = alembic_config(context, url, stdout=stdout, module=module)
+    command.downgrade(config, revision, sql=sql)
 
 
 def current(context: str, url: str) -> str | None:

@@ -131,7 +131,7 @@ def _actor(actor: str | None) -> str:
 
 def _migrate_service(plan: Plan) -> dict[str, Any]:
     settings = RelaySettings.from_env(plan.context)
-    upgrade(plan.context, settings.service_url)
+    upgrade(plan.context, settings.service_url, module=plan.service_module)
     return {"service_database": "migrated to head"}
 
 

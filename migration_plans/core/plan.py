@@ -12,8 +12,9 @@ phase, and the gates that must pass to enter each next phase.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -98,13 +99,45 @@ class Endpoint(BaseModel):
         return tuple(method for method in self.methods if method not in SAFE_METHODS)
 
 
+_DOTTED = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
+
+
+def dotted_module(value: str) -> str:
+    """``value`` if it is a dotted Python module path (``shop_services.shipping``)."""
+    if not _DOTTED.match(value):
+        raise ValueError(
+            f"{value!r} is not a Python module path (dotted identifiers, e.g. 'my_services.shipping')"
+        )
+    return value
+
+
 class Plan(BaseModel):
-    """Everything the control plane knows about one bounded context."""
+    """Everything the control plane knows about one bounded context.
+
+    ``service_module`` names the service's Python package (default
+    ``extracted_services.<service>``, the shipped examples). The package contract:
+
+    - ``<module>.main:create_app``: the FastAPI app factory (no arguments);
+    - ``<module>.config:Settings``: pydantic settings with ``database_url`` (a
+      :class:`extracted_services.common.settings.ServiceSettings` subclass);
+    - ``<module>/alembic.ini`` with its Alembic script folder beside it.
+
+    The package must be importable by the processes that serve it: its project root on
+    ``PYTHONPATH`` (the stack adds ``STRANGLER_PROJECT_PATH``). ``port`` is where its
+    first replica listens (default: the shipped port, else one derived from the name).
+    """
 
     model_config = _FROZEN
 
     context: str
     service: str
+    service_module: str = Field(
+        default="",
+        description="Python package of the service (default extracted_services.<service>).",
+    )
+    port: int | None = Field(
+        default=None, ge=1024, le=65535, description="Port of the service's first replica."
+    )
     upstream: str = Field(description="Route-table upstream name of the service.")
     phase: Phase = Phase.SHARED
     reverse_sync: bool = Field(
@@ -114,6 +147,19 @@ class Plan(BaseModel):
     endpoints: tuple[Endpoint, ...] = ()
     tables: tuple[TableMapping, ...]
     gates: Gates = Gates()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_module(cls, data: Any) -> Any:
+        """``service_module`` defaults to the shipped package of ``service``."""
+        if isinstance(data, dict) and not data.get("service_module") and "service" in data:
+            return {**data, "service_module": f"extracted_services.{data['service']}"}
+        return data
+
+    @field_validator("service_module")
+    @classmethod
+    def _module_path(cls, value: str) -> str:
+        return dotted_module(value)
 
     @model_validator(mode="after")
     def _mapping_is_valid(self) -> Plan:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
@@ -25,23 +26,41 @@ from migration_plans.core.yamlfile import ConfigError, ConfigIssue
 __all__ = [
     "DEFAULT_PLANS_DIR",
     "DEFAULT_SERVICE_PORTS",
+    "DERIVED_PORTS",
     "PLANS_DIR_ENV",
+    "PROJECT_PATH_ENV",
+    "SHIPPED_CONTEXTS",
     "TEMPLATES_DIR",
     "BadSetting",
     "ContextSettings",
+    "UnknownContext",
     "context_env",
     "copy_templates",
     "env_number",
+    "known_contexts",
     "mapping_for",
+    "plan_contexts",
     "plan_for",
     "plans_dir",
+    "project_path",
+    "service_module_for",
+    "service_port",
 ]
 
 PLANS_DIR_ENV = "STRANGLER_PLANS_DIR"
 DEFAULT_PLANS_DIR = Path("plans")
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
-#: Where each extracted service listens by default (replica i: + 10 x i).
+#: Where each shipped example service listens by default (replica i: + 10 x i).
 DEFAULT_SERVICE_PORTS = {"catalog": 8101, "inventory": 8102, "payments": 8103}
+#: The example shop's contexts, whose packages ship as ``extracted_services.<context>``:
+#: known to ``strangler service`` even with no plan (the other contexts need one).
+SHIPPED_CONTEXTS = tuple(DEFAULT_SERVICE_PORTS)
+#: Where a context with neither a plan ``port:`` nor a shipped default listens: a port
+#: in this range derived from its name (stable across runs and machines).
+DERIVED_PORTS = range(8200, 9000)
+PROJECT_PATH_ENV = "STRANGLER_PROJECT_PATH"
+"""The user's project root(s) (``os.pathsep``-separated): the stack puts them on its
+children's ``PYTHONPATH`` so a service package or monolith outside this toolkit imports."""
 
 
 def plans_dir(environ: Mapping[str, str] | None = None) -> Path:
@@ -63,6 +82,79 @@ def plan_for(context: str, directory: Path | None = None) -> Plan:
         hint = f"run 'strangler plan init --plans-dir {path.parent}' or set {PLANS_DIR_ENV}"
         raise ConfigError([ConfigIssue(str(path), None, "", f"no plan for {context!r} ({hint})")])
     return load_plan(path)
+
+
+def plan_contexts(directory: Path | None = None) -> tuple[str, ...]:
+    """The contexts with a plan file in ``directory`` (default: :func:`plans_dir`), sorted.
+
+    Only the file names are read (``<context>.yaml``): nothing is parsed here.
+    """
+    folder = directory or plans_dir()
+    return tuple(sorted(path.stem for path in folder.glob("*.yaml") if path.is_file()))
+
+
+def known_contexts(directory: Path | None = None) -> tuple[str, ...]:
+    """The contexts the runtime can serve: those with a plan, plus the shipped ones."""
+    return tuple(sorted({*plan_contexts(directory), *SHIPPED_CONTEXTS}))
+
+
+class UnknownContext(LookupError):
+    """A context with no plan in the plans folder (the message lists the known ones)."""
+
+    def __init__(self, context: str, directory: Path) -> None:
+        self.context = context
+        self.known = known_contexts(directory)
+        super().__init__(
+            f"unknown context {context!r}: no plan {plan_path(context, directory)} "
+            f"({PLANS_DIR_ENV}); known contexts: {', '.join(self.known)}"
+        )
+
+
+def service_module_for(context: str, directory: Path | None = None) -> str:
+    """The Python package of ``context``'s service: its plan's ``service_module``.
+
+    A shipped context with no plan is ``extracted_services.<context>``; any other
+    context without a plan raises :class:`UnknownContext`.
+    """
+    folder = directory or plans_dir()
+    if plan_path(context, folder).exists():
+        return plan_for(context, folder).service_module
+    if context in SHIPPED_CONTEXTS:
+        return f"extracted_services.{context}"
+    raise UnknownContext(context, folder)
+
+
+def derived_port(context: str) -> int:
+    """A stable port in :data:`DERIVED_PORTS` for ``context`` (CRC-32 of its name)."""
+    return DERIVED_PORTS.start + zlib.crc32(context.encode()) % len(DERIVED_PORTS)
+
+
+def service_port(
+    context: str, plan_port: int | None = None, environ: Mapping[str, str] | None = None
+) -> int:
+    """Where ``context``'s service (first replica) listens.
+
+    ``STRANGLER_<CONTEXT>_PORT``, else the plan's ``port:``, else the shipped default
+    (:data:`DEFAULT_SERVICE_PORTS`), else :func:`derived_port`. A variable that is not a
+    port in 1024-65535 raises :class:`BadSetting`.
+    """
+    configured = env_number(
+        f"STRANGLER_{context.upper()}_PORT", 0, low=1024, high=65535, environ=environ
+    )
+    if configured:
+        if configured != int(configured):
+            raise BadSetting(f"STRANGLER_{context.upper()}_PORT={configured:g} is not a port")
+        return int(configured)
+    if plan_port is not None:
+        return plan_port
+    return DEFAULT_SERVICE_PORTS.get(context) or derived_port(context)
+
+
+def project_path(environ: Mapping[str, str] | None = None) -> tuple[Path, ...]:
+    """The folders of ``STRANGLER_PROJECT_PATH`` (absolute), in order; none when unset."""
+    environ = os.environ if environ is None else environ
+    raw = environ.get(PROJECT_PATH_ENV, "")
+    return tuple(Path(part).resolve() for part in raw.split(os.pathsep) if part.strip())
 
 
 def mapping_for(context: str, directory: Path | None = None) -> ContextMapping:
