@@ -56,7 +56,7 @@ class ChangeRecorder:
         *,
         table: str,
         operation: Operation,
-        key: int,
+        key: int | str,
         row: Mapping[str, Any] | None,
     ) -> None:
         """Report one changed row (``row`` is ``None`` for a delete)."""

@@ -2,11 +2,15 @@
 
 with session.begin():
     save(session, product, table=PRODUCTS, operation=Operation.INSERT, changes=changes)
+
+The event's key is the row's service key: an integer key as the integer, any other
+(text, UUID, several columns) as the key's text (:meth:`KeyMapping.text_of`).
 """
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from collections.abc import Mapping
+from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -15,13 +19,18 @@ from migration_plans.core.mapping import TableMapping
 from migration_plans.core.outbox import Operation
 
 
-class HasId(Protocol):
-    id: Any
+def event_key(table: TableMapping, row: Mapping[str, Any]) -> int | str:
+    """The outbox key of a service-form row of ``table``."""
+    values = table.service_key(row)
+    single = values[0] if len(values) == 1 else None
+    if isinstance(single, int) and not isinstance(single, bool):
+        return single
+    return table.key.text_of(values, "service")
 
 
 def save(
     session: Session,
-    instance: HasId,
+    instance: object,
     *,
     table: TableMapping,
     operation: Operation,
@@ -30,20 +39,17 @@ def save(
     """Insert or update ``instance``, then record its row image in the same transaction."""
     session.add(instance)
     session.flush()
+    row = row_image(instance, table.service_columns)
     changes.record(
-        session,
-        table=table.name,
-        operation=operation,
-        key=int(instance.id),
-        row=row_image(instance, table.service_columns),
+        session, table=table.name, operation=operation, key=event_key(table, row), row=row
     )
 
 
 def remove(
-    session: Session, instance: HasId, *, table: TableMapping, changes: ChangeRecorder
+    session: Session, instance: object, *, table: TableMapping, changes: ChangeRecorder
 ) -> None:
     """Delete ``instance``, then record the deletion in the same transaction."""
-    key = int(instance.id)
+    key = event_key(table, row_image(instance, table.key.service_columns))
     session.delete(instance)
     session.flush()
     changes.record(session, table=table.name, operation=Operation.DELETE, key=key, row=None)

@@ -4,12 +4,15 @@
 - id filters: empty means no filter, anything but ASCII digits a 400 ``Enter a whole number.``.
 - boolean filters: ``true``/``True``/``false``/``False`` filter; anything else is ignored.
 - text filters: exact match; empty means no filter.
+- path keys: typed by the pair's key (:func:`parse_key_of`): an integer as Django looks it
+  up, text as it is, a UUID in any form Django's ``UUIDField`` accepts; anything else 404.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+import uuid
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -19,7 +22,9 @@ from extracted_services.common.errors import NotFound, ValidationFailed
 from extracted_services.common.pagination import Page
 from extracted_services.common.store import Query, TableView, count, fetch
 from extracted_services.common.validation import INT64, unstorable
-from migration_plans.core.mapping import Row
+from migration_plans.core.keys import KeyType
+from migration_plans.core.keys import Side as KeySide
+from migration_plans.core.mapping import Row, TableMapping
 
 NO_MATCH = INT64[1] + 1
 """A number filter's value no key holds (the query matches no row; never sent to SQL)."""
@@ -109,6 +114,35 @@ def parse_key(raw: str) -> int:
     if not INT64[0] <= key <= INT64[1]:
         raise NotFound()
     return key
+
+
+MAX_TEXT_KEY = 1000
+"""Longer path keys are 404 without a query (no mapped text key is this long)."""
+
+
+def _key_part(raw: str, kind: KeyType) -> Any:
+    if kind is KeyType.INTEGER:
+        return parse_key(raw)
+    if kind is KeyType.UUID:
+        try:
+            return uuid.UUID(raw)
+        except ValueError:
+            raise NotFound() from None
+    if not raw or len(raw) > MAX_TEXT_KEY or unstorable(raw) is not None:
+        raise NotFound()
+    return raw
+
+
+def parse_key_of(
+    pair: TableMapping, raw: str | Sequence[str], side: KeySide = "service"
+) -> tuple[Any, ...]:
+    """The path's key parts (one per key column of ``side``) typed as the pair's key; 404
+    when a part is not of its column's type or the number of parts is wrong."""
+    parts = [raw] if isinstance(raw, str) else list(raw)
+    kinds = pair.key.types_of(side)
+    if len(parts) != len(kinds):
+        raise NotFound()
+    return tuple(_key_part(part, kind) for part, kind in zip(parts, kinds, strict=True))
 
 
 def raise_for(errors: Mapping[str, list[str]]) -> None:
