@@ -5,12 +5,19 @@ The trigger DDL is generated from the plans' field mapping by
 re-runs it (idempotently) when a later plan maps more tables.
 """
 
+from django.apps import apps
 from django.db import migrations
 
 from dualwrite.capture import capture_statements, uninstall_statements
 from migration_plans.core.settings import mapping_for
 
-CAPTURED_CONTEXTS = ("catalog", "inventory")
+SHOP_CONTEXTS = ("catalog", "inventory")
+"""The demo shop's contexts captured from the start, when the monolith has their apps (by
+label); any other monolith installs capture when a context enters dual_write."""
+
+CAPTURED_CONTEXTS = tuple(
+    label for label in SHOP_CONTEXTS if any(c.label == label for c in apps.get_app_configs())
+)
 
 
 def _mappings():
@@ -33,8 +40,7 @@ def uninstall(apps, schema_editor):
 class Migration(migrations.Migration):
     dependencies = [
         ("strangler_dualwrite", "0001_initial"),
-        ("catalog", "0001_initial"),
-        ("inventory", "0001_initial"),
+        *((label, "0001_initial") for label in CAPTURED_CONTEXTS),
     ]
 
     operations = [migrations.RunPython(install, uninstall)]

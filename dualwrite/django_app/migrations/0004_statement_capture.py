@@ -8,12 +8,19 @@ index of ``event_id``: nothing searches event ids by prefix, and every captured 
 and every mark paid for it.
 """
 
+from django.apps import apps
 from django.db import migrations
 
 from dualwrite.capture import capture_statements
 from migration_plans.core.settings import mapping_for
 
-CAPTURED_CONTEXTS = ("catalog", "inventory")
+SHOP_CONTEXTS = ("catalog", "inventory")
+"""The demo shop's contexts captured from the start, when the monolith has their apps (by
+label); any other monolith installs capture when a context enters dual_write."""
+
+CAPTURED_CONTEXTS = tuple(
+    label for label in SHOP_CONTEXTS if any(c.label == label for c in apps.get_app_configs())
+)
 
 
 DROP_LIKE_INDEX = """
