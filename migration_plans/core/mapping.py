@@ -24,6 +24,8 @@ form of a value (what the reconciler hashes and diffs) is its *service* form.
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
@@ -31,11 +33,20 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    PrivateAttr,
+    Tag,
+    model_validator,
+)
 
 from migration_plans.core.keys import CompositeKeyError, KeyMapping, KeyType, Side
 from migration_plans.core.references import Reference
 from migration_plans.core.sqlnames import SqlName, SqlText
+from migration_plans.core.transforms import Transform, TransformLookupError, transform_named
 from migration_plans.core.yamlfile import SourceDocument
 
 Row = dict[str, Any]
@@ -45,9 +56,14 @@ __all__ = [
     "ColumnPair",
     "CompositeKeyError",
     "ContextMapping",
+    "CopyField",
+    "CopySource",
+    "CustomField",
     "DecimalCentsField",
+    "EnumMapField",
     "FieldMapping",
     "IdentityField",
+    "JsonField",
     "KeyMapping",
     "KeyType",
     "MappingValueError",
@@ -56,10 +72,14 @@ __all__ = [
     "TableMapping",
     "TimestampField",
     "TransformKind",
+    "canonical_json",
     "load_context_mapping",
 ]
 
 _FROZEN = ConfigDict(frozen=True, extra="forbid")
+
+EmptyStringPolicy = Literal["keep", "null"]
+_INTEGER_TEXT = re.compile(r"-?[0-9]+")
 
 
 class MappingValueError(ValueError):
@@ -71,6 +91,9 @@ class TransformKind(StrEnum):
     DECIMAL_CENTS = "decimal_cents"
     BOOL_ENUM = "bool_enum"
     TIMESTAMP = "timestamp"
+    ENUM_MAP = "enum_map"
+    JSON = "json"
+    CUSTOM = "custom"
 
 
 ColumnPair = KeyMapping
@@ -78,7 +101,13 @@ ColumnPair = KeyMapping
 
 
 class IdentityField(BaseModel):
-    """Same value on both sides, possibly under another column name."""
+    """Same value on both sides, possibly under another column name.
+
+    ``empty_string: "null"`` declares that the monolith's empty string is the
+    service's NULL (Django's ``blank=True`` text columns store ``''`` where a service
+    stores NULL): ``''`` (and NULL) become NULL in the service, and the service's
+    NULL becomes ``''`` in the monolith. ``"keep"`` (the default) copies both as they are.
+    """
 
     model_config = _FROZEN
 
@@ -86,11 +115,16 @@ class IdentityField(BaseModel):
     service: SqlName
     transform: Literal["identity"] = "identity"
     nullable: bool = True
+    empty_string: EmptyStringPolicy = "keep"
 
     def to_service(self, value: Any) -> Any:
+        if self.empty_string == "null" and value == "":
+            return None
         return value
 
     def to_monolith(self, value: Any) -> Any:
+        if self.empty_string == "null" and value is None:
+            return ""
         return value
 
 
@@ -193,6 +227,227 @@ class TimestampField(BaseModel):
         return self.normalise(value)
 
 
+class EnumMapField(BaseModel):
+    """An enum with any number of values, spelled one way in the monolith and another in the service.
+
+    ``values`` maps each monolith value to its service value and must be injective.
+    ``monolith_type: integer`` says the monolith stores integers (``{1: open}``).
+    """
+
+    model_config = _FROZEN
+
+    monolith: SqlName
+    service: SqlName
+    transform: Literal["enum_map"]
+    values: dict[SqlText, SqlText] = Field(min_length=1)
+    monolith_type: Literal["text", "integer"] = "text"
+    nullable: bool = True
+
+    @model_validator(mode="after")
+    def _invertible(self) -> EnumMapField:
+        seen: dict[str, str] = {}
+        for monolith_value, service_value in self.values.items():
+            if service_value in seen:
+                raise ValueError(
+                    f"not invertible: {seen[service_value]!r} and {monolith_value!r} both "
+                    f"map to {service_value!r}"
+                )
+            seen[service_value] = monolith_value
+        if self.monolith_type == "integer":
+            bad = [value for value in self.values if not _INTEGER_TEXT.fullmatch(value)]
+            if bad:
+                raise ValueError(f"monolith_type integer: {bad[0]!r} is not an integer")
+        return self
+
+    def _monolith_text(self, value: Any) -> str:
+        if self.monolith_type == "integer" and not isinstance(value, bool):
+            try:
+                return str(int(value))
+            except (TypeError, ValueError):
+                return str(value)
+        return str(value)
+
+    def to_service(self, value: Any) -> str | None:
+        if value is None:
+            return None
+        found = self.values.get(self._monolith_text(value))
+        if found is None:
+            raise MappingValueError(
+                f"{self.monolith}: {value!r} is not a monolith value of the enum_map "
+                f"(known: {', '.join(self.values)})"
+            )
+        return found
+
+    def to_monolith(self, value: Any) -> str | int | None:
+        if value is None:
+            return None
+        for monolith_value, service_value in self.values.items():
+            if service_value == value:
+                return int(monolith_value) if self.monolith_type == "integer" else monolith_value
+        raise MappingValueError(
+            f"{self.service}: {value!r} is not a service value of the enum_map "
+            f"(known: {', '.join(self.values.values())})"
+        )
+
+
+def canonical_json(value: Any) -> str:
+    """JSON text with sorted keys and compact separators (how JSON values are compared)."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+class JsonField(BaseModel):
+    """A JSON document, compared by value whether a side stores json, jsonb or text.
+
+    ``monolith_storage`` / ``service_storage``: ``json`` (the driver hands back the
+    decoded value: json/jsonb columns) or ``text`` (a text column holding JSON: the
+    conversions parse and write canonical text, :func:`canonical_json`).
+    """
+
+    model_config = _FROZEN
+
+    monolith: SqlName
+    service: SqlName
+    transform: Literal["json"]
+    monolith_storage: Literal["json", "text"] = "json"
+    service_storage: Literal["json", "text"] = "json"
+    nullable: bool = True
+
+    def _decode(self, value: Any, storage: str, column: str) -> Any:
+        if storage != "text":
+            return value
+        if not isinstance(value, str | bytes):
+            raise MappingValueError(f"{column}: {value!r} is not JSON text")
+        try:
+            return json.loads(value)
+        except ValueError as exc:
+            raise MappingValueError(f"{column}: {value!r} is not valid JSON: {exc}") from exc
+
+    def _encode(self, value: Any, storage: str) -> Any:
+        return canonical_json(value) if storage == "text" else value
+
+    def to_service(self, value: Any) -> Any:
+        if value is None:
+            return None
+        decoded = self._decode(value, self.monolith_storage, self.monolith)
+        return self._encode(decoded, self.service_storage)
+
+    def to_monolith(self, value: Any) -> Any:
+        if value is None:
+            return None
+        decoded = self._decode(value, self.service_storage, self.service)
+        return self._encode(decoded, self.monolith_storage)
+
+
+class CustomField(BaseModel):
+    """A user transform found by entry point (:mod:`migration_plans.core.transforms`).
+
+    ``name`` is resolved and every sample checked for a round trip when the plan
+    loads; NULL stays NULL without calling the transform.
+    """
+
+    model_config = _FROZEN
+
+    monolith: SqlName
+    service: SqlName
+    transform: Literal["custom"]
+    name: str
+    options: dict[str, Any] = Field(default_factory=dict)
+    nullable: bool = True
+    _impl: Transform | None = PrivateAttr(default=None)
+
+    @model_validator(mode="after")
+    def _resolve_and_check(self) -> CustomField:
+        try:
+            impl = transform_named(self.name)
+        except TransformLookupError as exc:
+            raise ValueError(str(exc)) from exc
+        try:
+            samples = list(impl.samples(self.options))
+        except Exception as exc:  # user code: any failure is a configuration error
+            raise ValueError(
+                f"transform {self.name!r}: samples() failed: {type(exc).__name__}: {exc}"
+            ) from exc
+        if not samples:
+            raise ValueError(f"transform {self.name!r}: samples() gave no sample to check")
+        for sample in samples:
+            try:
+                back = impl.to_monolith(impl.to_service(sample, self.options), self.options)
+            except Exception as exc:  # user code
+                raise ValueError(
+                    f"transform {self.name!r}: sample {sample!r} fails the round trip: "
+                    f"{type(exc).__name__}: {exc}"
+                ) from exc
+            if back != sample:
+                raise ValueError(
+                    f"transform {self.name!r} is not invertible: sample {sample!r} comes "
+                    f"back as {back!r}"
+                )
+        self._impl = impl
+        return self
+
+    @property
+    def implementation(self) -> Transform:
+        """The resolved transform."""
+        if self._impl is None:  # pragma: no cover - set by the validator
+            raise RuntimeError(f"transform {self.name!r} was not resolved")
+        return self._impl
+
+    def to_service(self, value: Any) -> Any:
+        if value is None:
+            return None
+        try:
+            return self.implementation.to_service(value, self.options)
+        except MappingValueError:
+            raise
+        except Exception as exc:  # user code
+            raise MappingValueError(f"{self.monolith}: {value!r}: {self.name}: {exc}") from exc
+
+    def to_monolith(self, value: Any) -> Any:
+        if value is None:
+            return None
+        try:
+            return self.implementation.to_monolith(value, self.options)
+        except MappingValueError:
+            raise
+        except Exception as exc:  # user code
+            raise MappingValueError(f"{self.service}: {value!r}: {self.name}: {exc}") from exc
+
+    def sql(self, dialect: str, column_sql: str) -> str:
+        """The transform's SQL expression of the service form from ``column_sql``."""
+        expression = self.implementation.sql(dialect, column_sql, self.options)
+        if "%" in expression:
+            raise MappingValueError(
+                f"{self.monolith}: transform {self.name!r} gave SQL with a '%', which drivers "
+                f"interpolate: {expression}"
+            )
+        return expression
+
+
+class CopySource(BaseModel):
+    """Where a denormalised column's value comes from: pair ``table``'s service ``column``."""
+
+    model_config = _FROZEN
+
+    table: str
+    column: SqlName
+    via: SqlName = Field(description="This pair's service column holding the source row's key.")
+
+
+class CopyField(BaseModel):
+    """A service-only column holding a copy of another pair's column (no monolith column).
+
+    ``{service: book_title, copy_of: {table: books, column: title, via: book_id}}``:
+    ``book_title`` holds the ``title`` of the ``books`` row whose key is in this row's
+    ``book_id``. The row conversions leave it out (it is not in the monolith's row);
+    the reconciler checks it against the monolith's source column through the key.
+    """
+
+    model_config = _FROZEN
+
+    service: SqlName
+    copy_of: CopySource
+
+
 def _transform_of(value: Any) -> str:
     if isinstance(value, dict):
         return str(value.get("transform", TransformKind.IDENTITY.value))
@@ -203,7 +458,10 @@ FieldMapping = Annotated[
     Annotated[IdentityField, Tag("identity")]
     | Annotated[DecimalCentsField, Tag("decimal_cents")]
     | Annotated[BoolEnumField, Tag("bool_enum")]
-    | Annotated[TimestampField, Tag("timestamp")],
+    | Annotated[TimestampField, Tag("timestamp")]
+    | Annotated[EnumMapField, Tag("enum_map")]
+    | Annotated[JsonField, Tag("json")]
+    | Annotated[CustomField, Tag("custom")],
     Discriminator(_transform_of),
 ]
 
@@ -222,6 +480,42 @@ class TableMapping(BaseModel):
         default=(),
         description="Columns holding another pair's key (migration_plans.core.references).",
     )
+    copies: tuple[CopyField, ...] = Field(
+        default=(),
+        description="Service-only denormalised columns (the plan lists them under fields:).",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _copies_out_of_fields(cls, data: Any) -> Any:
+        """``fields:`` entries with ``copy_of`` are copies, kept apart from the mapped fields."""
+        if not isinstance(data, dict) or not isinstance(data.get("fields"), list | tuple):
+            return data
+        entries = list(data["fields"])
+        copies = [entry for entry in entries if isinstance(entry, dict) and "copy_of" in entry]
+        if not copies:
+            return data
+        data = dict(data)
+        data["fields"] = [entry for entry in entries if entry not in copies]
+        data["copies"] = [*data.get("copies", ()), *copies]
+        return data
+
+    @model_validator(mode="after")
+    def _copies_come_through_a_mapped_column(self) -> TableMapping:
+        mapped = {field.service: field for field in self.fields}
+        for copy in self.copies:
+            via = mapped.get(copy.copy_of.via)
+            if via is None:
+                raise ValueError(
+                    f"copy_of: via {copy.copy_of.via!r} of {copy.service!r} is not a mapped "
+                    f"service column of {self.name!r} (mapped: {', '.join(sorted(mapped))})"
+                )
+            if via.transform != TransformKind.IDENTITY:
+                raise ValueError(
+                    f"copy_of: via {copy.copy_of.via!r} holds a key, which is never "
+                    f"transformed; its field has transform {via.transform!r}"
+                )
+        return self
 
     @model_validator(mode="after")
     def _references_name_mapped_columns(self) -> TableMapping:
@@ -244,14 +538,21 @@ class TableMapping(BaseModel):
     def _columns_are_unique(self) -> TableMapping:
         for side in ("monolith", "service"):
             seen: set[str] = set(self.key.columns(side))
-            for field in self.fields:
-                column = getattr(field, side)
+            columns = [getattr(field, side) for field in self.fields]
+            if side == "service":
+                columns += [copy.service for copy in self.copies]
+            for column in columns:
                 if column in seen:
                     raise ValueError(
                         f"not invertible: {side} column {column!r} is mapped more than once"
                     )
                 seen.add(column)
         return self
+
+    @property
+    def copied_columns(self) -> list[str]:
+        """The service-only columns that copy another pair's column, in declaration order."""
+        return [copy.service for copy in self.copies]
 
     @property
     def monolith_columns(self) -> list[str]:
@@ -298,12 +599,15 @@ class TableMapping(BaseModel):
     def convert_fields_only(self, row: Mapping[str, Any], *, to: Side) -> Row:
         """Convert the mapped (non-key) columns of ``row`` to side ``to``; keys left out."""
         converted: Row = {}
-        if to == "service":
-            for field in self.fields:
-                converted[field.service] = field.to_service(row.get(field.monolith))
-        else:
-            for field in self.fields:
-                converted[field.monolith] = field.to_monolith(row.get(field.service))
+        try:
+            if to == "service":
+                for field in self.fields:
+                    converted[field.service] = field.to_service(row.get(field.monolith))
+            else:
+                for field in self.fields:
+                    converted[field.monolith] = field.to_monolith(row.get(field.service))
+        except MappingValueError as exc:
+            raise MappingValueError(f"table pair {self.name!r}: {exc}") from exc
         return converted
 
     def canonical_from_monolith(self, row: Mapping[str, Any]) -> Row:
@@ -330,6 +634,60 @@ class ContextMapping(BaseModel):
         if duplicates:
             raise ValueError(f"duplicate table pair names: {', '.join(duplicates)}")
         return self
+
+    @model_validator(mode="after")
+    def _split_tables_share_the_key_only(self) -> ContextMapping:
+        """Pairs fed by one monolith table have its key and disjoint monolith columns."""
+        for name in dict.fromkeys(table.monolith_table for table in self.tables):
+            pairs = self.pairs_of_monolith_table(name)
+            first = pairs[0]
+            owner: dict[str, str] = {}
+            for pair in pairs:
+                if pair.key.monolith_columns != first.key.monolith_columns:
+                    raise ValueError(
+                        f"pairs {first.name!r} and {pair.name!r} both read monolith table "
+                        f"{name!r} but with different keys ({', '.join(first.key.monolith_columns)}"
+                        f" vs {', '.join(pair.key.monolith_columns)})"
+                    )
+                for field in pair.fields:
+                    if field.monolith in owner:
+                        raise ValueError(
+                            f"pairs {owner[field.monolith]!r} and {pair.name!r} both map "
+                            f"monolith column {name}.{field.monolith}: a split table gives "
+                            "each column to one pair (only the key is shared)"
+                        )
+                    owner[field.monolith] = pair.name
+        return self
+
+    @model_validator(mode="after")
+    def _copies_name_a_pair_column(self) -> ContextMapping:
+        for table in self.tables:
+            for copy in table.copies:
+                source = self._pair_or_none(copy.copy_of.table)
+                if source is None:
+                    raise ValueError(
+                        f"{table.name}.{copy.service}: copy_of names pair "
+                        f"{copy.copy_of.table!r}, which context {self.context!r} does not have "
+                        f"(known: {', '.join(t.name for t in self.tables)})"
+                    )
+                if source.key.is_composite:
+                    raise ValueError(
+                        f"{table.name}.{copy.service}: copy_of pair {source.name!r} has a "
+                        "composite key, which one via column cannot hold"
+                    )
+                if copy.copy_of.column not in [field.service for field in source.fields]:
+                    raise ValueError(
+                        f"{table.name}.{copy.service}: copy_of column {copy.copy_of.column!r} "
+                        f"is not a mapped service column of {source.name!r}"
+                    )
+        return self
+
+    def _pair_or_none(self, name: str) -> TableMapping | None:
+        return next((table for table in self.tables if table.name == name), None)
+
+    def pairs_of_monolith_table(self, name: str) -> tuple[TableMapping, ...]:
+        """The pairs that read monolith table ``name`` (two or more when it is split)."""
+        return tuple(table for table in self.tables if table.monolith_table == name)
 
     def table(self, name: str) -> TableMapping:
         """The pair called ``name``; :class:`KeyError` listing the known names otherwise."""
