@@ -1,4 +1,17 @@
-"""`strangler monolith` commands. Imports inside commands stay lazy: the CLI must start fast."""
+"""`strangler monolith` commands: serve and migrate ANY Django project, seed the shop's.
+
+The project is the Django settings module in ``STRANGLER_MONOLITH_SETTINGS`` (else
+``DJANGO_SETTINGS_MODULE``, else the example shop's ``legacy_monolith.settings``); its
+package must be importable (its root on ``PYTHONPATH``). Nothing here is the shop's
+but the default and ``seed``: the WSGI app is the one the settings name
+(``WSGI_APPLICATION``, as ``runserver`` finds it), the ASGI app Django's own.
+
+    STRANGLER_MONOLITH_SETTINGS=library.settings strangler monolith migrate
+    STRANGLER_MONOLITH_SETTINGS=library.settings strangler monolith serve --server gunicorn
+    strangler monolith manage createsuperuser       # any management command
+
+Imports inside commands stay lazy: the CLI must start fast.
+"""
 
 from __future__ import annotations
 
@@ -7,12 +20,34 @@ import sys
 
 import typer
 
-from legacy_monolith.manage import main as manage_main
+app = typer.Typer(no_args_is_help=True, help="The monolith (any Django project): serve, migrate.")
 
-app = typer.Typer(no_args_is_help=True, help="The legacy monolith: serve, migrate, seed.")
+SETTINGS_ENV = "STRANGLER_MONOLITH_SETTINGS"
+SHOP_SETTINGS = "legacy_monolith.settings"
+#: uvicorn's factory: Django's ASGI handler for the configured settings.
+ASGI_APP = "django.core.asgi:get_asgi_application"
+#: gunicorn's factory call: the settings' ``WSGI_APPLICATION`` (Django's handler if unset).
+WSGI_APP = "django.core.servers.basehttp:get_internal_wsgi_application()"
 
-ASGI_APP = "legacy_monolith.asgi:application"
-WSGI_APP = "legacy_monolith.wsgi:application"
+
+def settings_module() -> str:
+    """The monolith's settings module: ``STRANGLER_MONOLITH_SETTINGS``, else
+    ``DJANGO_SETTINGS_MODULE``, else the shop's."""
+    return (
+        os.environ.get(SETTINGS_ENV, "").strip()
+        or os.environ.get("DJANGO_SETTINGS_MODULE", "").strip()
+        or SHOP_SETTINGS
+    )
+
+
+def _use_settings() -> str:
+    """Point Django (here and in every child) at :func:`settings_module`; refuse the shop
+    without its ``SECRET_KEY``."""
+    module = settings_module()
+    os.environ["DJANGO_SETTINGS_MODULE"] = module
+    if module == SHOP_SETTINGS:
+        _require_secret_key()
+    return module
 
 
 def _require_secret_key() -> None:
@@ -28,8 +63,11 @@ def _require_secret_key() -> None:
 
 
 def _manage(*argv: str) -> None:
-    _require_secret_key()
-    manage_main(["strangler monolith", *argv])
+    """Run a Django management command of the configured project."""
+    _use_settings()
+    from django.core.management import execute_from_command_line
+
+    execute_from_command_line(["strangler monolith", *argv])
 
 
 def _gunicorn_argv(host: str, port: int, workers: int, threads: int) -> list[str]:
@@ -53,9 +91,8 @@ def serve(
     ),
     threads: int = typer.Option(8, min=1, help="Threads per gunicorn worker."),
 ) -> None:
-    """Serve the API (uvicorn ASGI by default, or gunicorn WSGI), with long keep-alive."""
-    _require_secret_key()
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "legacy_monolith.settings")
+    """Serve the project (uvicorn ASGI by default, or gunicorn WSGI), with long keep-alive."""
+    _use_settings()
     if server == "gunicorn":
         # gthread threads live as long as the worker: persistent connections are safe here.
         os.environ.setdefault("DB_CONN_MAX_AGE", "60")
@@ -67,6 +104,7 @@ def serve(
 
     uvicorn.run(
         ASGI_APP,
+        factory=True,
         host=host,
         port=port,
         workers=workers,
@@ -81,8 +119,16 @@ def serve(
 
 @app.command()
 def migrate() -> None:
-    """Create or upgrade the monolith's tables (DATABASE_URL)."""
+    """Create or upgrade the monolith's tables (``manage.py migrate``)."""
     _manage("migrate", "--no-input")
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def manage(ctx: typer.Context) -> None:
+    """Run any Django management command of the monolith (``manage.py ARGS``)."""
+    if not ctx.args:
+        raise typer.BadParameter("name a management command", param_hint="ARGS")
+    _manage(*ctx.args)
 
 
 @app.command()
@@ -92,7 +138,7 @@ def seed(
     orders: int = typer.Option(200, min=0),
     seed: int = typer.Option(42, help="Random seed: same seed, same rows."),
 ) -> None:
-    """Replace the shop's data with deterministic, realistic rows."""
+    """Replace the example shop's data with deterministic, realistic rows (the shop only)."""
     _manage(
         "seed",
         f"--products={products}",

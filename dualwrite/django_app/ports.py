@@ -56,7 +56,8 @@ from migration_plans.core.live_phase import (
 )
 from migration_plans.core.phase import Phase
 from migration_plans.core.replicas import Ack, ReplicaReporter, Role, create_replica_tables
-from migration_plans.core.settings import DEFAULT_SERVICE_PORTS, context_env, env_number
+from migration_plans.core.settings import BadSetting, context_env, context_port, env_number
+from migration_plans.core.yamlfile import ConfigError
 
 __all__ = [
     "Phase",
@@ -73,9 +74,14 @@ __all__ = [
 
 log = logging.getLogger("strangler.ports")
 
-DEFAULT_SERVICE_URLS = {
-    context: f"http://127.0.0.1:{port}" for context, port in DEFAULT_SERVICE_PORTS.items()
-}
+
+def default_service_url(context: str, environ: Mapping[str, str]) -> str:
+    """Where ``context``'s service listens on this host by default (its plan's port, the
+    shipped default, else the port derived from its name: ``context_port``)."""
+    try:
+        return f"http://127.0.0.1:{context_port(context, environ=environ)}"
+    except (BadSetting, ConfigError) as exc:
+        raise PortConfigError(f"port settings of {context}: {exc}") from exc
 
 
 class PortConfigError(ValueError):
@@ -124,7 +130,7 @@ class PortSettings(BaseModel):
     @classmethod
     def from_env(cls, context: str, environ: Mapping[str, str] | None = None) -> PortSettings:
         env = os.environ if environ is None else environ
-        urls = context_env(context, "SERVICE_URL", DEFAULT_SERVICE_URLS.get(context, ""), env)
+        urls = context_env(context, "SERVICE_URL", environ=env) or default_service_url(context, env)
         values: dict[str, Any] = {
             "context": context,
             "urls": [url.strip().rstrip("/") for url in urls.split(",") if url.strip()],

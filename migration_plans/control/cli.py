@@ -17,6 +17,7 @@ from dualwrite.cli import app as dualwrite_app
 from extracted_services.cli import app as service_app
 from legacy_monolith.cli import app as monolith_app
 from migration_plans.control.contract.cli import app as contract_app
+from migration_plans.control.init.cli import init as init_command
 from migration_plans.control.plan_cli import app as plan_app
 from migration_plans.control.saga_cli import app as saga_app
 from reconciler.cli import app as reconcile_app
@@ -61,6 +62,7 @@ app.add_typer(reconcile_app, name="reconcile")
 app.add_typer(plan_app, name="plan")
 app.add_typer(saga_app, name="saga")
 app.add_typer(contract_app, name="contract")
+app.command("init")(init_command)
 
 
 @app.command()
@@ -89,13 +91,25 @@ def up(
 ) -> None:
     """Start the whole stack locally (embedded default, or the URLs in the environment).
 
-    Every process follows the published phase: `strangler plan advance` cuts a context
-    over while the stack runs, without restarting anything.
+    The services are the contexts of the plans folder (STRANGLER_PLANS_DIR); the monolith
+    is the Django project of STRANGLER_MONOLITH_SETTINGS (default: the example shop), and
+    STRANGLER_PROJECT_PATH goes on every process's PYTHONPATH. Every process follows the
+    published phase: `strangler plan advance` cuts a context over while the stack runs,
+    without restarting anything.
     """
     # lazy: the stack imports every package (CLI start-up time)
-    from migration_plans.control.stack import StackConfig, run_up
+    from pydantic import ValidationError
 
-    config = StackConfig.from_env(var_dir).model_copy(update={"replicas": replicas})
+    from migration_plans.control.stack import StackConfig, run_up
+    from migration_plans.core.settings import BadSetting
+    from migration_plans.core.yamlfile import ConfigError
+
+    try:
+        config = StackConfig.from_env(var_dir)
+        config = StackConfig.model_validate({**config.model_dump(), "replicas": replicas})
+    except (ConfigError, BadSetting, ValidationError, ValueError) as exc:
+        typer.echo(f"strangler up: {exc}", err=True)
+        raise typer.Exit(2) from exc
     raise typer.Exit(run_up(config, out=sys.stdout))
 
 

@@ -4,6 +4,12 @@ Monolith, services, proxy, one relay per context, Celery workers (relay retries,
 reconciler segments) and beat, on the embedded default (SQLite files and kombu's
 SQLAlchemy transport under one ``var`` folder) or on PostgreSQL/Redis URLs.
 
+Nothing here is the example shop's but the defaults: the services are the contexts of
+the plans folder (each plan's ``service_module`` and ``port``), the monolith is the
+Django project of :attr:`StackConfig.monolith_settings` (with its Celery app, if any,
+as the saga worker), and :attr:`StackConfig.project_path` goes first on every child's
+``PYTHONPATH`` so packages outside the toolkit import.
+
     config = StackConfig.embedded(Path("var/demo"), replicas=2)
     with Stack(config) as stack:
         stack.prepare()          # migrate databases, write the route table, publish phases
@@ -34,7 +40,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Literal, TextIO
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from migration_plans.control.exceptions import PlanError
 from migration_plans.control.logstream import LogStream
@@ -43,14 +49,28 @@ from migration_plans.control.processes import ManagedProcess, ProcessStartError,
 from migration_plans.control.routing import render_routes
 from migration_plans.core.control_db import control_engine
 from migration_plans.core.live_phase import publish, seed
-from migration_plans.core.plan import Plan
+from migration_plans.core.plan import Plan, load_plans
 from migration_plans.core.replicas import forget_processes
-from migration_plans.core.settings import DEFAULT_SERVICE_PORTS, PLANS_DIR_ENV
+from migration_plans.core.settings import (
+    DEFAULT_SERVICE_PORTS,
+    PLANS_DIR_ENV,
+    PROJECT_PATH_ENV,
+    known_contexts,
+    project_path,
+    service_port,
+)
 from migration_plans.core.settings import plans_dir as configured_plans_dir
 from migration_plans.core.yamlfile import ConfigError
 
 SERVICE_PORTS = DEFAULT_SERVICE_PORTS
+"""The example shop's service ports (kept for the benchmarks); a stack's services are
+the contexts of its plans (:func:`plan_service_ports`)."""
 SAGA_WORKER = "saga-worker"
+MONOLITH_SETTINGS_ENV = "STRANGLER_MONOLITH_SETTINGS"
+MONOLITH_CELERY_APP_ENV = "STRANGLER_MONOLITH_CELERY_APP"
+MONOLITH_HEALTH_PATH_ENV = "STRANGLER_MONOLITH_HEALTH_PATH"
+SHOP_SETTINGS = "legacy_monolith.settings"
+SHOP_CELERY_APP = "legacy_monolith.celery_app"
 REPLICA_PORT_STRIDE = 10
 """Replica ``i`` of a listener on port ``p`` listens on ``p + 10 * i``."""
 MAX_REPLICAS = 8
@@ -59,6 +79,17 @@ MAX_REPLICAS = 8
 def replica_port(base: int, index: int) -> int:
     """The port of replica ``index`` (0-based) of a listener whose first replica is on ``base``."""
     return base + REPLICA_PORT_STRIDE * index
+
+
+def plan_service_ports(plans_dir: Path, environ: Mapping[str, str] | None = None) -> dict[str, int]:
+    """Each context of the plans in ``plans_dir`` with its service's port
+    (:func:`~migration_plans.core.settings.service_port`; ``environ`` ``{}`` by default:
+    no ``STRANGLER_<CONTEXT>_PORT``). No folder: no contexts."""
+    plans = load_plans(plans_dir) if plans_dir.is_dir() else {}
+    return {
+        context: service_port(context, plan.port, {} if environ is None else environ)
+        for context, plan in plans.items()
+    }
 
 
 class StackConfig(BaseModel):
@@ -75,8 +106,24 @@ class StackConfig(BaseModel):
     host: str = "127.0.0.1"
     proxy_port: int = 8000
     monolith_port: int = 8001
-    service_ports: dict[str, int] = SERVICE_PORTS
+    service_ports: dict[str, int] = Field(default_factory=dict)
     plans_dir: Path = Field(default_factory=configured_plans_dir, validate_default=True)
+    monolith_settings: str = Field(
+        SHOP_SETTINGS, min_length=1, description="The monolith's Django settings module."
+    )
+    monolith_celery_app: str | None = Field(
+        None,
+        description="The monolith's Celery app run as the saga worker ('' runs none; None: "
+        "the shop's with the shop's settings, else none).",
+    )
+    monolith_health_path: str = Field(
+        "/healthz",
+        pattern=r"^/",
+        description="A path the monolith answers 2xx on once it serves (the stack waits on it).",
+    )
+    project_path: tuple[Path, ...] = Field(
+        default=(), description="Folders put first on every child's PYTHONPATH."
+    )
     secret_key: str
     identity_key: str
     admin_token: str
@@ -97,14 +144,48 @@ class StackConfig(BaseModel):
         """Children get an absolute ``STRANGLER_PLANS_DIR``, whatever their working folder."""
         return value.resolve()
 
+    @field_validator("project_path")
+    @classmethod
+    def _absolute_paths(cls, value: tuple[Path, ...]) -> tuple[Path, ...]:
+        return tuple(path.resolve() for path in value)
+
+    @model_validator(mode="after")
+    def _distinct_ports(self) -> StackConfig:
+        """Two listeners on one port (a derived service port meeting another's replica
+        block) are refused naming both."""
+        seen: dict[int, str] = {}
+        for name, port in self.ports().items():
+            if port in seen:
+                raise ValueError(
+                    f"{seen[port]} and {name} would both listen on port {port}: give one "
+                    "a port (the plan's `port:`, or STRANGLER_<CONTEXT>_PORT)"
+                )
+            seen[port] = name
+        return self
+
     @classmethod
     def embedded(cls, var_dir: Path, **overrides: object) -> StackConfig:
-        """SQLite files and the SQLAlchemy broker under ``var_dir``: no servers needed."""
+        """SQLite files and the SQLAlchemy broker under ``var_dir``: no servers needed.
+
+        The services are the contexts of the plans folder (``plans_dir``, default
+        ``STRANGLER_PLANS_DIR``), each on its port; ``service_ports`` and ``service_dbs``
+        overrides are merged over those (a context of no plan may be added).
+        """
         var = var_dir.resolve()
+        plans = Path(str(overrides.get("plans_dir") or configured_plans_dir()))
+        ports: dict[str, object] = {
+            **plan_service_ports(plans),
+            **_mapping(overrides.pop("service_ports", {}), "service_ports"),
+        }
+        dbs: dict[str, object] = {
+            **{ctx: f"sqlite:///{var / f'{ctx}.sqlite3'}" for ctx in ports},
+            **_mapping(overrides.pop("service_dbs", {}), "service_dbs"),
+        }
         values: dict[str, object] = {
             "var_dir": var,
             "monolith_db": f"sqlite:///{var / 'monolith.sqlite3'}",
-            "service_dbs": {ctx: f"sqlite:///{var / f'{ctx}.sqlite3'}" for ctx in SERVICE_PORTS},
+            "service_ports": ports,
+            "service_dbs": dbs,
             "broker_url": f"sqla+sqlite:///{var / 'broker.sqlite3'}",
             "result_backend": f"db+sqlite:///{var / 'results.sqlite3'}",
             "control_db": f"sqlite:///{var / 'control.sqlite3'}",
@@ -123,10 +204,12 @@ class StackConfig(BaseModel):
         Ports: ``STRANGLER_PROXY_PORT``, ``STRANGLER_MONOLITH_PORT``,
         ``STRANGLER_<CONTEXT>_PORT``. The shadow results go to
         ``STRANGLER_SHADOW_STORE_URL``, else Redis when ``STRANGLER_REDIS_URL`` is set,
-        else the control-plane database.
+        else the control-plane database. The monolith: ``STRANGLER_MONOLITH_SETTINGS``,
+        ``STRANGLER_MONOLITH_CELERY_APP`` (set empty: no saga worker),
+        ``STRANGLER_MONOLITH_HEALTH_PATH``; ``STRANGLER_PROJECT_PATH`` for imports.
         """
         env = os.environ
-        base = cls.embedded(var_dir, **ports_from_env(env))
+        base = cls.embedded(var_dir, **ports_from_env(env), **monolith_from_env(env))
         services = {
             ctx: env.get(f"{ctx.upper()}_DATABASE_URL", url)
             for ctx, url in base.service_dbs.items()
@@ -197,6 +280,18 @@ class StackConfig(BaseModel):
     def service_url(self, context: str) -> str:
         return self.url(self.service_ports[context])
 
+    @property
+    def saga_app(self) -> str:
+        """The Celery app of the saga worker ('' when the stack runs none)."""
+        if self.monolith_celery_app is not None:
+            return self.monolith_celery_app
+        return SHOP_CELERY_APP if self.monolith_settings == SHOP_SETTINGS else ""
+
+    @property
+    def monolith_health_url(self) -> str:
+        """What the stack waits on before the monolith counts as started."""
+        return f"{self.monolith_url}{self.monolith_health_path}"
+
     def secrets_for(self, role: Role | None) -> dict[str, str]:
         """The secrets one kind of process needs, and only those.
 
@@ -227,7 +322,13 @@ class StackConfig(BaseModel):
             "MONOLITH_ACCESS_LOG": "false",
             "PYTHONUNBUFFERED": "1",
             "STRANGLER_LIVE_PHASE": "on" if self.live_phase else "off",
+            MONOLITH_SETTINGS_ENV: self.monolith_settings,
         }
+        if self.project_path:
+            inherited = os.environ.get("PYTHONPATH", "")
+            folders = [str(path) for path in self.project_path]
+            env["PYTHONPATH"] = os.pathsep.join([*folders, *([inherited] if inherited else [])])
+            env[PROJECT_PATH_ENV] = os.pathsep.join(folders)
         for context, url in self.service_dbs.items():
             env[f"{context.upper()}_DATABASE_URL"] = url
         for context in self.service_ports:
@@ -254,19 +355,42 @@ def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
     return False
 
 
-def ports_from_env(env: Mapping[str, str]) -> dict[str, object]:
-    """Port overrides from ``STRANGLER_PROXY_PORT``, ``..._MONOLITH_PORT``, ``..._<CONTEXT>_PORT``."""
+def ports_from_env(env: Mapping[str, str], plans_dir: Path | None = None) -> dict[str, object]:
+    """Port overrides from ``STRANGLER_PROXY_PORT``, ``..._MONOLITH_PORT``, ``..._<CONTEXT>_PORT``
+    (the contexts of ``plans_dir``, default ``STRANGLER_PLANS_DIR``, and the shipped ones)."""
     found: dict[str, object] = {}
     for field, name in (("proxy_port", "PROXY"), ("monolith_port", "MONOLITH")):
         if env.get(f"STRANGLER_{name}_PORT"):
             found[field] = int(env[f"STRANGLER_{name}_PORT"])
     services = {
-        context: int(env.get(f"STRANGLER_{context.upper()}_PORT") or port)
-        for context, port in SERVICE_PORTS.items()
+        context: service_port(context, None, env)
+        for context in known_contexts(plans_dir or configured_plans_dir(env))
+        if env.get(f"STRANGLER_{context.upper()}_PORT", "").strip()
     }
-    if services != SERVICE_PORTS:
+    if services:
         found["service_ports"] = services
     return found
+
+
+def monolith_from_env(env: Mapping[str, str]) -> dict[str, object]:
+    """The monolith's settings module, Celery app and health path, and the project path,
+    from the environment (unset: the shop's defaults; an empty Celery app: none)."""
+    found: dict[str, object] = {"project_path": project_path(env)}
+    for field, name in (
+        ("monolith_settings", MONOLITH_SETTINGS_ENV),
+        ("monolith_health_path", MONOLITH_HEALTH_PATH_ENV),
+    ):
+        if env.get(name, "").strip():
+            found[field] = env[name].strip()
+    if MONOLITH_CELERY_APP_ENV in env:
+        found["monolith_celery_app"] = env[MONOLITH_CELERY_APP_ENV].strip()
+    return found
+
+
+def _mapping(value: object, name: str) -> dict[str, object]:
+    if not isinstance(value, Mapping):
+        raise TypeError(f"{name} must be a mapping of context to value, not {value!r}")
+    return dict(value)
 
 
 def replica_name(name: str, index: int) -> str:
@@ -445,7 +569,7 @@ class Stack:
                 "--workers",
                 str(cfg.monolith_workers),
             ),
-            f"{cfg.monolith_url}/healthz",
+            cfg.monolith_health_url,
             role="monolith",
         )
 
@@ -562,13 +686,16 @@ class Stack:
         self.start_saga_worker()
 
     def start_saga_worker(self) -> None:
-        """The monolith's Celery worker: order saga retries, with the sweeper's beat (``-B``)."""
+        """The monolith's Celery worker (its ``monolith_celery_app``; none when empty): order
+        saga retries, with the sweeper's beat (``-B``)."""
+        app = self.config.saga_app
+        if not app:
+            return
         schedule = str(self.config.var_dir / "saga-beat-schedule")
         argv = ["worker", "-Q", "sagas", "-B", "--schedule", schedule, "--loglevel", "INFO"]
         argv += ["--pool", "threads", "--concurrency", "4"]
-        self._start(
-            SAGA_WORKER, celery_argv("legacy_monolith.celery_app", *argv), None, role="saga"
-        )
+        django = {"DJANGO_SETTINGS_MODULE": self.config.monolith_settings}
+        self._start(SAGA_WORKER, celery_argv(app, *argv), None, role="saga", env=django)
 
     def restart_saga_worker(self) -> None:
         """Start the saga worker again if it exited (its dead registration forgotten first)."""

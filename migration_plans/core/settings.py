@@ -35,6 +35,7 @@ __all__ = [
     "ContextSettings",
     "UnknownContext",
     "context_env",
+    "context_port",
     "copy_templates",
     "env_number",
     "known_contexts",
@@ -148,6 +149,17 @@ def service_port(
     if plan_port is not None:
         return plan_port
     return DEFAULT_SERVICE_PORTS.get(context) or derived_port(context)
+
+
+def context_port(
+    context: str, directory: Path | None = None, environ: Mapping[str, str] | None = None
+) -> int:
+    """:func:`service_port` of ``context`` with its plan's ``port:`` (when it has a plan in
+    ``directory``, default :func:`plans_dir`)."""
+    environ = os.environ if environ is None else environ
+    folder = directory or plans_dir(environ)
+    plan_port = plan_for(context, folder).port if plan_path(context, folder).exists() else None
+    return service_port(context, plan_port, environ)
 
 
 def project_path(environ: Mapping[str, str] | None = None) -> tuple[Path, ...]:

@@ -44,7 +44,13 @@ if TYPE_CHECKING:
     from migration_plans.testing.assertions import assert_no_divergence, assert_no_lost_writes
     from migration_plans.testing.broker import PrivateRedis
     from migration_plans.testing.faults import FAULTS, Faults
-    from migration_plans.testing.topology import DatabaseFactory, Login, Seed, Topology
+    from migration_plans.testing.topology import (
+        DatabaseFactory,
+        Login,
+        ReplayProject,
+        Seed,
+        Topology,
+    )
     from migration_plans.testing.workload import (
         AckedWrite,
         Step,
@@ -60,6 +66,7 @@ __all__ = [
     "Faults",
     "Login",
     "PrivateRedis",
+    "ReplayProject",
     "Seed",
     "Step",
     "ThreadedWorkload",
@@ -79,7 +86,7 @@ if not TYPE_CHECKING:
             "assertions": ["assert_no_divergence", "assert_no_lost_writes"],
             "broker": ["PrivateRedis"],
             "faults": ["FAULTS", "Faults"],
-            "topology": ["DatabaseFactory", "Login", "Seed", "Topology"],
+            "topology": ["DatabaseFactory", "Login", "ReplayProject", "Seed", "Topology"],
             "workload": ["AckedWrite", "Step", "ThreadedWorkload", "Workload", "WriteCheck"],
         },
     )

@@ -13,11 +13,27 @@ starts unless a test asks for one of these fixtures.
 
 The project plugs in through fixtures it overrides in its ``conftest.py``:
 
+- ``replay_project``: its plans folder and monolith (a
+  :class:`~migration_plans.testing.topology.ReplayProject`; default: the example shop);
 - ``replay_workload_factory`` (required for ``replay_workload``): ``Topology -> Workload``;
 - ``replay_seed``: fills the migrated monolith before the processes start;
 - ``replay_login``: logs a client in, returning the headers every client sends;
 - ``replay_replicas``: proxies and processes per service (default 2);
 - ``replay_database``: ``label -> URL`` of a new database (default: ``STRANGLER_PG_URL``).
+
+A project of its own, in its ``conftest.py``::
+
+    @pytest.fixture(scope="session")
+    def replay_project() -> ReplayProject:
+        return ReplayProject(
+            plans=HERE / "plans",                              # its contexts
+            monolith_settings="library.monolith.settings",     # its Django project
+            project_path=(HERE.parent,),                       # where those import from
+        )
+
+    @pytest.fixture(scope="session")
+    def replay_seed() -> Seed:
+        return lambda stack: stack.run_cli("monolith", "manage", "loaddata", "library.json")
 """
 
 from __future__ import annotations
@@ -31,7 +47,13 @@ import pytest
 
 if TYPE_CHECKING:
     from migration_plans.testing.broker import PrivateRedis
-    from migration_plans.testing.topology import DatabaseFactory, Login, Seed, Topology
+    from migration_plans.testing.topology import (
+        DatabaseFactory,
+        Login,
+        ReplayProject,
+        Seed,
+        Topology,
+    )
     from migration_plans.testing.workload import Workload
 
 WorkloadFactory = Callable[["Topology"], "Workload"]
@@ -73,6 +95,16 @@ def replay_database() -> Iterator[DatabaseFactory]:
 
 
 @pytest.fixture(scope="session")
+def replay_project() -> ReplayProject:
+    """The plans and the monolith the topology runs; override it. Default: the example shop
+    (the shipped plan templates, ``legacy_monolith``)."""
+    # lazy: this plugin is imported by every pytest run (pytest11); load the stack on use
+    from migration_plans.testing.topology import ReplayProject
+
+    return ReplayProject()
+
+
+@pytest.fixture(scope="session")
 def replay_seed() -> Seed | None:
     """How the monolith is seeded (``Stack -> None``); override it. Default: not at all."""
     return None
@@ -104,6 +136,7 @@ def replay_workload_factory() -> WorkloadFactory:
 def replay_topology(
     request: pytest.FixtureRequest,
     tmp_path_factory: pytest.TempPathFactory,
+    replay_project: ReplayProject,
     replay_seed: Seed | None,
     replay_login: Login | None,
     replay_replicas: int,
@@ -115,12 +148,14 @@ def replay_topology(
     var_dir = tmp_path_factory.mktemp("phase-replay")
     broker: PrivateRedis | None = None
     if _embedded():
-        topology = Topology.embedded(var_dir, replicas=replay_replicas)
+        topology = Topology.embedded(var_dir, replicas=replay_replicas, project=replay_project)
     else:
         database: DatabaseFactory = request.getfixturevalue("replay_database")
         broker = _private_redis(var_dir)
         broker.start()
-        topology = Topology.postgres(var_dir, database, broker, replicas=replay_replicas)
+        topology = Topology.postgres(
+            var_dir, database, broker, replicas=replay_replicas, project=replay_project
+        )
     try:
         yield topology.start(seed=replay_seed, login=replay_login)
     finally:

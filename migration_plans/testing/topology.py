@@ -2,11 +2,16 @@
 
 :class:`Topology` runs :class:`migration_plans.control.stack.Stack` (monolith, services,
 proxy, relays, Celery workers and beat) on PostgreSQL and a private Redis, or on the
-embedded default (SQLite + kombu's SQLAlchemy transport), with plans copied from the
-templates under its own folder. The project says how the monolith is seeded and how a
-client logs in; the topology knows neither.
+embedded default (SQLite + kombu's SQLAlchemy transport), with plans copied under its
+own folder. The project says which plans, which monolith (:class:`ReplayProject`: its
+Django settings, Celery app, health path, import path), how the monolith is seeded and
+how a client logs in; the topology knows none of them. The services are the contexts
+of the plans, each on a database and free ports of its own.
 
     topology = Topology.embedded(tmp_path, replicas=2).start(seed=seed_demo_data, login=log_in)
+    library = ReplayProject(plans=Path("tests/library/plans"),
+                            monolith_settings="tests.library.monolith.settings")
+    topology = Topology.postgres(tmp_path, database, broker, project=library)
     topology.advance("catalog", force_reason="no shadow traffic in tests")   # live, no restart
     with topology.fault("kill_relay", "catalog"):
         ...
@@ -18,9 +23,11 @@ from __future__ import annotations
 import itertools
 import logging
 import re
+import shutil
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
@@ -39,7 +46,7 @@ from migration_plans.control.processes import free_port, wait_until
 from migration_plans.control.routing import apply_phase_to_routes
 from migration_plans.control.stack import (
     MAX_REPLICAS,
-    SERVICE_PORTS,
+    SHOP_SETTINGS,
     Stack,
     StackConfig,
     port_in_use,
@@ -49,14 +56,14 @@ from migration_plans.control.stack import (
 from migration_plans.core.control_db import control_engine
 from migration_plans.core.live_phase import publish
 from migration_plans.core.phase import Phase
-from migration_plans.core.plan import Plan, load_plan
-from migration_plans.core.settings import copy_templates
+from migration_plans.core.plan import Plan, load_plan, load_plans
+from migration_plans.core.settings import TEMPLATES_DIR
 from migration_plans.testing.broker import PrivateRedis
 from migration_plans.testing.faults import Faults
 from reconciler.report import Report
 from reconciler.runner import ReconcileOptions, reconcile
 
-__all__ = ["DatabaseFactory", "Login", "Seed", "Topology"]
+__all__ = ["DatabaseFactory", "Login", "ReplayProject", "Seed", "Topology"]
 
 log = logging.getLogger("strangler.replay")
 
@@ -72,13 +79,63 @@ Login = Callable[[httpx.Client], Mapping[str, str]]
 """Logs a client in through the proxy; returns the headers an authenticated client sends."""
 
 
-def _free_replica_port(replicas: int) -> int:
-    """A free port ``p`` such that every replica port ``p + 10 i`` is free too."""
+@dataclass(frozen=True)
+class ReplayProject:
+    """What a phase replay runs: the project's plans and monolith (default: the shop's).
+
+    ``plans``: a folder whose ``*.yaml`` plans are copied into the topology's own (the
+    shipped templates when ``None``); every context in it gets a service database and
+    ports. ``monolith_settings``, ``monolith_celery_app`` (``None``: the shop's with the
+    shop's settings, else none; ``""``: none) and ``monolith_health_path`` are the
+    :class:`~migration_plans.control.stack.StackConfig` fields of the same names;
+    ``project_path`` goes first on every child's ``PYTHONPATH``; ``env`` is added to
+    every child's environment.
+    """
+
+    plans: Path | None = None
+    monolith_settings: str = SHOP_SETTINGS
+    monolith_celery_app: str | None = None
+    monolith_health_path: str = "/healthz"
+    project_path: tuple[Path, ...] = ()
+    env: Mapping[str, str] = field(default_factory=dict)
+
+    def copy_plans(self, target: Path) -> dict[str, Plan]:
+        """Copy the project's plans into ``target``; the plans by context (all checked)."""
+        source = TEMPLATES_DIR if self.plans is None else self.plans
+        found = sorted(source.glob("*.yaml"))
+        if not found:
+            raise FileNotFoundError(f"no *.yaml plan in {source} (ReplayProject.plans)")
+        target.mkdir(parents=True, exist_ok=True)
+        for path in found:
+            shutil.copyfile(path, target / path.name)
+        return load_plans(target)
+
+    def stack_settings(self) -> dict[str, object]:
+        """This project's :class:`StackConfig` fields."""
+        return {
+            "monolith_settings": self.monolith_settings,
+            "monolith_celery_app": self.monolith_celery_app,
+            "monolith_health_path": self.monolith_health_path,
+            "project_path": self.project_path,
+        }
+
+
+SHOP = ReplayProject()
+"""The example shop: the shipped plan templates and ``legacy_monolith``."""
+
+
+def _free_replica_port(replicas: int, taken: set[int]) -> int:
+    """A free port ``p`` such that every replica port ``p + 10 i`` is free too and none is
+    in ``taken`` (which gets them)."""
     for _ in range(100):
         base = free_port()
         if base + 10 * MAX_REPLICAS > 65535:
             continue
+        block = {replica_port(base, i) for i in range(replicas)}
+        if block & taken:
+            continue
         if not any(port_in_use(replica_port(base, i)) for i in range(1, replicas)):
+            taken.update(block)
             return base
     raise RuntimeError(f"no free block of {replicas} replica ports found")
 
@@ -104,19 +161,29 @@ class Topology:
 
     @classmethod
     def postgres(
-        cls, var_dir: Path, database: DatabaseFactory, broker: PrivateRedis, *, replicas: int = 1
+        cls,
+        var_dir: Path,
+        database: DatabaseFactory,
+        broker: PrivateRedis,
+        *,
+        replicas: int = 1,
+        project: ReplayProject = SHOP,
     ) -> Topology:
         """Every database from ``database(label)``, Celery on the private ``broker``.
 
-        ``replicas``: proxies and processes per service (traffic spreads over the proxies).
+        ``replicas``: proxies and processes per service (traffic spreads over the proxies);
+        ``project``: the plans and the monolith (default: the shop).
         """
-        urls = {label: database(label) for label in ("monolith", "control", *SERVICE_PORTS)}
+        contexts = project.copy_plans(var_dir / "plans")
+        urls = {label: database(label) for label in ("monolith", "control", *contexts)}
         return cls._build(
             var_dir,
             broker,
+            project=project,
+            contexts=contexts,
             replicas=replicas,
             monolith_db=urls["monolith"],
-            service_dbs={ctx: urls[ctx] for ctx in SERVICE_PORTS},
+            service_dbs={ctx: urls[ctx] for ctx in contexts},
             control_db=urls["control"],
             broker_url=broker.url,
             result_backend=broker.url,
@@ -124,26 +191,37 @@ class Topology:
         )
 
     @classmethod
-    def embedded(cls, var_dir: Path, *, replicas: int = 1) -> Topology:
+    def embedded(
+        cls, var_dir: Path, *, replicas: int = 1, project: ReplayProject = SHOP
+    ) -> Topology:
         """SQLite files and the SQLAlchemy broker under ``var_dir``: no servers needed."""
-        return cls._build(var_dir, None, replicas=replicas)
+        contexts = project.copy_plans(var_dir / "plans")
+        return cls._build(var_dir, None, project=project, contexts=contexts, replicas=replicas)
 
     @classmethod
     def _build(
-        cls, var_dir: Path, broker: PrivateRedis | None, *, replicas: int, **settings: object
+        cls,
+        var_dir: Path,
+        broker: PrivateRedis | None,
+        *,
+        project: ReplayProject,
+        contexts: Mapping[str, Plan],
+        replicas: int,
+        **settings: object,
     ) -> Topology:
-        plans = var_dir / "plans"
-        copy_templates(plans)
+        taken: set[int] = set()
         config = StackConfig.embedded(
             var_dir,
-            plans_dir=plans.resolve(),
-            proxy_port=_free_replica_port(replicas),
-            monolith_port=free_port(),
-            service_ports={ctx: _free_replica_port(replicas) for ctx in SERVICE_PORTS},
+            plans_dir=(var_dir / "plans").resolve(),
+            proxy_port=_free_replica_port(replicas, taken),
+            monolith_port=_free_replica_port(1, taken),
+            service_ports={ctx: _free_replica_port(replicas, taken) for ctx in contexts},
             replicas=replicas,
+            **project.stack_settings(),
             **settings,
         )
-        return cls(Stack(config, extra_env={"LOG_LEVEL": "WARNING"}), broker=broker)
+        env = {"LOG_LEVEL": "WARNING", **project.env}
+        return cls(Stack(config, extra_env=env), broker=broker)
 
     @property
     def config(self) -> StackConfig:

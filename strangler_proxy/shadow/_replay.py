@@ -41,7 +41,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from migration_plans.core.identity import IDENTITY_HEADER, Identity, sign_identity
-from migration_plans.core.settings import DEFAULT_SERVICE_PORTS
+from migration_plans.core.settings import known_contexts
 from strangler_proxy.edge.errors import ProxyError
 from strangler_proxy.routing.normalize import normalize_path
 from strangler_proxy.shadow._captures import CapturedExchange
@@ -80,8 +80,9 @@ class ReplayOptions:
     identity_key: bytes | None = None
     identity: Identity = REPLAY_IDENTITY
     identity_ttl: float = 60.0
-    identity_audience: tuple[str, ...] = tuple(DEFAULT_SERVICE_PORTS)
-    """The services a replayed identity is signed for (both sides of a replay accept it)."""
+    identity_audience: tuple[str, ...] = field(default_factory=known_contexts)
+    """The services a replayed identity is signed for (both sides of a replay accept it):
+    the contexts of the plans folder and the shipped ones."""
     timeout: float = 10.0
     rules: CompareRules = field(default_factory=CompareRules)
     context: str = "replay"

@@ -111,7 +111,7 @@ def test_the_scan_finds_each_way_the_code_reads_the_environment(
         "<CONTEXT>_RELAY_MAX_ATTEMPTS": ANY,
         "<CONTEXT>_DATABASE_URL": None,  # the services' pydantic settings
         "<CONTEXT>_IDENTITY_KEY": None,
-        "STRANGLER_CATALOG_PORT": None,  # a comprehension over a constant dict
+        "STRANGLER_<CONTEXT>_PORT": None,  # an f-string of a parameter
         "STRANGLER_PORT_USER": None,  # a loop over a tuple of pairs
         "MONOLITH_PAYMENTS_FAIL": "False",  # the monolith's env_bool, default from its signature
         "STRANGLER_PORT_HOLD_SECONDS": ANY,  # env_number
