@@ -66,7 +66,8 @@ LANGUAGE plpgsql SET work_mem = '64MB' AS $strangler_capture$
 DECLARE
     rid text;
     seq text;
-    captured bigint;
+    rows_of_pair bigint;
+    captured bigint := 0;
 BEGIN
     IF coalesce(current_setting('strangler.origin', true), '') = '{relay}' THEN
         RETURN NULL;
@@ -80,35 +81,12 @@ BEGIN
     -- cheaper than inserting random UUIDs into it.
     seq := pg_get_serial_sequence('{outbox}', 'id');
     IF TG_OP = 'INSERT' THEN
-        INSERT INTO {outbox} (id, {columns})
-        SELECT n, 'm-' || n, {context}, {kind}, image ->> {key_name}, 'insert', image::text,
-               'monolith', rid, 'pending', 0, clock_timestamp()
-        FROM (SELECT nextval(seq) AS n, to_jsonb(r) AS image
-              FROM strangler_new r WHERE r.{key} IS NOT NULL) AS inserted;
+{inserts}
     ELSIF TG_OP = 'DELETE' THEN
-        INSERT INTO {outbox} (id, {columns})
-        SELECT n, 'm-' || n, {context}, {kind}, old_key, 'delete', NULL,
-               'monolith', rid, 'pending', 0, clock_timestamp()
-        FROM (SELECT nextval(seq) AS n, to_jsonb(r) ->> {key_name} AS old_key
-              FROM strangler_old r WHERE r.{key} IS NOT NULL) AS deleted;
+{deletes}
     ELSE
-        -- Old and new rows pair up by key. A key only in the old rows moved away: a
-        -- delete; one only in the new rows is an upsert of its image; a pair whose
-        -- images are equal changed nothing and is skipped.
-        INSERT INTO {outbox} (id, {columns})
-        SELECT n, 'm-' || n, {context}, {kind}, changed.key,
-               CASE WHEN image IS NULL THEN 'delete' ELSE 'update' END, image::text,
-               'monolith', rid, 'pending', 0, clock_timestamp()
-        FROM (
-            SELECT nextval(seq) AS n, image, coalesce(image, to_jsonb(o)) ->> {key_name} AS key
-            FROM strangler_old o
-            FULL JOIN strangler_new r ON o.{key} = r.{key}
-            CROSS JOIN LATERAL (SELECT CASE WHEN r.{key} IS NULL THEN NULL
-                                            ELSE to_jsonb(r) END AS image) AS new_image
-            WHERE r.{key} IS NULL OR o.{key} IS NULL OR to_jsonb(o) IS DISTINCT FROM image
-        ) AS changed;
+{updates}
     END IF;
-    GET DIAGNOSTICS captured = ROW_COUNT;
     IF captured > 0 THEN
         PERFORM pg_notify('{channel}', {context});
     END IF;
@@ -118,27 +96,121 @@ $strangler_capture$
 """
 """A capture function per table, run once per statement (not per row) with the
 statement's transition tables, so a bulk ``UPDATE`` of 100,000 rows costs one trigger
-call, one set-based insert into the outbox and one NOTIFY. The context, aggregate type
-and key column are written into the function (quoted), so PL/pgSQL keeps each
-statement's plan for the session: a single-row write pays no planning."""
+call, one set-based insert into the outbox per pair and one NOTIFY. The context,
+aggregate types and key columns are written into the function (quoted), so PL/pgSQL
+keeps each statement's plan for the session: a single-row write pays no planning."""
+
+_PG_COUNT = """
+        GET DIAGNOSTICS rows_of_pair = ROW_COUNT;
+        captured := captured + rows_of_pair;"""
+
+_PG_INSERT = """
+        INSERT INTO {outbox} (id, {columns})
+        SELECT n, 'm-' || n, {context}, {kind}, key, 'insert', image::text,
+               'monolith', rid, 'pending', 0, clock_timestamp()
+        FROM (SELECT nextval(seq) AS n, {image_r} AS image, {key_r} AS key
+              FROM strangler_new r WHERE {present_r}) AS inserted;"""
+
+_PG_DELETE = """
+        INSERT INTO {outbox} (id, {columns})
+        SELECT n, 'm-' || n, {context}, {kind}, key, 'delete', NULL,
+               'monolith', rid, 'pending', 0, clock_timestamp()
+        FROM (SELECT nextval(seq) AS n, {key_o} AS key
+              FROM strangler_old o WHERE {present_o}) AS deleted;"""
+
+# Old and new rows pair up by key. A key only in the old rows moved away: a delete;
+# one only in the new rows is an upsert of its image; a pair whose images (the pair's
+# columns) are equal changed nothing and is skipped.
+_PG_UPDATE = """
+        INSERT INTO {outbox} (id, {columns})
+        SELECT n, 'm-' || n, {context}, {kind}, changed.key,
+               CASE WHEN image IS NULL THEN 'delete' ELSE 'update' END, image::text,
+               'monolith', rid, 'pending', 0, clock_timestamp()
+        FROM (
+            SELECT nextval(seq) AS n, image,
+                   CASE WHEN {present_r} THEN {key_r} ELSE {key_o} END AS key
+            FROM strangler_old o
+            FULL JOIN strangler_new r ON {join}
+            CROSS JOIN LATERAL (SELECT CASE WHEN {present_r} THEN {image_r}
+                                            ELSE NULL END AS image) AS new_image
+            WHERE NOT ({present_r}) OR NOT ({present_o}) OR {image_o} IS DISTINCT FROM image
+        ) AS changed;"""
+
+JSONB_BUILD_PAIRS = 50
+"""``jsonb_build_object`` takes at most 100 arguments: 50 columns per call."""
 
 
-def _pg_function(context: str, table: TableMapping) -> str:
+def _pg_image(pair: TableMapping, alias: str, whole_row: bool) -> str:
+    """The row image of ``pair`` from transition-table row ``alias`` (jsonb).
+
+    A table captured for one pair sends the whole row (``to_jsonb``); a table split
+    between pairs sends each pair its own columns only.
+    """
+    if whole_row:
+        return f"to_jsonb({alias})"
+    entries = [
+        f"{quote_literal(column)}, {alias}.{quote_ident(column)}"
+        for column in pair.monolith_columns
+    ]
+    calls = [
+        f"jsonb_build_object({', '.join(entries[start : start + JSONB_BUILD_PAIRS])})"
+        for start in range(0, len(entries), JSONB_BUILD_PAIRS)
+    ]
+    return " || ".join(calls)
+
+
+def _present(pair: TableMapping, alias: str) -> str:
+    """SQL: row ``alias`` exists and has every key column (outer joins leave them NULL)."""
+    return " AND ".join(
+        f"{alias}.{quote_ident(column)} IS NOT NULL" for column in pair.key.monolith_columns
+    )
+
+
+def _pg_pair_blocks(context: str, pair: TableMapping, whole_row: bool) -> dict[str, str]:
+    values = {
+        "outbox": OUTBOX_TABLE,
+        "columns": _OUTBOX_COLUMNS,
+        "context": quote_literal(context),
+        "kind": quote_literal(pair.name),
+        "image_r": _pg_image(pair, "r", whole_row),
+        "image_o": _pg_image(pair, "o", whole_row),
+        "key_r": pair.key.text_sql("r", "postgresql"),
+        "key_o": pair.key.text_sql("o", "postgresql"),
+        "present_r": _present(pair, "r"),
+        "present_o": _present(pair, "o"),
+        "join": " AND ".join(
+            f"o.{quote_ident(column)} = r.{quote_ident(column)}"
+            for column in pair.key.monolith_columns
+        ),
+    }
+    return {
+        name: template.format(**values) + _PG_COUNT
+        for name, template in (
+            ("inserts", _PG_INSERT),
+            ("deletes", _PG_DELETE),
+            ("updates", _PG_UPDATE),
+        )
+    }
+
+
+def _pg_function(context: str, table: str, pairs: list[TableMapping]) -> str:
+    whole_row = len(pairs) == 1
+    blocks = [_pg_pair_blocks(context, pair, whole_row) for pair in pairs]
     body = _PG_FUNCTION.format(
         function=quote_ident(_trigger_name(table, "fn")),
         relay=RELAY_ORIGIN,
         capture=CAPTURE_TABLE,
         outbox=OUTBOX_TABLE,
-        columns=_OUTBOX_COLUMNS,
         channel=NOTIFY_CHANNEL,
         context=quote_literal(context),
-        kind=quote_literal(table.name),
-        key=quote_ident(table.key.monolith),
-        key_name=quote_literal(table.key.monolith),
+        **{
+            branch: "".join(block[branch] for block in blocks)
+            for branch in ("inserts", "deletes", "updates")
+        },
     )
     if body.count("$strangler_capture$") != 2 or "%" in body:
         raise ValueError(
-            f"capture function of {table.monolith_table!r}: a name or the context holds "
+            f"capture function of {table!r}: a name or the context holds "
             "'$strangler_capture$' or '%', which the trigger DDL cannot carry"
         )
     return body
@@ -151,26 +223,26 @@ LEGACY_PG_TRIGGER_SUFFIXES = ("iud", "u")
 another database object may not be dropped while a trigger still uses it)."""
 
 
-def _trigger_name(table: TableMapping, suffix: str) -> str:
+def _trigger_name(table: str, suffix: str) -> str:
     """``strangler_capture_<table>_<suffix>``, shortened with a hash to fit 63 characters."""
-    name = f"strangler_capture_{table.monolith_table}_{suffix}"
+    name = f"strangler_capture_{table}_{suffix}"
     if len(name) <= MAX_IDENTIFIER:
         return name
-    digest = hashlib.sha1(table.monolith_table.encode()).hexdigest()[:8]
+    digest = hashlib.sha1(table.encode()).hexdigest()[:8]
     room = MAX_IDENTIFIER - len(f"strangler_capture__{digest}_{suffix}")
-    return f"strangler_capture_{table.monolith_table[:room]}_{digest}_{suffix}"
+    return f"strangler_capture_{table[:room]}_{digest}_{suffix}"
 
 
-def _pg_drop_statements(table: TableMapping) -> list[str]:
-    target = quote_ident(table.monolith_table)
+def _pg_drop_statements(table: str) -> list[str]:
+    target = quote_ident(table)
     return [
         f"DROP TRIGGER IF EXISTS {quote_ident(_trigger_name(table, suffix))} ON {target}"
         for suffix in (*LEGACY_PG_TRIGGER_SUFFIXES, *PG_TRIGGER_SUFFIXES)
     ]
 
 
-def _pg_statements(context: str, table: TableMapping) -> list[str]:
-    target = quote_ident(table.monolith_table)
+def _pg_statements(context: str, table: str, pairs: list[TableMapping]) -> list[str]:
+    target = quote_ident(table)
     function = quote_ident(_trigger_name(table, "fn"))
     # A trigger with transition tables fires for one event only: three triggers.
     transitions = {
@@ -183,57 +255,81 @@ def _pg_statements(context: str, table: TableMapping) -> list[str]:
         f"REFERENCING {tables} FOR EACH STATEMENT EXECUTE FUNCTION {function}()"
         for suffix, (event, tables) in transitions.items()
     ]
-    return [_pg_function(context, table), *_pg_drop_statements(table), *creates]
+    return [_pg_function(context, table, pairs), *_pg_drop_statements(table), *creates]
 
 
-def _sqlite_image(table: TableMapping, ref: str) -> str:
-    pairs = ", ".join(
+def _sqlite_image(pair: TableMapping, ref: str) -> str:
+    entries = ", ".join(
         f"{quote_literal(column, 'sqlite')}, {ref}.{quote_ident(column)}"
-        for column in table.monolith_columns
+        for column in pair.monolith_columns
     )
-    return f"json_object({pairs})"
+    return f"json_object({entries})"
 
 
-def _sqlite_insert(context: str, table: TableMapping, operation: str, ref: str) -> str:
-    key = f"CAST({ref}.{quote_ident(table.key.monolith)} AS TEXT)"
-    payload = "NULL" if operation == "delete" else _sqlite_image(table, ref)
+def _sqlite_insert(
+    context: str, pair: TableMapping, operation: str, ref: str, condition: str | None = None
+) -> str:
+    """``INSERT INTO strangler_outbox ... SELECT`` the event of ``ref`` (``NEW``/``OLD``)."""
+    payload = "NULL" if operation == "delete" else _sqlite_image(pair, ref)
     request_id = (
         f"coalesce((SELECT request_id FROM {CAPTURE_ORIGIN_TABLE} WHERE id = 1), "
         "'sqlite-' || lower(hex(randomblob(8))))"
     )
+    where = f" WHERE {condition}" if condition else ""
     return (
-        f"INSERT INTO {OUTBOX_TABLE} ({_OUTBOX_COLUMNS}) VALUES ("
+        f"INSERT INTO {OUTBOX_TABLE} ({_OUTBOX_COLUMNS}) SELECT "
         f"lower(hex(randomblob(16))), {quote_literal(context, 'sqlite')}, "
-        f"{quote_literal(table.name, 'sqlite')}, {key}, '{operation}', "
-        f"{payload}, 'monolith', {request_id}, 'pending', 0, "
-        "strftime('%Y-%m-%d %H:%M:%f', 'now') || '000')"
+        f"{quote_literal(pair.name, 'sqlite')}, {pair.key.text_sql(ref, 'sqlite')}, "
+        f"'{operation}', {payload}, 'monolith', {request_id}, 'pending', 0, "
+        f"strftime('%Y-%m-%d %H:%M:%f', 'now') || '000'{where}"
     )
 
 
-def _sqlite_statements(context: str, table: TableMapping) -> list[str]:
+def _changed(columns: Iterable[str]) -> str:
+    return " OR ".join(f"OLD.{quote_ident(c)} IS NOT NEW.{quote_ident(c)}" for c in columns)
+
+
+def _sqlite_bodies(context: str, pair: TableMapping, whole_row: bool) -> dict[str, list[str]]:
+    """The statements of ``pair`` in each trigger (insert, update, delete) of its table."""
+    key_moved = _changed(pair.key.monolith_columns)
+    # A table split between pairs: an update sends a pair an event only when one of its
+    # columns changed (its key moved or one of its fields).
+    update_when = None if whole_row else _changed(pair.monolith_columns)
+    return {
+        "insert": [_sqlite_insert(context, pair, "insert", "NEW")],
+        "update": [
+            _sqlite_insert(context, pair, "delete", "OLD", key_moved),
+            _sqlite_insert(context, pair, "update", "NEW", update_when),
+        ],
+        "delete": [_sqlite_insert(context, pair, "delete", "OLD")],
+    }
+
+
+def _sqlite_statements(context: str, table: str, pairs: list[TableMapping]) -> list[str]:
     when = (
         f"WHEN coalesce((SELECT origin FROM {CAPTURE_ORIGIN_TABLE} WHERE id = 1), '') "
         f"<> '{RELAY_ORIGIN}' AND EXISTS (SELECT 1 FROM {CAPTURE_TABLE} "
         f"WHERE context = {quote_literal(context, 'sqlite')} AND enabled)"
     )
-    target, key = quote_ident(table.monolith_table), quote_ident(table.key.monolith)
-    key_moved = _sqlite_insert(context, table, "delete", "OLD").replace(
-        ") VALUES (", ") SELECT ", 1
-    )
-    key_moved = key_moved[: key_moved.rfind(")")] + f" WHERE OLD.{key} IS NOT NEW.{key}"
+    bodies = [_sqlite_bodies(context, pair, len(pairs) == 1) for pair in pairs]
     statements: list[str] = []
-    for operation, ref, extra in (
-        ("insert", "NEW", ""),
-        ("update", "NEW", key_moved + ";\n"),
-        ("delete", "OLD", ""),
-    ):
+    for operation in ("insert", "update", "delete"):
         name = quote_ident(_trigger_name(table, operation))
+        body = "".join(f"{statement};\n" for each in bodies for statement in each[operation])
         statements.append(f"DROP TRIGGER IF EXISTS {name}")
         statements.append(
-            f"CREATE TRIGGER {name} AFTER {operation.upper()} ON {target} {when}\n"
-            f"BEGIN\n{extra}{_sqlite_insert(context, table, operation, ref)};\nEND"
+            f"CREATE TRIGGER {name} AFTER {operation.upper()} ON {quote_ident(table)} {when}\n"
+            f"BEGIN\n{body}END"
         )
     return statements
+
+
+def captured_tables(mapping: ContextMapping) -> dict[str, list[TableMapping]]:
+    """The context's monolith tables, each with its pairs (two for a split table)."""
+    tables: dict[str, list[TableMapping]] = {}
+    for pair in mapping.tables:
+        tables.setdefault(pair.monolith_table, []).append(pair)
+    return tables
 
 
 def capture_statements(dialect: str, mappings: Iterable[ContextMapping]) -> list[str]:
@@ -243,8 +339,8 @@ def capture_statements(dialect: str, mappings: Iterable[ContextMapping]) -> list
     if dialect not in ("postgresql", "sqlite"):
         raise ValueError(f"change capture supports PostgreSQL and SQLite, not {dialect!r}")
     for mapping in mappings:
-        for table in mapping.tables:
-            statements.extend(build(mapping.context, table))
+        for table, pairs in captured_tables(mapping).items():
+            statements.extend(build(mapping.context, table, pairs))
     return statements
 
 
@@ -252,7 +348,7 @@ def uninstall_statements(dialect: str, mappings: Iterable[ContextMapping]) -> li
     """DDL that removes the capture triggers again (reverse of :func:`capture_statements`)."""
     statements: list[str] = []
     for mapping in mappings:
-        for table in mapping.tables:
+        for table in captured_tables(mapping):
             if dialect == "postgresql":
                 statements.extend(_pg_drop_statements(table))
                 function = quote_ident(_trigger_name(table, "fn"))

@@ -74,8 +74,19 @@ from dualwrite.exceptions import (
 )
 from dualwrite.metrics import EVENTS, FAILURES, LAG
 from dualwrite.outbox import EVENT_COLUMNS
-from dualwrite.partitions import LOCK_BUCKETS, bucket_of, lock_buckets
+from dualwrite.partitions import LOCK_BUCKETS, PartitionError, bucket_of, lock_buckets
 from dualwrite.schema import applied_table, backfill_table, dead_letter_table
+from dualwrite.shapes import (
+    Key,
+    KeyTranslator,
+    SplitRowMissing,
+    bindable,
+    missing_required,
+    refresh_copies,
+    split_pairs,
+    split_row_missing,
+)
+from migration_plans.core.keys import Side as KeySide
 from migration_plans.core.mapping import ContextMapping, TableMapping
 from migration_plans.core.outbox import OUTBOX_TABLE, EventStatus, outbox_table
 from migration_plans.core.phase import Phase
@@ -228,14 +239,6 @@ _BACKFILLING = (
 )
 
 
-def _key_value(table: Table, column: str, key: str) -> Any:
-    try:
-        python_type = table.c[column].type.python_type
-    except NotImplementedError:
-        return key
-    return int(key) if python_type is int else key
-
-
 class Relay:
     """Applies outbox events of one context between the monolith and its service."""
 
@@ -259,6 +262,16 @@ class Relay:
         self._autocommit: dict[str, Engine] = {}
         self._has_backfill_table = False
         self._analyzed: dict[str, float] = {}
+        self.keys = KeyTranslator(self.mapping, self.engines["service"])
+        self._split = split_pairs(self.mapping)
+        self._forget_after_commit: list[Key] = []
+        if self.keys.pairs and not settings.partition.whole:
+            raise PartitionError(
+                f"context {self.context!r} has id-map pairs ({', '.join(sorted(self.keys.pairs))}): "
+                "a row's events carry the monolith key one way and the service key the other, "
+                "so partitions could apply both directions of one row at once; run one relay "
+                "partition (no --partitions)"
+            )
 
     def close(self) -> None:
         for engine in [*self.engines.values(), *self._marks.values()]:
@@ -467,6 +480,7 @@ class Relay:
                     results = self._apply_chain(sconn, direction, attempt.chain)
                 self._mark(mconn, results)
             return results
+        self._forget_after_commit = []
         with attempt, monolith.begin() as mconn:
             relay_lock(mconn, self.context, buckets=buckets, relay_writes=True)
             with self._reading("service") as sconn:
@@ -475,6 +489,11 @@ class Relay:
                 return []
             with _origin_marker(mconn, attempt.chain[0].request):
                 results = self._apply_chain(mconn, direction, attempt.chain)
+        if self._forget_after_commit:
+            # The monolith rows are gone (committed): now their map rows may go. A crash
+            # before this leaves map rows naming deleted rows, which nothing reads back.
+            with service.begin() as sconn:
+                self.keys.forget(sconn, direction, self._forget_after_commit)
         with self._marking("service") as sconn:
             self._mark(sconn, results)
         return results
@@ -497,7 +516,8 @@ class Relay:
         keys = list(dict.fromkeys(event.key for event in chain))
         guards = setwrites.read_guards(conn, self.context, keys) if pg else self._guards(conn, keys)
         source_is_truth = direction.source == self.settings.truth
-        truth_busy = set() if source_is_truth else self._own_unapplied_keys(conn, keys)
+        targets = self.keys.known(direction, keys, conn if direction.target == "service" else None)
+        truth_busy = set() if source_is_truth else self._own_unapplied_keys(conn, keys, targets)
         results: list[Applied] = []
         to_apply: list[Event] = []
         for event in chain:
@@ -510,8 +530,17 @@ class Relay:
                 to_apply.append(event)
                 results.append(Applied(event, Outcome.APPLIED))
             guards[event.key] = event.id
-        if not pg or not self._write_coalesced(conn, direction, to_apply):
-            self._write_in_order(conn, direction, to_apply)
+        final = {event.key: event for event in to_apply}
+        targets.update(self._new_targets(conn, direction, final, targets))
+        if not pg or not self._write_coalesced(conn, direction, to_apply, targets):
+            self._write_in_order(conn, direction, to_apply, targets)
+        if direction.target == "service":
+            refresh_copies(conn, self.mapping, self._service_tables(conn), final, targets)
+        gone = [key for key in self.keys.mapped(final) if final[key].operation == "delete"]
+        if gone and direction.target == "service":
+            self.keys.forget(conn, direction, gone)
+        elif gone:
+            self._forget_after_commit.extend(gone)
         moved = {
             r.event.key: guards[r.event.key] for r in results if r.outcome is not Outcome.DUPLICATE
         }
@@ -519,23 +548,62 @@ class Relay:
             setwrites.save_guards(conn, self.context, moved, datetime.now(UTC))
         else:
             self._save_guards(conn, moved)
-        applied_keys = sorted({event.key for event in to_apply})
+        applied_keys = self._in_target(sorted(final), targets)
         if source_is_truth and applied_keys:
             self._supersede_own(conn, applied_keys, direction)
         return results
 
-    def _write_in_order(self, conn: Connection, direction: Direction, events: list[Event]) -> None:
+    def _in_target(self, keys: Iterable[Key], targets: dict[Key, str]) -> list[Key]:
+        """``keys`` as the target's outbox names them (id-map keys translated, or left out
+        when the target has no row for them)."""
+        translated: list[Key] = []
+        for key in keys:
+            if key[0] not in self.keys.pairs:
+                translated.append(key)
+            elif key in targets:
+                translated.append((key[0], targets[key]))
+        return sorted(translated)
+
+    def _new_targets(
+        self, conn: Connection, direction: Direction, final: dict[Key, Event], known: dict[Key, str]
+    ) -> dict[Key, str]:
+        """Target keys for id-map rows that the batch creates (their final event an upsert)."""
+        needed = [
+            key
+            for key in self.keys.mapped(final)
+            if key not in known and final[key].operation != "delete"
+        ]
+        if not needed:
+            return {}
+        if direction.target == "service":
+            return self.keys.create_service_keys(conn, needed)
+        tables = {
+            key[0]: self.table("monolith", self.mapping.table(key[0]), conn) for key in needed
+        }
+        return self.keys.reserve_monolith_keys(conn, needed, tables)
+
+    def _service_tables(self, conn: Connection) -> dict[str, Table]:
+        """The reflected service table of every pair, by pair name (copied columns)."""
+        return {pair.name: self.table("service", pair, conn) for pair in self.mapping.tables}
+
+    def _write_in_order(
+        self, conn: Connection, direction: Direction, events: list[Event], targets: dict[Key, str]
+    ) -> None:
         """Write ``events`` in commit order, consecutive same-kind changes one statement each."""
         run = _Run()
         for event in events:
-            change = self._change(conn, direction, event)
+            change = self._change(conn, direction, event, targets)
+            if change is None:
+                continue
             if not run.accepts(change):
                 self._flush(conn, run)
                 run = _Run()
             run.add(change)
         self._flush(conn, run)
 
-    def _write_coalesced(self, conn: Connection, direction: Direction, events: list[Event]) -> bool:
+    def _write_coalesced(
+        self, conn: Connection, direction: Direction, events: list[Event], targets: dict[Key, str]
+    ) -> bool:
         """PostgreSQL: write each key's final state, one statement per table and kind.
 
         Upserts go parents first, deletes children first (by the target's foreign keys).
@@ -546,7 +614,8 @@ class Relay:
         if not events:
             return True
         final = {event.key: event for event in events}
-        changes = [self._change(conn, direction, event) for event in final.values()]
+        made = [self._change(conn, direction, event, targets) for event in final.values()]
+        changes = [change for change in made if change is not None]
         groups: dict[tuple[str, bool, tuple[str, ...]], list[_Change]] = {}
         for change in changes:
             shape = tuple(change.row) if change.row is not None else ()
@@ -574,16 +643,21 @@ class Relay:
 
     def _write_group(self, conn: Connection, group: list[_Change]) -> None:
         first = group[0]
-        table, key = first.table, first.key
+        table, keys = first.table, first.keys
         if first.row is None:
-            values = [_key_value(table, key, change.event.aggregate_key) for change in group]
-            setwrites.delete_keys(conn, table, key, values)
+            setwrites.delete_keys(conn, table, keys, [change.values for change in group])
             return
         rows = [change.row for change in group if change.row is not None]
-        if setwrites.json_fits(table, list(rows[0])):
-            setwrites.upsert_rows(conn, table, rows, key)
+        if first.update_only:
+            present = setwrites.existing_keys(conn, table, keys, [c.values for c in group])
+            for change in group:
+                if change.values not in present:
+                    raise SplitRowMissing(change.update_only)
+            setwrites.update_rows(conn, table, rows, keys)
+        elif setwrites.json_fits(table, list(rows[0])):
+            setwrites.upsert_rows(conn, table, rows, keys)
         else:
-            upsert(conn, table, rows, [key])
+            upsert(conn, table, rows, keys)
 
     def _guards(self, conn: Connection, keys: list[tuple[str, str]]) -> dict[tuple[str, str], int]:
         rows = conn.execute(_GUARDS, {"ctx": self.context, "keys": keys})
@@ -606,13 +680,22 @@ class Relay:
         upsert(conn, applied_table, rows, ["context", "aggregate_type", "aggregate_key"])
 
     def _own_unapplied_keys(
-        self, conn: Connection, keys: list[tuple[str, str]]
-    ) -> set[tuple[str, str]]:
-        """Keys the target (the source of truth here) changed and has not relayed yet."""
+        self, conn: Connection, keys: list[Key], targets: dict[Key, str]
+    ) -> set[Key]:
+        """Keys (source's) that the target (the source of truth here) changed and has not
+        relayed yet (id-map keys are looked for under the target's key)."""
+        back = {(key[0], targets[key]): key for key in keys if key in targets}
+        own = self._in_target(keys, targets)
+        if not own:
+            return set()
         if conn.dialect.name == "postgresql":
-            return setwrites.unapplied_keys(conn, self.context, keys, UNAPPLIED)
-        rows = conn.execute(_OWN_UNAPPLIED, {"ctx": self.context, "keys": keys})
-        return {(row[0], row[1]) for row in rows}
+            busy = setwrites.unapplied_keys(conn, self.context, own, UNAPPLIED)
+        else:
+            busy = {
+                (r[0], r[1])
+                for r in conn.execute(_OWN_UNAPPLIED, {"ctx": self.context, "keys": own})
+            }
+        return {back.get(key, key) for key in busy}
 
     def _supersede_own(
         self, conn: Connection, keys: list[tuple[str, str]], direction: Direction
@@ -643,40 +726,88 @@ class Relay:
             self._tables[(side, name)] = cached
         return cached
 
-    def _change(self, conn: Connection, direction: Direction, event: Event) -> _Change:
-        """The row write ``event`` asks for, converted through the mapping."""
+    def _change(
+        self, conn: Connection, direction: Direction, event: Event, targets: dict[Key, str]
+    ) -> _Change | None:
+        """The row write ``event`` asks for, converted through the mapping.
+
+        None when there is nothing to write: an id-map row the target never had (its
+        final event deletes it, or the map has no key for it).
+        """
         try:
             pair = self.mapping.table(event.aggregate_type)
-            table = self.table(direction.target, pair, conn)
-            key = pair.key.service if direction.target == "service" else pair.key.monolith
+            side: KeySide = "service" if direction.target == "service" else "monolith"
+            table = self.table(side, pair, conn)
+            key_text = event.aggregate_key
+            if pair.key.id_map:
+                if event.key not in targets:
+                    return None
+                key_text = targets[event.key]
+            keys = list(pair.key.columns(side))
+            values = tuple(bindable(conn, value) for value in pair.key.values_of(key_text, side))
             if event.operation == "delete":
-                return _Change(event, table, key, None)
+                return _Change(event, table, keys, values, None)
             image = event.image()
-            row = (
-                pair.to_service(image) if direction.target == "service" else pair.to_monolith(image)
-            )
-            return _Change(event, table, key, row)
+            row = pair.to_service(image) if side == "service" else pair.to_monolith(image)
+            row.update(zip(keys, values, strict=True))
+            return _Change(event, table, keys, values, row, self._update_only(pair, table, event))
         except Exception as exc:
             if is_unavailable(exc):
                 raise
             raise ApplyFailed(event, exc) from exc
+
+    def _update_only(self, pair: TableMapping, table: Table, event: Event) -> str:
+        """Why an event may only update its monolith row ('' when it may insert it too).
+
+        Only a pair of a split table that lacks some of the table's NOT NULL columns;
+        writes into the service never are.
+        """
+        if table.name not in self._split or table.name != pair.monolith_table:
+            return ""
+        missing = missing_required(pair, table)
+        if not missing:
+            return ""
+        others = [
+            other.name
+            for other in self._split[table.name]
+            if other.name != pair.name and set(missing) & set(other.monolith_columns)
+        ]
+        return split_row_missing(pair, event.aggregate_key, missing, others)
 
     def _flush(self, conn: Connection, run: _Run) -> None:
         """Write a run of same-kind changes to distinct rows of one table in one statement."""
         if not run.changes:
             return
         first = run.changes[0]
-        table, key = first.table, first.key
+        table, keys = first.table, first.keys
+        current = first
         try:
             if first.row is None:
-                values = [_key_value(table, key, c.event.aggregate_key) for c in run.changes]
-                conn.execute(delete(table).where(table.c[key].in_(values)))
+                conn.execute(delete(table).where(_keys_in(table, keys, run.changes)))
+            elif first.update_only:
+                present = {
+                    tuple(row)
+                    for row in conn.execute(
+                        select(*(table.c[k] for k in keys)).where(
+                            _keys_in(table, keys, run.changes)
+                        )
+                    )
+                }
+                for change in run.changes:
+                    current = change
+                    if change.values not in present:
+                        raise SplitRowMissing(change.update_only)
+                current = first
+                for change in run.changes:
+                    assert change.row is not None
+                    matches = [table.c[k] == v for k, v in zip(keys, change.values, strict=True)]
+                    conn.execute(update(table).where(*matches).values(**change.row))
             else:
-                upsert(conn, table, [change.row for change in run.changes if change.row], [key])
+                upsert(conn, table, [change.row for change in run.changes if change.row], keys)
         except Exception as exc:
             if is_unavailable(exc):
                 raise
-            raise ApplyFailed(first.event, exc) from exc
+            raise ApplyFailed(current.event, exc) from exc
 
     def _mark(self, conn: Connection, results: list[Applied]) -> None:
         """Mark ``results`` applied (or superseded) in ``conn``'s (asynchronous) transaction."""
@@ -962,12 +1093,21 @@ def _dependency_depth(tables: dict[str, Table]) -> dict[str, int]:
 class _Change:
     event: Event
     table: Table
-    key: str
+    keys: list[str]  # the target's key columns
+    values: tuple[Any, ...]  # the row's key values (target form)
     row: dict[str, Any] | None  # None: delete
+    update_only: str = ""  # why the row may only be updated (a split table's pair), or ''
 
     @property
-    def kind(self) -> tuple[str, bool]:
-        return (self.table.name, self.row is None)
+    def kind(self) -> tuple[str, bool, bool]:
+        return (self.table.name, self.row is None, bool(self.update_only))
+
+
+def _keys_in(table: Table, keys: list[str], changes: Sequence[_Change]) -> ColumnElement[bool]:
+    """SQL: the row's key is one of ``changes``'s (a row value for a composite key)."""
+    if len(keys) == 1:
+        return table.c[keys[0]].in_([change.values[0] for change in changes])
+    return tuple_(*(table.c[k] for k in keys)).in_([change.values for change in changes])
 
 
 @dataclass

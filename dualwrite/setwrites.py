@@ -55,19 +55,23 @@ def json_fits(table: Table, columns: Sequence[str]) -> bool:
     return all(not isinstance(table.c[name].type, LargeBinary) for name in columns)
 
 
-def upsert_rows(conn: Connection, table: Table, rows: Sequence[dict[str, Any]], key: str) -> None:
-    """``INSERT ... SELECT FROM json_populate_recordset ... ON CONFLICT (key) DO UPDATE``.
+def upsert_rows(
+    conn: Connection, table: Table, rows: Sequence[dict[str, Any]], keys: Sequence[str]
+) -> None:
+    """``INSERT ... SELECT FROM json_populate_recordset ... ON CONFLICT (keys) DO UPDATE``.
 
-    Every row has the same columns (the mapping's); keys are distinct.
+    Every row has the same columns (the mapping's); keys are distinct. ``keys`` are the
+    key columns (all of a composite key). Only the rows' columns are set on a conflict,
+    so a pair that owns some columns of a shared (split) table leaves the others alone.
     """
     if not rows:
         return
     columns = tuple(rows[0])
-    cache_key = (id(table), columns, key)
+    cache_key = (id(table), columns, ",".join(keys))
     statement = _UPSERTS.get(cache_key)
     if statement is None:
         names = ", ".join(quote_ident(name) for name in columns)
-        changing = [name for name in columns if name != key]
+        changing = [name for name in columns if name not in keys]
         action = (
             "DO UPDATE SET "
             + ", ".join(f"{quote_ident(n)} = excluded.{quote_ident(n)}" for n in changing)
@@ -75,25 +79,76 @@ def upsert_rows(conn: Connection, table: Table, rows: Sequence[dict[str, Any]], 
             else "DO NOTHING"
         )
         target = quote_ident(table.name)
+        conflict = ", ".join(quote_ident(key) for key in keys)
         statement = (
             f"INSERT INTO {target} ({names}) SELECT {names} "
             f"FROM json_populate_recordset(NULL::{target}, %(rows)s::json) "
-            f"ON CONFLICT ({quote_ident(key)}) {action}"
+            f"ON CONFLICT ({conflict}) {action}"
         )
         _UPSERTS[cache_key] = statement
     conn.exec_driver_sql(statement, {"rows": _json(list(rows))})
 
 
-def delete_keys(conn: Connection, table: Table, key: str, values: Sequence[Any]) -> None:
-    """``DELETE ... WHERE key IN (the values)``: one statement."""
+def update_rows(
+    conn: Connection, table: Table, rows: Sequence[dict[str, Any]], keys: Sequence[str]
+) -> int:
+    """``UPDATE ... FROM json_populate_recordset`` the rows' columns of existing rows only.
+
+    Returns how many rows it updated (the caller compares it with ``len(rows)``).
+    """
+    if not rows:
+        return 0
+    target = quote_ident(table.name)
+    changing = [name for name in rows[0] if name not in keys]
+    if not changing:
+        return len(existing_keys(conn, table, keys, [tuple(r[k] for k in keys) for r in rows]))
+    assignments = ", ".join(f"{quote_ident(n)} = j.{quote_ident(n)}" for n in changing)
+    matches = " AND ".join(f"{target}.{quote_ident(k)} = j.{quote_ident(k)}" for k in keys)
+    result = conn.exec_driver_sql(
+        f"UPDATE {target} SET {assignments} "
+        f"FROM json_populate_recordset(NULL::{target}, %(rows)s::json) AS j WHERE {matches}",
+        {"rows": _json(list(rows))},
+    )
+    return int(result.rowcount)
+
+
+def _key_records(table: Table, keys: Sequence[str]) -> str:
+    """``json_to_recordset`` column list of ``keys`` typed as ``table``'s columns."""
+    return ", ".join(
+        f"{quote_ident(key)} {table.c[key].type.compile(dialect=_DIALECT)}" for key in keys
+    )
+
+
+def delete_keys(
+    conn: Connection, table: Table, keys: Sequence[str], values: Sequence[Sequence[Any]]
+) -> None:
+    """``DELETE ... USING`` the key values (one tuple per row, all key columns): one statement."""
     if not values:
         return
-    column_type = table.c[key].type.compile(dialect=_DIALECT)
+    target = quote_ident(table.name)
+    matches = " AND ".join(f"{target}.{quote_ident(k)} = d.{quote_ident(k)}" for k in keys)
     conn.exec_driver_sql(
-        f"DELETE FROM {quote_ident(table.name)} WHERE {quote_ident(key)} IN "
-        f"(SELECT value::{column_type} FROM json_array_elements_text(%(keys)s::json))",
-        {"keys": _json([str(value) for value in values])},
+        f"DELETE FROM {target} USING json_to_recordset(%(keys)s::json) "
+        f"AS d({_key_records(table, keys)}) WHERE {matches}",
+        {"keys": _json([dict(zip(keys, row, strict=True)) for row in values])},
     )
+
+
+def existing_keys(
+    conn: Connection, table: Table, keys: Sequence[str], values: Sequence[Sequence[Any]]
+) -> set[tuple[Any, ...]]:
+    """Which of the key ``values`` have a row in ``table`` (as tuples of the key columns)."""
+    if not values:
+        return set()
+    target = quote_ident(table.name)
+    selected = ", ".join(f"{target}.{quote_ident(k)}" for k in keys)
+    matches = " AND ".join(f"{target}.{quote_ident(k)} = d.{quote_ident(k)}" for k in keys)
+    rows = conn.exec_driver_sql(
+        f"SELECT {selected} FROM {target} JOIN json_to_recordset(%(keys)s::json) "
+        f"AS d({_key_records(table, keys)}) ON {matches}",
+        {"keys": _json([dict(zip(keys, row, strict=True)) for row in values])},
+    )
+    return {tuple(row) for row in rows}
 
 
 def read_guards(

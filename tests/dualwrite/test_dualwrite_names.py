@@ -141,7 +141,7 @@ def test_trigger_sql_quotes_names_and_writes_values_as_literals() -> None:
     mapping = MAPPING.model_copy(update={"context": "o'shop"})
     pg = "\n".join(capture_statements("postgresql", [mapping]))
     assert f'ON "{LONG_TABLE}"' in pg and "context = 'o''shop' AND enabled" in pg
-    assert "pg_notify('strangler_outbox', 'o''shop')" in pg and "'lines', image ->> 'id'" in pg
+    assert "pg_notify('strangler_outbox', 'o''shop')" in pg and "'lines', key, 'insert'" in pg
     lite = "\n".join(capture_statements("sqlite", [mapping]))
     assert 'NEW."group"' in lite and "'group'" in lite and "context = 'o''shop'" in lite
 
