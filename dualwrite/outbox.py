@@ -43,13 +43,13 @@ def _json_default(value: Any) -> Any:
         return moment.astimezone(UTC).isoformat()
     if isinstance(value, date):
         return value.isoformat()
-    if isinstance(value, Decimal):
+    if isinstance(value, Decimal | uuid.UUID):
         return str(value)
     raise TypeError(f"cannot encode {type(value).__name__} in an outbox payload")
 
 
 def encode_payload(row: Mapping[str, Any] | None) -> str | None:
-    """JSON text of a row image (decimals as strings, timestamps as UTC ISO 8601)."""
+    """JSON text of a row image (decimals and UUIDs as strings, timestamps as UTC ISO 8601)."""
     if row is None:
         return None
     return json.dumps(dict(row), default=_json_default, sort_keys=True)

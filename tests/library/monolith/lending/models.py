@@ -19,7 +19,7 @@ class Branch(models.Model):
 
     code = models.CharField(primary_key=True, max_length=16)
     name = models.CharField(max_length=100)
-    city = models.CharField(max_length=100)
+    city = models.CharField(max_length=100, blank=True)
 
     class Meta:
         ordering = ["code"]
@@ -58,12 +58,16 @@ class Copy(models.Model):
 
 
 class Member(models.Model):
-    """A library member: who they are and how to reach them, in one table."""
+    """A library member: who they are and how to reach them, in one table.
+
+    The contact columns have database defaults: a row written through one of the two
+    pairs that share this table (members, member_contacts) is complete.
+    """
 
     name = models.CharField(max_length=100)
-    email = models.CharField(max_length=200)
-    phone = models.CharField(max_length=32, blank=True, default="")
-    address = models.TextField(blank=True, default="")
+    email = models.CharField(max_length=200, db_default="")
+    phone = models.CharField(max_length=32, blank=True, default="", db_default="")
+    address = models.TextField(blank=True, default="", db_default="")
     joined_at = models.DateTimeField(default=timezone.now)
 
     class Meta:

@@ -9,20 +9,37 @@ from rest_framework import serializers
 from tests.library.monolith.lending.models import Book, Branch, Copy, Loan, Member
 
 
-class BranchSerializer(serializers.ModelSerializer[Branch]):
+class KeptKey:
+    """The key fields are set on create and ignored on update (a row never changes key)."""
+
+    key_fields: tuple[str, ...] = ()
+
+    def update(self, instance: Any, validated_data: dict[str, Any]) -> Any:
+        for column in self.key_fields:
+            validated_data.pop(column, None)
+        return super().update(instance, validated_data)  # type: ignore[misc]
+
+
+class BranchSerializer(KeptKey, serializers.ModelSerializer[Branch]):
+    key_fields = ("code",)
+
     class Meta:
         model = Branch
         fields = ["code", "name", "city"]
 
 
-class BookSerializer(serializers.ModelSerializer[Book]):
+class BookSerializer(KeptKey, serializers.ModelSerializer[Book]):
+    key_fields = ("isbn",)
+
     class Meta:
         model = Book
         fields = ["isbn", "title", "author", "published_year"]
 
 
-class CopySerializer(serializers.ModelSerializer[Copy]):
+class CopySerializer(KeptKey, serializers.ModelSerializer[Copy]):
     """``branch`` and ``book`` by key; the three together name the copy (set on create only)."""
+
+    key_fields = ("branch", "book", "copy_no")
 
     class Meta:
         model = Copy
@@ -35,11 +52,6 @@ class CopySerializer(serializers.ModelSerializer[Copy]):
             if Copy.objects.filter(branch=key[0], book=key[1], copy_no=key[2]).exists():
                 raise serializers.ValidationError("This copy already exists.")
         return attrs
-
-    def update(self, instance: Copy, validated_data: dict[str, Any]) -> Copy:
-        for column in ("branch", "book", "copy_no"):
-            validated_data.pop(column, None)  # the key never changes
-        return super().update(instance, validated_data)
 
 
 class MemberSerializer(serializers.ModelSerializer[Member]):

@@ -47,12 +47,14 @@ class WhoAmI(APIView):
 
 class BranchViewSet(viewsets.ModelViewSet[Branch]):
     queryset = Branch.objects.all()
+    ordering_fields: list[str] = ["code", "name", "city"]
     serializer_class = serializers.BranchSerializer
     lookup_value_regex = "[A-Za-z0-9_-]+"
 
 
 class BookViewSet(viewsets.ModelViewSet[Book]):
     queryset = Book.objects.all()
+    ordering_fields: list[str] = ["isbn", "title", "published_year"]
     serializer_class = serializers.BookSerializer
     lookup_value_regex = "[0-9X]+"
 
@@ -60,6 +62,7 @@ class BookViewSet(viewsets.ModelViewSet[Book]):
 class CopyViewSet(viewsets.ModelViewSet[Copy]):
     """Copies by their composite key: ``/copies/{branch}/{book}/{copy_no}/``; ``?book=`` filters."""
 
+    ordering_fields: list[str] = []
     serializer_class = serializers.CopySerializer
 
     def get_queryset(self) -> QuerySet[Copy]:
@@ -78,12 +81,14 @@ class CopyViewSet(viewsets.ModelViewSet[Copy]):
 
 class MemberViewSet(viewsets.ModelViewSet[Member]):
     queryset = Member.objects.all()
+    ordering_fields: list[str] = ["id", "name"]
     serializer_class = serializers.MemberSerializer
 
 
 class LoanViewSet(viewsets.ModelViewSet[Loan]):
     """Loans; ``?member=`` and ``?status=`` filter."""
 
+    ordering_fields: list[str] = ["due_at"]
     serializer_class = serializers.LoanSerializer
 
     def get_queryset(self) -> QuerySet[Loan]:

@@ -1,0 +1,114 @@
+"""Fixtures of the library tests: the second monolith (tests/library/monolith) migrated by
+Django and seeded, the lending service's database migrated by Alembic, on PostgreSQL.
+
+- ``library_plans``: a plans folder holding ``lending.yaml`` only, as ``STRANGLER_PLANS_DIR``
+  while the library's tests run (the shop's folder comes back after).
+- ``library_monolith``: a migrated, seeded monolith database (one per session, read-only
+  for the tests that share it).
+- ``lending_app``: factory ``lending_app(phase)`` -> TestClient over that monolith and a
+  fresh, migrated service database.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from extracted_services.common.migrations import upgrade
+from migration_plans.core.identity import IDENTITY_HEADER, Identity, sign_identity
+from migration_plans.core.settings import PLANS_DIR_ENV
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+PLANS = Path(__file__).resolve().parent / "plans"
+MONOLITH_SETTINGS = "tests.library.monolith.settings"
+SERVICE_MODULE = "tests.library.services.lending"
+IDENTITY_KEY = "library-tests-identity-key"
+
+
+def identity_headers(sub: str = "1") -> dict[str, str]:
+    """Headers of a request the proxy authenticated for the lending service."""
+    identity = Identity(sub=sub, name="librarian")
+    header = sign_identity(identity, key=IDENTITY_KEY.encode(), audience="lending", ttl=60)
+    return {IDENTITY_HEADER: header}
+
+
+def manage(database_url: str, *argv: str, plans: Path = PLANS) -> str:
+    """Run a management command of the library monolith; its output, or a failure naming it."""
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "DEBUG": "true",
+        "DJANGO_SETTINGS_MODULE": MONOLITH_SETTINGS,
+        PLANS_DIR_ENV: str(plans),
+        "PASSWORD_HASHERS": "django.contrib.auth.hashers.MD5PasswordHasher",
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "tests.library.monolith.manage", *argv],
+        cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, f"manage {' '.join(argv)} failed:\n{done.stdout}\n{done.stderr}"
+    return done.stdout
+
+
+@pytest.fixture(scope="session")
+def library_plans(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    folder = tmp_path_factory.mktemp("library-plans")
+    shutil.copy(PLANS / "lending.yaml", folder / "lending.yaml")
+    saved = os.environ.get(PLANS_DIR_ENV)
+    os.environ[PLANS_DIR_ENV] = str(folder)
+    from tests.library.services.lending import crud
+
+    crud.lending_mapping.cache_clear()
+    yield folder
+    crud.lending_mapping.cache_clear()
+    if saved is None:
+        os.environ.pop(PLANS_DIR_ENV, None)
+    else:
+        os.environ[PLANS_DIR_ENV] = saved
+
+
+@pytest.fixture(scope="session")
+def library_monolith(pg_database: Callable[[str], str], library_plans: Path) -> str:
+    url = pg_database("library_monolith")
+    manage(url, "migrate", "--no-input", plans=library_plans)
+    manage(url, "seed_library", "--seed", "7", plans=library_plans)
+    return url
+
+
+@pytest.fixture
+def lending_app(
+    pg_database: Callable[[str], str], library_monolith: str
+) -> Iterator[Callable[[str], TestClient]]:
+    """Factory: an in-process client of the lending service in ``phase``."""
+    from tests.library.services.lending.config import Settings
+    from tests.library.services.lending.main import create_app
+
+    clients: list[TestClient] = []
+
+    def make(phase: str) -> TestClient:
+        service_url = pg_database("library_lending")
+        upgrade("lending", service_url, module=SERVICE_MODULE)
+        settings = Settings(
+            database_url=service_url,
+            monolith_database_url=library_monolith,
+            phase=phase,
+            identity_key=IDENTITY_KEY,
+            live_phase=False,
+            inline_relay=False,
+        )
+        client = TestClient(create_app(settings), base_url="http://testserver")
+        client.__enter__()
+        client.app.state.test_service_url = service_url  # type: ignore[attr-defined]
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        client.__exit__(None, None, None)

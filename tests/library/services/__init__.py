@@ -1,0 +1,1 @@
+"""Services extracted from the library monolith (only ``lending``)."""
