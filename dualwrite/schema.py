@@ -8,7 +8,9 @@ Alembic revision after the service's ``0001``):
   redelivered or older event changes nothing (the version guard).
 - ``strangler_dead_letter``: events that failed ``max_attempts`` times, with their error.
 
-Service side only: ``strangler_backfill`` (per table checkpoint, committed with each chunk)
+Service side only: ``strangler_backfill`` (per table checkpoint, committed with each chunk;
+``strangler_backfill_key`` holds the position as key text when the key is not one
+integer column)
 and ``strangler_id_map`` (:mod:`migration_plans.core.idmap`: the service key of each
 monolith row of pairs whose service makes its own ids).
 Monolith side only: ``strangler_capture`` (capture on/off per context, read by the
@@ -37,6 +39,7 @@ from migration_plans.core.outbox import outbox_table
 APPLIED_TABLE = "strangler_applied_event"
 DEAD_LETTER_TABLE = "strangler_dead_letter"
 BACKFILL_TABLE = "strangler_backfill"
+BACKFILL_KEY_TABLE = "strangler_backfill_key"
 CAPTURE_TABLE = "strangler_capture"
 CAPTURE_ORIGIN_TABLE = "strangler_capture_origin"
 
@@ -86,6 +89,15 @@ backfill_table = Table(
     Column("finished_at", DateTime(timezone=True), nullable=True),
 )
 
+backfill_key_table = Table(
+    BACKFILL_KEY_TABLE,
+    relay_metadata,
+    Column("context", String(64), primary_key=True),
+    Column("table_name", String(64), primary_key=True),
+    Column("last_key", Text, nullable=False),
+)
+"""The backfill's position in a table whose key is not one integer column (key text)."""
+
 capture_table = Table(
     CAPTURE_TABLE,
     relay_metadata,
@@ -102,7 +114,14 @@ capture_origin_table = Table(
     Column("request_id", String(128), nullable=True),
 )
 
-SERVICE_TABLES = (outbox_table, applied_table, dead_letter_table, backfill_table, id_map_table)
+SERVICE_TABLES = (
+    outbox_table,
+    applied_table,
+    dead_letter_table,
+    backfill_table,
+    backfill_key_table,
+    id_map_table,
+)
 MONOLITH_TABLES = (applied_table, dead_letter_table, capture_table, capture_origin_table)
 
 
@@ -110,7 +129,13 @@ def create_service_relay_tables() -> None:
     """Body of a service's Alembic revision that adds the relay tables (runs inside Alembic)."""
     from alembic import op
 
-    for table in (applied_table, dead_letter_table, backfill_table, id_map_table):
+    for table in (
+        applied_table,
+        dead_letter_table,
+        backfill_table,
+        backfill_key_table,
+        id_map_table,
+    ):
         op.create_table(
             table.name,
             *(column._copy() for column in table.columns),
@@ -125,7 +150,13 @@ def drop_service_relay_tables() -> None:
     """Reverse of :func:`create_service_relay_tables`."""
     from alembic import op
 
-    for table in (id_map_table, backfill_table, dead_letter_table, applied_table):
+    for table in (
+        id_map_table,
+        backfill_key_table,
+        backfill_table,
+        dead_letter_table,
+        applied_table,
+    ):
         op.drop_table(table.name)
 
 

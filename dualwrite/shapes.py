@@ -299,3 +299,17 @@ def _key_in(table: Table, keys: list[str], values: list[tuple[Any, ...]]) -> Any
     if len(keys) == 1:
         return table.c[keys[0]].in_([value[0] for value in values])
     return tuple_(*(table.c[k] for k in keys)).in_(values)
+
+
+def refresh_all_copies(conn: Connection, mapping: ContextMapping, tables: dict[str, Table]) -> None:
+    """Set every copied (``copy_of``) column of the context from the referenced rows."""
+    for pair in mapping.tables:
+        for field in copy_fields(pair):
+            source_pair = mapping.table(field.copy_of.table)
+            source, target = tables[source_pair.name], tables[pair.name]
+            copied = (
+                select(source.c[field.copy_of.column])
+                .where(source.c[source_pair.key.service] == target.c[field.copy_of.via])
+                .scalar_subquery()
+            )
+            conn.execute(update(target).values({field.service: copied}))
