@@ -3,8 +3,9 @@
     assert_no_divergence(topology, "catalog")   # relay drained, reconciler clean
     assert_no_lost_writes(workload)             # every acked write where the phase says
 
-Rows are found through the context's plan mapping (table pair, key column, field
-names), so the checks know no project's tables.
+Rows are found through the context's plan mapping (table pair, key columns, field
+names; an id-map pair's other key through the id map), so the checks know no project's
+tables.
 """
 
 from __future__ import annotations
@@ -12,10 +13,14 @@ from __future__ import annotations
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, Engine, text
 
 from dualwrite.engines import relay_engine
 from migration_plans.core.database import sqlalchemy_url
+from migration_plans.core.idmap import monolith_keys, service_keys
+from migration_plans.core.keys import KeyTextError
+from migration_plans.core.keys import Side as KeySide
+from migration_plans.core.mapping import TableMapping
 from migration_plans.core.phase import Side
 from migration_plans.core.plan import Plan
 from migration_plans.core.sqlnames import quote_ident
@@ -87,28 +92,84 @@ def _missing(topology: Topology, context: str, side: Side, writes: list[AckedWri
     url = config.monolith_db if side is Side.MONOLITH else config.service_dbs[context]
     plan = topology.plan(context)
     engine = relay_engine(sqlalchemy_url(url), pool_size=1)
+    keys = _Keys(config.service_dbs[context])
     problems: list[str] = []
     try:
         with engine.connect() as conn:
             for write in writes:
-                check = write.check or _row_check(plan)
+                check = write.check or _row_check(plan, keys)
                 problem = check(conn, side, write)
                 if problem is not None:
                     problems.append(problem)
     finally:
         engine.dispose()
+        keys.close()
     return problems
 
 
-def _row_check(plan: Plan) -> WriteCheck:
-    """A check of one mapped row: found by its key, its fields compared in monolith form."""
+class _Keys:
+    """An acknowledged key as the key columns' values on either side.
+
+    ``AckedWrite.key`` is one value, or a tuple for a composite key. On an ``id_map``
+    pair it is the key the answer showed: the monolith's (acknowledged in shared) or the
+    service's (a UUID, say); the other side's is looked up in the service database's id
+    map (opened on first use).
+    """
+
+    def __init__(self, service_url: str) -> None:
+        self.service_url = service_url
+        self._engine: Engine | None = None
+
+    def values(self, pair: TableMapping, side: Side, key: Any) -> tuple[Any, ...] | None:
+        """The key columns' values of ``key`` on ``side`` (None: the id map has none)."""
+        values = tuple(key) if isinstance(key, tuple | list) else (key,)
+        if not pair.key.id_map:
+            return values
+        acked = _acked_side(pair, values[0])
+        text_of = pair.key.text_of(values, acked)
+        if acked == side.value:
+            return pair.key.values_of(text_of, acked)
+        lookup = service_keys if acked == Side.MONOLITH.value else monolith_keys
+        with self._connect() as conn:
+            found = lookup(conn, pair.name, [text_of]).get(text_of)
+        return None if found is None else pair.key.values_of(found, side.value)
+
+    def _connect(self) -> Connection:
+        if self._engine is None:
+            self._engine = relay_engine(sqlalchemy_url(self.service_url), pool_size=1)
+        return self._engine.connect()
+
+    def close(self) -> None:
+        if self._engine is not None:
+            self._engine.dispose()
+
+
+def _acked_side(pair: TableMapping, value: Any) -> KeySide:
+    """Which side's key an id-map pair's acknowledged key is (the service's if it parses)."""
+    try:
+        pair.key.values_of(str(value), "service")
+    except KeyTextError:
+        return "monolith"
+    return "service"
+
+
+def _row_check(plan: Plan, keys: _Keys) -> WriteCheck:
+    """A check of one mapped row: found by its key (every key column; an id-map pair's
+    through the id map), its fields compared in monolith form."""
 
     def check(conn: Connection, side: Side, write: AckedWrite) -> str | None:
         pair = plan.mapping.table(write.table)
         table = pair.service_table if side is Side.SERVICE else pair.monolith_table
-        key = pair.key.service if side is Side.SERVICE else pair.key.monolith
-        query = text(f"SELECT * FROM {quote_ident(table)} WHERE {quote_ident(key)} = :key")
-        row = conn.execute(query, {"key": write.key}).mappings().first()
+        values = keys.values(pair, side, write.key)
+        if values is None:
+            return f"{side}: {write.table} {write.key} ({write.phase}) not in the id map"
+        columns = pair.key.columns(side.value)
+        where = " AND ".join(
+            f"{quote_ident(column)} = :k{index}" for index, column in enumerate(columns)
+        )
+        query = text(f"SELECT * FROM {quote_ident(table)} WHERE {where}")
+        bound = {f"k{index}": value for index, value in enumerate(values)}
+        row = conn.execute(query, bound).mappings().first()
         if row is None:
             return f"{side}: {write.table} {write.key} ({write.phase}) missing"
         image = dict(row) if side is Side.MONOLITH else pair.to_monolith(dict(row))

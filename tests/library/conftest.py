@@ -24,6 +24,8 @@ from fastapi.testclient import TestClient
 from extracted_services.common.migrations import upgrade
 from migration_plans.core.identity import IDENTITY_HEADER, Identity, sign_identity
 from migration_plans.core.settings import PLANS_DIR_ENV
+from migration_plans.testing import Login, ReplayProject, Seed, Topology
+from tests.library.workload import LibraryWorkload, log_librarian_in, seed_library
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PLANS = Path(__file__).resolve().parent / "plans"
@@ -112,3 +114,43 @@ def lending_app(
     yield make
     for client in clients:
         client.__exit__(None, None, None)
+
+
+# The phase replay (migration_plans.testing's plugin): the library's project, seed, login,
+# workload; its databases from the root conftest's pg_database.
+
+
+@pytest.fixture(scope="session")
+def replay_project() -> ReplayProject:
+    return ReplayProject(
+        plans=PLANS,
+        monolith_settings=MONOLITH_SETTINGS,
+        monolith_celery_app="",
+        project_path=(REPO_ROOT,),
+    )
+
+
+@pytest.fixture(scope="session")
+def replay_database(pg_database: Callable[[str], str], redis_url: str) -> Callable[[str], str]:
+    """Fresh PostgreSQL databases, dropped with the session (CI fails when servers are missing)."""
+    return pg_database
+
+
+@pytest.fixture(scope="session")
+def replay_replicas() -> int:
+    return 1
+
+
+@pytest.fixture(scope="session")
+def replay_seed() -> Seed:
+    return seed_library
+
+
+@pytest.fixture(scope="session")
+def replay_login() -> Login:
+    return log_librarian_in
+
+
+@pytest.fixture(scope="session")
+def replay_workload_factory() -> Callable[[Topology], LibraryWorkload]:
+    return LibraryWorkload

@@ -1,0 +1,159 @@
+"""The library's side of the phase replay: how it is seeded, how the librarian logs in,
+and the traffic (:class:`LibraryWorkload`) the journey runs while ``lending`` changes phase.
+
+Every write goes through the proxy and touches one mapping shape:
+
+- catalogue: a branch (text key, an empty city), a book (ISBN key) and its title change,
+  a copy (composite key) and its condition change (an enum map);
+- members: a member (one monolith row, two service rows) and their new e-mail;
+- loans: a loan (an integer id from the monolith, a UUID from the service), with JSON
+  ``meta`` and empty or written ``notes``, then returned (the status enum map).
+
+The acknowledged key is the one the answer shows (a loan's monolith id or UUID); the
+checks find the row on either side through the mapping and the id map.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+
+from migration_plans.control.stack import Stack
+from migration_plans.testing import AckedWrite, Step, ThreadedWorkload, Topology
+
+CONTEXT = "lending"
+USERNAME, PASSWORD = "librarian", "password"
+SEEDED_BRANCHES = ("CEN", "NOR", "EAS")
+SEEDED_BOOKS = tuple(f"978{index:010d}" for index in range(1, 21))
+SEEDED_MEMBERS = tuple(range(1, 9))
+CONDITIONS = ("n", "g", "w", "d")
+
+
+def seed_library(stack: Stack) -> None:
+    """Seed the migrated monolith (the ``replay_seed`` hook): the same commands as the shop's."""
+    stack.run_cli("monolith", "manage", "seed_library", "--seed", "7")
+
+
+def log_librarian_in(client: httpx.Client) -> dict[str, str]:
+    """The seeded librarian's token, as the header the library's API wants."""
+    answer = client.post("/api/v1/auth/token/", json={"username": USERNAME, "password": PASSWORD})
+    answer.raise_for_status()
+    return {"Authorization": f"Token {answer.json()['token']}"}
+
+
+class LibraryWorkload(ThreadedWorkload):
+    """Concurrent library traffic through the proxy; keeps every acknowledged write.
+
+    Only 2xx answers are recorded; refusals (a killed service, a phase in the middle of
+    changing) are counted in :attr:`refused`.
+    """
+
+    def __init__(
+        self,
+        topology: Topology,
+        *,
+        writers: tuple[str, ...] = ("catalogue", "members", "loans"),
+        pace: float = 0.1,
+        seed: int = 0,
+    ) -> None:
+        super().__init__(topology, writers=writers, pace=pace, seed=seed)
+
+    def steps(self) -> Mapping[str, Step]:
+        return {"catalogue": self._catalogue, "members": self._members, "loans": self._loans}
+
+    def _ack(self, table: str, key: Any, expected: Mapping[str, Any], answer: httpx.Response,
+             phase: str) -> None:  # fmt: skip
+        rid = answer.headers.get("x-request-id", "")
+        self.record(AckedWrite(CONTEXT, table, key, dict(expected), phase, rid))
+
+    def _write(
+        self, client: httpx.Client, kind: str, method: str, path: str, body: dict[str, Any],
+        status: int,
+    ) -> tuple[httpx.Response | None, str]:  # fmt: skip
+        """One write: its answer if it is ``status``, else None (refused); the phase it was
+        acknowledged in (read after the answer: a write answered during a switch counts
+        for the phase that follows, whose source of truth must hold it)."""
+        answer = client.request(method, path, json=body)
+        if answer.status_code != status:
+            self.refuse(kind, answer)
+            return None, ""
+        return answer, self.topology.phase(CONTEXT)
+
+    def _catalogue(self, client: httpx.Client, rng: random.Random) -> None:
+        number = rng.randrange(10**9)
+        if number % 4 == 0:
+            code = f"B{number}"
+            branch = {"code": code, "name": f"Branch {number}", "city": ""}
+            answer, phase = self._write(
+                client, "branches", "POST", "/api/v1/branches/", branch, 201
+            )
+            if answer is not None:
+                self._ack("branches", code, {"name": branch["name"], "city": ""}, answer, phase)
+        isbn = f"979{number:010d}"
+        book = {"isbn": isbn, "title": f"Replay {number}", "author": "Phase Replay"}
+        answer, phase = self._write(client, "books", "POST", "/api/v1/books/", book, 201)
+        if answer is None:
+            return
+        self._ack("books", isbn, {"title": book["title"], "author": book["author"]}, answer, phase)
+        title = {"title": f"Replay {number}, revised"}
+        answer, phase = self._write(client, "books", "PATCH", f"/api/v1/books/{isbn}/", title, 200)
+        if answer is None:
+            return
+        self._ack("books", isbn, {**title, "author": book["author"]}, answer, phase)
+        branch_code = rng.choice(SEEDED_BRANCHES)
+        copy = {"branch": branch_code, "book": isbn, "copy_no": 1, "condition": "n"}
+        answer, phase = self._write(client, "copies", "POST", "/api/v1/copies/", copy, 201)
+        if answer is None:
+            return
+        key = (branch_code, isbn, 1)
+        self._ack("copies", key, {"condition": "n"}, answer, phase)
+        condition = {"condition": rng.choice(CONDITIONS[1:])}
+        path = f"/api/v1/copies/{branch_code}/{isbn}/1/"
+        answer, phase = self._write(client, "copies", "PATCH", path, condition, 200)
+        if answer is not None:
+            self._ack("copies", key, condition, answer, phase)
+
+    def _members(self, client: httpx.Client, rng: random.Random) -> None:
+        number = rng.randrange(10**9)
+        phone = "" if number % 2 else f"+1555{number % 10000:04d}"
+        member = {"name": f"Reader {number}", "email": f"r{number}@library.test", "phone": phone}
+        answer, phase = self._write(client, "members", "POST", "/api/v1/members/", member, 201)
+        if answer is None:
+            return
+        key = int(answer.json()["id"])
+        self._ack("members", key, {"name": member["name"]}, answer, phase)
+        contact = {"email": member["email"], "phone": phone, "address": ""}
+        self._ack("member_contacts", key, contact, answer, phase)
+        change = {"email": f"new{number}@library.test", "address": f"{number} Oak Lane"}
+        answer, phase = self._write(
+            client, "members", "PATCH", f"/api/v1/members/{key}/", change, 200
+        )
+        if answer is not None:
+            self._ack("member_contacts", key, {**contact, **change}, answer, phase)
+
+    def _loans(self, client: httpx.Client, rng: random.Random) -> None:
+        borrowed = datetime(2026, 12, 1, tzinfo=UTC) + timedelta(seconds=rng.randrange(10**6))
+        loan = {
+            "member": rng.choice(SEEDED_MEMBERS),
+            "book": rng.choice(SEEDED_BOOKS),
+            "branch": rng.choice(SEEDED_BRANCHES),
+            "meta": {"channel": rng.choice(["desk", "app"]), "renewals": [rng.randrange(3)]},
+            "notes": rng.choice(["", "fragile spine"]),
+            "borrowed_at": borrowed.isoformat(),
+            "due_at": (borrowed + timedelta(days=21)).isoformat(),
+        }
+        answer, phase = self._write(client, "loans", "POST", "/api/v1/loans/", loan, 201)
+        if answer is None:
+            return
+        key = answer.json()["id"]
+        expected = {"member_id": loan["member"], "book_id": loan["book"], "status": "o",
+                    "meta": loan["meta"], "notes": loan["notes"]}  # fmt: skip
+        self._ack("loans", key, expected, answer, phase)
+        status = {"status": rng.choice(["r", "d", "l"])}
+        answer, phase = self._write(client, "loans", "PATCH", f"/api/v1/loans/{key}/", status, 200)
+        if answer is not None:
+            self._ack("loans", key, {**expected, **status}, answer, phase)
