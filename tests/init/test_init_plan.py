@@ -132,7 +132,7 @@ def test_many_to_many_refused_naming_the_field_and_skippable(django_shop: None) 
 
 
 def test_unknown_app_and_model_are_refused_listing_the_known_ones(django_shop: None) -> None:
-    with pytest.raises(InitError, match="no Django app with label 'nope'.*shipping"):
+    with pytest.raises(InitError, match=r"no Django app with label 'nope'.*shipping"):
         inspect_models("nope")
     with pytest.raises(
         InitError, match=r"--models: Parcel not in app 'shipping' \(its models: Shipment\)"
