@@ -183,3 +183,22 @@ def test_cli_writes_plan_package_and_routes_and_refuses_to_overwrite(tmp_path: P
     assert "shipping-shipments-reads" in routes and "shadow: {upstream: shipping" in routes
     again = CliRunner().invoke(app, argv, env=env)
     assert again.exit_code == 1 and "exists (--force overwrites it)" in again.output
+
+
+def test_more_than_two_choices_propose_an_enum_map(django_shop: None, tmp_path: Path) -> None:
+    found, _ = inspect_models("orders", ("Order",))
+    text = plan_text(ContextSpec("ordering", "orders", found))
+    line = next(line for line in text.splitlines() if "monolith: status" in line)
+    assert "transform: enum_map" in line and "CHOOSE: the service's names" in line
+    (tmp_path / "ordering.yaml").write_text(text)
+    status = next(
+        f for f in load_plan(tmp_path / "ordering.yaml").mapping.table("orders").fields
+        if f.monolith == "status"
+    )  # fmt: skip
+    assert status.to_service("cancelled") == "cancelled"
+    assert status.to_monolith("paid") == "paid"
+
+
+def test_json_field_is_compared_by_value() -> None:
+    column = column_of(FieldSpec("attributes", "attributes", Kind.JSON, null=True))
+    assert column.transform == "json" and "monolith_storage" in column.comment

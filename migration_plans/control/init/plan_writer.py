@@ -89,7 +89,7 @@ def column_of(field: FieldSpec) -> Column:
         )
     if field.choices:
         values = "|".join(field.choices)
-        if len(field.choices) > 2 and supports("enum_map"):
+        if len(field.choices) > 2 and field.kind is Kind.STRING and supports("enum_map"):
             pairs = {value: value for value in field.choices}
             return Column(
                 field,
@@ -106,6 +106,14 @@ def column_of(field: FieldSpec) -> Column:
             + ("" if len(field.choices) <= 2 or supports("enum_map") else
                "; CHOOSE: enum_map once the mapping has it, to rename them"),
         )  # fmt: skip
+    if field.kind is Kind.JSON and supports("json"):
+        return Column(
+            field,
+            field.column,
+            "json",
+            comment="compared by value; CHOOSE: monolith_storage: text if the monolith keeps "
+            "JSON in a text column (SQLite, MySQL before 5.7)",
+        )
     return Column(field, field.column, TransformKind.IDENTITY.value)
 
 
