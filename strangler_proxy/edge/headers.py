@@ -15,7 +15,7 @@ request id is added.
 
 from __future__ import annotations
 
-import os
+import random
 import re
 from collections.abc import Iterable
 
@@ -37,7 +37,9 @@ def request_id_from(headers: dict[bytes, bytes]) -> str:
     value = headers.get(b"x-request-id")
     if value is not None and _REQUEST_ID.fullmatch(value):
         return value.decode("ascii")
-    return os.urandom(16).hex()
+    # Not a secret, only unique: the per-process generator (reseeded at fork) spares a
+    # getrandom system call per request.
+    return f"{random.getrandbits(128):032x}"
 
 
 def connection_tokens(value: bytes) -> frozenset[bytes]:

@@ -17,6 +17,9 @@ connection:
 - HTTP/1.0 and 1.1 only (505), no ``Transfer-Encoding`` in HTTP/1.0 (400), trailer
   fields dropped.
 
+What one loop step writes to the client leaves in one ``send``
+(:mod:`strangler_proxy.edge.coalescing`).
+
 A refused request gets a short JSON answer with ``Connection: close``; the proxy then
 stops writing, reads and discards what the client still sends for up to two seconds
 (so the client reads the answer rather than a reset) and closes.
@@ -35,6 +38,7 @@ from typing import Any, ClassVar
 import httptools
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
+from strangler_proxy.edge.coalescing import CoalescingTransport
 from strangler_proxy.edge.limits import LINGER_SECONDS, MAX_LINGERING, ConnectionGate, EdgeLimits
 
 log = logging.getLogger("strangler.proxy.edge")
@@ -128,6 +132,8 @@ class EdgeProtocol(HttpToolsProtocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
+        # A response's head and body leave in one send (uvicorn writes them apart).
+        self.transport = CoalescingTransport(transport, self.loop)  # type: ignore[assignment]
         client = self.client[0] if self.client else ""
         refused = self.gate.admit(self, client)
         if refused is not None:
