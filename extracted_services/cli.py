@@ -91,14 +91,15 @@ def serve(
     # lazy: settings load pydantic-settings and the plan models; `strangler --help` must start fast
     from extracted_services.common.package import ServicePackageError
     from extracted_services.common.settings import ConfigurationError
+    from migration_plans.core.settings import BadSetting
 
     package = _package(context, module)
     try:
         factory = package.app_factory
         package.settings().check_runnable()
-    except (ServicePackageError, ConfigurationError) as exc:
+        port = port or package.port
+    except (ServicePackageError, ConfigurationError, BadSetting) as exc:
         _fail(str(exc))
-    port = port or package.port
     # The app factory reads its settings from the environment (in every worker).
     os.environ[f"{context.upper()}_ADVERTISE_URL"] = advertise_url or f"http://{host}:{port}"
     uvicorn.run(

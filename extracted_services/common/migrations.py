@@ -33,7 +33,8 @@ def alembic_config(
     context: str, url: str, *, stdout: TextIO | None = None, module: str | None = None
 ) -> Config:
     """The Alembic config of ``context``'s service package pointed at ``url``."""
-    ini = ServicePackage.resolve(context, module=module).alembic_ini
+    package = ServicePackage(context, module) if module else ServicePackage.resolve(context)
+    ini = package.alembic_ini
     config = Config(str(ini), stdout=stdout) if stdout else Config(str(ini))
     config.set_main_option("sqlalchemy.url", sqlalchemy_url(url).replace("%", "%%"))
     return config

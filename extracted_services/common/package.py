@@ -50,7 +50,7 @@ class ServicePackage:
 
     context: str
     module: str
-    port: int
+    plan_port: int | None = None
 
     @classmethod
     def resolve(
@@ -66,7 +66,13 @@ class ServicePackage:
         has_plan = plan_path(context, folder).exists()
         plan_port = plan_for(context, folder).port if has_plan else None
         name = dotted_module(module) if module else service_module_for(context, folder)
-        return cls(context=context, module=name, port=service_port(context, plan_port))
+        return cls(context=context, module=name, plan_port=plan_port)
+
+    @property
+    def port(self) -> int:
+        """Where the first replica listens (:func:`~migration_plans.core.settings.service_port`:
+        ``STRANGLER_<CONTEXT>_PORT``, the plan's port, the shipped default, else derived)."""
+        return service_port(self.context, self.plan_port)
 
     def _import(self, part: str) -> ModuleType:
         name = f"{self.module}.{part}" if part else self.module

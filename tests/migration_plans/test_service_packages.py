@@ -157,7 +157,7 @@ def test_the_cli_names_a_package_that_cannot_be_imported(
 
 
 def test_a_settings_class_of_another_context_is_refused(tmp_path: Path) -> None:
-    package = ServicePackage("parcels", "extracted_services.catalog", 8101)
+    package = ServicePackage("parcels", "extracted_services.catalog")
     with pytest.raises(ServicePackageError, match=r"Settings\.context is 'catalog', not 'parcels'"):
         package.settings_class()
 
