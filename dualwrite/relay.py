@@ -606,7 +606,8 @@ class Relay:
     ) -> bool:
         """PostgreSQL: write each key's final state, one statement per table and kind.
 
-        Upserts go parents first, deletes children first (by the target's foreign keys).
+        Upserts go parents first, deletes children first (by the target's foreign keys);
+        a split table's update-only rows after the upserts that may create them.
         Runs in a savepoint; False (nothing written) when a statement fails for a reason
         other than an unavailable database, and the caller writes in commit order, which
         names the event to blame if it fails again.
@@ -616,14 +617,17 @@ class Relay:
         final = {event.key: event for event in events}
         made = [self._change(conn, direction, event, targets) for event in final.values()]
         changes = [change for change in made if change is not None]
-        groups: dict[tuple[str, bool, tuple[str, ...]], list[_Change]] = {}
+        groups: dict[tuple[str, bool, bool, tuple[str, ...]], list[_Change]] = {}
         for change in changes:
             shape = tuple(change.row) if change.row is not None else ()
-            groups.setdefault((change.table.name, change.row is None, shape), []).append(change)
+            kind = (change.table.name, change.row is None, bool(change.update_only), shape)
+            groups.setdefault(kind, []).append(change)
         depth = _dependency_depth({change.table.name: change.table for change in changes})
+        # Deletes last (children first); a split table's rows are created (by the pair
+        # that can) before the other pair's columns are updated into them.
         order = sorted(
             groups,
-            key=lambda g: (g[1], -depth[g[0]] if g[1] else depth[g[0]]),
+            key=lambda g: (g[1], g[2], -depth[g[0]] if g[1] else depth[g[0]]),
         )
         try:
             with conn.begin_nested():

@@ -162,7 +162,7 @@ class KeyTranslator:
                     "(serial or identity) to reserve monolith ids from"
                 )
             rows = monolith.execute(
-                text("SELECT nextval(:sequence) FROM generate_series(1, :count)"),
+                text("SELECT nextval(CAST(:sequence AS regclass)) FROM generate_series(1, :count)"),
                 {"sequence": sequence, "count": count},
             )
             return sorted(int(row[0]) for row in rows)
