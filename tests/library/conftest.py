@@ -76,9 +76,29 @@ def library_plans(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         os.environ[PLANS_DIR_ENV] = saved
 
 
+def _database(request: pytest.FixtureRequest, backend: str, label: str, folder: Path) -> str:
+    """A new database on ``backend``: a SQLite file in ``folder``, or PostgreSQL's."""
+    if backend == "sqlite":
+        return f"sqlite:///{folder / f'{label}.sqlite3'}"
+    make: Callable[[str], str] = request.getfixturevalue("pg_database")
+    return make(label)
+
+
+@pytest.fixture(scope="session", params=["sqlite", "pg"])
+def library_backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
 @pytest.fixture(scope="session")
-def library_monolith(pg_database: Callable[[str], str], library_plans: Path) -> str:
-    url = pg_database("library_monolith")
+def library_monolith(
+    request: pytest.FixtureRequest,
+    library_backend: str,
+    library_plans: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> str:
+    """The library monolith's database on the backend, migrated by Django and seeded."""
+    folder = tmp_path_factory.mktemp("library-monolith")
+    url = _database(request, library_backend, "library_monolith", folder)
     manage(url, "migrate", "--no-input", plans=library_plans)
     manage(url, "seed_library", "--seed", "7", plans=library_plans)
     return url
@@ -86,16 +106,17 @@ def library_monolith(pg_database: Callable[[str], str], library_plans: Path) -> 
 
 @pytest.fixture
 def lending_app(
-    pg_database: Callable[[str], str], library_monolith: str
+    request: pytest.FixtureRequest, library_backend: str, library_monolith: str, tmp_path: Path
 ) -> Iterator[Callable[[str], TestClient]]:
-    """Factory: an in-process client of the lending service in ``phase``."""
+    """Factory: an in-process client of the lending service in ``phase`` (same backend as
+    the monolith, a new service database each)."""
     from tests.library.services.lending.config import Settings
     from tests.library.services.lending.main import create_app
 
     clients: list[TestClient] = []
 
     def make(phase: str) -> TestClient:
-        service_url = pg_database("library_lending")
+        service_url = _database(request, library_backend, f"lending_{len(clients)}", tmp_path)
         upgrade("lending", service_url, module=SERVICE_MODULE)
         settings = Settings(
             database_url=service_url,

@@ -1,5 +1,5 @@
 """The lending service on the library monolith: the same answers in shared, and a write
-path that reports every shape of key to the outbox in dual_write (PostgreSQL)."""
+path that reports every shape of key to the outbox in dual_write (SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
@@ -14,15 +14,14 @@ import httpx
 import pytest
 from deepdiff import DeepDiff
 from fastapi.testclient import TestClient
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, select, text
 
 from migration_plans.control.processes import ManagedProcess, free_port
 from migration_plans.core.database import sqlalchemy_url
 from migration_plans.core.idmap import record
 from migration_plans.core.settings import PLANS_DIR_ENV
 from tests.library.conftest import MONOLITH_SETTINGS, identity_headers
-
-pytestmark = [pytest.mark.pg]
+from tests.library.services.lending.models import Loan
 
 SHARED_READS = (
     "/api/v1/branches/",
@@ -176,7 +175,7 @@ def test_dual_write_reports_every_key_shape(lending_app: Callable[[str], TestCli
     try:
         with engine.begin() as conn:
             title, status, notes = conn.execute(
-                text("SELECT book_title, status, notes FROM loans WHERE id = :id"), {"id": loan_id}
+                select(Loan.book_title, Loan.status, Loan.notes).where(Loan.id == loan_id)
             ).one()
             record(conn, "loans", [("4242", str(loan_id))])
     finally:
