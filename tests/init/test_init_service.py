@@ -16,10 +16,13 @@ import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
 
+from migration_plans.control.contract.allowances import load_allowances
+from migration_plans.control.contract.check import check_context
 from migration_plans.control.init.generate import InitRequest, InitResult, run_init
 from migration_plans.control.processes import ManagedProcess, free_port, uvicorn_argv
 from migration_plans.core.database import sqlalchemy_url
 from migration_plans.core.identity import IDENTITY_HEADER, Identity, sign_identity
+from migration_plans.core.phase import Phase
 from migration_plans.core.settings import copy_templates
 
 REPO = Path(__file__).resolve().parents[2]
@@ -172,3 +175,32 @@ def test_generated_shipping_service_serves_the_monolith_tables_in_shared(
         assert stranger["count"] == 0 and stranger["results"] == []
         hidden = client.get(f"/api/v1/shipments/{first['id']}/", headers=_identity("424242", key))
         assert hidden.status_code == 404
+
+
+@pytest.mark.e2e
+@pytest.mark.pg
+@pytest.mark.slow
+@pytest.mark.parametrize("phase", [Phase.SHARED, Phase.DUAL_WRITE])
+def test_generated_shipping_passes_its_generated_contract_check(
+    django_shop: None,
+    tmp_path: Path,
+    pg_admin_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    phase: Phase,
+) -> None:
+    """`strangler contract check shipping` against the monolith on PostgreSQL, with the
+    allowances init wrote; the service runs from the generated package (PYTHONPATH)."""
+    result = _generate(tmp_path, "shipping", "shipping")
+    path = os.pathsep.join(
+        [str(result.package_dir.parent), str(REPO), os.environ.get("PYTHONPATH", "")]
+    )
+    monkeypatch.setenv("PYTHONPATH", path.rstrip(os.pathsep))
+    monkeypatch.setenv("STRANGLER_PLANS_DIR", str(result.plan_path.parent))
+    allowances = load_allowances(result.package_dir / "contract" / "allowances.yaml")
+    report = check_context(
+        result.plan, result.plan_path.parent, allowances, examples=8, seed=2,
+        pg_server=pg_admin_url, phase=phase,
+    )  # fmt: skip
+    assert report.operations == 2 and report.cases > 20
+    assert (report.server_errors, report.differences) == (0, 0), report.as_json()
+    assert report.ok

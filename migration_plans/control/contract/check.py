@@ -20,6 +20,8 @@ from migration_plans.control.contract.environment import ContractEnvironment
 from migration_plans.control.contract.exceptions import ContractError
 from migration_plans.control.contract.openapi import SCHEMA_PATH, select_operations, unserved
 from migration_plans.control.contract.report import ContractReport, Finding
+from migration_plans.core.http import SAFE_METHODS
+from migration_plans.core.phase import Phase
 from migration_plans.core.plan import Plan
 
 NO_ANSWER = 599
@@ -57,11 +59,18 @@ def check_context(
     pg_server: str | None = None,
     only: Sequence[str] = (),
     progress: Callable[[str], None] | None = None,
+    phase: Phase = Phase.DUAL_WRITE,
 ) -> ContractReport:
-    """Start the two sides on two copies of the same data and compare every case."""
+    """Start the two sides on two copies of the same data and compare every case.
+
+    ``phase``: the service's (dual_write by default). In shared it reads the monolith's
+    copy and only the reads are compared: the proxy sends shared writes to the monolith.
+    """
     say = progress or (lambda _message: None)
     say(f"{plan.context}: preparing databases and starting the monolith and the service")
-    with ContractEnvironment.start(plan, plans_dir, seed=seed, pg_server=pg_server) as env:
+    with ContractEnvironment.start(
+        plan, plans_dir, seed=seed, pg_server=pg_server, phase=phase
+    ) as env:
         return _check_running(env, allowances, examples=examples, seed=seed, only=only, say=say)
 
 
@@ -83,6 +92,8 @@ def _check_running(
         if schema.status_code != 200:
             raise ContractError(f"the monolith's {SCHEMA_PATH} answered {schema.status_code}")
         operations = select_operations(schema.json(), plan, only)
+        if env.phase is Phase.SHARED:  # writes go to the monolith in shared
+            operations = [op for op in operations if op.method in SAFE_METHODS]
         skipped = unserved(schema.json(), plan)
         cases = build_cases(operations, examples=examples, seed=seed)
         say(f"{plan.context}: {len(operations)} operations, {len(cases)} cases")

@@ -42,6 +42,13 @@ def check(
         list[str] | None,
         typer.Option(help="Check only this operation ('GET /api/v1/products/'); repeatable."),
     ] = None,
+    phase: Annotated[
+        str,
+        typer.Option(
+            help="The service's phase: dual_write (its own database, backfilled) or shared "
+            "(reading the monolith's copy; reads only, writes go to the monolith)."
+        ),
+    ] = "dual_write",
 ) -> None:
     """Send generated requests to the monolith and the service; compare what they answer and
     write."""
@@ -50,10 +57,16 @@ def check(
     from migration_plans.control.contract.check import check_context
     from migration_plans.control.contract.exceptions import ContractError
     from migration_plans.core.database import pg_admin_url
+    from migration_plans.core.phase import Phase
     from migration_plans.core.settings import plan_for, plans_dir
     from migration_plans.core.yamlfile import ConfigError
 
     err = Console(stderr=True)
+    if phase not in (Phase.SHARED.value, Phase.DUAL_WRITE.value):
+        err.print(
+            f"strangler contract check: --phase {phase!r}: shared or dual_write", markup=False
+        )
+        raise typer.Exit(2)
     server = pg_url or (pg_admin_url() if pg else None)
     try:
         accepted = load_allowances(allowances)
@@ -66,6 +79,7 @@ def check(
             seed=seed,
             pg_server=server,
             only=tuple(operation or ()),
+            phase=Phase(phase),
             progress=None if as_json else lambda message: err.print(message, markup=False),
         )
     except (ConfigError, ContractError) as exc:

@@ -6,7 +6,8 @@
    the service's own database is migrated (Alembic) and backfilled from that copy with
    no id headroom, so both sides hand out the same next ids.
 3. The monolith (uvicorn) and the service (``strangler service serve``, pinned to
-   ``dual_write``, its writes signed with a throwaway identity key) start on loopback.
+   ``dual_write``, or to ``shared`` reading the copy, its writes signed with a throwaway
+   identity key) start on loopback.
 
 SQLite files in a temporary folder by default; with a PostgreSQL server URL, three
 databases on it (dropped at the end). Everything is removed when the block ends.
@@ -173,13 +174,21 @@ class ContractEnvironment:
     token: str = ""
     identity_key: str = field(default_factory=lambda: secrets.token_urlsafe(24))
     processes: list[ManagedProcess] = field(default_factory=list)
+    phase: Phase = Phase.DUAL_WRITE
 
     @classmethod
     @contextmanager
     def start(
-        cls, plan: Plan, plans_dir: Path, *, seed: int, pg_server: str | None = None
+        cls,
+        plan: Plan,
+        plans_dir: Path,
+        *,
+        seed: int,
+        pg_server: str | None = None,
+        phase: Phase = Phase.DUAL_WRITE,
     ) -> Iterator[ContractEnvironment]:
-        """Prepare the databases, start both processes; stop and remove everything after."""
+        """Prepare the databases, start both processes (the service pinned to ``phase``:
+        dual_write, or shared reading the monolith's copy); stop and remove everything after."""
         with ExitStack() as stack:
             folder = Path(tempfile.mkdtemp(prefix=f"strangler-contract-{plan.context}-"))
             stack.callback(shutil.rmtree, folder, True)
@@ -188,7 +197,7 @@ class ContractEnvironment:
                 stack.callback(databases.drop)
             else:
                 databases = Databases.sqlite(folder)
-            env = cls(plan, plans_dir.resolve(), databases)
+            env = cls(plan, plans_dir.resolve(), databases, phase=phase)
             stack.callback(env.stop)
             env.prepare(folder, seed)
             env.serve(folder)
@@ -290,7 +299,7 @@ class ContractEnvironment:
         prefix = context.upper()
         service_env = {
             **env,
-            f"{prefix}_PHASE": Phase.DUAL_WRITE.value,
+            f"{prefix}_PHASE": self.phase.value,
             f"{prefix}_DATABASE_URL": dbs.service,
             f"{prefix}_MONOLITH_DATABASE_URL": dbs.monolith_copy,
             f"{prefix}_IDENTITY_KEY": self.identity_key,

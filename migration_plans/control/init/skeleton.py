@@ -37,6 +37,7 @@ from migration_plans.control.init.skeleton_templates import (
 from migration_plans.control.init.spec import ContextSpec, Kind
 
 INTEGER_KEYS = (Kind.INTEGER, Kind.BIG_INTEGER)
+WRITE_METHODS = ("DELETE", "PATCH", "POST", "PUT")
 
 
 def _name_key(name: str) -> tuple[int, str]:
@@ -116,22 +117,39 @@ def allowances_yaml(spec: ContextSpec) -> str:
         "    methods: [OPTIONS]",
         "    body: true",
     ]
-    if stamped:
+    writes = any(a not in ("list", "retrieve") for r in spec.resources for a in r.actions)
+    if stamped and writes:
         alternatives = "|".join(stamped)
         lines += [
             "  - name: timestamps",
             "    why: >-",
             "      With separate databases each side stamps its own writes, microseconds apart.",
             f"    contexts: [{spec.context}]",
+            "    methods: [POST, PUT, PATCH]",
             f"    body_paths: [\"\\\\['({alternatives})'\\\\]$\"]",
             f"    effect_fields: [{', '.join(stamped)}]",
         ]
-    partial = []
+    partial: list[str] = []
+    unserved: set[str] = set()
     for resource in spec.resources:
         for path, detail in ((resource.list_path, False), (resource.detail_path, True)):
             methods = resource.methods(detail)
-            if path and methods and resource.left_to_monolith:
-                partial += [f'"{method} {path}"' for method in methods]
+            if path and methods:
+                unserved |= set(WRITE_METHODS) - set(methods)
+                if resource.left_to_monolith:
+                    partial += [f'"{method} {path}"' for method in methods]
+    if unserved:
+        lines += [
+            "  - name: methods the plan does not route to the service",
+            "    why: >-",
+            "      The proxy sends a method the plan does not list to the monolith, never to",
+            "      the service; the monolith checks permissions first (403 for a caller who",
+            "      may not write), the service answers 405 for a method it does not serve.",
+            f"    contexts: [{spec.context}]",
+            "    kinds: [protocol]",
+            f"    methods: [{', '.join(sorted(unserved))}]",
+            "    statuses: [[401, 405], [403, 405]]",
+        ]
     if partial:
         lines += [
             f"  - name: methods {spec.context} leaves to the monolith",
