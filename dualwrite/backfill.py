@@ -114,6 +114,8 @@ def service_form_sql(pair: TableMapping) -> list[str]:
                 f"CASE WHEN {column} IS NULL THEN NULL WHEN {column} "
                 f"THEN {quote_literal(item.true_value)} ELSE {quote_literal(item.false_value)} END"
             )
+        elif isinstance(item, IdentityField) and item.empty_string == "null":
+            expressions.append(f"nullif({column}, '')")
         elif isinstance(item, TimestampField) and item.precision != "us":
             unit = "milliseconds" if item.precision == "ms" else "second"
             expressions.append(f"date_trunc('{unit}', {column})")

@@ -45,7 +45,7 @@ from dualwrite.schema import (
     capture_origin_table,
     capture_table,
 )
-from migration_plans.core.mapping import ContextMapping, TableMapping
+from migration_plans.core.mapping import ContextMapping, JsonField, TableMapping
 from migration_plans.core.outbox import NOTIFY_CHANNEL, OUTBOX_TABLE, outbox_table
 from migration_plans.core.sqlnames import MAX_IDENTIFIER, quote_ident, quote_literal
 
@@ -259,11 +259,20 @@ def _pg_statements(context: str, table: str, pairs: list[TableMapping]) -> list[
 
 
 def _sqlite_image(pair: TableMapping, ref: str) -> str:
-    entries = ", ".join(
-        f"{quote_literal(column, 'sqlite')}, {ref}.{quote_ident(column)}"
-        for column in pair.monolith_columns
-    )
-    return f"json_object({entries})"
+    """``json_object`` of the pair's columns; a JSON column's text embedded as JSON (a
+    document, not a string holding one), text that is not JSON as the string it is."""
+    documents = {
+        field.monolith
+        for field in pair.fields
+        if isinstance(field, JsonField) and field.monolith_storage == "json"
+    }
+    entries = []
+    for column in pair.monolith_columns:
+        value = f"{ref}.{quote_ident(column)}"
+        if column in documents:
+            value = f"CASE WHEN json_valid({value}) THEN json({value}) ELSE {value} END"
+        entries.append(f"{quote_literal(column, 'sqlite')}, {value}")
+    return f"json_object({', '.join(entries)})"
 
 
 def _sqlite_insert(

@@ -81,6 +81,8 @@ from dualwrite.shapes import (
     KeyTranslator,
     SplitRowMissing,
     bindable,
+    json_columns,
+    json_floats,
     missing_required,
     refresh_copies,
     split_pairs,
@@ -752,6 +754,9 @@ class Relay:
             if event.operation == "delete":
                 return _Change(event, table, keys, values, None)
             image = event.image()
+            for column in json_columns(pair, direction.source):
+                if column in image:
+                    image[column] = json_floats(image[column])
             row = pair.to_service(image) if side == "service" else pair.to_monolith(image)
             row.update(zip(keys, values, strict=True))
             return _Change(event, table, keys, values, row, self._update_only(pair, table, event))

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Sequence
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import (
@@ -40,7 +41,7 @@ from sqlalchemy import (
 from dualwrite.config import Direction
 from migration_plans.core import idmap
 from migration_plans.core.keys import KeyType
-from migration_plans.core.mapping import ContextMapping, TableMapping
+from migration_plans.core.mapping import ContextMapping, CopyField, JsonField, TableMapping
 from migration_plans.core.sqlnames import quote_ident
 
 Key = tuple[str, str]
@@ -230,9 +231,9 @@ def bindable(conn: Connection, value: Any) -> Any:
     return value
 
 
-def copy_fields(pair: TableMapping) -> list[Any]:
+def copy_fields(pair: TableMapping) -> tuple[CopyField, ...]:
     """The pair's copied (``copy_of``) service columns."""
-    return [field for field in pair.fields if getattr(field, "copy_of", None) is not None]
+    return pair.copies
 
 
 def refresh_copies(
@@ -313,3 +314,23 @@ def refresh_all_copies(conn: Connection, mapping: ContextMapping, tables: dict[s
                 .scalar_subquery()
             )
             conn.execute(update(target).values({field.service: copied}))
+
+
+def json_columns(pair: TableMapping, side: str) -> list[str]:
+    """``pair``'s JSON (``transform: json``) columns on ``side``."""
+    return [getattr(field, side) for field in pair.fields if isinstance(field, JsonField)]
+
+
+def json_floats(value: Any) -> Any:
+    """A JSON value read from an event with its numbers as floats again.
+
+    Events are read with exact decimals (a numeric column's value must not pass through
+    a float), which inside a JSON document would be written back as strings.
+    """
+    if isinstance(value, Decimal):
+        return float(value)
+    if isinstance(value, list):
+        return [json_floats(item) for item in value]
+    if isinstance(value, dict):
+        return {name: json_floats(item) for name, item in value.items()}
+    return value

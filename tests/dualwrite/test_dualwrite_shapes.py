@@ -174,16 +174,23 @@ M2S, S2M = Direction.MONOLITH_TO_SERVICE, Direction.SERVICE_TO_MONOLITH
 class Library:
     """A monolith and a service database with the library's tables, capture on, a relay."""
 
-    def __init__(self, monolith_url: str, service_url: str) -> None:
+    def __init__(
+        self,
+        monolith_url: str,
+        service_url: str,
+        mapping: ContextMapping = MAPPING,
+        metadata: tuple[sa.MetaData, sa.MetaData] = (monolith_metadata, service_metadata),
+    ) -> None:
         self.urls = (monolith_url, service_url)
+        self.mapping = mapping
         self.monolith = sa.create_engine(sqlalchemy_url(monolith_url))
         self.service = sa.create_engine(sqlalchemy_url(service_url))
-        monolith_metadata.create_all(self.monolith)
-        service_metadata.create_all(self.service)
-        install_capture(self.monolith, [MAPPING])
+        metadata[0].create_all(self.monolith)
+        metadata[1].create_all(self.service)
+        install_capture(self.monolith, [mapping])
         set_capture(self.monolith, CONTEXT, enabled=True)
         self.relay = Relay(
-            self.settings(), monolith=self.monolith, service=self.service, mapping=MAPPING
+            self.settings(), monolith=self.monolith, service=self.service, mapping=mapping
         )
 
     @property
@@ -215,7 +222,7 @@ class Library:
         image: dict[str, Any] | None,
     ) -> None:
         """A service write: the row and its outbox event in one transaction."""
-        pair = MAPPING.table(pair_name)
+        pair = self.mapping.table(pair_name)
         with Session(self.service) as session, session.begin():
             session.execute(sa.text(statement), params)
             OutboxSink(context=CONTEXT).record(
@@ -279,7 +286,7 @@ class Library:
 
     def assert_same(self) -> None:
         assert self.pending() == {"monolith": {}, "service": {}}
-        for pair in MAPPING.tables:
+        for pair in self.mapping.tables:
             assert self.monolith_rows(pair) == self.service_rows(pair), pair.name
 
     def id_map(self) -> dict[str, str]:
