@@ -153,7 +153,9 @@ def relay(
     from dualwrite.partitioned import PartitionedRelay
     from dualwrite.partitions import Partition, PartitionError
     from dualwrite.relay import Relay
+    from dualwrite.shapes import check_id_map_partitions
     from migration_plans.core.control_db import control_db_url
+    from migration_plans.core.settings import mapping_for
 
     configure_json_logging(["dualwrite"], level=log_level)
     stop = threading.Event()
@@ -165,6 +167,7 @@ def relay(
         chosen = Partition(index=partition or 0, count=count)
         settings = replace(settings, partition=chosen)
         settings.check_partition()
+        check_id_map_partitions(mapping_for(context), chosen)
     except PartitionError as exc:
         raise typer.BadParameter(str(exc)) from exc
     if count > 1 and partition is None and mode == "inline":

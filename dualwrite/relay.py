@@ -74,13 +74,14 @@ from dualwrite.exceptions import (
 )
 from dualwrite.metrics import EVENTS, FAILURES, LAG
 from dualwrite.outbox import EVENT_COLUMNS
-from dualwrite.partitions import LOCK_BUCKETS, PartitionError, bucket_of, lock_buckets
+from dualwrite.partitions import LOCK_BUCKETS, bucket_of, lock_buckets
 from dualwrite.schema import applied_table, backfill_table, dead_letter_table
 from dualwrite.shapes import (
     Key,
     KeyTranslator,
     SplitRowMissing,
     bindable,
+    check_id_map_partitions,
     json_columns,
     json_floats,
     missing_required,
@@ -267,13 +268,7 @@ class Relay:
         self.keys = KeyTranslator(self.mapping, self.engines["service"])
         self._split = split_pairs(self.mapping)
         self._forget_after_commit: list[Key] = []
-        if self.keys.pairs and not settings.partition.whole:
-            raise PartitionError(
-                f"context {self.context!r} has id-map pairs ({', '.join(sorted(self.keys.pairs))}): "
-                "a row's events carry the monolith key one way and the service key the other, "
-                "so partitions could apply both directions of one row at once; run one relay "
-                "partition (no --partitions)"
-            )
+        check_id_map_partitions(self.mapping, settings.partition)
 
     def close(self) -> None:
         for engine in [*self.engines.values(), *self._marks.values()]:

@@ -39,6 +39,7 @@ from sqlalchemy import (
 )
 
 from dualwrite.config import Direction
+from dualwrite.partitions import Partition, PartitionError
 from migration_plans.core import idmap
 from migration_plans.core.keys import KeyType
 from migration_plans.core.mapping import ContextMapping, CopyField, JsonField, TableMapping
@@ -188,6 +189,22 @@ class KeyTranslator:
                 idmap.forget_monolith_keys(conn, pair_name, texts)
             else:
                 idmap.forget_service_keys(conn, pair_name, texts)
+
+
+def check_id_map_partitions(mapping: ContextMapping, partition: Partition) -> None:
+    """:class:`PartitionError` when ``mapping`` has id-map pairs and ``partition`` is not whole.
+
+    A row's events carry the monolith key one way and the service key the other, so
+    their buckets differ: two partitions could apply both directions of one row at once.
+    """
+    pairs = sorted(pair.name for pair in mapping.tables if pair.key.id_map)
+    if pairs and not partition.whole:
+        raise PartitionError(
+            f"context {mapping.context!r} has id-map pairs ({', '.join(pairs)}): a row's "
+            "events carry the monolith key one way and the service key the other, so "
+            "partitions could apply both directions of one row at once; run one relay "
+            "partition (no --partitions)"
+        )
 
 
 def missing_required(pair: TableMapping, table: Table) -> list[str]:

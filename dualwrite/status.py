@@ -23,7 +23,7 @@ from dualwrite.config import Direction
 from dualwrite.exceptions import StoreUnavailable
 from dualwrite.metrics import DEAD_LETTERS, PENDING
 from dualwrite.relay import BLOCKING, Relay
-from dualwrite.schema import backfill_table, dead_letter_table
+from dualwrite.schema import backfill_key_table, backfill_table, dead_letter_table
 from migration_plans.core.outbox import EventStatus, outbox_table
 
 
@@ -181,12 +181,26 @@ def _side(relay: Relay, side: str, sample: int) -> OutboxStatus:
 def _backfill(relay: Relay) -> list[dict[str, Any]]:
     try:
         with relay._guarded("service") as conn:
-            rows = conn.execute(
-                select(backfill_table)
-                .where(backfill_table.c.context == relay.context)
-                .order_by(backfill_table.c.started_at)
-            ).mappings()
-            return [dict(row) for row in rows]
+            rows = [
+                dict(row)
+                for row in conn.execute(
+                    select(backfill_table)
+                    .where(backfill_table.c.context == relay.context)
+                    .order_by(backfill_table.c.started_at)
+                ).mappings()
+            ]
+            if rows and inspect(conn).has_table(backfill_key_table.name):
+                # Tables whose key is not one integer column keep their position as key text.
+                texts = dict(
+                    conn.execute(
+                        select(
+                            backfill_key_table.c.table_name, backfill_key_table.c.last_key
+                        ).where(backfill_key_table.c.context == relay.context)
+                    ).all()
+                )
+                for row in rows:
+                    row["last_key"] = texts.get(row["table_name"], row["last_key"])
+            return rows
     except Exception:
         return []
 

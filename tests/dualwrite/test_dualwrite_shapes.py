@@ -33,6 +33,7 @@ from dualwrite.outbox import OutboxSink
 from dualwrite.partitions import Partition, PartitionError
 from dualwrite.relay import Relay
 from dualwrite.schema import SERVICE_TABLES
+from dualwrite.status import collect_status
 from migration_plans.core import idmap
 from migration_plans.core.database import sqlalchemy_url
 from migration_plans.core.mapping import ContextMapping, TableMapping
@@ -618,6 +619,8 @@ def test_backfill_copies_composite_text_and_id_map_keys_resumably(library: Libra
     # Row 7 in key order: branch b|0 holds books k\0 (0, 12, 24), k\1 (9, 21), k\2 (6, 18).
     copies_key = MAPPING.table("copies").key
     assert positions["copies"]["last_key"] == copies_key.text_of(("b|0", "k\\2", 18))
+    shown = {row["table_name"]: row["last_key"] for row in collect_status(library.relay).backfill}
+    assert shown["copies"] == positions["copies"]["last_key"]
     second = Backfill(
         settings, chunk_size=7, monolith=library.monolith, service=library.service, mapping=MAPPING
     )
