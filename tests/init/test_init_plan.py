@@ -202,3 +202,14 @@ def test_more_than_two_choices_propose_an_enum_map(django_shop: None, tmp_path: 
 def test_json_field_is_compared_by_value() -> None:
     column = column_of(FieldSpec("attributes", "attributes", Kind.JSON, null=True))
     assert column.transform == "json" and "monolith_storage" in column.comment
+
+
+def test_plan_only_writes_no_package(tmp_path: Path) -> None:
+    plans = tmp_path / "plans"
+    copy_templates(plans)
+    out = tmp_path / "svc"
+    argv = ["init", "shipping", "--app", "shipping", "--out", str(out), "--plan-only"]
+    result = CliRunner().invoke(app, [*argv, "--plans-dir", str(plans)], env={"DEBUG": "true"})
+    assert result.exit_code == 0, result.output
+    assert sorted(path.name for path in out.iterdir()) == ["shipping.routes.yaml"]
+    assert set(load_plans(plans)) == {"catalog", "inventory", "payments", "shipping"}

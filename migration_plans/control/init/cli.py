@@ -49,6 +49,14 @@ def init(
     force: Annotated[
         bool, typer.Option("--force", help="Overwrite an existing plan and package.")
     ] = False,
+    plan_only: Annotated[
+        bool,
+        typer.Option(
+            "--plan-only",
+            help="Write the plan and the route entries, no service package (a service you "
+            "write by hand).",
+        ),
+    ] = False,
 ) -> None:
     """Write a plan, route-table entries and a FastAPI service package for a Django app."""
     # lazy: Django, SQLAlchemy and the plan models load only for this command
@@ -66,6 +74,7 @@ def init(
         settings=settings,
         skip_unmappable=skip_unmappable,
         force=force,
+        plan_only=plan_only,
     )
     try:
         result = run_init(request)
@@ -73,7 +82,8 @@ def init(
         typer.echo(f"strangler init: {exc}", err=True)
         raise typer.Exit(1) from exc
     typer.echo(f"plan:    {result.plan_path}")
-    typer.echo(f"service: {result.package_dir} (module {result.package_dir.name})")
+    if result.package_dir is not None:
+        typer.echo(f"service: {result.package_dir} (module {result.package_dir.name})")
     typer.echo(f"routes:  {result.routes_path}")
     for note in result.notes:
         typer.echo(f"note: {note}")

@@ -22,7 +22,7 @@ from migration_plans.control.init.routes_writer import routes_text
 from migration_plans.control.init.skeleton import package_name, write_skeleton
 from migration_plans.control.init.spec import ContextSpec
 from migration_plans.core.plan import Plan, load_plan, load_plans
-from migration_plans.core.settings import plan_path
+from migration_plans.core.settings import plan_path, service_port
 from migration_plans.core.yamlfile import ConfigError
 
 
@@ -39,6 +39,7 @@ class InitRequest:
     urlconf: str | None = None
     skip_unmappable: bool = False
     force: bool = False
+    plan_only: bool = False
 
 
 @dataclass
@@ -48,7 +49,7 @@ class InitResult:
     spec: ContextSpec
     plan: Plan
     plan_path: Path
-    package_dir: Path
+    package_dir: Path | None
     routes_path: Path
     routes: str
     notes: list[str] = field(default_factory=list)
@@ -101,13 +102,7 @@ def _other_plans(request: InitRequest) -> dict[str, Plan]:
 
 
 def _service_url(plan: Plan) -> str:
-    try:
-        from migration_plans.core.settings import service_port
-
-        port = service_port(plan.context, getattr(plan, "port", None))
-    except ImportError:  # a toolkit without per-plan ports
-        port = 8200
-    return f"http://127.0.0.1:{port}"
+    return f"http://127.0.0.1:{service_port(plan.context, plan.port)}"
 
 
 def run_init(request: InitRequest) -> InitResult:
@@ -120,12 +115,18 @@ def run_init(request: InitRequest) -> InitResult:
     source = f"app {request.app_label!r} of {os.environ.get('DJANGO_SETTINGS_MODULE', '')}"
     text = plan_text(spec, plans=_other_plans(request), module=module, source=source)
     plan = _validated(text, request)
-    package = write_skeleton(
-        request.out, spec, module=module, source=source, overwrite=request.force
-    )
+    package: Path | None = None
+    if not request.plan_only:
+        package = write_skeleton(
+            request.out, spec, module=module, source=source, overwrite=request.force
+        )
     destination.write_text(text, encoding="utf-8")
     routes = routes_text(plan, url=_service_url(plan))
-    routes_path = package / "routes.yaml"
+    if package is None:  # beside the packages it would have gone with, never in the plans
+        request.out.mkdir(parents=True, exist_ok=True)
+        routes_path = request.out / f"{request.context}.routes.yaml"
+    else:
+        routes_path = package / "routes.yaml"
     routes_path.write_text(routes, encoding="utf-8")
     return InitResult(
         spec=spec,

@@ -92,7 +92,8 @@ def _check_keys(spec: ContextSpec) -> None:
             raise Unmappable(
                 f"{model.label}.{model.key.name}",
                 f"a {model.key.kind} key: the services' write path records integer keys only",
-                "the plan is written; write the service's models and crud for this key by hand",
+                "write the service's models and crud for this key by hand (--plan-only writes "
+                "the plan and the routes without a package)",
             )
 
 
@@ -171,7 +172,8 @@ def skeleton_files(spec: ContextSpec, *, module: str, source: str = "") -> dict[
     if not spec.resources:
         raise InitError(
             f"{spec.context}: no viewset of app {spec.app_label!r} could be mapped, so the "
-            "service would serve nothing; the plan is written, write the API by hand"
+            "service would serve nothing; write the API by hand (--plan-only writes the plan "
+            "and the routes without a package)"
         )
     from django.contrib.auth import get_user_model
 
