@@ -19,6 +19,7 @@ both agree on every op.
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -56,6 +57,8 @@ class OpKind(StrEnum):
     TIMESTAMP = "timestamp"
     DATE = "date"
     OTHER = "other"
+    ENUM_MAP = "enum_map"
+    JSON = "json"
 
 
 @dataclass(frozen=True)
@@ -69,11 +72,13 @@ class Op:
     false_value: str = ""
     precision: str = "us"
     timezone: bool = False
+    values: tuple[tuple[str, str], ...] = ()
+    unknown: str = ""
 
     @property
     def textual(self) -> bool:
         """Whether the rendered value may contain any character (needs a length prefix)."""
-        return self.kind in (OpKind.TEXT, OpKind.ENUM, OpKind.OTHER)
+        return self.kind in (OpKind.TEXT, OpKind.ENUM, OpKind.OTHER, OpKind.ENUM_MAP, OpKind.JSON)
 
 
 def render_decimal(value: Decimal) -> str:
@@ -118,6 +123,55 @@ def render_timestamp(value: Any, precision: str) -> str:
     return text
 
 
+def jsonb_text(value: Any) -> str:
+    """A decoded JSON value as PostgreSQL renders ``jsonb`` as text.
+
+    Object keys ordered by byte length, then bytes (duplicates: the last wins, as when
+    decoded); ``", "`` and ``": "`` between items; numbers as ``numeric`` prints them
+    (no exponent, the written scale kept: ``1.50`` stays ``1.50``, ``1e2`` is ``100``).
+    """
+    if value is None:
+        return "null"
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float | Decimal):
+        number = value if isinstance(value, Decimal) else Decimal(repr(value))
+        if number.is_zero():
+            number = number.copy_abs()
+        return format(number, "f")
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(jsonb_text(item) for item in value) + "]"
+    if isinstance(value, dict):
+        keys = sorted(value, key=lambda k: (len(str(k).encode("utf-8")), str(k).encode("utf-8")))
+        items = (f"{json.dumps(str(k), ensure_ascii=False)}: {jsonb_text(value[k])}" for k in keys)
+        return "{" + ", ".join(items) + "}"
+    raise TypeError(f"{value!r} is not a JSON value")
+
+
+def parse_json(value: Any) -> Any:
+    """A stored JSON value decoded (text parsed with exact decimals; decoded values as they are)."""
+    if isinstance(value, bytes):
+        value = value.decode("utf-8")
+    if isinstance(value, str):
+        return json.loads(value, parse_float=Decimal)
+    return value
+
+
+def render_enum_map(op: Op, value: Any) -> str:
+    """The mapped value, or the op's unknown-value marker and the value's text."""
+    text = "true" if value is True else "false" if value is False else str(value)
+    for stored, mapped in op.values:
+        if stored == text:
+            return mapped
+    return op.unknown + text
+
+
 def render(op: Op, value: Any) -> str | None:
     """The canonical text of one value (None for NULL).
 
@@ -150,6 +204,10 @@ def _render(op: Op, value: Any) -> str:
         return render_timestamp(value, op.precision)
     if kind is OpKind.DATE:
         return value.isoformat() if isinstance(value, date) else str(value)[:10]
+    if kind is OpKind.ENUM_MAP:
+        return render_enum_map(op, value)
+    if kind is OpKind.JSON:
+        return jsonb_text(parse_json(value))
     return str(value)
 
 

@@ -24,6 +24,8 @@ from migration_plans.core.mapping import TableMapping
 from reconciler.values import DbText
 
 Key = int | str
+ERROR_FIELD = "__error__"
+"""The field a divergence names when a row has no canonical form (the mapping's error)."""
 
 
 class DivergenceKind(StrEnum):
@@ -77,11 +79,13 @@ def _canonical(mapping: TableMapping, row: Mapping[str, Any], side: str) -> dict
         else:
             canonical = mapping.canonical_from_service(plain)
     except (ValueError, TypeError, ArithmeticError) as exc:  # MappingValueError and the like
-        return {"__error__": f"{side}: {exc}"}
+        return {ERROR_FIELD: f"{side}: {exc}"}
     for field in mapping.fields:
         column = getattr(field, side)
         if column in odd:
             canonical[field.service] = row[column]
+    for copy in mapping.copies:  # fetched in canonical form (reconciler.segment)
+        canonical[copy.service] = row.get(copy.service)
     return canonical
 
 
@@ -119,6 +123,12 @@ def compare_rows(
     right = _canonical(mapping, service_row, "service")
     if left == right:  # the common case, far cheaper than a DeepDiff
         return None
+    if ERROR_FIELD in left or ERROR_FIELD in right:
+        # No canonical form (a value the mapping cannot convert): report why, not fields.
+        error = FieldDiff(
+            field=ERROR_FIELD, monolith=left.get(ERROR_FIELD), service=right.get(ERROR_FIELD)
+        )
+        return Divergence(key=key, kind=DivergenceKind.DIFFERING, fields=(error,))
     diff = DeepDiff(left, right, verbose_level=2)
     if not diff:
         return None

@@ -142,6 +142,7 @@ def plan_segments(
             hi=seg_lo + step,
             offset=offset,
             levels=options.levels,
+            sources=pair.sources,
         )
         for seg_lo in range(start, hi + 1, step)
     ]
@@ -162,6 +163,7 @@ def text_key_segments(
         lo=0,
         hi=buckets,
         levels=options.levels,
+        sources=pair.sources,
         key_kind="text",
         key_buckets=buckets,
     )
@@ -394,7 +396,11 @@ def reconcile(
     for url in (monolith_url, service_url):
         require_database(url)
     monolith, service = engine_for(monolith_url), engine_for(service_url)
-    pairs = [inspect_pair(table, monolith, service, options.hash_mode) for table in selected]
+    sources = {table.name: table for table in mapping.tables}
+    pairs = [
+        inspect_pair(table, monolith, service, options.hash_mode, sources=sources)
+        for table in selected
+    ]
     executor = executor or LocalExecutor({pair.mapping.name: pair for pair in pairs})
     pending = pending or OutboxPending(monolith, service, stuck_after=options.stuck_after)
     report = Report(

@@ -12,7 +12,7 @@ fetched from both sides and diffed through the mapping.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any
@@ -22,11 +22,21 @@ from pydantic import BaseModel, ConfigDict
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
+from migration_plans.core.keys import KeyMapping, Side
 from migration_plans.core.mapping import TableMapping
 from reconciler.connections import engine_for, snapshot
 from reconciler.diff import Divergence, Key, compare_rows
 from reconciler.exceptions import DatabaseError
-from reconciler.schema import HashMode, KeyKind, PairSchema, Role, inspect_pair
+from reconciler.schema import (
+    ID_MAP_ALIAS,
+    KEY_LABEL,
+    UNMAPPED,
+    HashMode,
+    KeyKind,
+    PairSchema,
+    Role,
+    inspect_pair,
+)
 from reconciler.sql import (
     Range,
     bucket_sql,
@@ -36,7 +46,7 @@ from reconciler.sql import (
     quote_ident,
     ranges_sql,
 )
-from reconciler.values import decode_row, fetch_columns
+from reconciler.values import DbText, decode_row, fetch_columns
 
 Buckets = dict[int, tuple[int, int]]
 Rows = dict[Key, dict[str, Any]]
@@ -58,6 +68,8 @@ class SegmentSpec(BaseModel):
     levels: tuple[int, ...] = (1024, 32, 4)
     key_kind: KeyKind = "int"
     key_buckets: int = 0
+    sources: tuple[TableMapping, ...] = ()
+    """The pairs ``mapping``'s copied columns copy from (``copy_of``)."""
 
 
 class SegmentResult(BaseModel):
@@ -102,7 +114,7 @@ class SideReader:
     def __init__(self, pair: PairSchema, role: Role, conn: Connection) -> None:
         self.pair, self.role, self.conn = pair, role, conn
         self.side = pair.side(role)
-        self.table = self.side.selectable()
+        self.from_, self.table = self.side.from_clause()
         self.dialect = conn.dialect.name
         prepare(conn, pair, role)
 
@@ -134,20 +146,32 @@ class SideReader:
             raise DatabaseError(f"{self.role} database {url}: {exc}") from exc
 
     def rows(self, where: sa.ColumnElement[bool] | sa.TextClause) -> Rows:
-        """Rows matching ``where`` by key; values Python cannot hold as :class:`DbText`."""
-        query = sa.select(*fetch_columns(self.side, self.table, self.dialect)).where(where)
-        as_key = int if self.pair.key_kind == "int" else str
+        """Rows matching ``where`` by key; values Python cannot hold as :class:`DbText`.
+
+        Keyed by the key as reported: an int for an integer key, else the key text.
+        Copied columns are brought to their canonical (service) form here, through the
+        field they copy.
+        """
+        query = (
+            sa.select(*fetch_columns(self.side, self.dialect)).select_from(self.from_).where(where)
+        )
         with self.failing():
             fetched = [
                 decode_row(self.side, tuple(row), self.conn.dialect)
                 for row in self.conn.execute(query)
             ]
-        return {as_key(row[self.side.key]): row for row in fetched}
+        as_key = int if self.pair.key_kind == "int" else str
+        found: Rows = {}
+        for row in fetched:
+            for name, field in self.side.copies:
+                row[name] = _copied(field, self.role, row[name])
+            found[as_key(row[KEY_LABEL])] = row
+        return found
 
     def rows_in_buckets(self, buckets: int, chosen: Sequence[int]) -> Rows:
         found: Rows = {}
         for chunk in _chunks(list(chosen), FETCH_CHUNK):
-            where = in_buckets_sql(self.side.key, self.dialect, buckets, chunk)
+            where = in_buckets_sql(self.side.key_sql, self.dialect, buckets, chunk)
             found.update(self.rows(sa.text(where)))
         return found
 
@@ -159,22 +183,77 @@ class SideReader:
 
     def rows_for(self, keys: Sequence[Key]) -> Rows:
         found: Rows = {}
-        column = self.table.c[self.side.key]
-        as_bound = _binder(column.type)
-        for chunk in _chunks(sorted(keys), FETCH_CHUNK):
-            found.update(self.rows(column.in_([as_bound(key) for key in chunk])))
+        for chunk in _chunks(sorted(keys, key=str), FETCH_CHUNK):
+            found.update(self.rows(self._keys_where(chunk)))
         return found
 
+    def _keys_where(self, keys: Sequence[Key]) -> sa.ColumnElement[bool]:
+        """Rows of ``keys`` (as reported), by the key columns so an index serves it."""
+        side, key = self.side, self.pair.mapping.key
+        columns = [self.table.c[name] for name in side.key_columns]
+        if len(columns) == 1 and not side.id_map_pair:
+            as_bound = _binder(columns[0].type)
+            bound = [as_bound(k) for k in keys]
+            return columns[0].in_([value for value in bound if value is not None])
+        texts = [str(k) for k in keys]
+        if side.id_map_pair:
+            # Mapped rows by the monolith key the map gives them; a row the map does not
+            # know (reported as UNMAPPED + its own key) by its own key.
+            monolith_key: sa.ColumnElement[str] = sa.literal_column(
+                f"{quote_ident(ID_MAP_ALIAS)}.{quote_ident('monolith_key')}", sa.Text()
+            )
+            own = [_typed(key, t.removeprefix(UNMAPPED), "service") for t in texts]
+            mapped = [t for t in texts if not t.startswith(UNMAPPED)]
+            where = monolith_key.in_(sa.bindparam("monolith_keys", mapped, expanding=True))
+            unmapped = [
+                values[0]
+                for t, values in zip(texts, own, strict=True)
+                if values and t.startswith(UNMAPPED)
+            ]
+            return sa.or_(where, columns[0].in_(unmapped)) if unmapped else where
+        typed = [values for values in (_typed(key, t, self.role) for t in texts) if values]
+        return sa.tuple_(*columns).in_(typed)
 
-def _binder(column_type: Any) -> Any:
-    """Turn a key as reported (int or text) back into the column's Python type (e.g. UUID)."""
+
+def _typed(key: KeyMapping, text: str, side: Side) -> tuple[Any, ...] | None:
+    """The typed key values of a key text; None for one this side cannot hold."""
+    try:
+        return key.values_of(text, side)
+    except ValueError:
+        return None
+
+
+def _copied(field: Any, role: Role, value: Any) -> Any:
+    """A copied column's canonical form (the raw value when the field cannot convert it)."""
+    if value is None or isinstance(value, DbText):
+        return value
+    try:
+        if role == "monolith":
+            return field.to_service(value)
+        return field.to_service(field.to_monolith(value))
+    except (ValueError, TypeError, ArithmeticError):
+        return DbText(str(value))
+
+
+def _binder(column_type: Any) -> Callable[[Key], Any]:
+    """Turn a key as reported (int or text) back into the column's Python type (e.g. UUID);
+    None for a key the column cannot hold (a key text of the other side's form)."""
     try:
         python_type = column_type.python_type
     except (NotImplementedError, AttributeError):
         return lambda key: key
-    if python_type in (int, str):
-        return lambda key: key
-    return lambda key: key if isinstance(key, python_type) else python_type(key)
+    if python_type is str:
+        return str
+
+    def bind(key: Key) -> Any:
+        if isinstance(key, python_type):
+            return key
+        try:
+            return python_type(key)
+        except (TypeError, ValueError):
+            return None
+
+    return bind
 
 
 def _differing(left: Buckets, right: Buckets, size: int, offset: int) -> list[Range]:
@@ -195,7 +274,13 @@ def run_segment(spec: SegmentSpec, pair: PairSchema | None = None) -> SegmentRes
     """Compare keys ``[spec.lo, spec.hi)`` of one pair; safe to run on any worker."""
     started = time.perf_counter()
     monolith, service = engine_for(spec.monolith_url), engine_for(spec.service_url)
-    pair = pair or inspect_pair(spec.mapping, monolith, service, spec.hash_mode)
+    pair = pair or inspect_pair(
+        spec.mapping,
+        monolith,
+        service,
+        spec.hash_mode,
+        sources={source.name: source for source in spec.sources},
+    )
     result = SegmentResult(table=spec.mapping.name, lo=spec.lo, hi=spec.hi)
     with (
         snapshot(monolith) as left_conn,

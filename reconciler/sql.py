@@ -26,10 +26,19 @@ from reconciler.schema import PairSchema, Role, SideSchema
 Range = tuple[int, int]
 
 
-def pg_value(op: Op, column: str) -> str:
-    """PostgreSQL expression rendering ``column`` as canonical text (NULL stays NULL)."""
-    c = quote_ident(column)
+def pg_value(op: Op, column_sql: str) -> str:
+    """PostgreSQL expression rendering ``column_sql`` as canonical text (NULL stays NULL)."""
+    c = column_sql
     kind, category = op.kind, op.category
+    if kind is OpKind.ENUM_MAP:
+        text = f"CAST({c} AS TEXT)"
+        cases = " ".join(
+            f"WHEN {quote_literal(stored)} THEN {quote_literal(mapped)}"
+            for stored, mapped in op.values
+        )
+        return f"CASE {text} {cases} ELSE {quote_literal(op.unknown)} || {text} END"
+    if kind is OpKind.JSON:
+        return f"CAST(CAST({c} AS jsonb) AS TEXT)"
     if kind in (OpKind.DECIMAL, OpKind.CENTS):
         scaled = f"({c} * {10**op.scale})" if kind is OpKind.CENTS else c
         if category in (Category.INT, Category.BOOL):
@@ -60,8 +69,8 @@ def pg_value(op: Op, column: str) -> str:
     return f"{c}::text"
 
 
-def _pg_part(op: Op, column: str, quoted: bool) -> str:
-    value = pg_value(op, column)
+def _pg_part(op: Op, column_sql: str, quoted: bool) -> str:
+    value = pg_value(op, column_sql)
     if quoted:
         return f"coalesce(length({value})::text || ':' || {value}, '~')"
     return f"coalesce({value}, '~')"
@@ -69,10 +78,10 @@ def _pg_part(op: Op, column: str, quoted: bool) -> str:
 
 def pg_row_text(side: SideSchema, quoted: Sequence[bool], key_quoted: bool = False) -> str:
     """PostgreSQL expression of a row's canonical text."""
-    key = f"{quote_ident(side.key)}::text"
+    key = f"({side.key_sql})"
     parts = [f"length({key})::text || ':' || {key}" if key_quoted else key]
-    for op, column, is_quoted in zip(side.ops[1:], side.columns, quoted, strict=True):
-        parts.append(_pg_part(op, column, is_quoted))
+    for op, column_sql, is_quoted in zip(side.ops[1:], side.column_sql, quoted, strict=True):
+        parts.append(_pg_part(op, column_sql, is_quoted))
     return " || '|' || ".join(parts)
 
 
@@ -120,7 +129,7 @@ def row_hash_sql(pair: PairSchema, role: Role, dialect: str) -> str:
     """SQL expression of the 64-bit hash of a row of ``role``'s table."""
     side = pair.side(role)
     if dialect == "sqlite":
-        columns = ", ".join(quote_ident(name) for name in (side.key, *side.columns))
+        columns = ", ".join((side.key_sql, *side.column_sql))
         return f"{sqlite_function_name(pair, role)}({columns})"
     return pg_hash(pg_row_text(side, pair.quoted, pair.key_kind == "text"), pair.hash_mode)
 
@@ -148,32 +157,34 @@ def bucket_sql(
     return (
         f"SELECT {bucket_expr(side.key, size, offset)} AS b, count(*) AS n, "
         f"{xor_agg(dialect)}({row_hash_sql(pair, role, dialect)}) AS h "
-        f"FROM {quote_ident(side.table)} WHERE {ranges_sql(side.key, ranges)} GROUP BY 1"
+        f"FROM {side.from_sql} WHERE {ranges_sql(side.key, ranges)} GROUP BY 1"
     )
 
 
-def key_bucket_expr(key: str, dialect: str, buckets: int) -> str:
-    """Bucket of a text key, identical on every dialect (see :func:`canonical.key_bucket`)."""
-    k = quote_ident(key)
+def key_bucket_expr(key_sql: str, dialect: str, buckets: int) -> str:
+    """Bucket of a key text, identical on every dialect (see :func:`canonical.key_bucket`).
+
+    ``key_sql`` is the SQL expression of the key text (:meth:`KeyMapping.text_sql`).
+    """
     if dialect == "sqlite":
-        return f"strangler_key_bucket({k}, {int(buckets)})"
-    return f"mod(('x' || left(md5({k}::text), 15))::bit(60)::bigint, {int(buckets)})"
+        return f"strangler_key_bucket({key_sql}, {int(buckets)})"
+    return f"mod(('x' || left(md5({key_sql}), 15))::bit(60)::bigint, {int(buckets)})"
 
 
 def key_bucket_sql(pair: PairSchema, role: Role, dialect: str, buckets: int) -> str:
     """One scan for text keys: count and XOR of row hashes per key-hash bucket."""
     side = pair.side(role)
     return (
-        f"SELECT {key_bucket_expr(side.key, dialect, buckets)} AS b, count(*) AS n, "
+        f"SELECT {key_bucket_expr(side.key_sql, dialect, buckets)} AS b, count(*) AS n, "
         f"{xor_agg(dialect)}({row_hash_sql(pair, role, dialect)}) AS h "
-        f"FROM {quote_ident(side.table)} GROUP BY 1"
+        f"FROM {side.from_sql} GROUP BY 1"
     )
 
 
-def in_buckets_sql(key: str, dialect: str, buckets: int, chosen: Sequence[int]) -> str:
+def in_buckets_sql(key_sql: str, dialect: str, buckets: int, chosen: Sequence[int]) -> str:
     """Rows of the chosen key-hash buckets (text keys)."""
     listed = ", ".join(str(int(b)) for b in chosen)
-    return f"{key_bucket_expr(key, dialect, buckets)} IN ({listed})"
+    return f"{key_bucket_expr(key_sql, dialect, buckets)} IN ({listed})"
 
 
 def total_sql(pair: PairSchema, role: Role, dialect: str) -> str:
@@ -181,7 +192,7 @@ def total_sql(pair: PairSchema, role: Role, dialect: str) -> str:
     side = pair.side(role)
     return (
         f"SELECT count(*) AS n, {xor_agg(dialect)}({row_hash_sql(pair, role, dialect)}) AS h "
-        f"FROM {quote_ident(side.table)}"
+        f"FROM {side.from_sql}"
     )
 
 

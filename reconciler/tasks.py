@@ -49,7 +49,9 @@ def reconcile_context_task(context: str) -> dict[str, Any]:
     target = resolve(context)
     urls = (target.monolith_url, target.service_url)
     monolith, service = engine_for(urls[0]), engine_for(urls[1])
-    pairs = [inspect_pair(table, monolith, service) for table in target.plan.mapping.tables]
+    tables = target.plan.mapping.tables
+    sources = {table.name: table for table in tables}
+    pairs = [inspect_pair(table, monolith, service, sources=sources) for table in tables]
     specs: list[SegmentSpec] = []
     notes: dict[str, list[str]] = {}
     for pair in pairs:
@@ -92,8 +94,10 @@ def finish_run(results: list[dict[str, Any]], meta: dict[str, Any]) -> dict[str,
         executor="celery",
     )
     pending = OutboxPending(monolith, service)
-    for table in resolve(meta["context"]).plan.mapping.tables:
-        pair = inspect_pair(table, monolith, service)
+    tables = resolve(meta["context"]).plan.mapping.tables
+    sources = {table.name: table for table in tables}
+    for table in tables:
+        pair = inspect_pair(table, monolith, service, sources=sources)
         mine = [segment for segment in segments if segment.table == table.name]
         table_report = finish_pair(pair, urls, mine, options=ReconcileOptions(), pending=pending)
         table_report.notes = meta["notes"].get(table.name, [])

@@ -26,7 +26,7 @@ from sqlalchemy.engine import Dialect
 
 from migration_plans.core.sqlnames import quote_ident
 from reconciler.canonical import Category
-from reconciler.schema import SideSchema
+from reconciler.schema import KEY_LABEL, SideSchema
 from reconciler.sql import pg_value
 
 _MOMENTS = (Category.TIMESTAMP, Category.DATE)
@@ -55,37 +55,37 @@ def _fragile(side: SideSchema) -> list[int]:
     return [i for i, op in enumerate(side.ops) if i and op.category in FRAGILE]
 
 
-def fetch_columns(side: SideSchema, table: sa.TableClause, dialect: str) -> list[Any]:
-    """What to select for the key and mapped columns of ``side``.
+def fetch_columns(side: SideSchema, dialect: str) -> list[Any]:
+    """What to select for the key text, mapped columns and key columns of ``side``.
 
-    PostgreSQL: each fragile column as its value when ordinary (else NULL), and a
-    text twin at the end holding its canonical text when it is not. SQLite: fragile
-    columns raw (SQLite hands back text), checked one value at a time by
-    :func:`decode_row`.
+    In the order of :attr:`SideSchema.fetch_names`. PostgreSQL: each fragile column
+    as its value when ordinary (else NULL), and a text twin at the end holding its
+    canonical text when it is not. SQLite: fragile columns raw (SQLite hands back
+    text), checked one value at a time by :func:`decode_row`.
     """
-    names = (side.key, *side.columns)
     fragile = _fragile(side)
-    if dialect == "sqlite":
-        return [
-            sa.type_coerce(table.c[name], sa.types.NullType()).label(name)
-            if i in fragile
-            else table.c[name]
-            for i, name in enumerate(names)
-        ]
-    if dialect != "postgresql":
-        return [table.c[name] for name in names]
-    selected: list[Any] = []
+    types = side.types or (None,) * len(side.ops)
+    qualifier = quote_ident(side.table)
+    selected: list[Any] = [sa.literal_column(side.key_sql, sa.Text()).label(KEY_LABEL)]
     twins: list[Any] = []
-    for i, name in enumerate(names):
-        if i not in fragile:
-            selected.append(table.c[name])
-            continue
-        column, op = quote_ident(name), side.ops[i]
-        ordinary = _ordinary_sql(op.category, column)
-        value = f"CASE WHEN {ordinary} THEN {column} END"
-        selected.append(sa.literal_column(value, type_=table.c[name].type).label(name))
-        text = f"CASE WHEN NOT {ordinary} THEN {pg_value(op, name)} END"
-        twins.append(sa.literal_column(text, type_=sa.Text()).label(f"{name} (text)"))
+    for i, (name, sql) in enumerate(zip(side.columns, side.fetch_sql, strict=True), start=1):
+        column_type = types[i]
+        if i not in fragile or dialect not in ("sqlite", "postgresql"):
+            selected.append(sa.literal_column(sql, column_type).label(name))
+        elif dialect == "sqlite":
+            selected.append(sa.literal_column(sql, sa.types.NullType()).label(name))
+        else:
+            op = side.ops[i]
+            ordinary = _ordinary_sql(op.category, sql)
+            value = f"CASE WHEN {ordinary} THEN {sql} END"
+            selected.append(sa.literal_column(value, column_type).label(name))
+            text = f"CASE WHEN NOT {ordinary} THEN {pg_value(op, sql)} END"
+            twins.append(sa.literal_column(text, sa.Text()).label(f"{name} (text)"))
+    if not side.id_map_pair:
+        selected += [
+            sa.literal_column(f"{qualifier}.{quote_ident(name)}").label(name)
+            for name in side.key_columns
+        ]
     return [*selected, *twins]
 
 
@@ -114,8 +114,8 @@ def _readable(raw: Any, category: Category) -> Any:
 
 
 def decode_row(side: SideSchema, values: Sequence[Any], dialect: Dialect) -> dict[str, Any]:
-    """A fetched row by column name, odd values as :class:`DbText`."""
-    names = (side.key, *side.columns)
+    """A fetched row by column name (the key text under ``KEY_LABEL``), odd values as :class:`DbText`."""
+    names = side.fetch_names
     row = dict(zip(names, values[: len(names)], strict=True))
     fragile = _fragile(side)
     if dialect.name == "postgresql":

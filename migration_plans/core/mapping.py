@@ -615,8 +615,24 @@ class TableMapping(BaseModel):
         return self.to_service(row)
 
     def canonical_from_service(self, row: Mapping[str, Any]) -> Row:
-        """The canonical rendering of a service row (normalises timestamps)."""
-        return self.to_service(self.to_monolith(row))
+        """The canonical rendering of a service row (normalises timestamps).
+
+        Each field goes to the monolith form and back, except identity fields, which
+        are kept as stored: under ``empty_string: "null"`` the service's ``''`` is not
+        its canonical NULL, and stays a difference.
+        """
+        canonical: Row = {}
+        if not self.key.id_map:
+            canonical.update(zip(self.key.service_columns, self.service_key(row), strict=True))
+        try:
+            for field in self.fields:
+                value = row.get(field.service)
+                if field.transform != TransformKind.IDENTITY:
+                    value = field.to_service(field.to_monolith(value))
+                canonical[field.service] = value
+        except MappingValueError as exc:
+            raise MappingValueError(f"table pair {self.name!r}: {exc}") from exc
+        return canonical
 
 
 class ContextMapping(BaseModel):
