@@ -163,13 +163,11 @@ def _row_check(plan: Plan, keys: _Keys) -> WriteCheck:
         values = keys.values(pair, side, write.key)
         if values is None:
             return f"{side}: {write.table} {write.key} ({write.phase}) not in the id map"
-        columns = pair.key.columns(side.value)
-        where = " AND ".join(
-            f"{quote_ident(column)} = :k{index}" for index, column in enumerate(columns)
-        )
-        query = text(f"SELECT * FROM {quote_ident(table)} WHERE {where}")
-        bound = {f"k{index}": value for index, value in enumerate(values)}
-        row = conn.execute(query, bound).mappings().first()
+        # The key's text on both sides (every column; a UUID as SQLite or PostgreSQL keeps it)
+        key_sql = pair.key.text_sql(None, conn.dialect.name, side.value)
+        query = text(f"SELECT * FROM {quote_ident(table)} WHERE {key_sql} = :key")
+        key_text = pair.key.text_of(values, side.value)
+        row = conn.execute(query, {"key": key_text}).mappings().first()
         if row is None:
             return f"{side}: {write.table} {write.key} ({write.phase}) missing"
         image = dict(row) if side is Side.MONOLITH else pair.to_monolith(dict(row))
