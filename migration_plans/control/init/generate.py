@@ -102,7 +102,8 @@ def _other_plans(request: InitRequest) -> dict[str, Plan]:
 
 
 def _service_url(plan: Plan) -> str:
-    return f"http://127.0.0.1:{service_port(plan.context, plan.port)}"
+    context = plan.context
+    return f"http://127.0.0.1:{service_port(context, plan.port)}"
 
 
 def run_init(request: InitRequest) -> InitResult:
