@@ -22,7 +22,8 @@ import sqlalchemy as sa
 from pydantic import BaseModel, PrivateAttr
 from sqlalchemy.exc import SQLAlchemyError
 
-from migration_plans.core.mapping import ContextMapping, TableMapping
+from migration_plans.core.keys import Side as KeySide
+from migration_plans.core.mapping import ContextMapping, MappingValueError, TableMapping
 from migration_plans.core.phase import Phase, Side
 from migration_plans.core.sequences import advance_sequence, max_id
 from reconciler.connections import engine_for
@@ -51,8 +52,14 @@ class RepairAction(BaseModel):
         if self._values is not None or self.after is None:
             return self._values
         if target is Side.SERVICE:
-            return table.to_service(table.to_monolith(self.after))
+            values = table.to_service(table.to_monolith(self.after))
+            return {**values, **_copied_values(table, self.after)}
         return table.to_monolith(table.to_service(self.after))
+
+
+def _copied_values(table: TableMapping, row: dict[str, Any]) -> dict[str, Any]:
+    """A service row's copied columns (``copy_of``), as the source row holds them."""
+    return {name: row[name] for name in table.copied_columns if name in row}
 
 
 class RepairPlan(BaseModel):
@@ -112,7 +119,15 @@ def _actions_for(
             desired = None
         else:
             action = "insert" if current is None else "update"
-            desired = convert(source)
+            try:
+                desired = convert(source)
+            except MappingValueError as exc:
+                raise RepairRefused(
+                    f"table pair {table.name!r}, key {key!r}: the {target.other}'s row cannot "
+                    f"be converted ({exc}); correct it there first"
+                ) from exc
+            if target is Side.SERVICE:  # the monolith row was read with its copies' values
+                desired.update(_copied_values(table, source))
         repair = RepairAction(
             table=table.name,
             key=key,
@@ -148,20 +163,45 @@ def plan_repair(
         if not keys:
             continue
         table = mapping.table(table_report.name)
-        pair = inspect_pair(table, monolith, service)
+        if table.key.id_map:
+            raise RepairRefused(
+                f"table pair {table.name!r} keeps an id map (the service makes its own keys): "
+                "repair cannot choose the other side's keys; let the relay or the backfill "
+                "write these rows"
+            )
+        sources = {pair.name: pair for pair in mapping.tables}
+        pair = inspect_pair(table, monolith, service, sources=sources)
         rows = fetch_keys(pair, monolith, service, keys)
         plan.actions.extend(_actions_for(table, keys, rows, target))
     return plan
 
 
+def _key_side(side: Side) -> KeySide:
+    return "service" if side is Side.SERVICE else "monolith"
+
+
+def _key_values(mapping: TableMapping, target: Side, key: Key) -> tuple[Any, ...]:
+    """The target's key column values of a key as reported (a composite key's text parsed)."""
+    if mapping.key.is_composite:
+        return mapping.key.values_of(str(key), _key_side(target))
+    return (key,)
+
+
 def _write(
-    conn: sa.Connection, table: sa.Table, key_column: str, action: RepairAction, values: Any
+    conn: sa.Connection,
+    table: sa.Table,
+    key_columns: Sequence[str],
+    key_values: Sequence[Any],
+    action: RepairAction,
+    values: Any,
 ) -> None:
-    key = table.c[key_column]
+    key = sa.and_(
+        *(table.c[name] == value for name, value in zip(key_columns, key_values, strict=True))
+    )
     if action.action == "delete":
-        conn.execute(table.delete().where(key == action.key))
+        conn.execute(table.delete().where(key))
         return
-    updated = conn.execute(table.update().where(key == action.key).values(**values))
+    updated = conn.execute(table.update().where(key).values(**values))
     if updated.rowcount == 0:
         conn.execute(table.insert().values(**values))
 
@@ -193,9 +233,9 @@ def apply_repair(
         target_table = sa.Table(
             getattr(table, f"{plan.target}_table"), sa.MetaData(), autoload_with=engine
         )
-        key_column = getattr(table.key, plan.target)
+        key_columns = table.key.columns(_key_side(plan.target))
         actions = [a for a in plan.actions if a.table == name]
-        inserts = any(a.action == "insert" for a in actions)
+        inserts = any(a.action == "insert" for a in actions) and not table.key.is_composite
         top = _source_top(source, table, plan.source) if inserts else None
         for start in range(0, len(actions), batch_size):
             batch = actions[start : start + batch_size]
@@ -203,11 +243,12 @@ def apply_repair(
                 with engine.begin() as conn:
                     for action in batch:
                         values = action.values(table, plan.target)
-                        _write(conn, target_table, key_column, action, values)
+                        key_values = _key_values(table, plan.target, action.key)
+                        _write(conn, target_table, key_columns, key_values, action, values)
                     if top is not None and any(a.action == "insert" for a in batch):
                         # Never backwards, and past the other side's ids (the backfill's
                         # headroom stays): the two sides never hand out the same id.
-                        advance_sequence(conn, target_table.name, key_column, past=top)
+                        advance_sequence(conn, target_table.name, key_columns[0], past=top)
             except SQLAlchemyError as exc:
                 raise DatabaseError(f"repair of {name!r} failed: {exc}") from exc
             record_repairs(

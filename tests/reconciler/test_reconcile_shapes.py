@@ -19,6 +19,8 @@ from sqlalchemy.dialects import postgresql
 
 from migration_plans.core.idmap import id_map_metadata, id_map_table
 from migration_plans.core.mapping import ContextMapping
+from reconciler.exceptions import RepairRefused
+from reconciler.repair import apply_repair, plan_repair
 from reconciler.report import Report, Verdict
 from reconciler.runner import ReconcileOptions, reconcile
 from tests.reconciler.reconcile_tables import engine, insert
@@ -394,3 +396,31 @@ def test_each_planted_divergence_is_found_under_its_key_text(urls: tuple[str, st
     members = report.table("members")
     assert members.divergences == []
     assert report.verdict is not Verdict.CLEAN
+
+
+def test_repair_writes_every_shape_but_refuses_an_id_map_pair(
+    urls: tuple[str, str], tmp_path: Path
+) -> None:
+    load(urls)
+    _plant(urls)
+    report = run(urls)
+    only_patrons = report.model_copy(
+        update={"tables": [t for t in report.tables if t.name == "patrons"]}
+    )
+    with pytest.raises(RepairRefused, match="'patrons' keeps an id map"):
+        plan_repair(only_patrons, MAPPING, *urls, phase="dual_write")
+    with pytest.raises(RepairRefused, match=r"key 8: .*'q' is not a monolith value"):
+        plan_repair(_without(report, "patrons"), MAPPING, *urls, phase="dual_write")
+    with engine(urls[0]).begin() as conn:  # the monolith's bad values corrected at the source
+        conn.execute(
+            sa.text("UPDATE library_book SET state = 'o', fee = '1.50' WHERE id IN (8, 12)")
+        )
+    plan = plan_repair(_without(report, "patrons"), MAPPING, *urls, phase="dual_write")
+    written = apply_repair(plan, MAPPING, *urls, audit_url=f"sqlite:///{tmp_path}/audit.db")
+    assert written == len(plan.actions) > 0
+    after = run(urls)
+    assert {name for name, _ in found(after)} == {"patrons"}
+
+
+def _without(report: Report, name: str) -> Report:
+    return report.model_copy(update={"tables": [t for t in report.tables if t.name != name]})
