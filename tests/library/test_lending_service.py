@@ -187,6 +187,8 @@ def test_dual_write_reports_every_key_shape(lending_app: Callable[[str], TestCli
     assert service.get("/api/v1/loans/4243/").status_code == 404
     assert service.get(f"/api/v1/loans/{uuid.uuid4()}/").status_code == 404
     assert service.delete(f"/api/v1/members/{member_id}/", headers=auth).status_code == 409
+    in_use = service.delete("/api/v1/books/9781111111111/", headers=auth)
+    assert in_use.status_code == 409 and in_use.json()["code"] == "in_use", in_use.text
     deleted = service.delete("/api/v1/copies/W%7C1/9781111111111/2/", headers=auth)
     assert deleted.status_code == 204
     assert _events(url)[-1] == ("copies", "W\\|1|9781111111111|2", "delete")

@@ -114,12 +114,25 @@ LOANS = Resource(
 KEY_FIELDS = {"branches": ("code",), "books": ("isbn",), "copies": ("branch", "book", "copy_no")}
 """The JSON fields that form a pair's key (set on create, ignored on update)."""
 
+REFERRERS: dict[str, tuple[Any, ...]] = {
+    "branches": (Copy.branch_code, Loan.branch_code),
+    "books": (Copy.isbn, Loan.isbn),
+}
+"""Columns holding a row's key: the monolith's ``PROTECT`` foreign keys, kept here."""
+
+
+def _refuse_if_referenced(session: Session, resource: Resource, key: tuple[Any, ...]) -> None:
+    """409 ``in_use`` like the monolith's, while another row holds the key."""
+    for column in REFERRERS.get(resource.pair, ()):
+        if session.scalar(select(column).where(column == key[0]).limit(1)) is not None:
+            raise InUse()
+
 
 def _ordering(request: Request, resource: Resource) -> tuple[str, ...]:
+    """``?ordering=`` over the resource's JSON names, in service columns (default: the key)."""
     pair = crud.pair(resource.pair)
-    allowed = {name: service_column(pair, names.get(name, name)) for names in
-               [{json: column for column, json in resource.relations.items()}]
-               for name in resource.ordering}  # fmt: skip
+    columns = {json_name: column for column, json_name in resource.relations.items()}
+    allowed = {name: service_column(pair, columns.get(name, name)) for name in resource.ordering}
     return ordering(request, allowed, tuple(pair.key.service_columns))
 
 
@@ -232,7 +245,7 @@ def serve(resource: Resource, path: str, detail: str, parse: KeyParser) -> None:
 
     def retrieve(request: Request, session: SessionDep, views: ViewsDep) -> dict[str, Any]:
         view = views[resource.pair]
-        row = get(session, view, parse(session, Side(view.side), _parts(request)))
+        row = get(session, view, parse(session, view.side, _parts(request)))
         if row is None:
             raise NotFound()
         return resource.json(row)
@@ -258,7 +271,9 @@ def serve(resource: Resource, path: str, detail: str, parse: KeyParser) -> None:
 
     def delete(request: Request, session: WriteSessionDep, changes: ChangesDep) -> Response:
         with session.begin():
-            row = _load(session, resource, parse(session, Side.SERVICE, _parts(request)))
+            key = parse(session, Side.SERVICE, _parts(request))
+            row = _load(session, resource, key)
+            _refuse_if_referenced(session, resource, key)
             crud.delete(session, row, resource.pair, changes=changes)
         return Response(status_code=204)
 
