@@ -16,6 +16,7 @@ both ways and compares both databases through the mapping.
 from __future__ import annotations
 
 import logging
+import os
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -23,6 +24,8 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy.orm import Session
 
 from dualwrite.backfill import Backfill, copy_text_field
@@ -640,3 +643,98 @@ def test_backfill_copies_composite_text_and_id_map_keys_resumably(library: Libra
 def test_copy_text_fields_unescape() -> None:
     assert copy_text_field("\\N") is None
     assert copy_text_field("a\\\\b\\tc|d") == "a\\b\tc|d"
+
+
+# -- a property: any interleaving of both sides' writes converges ---------------------------
+
+PROPERTY_KEYS = [("a|b", "x\\", 1), ("a", "b|x\\", 1), ("a|b", "x\\", 2), ("\\", "|", 3)]
+copy_writes = st.tuples(
+    st.sampled_from(["monolith", "service"]),
+    st.sampled_from(["upsert", "upsert", "delete", "move"]),
+    st.integers(min_value=0, max_value=len(PROPERTY_KEYS) - 1),
+    st.integers(min_value=0, max_value=99),
+)
+relay_passes = st.tuples(st.just("pass"), st.sampled_from([M2S, S2M]))
+
+
+def _reset_copies(library: Library) -> None:
+    for engine in (library.monolith, library.service):
+        with engine.begin() as conn:
+            if engine is library.monolith:
+                conn.exec_driver_sql("SELECT set_config('strangler.origin', 'relay', true)")
+            table = "lib_copy" if engine is library.monolith else "copies"
+            for name in (table, "strangler_outbox", "strangler_applied_event"):
+                conn.exec_driver_sql(f"DELETE FROM {name}")
+
+
+def _write_copy(library: Library, side: str, operation: str, index: int, shelf: int) -> None:
+    branch, book, number = PROPERTY_KEYS[index]
+    key = {"b": branch, "k": book, "n": number, "s": f"s{shelf}"}
+    if side == "monolith":
+        where = "branch_id = :b AND book_id = :k AND copy_no = :n"
+        if operation == "delete":
+            library.sql("monolith", f"DELETE FROM lib_copy WHERE {where}", key)
+        elif operation == "move":  # the key moves: a delete and an upsert
+            library.sql(
+                "monolith", f"UPDATE lib_copy SET copy_no = copy_no + 10 WHERE {where}", key
+            )
+        else:
+            library.sql(
+                "monolith",
+                "INSERT INTO lib_copy VALUES (:b, :k, :n, :s, false) ON CONFLICT "
+                "(branch_id, book_id, copy_no) DO UPDATE SET shelf = excluded.shelf",
+                key,
+            )
+        return
+    where = "branch_code = :b AND isbn = :k AND copy_no = :n"
+    if operation == "delete":
+        library.service_write(
+            "copies",
+            "delete",
+            f"DELETE FROM copies WHERE {where}",
+            key,
+            (branch, book, number),
+            None,
+        )
+        return
+    library.service_write(
+        "copies",
+        "update",
+        "INSERT INTO copies VALUES (:b, :k, :n, :s, 'in') ON CONFLICT "
+        "(branch_code, isbn, copy_no) DO UPDATE SET shelf = excluded.shelf",
+        key,
+        (branch, book, number),
+        {
+            "branch_code": branch,
+            "isbn": book,
+            "copy_no": number,
+            "shelf": f"s{shelf}",
+            "state": "in",
+        },
+    )
+
+
+@settings(
+    max_examples=int(os.environ.get("STRANGLER_PROPERTY_EXAMPLES", "20")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(steps=st.lists(st.one_of(copy_writes, copy_writes, relay_passes), min_size=1, max_size=20))
+def test_any_interleaving_on_composite_keys_converges(
+    pg_library: Library, steps: list[Any]
+) -> None:
+    library = pg_library
+    _reset_copies(library)
+    small = Relay(
+        library.settings(batch_size=2),
+        monolith=library.monolith,
+        service=library.service,
+        mapping=MAPPING,
+    )
+    for step in steps:
+        if step[0] == "pass":
+            small.apply_next(step[1])
+        else:
+            _write_copy(library, *step)
+    library.drain()
+    library.assert_same()
