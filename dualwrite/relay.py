@@ -267,6 +267,7 @@ class Relay:
         self._analyzed: dict[str, float] = {}
         self.keys = KeyTranslator(self.mapping, self.engines["service"])
         self._split = split_pairs(self.mapping)
+        self._copies = any(pair.copies for pair in self.mapping.tables)
         self._forget_after_commit: list[Key] = []
         check_id_map_partitions(self.mapping, settings.partition)
 
@@ -531,7 +532,7 @@ class Relay:
         targets.update(self._new_targets(conn, direction, final, targets))
         if not pg or not self._write_coalesced(conn, direction, to_apply, targets):
             self._write_in_order(conn, direction, to_apply, targets)
-        if direction.target == "service":
+        if direction.target == "service" and self._copies:
             refresh_copies(conn, self.mapping, self._service_tables(conn), final, targets)
         gone = [key for key in self.keys.mapped(final) if final[key].operation == "delete"]
         if gone and direction.target == "service":
