@@ -993,7 +993,7 @@ DESCRIPTIONS: dict[str, str] = {
     "STRANGLER_MONOLITH_CELERY_APP": "The monolith's Celery app the stack runs as the saga worker (`celery -A APP worker -Q sagas -B`). Unset: `legacy_monolith.celery_app` with the shop's settings, none with any other; set empty: none.",
     "STRANGLER_MONOLITH_HEALTH_PATH": "The path the stack waits on (2xx) before the monolith counts as started (default `/healthz`); any view of a monolith of your own that answers without a login will do.",
     "PYTHONPATH": "Python's import path; the stack's children get `STRANGLER_PROJECT_PATH` in front of the inherited value.",
-    "STRANGLER_PROJECT_PATH": "Your project's root folder(s), `os.pathsep`-separated: `strangler up` and the phase-replay topology put them first on their children's `PYTHONPATH`, so a service package (a plan's `service_module`) or a monolith settings module outside the toolkit imports.",
+    "STRANGLER_PROJECT_PATH": "Your project's root folder(s), `os.pathsep`-separated: every `strangler` command puts them first on its import path and its children's `PYTHONPATH` (`strangler up` and the phase-replay topology too), so a service package (a plan's `service_module`) or a monolith settings module outside the toolkit imports.",
     "STRANGLER_REPLAY_BACKEND": "`embedded` runs the phase-replay topology on SQLite and kombu's SQLAlchemy transport instead of PostgreSQL and a private Redis.",
     "CI": "`true`: a test whose server (PostgreSQL, Redis, Chromium) is missing fails instead of skipping.",
     # -- the live phase and replicas --

@@ -114,7 +114,11 @@ def up(
 
 
 def main() -> None:
-    """Console-script entry point."""
+    """Console-script entry point: ``STRANGLER_PROJECT_PATH`` goes on the import path first,
+    so every command (and the servers it starts) imports the project's own packages."""
+    from migration_plans.core.settings import use_project_path
+
+    use_project_path()
     app()
 
 

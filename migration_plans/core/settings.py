@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import zlib
-from collections.abc import Mapping
+from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -46,6 +47,7 @@ __all__ = [
     "project_path",
     "service_module_for",
     "service_port",
+    "use_project_path",
 ]
 
 PLANS_DIR_ENV = "STRANGLER_PLANS_DIR"
@@ -167,6 +169,22 @@ def project_path(environ: Mapping[str, str] | None = None) -> tuple[Path, ...]:
     environ = os.environ if environ is None else environ
     raw = environ.get(PROJECT_PATH_ENV, "")
     return tuple(Path(part).resolve() for part in raw.split(os.pathsep) if part.strip())
+
+
+def use_project_path(environ: MutableMapping[str, str] | None = None) -> tuple[Path, ...]:
+    """Put the ``STRANGLER_PROJECT_PATH`` folders in front of ``sys.path`` and of
+    ``PYTHONPATH`` in ``environ`` (default ``os.environ``), for this process and the ones
+    it starts (a server's workers); the folders, none when unset."""
+    environ = os.environ if environ is None else environ
+    folders = project_path(environ)
+    for folder in reversed(folders):
+        if str(folder) not in sys.path:
+            sys.path.insert(0, str(folder))
+    inherited = [part for part in environ.get("PYTHONPATH", "").split(os.pathsep) if part]
+    missing = [str(folder) for folder in folders if str(folder) not in inherited]
+    if missing:
+        environ["PYTHONPATH"] = os.pathsep.join([*missing, *inherited])
+    return folders
 
 
 def mapping_for(context: str, directory: Path | None = None) -> ContextMapping:

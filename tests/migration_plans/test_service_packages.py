@@ -23,6 +23,7 @@ from migration_plans.core.plan import Plan, load_plan
 from migration_plans.core.settings import (
     DERIVED_PORTS,
     PLANS_DIR_ENV,
+    PROJECT_PATH_ENV,
     BadSetting,
     UnknownContext,
     derived_port,
@@ -30,6 +31,7 @@ from migration_plans.core.settings import (
     project_path,
     service_module_for,
     service_port,
+    use_project_path,
 )
 from migration_plans.core.yamlfile import ConfigError
 
@@ -306,6 +308,35 @@ def test_serve_without_the_project_on_the_path_says_so(
     )
     assert done.returncode == 2
     assert "cannot import parcels_service.main" in done.stderr
+
+
+def test_serve_finds_the_package_through_strangler_project_path(
+    project: tuple[Path, dict[str, str]], processes: Callable[..., ManagedProcess]
+) -> None:
+    root, env = project
+    env = {**env, "PYTHONPATH": os.environ.get("PYTHONPATH", ""), PROJECT_PATH_ENV: str(root)}
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/healthz"
+    argv = [*STRANGLER, "service", "serve", "parcels", "--port", str(port), "--workers", "2"]
+    processes(argv, name="parcels", env=env, health_url=url)  # workers import it too
+    assert httpx.get(url, trust_env=False).json()["module"] == "parcels_service.main"
+
+
+def test_use_project_path_goes_first_on_both_paths(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    environ = {PROJECT_PATH_ENV: os.pathsep.join([str(tmp_path / "a"), str(tmp_path / "b")])}
+    environ["PYTHONPATH"] = str(tmp_path / "b") + os.pathsep + "/elsewhere"
+    assert use_project_path(environ) == (tmp_path / "a", tmp_path / "b")
+    assert sys.path[:2] == [str(tmp_path / "a"), str(tmp_path / "b")]
+    assert environ["PYTHONPATH"].split(os.pathsep) == [
+        str(tmp_path / "a"),
+        str(tmp_path / "b"),
+        "/elsewhere",
+    ]
+    before = list(sys.path)
+    assert use_project_path({}) == () and sys.path == before
 
 
 def test_migrate_and_downgrade_run_the_package_alembic_on_postgresql(
