@@ -213,3 +213,10 @@ def test_plan_only_writes_no_package(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert sorted(path.name for path in out.iterdir()) == ["shipping.routes.yaml"]
     assert set(load_plans(plans)) == {"catalog", "inventory", "payments", "shipping"}
+
+
+def test_slugs_and_protecting_foreign_keys_are_read(django_shop: None) -> None:
+    (category,), _ = inspect_models("catalog", ("Category",))
+    assert category.field("slug").slug and not category.field("name").slug
+    # catalog_product.category_id is on_delete=PROTECT: a used category is not deleted
+    assert ("catalog_product", "category_id") in category.protected_by

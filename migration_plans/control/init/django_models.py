@@ -169,6 +169,7 @@ def field_spec(model_label: str, field: Any) -> FieldSpec:
         target=target,
         auto_increment=internal in {"AutoField", "SmallAutoField", "BigAutoField"},
         unsigned=internal.startswith("Positive"),
+        slug=internal == "SlugField",
     )
 
 
@@ -251,6 +252,21 @@ def _unique_together(model: Any) -> tuple[tuple[str, ...], ...]:
     return tuple(tuple(model._meta.get_field(name).column for name in group) for group in groups)
 
 
+def _protected_by(model: Any) -> tuple[tuple[str, str], ...]:
+    """Foreign keys into ``model`` that forbid deleting a row they reference."""
+    from django.db.models import PROTECT, RESTRICT
+
+    return tuple(
+        sorted(
+            {
+                (relation.related_model._meta.db_table, relation.field.column)
+                for relation in model._meta.related_objects
+                if not relation.many_to_many and relation.on_delete in (PROTECT, RESTRICT)
+            }
+        )
+    )
+
+
 def model_spec(
     model: Any, *, skip_unmappable: bool = False
 ) -> tuple[ModelSpec | None, list[Unmappable]]:
@@ -286,6 +302,7 @@ def model_spec(
         key=key,
         fields=tuple(fields),
         unique_together=_unique_together(model),
+        protected_by=_protected_by(model),
         skipped=tuple(skipped) if skip_unmappable else (),
     )
     return spec, problems

@@ -512,10 +512,15 @@ def _input_annotation(field: FieldSpec, model: ModelSpec) -> tuple[str, set[str]
         limits = [] if field.blank else ["min_length=1"]
         if field.max_length and kind is Kind.STRING:
             limits.append(f"max_length={field.max_length}")
-        helpers.add("as_text")
+        parse = "as_slug" if field.slug else "as_text"
+        helpers.add(parse)
+        after = ""
+        if field.slug:
+            helpers.add("slug_format")
+            after = ", slug_format"
         if limits:
-            return f"Annotated[str, as_text, Field({', '.join(limits)})]", helpers
-        return "Annotated[str, as_text]", helpers
+            return f"Annotated[str, {parse}, Field({', '.join(limits)}){after}]", helpers
+        return f"Annotated[str, {parse}{after}]", helpers
     if kind in (Kind.INTEGER, Kind.BIG_INTEGER):
         return "Integer", {"Integer"}
     if kind is Kind.DECIMAL:

@@ -67,6 +67,7 @@ class FieldSpec:
     target: Target | None = None
     auto_increment: bool = False
     unsigned: bool = False
+    slug: bool = False
 
     @property
     def is_relation(self) -> bool:
@@ -84,6 +85,9 @@ class ModelSpec:
     fields: tuple[FieldSpec, ...]
     unique_together: tuple[tuple[str, ...], ...] = ()
     skipped: tuple[str, ...] = ()
+    protected_by: tuple[tuple[str, str], ...] = ()
+    """(table, column) of foreign keys into this model whose ``on_delete`` is PROTECT or
+    RESTRICT: a row they reference cannot be deleted."""
 
     @property
     def label(self) -> str:
