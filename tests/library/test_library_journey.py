@@ -73,6 +73,9 @@ def test_library_journey_with_faults(
         wait_for_every_table(workload, 3)
         with topology.fault("kill_relay", CONTEXT):
             wait_for_every_table(workload, 2)
+        with topology.fault("service_db_unreachable", CONTEXT):
+            wait_for_refusals(workload, 2)  # the source of truth is away: refused, not lost
+        wait_for_every_table(workload, 2)
         assert_no_divergence(topology, CONTEXT)
 
         topology.rollback(CONTEXT, reason="replay: split -> dual_write with reverse sync")
