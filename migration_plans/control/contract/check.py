@@ -60,16 +60,18 @@ def check_context(
     only: Sequence[str] = (),
     progress: Callable[[str], None] | None = None,
     phase: Phase = Phase.DUAL_WRITE,
+    staff: bool = False,
 ) -> ContractReport:
     """Start the two sides on two copies of the same data and compare every case.
 
     ``phase``: the service's (dual_write by default). In shared it reads the monolith's
     copy and only the reads are compared: the proxy sends shared writes to the monolith.
+    ``staff``: the check's user is staff (sees every row where views narrow them per user).
     """
     say = progress or (lambda _message: None)
     say(f"{plan.context}: preparing databases and starting the monolith and the service")
     with ContractEnvironment.start(
-        plan, plans_dir, seed=seed, pg_server=pg_server, phase=phase
+        plan, plans_dir, seed=seed, pg_server=pg_server, phase=phase, staff=staff
     ) as env:
         return _check_running(env, allowances, examples=examples, seed=seed, only=only, say=say)
 

@@ -49,6 +49,14 @@ def check(
             "(reading the monolith's copy; reads only, writes go to the monolith)."
         ),
     ] = "dual_write",
+    staff: Annotated[
+        bool,
+        typer.Option(
+            "--staff",
+            help="The check's user is staff: views that narrow rows per user show them all, "
+            "staff-only writes are allowed.",
+        ),
+    ] = False,
 ) -> None:
     """Send generated requests to the monolith and the service; compare what they answer and
     write."""
@@ -80,6 +88,7 @@ def check(
             pg_server=server,
             only=tuple(operation or ()),
             phase=Phase(phase),
+            staff=staff,
             progress=None if as_json else lambda message: err.print(message, markup=False),
         )
     except (ConfigError, ContractError) as exc:

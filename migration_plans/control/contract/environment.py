@@ -136,8 +136,9 @@ class Databases:
                 )
 
 
-def add_token(url: str) -> str:
-    """A monolith user with an API token (what the proxy would check for a client)."""
+def add_user(url: str, *, staff: bool = False) -> tuple[str, int]:
+    """A monolith user (staff or not) with an API token (what the proxy would check for a
+    client): the token and the user's id (what the proxy signs as the identity's ``sub``)."""
     key = secrets.token_hex(20)
     engine = database.engine(url)
     now = datetime.now(UTC)
@@ -147,9 +148,9 @@ def add_token(url: str) -> str:
                 sa.text(
                     "INSERT INTO auth_user (password, is_superuser, username, first_name,"
                     " last_name, email, is_staff, is_active, date_joined) VALUES ('!', :no,"
-                    " 'contract-check', '', '', '', :no, :yes, :now) RETURNING id"
+                    " 'contract-check', '', '', '', :staff, :yes, :now) RETURNING id"
                 ),
-                {"no": False, "yes": True, "now": now},
+                {"no": False, "staff": staff, "yes": True, "now": now},
             ).scalar_one()
             conn.execute(
                 sa.text(
@@ -159,7 +160,12 @@ def add_token(url: str) -> str:
             )
     finally:
         engine.dispose()
-    return key
+    return key, int(user)
+
+
+def add_token(url: str) -> str:
+    """A monolith user who is not staff, with an API token: the token."""
+    return add_user(url)[0]
 
 
 @dataclass
@@ -175,6 +181,8 @@ class ContractEnvironment:
     identity_key: str = field(default_factory=lambda: secrets.token_urlsafe(24))
     processes: list[ManagedProcess] = field(default_factory=list)
     phase: Phase = Phase.DUAL_WRITE
+    staff: bool = False
+    user_id: int = 0
 
     @classmethod
     @contextmanager
@@ -186,6 +194,7 @@ class ContractEnvironment:
         seed: int,
         pg_server: str | None = None,
         phase: Phase = Phase.DUAL_WRITE,
+        staff: bool = False,
     ) -> Iterator[ContractEnvironment]:
         """Prepare the databases, start both processes (the service pinned to ``phase``:
         dual_write, or shared reading the monolith's copy); stop and remove everything after."""
@@ -197,7 +206,7 @@ class ContractEnvironment:
                 stack.callback(databases.drop)
             else:
                 databases = Databases.sqlite(folder)
-            env = cls(plan, plans_dir.resolve(), databases, phase=phase)
+            env = cls(plan, plans_dir.resolve(), databases, phase=phase, staff=staff)
             stack.callback(env.stop)
             env.prepare(folder, seed)
             env.serve(folder)
@@ -246,7 +255,7 @@ class ContractEnvironment:
             ]
             for future in built:
                 future.result()
-        self.token = add_token(dbs.monolith)
+        self.token, self.user_id = add_user(dbs.monolith, staff=self.staff)
         if dbs.cleanup:
             dbs.create(dbs.cleanup[2], template=dbs.cleanup[1])
         else:
@@ -333,8 +342,9 @@ class ContractEnvironment:
             raise EnvironmentFailed(str(exc)) from exc
 
     def service_headers(self) -> dict[str, str]:
-        """The identity the proxy would sign for the check's user (fresh for each request)."""
-        identity = Identity(sub="contract-check", name="contract-check")
+        """The identity the proxy would sign for the check's user (fresh for each request):
+        the monolith user's id as ``sub``, as the proxy signs it."""
+        identity = Identity(sub=str(self.user_id), name="contract-check")
         key = self.identity_key.encode()
         return {IDENTITY_HEADER: sign_identity(identity, key=key, audience=self.plan.context)}
 
