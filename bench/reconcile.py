@@ -9,6 +9,11 @@ differing prices, statuses and titles). Prints JSON.
     .venv/bin/python bench/reconcile.py                 # 1,000,000 rows
     .venv/bin/python bench/reconcile.py --rows 100000   # quick
 
+The ``composite`` cell does the same for a table with a composite (integer, text) key
+(``library_copy`` / ``copies``, keyed by branch and ISBN, some ISBNs holding ``|``):
+strangler's reconcile, which buckets such keys by the hash of their key text, against
+the single-scan limit of the same tables, with planted divergences.
+
 Measured: the single-scan limit (one mapped-hash aggregate per side, both sides at
 once), strangler's reconcile (in-process), reladiff (pip ``reladiff``, if installed)
 on the same pair, and fetch-everything + deepdiff on a sample, extrapolated.
@@ -40,6 +45,7 @@ import psycopg
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from dualwrite.capture import install_capture, set_capture
+from migration_plans.core.mapping import ContextMapping
 from migration_plans.core.outbox import outbox_table
 from migration_plans.core.settings import mapping_for
 from migration_plans.testing.databases import (
@@ -278,6 +284,155 @@ def naive(monolith_url: str, service_url: str, rows: int, sample: int) -> dict[s
     }
 
 
+COMPOSITE = ContextMapping.model_validate(
+    {
+        "context": "library",
+        "tables": [
+            {
+                "name": "copies",
+                "monolith_table": "library_copy",
+                "service_table": "copies",
+                "key": {
+                    "monolith": ["branch_id", "isbn"],
+                    "service": ["branch", "isbn"],
+                    "type": ["integer", "text"],
+                },
+                "fields": [
+                    {"monolith": "shelf", "service": "shelf"},
+                    {"monolith": "title", "service": "title"},
+                    {"monolith": "price", "service": "price_cents", "transform": "decimal_cents"},
+                    {"monolith": "acquired_at", "service": "acquired_at", "transform": "timestamp"},
+                ],
+            }
+        ],
+    }
+)
+COMPOSITE_ROW_SQL = """
+SELECT g %% 50 AS branch_id,
+       '978-' || lpad((g / 50)::text, 9, '0') || CASE WHEN g %% 11 = 0 THEN '|b' ELSE '' END AS isbn,
+       'S' || (g %% 400) AS shelf, 'Title ' || g || CASE WHEN g %% 7 = 0 THEN ' ☕' ELSE '' END
+           AS title,
+       (g %% 100000) / 100.0 AS price,
+       timestamptz '2020-01-01 00:00:00+00' + g * interval '1 second' AS acquired_at
+FROM generate_series(1, %(rows)s) AS g
+"""
+COMPOSITE_DDL = {
+    "monolith": (
+        """
+CREATE TABLE library_copy (
+    branch_id integer NOT NULL, isbn varchar(24) NOT NULL, shelf varchar(16) NOT NULL,
+    title text NOT NULL, price numeric(10,2) NOT NULL, acquired_at timestamptz NOT NULL,
+    PRIMARY KEY (branch_id, isbn))""",
+        f"INSERT INTO library_copy {COMPOSITE_ROW_SQL}",
+    ),
+    "service": (
+        """
+CREATE TABLE copies (
+    branch integer NOT NULL, isbn varchar(24) NOT NULL, shelf varchar(16) NOT NULL,
+    title text NOT NULL, price_cents integer NOT NULL, acquired_at timestamptz NOT NULL,
+    PRIMARY KEY (branch, isbn))""",
+        "INSERT INTO copies SELECT branch_id, isbn, shelf, title, (price * 100)::int, "
+        f"acquired_at FROM ({COMPOSITE_ROW_SQL}) AS r",
+    ),
+}
+
+
+def composite_plant(monolith_url: str, service_url: str, rows: int, count: int) -> dict[str, str]:
+    """``count`` divergences in the composite-key tables; key text -> expected class."""
+    key_text = COMPOSITE.table("copies").key.text_of
+    planted: dict[str, str] = {}
+    with (
+        psycopg.connect(monolith_url, autocommit=True) as mono,
+        psycopg.connect(service_url, autocommit=True) as serv,
+    ):
+        for index, g in enumerate(random.Random(19).sample(range(1, rows + 1), count)):
+            branch = g % 50
+            isbn = f"978-{g // 50:09d}" + ("|b" if g % 11 == 0 else "")
+            where = {"b": branch, "i": isbn}
+            if index % 3 == 0:
+                serv.execute("DELETE FROM copies WHERE branch = %(b)s AND isbn = %(i)s", where)
+                planted[key_text((branch, isbn))] = "missing_in_service"
+            elif index % 3 == 1:
+                mono.execute(
+                    "DELETE FROM library_copy WHERE branch_id = %(b)s AND isbn = %(i)s", where
+                )
+                planted[key_text((branch, isbn))] = "missing_in_monolith"
+            else:
+                serv.execute(
+                    "UPDATE copies SET shelf = shelf || '!' WHERE branch = %(b)s AND isbn = %(i)s",
+                    where,
+                )
+                planted[key_text((branch, isbn))] = "differing"
+        mono.execute("VACUUM ANALYZE library_copy")
+        serv.execute("VACUUM ANALYZE copies")
+    return planted
+
+
+def composite_cell(
+    monolith_url: str, service_url: str, rows: int, divergences: int, repeat: int
+) -> dict[str, Any]:
+    """Composite (integer, text) key: strangler's reconcile against the single-scan limit."""
+    started = time.perf_counter()
+    for role, url in (("monolith", monolith_url), ("service", service_url)):
+        ddl, fill = COMPOSITE_DDL[role]
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(ddl)
+            conn.execute(fill, {"rows": rows})
+    build_seconds = time.perf_counter() - started
+    monolith, service = engine_for(monolith_url), engine_for(service_url)
+    options = ReconcileOptions(grace_seconds=0.0, max_rechecks=1)
+    pair = inspect_pair(COMPOSITE.table("copies"), monolith, service)
+
+    def scan(role: str) -> Any:
+        engine = monolith if role == "monolith" else service
+        with engine.connect() as conn:
+            return conn.exec_driver_sql(total_sql(pair, role, "postgresql")).one()  # type: ignore[arg-type]
+
+    def single() -> float:
+        with ThreadPoolExecutor(2) as pool:
+            seconds, _ = _timed(lambda: list(pool.map(scan, ("monolith", "service"))))
+        return seconds
+
+    def run() -> tuple[float, dict[str, str]]:
+        seconds, report = _timed(
+            lambda: reconcile(COMPOSITE, monolith_url, service_url, options=options)
+        )
+        return seconds, {str(d.key): d.kind.value for d in report.table("copies").divergences}
+
+    def measure() -> tuple[float, float, float, dict[str, str]]:
+        first, _ = run()
+        scans = [single() for _ in range(repeat)]
+        runs = [run() for _ in range(repeat)]
+        ours = statistics.median(seconds for seconds, _ in runs)
+        return statistics.median(scans), first, ours, runs[-1][1]
+
+    with psycopg.connect(monolith_url, autocommit=True) as mono:
+        mono.execute("VACUUM ANALYZE library_copy")
+    with psycopg.connect(service_url, autocommit=True) as serv:
+        serv.execute("VACUUM ANALYZE copies")
+    clean_scan, _, clean_ours, clean_found = measure()
+    planted = composite_plant(monolith_url, service_url, rows, divergences)
+    scan_seconds, first_seconds, ours, found = measure()
+    return {
+        "rows_per_side": rows,
+        "key": "(integer, text)",
+        "build_seconds": round(build_seconds, 1),
+        "clean": {
+            "single_scan_limit_seconds": round(clean_scan, 3),
+            "strangler_seconds": round(clean_ours, 3),
+            "strangler_vs_single_scan": round(clean_ours / clean_scan, 2),
+            "false_divergences": len(clean_found),
+        },
+        "planted_divergences": len(planted),
+        "single_scan_limit_seconds": round(scan_seconds, 3),
+        "strangler_first_run_seconds": round(first_seconds, 3),
+        "strangler_seconds": round(ours, 3),
+        "strangler_vs_single_scan": round(ours / scan_seconds, 2),
+        "found": sum(1 for key in planted if found.get(key) == planted[key]),
+        "false_divergences": sum(1 for key in found if key not in planted),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
@@ -287,6 +442,12 @@ def main() -> None:
     parser.add_argument("--sample", type=int, default=5000, help="rows for the naive diff")
     parser.add_argument("--skip-reladiff", action="store_true")
     parser.add_argument("--keep", action="store_true", help="keep the databases")
+    parser.add_argument(
+        "--only",
+        choices=("all", "integer", "composite"),
+        default="all",
+        help="the integer-key cells (with incremental, naive, reladiff), the composite one, or all",
+    )
     args = parser.parse_args()
     # The catalog mapping of the shipped template, unless a plans folder is configured.
     templates = Path(__file__).resolve().parent.parent / "migration_plans" / "templates"
@@ -296,49 +457,57 @@ def main() -> None:
     names = [unique_name("bench_monolith"), unique_name("bench_service")]
     monolith_url, service_url = (create_database(admin, name) for name in names)
     try:
-        build_seconds, _ = _timed(lambda: build(monolith_url, service_url, args.rows))
-        incremental = incremental_cell(
-            monolith_url, service_url, args.rows, args.changed, args.repeat
-        )
-        planted = plant(monolith_url, service_url, args.rows, args.divergences)
-        first_seconds, _ = strangler(monolith_url, service_url)
-        scans = [single_scan(monolith_url, service_url) for _ in range(args.repeat)]
-        runs = [strangler(monolith_url, service_url) for _ in range(args.repeat)]
-        found = runs[-1][1]
-        scan = statistics.median(scans)
-        ours = statistics.median(seconds for seconds, _ in runs)
-        result: dict[str, Any] = {
-            "rows_per_side": args.rows,
-            "planted_divergences": len(planted),
-            "build_seconds": round(build_seconds, 1),
-            "single_scan_limit_seconds": round(scan, 3),
-            "strangler_first_run_seconds": round(first_seconds, 3),
-            "strangler_seconds": round(ours, 3),
-            "strangler_vs_single_scan": round(ours / scan, 2),
-            "found": sum(1 for key in planted if found.get(key) == planted[key]),
-            "found_pct": round(
-                100 * sum(1 for k in planted if found.get(k) == planted[k]) / len(planted), 1
-            ),
-            "false_divergences": sum(1 for key in found if key not in planted),
-            "naive_deepdiff": naive(monolith_url, service_url, args.rows, args.sample),
-            "incremental": incremental,
-        }
-        result["naive_vs_strangler"] = round(
-            result["naive_deepdiff"]["extrapolated_seconds"] / ours, 1
-        )
-        if not args.skip_reladiff:
-            peer = reladiff_run(monolith_url, service_url)
-            if "keys" in peer:
-                keys = peer.pop("keys")
-                peer["found"] = len(keys & set(planted))
-                peer["false_divergences"] = len(keys - set(planted))
-                result["reladiff_vs_strangler"] = round(peer["seconds"] / ours, 2)
-            result["reladiff"] = peer
+        result: dict[str, Any] = {}
+        if args.only in ("all", "integer"):
+            result.update(integer_cells(monolith_url, service_url, args))
+        if args.only in ("all", "composite"):
+            result["composite"] = composite_cell(
+                monolith_url, service_url, args.rows, args.divergences, args.repeat
+            )
         print(json.dumps(result, indent=2))
     finally:
         if not args.keep:
             for name in names:
                 drop_database(admin, name)
+
+
+def integer_cells(monolith_url: str, service_url: str, args: argparse.Namespace) -> dict[str, Any]:
+    """The integer-key product table: limit, strangler, naive, incremental and reladiff."""
+    build_seconds, _ = _timed(lambda: build(monolith_url, service_url, args.rows))
+    incremental = incremental_cell(monolith_url, service_url, args.rows, args.changed, args.repeat)
+    planted = plant(monolith_url, service_url, args.rows, args.divergences)
+    first_seconds, _ = strangler(monolith_url, service_url)
+    scans = [single_scan(monolith_url, service_url) for _ in range(args.repeat)]
+    runs = [strangler(monolith_url, service_url) for _ in range(args.repeat)]
+    found = runs[-1][1]
+    scan = statistics.median(scans)
+    ours = statistics.median(seconds for seconds, _ in runs)
+    result: dict[str, Any] = {
+        "rows_per_side": args.rows,
+        "planted_divergences": len(planted),
+        "build_seconds": round(build_seconds, 1),
+        "single_scan_limit_seconds": round(scan, 3),
+        "strangler_first_run_seconds": round(first_seconds, 3),
+        "strangler_seconds": round(ours, 3),
+        "strangler_vs_single_scan": round(ours / scan, 2),
+        "found": sum(1 for key in planted if found.get(key) == planted[key]),
+        "found_pct": round(
+            100 * sum(1 for k in planted if found.get(k) == planted[k]) / len(planted), 1
+        ),
+        "false_divergences": sum(1 for key in found if key not in planted),
+        "naive_deepdiff": naive(monolith_url, service_url, args.rows, args.sample),
+        "incremental": incremental,
+    }
+    result["naive_vs_strangler"] = round(result["naive_deepdiff"]["extrapolated_seconds"] / ours, 1)
+    if not args.skip_reladiff:
+        peer = reladiff_run(monolith_url, service_url)
+        if "keys" in peer:
+            keys = peer.pop("keys")
+            peer["found"] = len(keys & set(planted))
+            peer["false_divergences"] = len(keys - set(planted))
+            result["reladiff_vs_strangler"] = round(peer["seconds"] / ours, 2)
+        result["reladiff"] = peer
+    return result
 
 
 if __name__ == "__main__":

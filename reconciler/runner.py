@@ -40,6 +40,7 @@ from reconciler.segment import (
     SegmentResult,
     SegmentSpec,
     compare_fetched,
+    estimated_rows,
     fetch_keys,
     key_bounds,
     row_counts,
@@ -151,10 +152,11 @@ def plan_segments(
 def text_key_segments(
     pair: PairSchema, urls: tuple[str, str], rows: int, options: ReconcileOptions
 ) -> list[SegmentSpec]:
-    """Text keys have no ranges to split: one segment, hashed into ~levels[0]-row buckets."""
-    if rows == 0:
-        return []
-    buckets = -(-rows // options.levels[0])
+    """Text keys have no ranges to split: one segment, hashed into buckets of about a
+    quarter of ``levels[0]`` rows (at least ``levels[-1]``): small enough that the row
+    hashes of the differing ones are few, few enough for a cheap hash aggregate."""
+    size = max(options.levels[-1], options.levels[0] // 4)
+    buckets = max(1, -(-rows // size))
     spec = SegmentSpec(
         monolith_url=urls[0],
         service_url=urls[1],
@@ -255,7 +257,7 @@ def prepare_pair(
     """The segments covering both tables' keys, and notes (statistics created)."""
     engines = (engine_for(urls[0]), engine_for(urls[1]))
     if pair.key_kind == "text":
-        return text_key_segments(pair, urls, max(row_counts(pair, *engines)), options), []
+        return text_key_segments(pair, urls, estimated_rows(pair, *engines), options), []
     bounds = key_bounds(pair, *engines)
     specs = plan_segments(pair, urls, bounds, options) if bounds else []
     notes = []

@@ -118,6 +118,15 @@ class PairSchema:
     def side(self, role: Role) -> SideSchema:
         return self.monolith if role == "monolith" else self.service
 
+    @property
+    def key_quoted(self) -> bool:
+        """Whether the row text length-prefixes the key: a text key may hold any character.
+
+        A composite key's text needs no prefix: its parts are escaped, so it holds
+        exactly one unescaped ``|`` fewer than it has columns, and where it ends is
+        never in doubt."""
+        return self.key_kind == "text" and not self.mapping.key.is_composite
+
 
 def category_of(column_type: Any) -> Category:
     """Map a reflected SQLAlchemy type to a rendering category."""

@@ -40,17 +40,22 @@ from reconciler.schema import (
 from reconciler.sql import (
     Range,
     bucket_sql,
-    in_buckets_sql,
     key_bucket_sql,
     prepare,
     quote_ident,
     ranges_sql,
+    row_hashes_sql,
 )
 from reconciler.values import DbText, decode_row, fetch_columns
 
 Buckets = dict[int, tuple[int, int]]
 Rows = dict[Key, dict[str, Any]]
 FETCH_CHUNK = 500
+BUCKET_CHUNK = 5000
+"""Key-hash buckets per row-hash query (each query scans the table once)."""
+ESTIMATE_TRUSTED = 10_000
+"""Below this many rows by PostgreSQL's estimate, the rows are counted instead."""
+"""Key-hash buckets per row-hash query (each query scans the table once)."""
 
 
 class SegmentSpec(BaseModel):
@@ -168,11 +173,16 @@ class SideReader:
             found[as_key(row[KEY_LABEL])] = row
         return found
 
-    def rows_in_buckets(self, buckets: int, chosen: Sequence[int]) -> Rows:
-        found: Rows = {}
-        for chunk in _chunks(list(chosen), FETCH_CHUNK):
-            where = in_buckets_sql(self.side.key_sql, self.dialect, buckets, chunk)
-            found.update(self.rows(sa.text(where)))
+    def row_hashes(self, buckets: int, chosen: Sequence[int]) -> dict[str, int]:
+        """Text keys: key text -> row hash of every row in the chosen buckets (one scan
+        per ``BUCKET_CHUNK`` buckets; no row is fetched)."""
+        found: dict[str, int] = {}
+        for chunk in _chunks(list(chosen), BUCKET_CHUNK):
+            sql = row_hashes_sql(self.pair, self.role, self.dialect, buckets, chunk)
+            with self.failing():
+                found.update(
+                    (str(key), int(digest)) for key, digest in self.conn.exec_driver_sql(sql)
+                )
         return found
 
     def rows_in(self, ranges: Sequence[Range]) -> Rows:
@@ -338,8 +348,16 @@ def _compare_text_keys(
     )
     result.mismatched_buckets = len(chosen)
     if chosen:
-        left_rows_future = pool.submit(left.rows_in_buckets, spec.key_buckets, chosen)
-        right_rows = right.rows_in_buckets(spec.key_buckets, chosen)
+        # The differing buckets' row hashes name the differing keys; only those rows
+        # are fetched (by key, through the primary key), not the buckets' every row.
+        left_hashes = pool.submit(left.row_hashes, spec.key_buckets, chosen)
+        right_hashes = right.row_hashes(spec.key_buckets, chosen)
+        mine = left_hashes.result()
+        keys = sorted(
+            k for k in set(mine) | set(right_hashes) if mine.get(k) != right_hashes.get(k)
+        )
+        left_rows_future = pool.submit(left.rows_for, keys)
+        right_rows = right.rows_for(keys)
         left_rows = left_rows_future.result()
         result.rows_fetched = len(left_rows) + len(right_rows)
         result.divergences = compare_fetched(spec.mapping, left_rows, right_rows)
@@ -364,6 +382,29 @@ def row_counts(pair: PairSchema, monolith: Engine, service: Engine) -> tuple[int
             sql = f"SELECT count(*) FROM {quote_ident(side.table)}"
             counts.append(int(conn.exec_driver_sql(sql).scalar() or 0))
     return counts[0], counts[1]
+
+
+def estimated_rows(pair: PairSchema, monolith: Engine, service: Engine) -> int:
+    """Rows of the larger side, to size key-hash buckets: PostgreSQL's own estimate when
+    the table has statistics (no scan), else a count."""
+    found = []
+    for role, engine in (("monolith", monolith), ("service", service)):
+        side = pair.side(role)  # type: ignore[arg-type]
+        with snapshot(engine) as conn:
+            estimate = -1.0
+            if conn.dialect.name == "postgresql":
+                estimate = float(
+                    conn.exec_driver_sql(
+                        "SELECT reltuples FROM pg_class WHERE oid = to_regclass(%(t)s)",
+                        {"t": quote_ident(side.table)},
+                    ).scalar()
+                    or -1
+                )
+            if estimate < ESTIMATE_TRUSTED:  # never analyzed (-1), or small: count
+                sql = f"SELECT count(*) FROM {quote_ident(side.table)}"
+                estimate = float(conn.exec_driver_sql(sql).scalar() or 0)
+            found.append(int(estimate))
+    return max(found)
 
 
 def key_bounds(pair: PairSchema, monolith: Engine, service: Engine) -> tuple[int, int] | None:

@@ -114,7 +114,7 @@ def prepare(conn: Connection, pair: PairSchema, role: Role) -> None:
     if conn.dialect.name != "sqlite":
         return
     side = pair.side(role)
-    ops, quoted, key_quoted = side.ops[1:], pair.quoted, pair.key_kind == "text"
+    ops, quoted, key_quoted = side.ops[1:], pair.quoted, pair.key_quoted
 
     def row_hash(key: Any, *values: Any) -> int:
         return md5_hash64(row_text(key, ops, quoted, values, key_quoted=key_quoted))
@@ -131,7 +131,7 @@ def row_hash_sql(pair: PairSchema, role: Role, dialect: str) -> str:
     if dialect == "sqlite":
         columns = ", ".join((side.key_sql, *side.column_sql))
         return f"{sqlite_function_name(pair, role)}({columns})"
-    return pg_hash(pg_row_text(side, pair.quoted, pair.key_kind == "text"), pair.hash_mode)
+    return pg_hash(pg_row_text(side, pair.quoted, pair.key_quoted), pair.hash_mode)
 
 
 def xor_agg(dialect: str) -> str:
@@ -161,30 +161,43 @@ def bucket_sql(
     )
 
 
-def key_bucket_expr(key_sql: str, dialect: str, buckets: int) -> str:
-    """Bucket of a key text, identical on every dialect (see :func:`canonical.key_bucket`).
+def key_bucket_expr(key_sql: str, dialect: str, buckets: int, mode: str = "md5") -> str:
+    """Bucket of a key text, identical on both sides of a pair.
 
     ``key_sql`` is the SQL expression of the key text (:meth:`KeyMapping.text_sql`).
+    In ``md5`` mode (any dialect, see :func:`canonical.key_bucket`) 60 bits of md5; in
+    ``hashtext`` mode (both sides PostgreSQL of one major version) the far cheaper
+    ``hashtextextended``, its sign bit cleared.
     """
     if dialect == "sqlite":
         return f"strangler_key_bucket({key_sql}, {int(buckets)})"
+    if mode == "hashtext":
+        return f"mod(hashtextextended({key_sql}, 0) & 9223372036854775807, {int(buckets)})"
     return f"mod(('x' || left(md5({key_sql}), 15))::bit(60)::bigint, {int(buckets)})"
 
 
 def key_bucket_sql(pair: PairSchema, role: Role, dialect: str, buckets: int) -> str:
     """One scan for text keys: count and XOR of row hashes per key-hash bucket."""
     side = pair.side(role)
+    bucket = key_bucket_expr(side.key_sql, dialect, buckets, pair.hash_mode)
     return (
-        f"SELECT {key_bucket_expr(side.key_sql, dialect, buckets)} AS b, count(*) AS n, "
+        f"SELECT {bucket} AS b, count(*) AS n, "
         f"{xor_agg(dialect)}({row_hash_sql(pair, role, dialect)}) AS h "
         f"FROM {side.from_sql} GROUP BY 1"
     )
 
 
-def in_buckets_sql(key_sql: str, dialect: str, buckets: int, chosen: Sequence[int]) -> str:
-    """Rows of the chosen key-hash buckets (text keys)."""
+def row_hashes_sql(
+    pair: PairSchema, role: Role, dialect: str, buckets: int, chosen: Sequence[int]
+) -> str:
+    """Key text and row hash of every row in the chosen key-hash buckets (text keys)."""
+    side = pair.side(role)
     listed = ", ".join(str(int(b)) for b in chosen)
-    return f"{key_bucket_expr(key_sql, dialect, buckets)} IN ({listed})"
+    bucket = key_bucket_expr(side.key_sql, dialect, buckets, pair.hash_mode)
+    return (
+        f"SELECT {side.key_sql} AS k, {row_hash_sql(pair, role, dialect)} AS h "
+        f"FROM {side.from_sql} WHERE {bucket} IN ({listed})"
+    )
 
 
 def total_sql(pair: PairSchema, role: Role, dialect: str) -> str:

@@ -239,8 +239,15 @@ class KeyMapping(BaseModel):
         ]
         if len(parts) == 1:
             return parts[0]
-        escaped = [f"replace(replace({part}, '\\', '\\\\'), '|', '\\|')" for part in parts]
+        escaped = [
+            part if kind in _PLAIN else f"replace(replace({part}, '\\', '\\\\'), '|', '\\|')"
+            for part, kind in zip(parts, self.types_of(side), strict=True)
+        ]
         return " || '|' || ".join(escaped)
+
+
+_PLAIN = (KeyType.INTEGER, KeyType.UUID)
+"""Key types whose text never holds the separator or the escape (SQL skips escaping them)."""
 
 
 def _part_text(value: Any, kind: KeyType) -> str:
