@@ -41,12 +41,13 @@ def _generate(tmp_path: Path, context: str, app_label: str, *models: str) -> Ini
 @pytest.mark.slow
 @pytest.mark.parametrize(
     ("context", "app_label", "models"),
-    [("shipping", "shipping", ()), ("shelf", "catalog", ("Category",))],
+    [("shipping", "shipping", ()), ("shelf", "catalog", ("Category",)), ("pay2", "payments", ())],
 )
 def test_generated_package_passes_ruff_and_mypy(
     django_shop: None, tmp_path: Path, context: str, app_label: str, models: tuple[str, ...]
 ) -> None:
-    """Reads with row visibility and filters (shipping); full CRUD (catalog's categories)."""
+    """Reads with row visibility and filters (shipping); full CRUD (catalog's categories);
+    a decimal amount as integer cents (payments)."""
     result = _generate(tmp_path, context, app_label, *models)
     out = result.package_dir.parent
     ruff = subprocess.run(
@@ -189,6 +190,8 @@ def test_generated_shipping_service_serves_the_monolith_tables_in_shared(
         ("shipping", "shipping", (), Phase.DUAL_WRITE, True, 2),
         # every generic write of catalog's CategoryViewSet, database effects compared
         ("shelf", "catalog", ("Category",), Phase.DUAL_WRITE, False, 6),
+        # amounts kept as cents in the service, rendered as the monolith's decimal strings
+        ("pay2", "payments", (), Phase.DUAL_WRITE, True, 2),
     ],
 )
 def test_generated_service_passes_its_generated_contract_check(

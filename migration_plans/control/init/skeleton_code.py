@@ -110,8 +110,24 @@ def _literal(value: object) -> str:
 # models.py ---------------------------------------------------------------------------
 
 
+def _service_default(field: FieldSpec, column: Column) -> str | None:
+    """The model's literal default as the service column's, when it carries over: an
+    unchanged value (identity, enum_map's same names) of a column that is not NULL by
+    default, or an enum_map's service name for it; a transformed value (cents) is left
+    to the code."""
+    if not field.has_default or field.default is None:
+        return None
+    if column.transform == "enum_map":
+        names = dict(column.options).get("values")
+        if isinstance(names, dict):
+            return _literal(names.get(str(field.default), field.default))
+    if column.transform not in (TransformKind.IDENTITY.value, "enum_map"):
+        return None
+    return _literal(field.default)
+
+
 def models_py(spec: ContextSpec) -> str:
-    types: set[str] = {"String"}
+    types: set[str] = set()
     body: list[str] = []
     python_imports: set[str] = set()
     needs_utcnow = needs_fk = needs_unique = False
@@ -164,19 +180,14 @@ def models_py(spec: ContextSpec) -> str:
             if field.auto_now or field.auto_now_add:
                 needs_utcnow = True
                 args.append("default=utcnow")
-            elif (field.has_default and field.default is not None and kind.python != "int") or (
-                field.has_default
-                and isinstance(field.default, int)
-                and kind.python == "int"
-                and column.transform == TransformKind.IDENTITY.value
-            ):
-                args.append(f"default={_literal(field.default)}")
+            elif (default := _service_default(field, column)) is not None:
+                args.append(f"default={default}")
             lines.append(
                 f"    {column.service}: Mapped[{python}] = mapped_column({', '.join(args)})"
             )
         body += lines
     sqlalchemy = sorted(
-        {*(name for name in types if name != "Id"), "String"}
+        {name for name in types if name != "Id"}
         | ({"ForeignKey"} if needs_fk else set())
         | ({"UniqueConstraint"} if needs_unique else set())
     )
@@ -215,14 +226,7 @@ def models_py(spec: ContextSpec) -> str:
         "class Base(DeclarativeBase):",
         "    metadata = service_metadata()",
     ]
-    text = "\n".join([*head, *body]) + "\n"
-    if "String(" not in text.split("class Base", 1)[1]:
-        text = text.replace("from sqlalchemy import String, ", "from sqlalchemy import ")
-        text = re.sub(
-            r"from sqlalchemy import ([^\n]*), String\n", r"from sqlalchemy import \1\n", text
-        )
-        text = text.replace("from sqlalchemy import String\n", "")
-    return text
+    return "\n".join([*head, *body]) + "\n"
 
 
 # db.py -------------------------------------------------------------------------------
