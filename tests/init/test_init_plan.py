@@ -3,6 +3,7 @@ refusals, routes; every generated plan passes the plan validator."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -220,3 +221,74 @@ def test_slugs_and_protecting_foreign_keys_are_read(django_shop: None) -> None:
     assert category.field("slug").slug and not category.field("name").slug
     # catalog_product.category_id is on_delete=PROTECT: a used category is not deleted
     assert ("catalog_product", "category_id") in category.protected_by
+
+
+@pytest.fixture
+def odd_models(django_shop: None) -> Iterator[dict[str, type]]:
+    """Models init cannot map, registered in the shipping app for one test, then removed."""
+    from django.apps import apps
+    from django.db import models
+
+    from legacy_monolith.shipping.models import Shipment
+
+    class ShipmentProxy(Shipment):
+        class Meta:
+            proxy = True
+            app_label = "shipping"
+
+    class Carrier(models.Model):
+        name = models.CharField(max_length=20)
+
+        class Meta:
+            managed = False
+            app_label = "shipping"
+
+    class ExpressShipment(Shipment):  # multi-table inheritance
+        class Meta:
+            app_label = "shipping"
+
+    class Route(models.Model):
+        name = models.CharField(max_length=20)
+        duration = models.DurationField()
+
+        class Meta:
+            app_label = "shipping"
+
+    made = {
+        "ShipmentProxy": ShipmentProxy,
+        "Carrier": Carrier,
+        "ExpressShipment": ExpressShipment,
+        "Route": Route,
+    }
+    yield made
+    for name in made:
+        apps.all_models["shipping"].pop(name.lower(), None)
+    apps.clear_cache()
+
+
+def test_model_level_refusals_name_the_model_and_the_way_out(
+    odd_models: dict[str, type],
+) -> None:
+    with pytest.raises(UnmappableSet) as refused:
+        inspect_models("shipping", tuple(odd_models))
+    message = str(refused.value)
+    assert "shipping.ShipmentProxy: a proxy model of shipping.Shipment" in message
+    assert "shipping.Carrier: an unmanaged model" in message
+    assert "shipping.ExpressShipment: multi-table inheritance from shipping.Shipment" in message
+    assert "shipping.Route.duration: a DurationField has no generated column type" in message
+    assert "4 model(s) or field(s) cannot be mapped" in message
+    found, notes = inspect_models("shipping", tuple(odd_models), skip_unmappable=True)
+    assert [model.name for model in found] == ["Route"]
+    assert [field.name for field in found[0].fields] == ["name"]
+    assert len(notes) == 3 and all(note.startswith("skipped shipping.") for note in notes)
+
+
+def test_a_viewset_with_code_filters_is_refused_unless_skipped(django_shop: None) -> None:
+    found, _ = inspect_models("catalog")
+    with pytest.raises(UnmappableSet, match="ProductViewSet: a filterset_class"):
+        inspect_resources(found)
+    resources, notes = inspect_resources(found, skip_unmappable=True)
+    assert [r.viewset.rsplit(".", 1)[-1] for r in resources] == ["CategoryViewSet"]
+    assert notes and "ProductViewSet stays on the monolith" in notes[0]
+    text = plan_text(ContextSpec("shelf", "catalog", found, resources, notes))
+    assert "ProductViewSet stays on the monolith" in text
