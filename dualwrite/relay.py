@@ -18,6 +18,11 @@ For a batch of events (oldest first) of one direction:
 4. The events are marked applied on the source side, committed asynchronously (a mark
    lost in a crash only redelivers its event, which the guard absorbs).
 
+Rows are found by every key column (composite keys; text and uuid keys read back from
+the event's key text); id-map pairs translate keys through the service's id map, a
+split table's pairs write only their own columns, copied columns follow their source
+(:mod:`dualwrite.shapes`).
+
 The relay loop's pass (:meth:`Relay.apply_next`) reads the pending batch under the lock
 and folds settings into the lock statement: about ten round trips per batch.
 
@@ -573,12 +578,17 @@ class Relay:
         ]
         if not needed:
             return {}
-        if direction.target == "service":
-            return self.keys.create_service_keys(conn, needed)
-        tables = {
-            key[0]: self.table("monolith", self.mapping.table(key[0]), conn) for key in needed
-        }
-        return self.keys.reserve_monolith_keys(conn, needed, tables)
+        try:
+            if direction.target == "service":
+                return self.keys.create_service_keys(conn, needed)
+            tables = {
+                key[0]: self.table("monolith", self.mapping.table(key[0]), conn) for key in needed
+            }
+            return self.keys.reserve_monolith_keys(conn, needed, tables)
+        except Exception as exc:
+            if is_unavailable(exc):
+                raise
+            raise ApplyFailed(final[needed[0]], exc) from exc
 
     def _service_tables(self, conn: Connection) -> dict[str, Table]:
         """The reflected service table of every pair, by pair name (copied columns)."""

@@ -36,6 +36,7 @@ from dualwrite.outbox import OutboxSink
 from dualwrite.partitions import Partition, PartitionError
 from dualwrite.relay import Relay
 from dualwrite.schema import SERVICE_TABLES
+from dualwrite.shapes import IdMapError, KeyTranslator
 from dualwrite.status import collect_status
 from migration_plans.core import idmap
 from migration_plans.core.database import sqlalchemy_url
@@ -738,3 +739,14 @@ def test_any_interleaving_on_composite_keys_converges(
             _write_copy(library, *step)
     library.drain()
     library.assert_same()
+
+
+def test_id_map_makes_only_uuid_or_text_service_keys(tmp_path: Path) -> None:
+    loans = MAPPING.table("loans").model_dump(by_alias=True)
+    loans["key"] = {"monolith": "id", "service": "id", "id_map": True, "service_type": "integer"}
+    mapping = ContextMapping.model_validate({"context": CONTEXT, "tables": [loans]})
+    engine = sa.create_engine(f"sqlite:///{tmp_path}/service.db")
+    idmap.id_map_metadata.create_all(engine)
+    with engine.begin() as conn, pytest.raises(IdMapError, match="only uuid or text"):
+        KeyTranslator(mapping, engine).create_service_keys(conn, [("loans", "1")])
+    engine.dispose()
