@@ -750,3 +750,44 @@ def test_id_map_makes_only_uuid_or_text_service_keys(tmp_path: Path) -> None:
     with engine.begin() as conn, pytest.raises(IdMapError, match="only uuid or text"):
         KeyTranslator(mapping, engine).create_service_keys(conn, [("loans", "1")])
     engine.dispose()
+
+
+def test_id_map_crash_before_the_sqlite_monolith_insert_inserts_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLite: the write after the map's commit dies once (as a killed relay would)."""
+    library = Library(f"sqlite:///{tmp_path}/monolith.db", f"sqlite:///{tmp_path}/service.db")
+    try:
+        library.sql("monolith", "INSERT INTO lib_loan (id, isbn) VALUES (41, 'old')")
+        library.drain()
+        service_key = str(uuid.uuid4())
+        library.service_write(
+            "loans",
+            "insert",
+            "INSERT INTO loans (id, isbn, note) VALUES (:id, 'd', 'once')",
+            {"id": service_key},
+            (service_key,),
+            {"id": service_key, "isbn": "d", "note": "once"},
+        )
+        original = Relay._write_in_order
+        calls: list[int] = []
+
+        def dies_once(self: Relay, *args: Any) -> None:
+            calls.append(1)
+            if len(calls) == 1:
+                raise RuntimeError("relay killed after the id map's commit")
+            original(self, *args)
+
+        monkeypatch.setattr(Relay, "_write_in_order", dies_once)
+        with pytest.raises(ApplyFailed, match="relay killed"):
+            library.relay.apply_pending(S2M)
+        assert library.id_map() == {"41": library.id_map()["41"], "42": service_key}
+        assert library.sql("monolith", "SELECT count(*) FROM lib_loan") == [(1,)]
+        library.drain()
+        library.assert_same()
+        assert library.sql("monolith", "SELECT id, note FROM lib_loan WHERE isbn = 'd'") == [
+            (42, "once")
+        ]
+        assert len(library.id_map()) == 2
+    finally:
+        library.close()
