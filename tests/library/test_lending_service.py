@@ -144,13 +144,15 @@ def test_dual_write_reports_every_key_shape(lending_app: Callable[[str], TestCli
     loan = service.post(
         "/api/v1/loans/",
         json={"member": member_id, "book": "9781111111111", "branch": "W|1",
-              "due_at": "2027-01-01T00:00:00Z", "meta": {"renewals": [1, {"b": None}]}},
+              "due_at": "2027-01-01T00:00:00Z", "meta": {"renewals": [1, {"b": None}]},
+              "fine": "12.05"},
         headers=auth,
     )  # fmt: skip
     assert loan.status_code == 201, loan.text
     loan_id = uuid.UUID(loan.json()["id"])
     assert loan.json()["status"] == "o" and loan.json()["notes"] == ""
     assert loan.json()["meta"] == {"renewals": [1, {"b": None}]}
+    assert loan.json()["fine"] == "12.05"
 
     renamed = service.patch(
         "/api/v1/books/9781111111111/", json={"title": "Tides II"}, headers=auth
@@ -174,13 +176,15 @@ def test_dual_write_reports_every_key_shape(lending_app: Callable[[str], TestCli
     engine = create_engine(sqlalchemy_url(url))
     try:
         with engine.begin() as conn:
-            title, status, notes = conn.execute(
-                select(Loan.book_title, Loan.status, Loan.notes).where(Loan.id == loan_id)
+            title, status, notes, fine = conn.execute(
+                select(Loan.book_title, Loan.status, Loan.notes, Loan.fine_cents).where(
+                    Loan.id == loan_id
+                )
             ).one()
             record(conn, "loans", [("4242", str(loan_id))])
     finally:
         engine.dispose()
-    assert (title, status, notes) == ("Tides II", "returned", None)
+    assert (title, status, notes, fine) == ("Tides II", "returned", None, 1205)
 
     by_monolith_id = service.get("/api/v1/loans/4242/")
     assert by_monolith_id.status_code == 200 and by_monolith_id.json()["id"] == str(loan_id)
@@ -199,7 +203,7 @@ def test_dual_write_validates_like_the_monolith(lending_app: Callable[[str], Tes
     auth = identity_headers()
     answer = service.post(
         "/api/v1/loans/",
-        json={"member": 999, "book": "nope", "branch": "CEN", "status": "z"},
+        json={"member": 999, "book": "nope", "branch": "CEN", "status": "z", "fine": "1.5"},
         headers=auth,
     )
     assert answer.status_code == 400
@@ -207,4 +211,5 @@ def test_dual_write_validates_like_the_monolith(lending_app: Callable[[str], Tes
     assert fields["due_at"] == ["This field is required."]
     assert fields["status"] == ['"z" is not a valid choice.']
     assert fields["member"] == ['Invalid pk "999" - object does not exist.']
+    assert fields["fine"] == ["Enter a valid value."]
     assert service.post("/api/v1/branches/", json={}, headers={}).status_code == 401

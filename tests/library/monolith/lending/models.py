@@ -5,13 +5,17 @@
 - ``Member`` is one wide table (name and contact details) the service keeps as two.
 - ``Loan`` has an integer id here; the service generates UUIDs (the toolkit's id map
   pairs them), a one-letter status with four values, a JSON ``meta`` and ``notes``
-  that are ``''`` when empty.
+  that are ``''`` when empty, and a ``fine`` kept as decimal text (``"1.50"``).
 """
 
 from __future__ import annotations
 
+from django.core.validators import RegexValidator
 from django.db import models
 from django.utils import timezone
+
+FINE_FORMAT = RegexValidator(r"^[0-9]{1,8}[.][0-9]{2}\Z")
+"""A fine is decimal text with two places: what the service's ``cents_string`` reads."""
 
 
 class Branch(models.Model):
@@ -89,6 +93,7 @@ class Loan(models.Model):
     status = models.CharField(max_length=1, choices=Status.choices, default="o")
     meta = models.JSONField(default=dict, blank=True)
     notes = models.TextField(blank=True, default="")
+    fine = models.CharField(max_length=12, default="0.00", validators=[FINE_FORMAT])
     borrowed_at = models.DateTimeField(default=timezone.now)
     due_at = models.DateTimeField()
 

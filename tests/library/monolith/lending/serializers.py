@@ -71,6 +71,7 @@ class LoanSerializer(serializers.ModelSerializer[Loan]):
             "status",
             "meta",
             "notes",
+            "fine",
             "borrowed_at",
             "due_at",
         ]

@@ -55,6 +55,7 @@ lending_loan = Table(
     Column("status", String(1)),
     Column("meta", JSON),
     Column("notes", Text),
+    Column("fine", String(12)),
     Column("borrowed_at", Moment),
     Column("due_at", Moment),
 )  # fmt: skip

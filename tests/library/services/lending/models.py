@@ -4,7 +4,8 @@ Deliberate changes, each mapped in ``tests/library/plans/lending.yaml``: copies 
 ``(branch_code, isbn, copy_no)``; members split into ``members`` and
 ``member_contacts``; loans keyed by a UUID the service generates (the id map pairs it
 with the monolith's integer id), statuses and conditions spelled out, empty text as
-NULL, and ``book_title`` copied from the book (kept current by :mod:`.crud`).
+NULL, a fine in cents (the monolith's decimal text through the ``cents_string``
+transform), and ``book_title`` copied from the book (kept current by :mod:`.crud`).
 
 No foreign keys between these tables: the dual-write relay applies each pair's events
 in its own order, so a contact may arrive before its member.
@@ -89,6 +90,7 @@ class Loan(Base):
     status: Mapped[str] = mapped_column(String(16), default="open")
     meta: Mapped[Any] = mapped_column(JSON)
     notes: Mapped[str | None] = mapped_column(Text, nullable=True)
+    fine_cents: Mapped[int] = mapped_column(Id, default=0)
     borrowed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     due_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     book_title: Mapped[str | None] = mapped_column(String(200), nullable=True)

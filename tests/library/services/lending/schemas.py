@@ -6,6 +6,7 @@ contract is the monolith's; the mapping turns them into service columns and valu
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -22,6 +23,16 @@ def _choice(*values: str) -> AfterValidator:
         return value
 
     return AfterValidator(check)
+
+
+def _fine(value: str) -> str:
+    """The monolith's ``FINE_FORMAT``: decimal text with two places."""
+    if not _FINE.match(value):
+        raise PydanticCustomError("invalid", "Enter a valid value.")
+    return value
+
+
+_FINE = re.compile(r"^[0-9]{1,8}[.][0-9]{2}\Z")
 
 
 def _json_value(value: Any) -> Any:
@@ -87,5 +98,6 @@ class LoanIn(BaseModel):
     status: Annotated[Text, _choice("o", "r", "d", "l")] = "o"
     meta: Annotated[Any, BeforeValidator(_json_value)] = None
     notes: LongText = ""
+    fine: Annotated[Text, Field(max_length=12), AfterValidator(_fine)] = "0.00"
     borrowed_at: datetime | None = None
     due_at: datetime

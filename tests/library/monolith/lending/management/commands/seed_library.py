@@ -71,6 +71,7 @@ class Command(BaseCommand):
                 status=statuses[index % len(statuses)],
                 meta={"renewals": index % 3, "channel": rng.choice(["desk", "app"])},
                 notes="" if index % 2 else f"note {index}",
+                fine=f"{index % 4}.{index * 25 % 100:02d}",
                 borrowed_at=borrowed,
                 due_at=borrowed + timedelta(days=21),
             )

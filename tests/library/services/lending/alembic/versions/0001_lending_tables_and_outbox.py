@@ -74,6 +74,7 @@ def upgrade() -> None:
         sa.Column("status", sa.String(16), nullable=False),
         sa.Column("meta", sa.JSON(), nullable=False),
         sa.Column("notes", sa.Text(), nullable=True),
+        sa.Column("fine_cents", Id, nullable=False),
         sa.Column("borrowed_at", Moment, nullable=False),
         sa.Column("due_at", Moment, nullable=False),
         sa.Column("book_title", sa.String(200), nullable=True),
