@@ -248,7 +248,6 @@ def test_generated_migration_matches_the_models_and_round_trips(
 
     from dualwrite.schema import service_side_metadata
 
-    request.getfixturevalue("django_shop")
     skip = ("ProductViewSet",) if app_label == "catalog" else ()
     plans = tmp_path / "plans"
     copy_templates(plans)
@@ -285,14 +284,14 @@ def test_generated_migration_matches_the_models_and_round_trips(
 
 
 def _table_of(diff: object) -> str | None:
-    """The table an autogenerate difference is about (a tuple or a list of tuples)."""
+    """The table an autogenerate difference is about (a tuple, or a list of tuples for
+    column changes: ``('modify_type', schema, table, column, ...)``)."""
     first = diff[0] if isinstance(diff, list) else diff
     assert isinstance(first, tuple)
     for item in first[1:]:
-        name = getattr(item, "name", None) if not isinstance(item, str) else None
-        table = getattr(item, "table", None)
-        if table is not None:
-            return str(table.name)
         if isinstance(item, sa.Table):
-            return str(name)
+            return str(item.name)
+        table = getattr(item, "table", None)
+        if isinstance(table, sa.Table):
+            return str(table.name)
     return first[2] if len(first) > 2 and isinstance(first[2], str) else None
