@@ -308,8 +308,8 @@ COMPOSITE = ContextMapping.model_validate(
     }
 )
 COMPOSITE_ROW_SQL = """
-SELECT g %% 50 AS branch_id,
-       '978-' || lpad((g / 50)::text, 9, '0') || CASE WHEN g %% 11 = 0 THEN '|b' ELSE '' END AS isbn,
+SELECT {branch} AS branch_id,
+       '978-' || lpad(g::text, 9, '0') || CASE WHEN g %% 11 = 0 THEN '|b' ELSE '' END AS isbn,
        'S' || (g %% 400) AS shelf, 'Title ' || g || CASE WHEN g %% 7 = 0 THEN ' ☕' ELSE '' END
            AS title,
        (g %% 100000) / 100.0 AS price,
@@ -324,6 +324,7 @@ CREATE TABLE library_copy (
     title text NOT NULL, price numeric(10,2) NOT NULL, acquired_at timestamptz NOT NULL,
     PRIMARY KEY (branch_id, isbn))""",
         f"INSERT INTO library_copy {COMPOSITE_ROW_SQL}",
+        "library_copy",
     ),
     "service": (
         """
@@ -333,11 +334,20 @@ CREATE TABLE copies (
     PRIMARY KEY (branch, isbn))""",
         "INSERT INTO copies SELECT branch_id, isbn, shelf, title, (price * 100)::int, "
         f"acquired_at FROM ({COMPOSITE_ROW_SQL}) AS r",
+        "copies",
     ),
+}
+COMPOSITE_SHAPES = {
+    # 50 branches: the first key column cannot narrow, rows are bucketed by key-text hash
+    "key_hash_buckets": ("g %% 50", lambda g: g % 50),
+    # 4 copies per branch id: PostgreSQL's statistics let ranges of it narrow, as for an id
+    "first_column_ranges": ("g / 4", lambda g: g // 4),
 }
 
 
-def composite_plant(monolith_url: str, service_url: str, rows: int, count: int) -> dict[str, str]:
+def composite_plant(
+    monolith_url: str, service_url: str, rows: int, count: int, branch_of: Callable[[int], int]
+) -> dict[str, str]:
     """``count`` divergences in the composite-key tables; key text -> expected class."""
     key_text = COMPOSITE.table("copies").key.text_of
     planted: dict[str, str] = {}
@@ -346,8 +356,8 @@ def composite_plant(monolith_url: str, service_url: str, rows: int, count: int) 
         psycopg.connect(service_url, autocommit=True) as serv,
     ):
         for index, g in enumerate(random.Random(19).sample(range(1, rows + 1), count)):
-            branch = g % 50
-            isbn = f"978-{g // 50:09d}" + ("|b" if g % 11 == 0 else "")
+            branch = branch_of(g)
+            isbn = f"978-{g:09d}" + ("|b" if g % 11 == 0 else "")
             where = {"b": branch, "i": isbn}
             if index % 3 == 0:
                 serv.execute("DELETE FROM copies WHERE branch = %(b)s AND isbn = %(i)s", where)
@@ -369,16 +379,22 @@ def composite_plant(monolith_url: str, service_url: str, rows: int, count: int) 
 
 
 def composite_cell(
-    monolith_url: str, service_url: str, rows: int, divergences: int, repeat: int
+    monolith_url: str, service_url: str, rows: int, divergences: int, repeat: int, shape: str
 ) -> dict[str, Any]:
     """Composite (integer, text) key: strangler's reconcile against the single-scan limit."""
+    branch_sql, branch_of = COMPOSITE_SHAPES[shape]
     started = time.perf_counter()
     for role, url in (("monolith", monolith_url), ("service", service_url)):
-        ddl, fill = COMPOSITE_DDL[role]
+        ddl, fill, table = COMPOSITE_DDL[role]
         with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(f"DROP TABLE IF EXISTS {table}")
             conn.execute(ddl)
-            conn.execute(fill, {"rows": rows})
+            conn.execute(fill.replace("{branch}", branch_sql), {"rows": rows})
     build_seconds = time.perf_counter() - started
+    with psycopg.connect(monolith_url, autocommit=True) as mono:
+        mono.execute("VACUUM ANALYZE library_copy")
+    with psycopg.connect(service_url, autocommit=True) as serv:
+        serv.execute("VACUUM ANALYZE copies")
     monolith, service = engine_for(monolith_url), engine_for(service_url)
     options = ReconcileOptions(grace_seconds=0.0, max_rechecks=1)
     pair = inspect_pair(COMPOSITE.table("copies"), monolith, service)
@@ -406,16 +422,15 @@ def composite_cell(
         ours = statistics.median(seconds for seconds, _ in runs)
         return statistics.median(scans), first, ours, runs[-1][1]
 
-    with psycopg.connect(monolith_url, autocommit=True) as mono:
-        mono.execute("VACUUM ANALYZE library_copy")
-    with psycopg.connect(service_url, autocommit=True) as serv:
-        serv.execute("VACUUM ANALYZE copies")
     clean_scan, _, clean_ours, clean_found = measure()
-    planted = composite_plant(monolith_url, service_url, rows, divergences)
+    planted = composite_plant(monolith_url, service_url, rows, divergences, branch_of)
     scan_seconds, first_seconds, ours, found = measure()
     return {
         "rows_per_side": rows,
         "key": "(integer, text)",
+        "path": "ranges of the first key column"
+        if pair.key_kind == "int"
+        else "buckets by key-text hash",
         "build_seconds": round(build_seconds, 1),
         "clean": {
             "single_scan_limit_seconds": round(clean_scan, 3),
@@ -461,9 +476,12 @@ def main() -> None:
         if args.only in ("all", "integer"):
             result.update(integer_cells(monolith_url, service_url, args))
         if args.only in ("all", "composite"):
-            result["composite"] = composite_cell(
-                monolith_url, service_url, args.rows, args.divergences, args.repeat
-            )
+            result["composite"] = {
+                shape: composite_cell(
+                    monolith_url, service_url, args.rows, args.divergences, args.repeat, shape
+                )
+                for shape in COMPOSITE_SHAPES
+            }
         print(json.dumps(result, indent=2))
     finally:
         if not args.keep:

@@ -85,7 +85,7 @@ def outbox_marks(engines: Sequence[Engine]) -> dict[str, int]:
 
 
 def _as_key(pair: PairSchema, text: str) -> Key | None:
-    if pair.key_kind != "int":
+    if not pair.reports_int:
         return text
     try:
         return int(text)

@@ -119,6 +119,11 @@ class PairSchema:
         return self.monolith if role == "monolith" else self.service
 
     @property
+    def reports_int(self) -> bool:
+        """Whether keys are reported as integers (a single integer key); else key texts."""
+        return self.key_kind == "int" and not self.mapping.key.is_composite
+
+    @property
     def key_quoted(self) -> bool:
         """Whether the row text length-prefixes the key: a text key may hold any character.
 
@@ -388,6 +393,8 @@ def inspect_pair(
     left = _side(mapping, "monolith", monolith, copies, _source_types(copies, monolith))
     right = _side(mapping, "service", service, copies)
     key_kind = _key_kind(mapping, left.ops[0].category, right.ops[0].category)
+    if mapping.key.is_composite and not mapping.key.id_map:
+        key_kind = _composite_kind(monolith, left, right)
     quoted = tuple(a.textual or b.textual for a, b in zip(left.ops[1:], right.ops[1:], strict=True))
     return PairSchema(
         mapping=mapping,
@@ -401,6 +408,36 @@ def inspect_pair(
 
 
 _TEXTUAL_KEYS = {Category.TEXT, Category.OTHER}
+RANGED_DISTINCT = 0.1
+"""A composite key is segmented by ranges of its first column when PostgreSQL's
+statistics say that column has at least this share of distinct values."""
+
+
+def _composite_kind(monolith: Engine, left: SideSchema, right: SideSchema) -> KeyKind:
+    """``int`` (ranges of the first key column, through the primary key's index) when that
+    column is an integer on both sides and nearly unique by the monolith's statistics;
+    else ``text`` (buckets by key-text hash). Without statistics (never analyzed,
+    SQLite) the hash buckets, which need none."""
+    first = (category_of(left.key_types[0]), category_of(right.key_types[0]))
+    if first != (Category.INT, Category.INT) or monolith.dialect.name != "postgresql":
+        return "text"
+    try:
+        with monolith.connect() as conn:
+            row = conn.execute(
+                sa.text(
+                    "SELECT s.n_distinct, c.reltuples FROM pg_stats s JOIN pg_class c "
+                    "ON c.oid = to_regclass(:quoted) WHERE s.schemaname = current_schema() "
+                    "AND s.tablename = :table AND s.attname = :column"
+                ),
+                {"quoted": quote_ident(left.table), "table": left.table, "column": left.key},
+            ).first()
+    except SQLAlchemyError:
+        return "text"
+    if row is None:
+        return "text"
+    distinct, rows = float(row[0]), float(row[1])
+    share = -distinct if distinct < 0 else (distinct / rows if rows > 0 else 0.0)
+    return "int" if share >= RANGED_DISTINCT else "text"
 
 
 def _key_kind(mapping: TableMapping, left: Category, right: Category) -> KeyKind:

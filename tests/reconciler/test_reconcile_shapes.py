@@ -23,6 +23,7 @@ from reconciler.exceptions import RepairRefused
 from reconciler.repair import apply_repair, plan_repair
 from reconciler.report import Report, Verdict
 from reconciler.runner import ReconcileOptions, reconcile
+from reconciler.schema import inspect_pair
 from tests.reconciler.reconcile_tables import engine, insert
 
 OPTIONS = ReconcileOptions(grace_seconds=0.05, max_rechecks=2, levels=(16, 8), segment_size=1024)
@@ -424,3 +425,61 @@ def test_repair_writes_every_shape_but_refuses_an_id_map_pair(
 
 def _without(report: Report, name: str) -> Report:
     return report.model_copy(update={"tables": [t for t in report.tables if t.name != name]})
+
+
+ORDER_LINES = ContextMapping.model_validate(
+    {
+        "context": "shop",
+        "tables": [
+            {
+                "name": "lines",
+                "monolith_table": "shop_orderline",
+                "service_table": "order_lines",
+                "key": {
+                    "monolith": ["order_id", "line"],
+                    "service": ["order_id", "line"],
+                    "type": ["integer", "text"],
+                },
+                "fields": [{"monolith": "qty", "service": "qty"}],
+            }
+        ],
+    }
+)
+
+
+def test_a_composite_key_with_a_nearly_unique_integer_first_column_is_ranged(
+    pg_urls: tuple[str, str],
+) -> None:
+    """PostgreSQL's statistics say order_id is nearly unique: the pair is segmented by its
+    ranges (through the primary key's index) and still reports key texts."""
+    for url, table in zip(pg_urls, ("shop_orderline", "order_lines"), strict=True):
+        with engine(url).begin() as conn:
+            conn.execute(
+                sa.text(
+                    f"CREATE TABLE {table} (order_id integer, line text, qty integer, "
+                    "PRIMARY KEY (order_id, line))"
+                )
+            )
+            conn.execute(
+                sa.text(
+                    f"INSERT INTO {table} SELECT g / 2, 'L|' || (g % 2), g FROM "
+                    "generate_series(0, 3999) AS g"
+                )
+            )
+            conn.execute(sa.text(f"ANALYZE {table}"))
+    pair = inspect_pair(ORDER_LINES.table("lines"), engine(pg_urls[0]), engine(pg_urls[1]))
+    assert pair.key_kind == "int"
+    assert not pair.reports_int
+    clean = reconcile(ORDER_LINES, *pg_urls, options=OPTIONS).table("lines")
+    assert (clean.divergences, clean.error) == ([], None)
+    with engine(pg_urls[1]).begin() as conn:
+        conn.execute(
+            sa.text("UPDATE order_lines SET qty = 0 WHERE order_id = 700 AND line = 'L|1'")
+        )
+        conn.execute(sa.text("DELETE FROM order_lines WHERE order_id = 12 AND line = 'L|0'"))
+    table = reconcile(ORDER_LINES, *pg_urls, options=OPTIONS).table("lines")
+    assert {d.key: d.kind.value for d in table.divergences} == {
+        "700|L\\|1": "differing",
+        "12|L\\|0": "missing_in_service",
+    }
+    assert table.rows_fetched <= 64  # at most two last-level ranges (8 orders of 2 lines) a side
