@@ -44,7 +44,7 @@ from pydantic import (
 )
 
 from migration_plans.core.keys import CompositeKeyError, KeyMapping, KeyType, Side
-from migration_plans.core.references import Reference
+from migration_plans.core.references import Reference, ReferenceProblem
 from migration_plans.core.sqlnames import SqlName, SqlText
 from migration_plans.core.transforms import Transform, TransformLookupError, transform_named
 from migration_plans.core.yamlfile import SourceDocument
@@ -74,6 +74,7 @@ __all__ = [
     "TransformKind",
     "canonical_json",
     "load_context_mapping",
+    "split_table_problems",
 ]
 
 _FROZEN = ConfigDict(frozen=True, extra="forbid")
@@ -712,6 +713,31 @@ class ContextMapping(BaseModel):
                 return table
         known = ", ".join(table.name for table in self.tables)
         raise KeyError(f"context {self.context!r} has no table {name!r} (known: {known})")
+
+
+def split_table_problems(contexts: Mapping[str, ContextMapping]) -> list[ReferenceProblem]:
+    """Monolith tables read by pairs of more than one context: a split table stays in one.
+
+    One problem per later pair, located at its ``monolith_table``.
+    """
+    owner: dict[str, tuple[str, str]] = {}
+    problems: list[ReferenceProblem] = []
+    for context, mapping in sorted(contexts.items()):
+        for index, table in enumerate(mapping.tables):
+            first = owner.setdefault(table.monolith_table, (context, table.name))
+            if first[0] != context:
+                problems.append(
+                    ReferenceProblem(
+                        context=context,
+                        loc=("tables", index, "monolith_table"),
+                        message=(
+                            f"monolith table {table.monolith_table!r} is also read by "
+                            f"context {first[0]!r} (pair {first[1]!r}): a split table's "
+                            "pairs belong to one context"
+                        ),
+                    )
+                )
+    return problems
 
 
 def load_context_mapping(path: Path) -> ContextMapping:

@@ -19,7 +19,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from migration_plans.core.http import HTTP_METHODS, SAFE_METHODS
-from migration_plans.core.mapping import ContextMapping, TableMapping
+from migration_plans.core.mapping import ContextMapping, TableMapping, split_table_problems
 from migration_plans.core.phase import Phase
 from migration_plans.core.references import reference_problems
 from migration_plans.core.yamlfile import ConfigError, ConfigIssue, SourceDocument
@@ -210,7 +210,10 @@ def load_plans(directory: Path) -> dict[str, Plan]:
     if not issues:
         issues = [
             documents[problem.context].issue(problem.loc, problem.message)
-            for problem in reference_problems(plans)
+            for problem in [
+                *reference_problems(plans),
+                *split_table_problems({context: plan.mapping for context, plan in plans.items()}),
+            ]
         ]
     if issues:
         raise ConfigError(issues)

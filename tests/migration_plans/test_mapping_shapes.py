@@ -19,6 +19,7 @@ from migration_plans.core.mapping import (
     MappingValueError,
     load_context_mapping,
 )
+from migration_plans.core.plan import load_plans
 from migration_plans.core.transforms import CENTS_STRING, known_transforms, transform_named
 from migration_plans.core.yamlfile import ConfigError
 
@@ -360,3 +361,24 @@ def test_split_pairs_must_share_the_key(tmp_path: Path) -> None:
     )
     with pytest.raises(ConfigError, match="different keys"):
         load_context_mapping(path)
+
+
+def test_a_split_table_read_by_two_contexts_is_refused_at_its_line(tmp_path: Path) -> None:
+    plans = tmp_path / "plans"
+    plans.mkdir()
+    for context, pair in (("members", "members"), ("addresses", "member_addresses")):
+        (plans / f"{context}.yaml").write_text(
+            f"context: {context}\nservice: {context}\nupstream: {context}\ntables:\n"
+            f"  - name: {pair}\n"
+            "    monolith_table: library_member\n"
+            f"    service_table: {pair}\n"
+            "    key: {monolith: id, service: id}\n"
+            "    fields:\n"
+            f"      - {{monolith: {'name' if context == 'members' else 'street'}, service: x}}\n"
+        )
+    with pytest.raises(ConfigError) as caught:
+        load_plans(plans)
+    [issue] = caught.value.issues
+    assert issue.path.endswith("members.yaml")
+    assert issue.line == 6
+    assert "'library_member' is also read by context 'addresses'" in issue.message
