@@ -8,7 +8,15 @@ Every write goes through the proxy and touches one mapping shape:
 - members: a member (one monolith row, two service rows) and their new e-mail;
 - loans: a loan (an integer id from the monolith, a UUID from the service), with JSON
   ``meta``, empty or written ``notes`` and a fine (decimal text, a user transform), then
-  returned (the status enum map).
+  returned (the status enum map);
+- backoffice: the monolith's own code writing its tables with SQL, not through the API
+  (a member renamed, a book retitled, a branch's copies marked worn in one statement):
+  captured and relayed to the service in dual_write. It writes in shared and dual_write
+  only, and not while :meth:`LibraryWorkload.backoffice_stopped` (around a move to
+  split: in split the monolith's code calls the service instead).
+
+Books are retitled from both sides, never the same ones: the API retitles the seeded
+books 11-20, the backoffice 1-10; loans of all of them copy the title (``copy_of``).
 
 The acknowledged key is the one the answer shows (a loan's monolith id or UUID); the
 checks find the row on either side through the mapping and the id map.
@@ -17,13 +25,19 @@ checks find the row on either side through the mapping and the id map.
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping
+import threading
+from collections import Counter
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
+from sqlalchemy import Engine, bindparam, create_engine, text
 
+from migration_plans.control.processes import wait_until
 from migration_plans.control.stack import Stack
+from migration_plans.core.database import sqlalchemy_url
 from migration_plans.testing import AckedWrite, Step, ThreadedWorkload, Topology
 
 CONTEXT = "lending"
@@ -31,6 +45,9 @@ USERNAME, PASSWORD = "librarian", "password"
 SEEDED_BRANCHES = ("CEN", "NOR", "EAS")
 SEEDED_BOOKS = tuple(f"978{index:010d}" for index in range(1, 21))
 SEEDED_MEMBERS = tuple(range(1, 9))
+API_RETITLED, MONOLITH_RETITLED = SEEDED_BOOKS[10:], SEEDED_BOOKS[:10]
+MONOLITH_WRITES = ("shared", "dual_write")
+"""The phases in which the monolith's own code writes the context's tables."""
 CONDITIONS = ("n", "g", "w", "d")
 
 
@@ -57,14 +74,44 @@ class LibraryWorkload(ThreadedWorkload):
         self,
         topology: Topology,
         *,
-        writers: tuple[str, ...] = ("catalogue", "members", "loans"),
+        writers: tuple[str, ...] = ("catalogue", "members", "loans", "backoffice"),
         pace: float = 0.1,
         seed: int = 0,
     ) -> None:
         super().__init__(topology, writers=writers, pace=pace, seed=seed)
+        self._backoffice = threading.Lock()
+        self._backoffice_on = True
+        self._engine: Engine | None = None
+        self.monolith_writes: Counter[str] = Counter()
+        """SQL writes of the monolith's own code, by phase."""
 
     def steps(self) -> Mapping[str, Step]:
-        return {"catalogue": self._catalogue, "members": self._members, "loans": self._loans}
+        return {
+            "catalogue": self._catalogue,
+            "members": self._members,
+            "loans": self._loans,
+            "backoffice": self._monolith_code,
+        }
+
+    def stop(self) -> None:
+        try:
+            super().stop()
+        finally:
+            if self._engine is not None:
+                self._engine.dispose()
+                self._engine = None
+
+    @contextmanager
+    def backoffice_stopped(self) -> Iterator[None]:
+        """No monolith-side write in flight or started for the block (the one in flight
+        finishes first)."""
+        with self._backoffice:
+            self._backoffice_on = False
+        try:
+            yield
+        finally:
+            with self._backoffice:
+                self._backoffice_on = True
 
     def _ack(self, table: str, key: Any, expected: Mapping[str, Any], answer: httpx.Response,
              phase: str) -> None:  # fmt: skip
@@ -116,6 +163,10 @@ class LibraryWorkload(ThreadedWorkload):
 
     def _catalogue(self, client: httpx.Client, rng: random.Random) -> None:
         number = rng.randrange(10**9)
+        if number % 3 == 0:
+            seeded = rng.choice(API_RETITLED)
+            change = {"title": f"Retitled {number}"}
+            self._change(client, "books", seeded, f"/api/v1/books/{seeded}/", {}, change)
         if number % 4 == 0:
             code = f"B{number}"
             branch = {"code": code, "name": f"Branch {number}", "city": ""}
@@ -162,6 +213,58 @@ class LibraryWorkload(ThreadedWorkload):
         )
         if answer is not None:
             self._ack("member_contacts", key, {**contact, **change}, answer, phase)
+
+    def _monolith_code(self, client: httpx.Client, rng: random.Random) -> None:
+        """One write of the monolith's own code, in SQL, while the phase lets it write."""
+        with self._backoffice:
+            phase = self.topology.phase(CONTEXT)
+            if not self._backoffice_on or phase not in MONOLITH_WRITES:
+                return
+            number = rng.randrange(10**9)
+            acked: list[tuple[str, Any, dict[str, Any]]]
+            with self._monolith().begin() as conn:
+                kind = number % 3
+                if kind == 0:
+                    member, name = rng.choice(SEEDED_MEMBERS), f"Member renamed {number}"
+                    update = "UPDATE lending_member SET name = :name WHERE id = :id"
+                    conn.execute(text(update), {"name": name, "id": member})
+                    acked = [("members", member, {"name": name})]
+                elif kind == 1:
+                    book, title = rng.choice(MONOLITH_RETITLED), f"Back office {number}"
+                    update = "UPDATE lending_book SET title = :title WHERE isbn = :isbn"
+                    conn.execute(text(update), {"title": title, "isbn": book})
+                    acked = [("books", book, {"title": title})]
+                else:
+                    branch, condition = rng.choice(SEEDED_BRANCHES), rng.choice(CONDITIONS)
+                    bulk = text(
+                        "UPDATE lending_copy SET condition = :condition "
+                        "WHERE branch_id = :branch AND book_id IN :books "
+                        "RETURNING branch_id, book_id, copy_no"
+                    ).bindparams(bindparam("books", expanding=True))
+                    rows = conn.execute(
+                        bulk, {"condition": condition, "branch": branch, "books": SEEDED_BOOKS}
+                    )
+                    acked = [("copies", tuple(row), {"condition": condition}) for row in rows]
+            for table, key, expected in acked:
+                self.record(AckedWrite(CONTEXT, table, key, expected, phase))
+            self.monolith_writes[phase] += 1
+
+    def wait_for_monolith_writes(self, count: int, timeout: float = 60) -> None:
+        """``count`` more SQL writes of the monolith's own code (in the current phase)."""
+        phase = self.topology.phase(CONTEXT)
+        target = self.monolith_writes[phase] + count
+        wait_until(
+            lambda: self.monolith_writes[phase] >= target,
+            timeout=timeout,
+            interval=0.1,
+            what=f"{count} more monolith-side writes in {phase}",
+        )
+
+    def _monolith(self) -> Engine:
+        if self._engine is None:
+            url = sqlalchemy_url(self.topology.config.monolith_db)
+            self._engine = create_engine(url, pool_size=1, pool_pre_ping=True)
+        return self._engine
 
     def _loans(self, client: httpx.Client, rng: random.Random) -> None:
         borrowed = datetime(2026, 12, 1, tzinfo=UTC) + timedelta(seconds=rng.randrange(10**6))

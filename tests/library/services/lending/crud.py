@@ -85,9 +85,12 @@ def update_book(
 
 
 def _with_title(session: Session, values: Mapping[str, Any]) -> dict[str, Any]:
+    """``values`` with the book's title copied; the book row stays locked to the commit, so
+    a concurrent title change (:func:`update_book`, the relay) waits, then sees this loan."""
     copied = dict(values)
     if "isbn" in copied:
-        copied["book_title"] = session.scalar(select(Book.title).where(Book.isbn == copied["isbn"]))
+        title = select(Book.title).where(Book.isbn == copied["isbn"]).with_for_update()
+        copied["book_title"] = session.scalar(title)
     return copied
 
 
