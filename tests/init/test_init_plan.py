@@ -113,6 +113,7 @@ def test_a_foreign_key_into_a_planned_context_becomes_a_reference(
     assert "{column: warehouse_id, context: stock, table: warehouses}" in text
     (tmp_path / "stock.yaml").write_text(text)
     copy_templates(tmp_path)
+    (tmp_path / "inventory.yaml").unlink()  # stock takes its tables (one context per table)
     plan = load_plans(tmp_path)["stock"]  # references resolve across the set
     assert [r.table for r in plan.mapping.table("stock_items").references] == [
         "products",
@@ -292,3 +293,15 @@ def test_a_viewset_with_code_filters_is_refused_unless_skipped(django_shop: None
     assert notes and "ProductViewSet stays on the monolith" in notes[0]
     text = plan_text(ContextSpec("shelf", "catalog", found, resources, notes))
     assert "ProductViewSet stays on the monolith" in text
+
+
+def test_a_table_another_plan_maps_is_refused(tmp_path: Path) -> None:
+    plans = tmp_path / "plans"
+    copy_templates(plans)
+    argv = ["init", "shelf", "--app", "catalog", "--models", "Category", "--out", str(tmp_path)]
+    result = CliRunner().invoke(app, [*argv, "--plans-dir", str(plans)], env={"DEBUG": "true"})
+    assert result.exit_code == 1
+    assert "catalog.Category: its table catalog_category is pair 'categories' of context " in (
+        result.output
+    )
+    assert not (plans / "shelf.yaml").exists() and not (tmp_path / "shelf_service").exists()

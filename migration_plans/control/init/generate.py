@@ -101,6 +101,20 @@ def _other_plans(request: InitRequest) -> dict[str, Plan]:
     return {context: plan for context, plan in plans.items() if context != request.context}
 
 
+def _refuse_owned_tables(spec: ContextSpec, plans: dict[str, Plan], plans_dir: Path) -> None:
+    """A monolith table belongs to one context: a model another plan already maps is refused."""
+    for model in spec.models:
+        for context, plan in sorted(plans.items()):
+            for table in plan.tables:
+                if table.monolith_table == model.db_table:
+                    raise InitError(
+                        f"{model.label}: its table {model.db_table} is pair {table.name!r} of "
+                        f"context {context!r} ({plan_path(context, plans_dir)}); a table belongs "
+                        f"to one context: leave the model out (--models), or generate context "
+                        f"{context!r} itself (--force replaces its plan)"
+                    )
+
+
 def _service_url(plan: Plan) -> str:
     context = plan.context
     return f"http://127.0.0.1:{service_port(context, plan.port)}"
@@ -114,7 +128,9 @@ def run_init(request: InitRequest) -> InitResult:
     spec = inspect_context(request)
     module = package_name(request.context)
     source = f"app {request.app_label!r} of {os.environ.get('DJANGO_SETTINGS_MODULE', '')}"
-    text = plan_text(spec, plans=_other_plans(request), module=module, source=source)
+    others = _other_plans(request)
+    _refuse_owned_tables(spec, others, request.plans_dir)
+    text = plan_text(spec, plans=others, module=module, source=source)
     plan = _validated(text, request)
     package: Path | None = None
     if not request.plan_only:
