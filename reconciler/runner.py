@@ -16,10 +16,11 @@ one is checked in full, and the report says so.
 from __future__ import annotations
 
 import itertools
+import math
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Protocol
 
@@ -46,7 +47,7 @@ from reconciler.segment import (
     row_counts,
     run_segment,
 )
-from reconciler.sql import quote_ident, statistics_sql
+from reconciler.sql import key_hash_statistics_sql, quote_ident, statistics_sql
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -125,6 +126,20 @@ def select_tables(mapping: ContextMapping, tables: Sequence[str] | None) -> list
     return [known[name] for name in tables]
 
 
+def per_key_value(options: ReconcileOptions, rows_per_key: int) -> ReconcileOptions:
+    """Bucket sizes in first-key-column values for a composite key with ``rows_per_key``
+    rows per value (a power of two), so that a bucket holds about as many rows as an
+    integer key's: the sizes divided by it, when they all divide."""
+    sizes = (options.segment_size, *options.levels)
+    if rows_per_key <= 1 or any(size % rows_per_key for size in sizes):
+        return options
+    return replace(
+        options,
+        segment_size=options.segment_size // rows_per_key,
+        levels=tuple(size // rows_per_key for size in options.levels),
+    )
+
+
 def plan_segments(
     pair: PairSchema, urls: tuple[str, str], bounds: tuple[int, int], options: ReconcileOptions
 ) -> list[SegmentSpec]:
@@ -156,7 +171,9 @@ def text_key_segments(
     quarter of ``levels[0]`` rows (at least ``levels[-1]``): small enough that the row
     hashes of the differing ones are few, few enough for a cheap hash aggregate."""
     size = max(options.levels[-1], options.levels[0] // 4)
-    buckets = max(1, -(-rows // size))
+    # A power of two: the count (and the statistics on its expression) changes only when
+    # the table doubles or halves.
+    buckets = 1 << max(0, math.ceil(math.log2(max(1.0, rows / size))))
     spec = SegmentSpec(
         monolith_url=urls[0],
         service_url=urls[1],
@@ -172,16 +189,24 @@ def text_key_segments(
     return [spec]
 
 
-def ensure_statistics(engine: Engine, pair: PairSchema, role: str, size: int, min_rows: int) -> str:
+def ensure_statistics(
+    engine: Engine,
+    pair: PairSchema,
+    role: str,
+    size: int,
+    min_rows: int,
+    made: tuple[str, str] | None = None,
+) -> str:
     """Let PostgreSQL plan bucket checksums as a parallel hash aggregate (best effort).
 
-    Without extended statistics on ``key / size`` the planner expects one group per
+    Without extended statistics on ``key / size`` (or ``made``: the name and statement
+    of other statistics, e.g. on a key-hash bucket) the planner expects one group per
     row and picks a serial sort. Returns a note for the report ('' when nothing to say).
     """
     if engine.dialect.name != "postgresql":
         return ""
     side = pair.side(role)  # type: ignore[arg-type]
-    name, statement = statistics_sql(side, size)
+    name, statement = made or statistics_sql(side, size)
     try:
         with engine.connect() as conn:
             rows = conn.execute(
@@ -257,8 +282,17 @@ def prepare_pair(
     """The segments covering both tables' keys, and notes (statistics created)."""
     engines = (engine_for(urls[0]), engine_for(urls[1]))
     if pair.key_kind == "text":
-        return text_key_segments(pair, urls, estimated_rows(pair, *engines), options), []
+        specs = text_key_segments(pair, urls, estimated_rows(pair, *engines), options)
+        notes = []
+        for role, engine in zip(("monolith", "service"), engines, strict=True):
+            made = key_hash_statistics_sql(pair, role, specs[0].key_buckets)  # type: ignore[arg-type]
+            if made and options.create_statistics:
+                note = ensure_statistics(engine, pair, role, 0, options.statistics_min_rows, made)
+                if note:
+                    notes.append(note)
+        return specs, notes
     bounds = key_bounds(pair, *engines)
+    options = per_key_value(options, pair.rows_per_key)
     specs = plan_segments(pair, urls, bounds, options) if bounds else []
     notes = []
     if specs and specs[0].offset == 0 and options.create_statistics:

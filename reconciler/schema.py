@@ -9,6 +9,7 @@ key, key types that cannot match) is found here, before any scan starts.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -114,6 +115,9 @@ class PairSchema:
     key_kind: KeyKind = "int"
     sources: tuple[TableMapping, ...] = ()
     """The pairs this pair's copied columns copy from."""
+    rows_per_key: int = 1
+    """Rows per value of the first key column (a power of two) when a composite key is
+    segmented by its ranges; 1 otherwise."""
 
     def side(self, role: Role) -> SideSchema:
         return self.monolith if role == "monolith" else self.service
@@ -393,8 +397,9 @@ def inspect_pair(
     left = _side(mapping, "monolith", monolith, copies, _source_types(copies, monolith))
     right = _side(mapping, "service", service, copies)
     key_kind = _key_kind(mapping, left.ops[0].category, right.ops[0].category)
+    rows_per_key = 1
     if mapping.key.is_composite and not mapping.key.id_map:
-        key_kind = _composite_kind(monolith, left, right)
+        key_kind, rows_per_key = _composite_kind(monolith, left, right)
     quoted = tuple(a.textual or b.textual for a, b in zip(left.ops[1:], right.ops[1:], strict=True))
     return PairSchema(
         mapping=mapping,
@@ -404,6 +409,7 @@ def inspect_pair(
         hash_mode=hash_mode or choose_hash_mode(monolith, service),
         key_kind=key_kind,
         sources=tuple({copy.source.name: copy.source for copy in copies}.values()),
+        rows_per_key=rows_per_key,
     )
 
 
@@ -413,14 +419,15 @@ RANGED_DISTINCT = 0.1
 statistics say that column has at least this share of distinct values."""
 
 
-def _composite_kind(monolith: Engine, left: SideSchema, right: SideSchema) -> KeyKind:
+def _composite_kind(monolith: Engine, left: SideSchema, right: SideSchema) -> tuple[KeyKind, int]:
     """``int`` (ranges of the first key column, through the primary key's index) when that
     column is an integer on both sides and nearly unique by the monolith's statistics;
     else ``text`` (buckets by key-text hash). Without statistics (never analyzed,
-    SQLite) the hash buckets, which need none."""
+    SQLite) the hash buckets, which need none. With the kind: rows per value of the
+    first column, as a power of two."""
     first = (category_of(left.key_types[0]), category_of(right.key_types[0]))
     if first != (Category.INT, Category.INT) or monolith.dialect.name != "postgresql":
-        return "text"
+        return "text", 1
     try:
         with monolith.connect() as conn:
             row = conn.execute(
@@ -432,12 +439,14 @@ def _composite_kind(monolith: Engine, left: SideSchema, right: SideSchema) -> Ke
                 {"quoted": quote_ident(left.table), "table": left.table, "column": left.key},
             ).first()
     except SQLAlchemyError:
-        return "text"
+        return "text", 1
     if row is None:
-        return "text"
+        return "text", 1
     distinct, rows = float(row[0]), float(row[1])
     share = -distinct if distinct < 0 else (distinct / rows if rows > 0 else 0.0)
-    return "int" if share >= RANGED_DISTINCT else "text"
+    if share < RANGED_DISTINCT:
+        return "text", 1
+    return "int", 2 ** max(0, round(math.log2(1 / min(share, 1.0))))
 
 
 def _key_kind(mapping: TableMapping, left: Category, right: Category) -> KeyKind:

@@ -217,3 +217,22 @@ def statistics_sql(side: SideSchema, size: int) -> tuple[str, str]:
         f"ON (({quote_ident(side.key)} / {int(size)})) FROM {quote_ident(side.table)}"
     )
     return name, statement
+
+
+def key_hash_statistics_sql(pair: PairSchema, role: Role, buckets: int) -> tuple[str, str] | None:
+    """(name, CREATE STATISTICS statement) on a text-path key's bucket expression.
+
+    Without it PostgreSQL estimates a group per distinct key and aggregates serially.
+    None on an id-map pair's service side (its key comes from a join).
+    """
+    side = pair.side(role)
+    if side.id_map_pair:
+        return None
+    key_sql = pair.mapping.key.text_sql(None, "postgresql", role)
+    expression = key_bucket_expr(key_sql, "postgresql", buckets, pair.hash_mode)
+    name = f"strangler_{side.table}_keyhash_{pair.hash_mode}_{int(buckets)}"[:63]
+    statement = (
+        f"CREATE STATISTICS IF NOT EXISTS {quote_ident(name)} "
+        f"ON (({expression})) FROM {quote_ident(side.table)}"
+    )
+    return name, statement

@@ -470,6 +470,7 @@ def test_a_composite_key_with_a_nearly_unique_integer_first_column_is_ranged(
     pair = inspect_pair(ORDER_LINES.table("lines"), engine(pg_urls[0]), engine(pg_urls[1]))
     assert pair.key_kind == "int"
     assert not pair.reports_int
+    assert pair.rows_per_key == 2  # two lines per order: buckets count orders by halves
     clean = reconcile(ORDER_LINES, *pg_urls, options=OPTIONS).table("lines")
     assert (clean.divergences, clean.error) == ([], None)
     with engine(pg_urls[1]).begin() as conn:
