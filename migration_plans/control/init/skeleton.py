@@ -118,7 +118,7 @@ def allowances_yaml(spec: ContextSpec) -> str:
         "    methods: [OPTIONS]",
         "    body: true",
     ]
-    writes = any(a not in ("list", "retrieve") for r in spec.resources for a in r.actions)
+    writes = any(resource.writes for resource in spec.resources)
     if stamped and writes:
         alternatives = "|".join(stamped)
         lines += [

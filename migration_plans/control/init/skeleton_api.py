@@ -99,8 +99,7 @@ def _resource_code(spec: ContextSpec, resource: ResourceSpec) -> list[str]:
         lines += _list_code(spec, resource, model)
     if "retrieve" in resource.actions:
         lines += _retrieve_code(resource, model)
-    writes = [action for action in resource.actions if action not in ("list", "retrieve")]
-    if writes:
+    if resource.writes:
         lines += _write_code(spec, resource, model)
     return lines
 

@@ -576,7 +576,7 @@ def schemas_py(spec: ContextSpec) -> str:
             if field.read_only:
                 continue
             annotation, used = _input_annotation(source, model)
-            if resource.methods(False).count("POST") or resource.methods(True)[1:]:
+            if resource.writes:
                 helpers |= used
             if source.choices and ("choice" in used and "choice" in helpers):
                 constant = f"{snake(model.name).upper()}_{source.column.upper()}_CHOICES"
@@ -589,7 +589,7 @@ def schemas_py(spec: ContextSpec) -> str:
                 inputs.append(f"    {field.name}: {annotation} = {_literal(source.default)}")
             else:
                 inputs.append(f"    {field.name}: {annotation} = Field(default=None)")
-        if resource.methods(False).count("POST") or resource.methods(True)[1:]:
+        if resource.writes:
             classes += [
                 "",
                 "",

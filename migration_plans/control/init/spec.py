@@ -166,6 +166,11 @@ class ResourceSpec:
     scope: Scope | None = None
     left_to_monolith: tuple[str, ...] = ()
 
+    @property
+    def writes(self) -> bool:
+        """Whether the generated service serves any write of this viewset."""
+        return any(action not in ("list", "retrieve") for action in self.actions)
+
     def methods(self, detail: bool) -> tuple[str, ...]:
         """The HTTP methods the generated service serves on the list or detail path."""
         wanted = (
