@@ -484,3 +484,37 @@ def test_a_composite_key_with_a_nearly_unique_integer_first_column_is_ranged(
         "12|L\\|0": "missing_in_service",
     }
     assert table.rows_fetched <= 64  # at most two last-level ranges (8 orders of 2 lines) a side
+
+
+def test_key_hash_buckets_get_statistics_on_their_expression(pg_urls: tuple[str, str]) -> None:
+    """Few orders, many lines: buckets by key-text hash, whose expression gets statistics
+    (PostgreSQL would otherwise guess a group per key and aggregate serially)."""
+    for url, table in zip(pg_urls, ("shop_orderline", "order_lines"), strict=True):
+        with engine(url).begin() as conn:
+            conn.execute(
+                sa.text(
+                    f"CREATE TABLE {table} (order_id integer, line text, qty integer, "
+                    "PRIMARY KEY (order_id, line))"
+                )
+            )
+            conn.execute(
+                sa.text(
+                    f"INSERT INTO {table} SELECT g % 3, 'L' || g, g FROM "
+                    "generate_series(0, 2999) AS g"
+                )
+            )
+            conn.execute(sa.text(f"ANALYZE {table}"))
+    options = ReconcileOptions(
+        grace_seconds=0.05, max_rechecks=2, levels=(64, 8), statistics_min_rows=1000
+    )
+    table = reconcile(ORDER_LINES, *pg_urls, options=options).table("lines")
+    assert inspect_pair(ORDER_LINES.table("lines"), *map(engine, pg_urls)).key_kind == "text"
+    assert (table.divergences, table.error) == ([], None)
+    assert sum("keyhash" in note for note in table.notes) == 2
+    with engine(pg_urls[0]).connect() as conn:
+        names = conn.execute(
+            sa.text("SELECT stxname FROM pg_statistic_ext WHERE stxname LIKE 'strangler_%'")
+        ).scalars()
+        assert [name for name in names if "keyhash" in name] == [
+            "strangler_shop_orderline_keyhash_hashtext_256"
+        ]
