@@ -27,10 +27,11 @@ from typing import Any
 
 from pydantic import BaseModel
 from rich.table import Table
-from sqlalchemy import Connection, TableClause, column, func, select, table
+from sqlalchemy import Connection, TableClause, column, func, literal_column, select, table
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.sql.elements import quoted_name
 
+from migration_plans.core.keys import Side as KeySide
 from migration_plans.core.mapping import TableMapping
 from migration_plans.core.phase import Phase, Side
 from migration_plans.core.plan import Plan
@@ -135,9 +136,15 @@ class _Side:
     name: str
     key: str
     column: str
+    key_text: str = ""
+    """SQL of the key text for reporting rows of a composite key ('' : the key column)."""
 
     def table(self) -> TableClause:
         return table(_quoted(self.name), column(_quoted(self.key)), column(_quoted(self.column)))
+
+    def reported_key(self, t: TableClause) -> Any:
+        """The key a listed row is reported by: the key column, or a composite's key text."""
+        return literal_column(self.key_text) if self.key_text else t.c[0]
 
 
 def _quoted(name: str) -> quoted_name:
@@ -146,13 +153,22 @@ def _quoted(name: str) -> quoted_name:
 
 def _referencing(pair: TableMapping, reference: Reference, where: Located) -> _Side:
     side = where.phase.source_of_truth
+    role: KeySide = "service" if side is Side.SERVICE else "monolith"
+    first = pair.key.columns(role)[0]
+    url = where.service_url if side is Side.SERVICE else where.monolith_url
+    dialect = engine_for(url).dialect.name
+    key_text = pair.key.text_sql(None, dialect, role) if pair.key.is_composite else ""
     if side is Side.SERVICE:
-        return _Side(where.service_url, pair.service_table, pair.key.service, reference.column)
+        return _Side(where.service_url, pair.service_table, first, reference.column, key_text)
     monolith_column = next(f.monolith for f in pair.fields if f.service == reference.column)
-    return _Side(where.monolith_url, pair.monolith_table, pair.key.monolith, monolith_column)
+    return _Side(where.monolith_url, pair.monolith_table, first, monolith_column, key_text)
 
 
 def _owning(pair: TableMapping, where: Located) -> _Side:
+    if pair.key.is_composite:
+        raise ReconcileError(
+            f"pair {pair.name!r} has a composite key: one referencing column cannot hold it"
+        )
     side = where.phase.source_of_truth
     if side is Side.SERVICE:
         return _Side(where.service_url, pair.service_table, pair.key.service, pair.key.service)
@@ -182,6 +198,7 @@ def _orphan_rows(
     t = side.table()
     key, value = t.c[0], t.c[1]
     count = conn.execute(select(func.count()).select_from(t).where(value.in_(missing))).scalar()
+    key = side.reported_key(t)
     statement = select(key, value).where(value.in_(missing)).order_by(key).limit(limit)
     rows = [Orphan(key=row[0], value=row[1]) for row in conn.execute(statement)]
     return int(count or 0), rows
@@ -224,7 +241,6 @@ def check_references(
         for reference in pair.references:
             owner = locate(reference.context) if reference.context != context else here
             owner_pair = plans[reference.context].mapping.table(reference.table)
-            referencing, owning = _referencing(pair, reference, here), _owning(owner_pair, owner)
             check = ReferenceCheck(
                 table=pair.name,
                 column=reference.column,
@@ -233,6 +249,8 @@ def check_references(
                 owning_side=f"{reference.context} {owner.phase.source_of_truth.value}",
             )
             try:
+                referencing = _referencing(pair, reference, here)
+                owning = _owning(owner_pair, owner)
                 _check(referencing, owning, check, limit=limit, batch=batch)
             except (ReconcileError, SQLAlchemyError) as exc:
                 check.error = str(exc)

@@ -19,7 +19,10 @@ from sqlalchemy.dialects import postgresql
 
 from migration_plans.core.idmap import id_map_metadata, id_map_table
 from migration_plans.core.mapping import ContextMapping
+from migration_plans.core.phase import Phase
+from migration_plans.core.plan import Plan
 from reconciler.exceptions import RepairRefused
+from reconciler.references import Located, check_references
 from reconciler.repair import apply_repair, plan_repair
 from reconciler.report import Report, Verdict
 from reconciler.runner import ReconcileOptions, reconcile
@@ -518,3 +521,52 @@ def test_key_hash_buckets_get_statistics_on_their_expression(pg_urls: tuple[str,
         assert [name for name in names if "keyhash" in name] == [
             "strangler_shop_orderline_keyhash_hashtext_256"
         ]
+
+
+def test_an_orphan_of_a_composite_key_pair_is_reported_by_its_key_text(tmp_path: Path) -> None:
+    plan = Plan.model_validate(
+        {
+            "context": "library",
+            "service": "library",
+            "upstream": "library",
+            "tables": [
+                {
+                    "name": "books",
+                    "monolith_table": "library_book",
+                    "service_table": "books",
+                    "key": {"monolith": "id", "service": "id"},
+                    "fields": [{"monolith": "title", "service": "title"}],
+                },
+                {
+                    "name": "copies",
+                    "monolith_table": "library_copy",
+                    "service_table": "copies",
+                    "key": {
+                        "monolith": ["branch_id", "isbn"],
+                        "service": ["branch", "isbn"],
+                        "type": ["integer", "text"],
+                    },
+                    "fields": [{"monolith": "book_id", "service": "book_id"}],
+                    "references": [{"column": "book_id", "context": "library", "table": "books"}],
+                },
+            ],
+        }
+    )
+    urls = (f"sqlite:///{tmp_path}/m.db", f"sqlite:///{tmp_path}/s.db")
+    with engine(urls[0]).begin() as conn:
+        conn.execute(sa.text("CREATE TABLE library_book (id INTEGER PRIMARY KEY, title TEXT)"))
+        conn.execute(
+            sa.text(
+                "CREATE TABLE library_copy (branch_id INTEGER, isbn TEXT, book_id INTEGER, "
+                "PRIMARY KEY (branch_id, isbn))"
+            )
+        )
+        conn.execute(sa.text("INSERT INTO library_book VALUES (1, 'Dune')"))
+        conn.execute(
+            sa.text("INSERT INTO library_copy VALUES (3, 'x|y', 1), (3, 'a\\b', 9), (4, 'z', 9)")
+        )
+
+    report = check_references({"library": plan}, "library", lambda _: Located(Phase.SHARED, *urls))
+    [check] = report.checks
+    assert check.error is None
+    assert [(row.key, row.value) for row in check.rows] == [("3|a\\\\b", 9), ("4|z", 9)]
