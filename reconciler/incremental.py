@@ -30,10 +30,11 @@ import sqlalchemy as sa
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
+from migration_plans.core.idmap import monolith_keys
 from migration_plans.core.outbox import OPEN_STATUSES, OUTBOX_TABLE, EventStatus
 from reconciler.diff import Key
 from reconciler.exceptions import DatabaseError
-from reconciler.schema import PairSchema
+from reconciler.schema import UNMAPPED, PairSchema
 from reconciler.segment import SegmentResult, compare_fetched, fetch_keys
 
 SIDES = ("monolith", "service")
@@ -116,11 +117,20 @@ def changed_keys(
             if not _has_outbox(engine):
                 continue
             with engine.connect() as conn:
-                texts = conn.execute(query).scalars().all()
+                texts = list(conn.execute(query).scalars().all())
+                if side == "service" and mapping.key.id_map:
+                    texts = _as_monolith_keys(conn, mapping.name, texts)
         except SQLAlchemyError as exc:
             raise _failing(engine, side, exc) from exc
         found.update(key for key in (_as_key(pair, text) for text in texts) if key is not None)
     return sorted(found)  # all int or all text
+
+
+def _as_monolith_keys(conn: sa.Connection, pair: str, texts: Sequence[str]) -> list[str]:
+    """An id-map pair's service events name service keys: the monolith keys the map gives
+    them (the key the reconciler reports), or ``UNMAPPED`` + the service key."""
+    mapped = monolith_keys(conn, pair, texts)
+    return [mapped.get(text, UNMAPPED + text) for text in texts]
 
 
 def check_keys(pair: PairSchema, engines: Sequence[Engine], keys: Sequence[Key]) -> SegmentResult:

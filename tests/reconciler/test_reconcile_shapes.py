@@ -19,9 +19,11 @@ from sqlalchemy.dialects import postgresql
 
 from migration_plans.core.idmap import id_map_metadata, id_map_table
 from migration_plans.core.mapping import ContextMapping
+from migration_plans.core.outbox import outbox_table
 from migration_plans.core.phase import Phase
 from migration_plans.core.plan import Plan
 from reconciler.exceptions import RepairRefused
+from reconciler.incremental import Baseline
 from reconciler.references import Located, check_references
 from reconciler.repair import apply_repair, plan_repair
 from reconciler.report import Report, Verdict
@@ -570,3 +572,47 @@ def test_an_orphan_of_a_composite_key_pair_is_reported_by_its_key_text(tmp_path:
     [check] = report.checks
     assert check.error is None
     assert [(row.key, row.value) for row in check.rows] == [("3|a\\\\b", 9), ("4|z", 9)]
+
+
+def test_an_incremental_run_translates_an_id_map_pairs_service_events(tmp_path: Path) -> None:
+    """Service events of an id-map pair name service keys; the run checks the monolith key
+    the map gives each (and an unmapped one as such)."""
+    urls = (f"sqlite:///{tmp_path}/m.db", f"sqlite:///{tmp_path}/s.db")
+    load(urls)
+    stray = uuid.UUID(int=424242)
+    with engine(urls[1]).begin() as conn:
+        patrons = _service_tables("sqlite")[1]["patrons"]
+        conn.execute(patrons.update().where(patrons.c.id == _patron(7)).values(name="renamed"))
+        conn.execute(patrons.insert().values(id=stray, name="nobody"))
+        outbox_table.create(conn)
+        conn.execute(
+            outbox_table.insert(),
+            [
+                {
+                    "event_id": str(uuid.uuid4()),
+                    "context": "library",
+                    "aggregate_type": "patrons",
+                    "aggregate_key": str(key),
+                    "operation": "upsert",
+                    "origin": "service",
+                    "status": "applied",
+                }
+                for key in (_patron(7), stray)
+            ],
+        )
+    baseline = Baseline(watermark={"monolith": 0, "service": 0})
+    report = reconcile(
+        MAPPING,
+        *urls,
+        tables=["patrons"],
+        options=OPTIONS,
+        incremental=True,
+        baselines={"patrons": baseline},
+    )
+    table = report.table("patrons")
+    assert table.error is None
+    assert table.keys_checked == 2
+    assert {d.key: d.kind.value for d in table.divergences} == {
+        "7": "differing",
+        f"?unmapped:{stray}": "missing_in_monolith",
+    }
