@@ -22,9 +22,11 @@ import sqlalchemy as sa
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
+from migration_plans.core.idmap import service_keys
 from migration_plans.core.mapping import TableMapping
 from migration_plans.core.outbox import OPEN_STATUSES, OUTBOX_TABLE, EventStatus
 from reconciler.diff import Key
+from reconciler.schema import UNMAPPED
 
 STUCK_AFTER_S = 300.0
 """An event unapplied for longer than this is stuck, not in flight (default)."""
@@ -82,12 +84,12 @@ class OutboxPending:
         if not keys:
             return set()
         types = [table.name, table.monolith_table, table.service_table]
-        wanted = {str(key): key for key in keys}
         found: set[Key] = set()
-        for engine in self.engines:
+        for index, engine in enumerate(self.engines):
             try:
                 if not sa.inspect(engine).has_table(OUTBOX_TABLE):
                     continue
+                wanted = self._wanted(index, engine, table, keys)
                 query = (
                     sa.select(_outbox.c.aggregate_key)
                     .where(_outbox.c.aggregate_type.in_(types))
@@ -106,18 +108,40 @@ class OutboxPending:
         if not keys:
             return {}
         types = [table.name, table.monolith_table, table.service_table]
-        wanted = {str(key): key for key in keys}
         cutoff = datetime.now(UTC) - timedelta(seconds=self.stuck_after)
         found: dict[Key, str] = {}
         sides = ("monolith", "service") if len(self.engines) == 2 else ()
         for index, engine in enumerate(self.engines):
             side = sides[index] if sides else f"database {index + 1}"
+            try:
+                wanted = self._wanted(index, engine, table, keys)
+            except SQLAlchemyError:
+                continue
             for row in self._unapplied(engine, types, list(wanted)):
                 reason = _stuck_reason(row, side, cutoff, self.stuck_after)
                 key = wanted[row["aggregate_key"]]
                 if reason and key not in found:
                     found[key] = reason
         return found
+
+    def _wanted(
+        self, index: int, engine: Engine, table: TableMapping, keys: Sequence[Key]
+    ) -> dict[str, Key]:
+        """The outbox key text of each reported key on this database. An id-map pair's
+        service events name service keys: the map gives the service key of a monolith
+        key, and an unmapped key reports its own (``UNMAPPED`` + it)."""
+        wanted = {str(key): key for key in keys}
+        if not (table.key.id_map and len(self.engines) == 2 and index == 1):
+            return wanted
+        own = {
+            text.removeprefix(UNMAPPED): key
+            for text, key in wanted.items()
+            if text.startswith(UNMAPPED)
+        }
+        with engine.connect() as conn:
+            monolith = [text for text in wanted if not text.startswith(UNMAPPED)]
+            mapped = service_keys(conn, table.name, monolith)
+        return {**{service: wanted[monolith] for monolith, service in mapped.items()}, **own}
 
     def _unapplied(self, engine: Engine, types: list[str], keys: list[str]) -> list[Any]:
         query = (

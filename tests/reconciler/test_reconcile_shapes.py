@@ -616,3 +616,28 @@ def test_an_incremental_run_translates_an_id_map_pairs_service_events(tmp_path: 
         "7": "differing",
         f"?unmapped:{stray}": "missing_in_monolith",
     }
+
+
+def test_a_pending_service_event_of_an_id_map_pair_marks_its_key_in_flight(
+    tmp_path: Path,
+) -> None:
+    urls = (f"sqlite:///{tmp_path}/m.db", f"sqlite:///{tmp_path}/s.db")
+    load(urls)
+    with engine(urls[1]).begin() as conn:
+        patrons = _service_tables("sqlite")[1]["patrons"]
+        conn.execute(patrons.update().where(patrons.c.id == _patron(7)).values(name="renamed"))
+        conn.execute(patrons.update().where(patrons.c.id == _patron(9)).values(name="renamed"))
+        outbox_table.create(conn)
+        conn.execute(
+            outbox_table.insert().values(
+                event_id=str(uuid.uuid4()),
+                context="library",
+                aggregate_type="patrons",
+                aggregate_key=str(_patron(7)),
+                operation="upsert",
+                origin="service",
+                status="pending",
+            )
+        )
+    table = reconcile(MAPPING, *urls, tables=["patrons"], options=OPTIONS).table("patrons")
+    assert {d.key: d.in_flight for d in table.divergences} == {"7": True, "9": False}
