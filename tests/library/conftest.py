@@ -2,9 +2,10 @@
 Django and seeded, the lending service's database migrated by Alembic, on PostgreSQL.
 
 - ``library_plans``: a plans folder holding ``lending.yaml`` only, as ``STRANGLER_PLANS_DIR``
-  while the library's tests run (the shop's folder comes back after).
-- ``library_monolith``: a migrated, seeded monolith database (one per session, read-only
-  for the tests that share it).
+  while one test module runs (the session's folder comes back after it: the rest of the
+  suite reads the shop's plans).
+- ``library_monolith``: a migrated, seeded monolith database (one per module and backend,
+  read-only for the tests that share it).
 - ``lending_app``: factory ``lending_app(phase)`` -> TestClient over that monolith and a
   fresh, migrated service database.
 """
@@ -24,7 +25,8 @@ from fastapi.testclient import TestClient
 from extracted_services.common.migrations import upgrade
 from migration_plans.core.identity import IDENTITY_HEADER, Identity, sign_identity
 from migration_plans.core.settings import PLANS_DIR_ENV
-from migration_plans.testing import Login, ReplayProject, Seed, Topology
+from migration_plans.testing import Login, PrivateRedis, ReplayProject, Seed, Topology
+from tests.conftest import service_missing
 from tests.library.workload import LibraryWorkload, log_librarian_in, seed_library
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -59,7 +61,7 @@ def manage(database_url: str, *argv: str, plans: Path = PLANS) -> str:
     return done.stdout
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def library_plans(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     folder = tmp_path_factory.mktemp("library-plans")
     shutil.copy(PLANS / "lending.yaml", folder / "lending.yaml")
@@ -84,12 +86,12 @@ def _database(request: pytest.FixtureRequest, backend: str, label: str, folder: 
     return make(label)
 
 
-@pytest.fixture(scope="session", params=["sqlite", "pg"])
+@pytest.fixture(scope="module", params=["sqlite", "pg"])
 def library_backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def library_monolith(
     request: pytest.FixtureRequest,
     library_backend: str,
@@ -175,3 +177,35 @@ def replay_login() -> Login:
 @pytest.fixture(scope="session")
 def replay_workload_factory() -> Callable[[Topology], LibraryWorkload]:
     return LibraryWorkload
+
+
+@pytest.fixture(scope="package")
+def replay_topology(
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    replay_project: ReplayProject,
+    replay_seed: Seed,
+    replay_login: Login,
+    replay_replicas: int,
+) -> Iterator[Topology]:
+    """The library's own started topology, for this package only.
+
+    The plugin's ``replay_topology`` is one per session, built with the overrides of the
+    first test that asks for it: in a whole-suite run the shop's (``tests/replay``) and
+    this package would share it. PostgreSQL and a private ``redis-server``.
+    """
+    database: Callable[[str], str] = request.getfixturevalue("replay_database")
+    var_dir = tmp_path_factory.mktemp("library-replay")
+    try:
+        broker = PrivateRedis(var_dir / "log")
+    except FileNotFoundError as exc:
+        service_missing(str(exc))
+    broker.start()
+    topology = Topology.postgres(
+        var_dir, database, broker, replicas=replay_replicas, project=replay_project
+    )
+    try:
+        yield topology.start(seed=replay_seed, login=replay_login)
+    finally:
+        topology.stop()
+        broker.stop()
