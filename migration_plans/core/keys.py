@@ -103,10 +103,30 @@ KeyColumns = Annotated[
 """Key column names: one name or a list, each a plain SQL name."""
 
 
+def _plan_forms(schema: dict[str, Any]) -> None:
+    """The JSON Schema as a plan writes a key: one column or a list, one type or a list,
+    ``type`` and ``service_type`` optional."""
+    properties = schema.get("properties", {})
+    for name in ("monolith", "service", "type", "service_type"):
+        listed = properties.get(name)
+        if listed and "items" in listed:
+            one = dict(listed["items"])
+            properties[name] = {
+                "anyOf": [one, {"type": "array", "items": one, "minItems": 1}],
+                "title": listed.get("title", name),
+            }
+    properties.get("type", {})["default"] = KeyType.INTEGER.value
+    schema["required"] = [
+        name for name in schema.get("required", []) if name in ("monolith", "service")
+    ]
+
+
 class KeyMapping(BaseModel):
     """The key columns of a pair on each side, in order, with their types."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(
+        frozen=True, extra="forbid", populate_by_name=True, json_schema_extra=_plan_forms
+    )
 
     monolith_columns: KeyColumns = Field(alias="monolith", min_length=1)
     service_columns: KeyColumns = Field(alias="service", min_length=1)

@@ -467,10 +467,18 @@ FieldMapping = Annotated[
 ]
 
 
+def _fields_admit_copies(schema: dict[str, Any]) -> None:
+    """The JSON Schema's ``fields`` items also admit a copied column, as the plan writes it."""
+    fields = schema.get("properties", {}).get("fields", {})
+    copy = schema.get("properties", {}).get("copies", {}).get("items")
+    if "items" in fields and copy:
+        fields["items"] = {"anyOf": [fields["items"], copy]}
+
+
 class TableMapping(BaseModel):
     """How one monolith table corresponds to one service table."""
 
-    model_config = _FROZEN
+    model_config = ConfigDict(frozen=True, extra="forbid", json_schema_extra=_fields_admit_copies)
 
     name: str = Field(description="Name of the pair, used on the command line (--table).")
     monolith_table: SqlName

@@ -19,7 +19,7 @@ from migration_plans.core.mapping import (
     MappingValueError,
     load_context_mapping,
 )
-from migration_plans.core.plan import load_plans
+from migration_plans.core.plan import Plan, load_plans
 from migration_plans.core.transforms import CENTS_STRING, known_transforms, transform_named
 from migration_plans.core.yamlfile import ConfigError
 
@@ -382,3 +382,60 @@ def test_a_split_table_read_by_two_contexts_is_refused_at_its_line(tmp_path: Pat
     assert issue.path.endswith("members.yaml")
     assert issue.line == 6
     assert "'library_member' is also read by context 'addresses'" in issue.message
+
+
+def test_the_plan_json_schema_admits_every_shape() -> None:
+    """Editors validate plans with the published JSON Schema: a copy_of entry in fields
+    and every key form pass it, as they pass the loader."""
+    jsonschema = pytest.importorskip("jsonschema")
+    plan = {
+        "context": "library",
+        "service": "library",
+        "upstream": "library",
+        "tables": [
+            {
+                "name": "books",
+                "monolith_table": "library_book",
+                "service_table": "books",
+                "key": {"monolith": "id", "service": "id", "service_type": "uuid", "id_map": True},
+                "fields": [
+                    {"monolith": "title", "service": "title", "empty_string": "null"},
+                    {"monolith": "meta", "service": "meta", "transform": "json"},
+                    {
+                        "monolith": "state",
+                        "service": "state",
+                        "transform": "enum_map",
+                        "values": {"o": "open", "c": "closed"},
+                    },
+                    {
+                        "monolith": "fee",
+                        "service": "fee",
+                        "transform": "custom",
+                        "name": "cents_string",
+                    },
+                ],
+            },
+            {
+                "name": "loans",
+                "monolith_table": "library_loan",
+                "service_table": "loans",
+                "key": {
+                    "monolith": ["branch", "n"],
+                    "service": ["branch", "n"],
+                    "type": ["integer", "text"],
+                },
+                "fields": [
+                    {"monolith": "book_id", "service": "book_id"},
+                    {
+                        "service": "book_title",
+                        "copy_of": {"table": "books", "column": "title", "via": "book_id"},
+                    },
+                ],
+            },
+        ],
+    }
+    jsonschema.validate(plan, Plan.model_json_schema())
+    Plan.model_validate(plan)
+    broken = {**plan, "tables": [{**plan["tables"][1], "fields": [{"service": "x"}]}]}
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(broken, Plan.model_json_schema())
