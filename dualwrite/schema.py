@@ -34,7 +34,7 @@ from sqlalchemy import (
 )
 
 from migration_plans.core.idmap import id_map_table
-from migration_plans.core.outbox import outbox_table
+from migration_plans.core.outbox import KEY_TEXT_LENGTH, outbox_table
 
 APPLIED_TABLE = "strangler_applied_event"
 DEAD_LETTER_TABLE = "strangler_dead_letter"
@@ -50,7 +50,7 @@ applied_table = Table(
     relay_metadata,
     Column("context", String(64), primary_key=True),
     Column("aggregate_type", String(64), primary_key=True),
-    Column("aggregate_key", String(64), primary_key=True),
+    Column("aggregate_key", String(KEY_TEXT_LENGTH), primary_key=True),
     Column("last_event_id", BigInteger, nullable=False),
     Column("applied_at", DateTime(timezone=True), nullable=False),
 )
@@ -65,7 +65,7 @@ dead_letter_table = Table(
     Column("event_id", String(36), nullable=False),
     Column("context", String(64), nullable=False),
     Column("aggregate_type", String(64), nullable=False),
-    Column("aggregate_key", String(64), nullable=False),
+    Column("aggregate_key", String(KEY_TEXT_LENGTH), nullable=False),
     Column("operation", String(8), nullable=False),
     Column("payload", Text, nullable=True),
     Column("origin", String(16), nullable=False),

@@ -6,6 +6,8 @@ from __future__ import annotations
 from django.db import models
 from django.db.models.functions import Now
 
+from migration_plans.core.outbox import KEY_TEXT_LENGTH
+
 
 class OutboxEvent(models.Model):
     """A captured change waiting for (or done by) the relay."""
@@ -13,7 +15,7 @@ class OutboxEvent(models.Model):
     event_id = models.CharField(max_length=36, unique=True)
     context = models.CharField(max_length=64)
     aggregate_type = models.CharField(max_length=64)
-    aggregate_key = models.CharField(max_length=64)
+    aggregate_key = models.CharField(max_length=KEY_TEXT_LENGTH)
     operation = models.CharField(max_length=8)
     payload = models.TextField(null=True)
     origin = models.CharField(max_length=16)
@@ -41,7 +43,7 @@ class AppliedEvent(models.Model):
     pk = models.CompositePrimaryKey("context", "aggregate_type", "aggregate_key")
     context = models.CharField(max_length=64)
     aggregate_type = models.CharField(max_length=64)
-    aggregate_key = models.CharField(max_length=64)
+    aggregate_key = models.CharField(max_length=KEY_TEXT_LENGTH)
     last_event_id = models.BigIntegerField()
     applied_at = models.DateTimeField()
 
@@ -56,7 +58,7 @@ class DeadLetter(models.Model):
     event_id = models.CharField(max_length=36)
     context = models.CharField(max_length=64)
     aggregate_type = models.CharField(max_length=64)
-    aggregate_key = models.CharField(max_length=64)
+    aggregate_key = models.CharField(max_length=KEY_TEXT_LENGTH)
     operation = models.CharField(max_length=8)
     payload = models.TextField(null=True)
     origin = models.CharField(max_length=16)

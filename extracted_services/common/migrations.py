@@ -137,3 +137,32 @@ def create_outbox_v1(op: Any) -> None:
         "strangler_outbox",
         ["aggregate_type", "aggregate_key", "id"],
     )
+
+
+KEY_TEXT_TABLES = ("strangler_outbox", "strangler_applied_event", "strangler_dead_letter")
+"""The tables with an ``aggregate_key`` column (a key text)."""
+
+
+def widen_key_text_v3(op: Any) -> None:
+    """Revision 0003 of every service: key texts up to 512 characters (were 64).
+
+    Frozen like :func:`create_outbox_v1`. On PostgreSQL a varchar widens in place; on
+    SQLite Alembic's batch mode copies the table (a service's outbox has no triggers).
+    """
+    _alter_key_text(op, sa.String(64), sa.String(512))
+
+
+def narrow_key_text_v3(op: Any) -> None:
+    """Reverse of :func:`widen_key_text_v3` (fails, naming the row, if a longer key exists)."""
+    _alter_key_text(op, sa.String(512), sa.String(64))
+
+
+def _alter_key_text(op: Any, old: sa.String, new: sa.String) -> None:
+    context = op.get_context()
+    if context.dialect.name == "sqlite" and context.as_sql:
+        # Offline SQL for SQLite: batch mode needs the live table, and SQLite does not
+        # enforce a varchar's length, so the printed script needs no statement here.
+        return
+    for table in KEY_TEXT_TABLES:
+        with op.batch_alter_table(table) as batch:
+            batch.alter_column("aggregate_key", existing_type=old, type_=new, nullable=False)

@@ -26,6 +26,7 @@ from sqlalchemy import (
 )
 
 __all__ = [
+    "KEY_TEXT_LENGTH",
     "NOTIFY_CHANNEL",
     "OPEN_STATUSES",
     "OUTBOX_TABLE",
@@ -37,6 +38,10 @@ __all__ = [
 ]
 
 OUTBOX_TABLE = "strangler_outbox"
+KEY_TEXT_LENGTH = 512
+"""Longest key text (``aggregate_key``) the outbox and the relay's tables hold: a composite
+key's parts joined (:meth:`migration_plans.core.keys.KeyMapping.text_of`) fit easily; a
+longer one fails the write that makes its event, with the column named."""
 NOTIFY_CHANNEL = "strangler_outbox"
 
 
@@ -76,7 +81,7 @@ outbox_table = Table(
     Column("event_id", String(36), nullable=False, unique=True),
     Column("context", String(64), nullable=False),
     Column("aggregate_type", String(64), nullable=False),
-    Column("aggregate_key", String(64), nullable=False),
+    Column("aggregate_key", String(KEY_TEXT_LENGTH), nullable=False),
     Column("operation", String(8), nullable=False),
     Column("payload", Text, nullable=True),
     Column("origin", String(16), nullable=False),

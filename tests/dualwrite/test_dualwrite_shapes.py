@@ -390,6 +390,34 @@ def test_text_and_composite_keys_round_trip_with_a_key_change(library: Library) 
     library.assert_same()
 
 
+def test_a_key_text_longer_than_64_characters_is_captured_and_applied(
+    library: Library,
+) -> None:
+    """Composite keys of long text parts: 40 + 40 characters, escaped, joined (was varchar(64))."""
+    branch, book = "b|" * 20, "i\\" * 20
+    library.sql(
+        "monolith",
+        "INSERT INTO lib_copy (branch_id, book_id, copy_no, shelf, is_out) "
+        "VALUES (:branch, :book, 1, 'A', false)",
+        {"branch": branch, "book": book},
+    )
+    key_text = MAPPING.table("copies").key.text_of((branch, book, 1))
+    assert len(key_text) > 100
+    library.drain()
+    library.assert_same()
+    library.service_write(
+        "copies",
+        "update",
+        "UPDATE copies SET shelf = 'B' WHERE branch_code = :branch",
+        {"branch": branch},
+        (branch, book, 1),
+        {"branch_code": branch, "isbn": book, "copy_no": 1, "shelf": "B", "state": "in"},
+    )
+    library.drain()
+    library.assert_same()
+    assert library.sql("monolith", "SELECT shelf FROM lib_copy") == [("B",)]
+
+
 def test_bulk_update_of_5000_composite_rows_is_set_based(
     pg_library: Library, caplog: pytest.LogCaptureFixture
 ) -> None:
