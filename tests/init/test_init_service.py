@@ -48,7 +48,7 @@ def _generate(tmp_path: Path, context: str, app_label: str, *models: str) -> Ini
     ("context", "app_label", "models"),
     [("shipping", "shipping", ()), ("catalog", "catalog", ()), ("payments", "payments", ())],
 )
-def test_generated_package_passes_ruff_and_mypy(
+def test_generated_package_passes_ruff_its_format_and_mypy(
     django_shop: None, tmp_path: Path, context: str, app_label: str, models: tuple[str, ...]
 ) -> None:
     """Reads with row visibility and filters (shipping); full CRUD (catalog's categories);
@@ -61,6 +61,12 @@ def test_generated_package_passes_ruff_and_mypy(
         capture_output=True, text=True, check=False, timeout=120,
     )  # fmt: skip
     assert ruff.returncode == 0, ruff.stdout + ruff.stderr
+    formatted = subprocess.run(
+        [str(BIN / "ruff"), "format", "--check", "--diff", "--config", str(REPO / "pyproject.toml"),
+         "--no-cache", str(out)],
+        capture_output=True, text=True, check=False, timeout=120,
+    )  # fmt: skip
+    assert formatted.returncode == 0, formatted.stdout + formatted.stderr
     mypy = subprocess.run(
         [str(BIN / "mypy"), "--config-file", str(REPO / "pyproject.toml"), "--no-incremental",
          "-p", result.package_dir.name],

@@ -14,7 +14,7 @@ import tokenize
 from collections.abc import Sequence
 
 from migration_plans.control.init.plan_writer import column_of, pair_name
-from migration_plans.control.init.skeleton_code import snake, words
+from migration_plans.control.init.skeleton_code import py_def, py_literal, snake, words
 from migration_plans.control.init.spec import ContextSpec, FilterKind, ModelSpec, ResourceSpec
 
 INVALID_MODEL_CHOICE = "Select a valid choice. That choice is not one of the available choices."
@@ -46,6 +46,17 @@ def _resource_code(spec: ContextSpec, resource: ResourceSpec) -> list[str]:
     var = snake(model.name)
     upper = pair.upper()
     key = model.key.column
+    default_ordering = tuple(
+        ("-" if term.startswith("-") else "") + _service(model, term.lstrip("-"))
+        for term in resource.ordering
+    )
+    ordering_lines = [
+        f"{upper}_ORDERING = {{",
+        *(f'    "{name}": "{model.field(name).column}",' for name in resource.ordering_fields),
+        "}",
+    ]
+    if not resource.ordering_fields:
+        ordering_lines = [f"{upper}_ORDERING: dict[str, str] = {{}}"]
     lines: list[str] = [
         "",
         "",
@@ -56,15 +67,8 @@ def _resource_code(spec: ContextSpec, resource: ResourceSpec) -> list[str]:
         *(f'    ("{field.name}", "{field.source}"),' for field in resource.fields),
         ")",
         f'"""``{resource.serializer.rsplit(".", 1)[-1]}``\'s fields: (JSON name, monolith column)."""',
-        f"{upper}_ORDERING = {{",
-        *(f'    "{name}": "{model.field(name).column}",' for name in resource.ordering_fields),
-        "}",
-        f"{upper}_DEFAULT_ORDERING = (",
-        *(
-            f'    "{"-" if term.startswith("-") else ""}{_service(model, term.lstrip("-"))}",'
-            for term in resource.ordering
-        ),
-        ")",
+        *ordering_lines,
+        f"{upper}_DEFAULT_ORDERING = {py_literal(default_ordering)}",
     ]
     if resource.scope is not None:
         lines += [
@@ -86,7 +90,11 @@ def _resource_code(spec: ContextSpec, resource: ResourceSpec) -> list[str]:
         lines += [
             "",
             "",
-            f"def _{pair}_visible(viewer: Viewer, monolith: Session) -> tuple[tuple[str, tuple[Any, ...]], ...]:",
+            *py_def(
+                f"_{pair}_visible",
+                ["viewer: Viewer", "monolith: Session"],
+                "tuple[tuple[str, tuple[Any, ...]], ...]",
+            ),
             f'    """Which {pair} the caller may see (no restriction for staff)."""',
             "    if viewer.staff:",
             "        return ()",
@@ -122,7 +130,7 @@ def _list_code(spec: ContextSpec, resource: ResourceSpec, model: ModelSpec) -> l
         "",
         "",
         f'@router.get("{_route(resource.list_path)}", response_model=None)',
-        f"def list_{pair}({', '.join(params)}) -> dict[str, Any]:",
+        *py_def(f"list_{pair}", params, "dict[str, Any]"),
         f'    """``GET {resource.list_path}``: one page, filtered and ordered as the monolith does."""',
         "    errors = FilterErrors()",
         "    wanted: dict[str, Any] = {",
@@ -135,14 +143,16 @@ def _list_code(spec: ContextSpec, resource: ResourceSpec, model: ModelSpec) -> l
                 f'"{field.target.key_column}", errors)'
             )
         elif item.kind is FilterKind.CHOICE:
-            call = f'choice_filter(request, "{item.name}", {tuple(field.choices)!r}, errors)'
+            call = f'choice_filter(request, "{item.name}", {py_literal(field.choices)}, errors)'
         elif item.kind is FilterKind.BOOLEAN:
             call = f'boolean_filter(request, "{item.name}")'
         else:
             call = f'text_filter(request, "{item.name}", errors)'
         lines.append(f'        "{item.column}": {call},')
+    if not resource.filters:
+        lines[-1] = "    wanted: dict[str, Any] = {}"
     lines += [
-        "    }",
+        *(["    }"] if resource.filters else []),
         "    raise_for(errors)",
         f"    pair = crud.{pair}_pair()",
         "    present = {column: value for column, value in wanted.items() if value is not None}",
@@ -171,7 +181,7 @@ def _retrieve_code(resource: ResourceSpec, model: ModelSpec) -> list[str]:
         "",
         "",
         f'@router.get("{_route(resource.detail_path)}", response_model=None)',
-        f"def get_{var}({', '.join(params)}) -> dict[str, Any]:",
+        *py_def(f"get_{var}", params, "dict[str, Any]"),
         f'    """``GET {resource.detail_path}``: one {words(model.name)}, 404 when absent or not visible."""',
         f'    row = get(session, views["{pair}"], parse_key(key))',
         "    if row is None:",
@@ -223,7 +233,7 @@ def _write_code(spec: ContextSpec, resource: ResourceSpec, model: ModelSpec) -> 
     lines = [
         "",
         "",
-        f"{pair.upper()}_RENAMES: dict[str, str] = {renames!r}",
+        f"{pair.upper()}_RENAMES: dict[str, str] = {py_literal(renames)}",
         '"""JSON names of the serializer that are not the monolith\'s column names."""',
         "",
         "",
@@ -295,7 +305,7 @@ def _write_code(spec: ContextSpec, resource: ResourceSpec, model: ModelSpec) -> 
         if outside:
             lines += [
                 "",
-                f"{pair.upper()}_PROTECTED = {tuple(outside)!r}",
+                f"{pair.upper()}_PROTECTED = {py_literal(tuple(outside))}",
                 '"""(table, column) of the monolith\'s foreign keys into this table with',
                 'on_delete PROTECT/RESTRICT, from models outside the context."""',
             ]
@@ -413,9 +423,9 @@ def api_py(spec: ContextSpec, module: str) -> str:
     names = used_names(text)
     needs_helpers = bool({"model_choice", "choice_filter", "exists"} & names)
     if needs_helpers:
-        text += "\n".join(HELPERS)
+        text += "\n" + "\n".join(HELPERS)
     if "referenced" in names:
-        text += "\n".join(REFERENCED)
+        text += "\n" + "\n".join(REFERENCED)
     models = sorted(m.name for m in spec.models)
     inputs = sorted(f"{r.model}In" for r in spec.resources)
     deps = (

@@ -7,6 +7,7 @@ always agree.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -103,8 +104,46 @@ def _in_context(spec: ContextSpec, field: FieldSpec) -> ModelSpec | None:
     return None
 
 
-def _literal(value: object) -> str:
+def py_literal(value: object) -> str:
+    """``value`` as Python source the way ruff formats it (double-quoted strings)."""
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, tuple):
+        items = ", ".join(py_literal(item) for item in value)
+        return f"({items},)" if len(value) == 1 else f"({items})"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{py_literal(k)}: {py_literal(v)}" for k, v in value.items()) + "}"
     return repr(value)
+
+
+def py_def(head: str, params: list[str], returns: str, indent: str = "") -> list[str]:
+    """A ``def`` line as ruff formats it: one line, else the parameters on one indented
+    line, else one per line."""
+    line = f"{indent}def {head}({', '.join(params)}) -> {returns}:"
+    if len(line) <= 100:
+        return [line]
+    inner = f"{indent}    {', '.join(params)}"
+    if len(inner) <= 100:
+        return [f"{indent}def {head}(", inner, f"{indent}) -> {returns}:"]
+    return [
+        f"{indent}def {head}(",
+        *(f"{indent}    {p}," for p in params),
+        f"{indent}) -> {returns}:",
+    ]
+
+
+_literal = py_literal
+
+
+def _assignment(target: str, call: str, args: list[str]) -> list[str]:
+    """``target = call(args)`` wrapped as ruff wraps it past 100 characters."""
+    line = f"{target} = {call}({', '.join(args)})"
+    if len(line) <= 100:
+        return [line]
+    inner = f"        {', '.join(args)}"
+    if len(inner) <= 100:
+        return [f"{target} = {call}(", inner, "    )"]
+    return [f"{target} = {call}(", *(f"        {arg}," for arg in args), "    )"]
 
 
 # models.py ---------------------------------------------------------------------------
@@ -182,9 +221,7 @@ def models_py(spec: ContextSpec) -> str:
                 args.append("default=utcnow")
             elif (default := _service_default(field, column)) is not None:
                 args.append(f"default={default}")
-            lines.append(
-                f"    {column.service}: Mapped[{python}] = mapped_column({', '.join(args)})"
-            )
+            lines += _assignment(f"    {column.service}: Mapped[{python}]", "mapped_column", args)
         body += lines
     sqlalchemy = sorted(
         {name for name in types if name != "Id"}
@@ -397,60 +434,85 @@ def crud_py(spec: ContextSpec) -> str:
 # migration ---------------------------------------------------------------------------
 
 
+def wrap_call(indent: str, callee: str, args: list[str], suffix: str = "") -> list[str]:
+    """``callee(args)`` at ``indent`` as ruff wraps it past 100 characters."""
+    line = f"{indent}{callee}({', '.join(args)}){suffix}"
+    if len(line) <= 100:
+        return [line]
+    inner = f"{indent}    {', '.join(args)}"
+    if len(inner) <= 100:
+        return [f"{indent}{callee}(", inner, f"{indent}){suffix}"]
+    return [f"{indent}{callee}(", *(f"{indent}    {arg}," for arg in args), f"{indent}){suffix}"]
+
+
 def migration_py(spec: ContextSpec, date: str) -> str:
     creates: list[str] = []
     drops: list[str] = []
+    inside = "        "
     for model in ordered_models(spec):
         table = pair_name(model.name)
         key_type = column_type(model.key).service
-        auto = ", autoincrement=True" if model.key.auto_increment else ""
-        rows = [
-            f'        sa.Column("{model.key.column}", {_sa(key_type)}, primary_key=True{auto}),'
-        ]
-        constraints = [f'        sa.PrimaryKeyConstraint("{model.key.column}", name="pk_{table}"),']
+        key_args = [f'"{model.key.column}"', _sa(key_type), "primary_key=True"]
+        if model.key.auto_increment:
+            key_args.append("autoincrement=True")
+        rows = wrap_call(inside, "sa.Column", key_args, ",")
+        constraints = wrap_call(
+            inside, "sa.PrimaryKeyConstraint", [f'"{model.key.column}"', f'name="pk_{table}"'], ","
+        )
         indexes: list[str] = []
         for field in model.fields:
             column = column_of(field)
             kind = column_type(field, column).service
-            rows.append(
-                f'        sa.Column("{column.service}", {_sa(kind)}, nullable={field.null}),'
+            rows += wrap_call(
+                inside,
+                "sa.Column",
+                [f'"{column.service}"', _sa(kind), f"nullable={field.null}"],
+                ",",
             )
             if field.unique:
-                constraints.append(
-                    f'        sa.UniqueConstraint("{column.service}", name="uq_{table}_{column.service}"),'
+                constraints += wrap_call(
+                    inside,
+                    "sa.UniqueConstraint",
+                    [f'"{column.service}"', f'name="uq_{table}_{column.service}"'],
+                    ",",
                 )
             elif field.target is not None:
-                indexes.append(
-                    f'    op.create_index("ix_{table}_{column.service}", "{table}", ["{column.service}"])'
+                indexes += wrap_call(
+                    "    ",
+                    "op.create_index",
+                    [f'"ix_{table}_{column.service}"', f'"{table}"', f'["{column.service}"]'],
                 )
             target = _in_context(spec, field)
             if target is not None:
                 target_table = pair_name(target.name)
-                constraints.append(
-                    f'        sa.ForeignKeyConstraint(["{column.service}"], '
-                    f'["{target_table}.{target.key.column}"], '
-                    f'name="fk_{table}_{column.service}_{target_table}", ondelete="RESTRICT"),'
+                constraints += wrap_call(
+                    inside,
+                    "sa.ForeignKeyConstraint",
+                    [
+                        f'["{column.service}"]',
+                        f'["{target_table}.{target.key.column}"]',
+                        f'name="fk_{table}_{column.service}_{target_table}"',
+                        'ondelete="RESTRICT"',
+                    ],
+                    ",",
                 )
         for group in model.unique_together:
-            constraints.append(
-                "        sa.UniqueConstraint("
-                + ", ".join(f'"{name}"' for name in group)
-                + f', name="uq_{table}_{group[0]}"),'
+            constraints += wrap_call(
+                inside,
+                "sa.UniqueConstraint",
+                [*(f'"{name}"' for name in group), f'name="uq_{table}_{group[0]}"'],
+                ",",
             )
-        creates += [
-            "    op.create_table(",
-            f'        "{table}",',
-            *rows,
-            *constraints,
-            "    )",
-            *indexes,
-        ]
-        drops = [
-            *(f'    op.drop_index("ix_{table}_{column_of(f).service}", table_name="{table}")'
-              for f in model.fields if f.target is not None and not f.unique),
-            f'    op.drop_table("{table}")',
-            *drops,
-        ]  # fmt: skip
+        creates += ["    op.create_table(", f'        "{table}",', *rows, *constraints, "    )"]
+        creates += indexes
+        dropped_indexes: list[str] = []
+        for field in model.fields:
+            if field.target is not None and not field.unique:
+                service = column_of(field).service
+                dropped_indexes += wrap_call(
+                    "    ", "op.drop_index", [f'"ix_{table}_{service}"', f'table_name="{table}"']
+                )
+        drops = [*dropped_indexes, f'    op.drop_table("{table}")', *drops]
     tables = ", ".join(pair_name(model.name) for model in spec.models)
     return (
         "\n".join(
@@ -580,7 +642,7 @@ def schemas_py(spec: ContextSpec) -> str:
                 helpers |= used
             if source.choices and ("choice" in used and "choice" in helpers):
                 constant = f"{snake(model.name).upper()}_{source.column.upper()}_CHOICES"
-                constants.append(f"{constant} = {tuple(source.choices)!r}")
+                constants.append(f"{constant} = {py_literal(tuple(source.choices))}")
             if field.allow_null:
                 annotation = f"{annotation} | None"
             if field.required:
