@@ -158,7 +158,7 @@ run_migrations(context, [Base.metadata, service_side_metadata()])
 ''')
 
 RELAY_REVISION = Template('''"""The dual-write relay's service-side tables: version guard, dead letter, backfill
-checkpoint, id map (``dualwrite.schema``).
+checkpoint, id map (``dualwrite.schema``); key texts up to 512 characters.
 
 Revision ID: 0002
 Revises: 0001
@@ -166,6 +166,10 @@ Create Date: $date
 """
 
 from collections.abc import Sequence
+
+from alembic import op
+
+from extracted_services.common.migrations import narrow_key_text_v3, widen_key_text_v3
 
 revision: str = "0002"
 down_revision: str | None = "0001"
@@ -177,11 +181,13 @@ def upgrade() -> None:
     from dualwrite.schema import create_service_relay_tables
 
     create_service_relay_tables()
+    widen_key_text_v3(op)
 
 
 def downgrade() -> None:
     from dualwrite.schema import drop_service_relay_tables
 
+    narrow_key_text_v3(op)
     drop_service_relay_tables()
 ''')
 
