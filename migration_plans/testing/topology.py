@@ -24,9 +24,10 @@ import itertools
 import logging
 import re
 import shutil
+import sys
 import time
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -156,6 +157,7 @@ class Topology:
         self._next_proxy = itertools.count()
         self.cutover = CutOverSettings()
         """Fence and acknowledgement deadlines of this topology's transitions."""
+        self._imports_added: list[str] = []
 
     # -- building -----------------------------------------------------------------------
 
@@ -231,7 +233,10 @@ class Topology:
         """Migrate, ``seed`` the monolith, start every process, then ``login`` a client.
 
         The headers ``login`` returns go with every :meth:`client` (none without it).
+        The project's folders go first on this process's import path too, until
+        :meth:`stop`: transitions run here, and they import the services' packages.
         """
+        self._add_project_imports()
         self.stack.prepare()
         if seed is not None:
             seed(self.stack)
@@ -245,6 +250,17 @@ class Topology:
         """Recover any fault still active, then stop every process (broker last)."""
         self.recover_all()
         self.stack.stop()
+        for folder in self._imports_added:
+            with suppress(ValueError):
+                sys.path.remove(folder)
+        self._imports_added.clear()
+
+    def _add_project_imports(self) -> None:
+        for path in reversed(self.config.project_path):
+            folder = str(path)
+            if folder not in sys.path:
+                sys.path.insert(0, folder)
+                self._imports_added.append(folder)
 
     def client(
         self, *, auth: bool = True, timeout: float = 20.0, proxy: int | None = None

@@ -39,7 +39,6 @@ def shipping_topology(
     tmp_path: Path,
     pg_database: Callable[[str], str],
     redis_url: str,
-    monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[Topology]:
     """The shop's topology with the generated shipping plan beside the shipped ones (the
     shop's migrations read those) and its service from the generated package."""
@@ -49,8 +48,6 @@ def shipping_topology(
         InitRequest(context=CONTEXT, app_label="shipping", out=tmp_path / "out", plans_dir=every)
     )
     project = ReplayProject(plans=every, project_path=(result.package_dir.parent,))
-    # the transitions run in this process (migrate, backfill): it imports the package too
-    monkeypatch.syspath_prepend(str(result.package_dir.parent))
     var_dir = tmp_path / "var"
     broker = PrivateRedis(var_dir / "log")
     broker.start()
