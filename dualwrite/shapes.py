@@ -270,12 +270,8 @@ def refresh_copies(
     for pair in mapping.tables:
         for field in copy_fields(pair):
             source_pair = mapping.table(field.copy_of.table)
-            source, target = tables[source_pair.name], tables[pair.name]
-            copied = (
-                select(source.c[field.copy_of.column])
-                .where(source.c[source_pair.key.service] == target.c[field.copy_of.via])
-                .scalar_subquery()
-            )
+            target = tables[pair.name]
+            copied = _copied_value(mapping, tables, pair, field)
             changed = _service_key_values(conn, source_pair, final, targets, deletes=True)
             if changed:
                 conn.execute(
@@ -323,14 +319,21 @@ def refresh_all_copies(conn: Connection, mapping: ContextMapping, tables: dict[s
     """Set every copied (``copy_of``) column of the context from the referenced rows."""
     for pair in mapping.tables:
         for field in copy_fields(pair):
-            source_pair = mapping.table(field.copy_of.table)
-            source, target = tables[source_pair.name], tables[pair.name]
-            copied = (
-                select(source.c[field.copy_of.column])
-                .where(source.c[source_pair.key.service] == target.c[field.copy_of.via])
-                .scalar_subquery()
-            )
-            conn.execute(update(target).values({field.service: copied}))
+            copied = _copied_value(mapping, tables, pair, field)
+            conn.execute(update(tables[pair.name]).values({field.service: copied}))
+
+
+def _copied_value(
+    mapping: ContextMapping, tables: dict[str, Table], pair: TableMapping, field: CopyField
+) -> Any:
+    """The referenced row's source column, for an UPDATE of ``pair``'s copied ``field``."""
+    source_pair = mapping.table(field.copy_of.table)
+    source, target = tables[source_pair.name], tables[pair.name]
+    return (
+        select(source.c[field.copy_of.column])
+        .where(source.c[source_pair.key.service] == target.c[field.copy_of.via])
+        .scalar_subquery()
+    )
 
 
 def json_columns(pair: TableMapping, side: str) -> list[str]:
