@@ -142,22 +142,50 @@ def replay_topology(
     replay_replicas: int,
 ) -> Iterator[Topology]:
     """One started topology for the session (PostgreSQL + private Redis by default)."""
+    yield from started_topology(
+        request,
+        tmp_path_factory.mktemp("phase-replay"),
+        replay_project,
+        seed=replay_seed,
+        login=replay_login,
+        replicas=replay_replicas,
+    )
+
+
+def started_topology(
+    request: pytest.FixtureRequest,
+    var_dir: Path,
+    project: ReplayProject,
+    *,
+    seed: Seed | None,
+    login: Login | None,
+    replicas: int,
+) -> Iterator[Topology]:
+    """The body of ``replay_topology``: yields a started topology, stops it after.
+
+    For a project that needs a topology of another scope (say, one per package when two
+    projects share a test session: ``replay_topology`` is built once per session)::
+
+        @pytest.fixture(scope="package")
+        def replay_topology(request, tmp_path_factory, replay_project, replay_seed,
+                            replay_login, replay_replicas):
+            yield from started_topology(request, tmp_path_factory.mktemp("mine"),
+                                        replay_project, seed=replay_seed,
+                                        login=replay_login, replicas=replay_replicas)
+    """
     # lazy: this plugin is imported by every pytest run (pytest11); load the stack on use
     from migration_plans.testing.topology import Topology
 
-    var_dir = tmp_path_factory.mktemp("phase-replay")
     broker: PrivateRedis | None = None
     if _embedded():
-        topology = Topology.embedded(var_dir, replicas=replay_replicas, project=replay_project)
+        topology = Topology.embedded(var_dir, replicas=replicas, project=project)
     else:
         database: DatabaseFactory = request.getfixturevalue("replay_database")
         broker = _private_redis(var_dir)
         broker.start()
-        topology = Topology.postgres(
-            var_dir, database, broker, replicas=replay_replicas, project=replay_project
-        )
+        topology = Topology.postgres(var_dir, database, broker, replicas=replicas, project=project)
     try:
-        yield topology.start(seed=replay_seed, login=replay_login)
+        yield topology.start(seed=seed, login=login)
     finally:
         topology.stop()
         if broker is not None:

@@ -25,8 +25,8 @@ from fastapi.testclient import TestClient
 from extracted_services.common.migrations import upgrade
 from migration_plans.core.identity import IDENTITY_HEADER, Identity, sign_identity
 from migration_plans.core.settings import PLANS_DIR_ENV
-from migration_plans.testing import Login, PrivateRedis, ReplayProject, Seed, Topology
-from tests.conftest import service_missing
+from migration_plans.testing import Login, ReplayProject, Seed, Topology
+from migration_plans.testing.plugin import started_topology
 from tests.library.workload import LibraryWorkload, log_librarian_in, seed_library
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -194,18 +194,11 @@ def replay_topology(
     first test that asks for it: in a whole-suite run the shop's (``tests/replay``) and
     this package would share it. PostgreSQL and a private ``redis-server``.
     """
-    database: Callable[[str], str] = request.getfixturevalue("replay_database")
-    var_dir = tmp_path_factory.mktemp("library-replay")
-    try:
-        broker = PrivateRedis(var_dir / "log")
-    except FileNotFoundError as exc:
-        service_missing(str(exc))
-    broker.start()
-    topology = Topology.postgres(
-        var_dir, database, broker, replicas=replay_replicas, project=replay_project
+    yield from started_topology(
+        request,
+        tmp_path_factory.mktemp("library-replay"),
+        replay_project,
+        seed=replay_seed,
+        login=replay_login,
+        replicas=replay_replicas,
     )
-    try:
-        yield topology.start(seed=replay_seed, login=replay_login)
-    finally:
-        topology.stop()
-        broker.stop()
