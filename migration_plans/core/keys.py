@@ -252,11 +252,7 @@ class KeyMapping(BaseModel):
         ``postgresql`` or ``sqlite``. Both need standard string literals (PostgreSQL's
         ``standard_conforming_strings`` on, its default).
         """
-        prefix = f"{quote_ident(qualifier)}." if qualifier else ""
-        parts = [
-            _part_sql(f"{prefix}{quote_ident(column)}", kind, dialect)
-            for column, kind in zip(self.columns(side), self.types_of(side), strict=True)
-        ]
+        parts = self.part_sqls(qualifier, dialect, side)
         if len(parts) == 1:
             return parts[0]
         escaped = [
@@ -264,6 +260,15 @@ class KeyMapping(BaseModel):
             for part, kind in zip(parts, self.types_of(side), strict=True)
         ]
         return " || '|' || ".join(escaped)
+
+    def part_sqls(self, qualifier: str | None, dialect: str, side: Side = "monolith") -> list[str]:
+        """The SQL expression of each key column's text, unescaped, in key order (the
+        parts :meth:`text_sql` joins; equal keys give equal parts on both sides)."""
+        prefix = f"{quote_ident(qualifier)}." if qualifier else ""
+        return [
+            _part_sql(f"{prefix}{quote_ident(column)}", kind, dialect)
+            for column, kind in zip(self.columns(side), self.types_of(side), strict=True)
+        ]
 
 
 _PLAIN = (KeyType.INTEGER, KeyType.UUID)

@@ -521,7 +521,7 @@ def test_key_hash_buckets_get_statistics_on_their_expression(pg_urls: tuple[str,
             sa.text("SELECT stxname FROM pg_statistic_ext WHERE stxname LIKE 'strangler_%'")
         ).scalars()
         assert [name for name in names if "keyhash" in name] == [
-            "strangler_shop_orderline_keyhash_hashtext_256"
+            "strangler_shop_orderline_keyhash_hashparts_256"
         ]
 
 

@@ -14,6 +14,8 @@ from migration_plans.core.mapping import ContextMapping
 from reconciler.repair import apply_repair, plan_repair
 from reconciler.report import Verdict
 from reconciler.runner import ReconcileOptions, reconcile
+from reconciler.schema import inspect_pair
+from reconciler.sql import key_bucket_sql, key_parts
 from tests.reconciler.reconcile_tables import engine, insert
 
 OPTIONS = ReconcileOptions(grace_seconds=0.05, max_rechecks=2, levels=(16, 8), segment_size=1024)
@@ -120,3 +122,69 @@ def test_text_key_repair(tmp_path: Path) -> None:
     plan = plan_repair(report, MAPPING, *urls, phase="dual_write")
     apply_repair(plan, MAPPING, *urls, audit_url=f"sqlite:///{tmp_path}/control.db")
     assert reconcile(MAPPING, *urls, options=OPTIONS).verdict is Verdict.CLEAN
+
+
+COMPOSITE = ContextMapping.model_validate(
+    {
+        "context": "library",
+        "tables": [
+            {
+                "name": "copies",
+                "monolith_table": "library_copy",
+                "service_table": "copies",
+                "key": {
+                    "monolith": ["branch_id", "isbn"],
+                    "service": ["branch", "isbn"],
+                    "type": ["integer", "text"],
+                },
+                "fields": [{"monolith": "shelf", "service": "shelf"}],
+            }
+        ],
+    }
+)
+
+
+def test_composite_key_buckets_chain_the_parts_alike_on_both_sides(
+    pg_urls: tuple[str, str],
+) -> None:
+    """hashtext mode buckets a composite key by its chained part hashes: the same bucket
+    on both sides for the same key although the column types differ, and every planted
+    divergence found (parts holding the separator and the escape included)."""
+    ddl = {
+        "monolith": "CREATE TABLE library_copy (branch_id integer, isbn varchar(24), "
+        "shelf text, PRIMARY KEY (branch_id, isbn))",
+        "service": "CREATE TABLE copies (branch bigint, isbn text, shelf text, "
+        "PRIMARY KEY (branch, isbn))",
+    }
+    table = {"monolith": "library_copy", "service": "copies"}
+    keys = [
+        (n % 5, f"978-{n}" + ("|b" if n % 3 == 0 else "\\" if n % 7 == 0 else ""))
+        for n in range(300)
+    ]
+    for role, url in zip(("monolith", "service"), pg_urls, strict=True):
+        with engine(url).begin() as conn:
+            conn.execute(sa.text(ddl[role]))
+            for branch, isbn in keys:
+                conn.execute(
+                    sa.text(f"INSERT INTO {table[role]} VALUES (:b, :i, 'S')"),
+                    {"b": branch, "i": isbn},
+                )
+    pair = inspect_pair(COMPOSITE.table("copies"), *map(engine, pg_urls))
+    assert pair.hash_mode == "hashtext" and pair.key_kind == "text"
+    assert len(key_parts(pair, "monolith", "library_copy")) == 2
+    buckets = []
+    for role, url in zip(("monolith", "service"), pg_urls, strict=True):
+        sql = key_bucket_sql(pair, role, "postgresql", 16)  # type: ignore[arg-type]
+        assert "replace(" not in sql.split(" AS b,")[0]
+        with engine(url).connect() as conn:
+            buckets.append({int(b): (int(n), int(h)) for b, n, h in conn.exec_driver_sql(sql)})
+    assert buckets[0] == buckets[1]
+    assert len(buckets[0]) > 8
+    with engine(pg_urls[1]).begin() as conn:
+        conn.execute(sa.text("DELETE FROM copies WHERE branch = 0 AND isbn = '978-0|b'"))
+        conn.execute(sa.text("UPDATE copies SET shelf = 'T' WHERE branch = 2 AND isbn = '978-7\\'"))
+    found = reconcile(COMPOSITE, *pg_urls, options=OPTIONS).table("copies")
+    assert {d.key: d.kind.value for d in found.divergences} == {
+        "0|978-0\\|b": "missing_in_service",
+        "2|978-7\\\\": "differing",
+    }
