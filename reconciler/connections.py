@@ -13,9 +13,9 @@ not take the write lock of a database the relay and the services write.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -52,13 +52,30 @@ def require_database(url: str) -> None:
         raise DatabaseError(f"SQLite database {database} does not exist")
 
 
-@lru_cache(maxsize=32)
+_engines: dict[str, Engine] = {}
+_engines_lock = threading.Lock()
+
+
 def engine_for(url: str) -> Engine:
     """A pooled engine for ``url`` (``postgresql://`` or ``sqlite://``), cached per URL."""
-    engine = database.engine(url)
-    if engine.dialect.name == "postgresql":
-        event.listen(engine, "connect", _pin_session)
-    return engine.execution_options(sqlite_begin="DEFERRED")
+    with _engines_lock:
+        cached = _engines.get(url)
+        if cached is None:
+            engine = database.engine(url)
+            if engine.dialect.name == "postgresql":
+                event.listen(engine, "connect", _pin_session)
+            cached = _engines[url] = engine.execution_options(sqlite_begin="DEFERRED")
+        return cached
+
+
+def dispose_engines() -> None:
+    """Close every cached engine's pooled connections and forget the engines (a test
+    suite or a finished phase replay gives its database connections back)."""
+    with _engines_lock:
+        engines = list(_engines.values())
+        _engines.clear()
+    for engine in engines:
+        engine.dispose()
 
 
 def server_major(engine: Engine) -> int | None:

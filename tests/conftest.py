@@ -20,6 +20,7 @@ import pytest
 import redis
 
 from migration_plans.control.processes import ManagedProcess
+from migration_plans.core.control_db import dispose_control_engines
 from migration_plans.core.settings import PLANS_DIR_ENV, copy_templates
 from migration_plans.testing.databases import (
     DatabaseUnavailable,
@@ -34,6 +35,7 @@ from migration_plans.testing.databases import (
 from migration_plans.testing.databases import (
     redis_url as _redis_url,
 )
+from reconciler.connections import dispose_engines
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -94,6 +96,16 @@ def pg_database(pg_admin_url: str) -> Iterator[Callable[[str], str]]:
 def pg_url(pg_database: Callable[[str], str]) -> str:
     """One fresh PostgreSQL database for the whole test session."""
     return pg_database("session")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _cached_engines_disposed() -> Iterator[None]:
+    """After each test module, the reconciler's and the control plane's cached engines give
+    their pooled connections back: PostgreSQL's max_connections (100 here) is shared by
+    the whole suite and the processes its end-to-end tests start."""
+    yield
+    dispose_engines()
+    dispose_control_engines()
 
 
 @pytest.fixture(scope="session")

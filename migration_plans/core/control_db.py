@@ -10,13 +10,13 @@ database policy (:func:`migration_plans.core.database.engine`).
 from __future__ import annotations
 
 import os
-from functools import lru_cache
+import threading
 
 from sqlalchemy import Engine
 
 from migration_plans.core.database import engine, sqlalchemy_url
 
-__all__ = ["DEFAULT_CONTROL_DB", "control_db_url", "control_engine"]
+__all__ = ["DEFAULT_CONTROL_DB", "control_db_url", "control_engine", "dispose_control_engines"]
 
 DEFAULT_CONTROL_DB = "sqlite:///var/control.sqlite3"
 
@@ -31,6 +31,22 @@ def control_engine(url: str | None = None) -> Engine:
     return _shared_engine(sqlalchemy_url(url or control_db_url()))
 
 
-@lru_cache(maxsize=8)
+_engines: dict[str, Engine] = {}
+_engines_lock = threading.Lock()
+
+
 def _shared_engine(url: str) -> Engine:
-    return engine(url)
+    with _engines_lock:
+        cached = _engines.get(url)
+        if cached is None:
+            cached = _engines[url] = engine(url)
+        return cached
+
+
+def dispose_control_engines() -> None:
+    """Close the shared control-plane engines' pooled connections and forget them."""
+    with _engines_lock:
+        engines = list(_engines.values())
+        _engines.clear()
+    for cached in engines:
+        cached.dispose()

@@ -54,13 +54,14 @@ from migration_plans.control.stack import (
     replica_name,
     replica_port,
 )
-from migration_plans.core.control_db import control_engine
+from migration_plans.core.control_db import control_engine, dispose_control_engines
 from migration_plans.core.live_phase import publish
 from migration_plans.core.phase import Phase
 from migration_plans.core.plan import Plan, load_plan, load_plans
 from migration_plans.core.settings import TEMPLATES_DIR
 from migration_plans.testing.broker import PrivateRedis
 from migration_plans.testing.faults import Faults
+from reconciler.connections import dispose_engines
 from reconciler.report import Report
 from reconciler.runner import ReconcileOptions, reconcile
 
@@ -250,6 +251,10 @@ class Topology:
         """Recover any fault still active, then stop every process (broker last)."""
         self.recover_all()
         self.stack.stop()
+        # the reconciler and the control plane ran here: give their pooled connections
+        # back (PostgreSQL's max_connections is shared by every test and process)
+        dispose_engines()
+        dispose_control_engines()
         for folder in self._imports_added:
             with suppress(ValueError):
                 sys.path.remove(folder)
