@@ -394,9 +394,12 @@ class Topology:
         rollbacks: plan and routes in ``shared``, reverse sync on, capture off. A context
         that was moved is started afresh when it next enters ``dual_write``: its outbox
         rows go and its service database is discarded and migrated again, as DESIGN.md's
-        rollback to ``shared`` says.
+        rollback to ``shared`` says. The reconciler's and the control plane's pooled
+        connections in this process are given back between tests.
         """
         self.recover_all()
+        dispose_engines()
+        dispose_control_engines()
         moved = False
         for context, plan in self.stack.plans().items():
             if plan.phase is Phase.SHARED and plan.reverse_sync:
