@@ -38,6 +38,7 @@ from reconciler.pending import STUCK_AFTER_S, OutboxPending, PendingChanges
 from reconciler.report import Report, RunKind, TableReport
 from reconciler.schema import HashMode, PairSchema, inspect_pair
 from reconciler.segment import (
+    DEFAULT_LEVELS,
     SegmentResult,
     SegmentSpec,
     compare_fetched,
@@ -54,7 +55,7 @@ from reconciler.sql import key_hash_statistics_sql, quote_ident, statistics_sql
 class ReconcileOptions:
     """Tuning knobs; the defaults suit tables up to tens of millions of rows."""
 
-    levels: tuple[int, ...] = (1024, 32, 4)
+    levels: tuple[int, ...] = DEFAULT_LEVELS
     segment_size: int = 1024 * 1024
     grace_seconds: float = 1.0
     max_rechecks: int = 3
@@ -64,9 +65,14 @@ class ReconcileOptions:
     statistics_min_rows: int = 20_000
 
     def __post_init__(self) -> None:
-        sizes = (self.segment_size, *self.levels)
+        sizes = self.sizes
         if any(big % small for big, small in itertools.pairwise(sizes)):
             raise ValueError(f"each of segment_size, levels must divide the previous: {sizes}")
+
+    @property
+    def sizes(self) -> tuple[int, ...]:
+        """The segment size, then the bucket size of each level."""
+        return (self.segment_size, *self.levels)
 
 
 @dataclass
@@ -129,15 +135,16 @@ def select_tables(mapping: ContextMapping, tables: Sequence[str] | None) -> list
 def per_key_value(options: ReconcileOptions, rows_per_key: int) -> ReconcileOptions:
     """Bucket sizes in first-key-column values for a composite key with ``rows_per_key``
     rows per value (a power of two), so that a bucket holds about as many rows as an
-    integer key's: the sizes divided by it, when they all divide."""
-    sizes = (options.segment_size, *options.levels)
-    if rows_per_key <= 1 or any(size % rows_per_key for size in sizes):
+    integer key's: the sizes divided by it (at least one value; levels that become
+    equal merge), when each still divides the one before."""
+    if rows_per_key <= 1:
         return options
-    return replace(
-        options,
-        segment_size=options.segment_size // rows_per_key,
-        levels=tuple(size // rows_per_key for size in options.levels),
-    )
+    segment_size, *levels = (max(1, size // rows_per_key) for size in options.sizes)
+    merged = tuple(dict.fromkeys(levels))
+    try:
+        return replace(options, segment_size=segment_size, levels=merged)
+    except ValueError:
+        return options
 
 
 def plan_segments(
@@ -167,10 +174,11 @@ def plan_segments(
 def text_key_segments(
     pair: PairSchema, urls: tuple[str, str], rows: int, options: ReconcileOptions
 ) -> list[SegmentSpec]:
-    """Text keys have no ranges to split: one segment, hashed into buckets of about a
-    quarter of ``levels[0]`` rows (at least ``levels[-1]``): small enough that the row
-    hashes of the differing ones are few, few enough for a cheap hash aggregate."""
-    size = max(options.levels[-1], options.levels[0] // 4)
+    """Text keys have no ranges to split: one segment, hashed into buckets of about
+    ``levels[0]`` rows: small enough that the row hashes of the differing ones are few,
+    few enough for a cheap hash aggregate (the groups of a key-hash bucket are scattered
+    through the table, and more of them cost the scan more than they save)."""
+    size = options.levels[0]
     # A power of two: the count (and the statistics on its expression) changes only when
     # the table doubles or halves.
     buckets = 1 << max(0, math.ceil(math.log2(max(1.0, rows / size))))
@@ -185,6 +193,7 @@ def text_key_segments(
         sources=pair.sources,
         key_kind="text",
         key_buckets=buckets,
+        bucket_part=pair.bucket_part,
     )
     return [spec]
 

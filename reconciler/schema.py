@@ -118,6 +118,9 @@ class PairSchema:
     rows_per_key: int = 1
     """Rows per value of the first key column (a power of two) when a composite key is
     segmented by its ranges; 1 otherwise."""
+    bucket_part: int | None = None
+    """A composite key on the key-hash path: the one key column (by position) whose hash
+    alone buckets the key, when statistics say it is nearly unique; None chains all."""
 
     def side(self, role: Role) -> SideSchema:
         return self.monolith if role == "monolith" else self.service
@@ -397,9 +400,11 @@ def inspect_pair(
     left = _side(mapping, "monolith", monolith, copies, _source_types(copies, monolith))
     right = _side(mapping, "service", service, copies)
     key_kind = _key_kind(mapping, left.ops[0].category, right.ops[0].category)
-    rows_per_key = 1
+    rows_per_key, bucket_part = 1, None
     if mapping.key.is_composite and not mapping.key.id_map:
-        key_kind, rows_per_key = _composite_kind(monolith, left, right)
+        shares = _distinct_shares(monolith, left)
+        key_kind, rows_per_key = _composite_kind(monolith, left, right, shares)
+        bucket_part = _bucket_part(key_kind, shares)
     quoted = tuple(a.textual or b.textual for a, b in zip(left.ops[1:], right.ops[1:], strict=True))
     return PairSchema(
         mapping=mapping,
@@ -410,6 +415,7 @@ def inspect_pair(
         key_kind=key_kind,
         sources=tuple({copy.source.name: copy.source for copy in copies}.values()),
         rows_per_key=rows_per_key,
+        bucket_part=bucket_part,
     )
 
 
@@ -419,7 +425,50 @@ RANGED_DISTINCT = 0.1
 statistics say that column has at least this share of distinct values."""
 
 
-def _composite_kind(monolith: Engine, left: SideSchema, right: SideSchema) -> tuple[KeyKind, int]:
+BUCKET_PART_DISTINCT = 0.5
+"""A composite key on the key-hash path is bucketed by the hash of one column alone
+when PostgreSQL's statistics say that column has at least this share of distinct
+values: one hash per row instead of a chain (the bucket scan and the second read of
+the differing buckets both compute it on every row)."""
+
+
+def _distinct_shares(monolith: Engine, side: SideSchema) -> list[float] | None:
+    """Share of distinct values of each key column by the monolith's statistics, in key
+    order; None without statistics (never analyzed, not PostgreSQL, unreadable)."""
+    if monolith.dialect.name != "postgresql":
+        return None
+    try:
+        with monolith.connect() as conn:
+            rows = conn.execute(
+                sa.text(
+                    "SELECT s.attname, s.n_distinct, c.reltuples FROM pg_stats s JOIN pg_class c "
+                    "ON c.oid = to_regclass(:quoted) WHERE s.schemaname = current_schema() "
+                    "AND s.tablename = :table AND s.attname = ANY(:columns)"
+                ),
+                {
+                    "quoted": quote_ident(side.table),
+                    "table": side.table,
+                    "columns": list(side.key_columns),
+                },
+            ).all()
+    except SQLAlchemyError:
+        return None
+    found = {str(name): _share(float(distinct), float(rows)) for name, distinct, rows in rows}
+    if any(column not in found for column in side.key_columns):
+        return None
+    return [found[column] for column in side.key_columns]
+
+
+def _share(distinct: float, rows: float) -> float:
+    """pg_stats' n_distinct as a share of rows (negative values already are one)."""
+    if distinct < 0:
+        return min(-distinct, 1.0)
+    return min(distinct / rows, 1.0) if rows > 0 else 0.0
+
+
+def _composite_kind(
+    monolith: Engine, left: SideSchema, right: SideSchema, shares: Sequence[float] | None
+) -> tuple[KeyKind, int]:
     """``int`` (ranges of the first key column, through the primary key's index) when that
     column is an integer on both sides and nearly unique by the monolith's statistics;
     else ``text`` (buckets by key-text hash). Without statistics (never analyzed,
@@ -428,25 +477,17 @@ def _composite_kind(monolith: Engine, left: SideSchema, right: SideSchema) -> tu
     first = (category_of(left.key_types[0]), category_of(right.key_types[0]))
     if first != (Category.INT, Category.INT) or monolith.dialect.name != "postgresql":
         return "text", 1
-    try:
-        with monolith.connect() as conn:
-            row = conn.execute(
-                sa.text(
-                    "SELECT s.n_distinct, c.reltuples FROM pg_stats s JOIN pg_class c "
-                    "ON c.oid = to_regclass(:quoted) WHERE s.schemaname = current_schema() "
-                    "AND s.tablename = :table AND s.attname = :column"
-                ),
-                {"quoted": quote_ident(left.table), "table": left.table, "column": left.key},
-            ).first()
-    except SQLAlchemyError:
+    if shares is None or shares[0] < RANGED_DISTINCT or shares[0] <= 0:
         return "text", 1
-    if row is None:
-        return "text", 1
-    distinct, rows = float(row[0]), float(row[1])
-    share = -distinct if distinct < 0 else (distinct / rows if rows > 0 else 0.0)
-    if share < RANGED_DISTINCT:
-        return "text", 1
-    return "int", 2 ** max(0, round(math.log2(1 / min(share, 1.0))))
+    return "int", 2 ** max(0, round(math.log2(1 / shares[0])))
+
+
+def _bucket_part(key_kind: KeyKind, shares: Sequence[float] | None) -> int | None:
+    """The most distinct key column, when it alone can bucket a key-hash path key."""
+    if key_kind != "text" or not shares:
+        return None
+    best = max(range(len(shares)), key=lambda index: shares[index])
+    return best if shares[best] >= BUCKET_PART_DISTINCT else None
 
 
 def _key_kind(mapping: TableMapping, left: Category, right: Category) -> KeyKind:

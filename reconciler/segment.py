@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from dataclasses import replace
 from typing import Any
 
 import sqlalchemy as sa
@@ -51,11 +52,14 @@ from reconciler.values import DbText, decode_row, fetch_columns
 Buckets = dict[int, tuple[int, int]]
 Rows = dict[Key, dict[str, Any]]
 FETCH_CHUNK = 500
+DEFAULT_LEVELS = (256, 16, 4)
+"""Keys per bucket of the first scan, then of each narrowing re-read. Small first
+buckets cost the scan's hash aggregate next to nothing on a range key (its groups come
+in table order) and make each differing bucket's re-read four times cheaper than 1,024."""
 BUCKET_CHUNK = 5000
 """Key-hash buckets per row-hash query (each query scans the table once)."""
 ESTIMATE_TRUSTED = 10_000
 """Below this many rows by PostgreSQL's estimate, the rows are counted instead."""
-"""Key-hash buckets per row-hash query (each query scans the table once)."""
 
 
 class SegmentSpec(BaseModel):
@@ -70,9 +74,12 @@ class SegmentSpec(BaseModel):
     lo: int
     hi: int
     offset: int = 0
-    levels: tuple[int, ...] = (1024, 32, 4)
+    levels: tuple[int, ...] = DEFAULT_LEVELS
     key_kind: KeyKind = "int"
     key_buckets: int = 0
+    bucket_part: int | None = None
+    """The key column that alone buckets a composite text-path key (the planner's
+    choice, so that a worker's buckets match its statistics); None chains all."""
     sources: tuple[TableMapping, ...] = ()
     """The pairs ``mapping``'s copied columns copy from (``copy_of``)."""
 
@@ -303,6 +310,8 @@ def run_segment(spec: SegmentSpec, pair: PairSchema | None = None) -> SegmentRes
         spec.hash_mode,
         sources={source.name: source for source in spec.sources},
     )
+    if pair.bucket_part != spec.bucket_part:
+        pair = replace(pair, bucket_part=spec.bucket_part)
     result = SegmentResult(table=spec.mapping.name, lo=spec.lo, hi=spec.hi)
     with (
         snapshot(monolith) as left_conn,

@@ -173,13 +173,13 @@ def key_bucket_expr(
     (:meth:`KeyMapping.part_sqls`, both sides split the same way), ``hashtext`` mode
     chains them instead (each part's hash seeds the next): the same bucket for the same
     key, without escaping and joining the key text on every row (a fifth of a composite
-    key's bucket scan).
+    key's bucket scan). Given one part, it hashes that part alone.
     """
     if dialect == "sqlite":
         return f"strangler_key_bucket({key_sql}, {int(buckets)})"
     if mode == "hashtext":
         hashed = f"hashtextextended({key_sql}, 0)"
-        if len(parts) > 1:
+        if parts:
             hashed = "0"
             for part in parts:
                 hashed = f"hashtextextended({part}, {hashed})"
@@ -189,11 +189,13 @@ def key_bucket_expr(
 
 def key_parts(pair: PairSchema, role: Role, qualifier: str | None) -> list[str]:
     """The key's part expressions the bucket chains, or [] (one part, or an id-mapped
-    pair, whose service side knows only the monolith key's whole text)."""
+    pair, whose service side knows only the monolith key's whole text). Only the
+    pair's ``bucket_part`` when it has one (a nearly unique column buckets alone)."""
     key = pair.mapping.key
     if key.id_map or len(key.columns(role)) < 2:
         return []
-    return key.part_sqls(qualifier, "postgresql", role)
+    parts = key.part_sqls(qualifier, "postgresql", role)
+    return parts if pair.bucket_part is None else [parts[pair.bucket_part]]
 
 
 def key_bucket_sql(pair: PairSchema, role: Role, dialect: str, buckets: int) -> str:
@@ -254,7 +256,9 @@ def key_hash_statistics_sql(pair: PairSchema, role: Role, buckets: int) -> tuple
     parts = key_parts(pair, role, None)
     expression = key_bucket_expr(key_sql, "postgresql", buckets, pair.hash_mode, parts)
     # Named for the expression's form: statistics on an earlier form do not serve this one.
-    form = "hashparts" if parts and pair.hash_mode == "hashtext" else pair.hash_mode
+    form: str = pair.hash_mode
+    if parts and pair.hash_mode == "hashtext":
+        form = "hashparts" if pair.bucket_part is None else f"hashpart{pair.bucket_part}"
     name = f"strangler_{side.table}_keyhash_{form}_{int(buckets)}"[:63]
     statement = (
         f"CREATE STATISTICS IF NOT EXISTS {quote_ident(name)} "

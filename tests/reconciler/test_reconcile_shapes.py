@@ -27,7 +27,7 @@ from reconciler.incremental import Baseline
 from reconciler.references import Located, check_references
 from reconciler.repair import apply_repair, plan_repair
 from reconciler.report import Report, Verdict
-from reconciler.runner import ReconcileOptions, reconcile
+from reconciler.runner import ReconcileOptions, per_key_value, reconcile
 from reconciler.schema import inspect_pair
 from tests.reconciler.reconcile_tables import engine, insert
 
@@ -452,6 +452,29 @@ ORDER_LINES = ContextMapping.model_validate(
 )
 
 
+@pytest.mark.parametrize(
+    ("rows_per_key", "segment_size", "levels"),
+    [
+        (1, 1024 * 1024, (256, 16, 4)),
+        (4, 256 * 1024, (64, 4, 1)),
+        (8, 128 * 1024, (32, 2, 1)),
+        (64, 16 * 1024, (4, 1)),
+    ],
+)
+def test_bucket_sizes_count_first_column_values_of_a_ranged_composite_key(
+    rows_per_key: int, segment_size: int, levels: tuple[int, ...]
+) -> None:
+    """A bucket of a ranged composite key holds about as many rows as an integer key's:
+    the sizes are divided by the rows per first-column value, never below one value."""
+    scaled = per_key_value(ReconcileOptions(), rows_per_key)
+    assert (scaled.segment_size, scaled.levels) == (segment_size, levels)
+
+
+def test_bucket_sizes_that_would_not_divide_are_kept() -> None:
+    options = ReconcileOptions(segment_size=3000, levels=(300, 30))
+    assert per_key_value(options, 4) == options
+
+
 def test_a_composite_key_with_a_nearly_unique_integer_first_column_is_ranged(
     pg_urls: tuple[str, str],
 ) -> None:
@@ -521,7 +544,7 @@ def test_key_hash_buckets_get_statistics_on_their_expression(pg_urls: tuple[str,
             sa.text("SELECT stxname FROM pg_statistic_ext WHERE stxname LIKE 'strangler_%'")
         ).scalars()
         assert [name for name in names if "keyhash" in name] == [
-            "strangler_shop_orderline_keyhash_hashparts_256"
+            "strangler_shop_orderline_keyhash_hashpart1_64"
         ]
 
 

@@ -150,11 +150,38 @@ def test_composite_key_buckets_chain_the_parts_alike_on_both_sides(
     """hashtext mode buckets a composite key by its chained part hashes: the same bucket
     on both sides for the same key although the column types differ, and every planted
     divergence found (parts holding the separator and the escape included)."""
+    _load_copies(pg_urls, analyze=False)
+    pair = inspect_pair(COMPOSITE.table("copies"), *map(engine, pg_urls))
+    assert pair.hash_mode == "hashtext" and pair.key_kind == "text"
+    assert pair.bucket_part is None
+    assert len(key_parts(pair, "monolith", "library_copy")) == 2
+    _assert_buckets_alike_and_divergences_found(pair, pg_urls)
+
+
+def test_a_nearly_unique_key_column_buckets_a_composite_key_alone(
+    pg_urls: tuple[str, str],
+) -> None:
+    """With statistics saying one key column is nearly unique, its hash alone buckets
+    the key (one hash per row, not a chain): still the same bucket on both sides, and
+    every planted divergence found."""
+    _load_copies(pg_urls, analyze=True)
+    pair = inspect_pair(COMPOSITE.table("copies"), *map(engine, pg_urls))
+    assert (pair.key_kind, pair.bucket_part) == ("text", 1)
+    parts = key_parts(pair, "monolith", "library_copy")
+    assert len(parts) == 1 and "isbn" in parts[0]
+    bucket_expr = key_bucket_sql(pair, "service", "postgresql", 16).split(" AS b,")[0]
+    assert '"branch"' not in bucket_expr and '"isbn"' in bucket_expr
+    _assert_buckets_alike_and_divergences_found(pair, pg_urls)
+
+
+def _load_copies(pg_urls: tuple[str, str], *, analyze: bool) -> None:
+    """300 copies over 5 branches, ISBNs unique, some holding the separator or the
+    escape; statistics only when ``analyze`` (autovacuum off, so none appear unasked)."""
     ddl = {
         "monolith": "CREATE TABLE library_copy (branch_id integer, isbn varchar(24), "
-        "shelf text, PRIMARY KEY (branch_id, isbn))",
+        "shelf text, PRIMARY KEY (branch_id, isbn)) WITH (autovacuum_enabled = false)",
         "service": "CREATE TABLE copies (branch bigint, isbn text, shelf text, "
-        "PRIMARY KEY (branch, isbn))",
+        "PRIMARY KEY (branch, isbn)) WITH (autovacuum_enabled = false)",
     }
     table = {"monolith": "library_copy", "service": "copies"}
     keys = [
@@ -169,9 +196,11 @@ def test_composite_key_buckets_chain_the_parts_alike_on_both_sides(
                     sa.text(f"INSERT INTO {table[role]} VALUES (:b, :i, 'S')"),
                     {"b": branch, "i": isbn},
                 )
-    pair = inspect_pair(COMPOSITE.table("copies"), *map(engine, pg_urls))
-    assert pair.hash_mode == "hashtext" and pair.key_kind == "text"
-    assert len(key_parts(pair, "monolith", "library_copy")) == 2
+            if analyze:
+                conn.execute(sa.text(f"ANALYZE {table[role]}"))
+
+
+def _assert_buckets_alike_and_divergences_found(pair: Any, pg_urls: tuple[str, str]) -> None:
     buckets = []
     for role, url in zip(("monolith", "service"), pg_urls, strict=True):
         sql = key_bucket_sql(pair, role, "postgresql", 16)  # type: ignore[arg-type]
