@@ -272,6 +272,7 @@ class Relay:
         self._analyzed: dict[str, float] = {}
         self.keys = KeyTranslator(self.mapping, self.engines["service"])
         self._split = split_pairs(self.mapping)
+        self._pairs = {pair.name: pair for pair in self.mapping.tables}
         self._copies = any(pair.copies for pair in self.mapping.tables)
         self._forget_after_commit: list[Key] = []
         check_id_map_partitions(self.mapping, settings.partition)
@@ -516,8 +517,13 @@ class Relay:
         if not chain:
             return []
         pg = conn.dialect.name == "postgresql"
-        keys = list(dict.fromkeys(event.key for event in chain))
-        guards = setwrites.read_guards(conn, self.context, keys) if pg else self._guards(conn, keys)
+        if pg:
+            last_ids = {event.key: event.id for event in chain}
+            keys = list(last_ids)
+            guards = setwrites.advance_guards(conn, self.context, last_ids, datetime.now(UTC))
+        else:
+            keys = list(dict.fromkeys(event.key for event in chain))
+            guards = self._guards(conn, keys)
         source_is_truth = direction.source == self.settings.truth
         targets = self.keys.known(direction, keys, conn if direction.target == "service" else None)
         truth_busy = set() if source_is_truth else self._own_unapplied_keys(conn, keys, targets)
@@ -544,13 +550,9 @@ class Relay:
             self.keys.forget(conn, direction, gone)
         elif gone:
             self._forget_after_commit.extend(gone)
-        moved = {
-            r.event.key: guards[r.event.key] for r in results if r.outcome is not Outcome.DUPLICATE
-        }
-        if pg:
-            setwrites.save_guards(conn, self.context, moved, datetime.now(UTC))
-        else:
-            self._save_guards(conn, moved)
+        if not pg:  # (PostgreSQL moved them up front: advance_guards)
+            moved = [r.event.key for r in results if r.outcome is not Outcome.DUPLICATE]
+            self._save_guards(conn, {key: guards[key] for key in moved})
         applied_keys = self._in_target(sorted(final), targets)
         if source_is_truth and applied_keys:
             self._supersede_own(conn, applied_keys, direction)
@@ -623,24 +625,41 @@ class Relay:
         if not events:
             return True
         final = {event.key: event for event in events}
-        made = [self._change(conn, direction, event, targets) for event in final.values()]
-        changes = [change for change in made if change is not None]
-        groups: dict[tuple[str, bool, bool, tuple[str, ...]], list[_Change]] = {}
-        for change in changes:
+        groups: dict[_Kind, list[_Change]] = {}
+        images: dict[_Kind, _Images] = {}
+        tables: dict[str, Table] = {}
+        converted: list[Event] = []
+        for event in final.values():
+            mapped = self._mapped_upsert(conn, direction, event)
+            if mapped is None or event.payload is None:
+                converted.append(event)
+                continue
+            table, statement = mapped
+            tables[table.name] = table
+            kind: _Kind = (table.name, False, False, (statement,))
+            images.setdefault(kind, _Images(statement)).payloads.append(event.payload)
+        made = [self._change(conn, direction, event, targets) for event in converted]
+        for change in made:
+            if change is None:
+                continue
             shape = tuple(change.row) if change.row is not None else ()
             kind = (change.table.name, change.row is None, bool(change.update_only), shape)
             groups.setdefault(kind, []).append(change)
-        depth = _dependency_depth({change.table.name: change.table for change in changes})
+            tables[change.table.name] = change.table
+        depth = _dependency_depth(tables)
         # Deletes last (children first); a split table's rows are created (by the pair
         # that can) before the other pair's columns are updated into them.
         order = sorted(
-            groups,
+            [*groups, *images],
             key=lambda g: (g[1], g[2], -depth[g[0]] if g[1] else depth[g[0]]),
         )
         try:
             with conn.begin_nested():
-                for group_key in order:
-                    self._write_group(conn, groups[group_key])
+                for kind in order:
+                    if kind in images:
+                        setwrites.upsert_images(conn, images[kind].statement, images[kind].payloads)
+                    else:
+                        self._write_group(conn, groups[kind])
         except Exception as exc:
             if is_unavailable(exc):
                 raise
@@ -652,6 +671,20 @@ class Relay:
             )
             return False
         return True
+
+    def _mapped_upsert(
+        self, conn: Connection, direction: Direction, event: Event
+    ) -> tuple[Table, str] | None:
+        """The service table and SQL-converting upsert of a monolith upsert event (its
+        payload goes to the service untouched, :func:`setwrites.mapped_upsert`), or None."""
+        if direction.target != "service" or event.operation == "delete":
+            return None
+        pair = self._pairs.get(event.aggregate_type)
+        if pair is None:
+            return None
+        table = self.table("service", pair, conn)
+        statement = setwrites.mapped_upsert(pair, table)
+        return None if statement is None else (table, statement)
 
     def _write_group(self, conn: Connection, group: list[_Change]) -> None:
         first = group[0]
@@ -1123,6 +1156,18 @@ def _keys_in(table: Table, keys: list[str], changes: Sequence[_Change]) -> Colum
     if len(keys) == 1:
         return table.c[keys[0]].in_([change.values[0] for change in changes])
     return tuple_(*(table.c[k] for k in keys)).in_([change.values for change in changes])
+
+
+_Kind = tuple[str, bool, bool, tuple[str, ...]]
+"""A coalesced write's group: (table, delete?, update only?, its columns or statement)."""
+
+
+@dataclass
+class _Images:
+    """Monolith row images upserted into one service table by a SQL-converting statement."""
+
+    statement: str
+    payloads: list[str] = field(default_factory=list)
 
 
 @dataclass

@@ -2,13 +2,20 @@
 
 A batch of thousands of events becomes a handful of statements whose values travel as
 one JSON document each (``json_populate_recordset``, ``json_to_recordset``): an upsert
-per table, a delete per table, one read and one write of the version guards, one mark.
+per table, a delete per table, one statement that reads and moves the version guards, one mark.
 JSON is encoded by the standard library's C encoder, so the Python cost per value stays
 small; PostgreSQL converts each value with its column type's input function. Names are
 quoted; every value is bound.
 
 Columns holding bytes cannot travel as JSON text: :func:`json_fits` is false for them
 and the relay writes those rows with its row-by-row statements.
+
+Monolith row images bound for the service can skip Python altogether
+(:func:`mapped_upsert`): the captured payloads (JSON text) are joined into one array and
+the pair's transforms run in SQL, when every field has an exact SQL form (identity,
+decimal_cents, bool_enum, timestamp). Each SQL form gives the Python transform's value
+or raises; an error sends the batch to the relay's commit-order path, which converts
+in Python and names the event to blame.
 """
 
 from __future__ import annotations
@@ -25,8 +32,15 @@ from sqlalchemy.dialects import postgresql
 
 from dualwrite.partitions import BUCKET_SQL
 from dualwrite.schema import APPLIED_TABLE
+from migration_plans.core.mapping import (
+    BoolEnumField,
+    DecimalCentsField,
+    IdentityField,
+    TableMapping,
+    TimestampField,
+)
 from migration_plans.core.outbox import OUTBOX_TABLE
-from migration_plans.core.sqlnames import quote_ident
+from migration_plans.core.sqlnames import quote_ident, quote_literal
 
 _DIALECT = postgresql.dialect()
 _UPSERTS: dict[tuple[int, tuple[str, ...], str], str] = {}
@@ -87,6 +101,112 @@ def upsert_rows(
         )
         _UPSERTS[cache_key] = statement
     conn.exec_driver_sql(statement, {"rows": _json(list(rows))})
+
+
+def _refuse(value: str, why: str, as_type: str) -> str:
+    """SQL of type ``as_type`` that fails for a non-NULL ``value`` (a text no integer input
+    accepts, naming ``why``): a value the SQL form cannot map exactly."""
+    failing = f"CAST({quote_literal(why + ': ')} || ({value})::text AS bigint)"
+    return f"CAST(CAST({failing} AS text) AS {as_type})"
+
+
+def _mapped_field(field: Any, column: str, service_type: str) -> tuple[str, str] | None:
+    """(record column type, SQL value) of one field from image column ``j.column``, or None
+    when the field has no exact SQL form."""
+    value = f"j.{quote_ident(column)}"
+    if isinstance(field, IdentityField):
+        if field.empty_string == "null":
+            return "text", f"nullif({value}, '')"
+        return service_type, value
+    if isinstance(field, DecimalCentsField):
+        scaled = f"({value} * 1{'0' * field.scale})"
+        why = f"{field.monolith}: more than {field.scale} decimal places"
+        return (
+            "numeric",
+            f"CASE WHEN {scaled} = trunc({scaled}) THEN {scaled} "
+            f"ELSE {_refuse(value, why, 'numeric')} END",
+        )
+    if isinstance(field, BoolEnumField):
+        # json: only the JSON literals true and false map (a string "false" does not).
+        true, false = quote_literal(field.true_value), quote_literal(field.false_value)
+        why = f"{field.monolith}: not a boolean"
+        return (
+            "json",
+            f"CASE {value}::text WHEN 'true' THEN {true} WHEN 'false' THEN {false} "
+            f"ELSE {_refuse(value, why, 'text')} END",
+        )
+    if isinstance(field, TimestampField):
+        # An ISO 8601 text only (PostgreSQL also reads 'now', 'epoch' and 'infinity'),
+        # read in the session's time zone (UTC) when it has no offset, as Python does.
+        moment = f"CAST({value} AS timestamptz)"
+        if field.precision != "us":
+            unit = "second" if field.precision == "s" else "milliseconds"
+            moment = f"date_trunc('{unit}', {moment})"
+        why = f"{field.monolith}: not an ISO 8601 timestamp"
+        return (
+            "text",
+            f"CASE WHEN left({value}, 1) BETWEEN '0' AND '9' THEN {moment} "
+            f"ELSE {_refuse(value, why, 'timestamptz')} END",
+        )
+    return None
+
+
+_MAPPED: dict[tuple[str, int], str | None] = {}
+_ROWS = "\x00rows\x00"  # quote_literal refuses NUL: no literal of a statement holds it
+
+
+def mapped_upsert(pair: TableMapping, table: Table) -> str | None:
+    """The upsert of monolith row images (a JSON array, ``%(rows)s``) into ``table``, the
+    pair's service table, converting in SQL; None when some field has no exact SQL form
+    (then the relay converts in Python). Statement cached per pair and table."""
+    cache_key = (pair.name, id(table))
+    if cache_key not in _MAPPED:
+        _MAPPED[cache_key] = _mapped_upsert(pair, table)
+    return _MAPPED[cache_key]
+
+
+def _mapped_upsert(pair: TableMapping, table: Table) -> str | None:
+    if pair.key.id_map or not json_fits(table, pair.service_columns):
+        return None
+    try:
+        types = {
+            name: table.c[name].type.compile(dialect=_DIALECT) for name in pair.service_columns
+        }
+    except Exception:  # a column type SQLAlchemy cannot name (reflected as NullType)
+        return None
+    records: list[str] = []
+    values: list[str] = []
+    for monolith, service in zip(pair.key.monolith_columns, pair.key.service_columns, strict=True):
+        records.append(f"{quote_ident(monolith)} {types[service]}")
+        values.append(f"j.{quote_ident(monolith)}")
+    for field in pair.fields:
+        mapped = _mapped_field(field, field.monolith, types[field.service])
+        if mapped is None:
+            return None
+        records.append(f"{quote_ident(field.monolith)} {mapped[0]}")
+        values.append(f"CAST({mapped[1]} AS {types[field.service]})")
+    keys = list(pair.key.service_columns)
+    names = ", ".join(quote_ident(name) for name in pair.service_columns)
+    changing = [name for name in pair.service_columns if name not in keys]
+    action = (
+        "DO UPDATE SET "
+        + ", ".join(f"{quote_ident(n)} = excluded.{quote_ident(n)}" for n in changing)
+        if changing
+        else "DO NOTHING"
+    )
+    statement = (
+        f"INSERT INTO {quote_ident(table.name)} ({names}) SELECT {', '.join(values)} "
+        f"FROM json_to_recordset({_ROWS}) AS j({', '.join(records)}) "
+        f"ON CONFLICT ({', '.join(quote_ident(key) for key in keys)}) {action}"
+    )
+    # Literals (enum values, names) may hold '%': the driver's placeholders must not see it.
+    return statement.replace("%", "%%").replace(_ROWS, "%(rows)s::json")
+
+
+def upsert_images(conn: Connection, statement: str, images: Sequence[str]) -> None:
+    """Run a :func:`mapped_upsert` statement over row images (JSON texts of objects)."""
+    if images:
+        conn.exec_driver_sql(statement, {"rows": "[" + ",".join(images) + "]"})
 
 
 def update_rows(
@@ -151,37 +271,34 @@ def existing_keys(
     return {tuple(row) for row in rows}
 
 
-def read_guards(
-    conn: Connection, context: str, keys: Sequence[tuple[str, str]]
+def advance_guards(
+    conn: Connection, context: str, last_ids: dict[tuple[str, str], int], now: datetime
 ) -> dict[tuple[str, str], int]:
-    """The last applied event id of each of ``keys`` that has one."""
-    # LATERAL: one primary-key probe per key, whatever the table's statistics say (a
-    # hash join over every guard of the context is what stale statistics pick).
+    """Read the version guards of ``last_ids``'s keys and move each up to its key's last
+    event id (never down), in one statement; returns the guards as they were before.
+
+    What the relay applies of a key is exactly its events above the old guard, so the
+    new guard is the larger of the two whatever the outcome of each event; in the
+    applying transaction, a rollback takes the move back with the writes.
+    """
+    entries = [{"t": kind, "k": key, "e": last} for (kind, key), last in sorted(last_ids.items())]
+    # One snapshot for the whole statement: "old" reads the guards before "moved" writes.
     rows = conn.exec_driver_sql(
-        f"SELECT k.t, k.k, a.last_event_id FROM {_KEYS} "
-        f"JOIN LATERAL (SELECT last_event_id FROM {APPLIED_TABLE} "
-        "WHERE context = %(ctx)s AND aggregate_type = k.t AND aggregate_key = k.k) AS a ON TRUE",
-        {"ctx": context, "keys": _keys_json(keys)},
-    )
-    return {(row[0], row[1]): int(row[2]) for row in rows}
-
-
-def save_guards(
-    conn: Connection, context: str, guards: dict[tuple[str, str], int], now: datetime
-) -> None:
-    """Upsert the last applied event id of each key: one statement."""
-    if not guards:
-        return
-    entries = [{"t": kind, "k": key, "e": last} for (kind, key), last in sorted(guards.items())]
-    conn.exec_driver_sql(
-        f"INSERT INTO {APPLIED_TABLE} "
+        "WITH g AS (SELECT t, k, e FROM json_to_recordset(%(guards)s::json) "
+        "AS g(t text, k text, e bigint)), "
+        f"old AS (SELECT g.t, g.k, a.last_event_id FROM g JOIN LATERAL (SELECT last_event_id "
+        f"FROM {APPLIED_TABLE} WHERE context = %(ctx)s AND aggregate_type = g.t "
+        "AND aggregate_key = g.k) AS a ON TRUE), "
+        f"moved AS (INSERT INTO {APPLIED_TABLE} "
         "(context, aggregate_type, aggregate_key, last_event_id, applied_at) "
-        "SELECT %(ctx)s, t, k, e, %(now)s "
-        "FROM json_to_recordset(%(guards)s::json) AS g(t text, k text, e bigint) "
+        "SELECT %(ctx)s, t, k, e, %(now)s FROM g "
         "ON CONFLICT (context, aggregate_type, aggregate_key) DO UPDATE "
-        "SET last_event_id = excluded.last_event_id, applied_at = excluded.applied_at",
+        "SET last_event_id = excluded.last_event_id, applied_at = excluded.applied_at "
+        f"WHERE {APPLIED_TABLE}.last_event_id < excluded.last_event_id) "
+        "SELECT t, k, last_event_id FROM old",
         {"ctx": context, "now": now, "guards": _json(entries)},
     )
+    return {(row[0], row[1]): int(row[2]) for row in rows}
 
 
 def mark_events(

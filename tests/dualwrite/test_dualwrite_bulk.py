@@ -4,19 +4,23 @@ real processes killed mid-batch, and spread over a real Celery worker)."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
 import subprocess
 import sys
+from decimal import Decimal
 from typing import Any
 
 import psycopg
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import text
+from sqlalchemy import MetaData, Table, text
+from sqlalchemy.exc import DBAPIError
 
+from dualwrite import setwrites
 from dualwrite.backfill import Backfill
 from dualwrite.capture import set_capture
 from dualwrite.config import Direction
@@ -24,6 +28,7 @@ from dualwrite.events import Outcome
 from dualwrite.partitions import BUCKET_SQL, Partition, bucket_of
 from dualwrite.relay import Relay
 from migration_plans.control.processes import wait_until
+from migration_plans.core.mapping import TableMapping
 from migration_plans.testing.databases import libpq_url
 from tests.dualwrite.conftest import REPO_ROOT, Pair
 from tests.dualwrite.writes import service_write
@@ -315,3 +320,116 @@ def test_celery_mode_spreads_the_partitions_over_the_workers(
     # Batches went out per partition (at least one task each), never key by key.
     assert log.count("Task dualwrite.apply_partition[") >= 2
     assert "dualwrite.apply_key[" not in log
+
+
+# A pair whose every field has an exact SQL form: the relay upserts its monolith row
+# images into the service without converting them in Python.
+SQL_MAPPED_PAIR = {
+    "name": "things",
+    "monolith_table": "m_things",
+    "service_table": "sql_mapped_things",
+    "key": {"monolith": "id", "service": "id"},
+    "fields": [
+        {"monolith": "name", "service": "title"},
+        {"monolith": "note", "service": "note", "empty_string": "null"},
+        {"monolith": "price", "service": "cents", "transform": "decimal_cents", "scale": 2},
+        {
+            "monolith": "active",
+            "service": "status",
+            "transform": "bool_enum",
+            "true_value": "on",
+            "false_value": "o%ff",
+        },
+        {"monolith": "made", "service": "made", "transform": "timestamp", "precision": "s"},
+        {"monolith": "seen", "service": "seen", "transform": "timestamp", "precision": "ms"},
+        {"monolith": "kept", "service": "kept", "transform": "timestamp"},
+    ],
+}
+
+
+def _sql_mapped(pair: Pair) -> tuple[TableMapping, Any, str]:
+    """The pair above, its service table created, and its SQL-converting upsert."""
+    mapping = TableMapping.model_validate(SQL_MAPPED_PAIR)
+    engine = pair.relays[0].engines["service"]
+    with engine.begin() as conn:
+        conn.exec_driver_sql(
+            "CREATE TABLE sql_mapped_things (id bigint PRIMARY KEY, title varchar(20), "
+            "note text, cents integer, status text, made timestamptz, seen timestamptz, "
+            "kept timestamptz)"
+        )
+    table = Table("sql_mapped_things", MetaData(), autoload_with=engine)
+    statement = setwrites.mapped_upsert(mapping, table)
+    assert statement is not None
+    return mapping, engine, statement
+
+
+def test_sql_converted_upserts_write_what_the_python_transforms_write(pair: Pair) -> None:
+    mapping, engine, statement = _sql_mapped(pair)
+    nulls = dict.fromkeys(("name", "note", "price", "active", "made", "seen", "kept"))
+    images = [
+        {"id": 1, **nulls},
+        {
+            "id": 2,
+            "name": "A 'quoted' name",
+            "note": "",
+            "price": 12.5,
+            "active": True,
+            "made": "2026-12-07T01:02:03.999999+02:00",
+            "seen": "2026-12-07T01:02:03.456789",
+            "kept": "2026-12-07T01:02:03.123456+00:00",
+        },
+        {
+            "id": 3,
+            "name": "",
+            "note": "x",
+            "price": "1.50",
+            "active": False,
+            "made": "2026-01-01",
+            "seen": "1999-12-31T23:59:59.9999Z",
+            "kept": None,
+        },
+        {"id": 4, **nulls, "price": 7, "note": " "},
+    ]
+    texts = [json.dumps(image) for image in images]
+    with engine.begin() as conn:
+        setwrites.upsert_images(conn, statement, texts)
+        setwrites.upsert_images(conn, statement, texts)  # again: every row conflicts
+        rows = {
+            row.id: dict(row._mapping)
+            for row in conn.execute(text("SELECT * FROM sql_mapped_things"))
+        }
+    expected = {
+        image["id"]: mapping.to_service(json.loads(text_, parse_float=Decimal))
+        for image, text_ in zip(images, texts, strict=True)
+    }
+    assert rows == expected
+
+
+@pytest.mark.parametrize(
+    ("column", "value"),
+    [
+        ("price", 1.005),  # more places than the scale
+        ("price", True),
+        ("active", "false"),  # a string, which Python's bool() reads as true
+        ("active", 0),
+        ("made", "infinity"),
+        ("seen", "now"),
+        ("kept", 12345),
+    ],
+)
+def test_values_the_sql_forms_cannot_map_exactly_fail_the_statement(
+    pair: Pair, column: str, value: Any
+) -> None:
+    _, engine, statement = _sql_mapped(pair)
+    with pytest.raises(DBAPIError, match="invalid input syntax for type"), engine.begin() as conn:
+        setwrites.upsert_images(conn, statement, [json.dumps({"id": 1, column: value})])
+
+
+def test_pairs_with_transforms_without_an_exact_sql_form_are_converted_in_python(
+    pair: Pair,
+) -> None:
+    _, engine, _ = _sql_mapped(pair)
+    table = Table("sql_mapped_things", MetaData(), autoload_with=engine)
+    enum = {"monolith": "name", "service": "title", "transform": "enum_map", "values": {"a": "b"}}
+    mapping = TableMapping.model_validate({**SQL_MAPPED_PAIR, "name": "enum", "fields": [enum]})
+    assert setwrites.mapped_upsert(mapping, table) is None
