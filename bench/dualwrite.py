@@ -465,10 +465,13 @@ def _drain(
     busy, total = _cpu_ticks()
     deadline = time.time() + deadline_s
     while time.time() < deadline:
+        # Whether any event is left, not how many: counting 100,000 pending events every
+        # 50 ms took a third of a core from the relay and PostgreSQL it measures.
         row = conn.execute(
-            "SELECT count(*) FROM strangler_outbox WHERE status IN ('pending', 'in_flight')"
+            "SELECT NOT EXISTS (SELECT FROM strangler_outbox "
+            "WHERE status IN ('pending', 'in_flight'))"
         ).fetchone()
-        if row is not None and row[0] == 0:
+        if row is not None and row[0]:
             rate = rows / (time.perf_counter() - committed)
             busy_after, total_after = _cpu_ticks()
             return rate, (busy_after - busy) / max(1, total_after - total)
