@@ -51,6 +51,15 @@ class Event:
         values["created_at"] = created
         return cls(*(values[name] for name in cls.COLUMNS))
 
+    @classmethod
+    def from_values(cls, values: tuple[Any, ...]) -> Event:
+        """An event from a row of :attr:`COLUMNS` as the driver returns it (the relay's
+        pending read on PostgreSQL: thousands a batch, so the frozen dataclass's
+        ``__init__``, one ``object.__setattr__`` per field, is skipped)."""
+        event = object.__new__(cls)
+        event.__dict__.update(zip(cls.COLUMNS, values, strict=True))
+        return event
+
     @property
     def key(self) -> tuple[str, str]:
         return (self.aggregate_type, self.aggregate_key)

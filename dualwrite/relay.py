@@ -361,7 +361,7 @@ class Relay:
         if len(events) >= limit:
             for side in self.engines:
                 self._refresh_statistics(side)
-        return [Event(*row) for row in events]
+        return [Event.from_values(row) for row in events]
 
     def pending_partitions(self, direction: Direction, count: int) -> set[int]:
         """Which of ``count`` partitions have pending events in ``direction`` (PostgreSQL)."""

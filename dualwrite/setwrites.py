@@ -27,7 +27,7 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Connection, LargeBinary, Table
+from sqlalchemy import Connection, CursorResult, LargeBinary, Table
 from sqlalchemy.dialects import postgresql
 
 from dualwrite.partitions import BUCKET_SQL
@@ -44,7 +44,7 @@ from migration_plans.core.sqlnames import quote_ident, quote_literal
 
 _DIALECT = postgresql.dialect()
 _UPSERTS: dict[tuple[int, tuple[str, ...], str], str] = {}
-_KEYS = "json_to_recordset(%(keys)s::json) AS k(t text, k text)"
+_KEYS = "unnest(%(types)s::text[], %(keys)s::text[]) AS k(t, k)"
 
 
 def _plain(value: Any) -> Any:
@@ -60,8 +60,10 @@ def _json(value: Any) -> str:
     return json.dumps(value, default=_plain, separators=(",", ":"))
 
 
-def _keys_json(keys: Sequence[tuple[str, str]]) -> str:
-    return _json([{"t": kind, "k": key} for kind, key in keys])
+def _key_arrays(keys: Sequence[tuple[str, str]]) -> dict[str, list[str]]:
+    """The parameters of :data:`_KEYS`: keys as two arrays (the driver sends them as
+    they are; no JSON to build or parse)."""
+    return {"types": [kind for kind, _ in keys], "keys": [key for _, key in keys]}
 
 
 def json_fits(table: Table, columns: Sequence[str]) -> bool:
@@ -281,14 +283,17 @@ def advance_guards(
     new guard is the larger of the two whatever the outcome of each event; in the
     applying transaction, a rollback takes the move back with the writes.
     """
-    entries = [{"t": kind, "k": key, "e": last} for (kind, key), last in sorted(last_ids.items())]
+    ordered = sorted(last_ids.items())  # rows locked in one order by every applier
     # One snapshot for the whole statement: "old" reads the guards before "moved" writes.
+    # The old guard is a scalar subquery: one primary-key probe per key, whatever the
+    # statistics say (a join, even LATERAL, is flattened, and with statistics from before
+    # a bulk change the planner hashes every guard of the context for each batch).
     rows = conn.exec_driver_sql(
-        "WITH g AS (SELECT t, k, e FROM json_to_recordset(%(guards)s::json) "
-        "AS g(t text, k text, e bigint)), "
-        f"old AS (SELECT g.t, g.k, a.last_event_id FROM g JOIN LATERAL (SELECT last_event_id "
-        f"FROM {APPLIED_TABLE} WHERE context = %(ctx)s AND aggregate_type = g.t "
-        "AND aggregate_key = g.k) AS a ON TRUE), "
+        "WITH g AS (SELECT t, k, e FROM unnest(%(types)s::text[], %(keys)s::text[], "
+        "%(ids)s::bigint[]) AS g(t, k, e)), "
+        f"old AS (SELECT g.t, g.k, (SELECT a.last_event_id FROM {APPLIED_TABLE} a "
+        "WHERE a.context = %(ctx)s AND a.aggregate_type = g.t AND a.aggregate_key = g.k) "
+        "AS last_event_id FROM g), "
         f"moved AS (INSERT INTO {APPLIED_TABLE} "
         "(context, aggregate_type, aggregate_key, last_event_id, applied_at) "
         "SELECT %(ctx)s, t, k, e, %(now)s FROM g "
@@ -296,9 +301,14 @@ def advance_guards(
         "SET last_event_id = excluded.last_event_id, applied_at = excluded.applied_at "
         f"WHERE {APPLIED_TABLE}.last_event_id < excluded.last_event_id) "
         "SELECT t, k, last_event_id FROM old",
-        {"ctx": context, "now": now, "guards": _json(entries)},
+        {
+            "ctx": context,
+            "now": now,
+            **_key_arrays([k for k, _ in ordered]),
+            "ids": [i for _, i in ordered],
+        },
     )
-    return {(row[0], row[1]): int(row[2]) for row in rows}
+    return {(row[0], row[1]): int(row[2]) for row in _tuples(rows) if row[2] is not None}
 
 
 def mark_events(
@@ -330,7 +340,7 @@ def unapplied_keys(
         f"SELECT DISTINCT o.aggregate_type, o.aggregate_key FROM {OUTBOX_TABLE} o "
         f"JOIN {_KEYS} ON o.aggregate_type = k.t AND o.aggregate_key = k.k "
         "WHERE o.context = %(ctx)s AND o.status = ANY(%(unapplied)s::text[])",
-        {"ctx": context, "keys": _keys_json(keys), "unapplied": list(unapplied)},
+        {"ctx": context, **_key_arrays(keys), "unapplied": list(unapplied)},
     )
     return {(row[0], row[1]) for row in rows}
 
@@ -352,7 +362,7 @@ def supersede_keys(
         "AND o.context = %(ctx)s AND o.status = ANY(%(unapplied)s::text[])",
         {
             "ctx": context,
-            "keys": _keys_json(keys),
+            **_key_arrays(keys),
             "unapplied": list(unapplied),
             "status": status,
             "now": now,
@@ -369,8 +379,9 @@ def pending_events(
     limit: int,
     columns: Sequence[str],
 ) -> list[Any]:
-    """Pending rows of ``context`` matching ``owned`` (SQL), oldest first, minus ``blocked``."""
-    return list(
+    """Pending rows of ``context`` matching ``owned`` (SQL), oldest first, minus ``blocked``,
+    as the driver's tuples (thousands a batch: SQLAlchemy's row objects are skipped)."""
+    return _tuples(
         conn.exec_driver_sql(
             f"SELECT {', '.join(columns)} FROM {OUTBOX_TABLE} "
             # The status as a range and the order as (status, id): only the index on
@@ -381,9 +392,17 @@ def pending_events(
             f"WHERE status >= 'pending' AND status <= 'pending' AND context = %(ctx)s "
             f"AND {owned} AND (aggregate_type, aggregate_key) NOT IN "
             f"(SELECT t, k FROM {_KEYS}) ORDER BY status, id LIMIT %(limit)s",
-            {"ctx": context, "keys": _keys_json(blocked), "limit": limit},
+            {"ctx": context, **_key_arrays(blocked), "limit": limit},
         )
     )
+
+
+def _tuples(result: CursorResult[Any]) -> list[Any]:
+    """Every row of ``result`` as the driver's tuples, fetched from its cursor directly."""
+    try:
+        return list(result.cursor.fetchall()) if result.cursor is not None else []
+    finally:
+        result.close()
 
 
 def blocked_keys(
