@@ -7,6 +7,7 @@ from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from decimal import Decimal
 from enum import StrEnum
+from functools import cached_property
 from typing import Any, ClassVar
 
 from sqlalchemy import Row
@@ -60,8 +61,9 @@ class Event:
         event.__dict__.update(zip(cls.COLUMNS, values, strict=True))
         return event
 
-    @property
+    @cached_property
     def key(self) -> tuple[str, str]:
+        """(aggregate type, aggregate key), computed once (the relay asks it often)."""
         return (self.aggregate_type, self.aggregate_key)
 
     @property

@@ -629,15 +629,19 @@ class Relay:
         images: dict[_Kind, _Images] = {}
         tables: dict[str, Table] = {}
         converted: list[Event] = []
+        upserts: dict[str, tuple[Table, str] | None] = {}
         for event in final.values():
-            mapped = self._mapped_upsert(conn, direction, event)
+            pair = event.aggregate_type
+            if pair not in upserts:
+                upserts[pair] = self._mapped_upsert(conn, direction, pair)
+            mapped = None if event.operation == "delete" else upserts[pair]
             if mapped is None or event.payload is None:
                 converted.append(event)
                 continue
             table, statement = mapped
             tables[table.name] = table
-            kind: _Kind = (table.name, False, False, (statement,))
-            images.setdefault(kind, _Images(statement)).payloads.append(event.payload)
+            group: _Kind = (table.name, False, False, (statement,))
+            images.setdefault(group, _Images(statement)).payloads.append(event.payload)
         made = [self._change(conn, direction, event, targets) for event in converted]
         for change in made:
             if change is None:
@@ -673,13 +677,13 @@ class Relay:
         return True
 
     def _mapped_upsert(
-        self, conn: Connection, direction: Direction, event: Event
+        self, conn: Connection, direction: Direction, aggregate_type: str
     ) -> tuple[Table, str] | None:
-        """The service table and SQL-converting upsert of a monolith upsert event (its
-        payload goes to the service untouched, :func:`setwrites.mapped_upsert`), or None."""
-        if direction.target != "service" or event.operation == "delete":
+        """The service table and SQL-converting upsert of a pair's monolith upserts (their
+        payloads go to the service untouched, :func:`setwrites.mapped_upsert`), or None."""
+        if direction.target != "service":
             return None
-        pair = self._pairs.get(event.aggregate_type)
+        pair = self._pairs.get(aggregate_type)
         if pair is None:
             return None
         table = self.table("service", pair, conn)

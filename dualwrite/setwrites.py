@@ -60,10 +60,18 @@ def _json(value: Any) -> str:
     return json.dumps(value, default=_plain, separators=(",", ":"))
 
 
-def _key_arrays(keys: Sequence[tuple[str, str]]) -> dict[str, list[str]]:
-    """The parameters of :data:`_KEYS`: keys as two arrays (the driver sends them as
-    they are; no JSON to build or parse)."""
-    return {"types": [kind for kind, _ in keys], "keys": [key for _, key in keys]}
+def _text_array(values: Sequence[str]) -> str:
+    """A ``text[]`` literal of ``values``, each quoted: built by string joins, several
+    times cheaper than the driver's list adapter, which dumps element by element."""
+    if not values:
+        return "{}"
+    quoted = (v.replace("\\", "\\\\").replace('"', '\\"') for v in values)
+    return '{"' + '","'.join(quoted) + '"}'
+
+
+def _key_arrays(keys: Sequence[tuple[str, str]]) -> dict[str, str]:
+    """The parameters of :data:`_KEYS`: keys as two ``text[]`` literals."""
+    return {"types": _text_array([k for k, _ in keys]), "keys": _text_array([k for _, k in keys])}
 
 
 def json_fits(table: Table, columns: Sequence[str]) -> bool:
@@ -305,7 +313,7 @@ def advance_guards(
             "ctx": context,
             "now": now,
             **_key_arrays([k for k, _ in ordered]),
-            "ids": [i for _, i in ordered],
+            "ids": "{" + ",".join(str(int(i)) for _, i in ordered) + "}",
         },
     )
     return {(row[0], row[1]): int(row[2]) for row in _tuples(rows) if row[2] is not None}
