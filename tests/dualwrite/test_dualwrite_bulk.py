@@ -433,3 +433,14 @@ def test_pairs_with_transforms_without_an_exact_sql_form_are_converted_in_python
     enum = {"monolith": "name", "service": "title", "transform": "enum_map", "values": {"a": "b"}}
     mapping = TableMapping.model_validate({**SQL_MAPPED_PAIR, "name": "enum", "fields": [enum]})
     assert setwrites.mapped_upsert(mapping, table) is None
+
+
+def test_both_sides_version_guards_leave_half_of_each_page_free(pair: Pair) -> None:
+    # Monolith: Django migration 0007; service: Alembic revision 0004. Moving a guard up
+    # is then a HOT update (no new index entry).
+    for side in ("monolith", "service"):
+        with pair.relays[0].engines[side].connect() as conn:
+            options = conn.exec_driver_sql(
+                "SELECT reloptions FROM pg_class WHERE relname = 'strangler_applied_event'"
+            ).scalar_one()
+        assert options == ["fillfactor=50"], side

@@ -158,7 +158,8 @@ run_migrations(context, [Base.metadata, service_side_metadata()])
 ''')
 
 RELAY_REVISION = Template('''"""The dual-write relay's service-side tables: version guard, dead letter, backfill
-checkpoint, id map (``dualwrite.schema``); key texts up to 512 characters.
+checkpoint, id map (``dualwrite.schema``); key texts up to 512 characters; the version
+guards' pages half free (HOT updates of guards).
 
 Revision ID: 0002
 Revises: 0001
@@ -169,7 +170,12 @@ from collections.abc import Sequence
 
 from alembic import op
 
-from extracted_services.common.migrations import narrow_key_text_v3, widen_key_text_v3
+from extracted_services.common.migrations import (
+    default_guard_fillfactor_v4,
+    guard_fillfactor_v4,
+    narrow_key_text_v3,
+    widen_key_text_v3,
+)
 
 revision: str = "0002"
 down_revision: str | None = "0001"
@@ -182,11 +188,13 @@ def upgrade() -> None:
 
     create_service_relay_tables()
     widen_key_text_v3(op)
+    guard_fillfactor_v4(op)
 
 
 def downgrade() -> None:
     from dualwrite.schema import drop_service_relay_tables
 
+    default_guard_fillfactor_v4(op)
     narrow_key_text_v3(op)
     drop_service_relay_tables()
 ''')
