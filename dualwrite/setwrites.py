@@ -362,12 +362,18 @@ def supersede_keys(
     now: datetime,
     reason: str,
 ) -> None:
-    """Mark every unapplied event of ``keys`` in ``conn``'s outbox ``status`` with ``reason``."""
+    """Mark every unapplied event of ``keys`` in ``conn``'s outbox ``status`` with ``reason``.
+
+    When the outbox has no unapplied event of the context at all (the usual case while
+    the other side bulk-changes), a one-time test skips the join with the keys.
+    """
     conn.exec_driver_sql(
         f"UPDATE {OUTBOX_TABLE} o SET status = %(status)s, applied_at = %(now)s, "
         f"last_error = %(reason)s FROM {_KEYS} "
         "WHERE o.aggregate_type = k.t AND o.aggregate_key = k.k "
-        "AND o.context = %(ctx)s AND o.status = ANY(%(unapplied)s::text[])",
+        "AND o.context = %(ctx)s AND o.status = ANY(%(unapplied)s::text[]) "
+        f"AND EXISTS (SELECT FROM {OUTBOX_TABLE} w "
+        "WHERE w.context = %(ctx)s AND w.status = ANY(%(unapplied)s::text[]))",
         {
             "ctx": context,
             **_key_arrays(keys),
