@@ -394,21 +394,43 @@ def pending_events(
     columns: Sequence[str],
 ) -> list[Any]:
     """Pending rows of ``context`` matching ``owned`` (SQL), oldest first, minus ``blocked``,
-    as the driver's tuples (thousands a batch: SQLAlchemy's row objects are skipped)."""
-    return _tuples(
+    as the driver's tuples (thousands a batch: SQLAlchemy's row objects are skipped).
+
+    ``columns`` starts with ``id``.
+    """
+    names = ", ".join(columns)
+    params = {"ctx": context, **_key_arrays(blocked), "limit": limit}
+    # The status as a range and the order as (status, id): only the index on (status, id)
+    # yields that order, so the read walks the pending events and stops at the limit.
+    # With "status = 'pending' ORDER BY id" statistics from before a bulk change make
+    # the planner walk the primary key instead, through every applied event below the
+    # first pending one.
+    pending = (
+        f"FROM {OUTBOX_TABLE} WHERE status >= 'pending' AND status <= 'pending' "
+        "AND context = %(ctx)s"
+    )
+    others = f"(aggregate_type, aggregate_key) NOT IN (SELECT t, k FROM {_KEYS})"
+    if owned == "TRUE":
+        return _tuples(
+            conn.exec_driver_sql(
+                f"SELECT {names} {pending} AND {others} ORDER BY status, id LIMIT %(limit)s",
+                params,
+            )
+        )
+    # A partition's condition (an MD5 of the key) is beyond the planner's estimates
+    # (0.5%), so with it in the same query the planner reads the whole outbox in
+    # parallel and sorts it, every batch (80 ms at 100,000 pending events, and the other
+    # core). Behind OFFSET 0 the walk of the index stays as it is, the condition filters
+    # what it yields and the limit stops it; the order is then made sure of here.
+    rows = _tuples(
         conn.exec_driver_sql(
-            f"SELECT {', '.join(columns)} FROM {OUTBOX_TABLE} "
-            # The status as a range and the order as (status, id): only the index on
-            # (status, id) yields that order, so the read walks the pending events and
-            # stops at the limit. With "status = 'pending' ORDER BY id" statistics from
-            # before a bulk change make the planner walk the primary key instead,
-            # through every applied event below the first pending one.
-            f"WHERE status >= 'pending' AND status <= 'pending' AND context = %(ctx)s "
-            f"AND {owned} AND (aggregate_type, aggregate_key) NOT IN "
-            f"(SELECT t, k FROM {_KEYS}) ORDER BY status, id LIMIT %(limit)s",
-            {"ctx": context, **_key_arrays(blocked), "limit": limit},
+            f"SELECT {names} FROM (SELECT {names} {pending} ORDER BY status, id OFFSET 0) "
+            f"AS oldest WHERE {owned} AND {others} LIMIT %(limit)s",
+            params,
         )
     )
+    rows.sort(key=lambda row: row[0])
+    return rows
 
 
 def _tuples(result: CursorResult[Any]) -> list[Any]:
