@@ -33,6 +33,7 @@ import argparse
 import asyncio
 import json
 import os
+import socket
 import statistics
 import subprocess
 import sys
@@ -150,8 +151,22 @@ def start_service(monolith: str, service: str, **extra: str) -> tuple[ManagedPro
     return process, base
 
 
+def _free_ports(count: int) -> int:
+    """A port P with P .. P + count - 1 all free now (partition I serves metrics on P + I;
+    a taken P + 1 made the second partition, and with it the relay, exit)."""
+    while True:
+        port = free_port()
+        try:
+            for offset in range(1, count):
+                with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+                    sock.bind(("127.0.0.1", port + offset))
+        except OSError:
+            continue
+        return port
+
+
 def start_relay(monolith: str, service: str, partitions: int = 1) -> ManagedProcess:
-    port = free_port()
+    port = _free_ports(partitions)
     argv = [
         sys.executable,
         "-m",
