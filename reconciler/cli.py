@@ -161,6 +161,15 @@ def run(
         bool,
         typer.Option(help="Create extended statistics on big PostgreSQL tables (faster plans)."),
     ] = True,
+    parallel_workers: Annotated[
+        int,
+        typer.Option(
+            "--parallel-workers",
+            min=0,
+            max=64,
+            help="PostgreSQL parallel workers each side's scans may add (0: one backend a side).",
+        ),
+    ] = 0,
     no_history: Annotated[bool, typer.Option("--no-history", help="Do not store the run.")] = False,
     progress: Annotated[bool, typer.Option(help="Show a progress bar on stderr.")] = True,
 ) -> None:
@@ -177,6 +186,7 @@ def run(
             segment_size=segment_size,
             create_statistics=statistics,
             stuck_after=stuck_after,
+            parallel_workers=parallel_workers,
         )
         runner_executor = None
         if executor is ExecutorChoice.celery:

@@ -50,6 +50,8 @@ from reconciler.segment import (
 )
 from reconciler.sql import key_hash_statistics_sql, quote_ident, statistics_sql
 
+MAX_PARALLEL_WORKERS = 64
+
 
 @dataclass(frozen=True, kw_only=True)
 class ReconcileOptions:
@@ -63,11 +65,18 @@ class ReconcileOptions:
     hash_mode: HashMode | None = None
     create_statistics: bool = True
     statistics_min_rows: int = 20_000
+    parallel_workers: int = 0
+    """PostgreSQL parallel workers each side's scans may add (``max_parallel_workers_per_gather``
+    for the reconciler's own snapshots): 0 keeps a run to one backend per side and segment."""
 
     def __post_init__(self) -> None:
         sizes = self.sizes
         if any(big % small for big, small in itertools.pairwise(sizes)):
             raise ValueError(f"each of segment_size, levels must divide the previous: {sizes}")
+        if not 0 <= self.parallel_workers <= MAX_PARALLEL_WORKERS:
+            raise ValueError(
+                f"parallel_workers must be 0 to {MAX_PARALLEL_WORKERS}, not {self.parallel_workers}"
+            )
 
     @property
     def sizes(self) -> tuple[int, ...]:
@@ -166,6 +175,7 @@ def plan_segments(
             offset=offset,
             levels=options.levels,
             sources=pair.sources,
+            parallel_workers=options.parallel_workers,
         )
         for seg_lo in range(start, hi + 1, step)
     ]
@@ -194,6 +204,7 @@ def text_key_segments(
         key_kind="text",
         key_buckets=buckets,
         bucket_part=pair.bucket_part,
+        parallel_workers=options.parallel_workers,
     )
     return [spec]
 
