@@ -17,14 +17,14 @@ import psycopg
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import MetaData, Table, text
+from sqlalchemy import MetaData, Table, event, text
 from sqlalchemy.exc import DBAPIError
 
 from dualwrite import setwrites
 from dualwrite.backfill import Backfill
 from dualwrite.capture import set_capture
 from dualwrite.config import Direction
-from dualwrite.events import Outcome
+from dualwrite.events import Event, Outcome
 from dualwrite.partitions import BUCKET_SQL, Partition, bucket_of
 from dualwrite.relay import Relay
 from migration_plans.control.processes import wait_until
@@ -444,3 +444,47 @@ def test_both_sides_version_guards_leave_half_of_each_page_free(pair: Pair) -> N
                 "SELECT reloptions FROM pg_class WHERE relname = 'strangler_applied_event'"
             ).scalar_one()
         assert options == ["fillfactor=50"], side
+
+
+def test_a_partitions_batch_is_its_oldest_events_read_by_walking_the_status_index(
+    pair: Pair,
+) -> None:
+    """After a bulk change (statistics refreshed, as the relay does on a full batch), with
+    a partition's condition the planner cannot estimate: the batch read walks the
+    (status, id) index and stops at the limit (no sort of the pending events), and the
+    events it keeps are the partition's oldest."""
+    seed(pair, 20_000)
+    engine = pair.relays[0].engines["monolith"]
+    pair.monolith("UPDATE catalog_product SET price = price + 1")
+    with engine.begin() as conn:
+        conn.exec_driver_sql("ANALYZE strangler_outbox")
+    partition = Partition(index=0, count=2)
+    statements: list[tuple[str, Any]] = []
+
+    def record(conn: Any, cursor: Any, statement: str, params: Any, *_: Any) -> None:
+        statements.append((statement, params))
+
+    with engine.connect() as conn:
+        event.listen(conn, "before_cursor_execute", record)
+        rows = setwrites.pending_events(
+            conn, "catalog", partition.sql_condition(), [], 100, Event.COLUMNS
+        )
+        event.remove(conn, "before_cursor_execute", record)
+        pending = conn.exec_driver_sql(
+            "SELECT id, aggregate_type, aggregate_key FROM strangler_outbox "
+            "WHERE status = 'pending' ORDER BY id"
+        ).all()
+        statement, params = statements[-1]
+        plan = conn.exec_driver_sql(f"EXPLAIN (FORMAT JSON) {statement}", params).scalar()
+    owned = [row[0] for row in pending if partition.owns((row[1], row[2]))]
+    assert len(owned) > 5000
+    assert [row[0] for row in rows] == owned[:100]
+    nodes = list(_plan_nodes(plan[0]["Plan"]))
+    assert "Sort" not in {node["Node Type"] for node in nodes}
+    assert "ix_strangler_outbox_status_id" in {node.get("Index Name") for node in nodes}
+
+
+def _plan_nodes(node: dict[str, Any]) -> Any:
+    yield node
+    for child in node.get("Plans", []):
+        yield from _plan_nodes(child)
