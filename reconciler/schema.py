@@ -403,7 +403,7 @@ def inspect_pair(
     rows_per_key, bucket_part = 1, None
     if mapping.key.is_composite and not mapping.key.id_map:
         shares = _distinct_shares(monolith, left)
-        key_kind, rows_per_key = _composite_kind(monolith, left, right, shares)
+        key_kind, rows_per_key = _composite_kind(left, right, shares)
         bucket_part = _bucket_part(key_kind, shares)
     quoted = tuple(a.textual or b.textual for a, b in zip(left.ops[1:], right.ops[1:], strict=True))
     return PairSchema(
@@ -467,17 +467,15 @@ def _share(distinct: float, rows: float) -> float:
 
 
 def _composite_kind(
-    monolith: Engine, left: SideSchema, right: SideSchema, shares: Sequence[float] | None
+    left: SideSchema, right: SideSchema, shares: Sequence[float] | None
 ) -> tuple[KeyKind, int]:
     """``int`` (ranges of the first key column, through the primary key's index) when that
     column is an integer on both sides and nearly unique by the monolith's statistics;
-    else ``text`` (buckets by key-text hash). Without statistics (never analyzed,
-    SQLite) the hash buckets, which need none. With the kind: rows per value of the
-    first column, as a power of two."""
+    else ``text`` (buckets by key-text hash). Without statistics (``shares`` None: never
+    analyzed, SQLite) the hash buckets, which need none. With the kind: rows per value
+    of the first column, as a power of two."""
     first = (category_of(left.key_types[0]), category_of(right.key_types[0]))
-    if first != (Category.INT, Category.INT) or monolith.dialect.name != "postgresql":
-        return "text", 1
-    if shares is None or shares[0] < RANGED_DISTINCT or shares[0] <= 0:
+    if first != (Category.INT, Category.INT) or shares is None or shares[0] < RANGED_DISTINCT:
         return "text", 1
     return "int", 2 ** max(0, round(math.log2(1 / shares[0])))
 
