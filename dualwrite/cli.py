@@ -148,6 +148,7 @@ def relay(
     from prometheus_client import start_http_server
 
     # lazy: the loop pulls in the relay and psycopg; the CLI must start fast
+    from dualwrite.gc_tuning import tune_for_batches
     from dualwrite.live import follows_published_phase
     from dualwrite.loop import RelayLoop
     from dualwrite.partitioned import PartitionedRelay
@@ -187,6 +188,7 @@ def relay(
     if metrics_port:
         start_http_server(metrics_port, addr="127.0.0.1")
     worker = Relay(settings)
+    tune_for_batches()
     try:
         phase_url = control_db_url() if follows_published_phase(context) else None
         RelayLoop(worker, mode=mode, phase_url=phase_url, spread=spread).run(stop)
