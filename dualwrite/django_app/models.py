@@ -12,7 +12,7 @@ from migration_plans.core.outbox import KEY_TEXT_LENGTH
 class OutboxEvent(models.Model):
     """A captured change waiting for (or done by) the relay."""
 
-    event_id = models.CharField(max_length=36, unique=True)
+    event_id = models.CharField(max_length=36)  # unique by construction: no index
     context = models.CharField(max_length=64)
     aggregate_type = models.CharField(max_length=64)
     aggregate_key = models.CharField(max_length=KEY_TEXT_LENGTH)

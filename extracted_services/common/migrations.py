@@ -187,3 +187,36 @@ def default_guard_fillfactor_v4(op: Any) -> None:
     """Reverse of :func:`guard_fillfactor_v4`."""
     if op.get_context().dialect.name == "postgresql":
         op.execute("ALTER TABLE strangler_applied_event RESET (fillfactor)")
+
+
+OUTBOX_EVENT_ID_UNIQUE = "uq_strangler_outbox_event_id"
+"""The unique constraint on the outbox's ``event_id`` that revision 0001 created."""
+
+
+def event_id_not_unique_v5(op: Any) -> None:
+    """Revision 0005 of every service: the outbox's ``event_id`` loses its unique index.
+
+    Event ids are unique by construction (a UUID from the service, 'm-<outbox id>' from
+    the monolith's capture) and nothing looks an event up by them; the index made every
+    outbox insert and every mark of an event write one more index entry. Frozen like
+    :func:`create_outbox_v1`. SQLite: Alembic's batch mode copies the table.
+    """
+    _alter_event_id_unique(op, unique=False)
+
+
+def event_id_unique_v5(op: Any) -> None:
+    """Reverse of :func:`event_id_not_unique_v5`."""
+    _alter_event_id_unique(op, unique=True)
+
+
+def _alter_event_id_unique(op: Any, *, unique: bool) -> None:
+    context = op.get_context()
+    if context.dialect.name == "sqlite" and context.as_sql:
+        # Offline SQL for SQLite: batch mode needs the live table. The printed script
+        # keeps the constraint, which the event ids satisfy anyway.
+        return
+    with op.batch_alter_table("strangler_outbox") as batch:
+        if unique:
+            batch.create_unique_constraint(OUTBOX_EVENT_ID_UNIQUE, ["event_id"])
+        else:
+            batch.drop_constraint(OUTBOX_EVENT_ID_UNIQUE, type_="unique")

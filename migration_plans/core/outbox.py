@@ -78,7 +78,9 @@ outbox_table = Table(
     Column(
         "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
     ),
-    Column("event_id", String(36), nullable=False, unique=True),
+    # Unique by construction ('m-<id>' from the capture triggers, a UUID from the services),
+    # so no unique index: the capture and every mark of an event would maintain it.
+    Column("event_id", String(36), nullable=False),
     Column("context", String(64), nullable=False),
     Column("aggregate_type", String(64), nullable=False),
     Column("aggregate_key", String(KEY_TEXT_LENGTH), nullable=False),

@@ -159,7 +159,7 @@ run_migrations(context, [Base.metadata, service_side_metadata()])
 
 RELAY_REVISION = Template('''"""The dual-write relay's service-side tables: version guard, dead letter, backfill
 checkpoint, id map (``dualwrite.schema``); key texts up to 512 characters; the version
-guards' pages half free (HOT updates of guards).
+guards' pages half free (HOT updates of guards); the outbox's event_id not unique.
 
 Revision ID: 0002
 Revises: 0001
@@ -172,6 +172,8 @@ from alembic import op
 
 from extracted_services.common.migrations import (
     default_guard_fillfactor_v4,
+    event_id_not_unique_v5,
+    event_id_unique_v5,
     guard_fillfactor_v4,
     narrow_key_text_v3,
     widen_key_text_v3,
@@ -189,11 +191,13 @@ def upgrade() -> None:
     create_service_relay_tables()
     widen_key_text_v3(op)
     guard_fillfactor_v4(op)
+    event_id_not_unique_v5(op)
 
 
 def downgrade() -> None:
     from dualwrite.schema import drop_service_relay_tables
 
+    event_id_unique_v5(op)
     default_guard_fillfactor_v4(op)
     narrow_key_text_v3(op)
     drop_service_relay_tables()
