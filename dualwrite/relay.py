@@ -237,6 +237,14 @@ _MARK = (
     )
     .values(status=bindparam("new_status"), applied_at=bindparam("now"))
 )
+_ANY_PENDING = select(
+    select(outbox_table.c.id)
+    .where(
+        outbox_table.c.context == bindparam("ctx"),
+        outbox_table.c.status == EventStatus.PENDING.value,
+    )
+    .exists()
+)
 _BACKFILLING = (
     select(func.count())
     .select_from(backfill_table)
@@ -485,6 +493,10 @@ class Relay:
                 self._mark(mconn, results)
             return results
         self._forget_after_commit = []
+        if keys is None and not self._service_has_pending():
+            # Checked before the lock: an idle lane locking the monolith's buckets every
+            # poll made the other lane's next batch wait for it.
+            return []
         with attempt, monolith.begin() as mconn:
             relay_lock(mconn, self.context, buckets=buckets, relay_writes=True)
             with self._reading("service") as sconn:
@@ -501,6 +513,11 @@ class Relay:
         with self._marking("service") as sconn:
             self._mark(sconn, results)
         return results
+
+    def _service_has_pending(self) -> bool:
+        """Whether the service's outbox holds a pending event of this context (any partition)."""
+        with self._reading("service") as conn:
+            return bool(conn.execute(_ANY_PENDING, {"ctx": self.context}).scalar_one())
 
     def _apply_chain(
         self, conn: Connection, direction: Direction, chain: list[Event]

@@ -10,6 +10,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 from decimal import Decimal
 from typing import Any
 
@@ -26,7 +27,7 @@ from dualwrite.capture import set_capture
 from dualwrite.config import Direction
 from dualwrite.events import Event, Outcome
 from dualwrite.partitions import BUCKET_SQL, Partition, bucket_of
-from dualwrite.relay import Relay
+from dualwrite.relay import Relay, relay_lock
 from migration_plans.control.processes import wait_until
 from migration_plans.core.mapping import TableMapping
 from migration_plans.testing.databases import libpq_url
@@ -446,6 +447,22 @@ def test_both_sides_version_guards_leave_half_of_each_page_free(pair: Pair) -> N
         assert options == ["fillfactor=50"], side
 
 
+def test_both_sides_outboxes_index_only_what_the_relay_and_reconciler_look_up(pair: Pair) -> None:
+    # Monolith: Django migration 0008; service: Alembic revision 0005 dropped the unique
+    # index on event_id, which every captured row and every mark had to maintain.
+    for side in ("monolith", "service"):
+        with pair.relays[0].engines[side].connect() as conn:
+            definitions = conn.exec_driver_sql(
+                "SELECT regexp_replace(indexdef, '^.* USING ', '') FROM pg_indexes "
+                "WHERE tablename = 'strangler_outbox' ORDER BY 1"
+            ).scalars()
+            assert list(definitions) == [
+                "btree (aggregate_type, aggregate_key, id)",
+                "btree (id)",
+                "btree (status, id)",
+            ], side
+
+
 def test_a_partitions_batch_is_its_oldest_events_read_by_walking_the_status_index(
     pair: Pair,
 ) -> None:
@@ -488,3 +505,53 @@ def _plan_nodes(node: dict[str, Any]) -> Any:
     yield node
     for child in node.get("Plans", []):
         yield from _plan_nodes(child)
+
+
+def test_an_idle_service_lane_takes_no_relay_lock_and_a_busy_one_waits_for_it(
+    pair: Pair,
+) -> None:
+    # The service-to-monolith lane looks at its outbox before it locks the monolith's
+    # buckets: idle, it neither waits for nor holds up a monolith batch being applied.
+    seed(pair, 2)
+    relay = pair.relays[0]
+    idle: list[Any] = []
+    with relay.engines["monolith"].begin() as held:
+        relay_lock(held, "catalog")
+        lane = threading.Thread(
+            target=lambda: idle.append(relay.apply_next(Direction.SERVICE_TO_MONOLITH))
+        )
+        lane.start()
+        lane.join(timeout=30)
+        assert not lane.is_alive(), "the idle lane waited for the relay lock"
+    assert idle == [[]]
+
+    service_write(
+        pair,
+        "UPDATE products SET price_cents = 777 WHERE id = :k",
+        {"k": 1},
+        table="products",
+        key=1,
+        operation="update",
+    )
+    applied: list[Any] = []
+    with relay.engines["monolith"].begin() as held:
+        relay_lock(held, "catalog")
+        lane = threading.Thread(
+            target=lambda: applied.append(relay.apply_next(Direction.SERVICE_TO_MONOLITH))
+        )
+        lane.start()
+        wait_until(lambda: _advisory_waiters(pair) > 0, timeout=30, what="the busy lane waiting")
+        assert not applied
+    lane.join(timeout=30)
+    assert [result.outcome for result in applied[0]] == [Outcome.APPLIED]
+    price = pair.monolith("SELECT price FROM catalog_product WHERE id = 1").scalar_one()
+    assert price == Decimal("7.77")
+
+
+def _advisory_waiters(pair: Pair) -> int:
+    with psycopg.connect(libpq_url(pair.monolith_url)) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND wait_event = 'advisory'"
+        ).fetchone()
+    return int(row[0]) if row else 0
