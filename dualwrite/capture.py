@@ -77,8 +77,7 @@ BEGIN
     END IF;
     rid := coalesce(nullif(current_setting('strangler.request_id', true), ''),
                     'pg-tx-' || txid_current()::text);
-    -- Event ids follow the outbox ids ('m-<id>'): appending to the unique index is far
-    -- cheaper than inserting random UUIDs into it.
+    -- Event ids follow the outbox ids ('m-<id>'): unique by construction, no index kept.
     seq := pg_get_serial_sequence('{outbox}', 'id')::regclass;
     IF TG_OP = 'INSERT' THEN
 {inserts}
