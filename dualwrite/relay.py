@@ -328,7 +328,8 @@ class Relay:
         A bulk change adds thousands of events between two autovacuum runs; with the
         statistics from before it the planner reads a batch by sorting every pending
         event instead of walking the index in order (seen: 140 ms instead of a few).
-        Tables the relay may not analyze are skipped (logged once).
+        Tables another relay (a partition) is analyzing now are left to it; tables the
+        relay may not analyze are skipped (logged once).
         """
         now = time.monotonic()
         if now - self._analyzed.get(side, float("-inf")) < ANALYZE_EVERY_S:
@@ -340,7 +341,7 @@ class Relay:
                 .connect()
                 .execution_options(isolation_level="AUTOCOMMIT") as analyze
             ):
-                analyze.exec_driver_sql(f"ANALYZE {OUTBOX_TABLE}, {applied_table.name}")
+                setwrites.analyze_unless_busy(analyze, (OUTBOX_TABLE, applied_table.name))
         except Exception as exc:
             if is_unavailable(exc):
                 raise

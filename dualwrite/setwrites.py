@@ -464,3 +464,31 @@ def pending_partitions(conn: Connection, context: str, count: int, limit: int) -
         {"ctx": context, "limit": limit},
     )
     return {int(row[0]) for row in rows}
+
+
+ANALYZE_LOCK = "strangler-analyze:"
+"""Prefix of the advisory lock a relay holds while it analyzes a database's relay tables."""
+
+
+def analyze_unless_busy(conn: Connection, tables: Sequence[str]) -> bool:
+    """ANALYZE ``tables`` (trusted names: the relay's own) unless another relay is
+    analyzing them now; True when this call analyzed them. ``conn`` is in autocommit.
+
+    The partitions of a relay read one outbox, and a bulk change gives each of them a
+    full batch at once: each used to analyze the outbox then, and the second ANALYZE of
+    a table waits for the first, so the partitions took turns instead of applying. (Not
+    "analyzed lately": the statistics of a change arrive late, and a relay that skipped
+    an ANALYZE for an outbox analyzed empty just before a bulk change read its batches
+    by sorting every pending event.)
+    """
+    params = {"lock": ANALYZE_LOCK + ",".join(tables)}
+    taken = conn.exec_driver_sql(
+        "SELECT pg_try_advisory_lock(hashtextextended(%(lock)s, 0))", params
+    ).scalar_one()
+    if not taken:
+        return False
+    try:
+        conn.exec_driver_sql(f"ANALYZE {', '.join(tables)}")
+        return True
+    finally:
+        conn.exec_driver_sql("SELECT pg_advisory_unlock(hashtextextended(%(lock)s, 0))", params)

@@ -555,3 +555,33 @@ def _advisory_waiters(pair: Pair) -> int:
             "WHERE datname = current_database() AND wait_event = 'advisory'"
         ).fetchone()
     return int(row[0]) if row else 0
+
+
+def test_a_relay_leaves_an_outbox_another_one_is_analyzing_to_it(pair: Pair) -> None:
+    # Partitions read one outbox: while one analyzes it, another neither analyzes it
+    # again nor waits for it.
+    tables = ("strangler_outbox", "strangler_applied_event")
+    engine = pair.relays[0].engines["monolith"]
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        assert _analyzed_at(conn) is None
+        lock = {"lock": setwrites.ANALYZE_LOCK + ",".join(tables)}
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as busy:
+            busy.exec_driver_sql("SELECT pg_advisory_lock(hashtextextended(%(lock)s, 0))", lock)
+            assert not setwrites.analyze_unless_busy(conn, tables)
+            assert _analyzed_at(conn) is None
+            busy.exec_driver_sql("SELECT pg_advisory_unlock(hashtextextended(%(lock)s, 0))", lock)
+        assert setwrites.analyze_unless_busy(conn, tables)
+        first = _analyzed_at(conn)
+        assert first is not None
+        assert setwrites.analyze_unless_busy(conn, tables)
+        assert _analyzed_at(conn) > first
+        held = conn.exec_driver_sql(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()"
+        ).scalar_one()
+        assert held == 0
+
+
+def _analyzed_at(conn: Any) -> Any:
+    return conn.exec_driver_sql(
+        "SELECT last_analyze FROM pg_stat_user_tables WHERE relname = 'strangler_outbox'"
+    ).scalar_one()
