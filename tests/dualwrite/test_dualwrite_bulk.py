@@ -517,10 +517,7 @@ def test_an_idle_service_lane_takes_no_relay_lock_and_a_busy_one_waits_for_it(
     idle: list[Any] = []
     with relay.engines["monolith"].begin() as held:
         relay_lock(held, "catalog")
-        lane = threading.Thread(
-            target=lambda: idle.append(relay.apply_next(Direction.SERVICE_TO_MONOLITH))
-        )
-        lane.start()
+        lane = _service_lane_pass(relay, idle)
         lane.join(timeout=30)
         assert not lane.is_alive(), "the idle lane waited for the relay lock"
     assert idle == [[]]
@@ -536,16 +533,22 @@ def test_an_idle_service_lane_takes_no_relay_lock_and_a_busy_one_waits_for_it(
     applied: list[Any] = []
     with relay.engines["monolith"].begin() as held:
         relay_lock(held, "catalog")
-        lane = threading.Thread(
-            target=lambda: applied.append(relay.apply_next(Direction.SERVICE_TO_MONOLITH))
-        )
-        lane.start()
+        lane = _service_lane_pass(relay, applied)
         wait_until(lambda: _advisory_waiters(pair) > 0, timeout=30, what="the busy lane waiting")
         assert not applied
     lane.join(timeout=30)
     assert [result.outcome for result in applied[0]] == [Outcome.APPLIED]
     price = pair.monolith("SELECT price FROM catalog_product WHERE id = 1").scalar_one()
     assert price == Decimal("7.77")
+
+
+def _service_lane_pass(relay: Relay, results: list[Any]) -> threading.Thread:
+    """One service-to-monolith pass of ``relay`` in a thread; what it applied goes to ``results``."""
+    lane = threading.Thread(
+        target=lambda: results.append(relay.apply_next(Direction.SERVICE_TO_MONOLITH))
+    )
+    lane.start()
+    return lane
 
 
 def _advisory_waiters(pair: Pair) -> int:
