@@ -470,6 +470,11 @@ ANALYZE_LOCK = "strangler-analyze:"
 """Prefix of the advisory lock a relay holds while it analyzes a database's relay tables."""
 
 
+def analyze_lock(tables: Sequence[str]) -> str:
+    """The name of the advisory lock (``hashtextextended`` of it) held while analyzing ``tables``."""
+    return ANALYZE_LOCK + ",".join(tables)
+
+
 def analyze_unless_busy(conn: Connection, tables: Sequence[str]) -> bool:
     """ANALYZE ``tables`` (trusted names: the relay's own) unless another relay is
     analyzing them now; True when this call analyzed them. ``conn`` is in autocommit.
@@ -481,7 +486,7 @@ def analyze_unless_busy(conn: Connection, tables: Sequence[str]) -> bool:
     an ANALYZE for an outbox analyzed empty just before a bulk change read its batches
     by sorting every pending event.)
     """
-    params = {"lock": ANALYZE_LOCK + ",".join(tables)}
+    params = {"lock": analyze_lock(tables)}
     taken = conn.exec_driver_sql(
         "SELECT pg_try_advisory_lock(hashtextextended(%(lock)s, 0))", params
     ).scalar_one()

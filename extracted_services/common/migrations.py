@@ -157,12 +157,16 @@ def narrow_key_text_v3(op: Any) -> None:
     _alter_key_text(op, sa.String(512), sa.String(64))
 
 
-def _alter_key_text(op: Any, old: sa.String, new: sa.String) -> None:
+def _offline_sqlite(op: Any) -> bool:
+    """Offline SQL for SQLite, where Alembic's batch mode (which needs the live table)
+    cannot run: the revisions that need it print no statement there."""
     context = op.get_context()
-    if context.dialect.name == "sqlite" and context.as_sql:
-        # Offline SQL for SQLite: batch mode needs the live table, and SQLite does not
-        # enforce a varchar's length, so the printed script needs no statement here.
-        return
+    return bool(context.dialect.name == "sqlite" and context.as_sql)
+
+
+def _alter_key_text(op: Any, old: sa.String, new: sa.String) -> None:
+    if _offline_sqlite(op):
+        return  # SQLite does not enforce a varchar's length
     for table in KEY_TEXT_TABLES:
         with op.batch_alter_table(table) as batch:
             batch.alter_column("aggregate_key", existing_type=old, type_=new, nullable=False)
@@ -210,11 +214,8 @@ def event_id_unique_v5(op: Any) -> None:
 
 
 def _alter_event_id_unique(op: Any, *, unique: bool) -> None:
-    context = op.get_context()
-    if context.dialect.name == "sqlite" and context.as_sql:
-        # Offline SQL for SQLite: batch mode needs the live table. The printed script
-        # keeps the constraint, which the event ids satisfy anyway.
-        return
+    if _offline_sqlite(op):
+        return  # the printed script keeps the constraint, which the event ids satisfy
     with op.batch_alter_table("strangler_outbox") as batch:
         if unique:
             batch.create_unique_constraint(OUTBOX_EVENT_ID_UNIQUE, ["event_id"])

@@ -567,7 +567,7 @@ def test_a_relay_leaves_an_outbox_another_one_is_analyzing_to_it(pair: Pair) -> 
     engine = pair.relays[0].engines["monolith"]
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         assert _analyzed_at(conn) is None
-        lock = {"lock": setwrites.ANALYZE_LOCK + ",".join(tables)}
+        lock = {"lock": setwrites.analyze_lock(tables)}
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as busy:
             busy.exec_driver_sql("SELECT pg_advisory_lock(hashtextextended(%(lock)s, 0))", lock)
             assert not setwrites.analyze_unless_busy(conn, tables)
