@@ -33,9 +33,10 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from functools import partial
 
 import psycopg
-from sqlalchemy import Connection, Engine, select, update
+from sqlalchemy import Connection, Engine, select, text, update
 from sqlalchemy.exc import OperationalError
 
 from dualwrite.schema import (
@@ -408,24 +409,41 @@ def install_capture(engine: Engine, mappings: Iterable[ContextMapping]) -> None:
     """Create the monolith-side tables if missing and (re)install the triggers. Idempotent.
 
     Normally the Django migrations of ``dualwrite.django_app`` do this; the CLI's
-    ``install-capture`` uses it for tables mapped after those migrations ran. On a live
-    PostgreSQL monolith the trigger DDL meets the application's transactions: a lock
-    it cannot get within ``DDL_LOCK_TIMEOUT``, or a deadlock with one of them (the
-    DDL is the side PostgreSQL aborts), is retried with backoff, up to
-    ``DDL_ATTEMPTS`` times, then raised.
+    ``install-capture`` and a transition into dual_write use it on a live monolith,
+    where the trigger DDL meets the application's transactions. On PostgreSQL:
+
+    - each table gets its own transaction, which waits for that table's lock holding
+      no other table's: it cannot close a deadlock cycle with an application
+      transaction (which PostgreSQL could settle by aborting the application's);
+    - a table whose triggers are installed as this version wants them gets only the
+      new function body (``CREATE OR REPLACE``, no table lock at all);
+    - a lock not granted within ``DDL_LOCK_TIMEOUT`` is given up and retried with
+      backoff, up to ``DDL_ATTEMPTS`` times, then raised.
     """
     wanted = list(mappings)
+    _retrying_lock_conflicts(partial(_install_tables, engine), "the capture tables")
+    if engine.dialect.name != "postgresql":
+        statements = capture_statements(engine.dialect.name, wanted)
+        _retrying_lock_conflicts(partial(_run_in_transaction, engine, statements), "capture")
+        return
+    for mapping in wanted:
+        for table, pairs in captured_tables(mapping).items():
+            install = partial(_install_pg_table, engine, mapping.context, table, pairs)
+            _retrying_lock_conflicts(install, f"capture on {table}")
+
+
+def _retrying_lock_conflicts(step: Callable[[], None], what: str) -> None:
     for attempt in range(1, DDL_ATTEMPTS + 1):
         try:
-            _install_capture(engine, wanted)
+            step()
             return
         except OperationalError as exc:
             if not _lock_conflict(exc) or attempt == DDL_ATTEMPTS:
                 raise
             delay = min(2.0, 0.05 * 2**attempt) * (0.5 + random.random())
             log.warning(
-                "installing capture met the application's locks (attempt %d of %d, retry in "
-                "%.2fs): %s",
+                "installing %s met the application's locks (attempt %d of %d, retry in %.2fs): %s",
+                what,
                 attempt,
                 DDL_ATTEMPTS,
                 delay,
@@ -438,17 +456,69 @@ def _lock_conflict(exc: OperationalError) -> bool:
     return isinstance(exc.orig, (psycopg.errors.DeadlockDetected, psycopg.errors.LockNotAvailable))
 
 
-def _install_capture(engine: Engine, mappings: list[ContextMapping]) -> None:
+@contextmanager
+def _ddl_transaction(engine: Engine) -> Iterator[Connection]:
     with engine.begin() as conn:
         if conn.dialect.name == "postgresql":
             conn.exec_driver_sql(f"SET LOCAL lock_timeout = '{DDL_LOCK_TIMEOUT}'")
+        yield conn
+
+
+def _install_tables(engine: Engine) -> None:
+    with _ddl_transaction(engine) as conn:
         for table in (outbox_table, *MONOLITH_TABLES):
             table.create(conn, checkfirst=True)
         if conn.execute(select(capture_origin_table.c.id)).first() is None:
             conn.execute(capture_origin_table.insert().values(id=1, origin=None))
-        run_statements(
-            conn.exec_driver_sql, capture_statements(engine.dialect.name, list(mappings))
-        )
+
+
+def _run_in_transaction(engine: Engine, statements: list[str]) -> None:
+    with _ddl_transaction(engine) as conn:
+        run_statements(conn.exec_driver_sql, statements)
+
+
+def _install_pg_table(engine: Engine, context: str, table: str, pairs: list[TableMapping]) -> None:
+    with _ddl_transaction(engine) as conn:
+        if _pg_triggers_current(conn, table):
+            statements = [_pg_function(context, table, pairs)]
+        else:
+            statements = _pg_statements(context, table, pairs)
+        run_statements(conn.exec_driver_sql, statements)
+
+
+_PG_WANTED_TRIGGERS = {
+    # suffix: (pg_trigger.tgtype: AFTER, FOR EACH STATEMENT, the event's bit;
+    #          the transition tables' names: old, new)
+    "ins": (4, None, "strangler_new"),
+    "upd": (16, "strangler_old", "strangler_new"),
+    "del": (8, "strangler_old", None),
+}
+
+
+def _pg_triggers_current(conn: Connection, table: str) -> bool:
+    """Whether ``table`` has exactly this version's capture triggers, enabled, on its
+    function, with no column list or WHEN condition, and none of an earlier version."""
+    names = {
+        _trigger_name(table, suffix): suffix
+        for suffix in (*LEGACY_PG_TRIGGER_SUFFIXES, *PG_TRIGGER_SUFFIXES)
+    }
+    rows = conn.execute(
+        text(
+            "SELECT tgname, tgtype, tgoldtable, tgnewtable, "
+            "tgfoid = coalesce(to_regproc(:function)::oid, 0) AND tgenabled = 'O' "
+            "AND tgqual IS NULL AND tgattr::text = '' "
+            "FROM pg_trigger WHERE tgrelid = to_regclass(:table) AND NOT tgisinternal "
+            "AND tgname = ANY(:names)"
+        ),
+        {
+            "function": quote_ident(_trigger_name(table, "fn")),
+            "table": quote_ident(table),
+            "names": list(names),
+        },
+    ).all()
+    found = {names[name]: (kind, old, new, plain) for name, kind, old, new, plain in rows}
+    wanted = {suffix: (*shape, True) for suffix, shape in _PG_WANTED_TRIGGERS.items()}
+    return found == wanted
 
 
 def set_capture(engine: Engine, context: str, *, enabled: bool) -> None:

@@ -12,14 +12,16 @@ from typing import Any
 
 import psycopg
 import pytest
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
-from dualwrite.capture import install_capture
+from dualwrite.capture import install_capture, run_statements, uninstall_statements
 from dualwrite.engines import relay_engine
 from dualwrite.outbox import OutboxSink
 from migration_plans.control.processes import ManagedProcess, wait_until
 from migration_plans.core.database import libpq_url
 from migration_plans.core.settings import PLANS_DIR_ENV, mapping_for
+from migration_plans.core.sqlnames import quote_ident
 from tests.dualwrite.conftest import Pair
 
 pytestmark = [pytest.mark.pg, pytest.mark.e2e, pytest.mark.slow]
@@ -166,6 +168,49 @@ def test_poison_event_is_retried_with_backoff_then_dead_lettered(
     assert report["monolith"]["lag_p99_ms"] is not None
 
 
+CATALOG_TABLES = ("catalog_category", "catalog_product")
+
+
+def capture_triggers(engine: Engine, tables: tuple[str, ...] = CATALOG_TABLES) -> dict[str, str]:
+    """The capture triggers installed on ``tables``: name -> tgenabled."""
+    with engine.connect() as conn:
+        rows = conn.exec_driver_sql(
+            "SELECT tgname, tgenabled FROM pg_trigger WHERE tgname ~ '^strangler_capture_' "
+            "AND tgrelid::regclass::text = ANY(%(tables)s)",
+            {"tables": list(tables)},
+        ).all()
+    return {str(name): str(enabled) for name, enabled in rows}
+
+
+def drop_capture_triggers(engine: Engine, *tables: str) -> None:
+    """Drop the triggers of ``tables`` (their functions stay), as before a first install."""
+    statements = [
+        statement
+        for statement in uninstall_statements("postgresql", [mapping_for("catalog")])
+        if statement.startswith("DROP TRIGGER")
+        and statement.endswith(tuple(f" ON {quote_ident(t)}" for t in tables))
+    ]
+    with engine.begin() as conn:
+        run_statements(conn.exec_driver_sql, statements)
+
+
+def disable_trigger(engine: Engine, table: str, trigger: str) -> None:
+    with engine.begin() as conn:
+        conn.exec_driver_sql(f"ALTER TABLE {table} DISABLE TRIGGER {trigger}")
+
+
+def backend_waiting(engine: Engine, query: str) -> bool:
+    """Whether a backend running a statement that holds ``query`` waits for a lock."""
+    with engine.connect() as conn:
+        return bool(
+            conn.exec_driver_sql(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                "AND strpos(query, %(query)s) > 0",
+                {"query": query},
+            ).scalar_one()
+        )
+
+
 @pytest.mark.pg
 def test_installing_capture_waits_out_a_live_transaction_and_retries(
     pair: Pair, caplog: pytest.LogCaptureFixture
@@ -173,8 +218,12 @@ def test_installing_capture_waits_out_a_live_transaction_and_retries(
     """The trigger DDL meets a monolith transaction holding its table: it gives up its
     lock wait after DDL_LOCK_TIMEOUT (never queueing the application behind it for long),
     retries, and succeeds once the transaction ends."""
+    engine = relay_engine(pair.monolith_url, pool_size=1)
+    drop_capture_triggers(engine, "catalog_product")  # (installed: nothing would lock)
     holder = psycopg.connect(libpq_url(pair.monolith_url))
-    holder.execute("SELECT id FROM catalog_product ORDER BY id LIMIT 1 FOR UPDATE")
+    holder.execute(
+        "UPDATE catalog_product SET price = price WHERE id = (SELECT min(id) FROM catalog_product)"
+    )
     released = threading.Event()
 
     def release_later() -> None:
@@ -190,17 +239,103 @@ def test_installing_capture_waits_out_a_live_transaction_and_retries(
 
     releaser = threading.Thread(target=release_later, daemon=True)
     releaser.start()
-    engine = relay_engine(pair.monolith_url, pool_size=1)
     try:
         with caplog.at_level("WARNING", logger="dualwrite.capture"):
             install_capture(engine, [mapping_for("catalog")])
         releaser.join(timeout=30)
         assert released.is_set()
-        with engine.connect() as conn:
-            triggers = conn.exec_driver_sql(
-                "SELECT count(*) FROM pg_trigger WHERE tgname ~ '^strangler_capture_'"
-            ).scalar_one()
-        assert triggers >= 2
+        assert "installing capture on catalog_product met" in caplog.text
+        assert len(capture_triggers(engine, ("catalog_product",))) == 3
     finally:
         holder.close()
+        engine.dispose()
+
+
+@pytest.mark.pg
+def test_reinstalling_capture_takes_no_table_lock(
+    pair: Pair, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Triggers installed as wanted: a reinstall (a second advance into dual_write) only
+    replaces the functions, so a transaction holding the tables holds nothing up; a
+    trigger someone disabled is put back."""
+    engine = relay_engine(pair.monolith_url, pool_size=1)
+    holder = psycopg.connect(libpq_url(pair.monolith_url))
+    try:
+        disable_trigger(engine, "catalog_category", "strangler_capture_catalog_category_upd")
+        holder.execute("SELECT id FROM catalog_product ORDER BY id LIMIT 1 FOR UPDATE")
+        with caplog.at_level("WARNING", logger="dualwrite.capture"):
+            install_capture(engine, [mapping_for("catalog")])
+        assert "met the application's locks" not in caplog.text
+        holder.execute("SELECT 1")  # the holder's transaction lives on
+        assert holder.info.transaction_status == psycopg.pq.TransactionStatus.INTRANS
+        triggers = capture_triggers(engine)
+        assert len(triggers) == 6 and set(triggers.values()) == {"O"}, triggers
+    finally:
+        holder.close()
+        engine.dispose()
+
+
+@pytest.mark.pg
+def test_installing_capture_cannot_deadlock_an_application_transaction(pair: Pair) -> None:
+    """An application transaction that wrote a product and then reads the categories
+    (as a foreign-key check does) while the trigger DDL runs is never the one aborted.
+
+    A disabled trigger makes the categories' triggers go in again (DROP TRIGGER: an
+    ACCESS EXCLUSIVE lock). One DDL transaction for both tables held that lock while it
+    waited for the products' (the application's): the application, waiting first, was
+    the deadlock's victim. The order is forced: a third session holds the products'
+    capture function, so the DDL stops right before the products."""
+    engine = relay_engine(pair.monolith_url, pool_size=2)
+    disable_trigger(engine, "catalog_category", "strangler_capture_catalog_category_upd")
+    function = "strangler_capture_catalog_product_fn"
+    blocker = psycopg.connect(libpq_url(pair.monolith_url))
+    application = psycopg.connect(libpq_url(pair.monolith_url))
+    failures: list[BaseException] = []
+
+    def install() -> None:
+        try:
+            install_capture(engine, [mapping_for("catalog")])
+        except BaseException as exc:
+            failures.append(exc)
+
+    installer = threading.Thread(target=install, daemon=True)
+    try:
+        blocker.execute("SELECT oid FROM pg_proc WHERE proname = %s FOR UPDATE", (function,))
+        seed(pair, 1, prefix="DEADLOCK-")
+        application.execute("UPDATE catalog_product SET price = price + 1 WHERE sku = 'DEADLOCK-1'")
+        installer.start()
+        wait_until(
+            lambda: backend_waiting(engine, f'FUNCTION "{function}"()'),
+            timeout=30,
+            interval=0.01,
+            what="the capture DDL waiting at the products' function",
+        )
+
+        def read_categories() -> None:
+            try:
+                application.execute("SELECT count(*) FROM catalog_category").fetchone()
+                application.commit()
+            except BaseException as exc:
+                failures.append(exc)
+
+        reader = threading.Thread(target=read_categories, daemon=True)
+        reader.start()
+        wait_until(
+            lambda: (
+                not reader.is_alive()
+                or backend_waiting(engine, "SELECT count(*) FROM catalog_category")
+            ),
+            timeout=30,
+            interval=0.01,
+            what="the application's read done or waiting",
+        )
+        blocker.rollback()
+        reader.join(timeout=30)
+        installer.join(timeout=60)
+        assert not reader.is_alive() and not installer.is_alive()
+        assert failures == []
+        assert len(capture_triggers(engine)) == 6
+    finally:
+        blocker.close()
+        application.close()
         engine.dispose()
