@@ -21,6 +21,7 @@ writer loops in threads; a project gives it its steps (example, for a shop)::
 from __future__ import annotations
 
 import random
+import re
 import threading
 from abc import ABC, abstractmethod
 from collections import Counter
@@ -99,6 +100,19 @@ Step = Callable[[httpx.Client, random.Random], None]
 """One request (or a few) of a writer; records what was acknowledged, refuses the rest."""
 
 
+_TITLE = re.compile(r"<title>\s*(.*?)\s*</title>", re.IGNORECASE | re.DOTALL)
+
+
+def answer_sample(answer: httpx.Response, limit: int = 300) -> str:
+    """What a refused answer said, in ``limit`` characters: an HTML error page (Django's
+    debug page, a server's default page) by its title, which names the exception."""
+    body = answer.text
+    title = _TITLE.search(body[:4096]) if "html" in answer.headers.get("content-type", "") else None
+    if title is not None:
+        body = "HTML page: " + " ".join(title.group(1).split())
+    return body[:limit]
+
+
 @dataclass
 class _Stats:
     acked: Counter[str] = field(default_factory=Counter)
@@ -170,7 +184,7 @@ class ThreadedWorkload(ABC):
         """Count a refused write (and keep the first answer of its kind and status)."""
         name = f"{kind}: {answer.status_code}"
         self.stats.refused[name] += 1
-        self.stats.samples.setdefault(name, answer.text[:300])
+        self.stats.samples.setdefault(name, answer_sample(answer))
 
     # -- running ------------------------------------------------------------------------
 
@@ -181,8 +195,10 @@ class ThreadedWorkload(ABC):
         self.prepare()
         self._stop.clear()
         for index, kind in enumerate(self.writers):
+            # Seeded here, in writer order: each writer's sequence is the same every run.
+            rng = random.Random(self.rng.random() + index)
             thread = threading.Thread(
-                target=self._loop, args=(kind, index), name=f"workload-{kind}-{index}", daemon=True
+                target=self._loop, args=(kind, rng), name=f"workload-{kind}-{index}", daemon=True
             )
             thread.start()
             self._threads.append(thread)
@@ -229,9 +245,8 @@ class ThreadedWorkload(ABC):
         if self._errors:
             raise self._errors[0]
 
-    def _loop(self, kind: str, index: int) -> None:
+    def _loop(self, kind: str, rng: random.Random) -> None:
         step = self.steps()[kind]
-        rng = random.Random(self.rng.random() + index)
         with self.topology.client() as client:
             while not self._stop.is_set():
                 self._go.wait()

@@ -4,6 +4,7 @@ and the traffic (:class:`ShopWorkload`) the journeys run while contexts change p
 from __future__ import annotations
 
 import random
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -71,6 +72,9 @@ class ShopWorkload(ThreadedWorkload):
         self.order_products = list(order_products)
         self.stock_products = list(stock_products)
         self._stock_ids: list[int] = []
+        # Workloads of one session share the monolith: the same seed must not make the
+        # same skus twice (an earlier test's product would turn a create into a 400).
+        self._sku_prefix = f"REPLAY-{uuid.uuid4().hex[:8]}"
 
     def steps(self) -> Mapping[str, Step]:
         return {"orders": self._order, "catalog": self._catalog, "stock": self._stock}
@@ -117,7 +121,7 @@ class ShopWorkload(ThreadedWorkload):
         phase = self.topology.phase("catalog")
         number = rng.randrange(10**9)
         body = {
-            "sku": f"REPLAY-{number}",
+            "sku": f"{self._sku_prefix}-{number}",
             "name": f"Replay {number}",
             "description": "written by the phase replay",
             "price": f"{rng.randrange(100, 99999) / 100:.2f}",
