@@ -66,6 +66,7 @@ bench: $(STAMP) $(MITM_STAMP) bench-tools
 	$(BIN)/python bench/proxy.py --shadow
 	$(BIN)/python bench/dualwrite.py
 	flock /tmp/strangler-bench.lock $(BIN)/python bench/capture_designs.py
+	flock /tmp/strangler-bench.lock $(BIN)/python bench/capture_install.py
 	$(BIN)/python bench/reconcile.py
 	flock /tmp/strangler-bench.lock $(BIN)/python bench/cutover.py
 	flock /tmp/strangler-bench.lock $(BIN)/python bench/saga.py

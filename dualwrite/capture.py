@@ -399,10 +399,16 @@ def run_statements(execute: Callable[[str], object], statements: Iterable[str]) 
         execute(statement)
 
 
-DDL_ATTEMPTS = 10
-DDL_LOCK_TIMEOUT = "1s"
+DDL_ATTEMPTS = 20
+"""Tries per table before a lock conflict is raised (with the backoff, about 30 s)."""
+DDL_LOCK_TIMEOUT = "100ms"
 """How long (re)installing a trigger may wait for its table's lock on a live monolith:
-a waiting ACCESS EXCLUSIVE lock queues every later query of that table behind it."""
+a waiting lock queues every later write of that table behind it (every read too, for
+DROP TRIGGER's ACCESS EXCLUSIVE), so this is the longest the application stalls per try
+(``bench/capture_install.py``: 1 s stalled writes a whole second, three times while a
+transaction held the table for 3 s). Well under ``deadlock_timeout`` (1 s), so the DDL
+gives up before PostgreSQL could choose an application transaction as a deadlock's
+victim."""
 
 
 def install_capture(engine: Engine, mappings: Iterable[ContextMapping]) -> None:

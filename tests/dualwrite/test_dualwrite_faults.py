@@ -15,6 +15,7 @@ import pytest
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
+from dualwrite import capture
 from dualwrite.capture import install_capture, run_statements, uninstall_statements
 from dualwrite.engines import relay_engine
 from dualwrite.outbox import OutboxSink
@@ -276,7 +277,9 @@ def test_reinstalling_capture_takes_no_table_lock(
 
 
 @pytest.mark.pg
-def test_installing_capture_cannot_deadlock_an_application_transaction(pair: Pair) -> None:
+def test_installing_capture_cannot_deadlock_an_application_transaction(
+    pair: Pair, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """An application transaction that wrote a product and then reads the categories
     (as a foreign-key check does) while the trigger DDL runs is never the one aborted.
 
@@ -284,7 +287,11 @@ def test_installing_capture_cannot_deadlock_an_application_transaction(pair: Pai
     ACCESS EXCLUSIVE lock). One DDL transaction for both tables held that lock while it
     waited for the products' (the application's): the application, waiting first, was
     the deadlock's victim. The order is forced: a third session holds the products'
-    capture function, so the DDL stops right before the products."""
+    capture function, so the DDL stops right before the products. The DDL's lock
+    timeout is the 1 s it was then (as long as ``deadlock_timeout``): the test is about
+    the transactions, not about the short timeout, which would also have saved the
+    application here."""
+    monkeypatch.setattr(capture, "DDL_LOCK_TIMEOUT", "1s")
     engine = relay_engine(pair.monolith_url, pool_size=2)
     disable_trigger(engine, "catalog_category", "strangler_capture_catalog_category_upd")
     function = "strangler_capture_catalog_product_fn"
