@@ -27,7 +27,6 @@ import json
 import os
 import statistics
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +35,7 @@ import psycopg
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from bench.dualwrite import BULK_UPDATE, make_pair, seed  # noqa: E402
+from bench.dualwrite import BULK_UPDATE, _timed, make_pair, seed  # noqa: E402
 from migration_plans.testing.databases import drop_database, libpq_url, pg_admin_url  # noqa: E402
 
 FUNCTION = "strangler_capture_catalog_product_fn"
@@ -89,9 +88,7 @@ def _median_update(conn: psycopg.Connection[Any], capture: bool, repeat: int) ->
     conn.execute("UPDATE strangler_capture SET enabled = %s WHERE context = 'catalog'", [capture])
     seconds: list[float] = []
     for _ in range(repeat):
-        started = time.perf_counter()
-        conn.execute(BULK_UPDATE)
-        seconds.append(time.perf_counter() - started)
+        seconds.append(_timed(conn, BULK_UPDATE))
         conn.execute(f"TRUNCATE strangler_outbox, {PROBE_TABLE}")
         conn.execute("VACUUM catalog_product")
     return statistics.median(seconds)

@@ -34,6 +34,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from functools import partial
+from typing import NamedTuple
 
 import psycopg
 from sqlalchemy import Connection, Engine, select, text, update
@@ -230,7 +231,27 @@ def _pg_function(context: str, table: str, pairs: list[TableMapping]) -> str:
     return body
 
 
-PG_TRIGGER_SUFFIXES = ("ins", "upd", "del")
+class _PgTrigger(NamedTuple):
+    """One of a table's statement triggers (a trigger with transition tables fires for
+    one event only: three of them)."""
+
+    event: str
+    tgtype: int
+    """``pg_trigger.tgtype`` of it: AFTER, FOR EACH STATEMENT, the event's bit."""
+    old_table: str | None
+    new_table: str | None
+
+    def referencing(self) -> str:
+        tables = [("OLD", self.old_table), ("NEW", self.new_table)]
+        return " ".join(f"{kind} TABLE AS {name}" for kind, name in tables if name)
+
+
+_PG_TRIGGERS = {
+    "ins": _PgTrigger("INSERT", 4, None, "strangler_new"),
+    "upd": _PgTrigger("UPDATE", 16, "strangler_old", "strangler_new"),
+    "del": _PgTrigger("DELETE", 8, "strangler_old", None),
+}
+PG_TRIGGER_SUFFIXES = tuple(_PG_TRIGGERS)
 LEGACY_PG_TRIGGER_SUFFIXES = ("iud", "u")
 """Row-level triggers of earlier versions, dropped when the statement-level ones go in
 (with their shared function ``strangler_capture()``, which later versions leave alone:
@@ -258,16 +279,11 @@ def _pg_drop_statements(table: str) -> list[str]:
 def _pg_statements(context: str, table: str, pairs: list[TableMapping]) -> list[str]:
     target = quote_ident(table)
     function = quote_ident(_trigger_name(table, "fn"))
-    # A trigger with transition tables fires for one event only: three triggers.
-    transitions = {
-        "ins": ("INSERT", "NEW TABLE AS strangler_new"),
-        "upd": ("UPDATE", "OLD TABLE AS strangler_old NEW TABLE AS strangler_new"),
-        "del": ("DELETE", "OLD TABLE AS strangler_old"),
-    }
     creates = [
-        f"CREATE TRIGGER {quote_ident(_trigger_name(table, suffix))} AFTER {event} ON {target} "
-        f"REFERENCING {tables} FOR EACH STATEMENT EXECUTE FUNCTION {function}()"
-        for suffix, (event, tables) in transitions.items()
+        f"CREATE TRIGGER {quote_ident(_trigger_name(table, suffix))} AFTER {trigger.event} "
+        f"ON {target} REFERENCING {trigger.referencing()} FOR EACH STATEMENT "
+        f"EXECUTE FUNCTION {function}()"
+        for suffix, trigger in _PG_TRIGGERS.items()
     ]
     return [_pg_function(context, table, pairs), *_pg_drop_statements(table), *creates]
 
@@ -492,15 +508,6 @@ def _install_pg_table(engine: Engine, context: str, table: str, pairs: list[Tabl
         run_statements(conn.exec_driver_sql, statements)
 
 
-_PG_WANTED_TRIGGERS = {
-    # suffix: (pg_trigger.tgtype: AFTER, FOR EACH STATEMENT, the event's bit;
-    #          the transition tables' names: old, new)
-    "ins": (4, None, "strangler_new"),
-    "upd": (16, "strangler_old", "strangler_new"),
-    "del": (8, "strangler_old", None),
-}
-
-
 def _pg_triggers_current(conn: Connection, table: str) -> bool:
     """Whether ``table`` has exactly this version's capture triggers, enabled, on its
     function, with no column list or WHEN condition, and none of an earlier version."""
@@ -523,7 +530,10 @@ def _pg_triggers_current(conn: Connection, table: str) -> bool:
         },
     ).all()
     found = {names[name]: (kind, old, new, plain) for name, kind, old, new, plain in rows}
-    wanted = {suffix: (*shape, True) for suffix, shape in _PG_WANTED_TRIGGERS.items()}
+    wanted = {
+        suffix: (trigger.tgtype, trigger.old_table, trigger.new_table, True)
+        for suffix, trigger in _PG_TRIGGERS.items()
+    }
     return found == wanted
 
 
