@@ -23,6 +23,7 @@ import typer
 from typer.core import TyperGroup
 
 from reconciler.exceptions import ReconcileError
+from reconciler.limits import MAX_PARALLEL_WORKERS
 
 if TYPE_CHECKING:
     from reconciler.config import Target
@@ -166,7 +167,7 @@ def run(
         typer.Option(
             "--parallel-workers",
             min=0,
-            max=64,
+            max=MAX_PARALLEL_WORKERS,
             help="PostgreSQL parallel workers each side's scans may add (0: one backend a side).",
         ),
     ] = 0,

@@ -34,6 +34,7 @@ from reconciler.connections import engine_for, require_database
 from reconciler.diff import Divergence, Key, root_cause_hints
 from reconciler.exceptions import ReconcileError, UnknownTable
 from reconciler.incremental import Baseline, changed_keys, check_keys, outbox_marks, why_full
+from reconciler.limits import MAX_PARALLEL_WORKERS
 from reconciler.pending import STUCK_AFTER_S, OutboxPending, PendingChanges
 from reconciler.report import Report, RunKind, TableReport
 from reconciler.schema import HashMode, PairSchema, inspect_pair
@@ -49,8 +50,6 @@ from reconciler.segment import (
     run_segment,
 )
 from reconciler.sql import key_hash_statistics_sql, quote_ident, statistics_sql
-
-MAX_PARALLEL_WORKERS = 64
 
 
 @dataclass(frozen=True, kw_only=True)
