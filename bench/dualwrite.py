@@ -17,7 +17,10 @@
      three each, interleaved (goal <= 1.5);
    - ``drain_rows_per_s``: the relay process already running, rows / (time from the
      UPDATE's commit until the outbox has nothing pending) (goal >= 20,000);
-   - ``partitions_speedup``: the same with ``--partitions 2`` vs 1 (goal >= 1.6);
+   - ``partitions_speedup``: the same with ``--partitions 2`` vs 1 (goal >= 1.6), with
+     ``drain_cpu_us_per_event`` (the machine's busy CPU per drained event) and
+     ``partitions_speedup_ceiling`` (the speedup two partitions would reach at their
+     measured CPU per event with every core busy);
    - ``steady``: monolith SQL writes (single-row UPDATEs, open loop) at ``--steady-rate``
      (default 1,000/s) for 10 s, relay running: lag p99 from the event's creation to its
      mark as applied (goal <= 100 ms).
@@ -520,6 +523,18 @@ async def _steady_sql_writes(monolith: str, rate: float, total: int, keys: int) 
     }
 
 
+def _partitions_ceiling(rates: dict[int, float], busy: dict[int, float]) -> dict[str, Any]:
+    """CPU per drained event (all processes: relays, PostgreSQL, the bench's poll) with 1
+    and 2 partitions, and the speedup 2 partitions would reach at that cost per event if
+    they kept every core of this machine busy: what the machine allows them."""
+    cores = os.cpu_count() or 1
+    cpu_us = {n: busy[n] * cores * 1e6 / rates[n] for n in rates}
+    return {
+        "drain_cpu_us_per_event": {str(n): round(value, 1) for n, value in cpu_us.items()},
+        "partitions_speedup_ceiling": round(cores * 1e6 / cpu_us[2] / rates[1], 2),
+    }
+
+
 def bench_bulk(admin: str, rows: int, steady_rate: float, created: list[str]) -> dict[str, Any]:
     monolith, service = make_pair(admin, "bulk", created)
     seed(monolith, rows)
@@ -543,6 +558,7 @@ def bench_bulk(admin: str, rows: int, steady_rate: float, created: list[str]) ->
         figures["drain_rows_per_s_2_partitions"] = round(per_partitions[2])
         figures["partitions_speedup"] = round(per_partitions[2] / per_partitions[1], 2)
         figures["drain_cpu_busy_share"] = {str(n): round(share, 2) for n, share in cpu_busy.items()}
+        figures.update(_partitions_ceiling(per_partitions, cpu_busy))
         relay = start_relay(monolith, service)
         try:
             top = conn.execute("SELECT coalesce(max(id), 0) FROM strangler_outbox").fetchone()
