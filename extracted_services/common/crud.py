@@ -36,9 +36,20 @@ def save(
     operation: Operation,
     changes: ChangeRecorder,
 ) -> None:
-    """Insert or update ``instance``, then record its row image in the same transaction."""
+    """Insert or update ``instance``, then record its row image in the same transaction.
+
+    An update's image is read back from the row after the write, not taken from the
+    object: the UPDATE sets only the columns this request changed, while the object
+    keeps the other columns as it loaded them. Another transaction may have changed
+    those since (committed before this write, or holding the row while this write
+    waited); an image from the object would carry their old values to the other side
+    and undo that change there. After the write this transaction holds the row lock,
+    so what it reads back is the row as it will commit.
+    """
     session.add(instance)
     session.flush()
+    if operation is Operation.UPDATE:
+        session.refresh(instance)
     row = row_image(instance, table.service_columns)
     changes.record(
         session, table=table.name, operation=operation, key=event_key(table, row), row=row

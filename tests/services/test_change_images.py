@@ -1,0 +1,110 @@
+"""A service's change event carries the row as it commits, not the columns as the request
+loaded them: a change another transaction made to other columns of the row meanwhile
+stays in the image, so relaying the event cannot undo it on the monolith's side.
+
+Found in the library journey: a loan returned (status) while a book retitle updated the
+same loan's copied title; the retitle's event carried the loan as it had loaded it (still
+open), the relay applied it after the return, and the monolith's loan was open again.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from typing import Any
+
+import psycopg
+import pytest
+
+from dualwrite.outbox import OutboxSink
+from extracted_services.catalog import crud
+from extracted_services.catalog.models import Product
+from extracted_services.common.changes import ChangeRecorder
+from extracted_services.common.database import service_engine, session_factory
+from migration_plans.control.processes import wait_until
+from migration_plans.core.database import libpq_url
+from tests.services.seed import seed_catalog_service
+from tests.services.test_stock_locks import waiting_backends
+
+CHANGES = ChangeRecorder("catalog", OutboxSink(context="catalog"))
+
+
+def last_image(url: str, product_id: int) -> dict[str, Any]:
+    """The newest outbox event's row image of product ``product_id``."""
+    with psycopg.connect(libpq_url(url), autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT payload FROM strangler_outbox "
+            "WHERE aggregate_type = 'products' AND aggregate_key = %s ORDER BY id DESC LIMIT 1",
+            [str(product_id)],
+        ).fetchone()
+    assert row is not None, f"no event of product {product_id}"
+    image: dict[str, Any] = json.loads(row[0])
+    return image
+
+
+def stored(url: str, product_id: int) -> tuple[str, int]:
+    with psycopg.connect(libpq_url(url), autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT title, price_cents FROM products WHERE id = %s", [product_id]
+        ).fetchone()
+    assert row is not None
+    return str(row[0]), int(row[1])
+
+
+@pytest.mark.parametrize("backend", ["pg"], indirect=True)
+def test_an_update_image_keeps_a_change_committed_after_the_row_was_loaded(databases):
+    url = databases.service("catalog")
+    seed_catalog_service(url)
+    engine = service_engine(url)
+    try:
+        with session_factory(engine)() as session, session.begin():
+            product = session.get(Product, 1)
+            assert product is not None
+            with psycopg.connect(libpq_url(url), autocommit=True) as other:
+                other.execute("UPDATE products SET price_cents = 4242 WHERE id = 1")
+            crud.update_product(session, product, {"title": "Renamed"}, changes=CHANGES)
+    finally:
+        engine.dispose()
+    assert stored(url, 1) == ("Renamed", 4242)
+    image = last_image(url, 1)
+    assert (image["title"], image["price_cents"]) == ("Renamed", 4242)
+
+
+@pytest.mark.parametrize("backend", ["pg"], indirect=True)
+def test_an_update_that_waited_for_the_row_carries_the_other_transactions_change(databases):
+    url = databases.service("catalog")
+    seed_catalog_service(url)
+    engine = service_engine(url)
+    failures: list[BaseException] = []
+
+    def rename() -> None:
+        try:
+            with session_factory(engine)() as session, session.begin():
+                product = session.get(Product, 1)
+                assert product is not None
+                loaded.set()
+                holder_changed.wait(timeout=30)
+                # Waits for the holder's row lock, then writes its one column.
+                crud.update_product(session, product, {"title": "Renamed"}, changes=CHANGES)
+        except BaseException as exc:  # reported by the assertion below
+            failures.append(exc)
+
+    loaded, holder_changed = threading.Event(), threading.Event()
+    thread = threading.Thread(target=rename)
+    try:
+        with psycopg.connect(libpq_url(url)) as holder:
+            thread.start()
+            assert loaded.wait(timeout=30), "the renaming session did not load the product"
+            holder.execute("UPDATE products SET price_cents = 4343 WHERE id = 1")
+            holder_changed.set()
+            wait_until(
+                lambda: waiting_backends(url) > 0, timeout=20, what="the rename to wait for the row"
+            )
+            holder.commit()
+        thread.join(timeout=30)
+    finally:
+        engine.dispose()
+    assert not thread.is_alive() and not failures, failures
+    assert stored(url, 1) == ("Renamed", 4343)
+    image = last_image(url, 1)
+    assert (image["title"], image["price_cents"]) == ("Renamed", 4343)
