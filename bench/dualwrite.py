@@ -20,7 +20,9 @@
    - ``partitions_speedup``: the same with ``--partitions 2`` vs 1 (goal >= 1.6), with
      ``drain_cpu_us_per_event`` (the machine's busy CPU per drained event) and
      ``partitions_speedup_ceiling`` (the speedup two partitions would reach at their
-     measured CPU per event with every core busy);
+     measured CPU per event with every core busy), and the CPU per event by process
+     (``drain_cpu_us_per_event_by_process``: the relay, each side's PostgreSQL backends,
+     other PostgreSQL processes, everything else);
    - ``steady``: monolith SQL writes (single-row UPDATEs, open loop) at ``--steady-rate``
      (default 1,000/s) for 10 s, relay running: lag p99 from the event's creation to its
      mark as applied (goal <= 100 ms).
@@ -42,8 +44,10 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 import httpx
@@ -471,16 +475,63 @@ def _cpu_ticks() -> tuple[int, int]:
     return sum(fields) - idle, sum(fields)
 
 
-def _drain(
-    conn: psycopg.Connection[Any], rows: int, deadline_s: float = 600
-) -> tuple[float, float]:
-    """Run the bulk UPDATE and wait until the relay has nothing pending.
+def _process_ticks() -> dict[int, tuple[str, int]]:
+    """Every process's command line and CPU jiffies (user + system) so far, from /proc."""
+    found: dict[int, tuple[str, int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            stat = (entry / "stat").read_text()
+        except OSError:  # the process ended meanwhile
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()
+        found[int(entry.name)] = (command, int(fields[11]) + int(fields[12]))
+    return found
 
-    Returns rows per second and the share of the machine's CPU in use meanwhile (the
-    relay, PostgreSQL and anything else: 1.0 is every core busy).
-    """
+
+def _process_kind(command: str, databases: dict[str, str]) -> str:
+    """``relay``, ``postgres_<side>`` for a backend of that side's database, ``postgres_other``
+    (autovacuum, WAL writer, ...) or ``other``."""
+    if command.startswith("postgres:"):
+        for side, name in databases.items():
+            if f" {name} " in command:
+                return f"postgres_{side}"
+        return "postgres_other"
+    if "dualwrite" in command and " relay " in command:
+        return "relay"
+    return "other"
+
+
+def _cpu_by_kind(before: dict[int, tuple[str, int]], databases: dict[str, str]) -> dict[str, float]:
+    """CPU seconds each kind of process (:func:`_process_kind`) used since ``before``; a
+    process that ended meanwhile is not counted."""
+    used: dict[str, float] = {}
+    for pid, (command, ticks) in _process_ticks().items():
+        earlier = before.get(pid)
+        since = ticks - (earlier[1] if earlier is not None and earlier[0] == command else 0)
+        kind = _process_kind(command, databases)
+        used[kind] = used.get(kind, 0.0) + since / os.sysconf("SC_CLK_TCK")
+    return used
+
+
+@dataclass(frozen=True)
+class Drain:
+    rows_per_s: float
+    cpu_busy_share: float
+    """Share of the machine's CPU in use while it drained (1.0: every core busy)."""
+    cpu_s_by_process: dict[str, float]
+
+
+def _drain(
+    conn: psycopg.Connection[Any], rows: int, databases: dict[str, str], deadline_s: float = 600
+) -> Drain:
+    """Run the bulk UPDATE and wait until the relay has nothing pending; the CPU figures
+    count from the UPDATE's commit (the relay, PostgreSQL and anything else)."""
     committed = time.perf_counter() + _timed(conn, BULK_UPDATE)
     busy, total = _cpu_ticks()
+    processes = _process_ticks()
     deadline = time.time() + deadline_s
     while time.time() < deadline:
         # Whether any event is left, not how many: counting 100,000 pending events every
@@ -492,7 +543,8 @@ def _drain(
         if row is not None and row[0]:
             rate = rows / (time.perf_counter() - committed)
             busy_after, total_after = _cpu_ticks()
-            return rate, (busy_after - busy) / max(1, total_after - total)
+            by_process = _cpu_by_kind(processes, databases)
+            return Drain(rate, (busy_after - busy) / max(1, total_after - total), by_process)
         time.sleep(0.05)
     raise TimeoutError(f"the relay did not drain {rows} events in {deadline_s}s")
 
@@ -543,22 +595,32 @@ def bench_bulk(admin: str, rows: int, steady_rate: float, created: list[str]) ->
     figures: dict[str, Any] = {"rows": rows}
     with psycopg.connect(libpq_url(monolith), autocommit=True) as conn:
         figures.update(_capture_overhead(conn, monolith))
-        per_partitions: dict[int, float] = {}
-        cpu_busy: dict[int, float] = {}
+        databases = {side: urlsplit(url).path.lstrip("/") for side, url in
+                     (("monolith", monolith), ("service", service))}  # fmt: skip
+        drains: dict[int, Drain] = {}
         for partitions in (1, 2):
             # Each drain starts from the same outbox: the last one's applied events go.
             conn.execute("TRUNCATE strangler_outbox")
             conn.execute("VACUUM ANALYZE strangler_outbox")
             relay = start_relay(monolith, service, partitions)
             try:
-                per_partitions[partitions], cpu_busy[partitions] = _drain(conn, rows)
+                drains[partitions] = _drain(conn, rows, databases)
             finally:
                 relay.stop()
+        per_partitions = {n: drain.rows_per_s for n, drain in drains.items()}
+        cpu_busy = {n: drain.cpu_busy_share for n, drain in drains.items()}
         figures["drain_rows_per_s"] = round(per_partitions[1])
         figures["drain_rows_per_s_2_partitions"] = round(per_partitions[2])
         figures["partitions_speedup"] = round(per_partitions[2] / per_partitions[1], 2)
         figures["drain_cpu_busy_share"] = {str(n): round(share, 2) for n, share in cpu_busy.items()}
         figures.update(_partitions_ceiling(per_partitions, cpu_busy))
+        figures["drain_cpu_us_per_event_by_process"] = {
+            str(n): {
+                kind: round(seconds * 1e6 / rows, 1)
+                for kind, seconds in sorted(drain.cpu_s_by_process.items())
+            }
+            for n, drain in drains.items()
+        }
         relay = start_relay(monolith, service)
         try:
             top = conn.execute("SELECT coalesce(max(id), 0) FROM strangler_outbox").fetchone()
