@@ -50,6 +50,11 @@ class ChangeRecorder:
     sink: ChangeSink | None = None
     request_id: str | None = None
 
+    @property
+    def records(self) -> bool:
+        """Whether changes go anywhere (a sink is set)."""
+        return self.sink is not None
+
     def record(
         self,
         session: Session,

@@ -44,11 +44,12 @@ def save(
     those since (committed before this write, or holding the row while this write
     waited); an image from the object would carry their old values to the other side
     and undo that change there. After the write this transaction holds the row lock,
-    so what it reads back is the row as it will commit.
+    so what it reads back is the row as it will commit. Without a sink (no event is
+    recorded) nothing is read back.
     """
     session.add(instance)
     session.flush()
-    if operation is Operation.UPDATE:
+    if operation is Operation.UPDATE and changes.records:
         session.refresh(instance)
     row = row_image(instance, table.service_columns)
     changes.record(
