@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import json
 import threading
+from pathlib import Path
 from typing import Any
 
+import httpx
 import psycopg
 import pytest
 
@@ -21,9 +23,11 @@ from extracted_services.catalog import crud
 from extracted_services.catalog.models import Product
 from extracted_services.common.changes import ChangeRecorder
 from extracted_services.common.database import service_engine, session_factory
-from migration_plans.control.processes import wait_until
+from migration_plans.control.processes import ManagedProcess, free_port, wait_until
 from migration_plans.core.database import libpq_url
+from tests.services.conftest import IDENTITY_KEY, REPO_ROOT
 from tests.services.seed import seed_catalog_service
+from tests.services.test_e2e_hosts_identity import STRANGLER, signed
 from tests.services.test_stock_locks import waiting_backends
 
 CHANGES = ChangeRecorder("catalog", OutboxSink(context="catalog"))
@@ -108,3 +112,53 @@ def test_an_update_that_waited_for_the_row_carries_the_other_transactions_change
     assert stored(url, 1) == ("Renamed", 4343)
     image = last_image(url, 1)
     assert (image["title"], image["price_cents"]) == ("Renamed", 4343)
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("backend", ["pg"], indirect=True)
+def test_a_patch_through_a_real_service_that_waited_for_the_row_keeps_the_other_change(
+    databases, tmp_path: Path
+):
+    """Over real sockets: ``strangler service serve catalog`` in dual_write; a PATCH of
+    the title waits for another transaction's price change, whose value its event keeps."""
+    url = databases.service("catalog")
+    seed_catalog_service(url)
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = {
+        "CATALOG_DATABASE_URL": url,
+        "STRANGLER_MONOLITH_DATABASE_URL": databases.monolith(),
+        "CATALOG_PHASE": "dual_write",
+        "STRANGLER_LIVE_PHASE": "off",
+        "CATALOG_IDENTITY_KEY": IDENTITY_KEY,
+    }
+    argv = [*STRANGLER, "service", "serve", "catalog", "--port", str(port)]
+    process = ManagedProcess.start(
+        argv, name="catalog", health_url=f"{base}/healthz", env=env, log_dir=tmp_path, cwd=REPO_ROOT
+    )
+    answers: list[httpx.Response] = []
+    try:
+        with psycopg.connect(libpq_url(url)) as holder:
+            holder.execute("UPDATE products SET price_cents = 4444 WHERE id = 1")
+            patch = threading.Thread(
+                target=lambda: answers.append(
+                    httpx.patch(
+                        f"{base}/api/v1/products/1/",
+                        json={"name": "Renamed over HTTP"},
+                        headers=signed("catalog"),
+                        timeout=30,
+                    )
+                )
+            )
+            patch.start()
+            wait_until(
+                lambda: waiting_backends(url) > 0, timeout=20, what="the PATCH to wait for the row"
+            )
+            holder.commit()
+        patch.join(timeout=30)
+    finally:
+        process.stop()
+    assert len(answers) == 1 and answers[0].status_code == 200, answers
+    assert stored(url, 1) == ("Renamed over HTTP", 4444)
+    image = last_image(url, 1)
+    assert (image["title"], image["price_cents"]) == ("Renamed over HTTP", 4444)
