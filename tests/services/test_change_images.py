@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +56,36 @@ def stored(url: str, product_id: int) -> tuple[str, int]:
     return str(row[0]), int(row[1])
 
 
+def assert_row_and_its_event(url: str, title: str, price_cents: int) -> None:
+    """Product 1 holds both changes, and so does its newest event's image."""
+    assert stored(url, 1) == (title, price_cents)
+    image = last_image(url, 1)
+    assert (image["title"], image["price_cents"]) == (title, price_cents)
+
+
+def reprice_while_writing(url: str, price_cents: int, writer: Callable[[], None]) -> None:
+    """Change product 1's price in a transaction, run ``writer`` in a thread, commit once
+    the writer waits for the row, then wait for it; raises what the writer raised."""
+    failures: list[BaseException] = []
+
+    def write() -> None:
+        try:
+            writer()
+        except BaseException as exc:  # raised again below
+            failures.append(exc)
+
+    thread = threading.Thread(target=write)
+    with psycopg.connect(libpq_url(url)) as holder:
+        holder.execute("UPDATE products SET price_cents = %s WHERE id = 1", [price_cents])
+        thread.start()
+        wait_until(lambda: waiting_backends(url) > 0, timeout=20, what="the write to wait")
+        holder.commit()
+    thread.join(timeout=30)
+    assert not thread.is_alive(), "the write did not finish after the holder committed"
+    if failures:
+        raise failures[0]
+
+
 @pytest.mark.parametrize("backend", ["pg"], indirect=True)
 def test_an_update_image_keeps_a_change_committed_after_the_row_was_loaded(databases):
     url = databases.service("catalog")
@@ -69,9 +100,7 @@ def test_an_update_image_keeps_a_change_committed_after_the_row_was_loaded(datab
             crud.update_product(session, product, {"title": "Renamed"}, changes=CHANGES)
     finally:
         engine.dispose()
-    assert stored(url, 1) == ("Renamed", 4242)
-    image = last_image(url, 1)
-    assert (image["title"], image["price_cents"]) == ("Renamed", 4242)
+    assert_row_and_its_event(url, "Renamed", 4242)
 
 
 @pytest.mark.parametrize("backend", ["pg"], indirect=True)
@@ -79,39 +108,18 @@ def test_an_update_that_waited_for_the_row_carries_the_other_transactions_change
     url = databases.service("catalog")
     seed_catalog_service(url)
     engine = service_engine(url)
-    failures: list[BaseException] = []
 
     def rename() -> None:
-        try:
-            with session_factory(engine)() as session, session.begin():
-                product = session.get(Product, 1)
-                assert product is not None
-                loaded.set()
-                holder_changed.wait(timeout=30)
-                # Waits for the holder's row lock, then writes its one column.
-                crud.update_product(session, product, {"title": "Renamed"}, changes=CHANGES)
-        except BaseException as exc:  # reported by the assertion below
-            failures.append(exc)
+        with session_factory(engine)() as session, session.begin():
+            product = session.get(Product, 1)  # the price before the holder's change
+            assert product is not None
+            crud.update_product(session, product, {"title": "Renamed"}, changes=CHANGES)
 
-    loaded, holder_changed = threading.Event(), threading.Event()
-    thread = threading.Thread(target=rename)
     try:
-        with psycopg.connect(libpq_url(url)) as holder:
-            thread.start()
-            assert loaded.wait(timeout=30), "the renaming session did not load the product"
-            holder.execute("UPDATE products SET price_cents = 4343 WHERE id = 1")
-            holder_changed.set()
-            wait_until(
-                lambda: waiting_backends(url) > 0, timeout=20, what="the rename to wait for the row"
-            )
-            holder.commit()
-        thread.join(timeout=30)
+        reprice_while_writing(url, 4343, rename)
     finally:
         engine.dispose()
-    assert not thread.is_alive() and not failures, failures
-    assert stored(url, 1) == ("Renamed", 4343)
-    image = last_image(url, 1)
-    assert (image["title"], image["price_cents"]) == ("Renamed", 4343)
+    assert_row_and_its_event(url, "Renamed", 4343)
 
 
 @pytest.mark.e2e
@@ -136,29 +144,18 @@ def test_a_patch_through_a_real_service_that_waited_for_the_row_keeps_the_other_
     process = ManagedProcess.start(
         argv, name="catalog", health_url=f"{base}/healthz", env=env, log_dir=tmp_path, cwd=REPO_ROOT
     )
-    answers: list[httpx.Response] = []
+
+    def patch() -> None:
+        answer = httpx.patch(
+            f"{base}/api/v1/products/1/",
+            json={"name": "Renamed over HTTP"},
+            headers=signed("catalog"),
+            timeout=30,
+        )
+        assert answer.status_code == 200, answer.text
+
     try:
-        with psycopg.connect(libpq_url(url)) as holder:
-            holder.execute("UPDATE products SET price_cents = 4444 WHERE id = 1")
-            patch = threading.Thread(
-                target=lambda: answers.append(
-                    httpx.patch(
-                        f"{base}/api/v1/products/1/",
-                        json={"name": "Renamed over HTTP"},
-                        headers=signed("catalog"),
-                        timeout=30,
-                    )
-                )
-            )
-            patch.start()
-            wait_until(
-                lambda: waiting_backends(url) > 0, timeout=20, what="the PATCH to wait for the row"
-            )
-            holder.commit()
-        patch.join(timeout=30)
+        reprice_while_writing(url, 4444, patch)
     finally:
         process.stop()
-    assert len(answers) == 1 and answers[0].status_code == 200, answers
-    assert stored(url, 1) == ("Renamed over HTTP", 4444)
-    image = last_image(url, 1)
-    assert (image["title"], image["price_cents"]) == ("Renamed over HTTP", 4444)
+    assert_row_and_its_event(url, "Renamed over HTTP", 4444)
