@@ -518,6 +518,8 @@ def _cpu_by_kind(before: dict[int, tuple[str, int]], databases: dict[str, str]) 
 
 @dataclass(frozen=True)
 class Drain:
+    """What one drain of the bulk UPDATE's events measured."""
+
     rows_per_s: float
     cpu_busy_share: float
     """Share of the machine's CPU in use while it drained (1.0: every core busy)."""
@@ -595,8 +597,10 @@ def bench_bulk(admin: str, rows: int, steady_rate: float, created: list[str]) ->
     figures: dict[str, Any] = {"rows": rows}
     with psycopg.connect(libpq_url(monolith), autocommit=True) as conn:
         figures.update(_capture_overhead(conn, monolith))
-        databases = {side: urlsplit(url).path.lstrip("/") for side, url in
-                     (("monolith", monolith), ("service", service))}  # fmt: skip
+        databases = {
+            side: urlsplit(url).path.lstrip("/")
+            for side, url in (("monolith", monolith), ("service", service))
+        }
         drains: dict[int, Drain] = {}
         for partitions in (1, 2):
             # Each drain starts from the same outbox: the last one's applied events go.
