@@ -23,6 +23,7 @@ __all__ = [
     "check_server",
     "create_database",
     "drop_database",
+    "lock_waiters",
     "pg_admin_url",
     "redis_url",
     "unique_name",
@@ -64,3 +65,15 @@ def drop_database(admin_url: str, name: str) -> None:
         conn.execute(
             sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
         )
+
+
+def lock_waiters(url: str, *, running: str | None = None) -> int:
+    """How many sessions of ``url``'s database wait for a lock now; with ``running``, only
+    those whose statement contains that text. Tests that force an interleaving wait on it."""
+    query = (
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+        "AND wait_event_type = 'Lock' AND strpos(query, %(running)s) > 0"
+    )
+    with psycopg.connect(libpq_url(url), autocommit=True) as conn:
+        row = conn.execute(query, {"running": running or ""}).fetchone()
+    return int(row[0]) if row else 0

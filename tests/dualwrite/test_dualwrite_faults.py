@@ -23,6 +23,7 @@ from migration_plans.control.processes import ManagedProcess, wait_until
 from migration_plans.core.database import libpq_url
 from migration_plans.core.settings import PLANS_DIR_ENV, mapping_for
 from migration_plans.core.sqlnames import quote_ident
+from migration_plans.testing.databases import lock_waiters
 from tests.dualwrite.conftest import Pair
 
 pytestmark = [pytest.mark.pg, pytest.mark.e2e, pytest.mark.slow]
@@ -200,18 +201,6 @@ def disable_trigger(engine: Engine, table: str, trigger: str) -> None:
         conn.exec_driver_sql(f"ALTER TABLE {table} DISABLE TRIGGER {trigger}")
 
 
-def backend_waiting(engine: Engine, query: str) -> bool:
-    """Whether a backend running a statement that holds ``query`` waits for a lock."""
-    with engine.connect() as conn:
-        return bool(
-            conn.exec_driver_sql(
-                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-                "AND strpos(query, %(query)s) > 0",
-                {"query": query},
-            ).scalar_one()
-        )
-
-
 @pytest.mark.pg
 def test_installing_capture_waits_out_a_live_transaction_and_retries(
     pair: Pair, caplog: pytest.LogCaptureFixture
@@ -312,7 +301,7 @@ def test_installing_capture_cannot_deadlock_an_application_transaction(
         application.execute("UPDATE catalog_product SET price = price + 1 WHERE sku = 'DEADLOCK-1'")
         installer.start()
         wait_until(
-            lambda: backend_waiting(engine, f'FUNCTION "{function}"()'),
+            lambda: lock_waiters(pair.monolith_url, running=f'FUNCTION "{function}"()') > 0,
             timeout=30,
             interval=0.01,
             what="the capture DDL waiting at the products' function",
@@ -330,7 +319,8 @@ def test_installing_capture_cannot_deadlock_an_application_transaction(
         wait_until(
             lambda: (
                 not reader.is_alive()
-                or backend_waiting(engine, "SELECT count(*) FROM catalog_category")
+                or lock_waiters(pair.monolith_url, running="SELECT count(*) FROM catalog_category")
+                > 0
             ),
             timeout=30,
             interval=0.01,

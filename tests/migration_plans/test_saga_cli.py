@@ -24,6 +24,7 @@ from dualwrite.exceptions import SagaNotDead
 from dualwrite.sagas import list_sagas, printable, retry_dead, saga_counts, saga_table
 from migration_plans.control.cli import app
 from migration_plans.core.database import engine as make_engine
+from migration_plans.testing.databases import lock_waiters
 from tests.monolith.conftest import manage
 
 runner = CliRunner()
@@ -258,22 +259,16 @@ def test_retry_waits_for_the_row_and_sees_a_concurrent_resume(planted: Planted) 
         holder.execute(sa.select(saga_table.c.id).where(saga_table.c.id == dead).with_for_update())
         worker = threading.Thread(target=operator)
         worker.start()
-        wait_until(lambda: _waiting_on_a_lock(planted.engine), "retry_dead to wait for the row")
+        wait_until(
+            lambda: lock_waiters(planted.engine.url.render_as_string(hide_password=False)) > 0,
+            "retry_dead to wait for the row",
+        )
         holder.execute(sa.update(saga_table).where(saga_table.c.id == dead).values(state="running"))
         holder.commit()
     worker.join(timeout=30)
     [result] = outcome
     assert isinstance(result, SagaNotDead), result
     assert planted.row(dead).attempts == 8
-
-
-def _waiting_on_a_lock(engine: sa.Engine) -> bool:
-    query = sa.text(
-        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-        "AND wait_event_type = 'Lock'"
-    )
-    with engine.connect() as conn:
-        return bool(conn.execute(query).scalar_one())
 
 
 def wait_until(condition: Callable[[], bool], what: str, timeout: float = 10.0) -> None:

@@ -14,6 +14,7 @@ import psycopg
 import pytest
 
 from migration_plans.control.processes import ManagedProcess, free_port, wait_until
+from migration_plans.testing.databases import lock_waiters
 
 from .conftest import (
     REPO_ROOT,
@@ -169,15 +170,6 @@ def _assert_no_half_written_orders(database_url: str, product_id: int) -> None:
         assert orphans == (0,)
 
 
-def _waiting_on_a_lock(database_url: str) -> int:
-    with psycopg.connect(database_url, autocommit=True) as conn:
-        row = conn.execute(
-            "SELECT count(*) FROM pg_stat_activity"
-            " WHERE datname = current_database() AND wait_event_type = 'Lock'"
-        ).fetchone()
-    return int(row[0]) if row else 0
-
-
 def test_two_reserves_of_one_order_at_once_reserve_once(
     pg_threaded_monolith: tuple[ManagedProcess, str],
 ) -> None:
@@ -196,7 +188,7 @@ def test_two_reserves_of_one_order_at_once_reserve_once(
         )
         futures = [pool.submit(reserve) for _ in range(2)]
         wait_until(
-            lambda: _waiting_on_a_lock(database_url) == 2,
+            lambda: lock_waiters(database_url) == 2,
             timeout=30,
             what="both reserves to wait for the stock row lock",
         )

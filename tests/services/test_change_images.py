@@ -26,10 +26,10 @@ from extracted_services.common.changes import ChangeRecorder
 from extracted_services.common.database import service_engine, session_factory
 from migration_plans.control.processes import ManagedProcess, free_port, wait_until
 from migration_plans.core.database import libpq_url
+from migration_plans.testing.databases import lock_waiters
 from tests.services.conftest import IDENTITY_KEY, REPO_ROOT
 from tests.services.seed import seed_catalog_service
 from tests.services.test_e2e_hosts_identity import STRANGLER, signed
-from tests.services.test_stock_locks import waiting_backends
 
 CHANGES = ChangeRecorder("catalog", OutboxSink(context="catalog"))
 
@@ -78,7 +78,7 @@ def reprice_while_writing(url: str, price_cents: int, writer: Callable[[], None]
     with psycopg.connect(libpq_url(url)) as holder:
         holder.execute("UPDATE products SET price_cents = %s WHERE id = 1", [price_cents])
         thread.start()
-        wait_until(lambda: waiting_backends(url) > 0, timeout=20, what="the write to wait")
+        wait_until(lambda: lock_waiters(url) > 0, timeout=20, what="the write to wait")
         holder.commit()
     thread.join(timeout=30)
     assert not thread.is_alive(), "the write did not finish after the holder committed"

@@ -6,7 +6,7 @@ import threading
 from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, func, select, text
+from sqlalchemy import create_engine, func, select
 
 from extracted_services.common.changes import ChangeRecorder
 from extracted_services.common.database import service_engine, session_factory
@@ -15,6 +15,7 @@ from extracted_services.payments.models import Payment
 from migration_plans.control.processes import wait_until
 from migration_plans.core.database import sqlalchemy_url
 from migration_plans.core.outbox import outbox_table
+from migration_plans.testing.databases import lock_waiters
 from tests.services.conftest import identity_headers
 from tests.services.payments_seed import ALICE, BOB, STAFF, seed_payments
 
@@ -239,23 +240,17 @@ def test_a_charge_that_loses_the_race_on_the_unique_key_returns_the_winner(servi
             loser["payment"], loser["created"] = crud.charge(session, request, changes=changes)
             loser["id"] = loser["payment"].id
 
-    def waiting_on_a_lock() -> bool:
-        with engine.connect() as conn:
-            return bool(
-                conn.execute(
-                    text(
-                        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
-                        " AND wait_event_type = 'Lock'"
-                    )
-                ).scalar_one()
-            )
-
     with sessions() as session, session.begin():
         winner, created = crud.charge(session, request, changes=changes)
         assert created
         thread = threading.Thread(target=second)
         thread.start()
-        wait_until(waiting_on_a_lock, timeout=30, interval=0.02, what="second charge blocked")
+        wait_until(
+            lambda: lock_waiters(stack.service_url) > 0,
+            timeout=30,
+            interval=0.02,
+            what="second charge blocked",
+        )
     thread.join(timeout=30)
     engine.dispose()
     assert (loser["created"], loser["id"]) == (False, winner.id)

@@ -15,16 +15,8 @@ from extracted_services.common.errors import InsufficientStock
 from extracted_services.inventory import crud
 from migration_plans.control.processes import wait_until
 from migration_plans.core.database import libpq_url
+from migration_plans.testing.databases import lock_waiters
 from tests.services.seed import seed_inventory_service
-
-
-def waiting_backends(url: str) -> int:
-    with psycopg.connect(libpq_url(url), autocommit=True) as conn:
-        row = conn.execute(
-            "SELECT count(*) FROM pg_stat_activity"
-            " WHERE datname = current_database() AND wait_event_type = 'Lock'"
-        ).fetchone()
-    return int(row[0]) if row else 0
 
 
 @pytest.mark.parametrize("backend", ["pg"], indirect=True)
@@ -48,7 +40,7 @@ def test_concurrent_reserve_waits_for_the_row_lock_and_cannot_oversell(databases
         crud.reserve(first, 1, [crud.StockRequest(2, 10)], changes=changes)
         thread = threading.Thread(target=second_order)
         thread.start()
-        wait_until(lambda: waiting_backends(url) > 0, timeout=20, what="the second reserve to wait")
+        wait_until(lambda: lock_waiters(url) > 0, timeout=20, what="the second reserve to wait")
     thread.join(timeout=30)
     engine.dispose()
     assert not thread.is_alive()
@@ -74,7 +66,7 @@ def test_two_reserves_of_one_order_at_once_reserve_once(databases):
         holder.execute("SELECT id FROM stock_levels WHERE product_id = 2 FOR UPDATE")
         for thread in threads:
             thread.start()
-        wait_until(lambda: waiting_backends(url) == 2, timeout=20, what="both reserves to wait")
+        wait_until(lambda: lock_waiters(url) == 2, timeout=20, what="both reserves to wait")
         holder.commit()
         for thread in threads:
             thread.join(timeout=30)
