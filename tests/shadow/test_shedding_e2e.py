@@ -70,16 +70,26 @@ async def load_until_shed(proxy: str, deadline: float) -> dict[str, float]:
         await load
 
 
+def compared_by(store: RedisShadowStore, count: int) -> None:
+    """Wait until the route has ``count`` comparisons: the last copy was compared."""
+    wait_until(
+        lambda: store.counts(route="product-detail").compared >= count,
+        timeout=30,
+        interval=0.01,
+        what=f"{count} comparisons",
+    )
+
+
 def settled(store: RedisShadowStore) -> Counts:
     """The route's counts once the mirror has worked off the copies queued under load."""
-    seen: list[Counts] = [store.counts(route="product-detail")]
+    seen: list[Counts] = []
 
     def still() -> bool:
-        time.sleep(0.5)
+        """The counts are what they were one poll (0.5 s) ago."""
         seen.append(store.counts(route="product-detail"))
-        return seen[-1] == seen[-2]
+        return len(seen) > 1 and seen[-1] == seen[-2]
 
-    wait_until(still, timeout=30, what="the mirror's backlog worked off")
+    wait_until(still, timeout=30, interval=0.5, what="the mirror's backlog worked off")
     return seen[-1]
 
 
@@ -102,9 +112,9 @@ def test_idle_every_copy_is_compared_saturated_copies_are_shed_then_mirroring_re
 ) -> None:
     _, url = proxy
     with httpx.Client(base_url=url) as client:
-        for _ in range(IDLE_REQUESTS):
+        for done in range(1, IDLE_REQUESTS + 1):
             assert client.get(DETAIL).status_code == 200
-            time.sleep(0.02)  # an idle proxy: one request at a time, with pauses
+            compared_by(store, done)  # an idle proxy: one request at a time
     wait_until(
         lambda: store.counts(route="product-detail").compared == IDLE_REQUESTS,
         timeout=30,
@@ -123,9 +133,9 @@ def test_idle_every_copy_is_compared_saturated_copies_are_shed_then_mirroring_re
     wait_until(lambda: shed_level(url) == 1.0, timeout=30, what="the shed level back at 1")
     before = settled(store)
     with httpx.Client(base_url=url) as client:
-        for _ in range(10):
+        for done in range(1, 11):
             assert client.get(DETAIL).status_code == 200
-            time.sleep(0.02)
+            compared_by(store, before.compared + done)
     wait_until(
         lambda: store.counts(route="product-detail").compared == before.compared + 10,
         timeout=30,
